@@ -1,0 +1,176 @@
+/*
+ * config.c - nofussd's settings: defaults, then an INI file (inih), then
+ * the command line. The INI keys are the long option names, so
+ * "--idle-timeout 30" and "idle-timeout = 30" mean the same thing.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "nofussd.h"
+
+void nf_config_defaults(struct nf_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->port = 8080;
+	snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/nofuss");
+	snprintf(cfg->check_log, sizeof cfg->check_log, "-");
+	cfg->max_connections = 16384;
+	/* 4 KiB holds a full ESP8266/ESP32 updater header set and keeps 10,000
+	 * idle devices near 50 MB (docs/HTTP-LAYER.md); MHD's default is 32 KiB. */
+	cfg->memory_limit = 4096;
+	cfg->idle_timeout = 30;
+	cfg->grace_seconds = 10;
+	cfg->watch = true;
+}
+
+static int set_string(char *dst, size_t cap, const char *key, const char *value, char *err,
+                      size_t errlen)
+{
+	if (strlen(value) >= cap) {
+		snprintf(err, errlen, "%s: longer than %zu bytes", key, cap - 1);
+		return -1;
+	}
+	memcpy(dst, value, strlen(value) + 1);
+	return 0;
+}
+
+static int set_unsigned(unsigned *dst, const char *key, const char *value, unsigned min,
+                        unsigned max, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || v < min || v > max) {
+		snprintf(err, errlen, "%s: \"%s\" is not a number from %u to %u", key, value, min, max);
+		return -1;
+	}
+	*dst = (unsigned)v;
+	return 0;
+}
+
+static int set_bool(bool *dst, const char *key, const char *value, char *err, size_t errlen)
+{
+	static const char *const yes[] = {"1", "yes", "true", "on"};
+	static const char *const no[] = {"0", "no", "false", "off"};
+
+	for (int i = 0; i < 4; i++) {
+		if (strcasecmp(value, yes[i]) == 0)
+			return *dst = true, 0;
+		if (strcasecmp(value, no[i]) == 0)
+			return *dst = false, 0;
+	}
+	snprintf(err, errlen, "%s: \"%s\" is not yes or no", key, value);
+	return -1;
+}
+
+int nf_config_set(struct nf_config *cfg, const char *key, const char *value, char *err,
+                  size_t errlen)
+{
+#define STR(k, f) if (strcmp(key, k) == 0) return set_string(cfg->f, sizeof cfg->f, key, value, err, errlen)
+#define NUM(k, f, lo, hi) if (strcmp(key, k) == 0) return set_unsigned(&cfg->f, key, value, lo, hi, err, errlen)
+	STR("listen", listen);
+	STR("base", base);
+	STR("data-dir", data_dir);
+	STR("rules", rules_path);
+	STR("public", public_dir);
+	STR("check-log", check_log);
+	NUM("port", port, 0, 65535);
+	NUM("max-connections", max_connections, 1, 1000000);
+	NUM("per-ip-limit", per_ip_limit, 0, 1000000);
+	NUM("memory-limit", memory_limit, 1024, 1024 * 1024);
+	NUM("idle-timeout", idle_timeout, 1, 86400);
+	NUM("grace", grace_seconds, 0, 3600);
+	NUM("sndbuf", sndbuf, 0, 64 * 1024 * 1024);
+#undef STR
+#undef NUM
+	if (strcmp(key, "watch") == 0)
+		return set_bool(&cfg->watch, key, value, err, errlen);
+	snprintf(err, errlen, "unknown setting \"%s\"", key);
+	return -1;
+}
+
+struct ini_state {
+	struct nf_config *cfg;
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_state *st = user;
+	char msg[512];
+
+	if (st->failed)
+		return 0;
+	if (section[0] != '\0' && strcmp(section, "nofussd") != 0) {
+		snprintf(msg, sizeof msg, "section [%s]: only [nofussd] is read", section);
+	} else if (nf_config_set(st->cfg, name, value, msg, sizeof msg) == 0) {
+		return 1;
+	}
+	snprintf(st->err, st->errlen, "%s", msg);
+	st->failed = true;
+	return 0; /* inih reports the line number */
+}
+
+int nf_config_load(struct nf_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct ini_state st = {cfg, err, errlen, false};
+	char msg[512] = "";
+	int rc;
+
+	st.err = msg;
+	st.errlen = sizeof msg;
+	rc = ini_parse(path, on_ini_value, &st);
+	if (rc == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "%s:%d: %s", path, rc, st.failed ? msg : "syntax error");
+		return -1;
+	}
+	return 0;
+}
+
+/* "/nofuss/", "nofuss", "//nofuss" -> "/nofuss"; "/" -> "". */
+static void normalise_base(char *base)
+{
+	char out[sizeof ((struct nf_config *)0)->base];
+	size_t n = 0;
+
+	for (const char *p = base; *p != '\0' && n + 2 < sizeof out; p++) {
+		if (*p == '/' && n > 0 && out[n - 1] == '/')
+			continue;
+		if (n == 0 && *p != '/')
+			out[n++] = '/';
+		out[n++] = *p;
+	}
+	while (n > 0 && out[n - 1] == '/')
+		n--;
+	out[n] = '\0';
+	memcpy(base, out, n + 1);
+}
+
+int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
+{
+	normalise_base(cfg->base);
+	if (cfg->rules_path[0] == '\0' &&
+	    (size_t)snprintf(cfg->rules_path, sizeof cfg->rules_path, "%s/versions.json",
+	                     cfg->data_dir) >= sizeof cfg->rules_path)
+		goto too_long;
+	if (cfg->public_dir[0] == '\0' &&
+	    (size_t)snprintf(cfg->public_dir, sizeof cfg->public_dir, "%s/public", cfg->data_dir) >=
+	        sizeof cfg->public_dir)
+		goto too_long;
+	return 0;
+too_long:
+	snprintf(err, errlen, "data-dir: path too long");
+	return -1;
+}

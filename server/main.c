@@ -1,0 +1,205 @@
+/*
+ * main.c - nofussd's command line: settings, the --check mode, start-up and
+ * shutdown. Everything else lives in the files nofussd.h lists.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "nofussd.h"
+
+/* Exit statuses, documented in --help and nofussd(8). */
+enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_START = 3 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: nofussd [OPTION]...\n"
+	        "Serve NoFUSS firmware update checks and images to ESP8266/ESP32 devices.\n"
+	        "\n"
+	        "  -d, --data-dir DIR        data folder: DIR/versions.json and DIR/public/\n"
+	        "                            (default /var/lib/nofuss)\n"
+	        "  -r, --rules FILE          rules file (default DATA-DIR/versions.json)\n"
+	        "      --public DIR          images folder (default DATA-DIR/public)\n"
+	        "  -l, --listen ADDR         address to listen on (default: all, IPv6 and IPv4)\n"
+	        "  -p, --port N              TCP port (default 8080; 0 picks a free one)\n"
+	        "  -b, --base PATH           URL prefix devices use, e.g. /nofuss (default /)\n"
+	        "  -L, --check-log FILE      one line per check; - is stdout, \"\" is off\n"
+	        "                            (default -); reopened on SIGUSR1\n"
+	        "  -c, --config FILE         read settings from an INI file first ([nofussd]\n"
+	        "                            section, keys named like the long options)\n"
+	        "      --max-connections N   connections held at once (default 16384)\n"
+	        "      --per-ip-limit N      connections from one address (default 0: no limit)\n"
+	        "      --memory-limit BYTES  request memory per connection, which bounds the\n"
+	        "                            request headers (default 4096)\n"
+	        "      --idle-timeout SEC    close a connection idle this long (default 30)\n"
+	        "      --grace SEC           on SIGTERM, time in-flight downloads get (default 10)\n"
+	        "      --sndbuf BYTES        cap each socket's kernel send buffer (default: kernel's)\n"
+	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
+	        "  -t, --check               validate the settings and rules, then exit\n"
+	        "  -q, --quiet               only errors on stderr\n"
+	        "  -v, --verbose             debug messages on stderr\n"
+	        "  -h, --help                show this help and exit\n"
+	        "  -V, --version             show the version and exit\n"
+	        "\n"
+	        "Signals: SIGHUP reloads the rules, SIGUSR1 reopens the check log,\n"
+	        "SIGTERM and SIGINT stop gracefully (twice: at once).\n"
+	        "\n"
+	        "Exit status: 0 ok; 1 invalid settings or rules; 2 bad usage;\n"
+	        "3 cannot start (address in use, folder missing, ...).\n");
+}
+
+enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
+       OPT_SNDBUF, OPT_NOWATCH };
+
+static const struct option long_options[] = {
+    {"data-dir", required_argument, NULL, 'd'},
+    {"rules", required_argument, NULL, 'r'},
+    {"public", required_argument, NULL, OPT_PUBLIC},
+    {"listen", required_argument, NULL, 'l'},
+    {"port", required_argument, NULL, 'p'},
+    {"base", required_argument, NULL, 'b'},
+    {"check-log", required_argument, NULL, 'L'},
+    {"config", required_argument, NULL, 'c'},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"per-ip-limit", required_argument, NULL, OPT_PERIP},
+    {"memory-limit", required_argument, NULL, OPT_MEMLIMIT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"grace", required_argument, NULL, OPT_GRACE},
+    {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+    {"no-watch", no_argument, NULL, OPT_NOWATCH},
+    {"check", no_argument, NULL, 't'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+static const char short_options[] = "d:r:l:p:b:L:c:tqvhV";
+
+/* The setting name of an option that takes a value, or NULL. */
+static const char *setting_name(int opt)
+{
+	for (const struct option *o = long_options; o->name != NULL; o++)
+		if (o->val == opt && o->has_arg == required_argument && opt != 'c')
+			return o->name;
+	return NULL;
+}
+
+/* So that --max-connections can be honoured: each connection is a file. */
+static void raise_fd_limit(struct nf_config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < want) {
+		cfg->max_connections = rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
+		nf_log(NF_LOG_WARN, "open files limited to %llu: max-connections lowered to %u",
+		       (unsigned long long)rl.rlim_cur, cfg->max_connections);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct nf_config cfg;
+	struct nf_rules *rules = NULL;
+	struct nf_checklog *log = NULL;
+	struct nf_server *srv = NULL;
+	bool check_only = false;
+	char err[1024];
+	int opt, status = EXIT_USAGE;
+	struct stat st;
+
+	nf_config_defaults(&cfg);
+
+	/* The config file first, so that flags override it wherever they stand. */
+	while ((opt = getopt_long(argc, argv, short_options, long_options, NULL)) != -1) {
+		if (opt == '?')
+			goto usage_error;
+		if (opt == 'c' && nf_config_load(&cfg, optarg, err, sizeof err) != 0) {
+			fprintf(stderr, "nofussd: %s\n", err);
+			return EXIT_INVALID;
+		}
+	}
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, short_options, long_options, NULL)) != -1) {
+		const char *name = setting_name(opt);
+		if (name != NULL) {
+			if (nf_config_set(&cfg, name, optarg, err, sizeof err) != 0) {
+				fprintf(stderr, "nofussd: --%s\n", err);
+				goto usage_error;
+			}
+			continue;
+		}
+		switch (opt) {
+		case OPT_NOWATCH: cfg.watch = false; break;
+		case 't': check_only = true; break;
+		case 'q': nf_log_set_level(NF_LOG_ERROR); break;
+		case 'v': nf_log_set_level(NF_LOG_DEBUG); break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("nofussd %s\n", NOFUSS_VERSION); return EXIT_OK;
+		default: break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "nofussd: unexpected argument \"%s\"\n", argv[optind]);
+		goto usage_error;
+	}
+	if (nf_config_finish(&cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "nofussd: %s\n", err);
+		return EXIT_INVALID;
+	}
+
+	if (stat(cfg.public_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		nf_log(NF_LOG_ERROR, "public folder %s: %s", cfg.public_dir,
+		       errno ? strerror(errno) : "not a folder");
+		return check_only ? EXIT_INVALID : EXIT_START;
+	}
+	rules = nf_rules_load(cfg.rules_path, cfg.public_dir, err, sizeof err);
+	if (rules == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		return EXIT_INVALID;
+	}
+	if (check_only) {
+		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(rules));
+		nf_rules_free(rules);
+		return EXIT_OK;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(&cfg);
+	log = nf_checklog_open(cfg.check_log, err, sizeof err);
+	if (log == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		nf_rules_free(rules);
+		return EXIT_START;
+	}
+	srv = nf_server_start(&cfg, rules, log, err, sizeof err);
+	if (srv == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		status = EXIT_START;
+		goto done;
+	}
+	nf_log(NF_LOG_INFO, "nofussd %s listening on %s:%u%s/, %zu rules from %s, images from %s",
+	       NOFUSS_VERSION, cfg.listen[0] ? cfg.listen : "*", nf_server_port(srv), cfg.base,
+	       nf_rules_count(nf_server_rules(srv)), cfg.rules_path, cfg.public_dir);
+	status = nf_loop_run(&cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
+	nf_log(NF_LOG_INFO, "stopped");
+done:
+	nf_server_stop(srv);
+	nf_checklog_close(log);
+	return status;
+
+usage_error:
+	fprintf(stderr, "Try 'nofussd --help' for more information.\n");
+	return EXIT_USAGE;
+}

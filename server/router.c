@@ -1,0 +1,131 @@
+/*
+ * router.c - decide what a request path asks for.
+ *
+ * Input is the raw request path: nofussd gives libmicrohttpd an identity
+ * unescape callback so that this file sees "%2F" and "%00" and can refuse
+ * them, instead of receiving an already-decoded "/" it could not tell apart.
+ *
+ * Old clients build URLs with "%s/%s/%s", so "//" and "///" are normal
+ * (PROTOCOLS.md section 1): repeated slashes collapse before routing. Dot
+ * segments and hidden names are refused outright, so no route can climb out
+ * of the public folder; files.c checks symlinks on top of that.
+ */
+#include <string.h>
+
+#include "nofussd.h"
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes url into out (cap bytes with the NUL) and collapses
+ * repeated slashes. Fails on bad escapes, encoded '/' or NUL, and length. */
+static int decode_path(const char *url, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (const char *p = url; *p != '\0'; p++) {
+		char c = *p;
+		if (c == '%') {
+			int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi * 16 + lo);
+			if (c == '\0' || c == '/' || c == '\\')
+				return -1;
+			p += 2;
+		} else if (c == '/' && n > 0 && out[n - 1] == '/') {
+			continue;
+		}
+		if (n + 1 >= cap)
+			return -1;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* Strips the base prefix (whole segments) from path. Returns the rest, which
+ * is "" or starts with '/', or NULL when path is not under base. */
+static const char *strip_base(const char *base, const char *path)
+{
+	size_t blen = strlen(base);
+
+	if (strncmp(path, base, blen) != 0)
+		return NULL;
+	if (path[blen] != '\0' && path[blen] != '/')
+		return NULL;
+	return path + blen;
+}
+
+void nf_route(const char *base, const char *url, struct nf_route *out)
+{
+	char decoded[NF_MAX_URL + 1];
+	const char *rest, *seg[2] = {NULL, NULL};
+	size_t seglen[2] = {0, 0}, nseg = 0, n = 0;
+
+	out->path[0] = '\0';
+	out->device = out->version = NULL;
+	out->device_len = out->version_len = 0;
+	out->version_buf[0] = '\0';
+
+	if (url[0] != '/' || decode_path(url, decoded, sizeof decoded) != 0) {
+		out->kind = NF_ROUTE_BAD;
+		return;
+	}
+	rest = strip_base(base, decoded);
+	if (rest == NULL) {
+		out->kind = NF_ROUTE_NOT_FOUND;
+		return;
+	}
+
+	/* Copy the segments below base into out->path, joined by '/'. */
+	while (*rest != '\0') {
+		const char *s;
+		size_t len;
+
+		if (*rest == '/') {
+			rest++;
+			continue;
+		}
+		s = rest;
+		while (*rest != '\0' && *rest != '/')
+			rest++;
+		len = (size_t)(rest - s);
+		if (s[0] == '.') { /* ".", "..", and hidden files are never served */
+			out->kind = NF_ROUTE_BAD;
+			return;
+		}
+		if (nseg < 2) {
+			seg[nseg] = out->path + n + (n > 0);
+			seglen[nseg] = len;
+		}
+		nseg++;
+		if (n > 0)
+			out->path[n++] = '/';
+		memcpy(out->path + n, s, len);
+		n += len;
+		out->path[n] = '\0';
+	}
+
+	if (nseg == 0) {
+		out->kind = NF_ROUTE_CHECK_HEADERS;
+	} else if (nseg == 2 && seglen[0] <= NF_MAX_FIELD && seglen[1] <= NF_MAX_FIELD) {
+		out->kind = NF_ROUTE_FILE_OR_CHECK;
+		out->device = seg[0];
+		out->device_len = seglen[0];
+		memcpy(out->version_buf, seg[1], seglen[1]);
+		out->version_buf[seglen[1]] = '\0';
+		out->version = out->version_buf;
+		out->version_len = seglen[1];
+	} else {
+		out->kind = NF_ROUTE_FILE;
+	}
+}
