@@ -220,9 +220,14 @@ int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *ou
 	return 0;
 }
 
-bool nf_files_exists(struct nf_files *files, const char *relpath)
+bool nf_files_is_folder(struct nf_files *files, const char *name, size_t len)
 {
+	char path[NF_MAX_FIELD + 1];
 	struct stat st;
 
-	return fstatat(files->dirfd, relpath, &st, 0) == 0 && S_ISREG(st.st_mode);
+	if (len == 0 || len > NF_MAX_FIELD)
+		return false;
+	memcpy(path, name, len);
+	path[len] = '\0';
+	return fstatat(files->dirfd, path, &st, 0) == 0 && S_ISDIR(st.st_mode);
 }

@@ -297,11 +297,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	case NF_ROUTE_CHECK_HEADERS:
 		return header_check(srv, conn);
 	case NF_ROUTE_FILE_OR_CHECK:
-		/* "/firmware/x.bin" has the shape of "/DEVICE/VERSION": a file wins. */
-		if (nf_files_exists(srv->files, route.path))
+		/* "/firmware/x.bin" has the shape of "/DEVICE/VERSION": when the
+		 * first segment is a folder of images, it is a file. */
+		if (nf_files_is_folder(srv->files, route.device, route.device_len))
 			return serve_file(srv, conn, route.path);
 		/* An updater fetching an image that is not there is not a check:
-		 * a "{}" would be flashed-and-rejected, a 404 is a clear error. */
+		 * a "{}" would be flashed and rejected, a 404 is a clear error. */
 		if (is_image_download(conn))
 			return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, srv->not_found);
 		return path_check(srv, conn, &route);

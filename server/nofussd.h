@@ -112,7 +112,7 @@ long nf_rules_match(const struct nf_rules *rules, const struct nf_query *q);
 /* router.c: what a request path asks for -------------------------------- */
 enum nf_route_kind {
 	NF_ROUTE_CHECK_HEADERS, /* <base>/ : header-form check */
-	NF_ROUTE_FILE_OR_CHECK, /* <base>/A/B : an image if it exists, else a path-form check */
+	NF_ROUTE_FILE_OR_CHECK, /* <base>/A/B : an image if A is a folder of images, else a path-form check */
 	NF_ROUTE_FILE,          /* <base>/a/b/c... : an image */
 	NF_ROUTE_NOT_FOUND,     /* outside <base> */
 	NF_ROUTE_BAD,           /* bad encoding, encoded '/', NUL, dot segment, too long */
@@ -152,8 +152,9 @@ void nf_files_close(struct nf_files *files);
  * outside it (symlinks included) and anything but a regular file. Returns 0
  * with out filled, or -1 with errno set (ENOENT for all refusals). */
 int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *out);
-/* True when relpath names a regular file under the public folder. */
-bool nf_files_exists(struct nf_files *files, const char *relpath);
+/* True when the first len bytes of name are a folder directly inside the
+ * public folder (a symlink to one counts). */
+bool nf_files_is_folder(struct nf_files *files, const char *name, size_t len);
 
 /* checklog.c: one line per check, PROTOCOLS.md section 4 ----------------- */
 struct nf_checklog;
