@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
+#include <sys/stat.h>
 
 #include "nofussd.h"
 
@@ -97,55 +99,86 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 
 struct ini_state {
 	struct nf_config *cfg;
-	char *err;
-	size_t errlen;
-	bool failed;
+	FILE *file;
+	int line;              /* the line inih is handling */
+	int error_line;        /* first line whose value was refused, or 0 */
+	char msg[512];
 };
+
+/* Reads for inih, counting lines, so a refused value is reported with the
+ * line it stands on (inih itself only reports the first error's line). */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct ini_state *st = stream;
+	char *line = fgets(str, num, st->file);
+
+	if (line != NULL)
+		st->line++;
+	return line;
+}
 
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_state *st = user;
+	char unquoted[1024];
+	size_t len = strlen(value);
 	char msg[512];
 
-	if (st->failed)
+	if (st->error_line != 0)
 		return 0;
+	/* key = "" and key = "text" mean what they say. */
+	if (len >= 2 && len < sizeof unquoted && value[0] == '"' && value[len - 1] == '"') {
+		memcpy(unquoted, value + 1, len - 2);
+		unquoted[len - 2] = '\0';
+		value = unquoted;
+	}
 	if (section[0] != '\0' && strcmp(section, "nofussd") != 0) {
 		snprintf(msg, sizeof msg, "section [%s]: only [nofussd] is read", section);
 	} else if (nf_config_set(st->cfg, name, value, msg, sizeof msg) == 0) {
 		return 1;
 	}
-	snprintf(st->err, st->errlen, "%s", msg);
-	st->failed = true;
-	return 0; /* inih reports the line number */
+	snprintf(st->msg, sizeof st->msg, "%s", msg);
+	st->error_line = st->line;
+	return 0;
 }
 
 int nf_config_load(struct nf_config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct ini_state st = {cfg, err, errlen, false};
-	char msg[512] = "";
+	struct ini_state st = {.cfg = cfg};
+	struct stat sb;
 	int rc;
 
-	st.err = msg;
-	st.errlen = sizeof msg;
-	rc = ini_parse(path, on_ini_value, &st);
-	if (rc == -1) {
+	st.file = fopen(path, "re");
+	if (st.file == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (rc != 0) {
-		snprintf(err, errlen, "%s:%d: %s", path, rc, st.failed ? msg : "syntax error");
+	if (fstat(fileno(st.file), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		fclose(st.file);
 		return -1;
 	}
-	return 0;
+	rc = ini_parse_stream(read_line, &st, on_ini_value, &st);
+	fclose(st.file);
+	if (rc == 0)
+		return 0;
+	if (rc > 0 && rc == st.error_line)
+		snprintf(err, errlen, "%s:%d: %s", path, rc, st.msg);
+	else if (rc > 0)
+		snprintf(err, errlen, "%s:%d: syntax error", path, rc);
+	else
+		snprintf(err, errlen, "%s: cannot be read", path);
+	return -1;
 }
 
-/* "/nofuss/", "nofuss", "//nofuss" -> "/nofuss"; "/" -> "". */
-static void normalise_base(char *base)
+/* "/nofuss/", "nofuss", "//nofuss" -> "/nofuss"; "/" -> "". Fails when
+ * the added leading '/' does not fit. */
+static int normalise_base(char *base, size_t cap)
 {
-	char out[sizeof ((struct nf_config *)0)->base];
+	char out[sizeof ((struct nf_config *)0)->base + 1];
 	size_t n = 0;
 
-	for (const char *p = base; *p != '\0' && n + 2 < sizeof out; p++) {
+	for (const char *p = base; *p != '\0'; p++) {
 		if (*p == '/' && n > 0 && out[n - 1] == '/')
 			continue;
 		if (n == 0 && *p != '/')
@@ -154,13 +187,39 @@ static void normalise_base(char *base)
 	}
 	while (n > 0 && out[n - 1] == '/')
 		n--;
+	if (n >= cap)
+		return -1;
 	out[n] = '\0';
 	memcpy(base, out, n + 1);
+	return 0;
+}
+
+/* The listen address must be numeric (nofussd never resolves names). */
+static int check_listen(const char *listen, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	int rc;
+
+	if (listen[0] == '\0' || strcmp(listen, "*") == 0)
+		return 0;
+	rc = getaddrinfo(listen, NULL, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen: \"%s\" is not an IPv4 or IPv6 address", listen);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return 0;
 }
 
 int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 {
-	normalise_base(cfg->base);
+	if (normalise_base(cfg->base, sizeof cfg->base) != 0) {
+		snprintf(err, errlen, "base: longer than %zu bytes", sizeof cfg->base - 1);
+		return -1;
+	}
+	if (check_listen(cfg->listen, err, errlen) != 0)
+		return -1;
 	if (cfg->rules_path[0] == '\0' &&
 	    (size_t)snprintf(cfg->rules_path, sizeof cfg->rules_path, "%s/versions.json",
 	                     cfg->data_dir) >= sizeof cfg->rules_path)

@@ -89,21 +89,28 @@ void nf_files_close(struct nf_files *files)
 }
 
 /* Opens relpath beneath the public folder, never outside it. */
-static int open_beneath(struct nf_files *files, const char *relpath)
+static int open_beneath(struct nf_files *files, const char *relpath, int flags)
 {
 	char joined[PATH_MAX], resolved[PATH_MAX];
 	size_t rootlen = strlen(files->root);
 	int fd;
 
+	/* O_NONBLOCK: a FIFO must not block the daemon's only thread; regular
+	 * files ignore it. */
+	flags |= O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK);
 	if (files->use_openat2) {
 		struct open_how how = {
-			.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+			.flags = (uint64_t)flags,
 			.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 		};
 		fd = (int)syscall(SYS_openat2, files->dirfd, relpath, &how, sizeof how);
-		if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-			return fd < 0 && errno == EXDEV ? (errno = ENOENT, -1) : fd;
-		files->use_openat2 = false; /* old kernel or a seccomp filter */
+		if (fd >= 0 || (errno != ENOSYS && errno != EPERM && errno != EXDEV))
+			return fd;
+		/* EXDEV: it leaves the folder, or it is an absolute symlink,
+		 * which RESOLVE_BENEATH refuses even when it points inside:
+		 * let realpath() decide. */
+		if (errno != EXDEV)
+			files->use_openat2 = false; /* old kernel or a seccomp filter */
 	}
 	if ((size_t)snprintf(joined, sizeof joined, "%s/%s", files->root, relpath) >= sizeof joined)
 		return errno = ENOENT, -1;
@@ -111,7 +118,7 @@ static int open_beneath(struct nf_files *files, const char *relpath)
 		return -1;
 	if (strncmp(resolved, files->root, rootlen) != 0 || resolved[rootlen] != '/')
 		return errno = ENOENT, -1;
-	return open(resolved, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	return open(resolved, flags | O_NOFOLLOW);
 }
 
 static int compute_md5(int fd, char out[33])
@@ -196,7 +203,7 @@ int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *ou
 {
 	struct stat st;
 	struct tm tm;
-	int fd = open_beneath(files, relpath);
+	int fd = open_beneath(files, relpath, O_RDONLY);
 
 	if (fd < 0)
 		return -1;
@@ -223,11 +230,15 @@ int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *ou
 bool nf_files_is_folder(struct nf_files *files, const char *name, size_t len)
 {
 	char path[NF_MAX_FIELD + 1];
-	struct stat st;
+	int fd;
 
 	if (len == 0 || len > NF_MAX_FIELD)
 		return false;
 	memcpy(path, name, len);
 	path[len] = '\0';
-	return fstatat(files->dirfd, path, &st, 0) == 0 && S_ISDIR(st.st_mode);
+	fd = open_beneath(files, path, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
 }

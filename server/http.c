@@ -424,6 +424,8 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->memory_limit,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+	    /* main.c ignores SIGPIPE; without this MHD will not use sendfile. */
+	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,

@@ -32,7 +32,8 @@ static void usage(FILE *out)
 	        "  -L, --check-log FILE      one line per check; - is stdout, \"\" is off\n"
 	        "                            (default -); reopened on SIGUSR1\n"
 	        "  -c, --config FILE         read settings from an INI file first ([nofussd]\n"
-	        "                            section, keys named like the long options)\n"
+	        "                            section, keys named like the long options;\n"
+	        "                            watch = no for --no-watch)\n"
 	        "      --max-connections N   connections held at once (default 16384)\n"
 	        "      --per-ip-limit N      connections from one address (default 0: no limit)\n"
 	        "      --memory-limit BYTES  request memory per connection, which bounds the\n"
@@ -41,6 +42,7 @@ static void usage(FILE *out)
 	        "      --grace SEC           on SIGTERM, time in-flight downloads get (default 10)\n"
 	        "      --sndbuf BYTES        cap each socket's kernel send buffer (default: kernel's)\n"
 	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
+	        "      --watch               reload when the rules file changes (the default)\n"
 	        "  -t, --check               validate the settings and rules, then exit\n"
 	        "  -q, --quiet               only errors on stderr\n"
 	        "  -v, --verbose             debug messages on stderr\n"
@@ -55,7 +57,7 @@ static void usage(FILE *out)
 }
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
-       OPT_SNDBUF, OPT_NOWATCH };
+       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -73,6 +75,7 @@ static const struct option long_options[] = {
     {"grace", required_argument, NULL, OPT_GRACE},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},
+    {"watch", no_argument, NULL, OPT_WATCH},
     {"check", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
 		}
 		switch (opt) {
 		case OPT_NOWATCH: cfg.watch = false; break;
+		case OPT_WATCH: cfg.watch = true; break;
 		case 't': check_only = true; break;
 		case 'q': nf_log_set_level(NF_LOG_ERROR); break;
 		case 'v': nf_log_set_level(NF_LOG_DEBUG); break;

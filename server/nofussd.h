@@ -44,7 +44,7 @@ static inline uint64_t nf_hash(const char *s, size_t len)
 }
 
 /* log.c: the daemon's own messages, to stderr ---------------------------- */
-enum nf_log_level { NF_LOG_ERROR, NF_LOG_WARN, NF_LOG_INFO, NF_LOG_DEBUG };
+enum nf_log_level { NF_LOG_SILENT = -1, NF_LOG_ERROR, NF_LOG_WARN, NF_LOG_INFO, NF_LOG_DEBUG };
 /* Messages above this level are dropped; tests and fuzzers set it low. */
 void nf_log_set_level(enum nf_log_level level);
 void nf_log(enum nf_log_level level, const char *fmt, ...)

@@ -103,6 +103,7 @@ static int compile_macs(json_t *mac, struct rule *rule, char *err, size_t errlen
                         const char *name, size_t r)
 {
 	size_t n, i;
+	bool any = false;
 
 	if (mac == NULL)
 		return 0;
@@ -131,13 +132,9 @@ static int compile_macs(json_t *mac, struct rule *rule, char *err, size_t errlen
 		if (!json_is_string(m))
 			return rule_error(err, errlen, name, r, "origin.mac[%zu]: must be a string", i);
 		s = json_string_value(m);
-		if (strcmp(s, "*") == 0) { /* "*" anywhere in the list means any MAC */
-			free(rule->macs);
-			rule->macs = NULL;
-			rule->nmacs = 0;
-			return 0;
-		}
-		if (!mac_looks_valid(s))
+		if (strcmp(s, "*") == 0)
+			any = true;
+		else if (!mac_looks_valid(s))
 			nf_log(NF_LOG_WARN,
 			       "%s: rule %zu: origin.mac \"%s\" is not upper-case XX:XX:XX:XX:XX:XX "
 			       "and will never match a device",
@@ -145,6 +142,11 @@ static int compile_macs(json_t *mac, struct rule *rule, char *err, size_t errlen
 		rule->macs[i] = s;
 	}
 	rule->nmacs = n;
+	if (any) { /* "*" anywhere in the list means any MAC */
+		free(rule->macs);
+		rule->macs = NULL;
+		rule->nmacs = 0;
+	}
 	return 0;
 }
 
@@ -210,11 +212,21 @@ static void check_image(const char *public_dir, const char *name, size_t r, cons
 
 	if (public_dir == NULL || path[0] == '\0' || strncmp(path, "http", 4) == 0)
 		return;
+	/* router.c refuses dot segments and hidden names: such a path is never served. */
+	for (const char *p = path; *p != '\0'; p++) {
+		if (*p == '.' && (p == path || p[-1] == '/')) {
+			nf_log(NF_LOG_WARN, "%s: rule %zu: target.%s: %s: a name starting with '.' "
+			       "is never served", name, r, key, path);
+			return;
+		}
+	}
 	while (*path == '/')
 		path++;
 	snprintf(full, sizeof full, "%s/%s", public_dir, path);
 	if (stat(full, &st) != 0 || !S_ISREG(st.st_mode))
 		nf_log(NF_LOG_WARN, "%s: rule %zu: target.%s: %s: no such file", name, r, key, full);
+	else if (st.st_size == 0) /* the ESP updater refuses it (error -101) */
+		nf_log(NF_LOG_WARN, "%s: rule %zu: target.%s: %s: empty file", name, r, key, full);
 }
 
 static int compile_target(json_t *target, struct nf_target *out, const char *public_dir,
