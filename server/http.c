@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nofussd.h"
@@ -159,10 +161,37 @@ static enum MHD_Result path_check(struct nf_server *srv, struct MHD_Connection *
 	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(srv, target));
 }
 
-static bool header_is(struct MHD_Connection *conn, const char *name, const char *value)
+static const char *header(struct MHD_Connection *conn, const char *name)
 {
-	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
-	return v != NULL && strcmp(v, value) == 0;
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* If-Modified-Since: the file has not changed since the date given. */
+static bool not_modified_since(struct MHD_Connection *conn, const struct nf_file *f)
+{
+	const char *v = header(conn, MHD_HTTP_HEADER_IF_MODIFIED_SINCE);
+	struct tm tm;
+	const char *end;
+
+	if (v == NULL)
+		return false;
+	memset(&tm, 0, sizeof tm);
+	end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	return end != NULL && *end == '\0' && f->mtime <= timegm(&tm);
+}
+
+/* An ESP8266 or ESP32 updater fetching a sketch it already runs. */
+static bool runs_this_sketch(struct MHD_Connection *conn, const char *md5)
+{
+	const char *mode = header(conn, "x-ESP8266-mode");
+	const char *running = header(conn, "x-ESP8266-sketch-md5");
+
+	if (mode == NULL) {
+		mode = header(conn, "x-ESP32-mode");
+		running = header(conn, "x-ESP32-sketch-md5");
+	}
+	return mode != NULL && running != NULL && strcmp(mode, "sketch") == 0 &&
+	       strcasecmp(running, md5) == 0;
 }
 
 /* True when an If-None-Match list names etag (or is "*"). */
@@ -229,9 +258,13 @@ static enum MHD_Result serve_file(struct nf_server *srv, struct MHD_Connection *
 		return MHD_queue_response(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, srv->server_error);
 	}
 
+	/* Stock firmware pointed straight at an image sends the MD5 of the
+	 * sketch it runs; that very image is "no update" (304), not a reflash
+	 * on every check (PROTOCOLS.md section 5). */
+	if (runs_this_sketch(conn, f.md5))
+		return queue_file(conn, &f, MHD_HTTP_NOT_MODIFIED, 0, 0);
 	inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-	if ((inm != NULL && etag_listed(inm, f.etag)) ||
-	    (inm == NULL && header_is(conn, MHD_HTTP_HEADER_IF_MODIFIED_SINCE, f.last_modified)))
+	if ((inm != NULL && etag_listed(inm, f.etag)) || (inm == NULL && not_modified_since(conn, &f)))
 		return queue_file(conn, &f, MHD_HTTP_NOT_MODIFIED, 0, 0);
 
 	range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
@@ -383,6 +416,20 @@ void nf_server_set_rules(struct nf_server *srv, struct nf_rules *rules)
 	srv->answers = answers;
 }
 
+int nf_server_reopen_files(struct nf_server *srv)
+{
+	char err[1024];
+	struct nf_files *files = nf_files_open(srv->cfg->public_dir, err, sizeof err);
+
+	if (files == NULL) {
+		nf_log(NF_LOG_ERROR, "%s; still serving the folder opened before", err);
+		return -1;
+	}
+	nf_files_close(srv->files);
+	srv->files = files;
+	return 0;
+}
+
 const struct nf_rules *nf_server_rules(const struct nf_server *srv)
 {
 	return srv->rules;
@@ -479,7 +526,9 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_rules *
 		if (srv->daemon == NULL)
 			srv->daemon = start_daemon(srv, flags, NULL);
 	} else {
-		srv->daemon = start_daemon(srv, flags | (ipv6 ? MHD_USE_IPv6 : 0),
+		/* "::" means every address, IPv4 included, as it does for nginx. */
+		bool any6 = ipv6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&addr)->sin6_addr);
+		srv->daemon = start_daemon(srv, flags | (any6 ? MHD_USE_DUAL_STACK : ipv6 ? MHD_USE_IPv6 : 0),
 		                           (const struct sockaddr *)&addr);
 	}
 	if (srv->daemon == NULL) {

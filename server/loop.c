@@ -81,6 +81,8 @@ static void drain_inotify(struct loop *l)
 static void reload_rules(struct loop *l)
 {
 	char err[1024];
+
+	nf_server_reopen_files(l->srv);
 	struct nf_rules *rules = nf_rules_load(l->cfg->rules_path, l->cfg->public_dir, err, sizeof err);
 
 	if (rules == NULL) {

@@ -193,8 +193,9 @@ int main(int argc, char **argv)
 		status = EXIT_START;
 		goto done;
 	}
-	nf_log(NF_LOG_INFO, "nofussd %s listening on %s:%u%s/, %zu rules from %s, images from %s",
-	       NOFUSS_VERSION, cfg.listen[0] ? cfg.listen : "*", nf_server_port(srv), cfg.base,
+	nf_log(NF_LOG_INFO, "nofussd %s listening on %s%s%s:%u%s/, %zu rules from %s, images from %s",
+	       NOFUSS_VERSION, strchr(cfg.listen, ':') ? "[" : "", cfg.listen[0] ? cfg.listen : "*",
+	       strchr(cfg.listen, ':') ? "]" : "", nf_server_port(srv), cfg.base,
 	       nf_rules_count(nf_server_rules(srv)), cfg.rules_path, cfg.public_dir);
 	status = nf_loop_run(&cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
 	nf_log(NF_LOG_INFO, "stopped");

@@ -188,6 +188,9 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_rules *
  * own copies. */
 void nf_server_set_rules(struct nf_server *srv, struct nf_rules *rules);
 const struct nf_rules *nf_server_rules(const struct nf_server *srv);
+/* Opens the public folder again, so that a folder swapped in (a rename or a
+ * re-pointed symlink) is served. Returns 0, or -1 keeping the old one. */
+int nf_server_reopen_files(struct nf_server *srv);
 int nf_server_epoll_fd(const struct nf_server *srv);
 unsigned nf_server_port(const struct nf_server *srv);
 /* Runs whatever libmicrohttpd has ready; returns the longest time in ms the

@@ -11,6 +11,7 @@
  * of the public folder; files.c checks symlinks on top of that.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "nofussd.h"
 
@@ -76,6 +77,12 @@ void nf_route(const char *base, const char *url, struct nf_route *out)
 	out->device_len = out->version_len = 0;
 	out->version_buf[0] = '\0';
 
+	/* Absolute form ("GET http://host/path", RFC 9112 section 3.2.2):
+	 * only the path counts. */
+	if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) {
+		const char *path = strchr(strstr(url, "//") + 2, '/');
+		url = path != NULL ? path : "/";
+	}
 	if (url[0] != '/' || decode_path(url, decoded, sizeof decoded) != 0) {
 		out->kind = NF_ROUTE_BAD;
 		return;

@@ -186,6 +186,34 @@ class HttpTest(ServerTest):
         r = get(self.port, "/fw/lamp-2.0.0.bin", {"If-None-Match": '"nope"'}, "1.1")
         self.assertEqual(r.status, 200)
 
+    def test_stock_updater_running_this_image_gets_304(self):
+        base = {"User-Agent": "ESP8266-http-Update", "x-ESP8266-mode": "sketch",
+                "x-ESP8266-sketch-md5": md5(IMAGE).upper()}
+        r = get(self.port, "/fw/lamp-2.0.0.bin", base)
+        self.assertEqual((r.status, r.body), (304, b""), "no reflash of the running image")
+        r = get(self.port, "/fw/lamp-2.0.0.bin", dict(base, **{"x-ESP8266-sketch-md5": "0" * 32}))
+        self.assertEqual((r.status, r.body), (200, IMAGE))
+        esp32 = {"x-ESP32-mode": "sketch", "x-ESP32-sketch-md5": md5(IMAGE)}
+        self.assertEqual(get(self.port, "/fw/lamp-2.0.0.bin", esp32).status, 304)
+        spiffs = dict(base, **{"x-ESP8266-mode": "spiffs"})
+        self.assertEqual(get(self.port, "/fw/lamp-2.0.0.bin", spiffs).status, 200)
+
+    def test_if_modified_since_dates(self):
+        os.utime(os.path.join(self.data.public, "fw/lamp-2.0.0.bin"), (1700000000, 1700000000))
+        r = get(self.port, "/fw/lamp-2.0.0.bin", {"If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT"}, "1.1")
+        self.assertEqual(r.status, 304)
+        r = get(self.port, "/fw/lamp-2.0.0.bin", {"If-Modified-Since": "Wed, 01 Jan 2025 00:00:00 GMT"}, "1.1")
+        self.assertEqual(r.status, 304)
+        r = get(self.port, "/fw/lamp-2.0.0.bin", {"If-Modified-Since": "Tue, 14 Nov 2023 22:13:19 GMT"}, "1.1")
+        self.assertEqual(r.status, 200)
+        r = get(self.port, "/fw/lamp-2.0.0.bin", {"If-Modified-Since": "yesterday"}, "1.1")
+        self.assertEqual(r.status, 200)
+
+    def test_absolute_form_request(self):
+        r, _ = raw_request(self.port, b"GET http://127.0.0.1/LAMP/1.0 HTTP/1.1\r\nHost: x\r\n"
+                                      b"Connection: close\r\n\r\n")
+        self.assertEqual(r.json()["version"], "2.0.0")
+
     def test_traversal_refused(self):
         outside = os.path.join(self.data.path, "versions.json")
         os.symlink(outside, os.path.join(self.data.public, "fw", "link.bin"))

@@ -191,6 +191,21 @@ class ReloadTest(ServerTest):
         self.wait_reload(n, "reloaded")
         self.assertEqual(get(port, "/D/1.0").json()["version"], "5.0")
 
+    def test_swapped_public_folder_served_after_sighup(self):
+        self.start()
+        port = self.server.port
+        new = os.path.join(self.data.path, "public.new")
+        os.makedirs(os.path.join(new, "fw"))
+        with open(os.path.join(new, "fw", "only-new.bin"), "wb") as f:
+            f.write(b"\xe9new")
+        self.assertEqual(get(port, "/fw/only-new.bin").status, 404)
+        os.rename(self.data.public, self.data.public + ".old")
+        os.rename(new, self.data.public)
+        n = self.reloads()
+        self.server.signal(signal.SIGHUP)
+        self.wait_reload(n, "reloaded")
+        self.assertEqual(get(port, "/fw/only-new.bin").body, b"\xe9new")
+
     def test_sigusr1_reopens_check_log(self):
         self.start()
         log = self.server.check_log

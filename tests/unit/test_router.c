@@ -136,6 +136,18 @@ static void test_outside_base(void **state)
 	expect_route("/nofuss", "/%6eofuss/A/1", NF_ROUTE_FILE_OR_CHECK, "A/1");
 }
 
+/* Absolute form (RFC 9112 section 3.2.2): the scheme and host are dropped. */
+static void test_absolute_form(void **state)
+{
+	(void)state;
+	expect_route("", "http://host/a/b", NF_ROUTE_FILE_OR_CHECK, "a/b");
+	expect_route("", "HTTP://host:8080//fw/x.bin/y", NF_ROUTE_FILE, "fw/x.bin/y");
+	expect_route("/nofuss", "https://host/nofuss/D/1.0", NF_ROUTE_FILE_OR_CHECK, "D/1.0");
+	expect_route("", "http://host", NF_ROUTE_CHECK_HEADERS, "");
+	expect_route("/nofuss", "http://host/other/a", NF_ROUTE_NOT_FOUND, NULL);
+	expect_route("", "http://host/%2e%2e/x", NF_ROUTE_BAD, NULL);
+}
+
 static void test_refusals(void **state)
 {
 	(void)state;
@@ -144,7 +156,7 @@ static void test_refusals(void **state)
 		"/a%2fb", "/a%2Fb", "/a/b%2F", "/%2F", "/%2f%2e%2e%2fetc",
 		"/a%00b", "/%00", "/a%5cb", "/a%5C..%5Cb",
 		"/%zz", "/a%4", "/a%", "/a%g0", "/a%0g", "/a%%41", "/%-1",
-		"", "nofuss/a/b", "a", "*", "http://host/a/b", " /a",
+		"", "nofuss/a/b", "a", "*", " /a",
 	};
 	/* refused segment by segment, below the base */
 	static const char *const segments[] = {
@@ -291,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_outside_base),
 		cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_absolute_form),
 		cmocka_unit_test(test_length_limit),
 		cmocka_unit_test(test_percent_decoding),
 		cmocka_unit_test(test_field_limits),
