@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 top=$PWD
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-15}
+export FUZZ_SECONDS
 
 bash scripts/bootstrap.sh
 
@@ -36,9 +37,12 @@ done
 step "valgrind: unit tests, and nofussd under the integration tests"
 cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-valgrind -j"$jobs" >/dev/null
-for t in build-valgrind/tests/unit/test_*; do
+mkdir -p build-valgrind/logs
+for t in $(find build-valgrind/tests/unit -maxdepth 1 -type f -executable -name 'test_*' | sort); do
+  log="build-valgrind/logs/$(basename "$t").log"
   valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-    "$t" >/dev/null 2>"$t.valgrind" || { cat "$t.valgrind"; echo "valgrind: $t FAILED"; exit 1; }
+    "$t" >"$log" 2>&1 || { tail -n 60 "$log"; echo "valgrind: $t FAILED"; exit 1; }
+  echo "valgrind: $(basename "$t") clean"
 done
 ( cd tests/integration &&
   NOFUSSD="$top/build-valgrind/server/nofussd" \
