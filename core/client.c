@@ -1,0 +1,402 @@
+/*
+ * client.c - the NoFUSS client state machine (PROTOCOLS.md section 6).
+ *
+ * One check: START; ask; empty answer -> NO_RESPONSE_ERROR, not an object ->
+ * PARSE_ERROR, {} -> UPTODATE; else UPDATING, then the filesystem image (if
+ * any), then - only if that did not fail - the firmware (if any); RESET and
+ * reboot when something was committed and nothing failed, END otherwise.
+ *
+ * Never brick: an image is written where nothing runs from and committed by
+ * nf_port_flash_finish() only once it is whole and verified - its length is
+ * Content-Length, its MD5 is the server's x-MD5 when there is one, and a
+ * firmware starts with 0xE9 (or 0x1F, gzip). Anything else aborts it.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "answer.h"
+#include "nofuss/client.h"
+#include "nofuss/port.h"
+
+enum state {
+	ST_IDLE = 0,
+	ST_CHECK,      /* waiting for the check's answer */
+	ST_FILESYSTEM, /* downloading the filesystem image */
+	ST_FIRMWARE,   /* downloading the firmware image */
+	ST_REBOOT,     /* updates committed: the caller reboots */
+};
+
+static int copy_setting(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	if (n >= cap)
+		return -1;
+	memcpy(dst, src ? src : "", n + 1);
+	return 0;
+}
+
+void nf_client_init(struct nf_client *c, void *port)
+{
+	memset(c, 0, sizeof *c);
+	c->port = port;
+}
+
+int nf_client_set_server(struct nf_client *c, const char *url)
+{
+	return copy_setting(c->server, sizeof c->server, url);
+}
+
+int nf_client_set_device(struct nf_client *c, const char *device)
+{
+	return copy_setting(c->device, sizeof c->device, device);
+}
+
+int nf_client_set_version(struct nf_client *c, const char *version)
+{
+	return copy_setting(c->version, sizeof c->version, version);
+}
+
+int nf_client_set_build(struct nf_client *c, const char *build)
+{
+	return copy_setting(c->build, sizeof c->build, build);
+}
+
+int nf_client_set_mac(struct nf_client *c, const char *mac)
+{
+	return copy_setting(c->mac, sizeof c->mac, mac);
+}
+
+void nf_client_set_path_form(struct nf_client *c, bool on)
+{
+	c->path_form = on;
+}
+
+void nf_client_on_message(struct nf_client *c, nf_message_fn fn, void *ctx)
+{
+	c->on_message = fn;
+	c->message_ctx = ctx;
+}
+
+static void message(struct nf_client *c, enum nf_message msg)
+{
+	if (c->on_message != NULL)
+		c->on_message(c->message_ctx, c, msg);
+}
+
+/* Joins parts[0..n) into c->url; fails when it does not fit. */
+static int build_url(struct nf_client *c, const char *const *parts, int n)
+{
+	size_t used = 0;
+
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(parts[i]);
+		if (used + len >= sizeof c->url)
+			return -1;
+		memcpy(c->url + used, parts[i], len + 1);
+		used += len;
+	}
+	c->request.url = c->url;
+	return 0;
+}
+
+static void add_header(struct nf_client *c, const char *name, const char *value)
+{
+	c->headers[c->request.nheaders].name = name;
+	c->headers[c->request.nheaders].value = value;
+	c->request.nheaders++;
+}
+
+static void finish(struct nf_client *c)
+{
+	if (c->error == NF_OK && c->updated) {
+		message(c, NF_MSG_RESET);
+		c->state = ST_REBOOT;
+		return;
+	}
+	message(c, NF_MSG_END);
+	c->state = ST_IDLE;
+}
+
+/* Ends the check on a check-stage failure. */
+static void check_failed(struct nf_client *c, enum nf_error err, enum nf_message msg)
+{
+	c->error = (uint8_t)err;
+	message(c, msg);
+	finish(c);
+}
+
+static void request_image(struct nf_client *c, enum state st, const char *path)
+{
+	const char *parts[] = {c->server, "/", path};
+
+	/* A path starting with "http" is a URL; anything else is relative to
+	 * the server, joined with "/" as the original did (PROTOCOLS.md 6). */
+	if (strncmp(path, "http", 4) == 0 ? build_url(c, parts + 2, 1) : build_url(c, parts, 3)) {
+		c->error = NF_ERR_URL_TOO_LONG;
+		message(c, st == ST_FIRMWARE ? NF_MSG_FIRMWARE_UPDATE_ERROR
+		                             : NF_MSG_FILESYSTEM_UPDATE_ERROR);
+		finish(c);
+		return;
+	}
+	c->state = (uint8_t)st;
+	c->request.image = true;
+	c->request.nheaders = 0;
+	add_header(c, "x-ESP8266-mode", st == ST_FIRMWARE ? "sketch" : "spiffs");
+	if (st == ST_FIRMWARE)
+		add_header(c, "x-ESP8266-version", c->version);
+}
+
+/* After the filesystem (or instead of it): the firmware, or the end. */
+static void next_image(struct nf_client *c)
+{
+	if (c->state != ST_FIRMWARE && c->firmware != NULL && c->firmware[0] != '\0')
+		request_image(c, ST_FIRMWARE, c->firmware);
+	else
+		finish(c);
+}
+
+void nf_client_begin(struct nf_client *c)
+{
+	c->error = NF_OK;
+	c->updated = false;
+	c->flash_open = false;
+	c->new_version = c->firmware = c->spiffs = NULL;
+	c->request.nheaders = 0;
+	c->request.image = false;
+	c->request.headers = c->headers;
+	message(c, NF_MSG_START);
+
+	if (c->server[0] == '\0' || c->device[0] == '\0' || c->version[0] == '\0') {
+		check_failed(c, NF_ERR_BAD_SETTINGS, NF_MSG_NO_RESPONSE_ERROR);
+		return;
+	}
+	const char *parts[] = {c->server, "/", c->device, "/", c->version};
+	if (build_url(c, parts, c->path_form ? 5 : 1) != 0) {
+		check_failed(c, NF_ERR_URL_TOO_LONG, NF_MSG_NO_RESPONSE_ERROR);
+		return;
+	}
+	if (!c->path_form) { /* the header form (PROTOCOLS.md section 2) */
+		static const char *const names[] = {"User-Agent", "X-ESP8266-MAC",
+		                                    "X-ESP8266-DEVICE", "X-ESP8266-VERSION",
+		                                    "X-ESP8266-BUILD"};
+		const char *values[] = {"NoFussClient", c->mac, c->device, c->version, c->build};
+		for (int i = 0; i < 5; i++)
+			add_header(c, names[i], values[i]);
+	}
+	c->state = ST_CHECK;
+}
+
+enum nf_action nf_client_next(const struct nf_client *c)
+{
+	if (c->state == ST_REBOOT)
+		return NF_ACTION_REBOOT;
+	return c->state == ST_IDLE ? NF_ACTION_IDLE : NF_ACTION_HTTP_GET;
+}
+
+const struct nf_request *nf_client_request(const struct nf_client *c)
+{
+	return &c->request;
+}
+
+static int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20; /* lower case */
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Records the error of an image download and forgets what was written. */
+static void image_failed(struct nf_client *c, enum nf_error err)
+{
+	if (c->error == NF_OK)
+		c->error = (uint8_t)err;
+	if (c->flash_open)
+		nf_port_flash_abort(c->port);
+	c->flash_open = false;
+}
+
+void nf_client_response_begin(struct nf_client *c, int status, long content_length, const char *md5)
+{
+	c->status = status;
+	c->received = 0;
+	c->answer_len = 0;
+	c->has_md5 = false;
+	if ((c->state != ST_FILESYSTEM && c->state != ST_FIRMWARE) || c->error != NF_OK)
+		return;
+
+	/* An image: 200 with a length, as the ESP updater demands (section 5). */
+	if (status != 200) {
+		image_failed(c, NF_ERR_HTTP_STATUS);
+		return;
+	}
+	if (content_length <= 0 || content_length > INT32_MAX) {
+		image_failed(c, NF_ERR_NO_LENGTH);
+		return;
+	}
+	if (md5 != NULL) { /* 32 hex characters, or the ESP updater fails too */
+		for (int i = 0; i < 33; i++) {
+			int v = hex_value(md5[i]);
+			if ((i == 32) != (md5[i] == '\0') || (i < 32 && v < 0)) {
+				image_failed(c, NF_ERR_BAD_MD5_HEADER);
+				return;
+			}
+			if (i < 32)
+				c->md5_expected[i / 2] = (uint8_t)(c->md5_expected[i / 2] << 4 | v);
+		}
+		c->has_md5 = true;
+	}
+	c->expected = (int32_t)content_length;
+	if (nf_port_flash_begin(c->port,
+	                        c->state == ST_FIRMWARE ? NF_IMAGE_FIRMWARE : NF_IMAGE_FILESYSTEM,
+	                        (uint32_t)content_length) != 0) {
+		image_failed(c, NF_ERR_TOO_BIG);
+		return;
+	}
+	c->flash_open = true;
+	nf_port_md5_init(c->port, c->md5_ctx.bytes);
+}
+
+void nf_client_response_data(struct nf_client *c, const uint8_t *data, size_t len)
+{
+	if (len == 0)
+		return;
+	if (c->state == ST_CHECK) {
+		if (c->answer_len + len > NF_CLIENT_ANSWER_MAX) {
+			c->answer_len = NF_CLIENT_ANSWER_MAX + 1; /* marks "too big" */
+			return;
+		}
+		memcpy(c->answer + c->answer_len, data, len);
+		c->answer_len = (uint16_t)(c->answer_len + len);
+		return;
+	}
+	if (!c->flash_open)
+		return;
+	if (c->received == 0 && c->state == ST_FIRMWARE && data[0] != 0xE9 && data[0] != 0x1F) {
+		image_failed(c, NF_ERR_MAGIC);
+		return;
+	}
+	if ((size_t)(c->expected - c->received) < len) {
+		image_failed(c, NF_ERR_SHORT);
+		return;
+	} /* more than announced */
+	if (nf_port_flash_write(c->port, data, len) != 0) {
+		image_failed(c, NF_ERR_FLASH);
+		return;
+	}
+	nf_port_md5_update(c->port, c->md5_ctx.bytes, data, len);
+	c->received += (int32_t)len;
+}
+
+static void end_check(struct nf_client *c, bool ok)
+{
+	struct nf_answer a;
+
+	if (!ok) {
+		check_failed(c, NF_ERR_TRANSPORT, NF_MSG_NO_RESPONSE_ERROR);
+		return;
+	}
+	if (c->status != 200) {
+		check_failed(c, NF_ERR_HTTP_STATUS, NF_MSG_NO_RESPONSE_ERROR);
+		return;
+	}
+	if (c->answer_len > NF_CLIENT_ANSWER_MAX) {
+		check_failed(c, NF_ERR_ANSWER_TOO_BIG, NF_MSG_PARSE_ERROR);
+		return;
+	}
+	if (c->answer_len == 0) {
+		check_failed(c, NF_ERR_EMPTY_ANSWER, NF_MSG_NO_RESPONSE_ERROR);
+		return;
+	}
+	c->answer[c->answer_len] = '\0';
+	if (nf_answer_parse(c->answer, c->answer_len, &a) != 0) {
+		check_failed(c, NF_ERR_PARSE, NF_MSG_PARSE_ERROR);
+		return;
+	}
+	if (a.keys == 0) {
+		message(c, NF_MSG_UPTODATE);
+		{
+			finish(c);
+			return;
+		}
+	}
+	c->new_version = a.field[NF_ANSWER_VERSION];
+	c->firmware = a.field[NF_ANSWER_FIRMWARE];
+	c->spiffs = a.field[NF_ANSWER_SPIFFS];
+	message(c, NF_MSG_UPDATING);
+	if (c->spiffs != NULL && c->spiffs[0] != '\0')
+		request_image(c, ST_FILESYSTEM, c->spiffs);
+	else
+		next_image(c);
+}
+
+/* Verifies a finished download and commits it. */
+static void end_image(struct nf_client *c, bool ok)
+{
+	bool firmware = c->state == ST_FIRMWARE;
+	uint8_t digest[16];
+
+	if (c->flash_open && !ok)
+		image_failed(c, NF_ERR_TRANSPORT);
+	if (c->flash_open && c->received != c->expected)
+		image_failed(c, NF_ERR_SHORT);
+	if (c->flash_open) {
+		nf_port_md5_final(c->port, c->md5_ctx.bytes, digest);
+		if (c->has_md5 && memcmp(digest, c->md5_expected, 16) != 0)
+			image_failed(c, NF_ERR_MD5);
+	}
+	if (c->flash_open) {
+		c->flash_open = false;
+		if (nf_port_flash_finish(c->port) != 0)
+			c->error = NF_ERR_FLASH;
+	} else if (c->error == NF_OK) {
+		c->error = NF_ERR_TRANSPORT; /* the body never began */
+	}
+	if (c->error != NF_OK) {
+		message(c,
+		        firmware ? NF_MSG_FIRMWARE_UPDATE_ERROR : NF_MSG_FILESYSTEM_UPDATE_ERROR);
+		{
+			finish(c);
+			return;
+		}
+	}
+	c->updated = true;
+	message(c, firmware ? NF_MSG_FIRMWARE_UPDATED : NF_MSG_FILESYSTEM_UPDATED);
+	next_image(c);
+}
+
+void nf_client_response_end(struct nf_client *c, bool ok)
+{
+	c->responses++;
+	if (c->state == ST_CHECK)
+		end_check(c, ok);
+	else if (c->state == ST_FILESYSTEM || c->state == ST_FIRMWARE)
+		end_image(c, ok);
+}
+
+void nf_client_handle(struct nf_client *c)
+{
+	nf_client_begin(c);
+	while (nf_client_next(c) == NF_ACTION_HTTP_GET) {
+		uint32_t before = c->responses;
+		nf_port_http_get(c->port, &c->request, c);
+		if (c->responses == before) /* a port that forgot to end the response */
+			nf_client_response_end(c, false);
+	}
+	if (nf_client_next(c) == NF_ACTION_REBOOT) {
+		c->state = ST_IDLE;
+		nf_port_reboot(c->port);
+	}
+}
+
+enum nf_error nf_client_last_error(const struct nf_client *c)
+{
+	return (enum nf_error)c->error;
+}
+
+const char *nf_client_offered_version(const struct nf_client *c)
+{
+	return c->new_version != NULL ? c->new_version : "";
+}
