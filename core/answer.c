@@ -21,10 +21,13 @@ struct cursor {
 	char *p, *end;
 };
 
-static void skip_space(struct cursor *c)
+/* Skips white space; returns the next character without taking it, or -1
+ * at the end of the buffer. */
+static int peek(struct cursor *c)
 {
 	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
 		c->p++;
+	return c->p < c->end ? (unsigned char)*c->p : -1;
 }
 
 static int hex4(const char *s, unsigned *out)
@@ -130,27 +133,24 @@ static int skip_scalar(struct cursor *c)
 int nf_answer_parse(char *buf, size_t len, struct nf_answer *out)
 {
 	struct cursor c = {buf, buf + len};
+	int ch;
 
 	memset(out, 0, sizeof *out);
-	skip_space(&c);
-	if (c.p >= c.end || *c.p++ != '{')
+	if (peek(&c) != '{')
 		return -1;
-	skip_space(&c);
-	if (c.p < c.end && *c.p == '}') {
+	c.p++;
+	if (peek(&c) == '}') {
 		c.p++;
 	} else {
-		for (;;) {
+		do {
 			char *key, *value = NULL;
 
-			skip_space(&c);
+			peek(&c);
 			key = read_string(&c);
-			if (key == NULL)
+			if (key == NULL || peek(&c) != ':')
 				return -1;
-			skip_space(&c);
-			if (c.p >= c.end || *c.p++ != ':')
-				return -1;
-			skip_space(&c);
-			if (c.p < c.end && *c.p == '"') {
+			c.p++;
+			if (peek(&c) == '"') {
 				value = read_string(&c);
 				if (value == NULL)
 					return -1;
@@ -158,25 +158,18 @@ int nf_answer_parse(char *buf, size_t len, struct nf_answer *out)
 				return -1;
 			}
 			for (int i = 0; i < NF_ANSWER_FIELDS; i++) {
-				if (strcmp(key, nf_answer_keys[i]) == 0) {
-					if (value == NULL)
-						return -1; /* the keys we use must be strings */
-					out->field[i] = value;
-				}
+				if (strcmp(key, nf_answer_keys[i]) != 0)
+					continue;
+				if (value == NULL)
+					return -1; /* the keys we use must be strings */
+				out->field[i] = value;
 			}
 			out->keys++;
-			skip_space(&c);
-			if (c.p < c.end && *c.p == ',') {
-				c.p++;
-				continue;
-			}
-			if (c.p < c.end && *c.p == '}') {
-				c.p++;
-				break;
-			}
+			ch = peek(&c);
+			c.p += ch >= 0; /* never past the end */
+		} while (ch == ',');
+		if (ch != '}')
 			return -1;
-		}
 	}
-	skip_space(&c);
-	return c.p == c.end ? 0 : -1;
+	return peek(&c) == -1 ? 0 : -1;
 }

@@ -27,13 +27,13 @@ enum state {
 	ST_REBOOT,     /* updates committed: the caller reboots */
 };
 
-static int copy_setting(char *dst, size_t cap, const char *src)
+int nf_client_set_field(char *dst, size_t cap, const char *value)
 {
-	size_t n = src ? strlen(src) : 0;
+	size_t n = value ? strlen(value) : 0;
 
 	if (n >= cap)
 		return -1;
-	memcpy(dst, src ? src : "", n + 1);
+	memcpy(dst, value ? value : "", n + 1);
 	return 0;
 }
 
@@ -41,42 +41,6 @@ void nf_client_init(struct nf_client *c, void *port)
 {
 	memset(c, 0, sizeof *c);
 	c->port = port;
-}
-
-int nf_client_set_server(struct nf_client *c, const char *url)
-{
-	return copy_setting(c->server, sizeof c->server, url);
-}
-
-int nf_client_set_device(struct nf_client *c, const char *device)
-{
-	return copy_setting(c->device, sizeof c->device, device);
-}
-
-int nf_client_set_version(struct nf_client *c, const char *version)
-{
-	return copy_setting(c->version, sizeof c->version, version);
-}
-
-int nf_client_set_build(struct nf_client *c, const char *build)
-{
-	return copy_setting(c->build, sizeof c->build, build);
-}
-
-int nf_client_set_mac(struct nf_client *c, const char *mac)
-{
-	return copy_setting(c->mac, sizeof c->mac, mac);
-}
-
-void nf_client_set_path_form(struct nf_client *c, bool on)
-{
-	c->path_form = on;
-}
-
-void nf_client_on_message(struct nf_client *c, nf_message_fn fn, void *ctx)
-{
-	c->on_message = fn;
-	c->message_ctx = ctx;
 }
 
 static void message(struct nf_client *c, enum nf_message msg)
@@ -127,6 +91,37 @@ static void check_failed(struct nf_client *c, enum nf_error err, enum nf_message
 	finish(c);
 }
 
+static void request_image(struct nf_client *c, enum state st, const char *path);
+
+/* After the filesystem (or instead of it): the firmware, or the end. */
+static void next_image(struct nf_client *c)
+{
+	if (c->firmware != NULL && c->firmware[0] != '\0')
+		request_image(c, ST_FIRMWARE, c->firmware);
+	else
+		finish(c);
+}
+
+/* Reports how an image ended (FILESYSTEM_/FIRMWARE_UPDATED or _ERROR) and
+ * moves on: to the firmware after a good filesystem, else to the end. */
+static void image_done(struct nf_client *c, bool firmware, enum nf_error err)
+{
+	c->error = (uint8_t)err;
+	/* The four messages are 3/4 (updated) and 9/10 (error): do not change. */
+	message(c, (enum nf_message)(
+	               (err != NF_OK ? NF_MSG_FILESYSTEM_UPDATE_ERROR : NF_MSG_FILESYSTEM_UPDATED) +
+	               firmware));
+	if (err != NF_OK) {
+		finish(c);
+		return;
+	}
+	c->updated = true;
+	if (firmware)
+		finish(c);
+	else
+		next_image(c);
+}
+
 static void request_image(struct nf_client *c, enum state st, const char *path)
 {
 	const char *parts[] = {c->server, "/", path};
@@ -134,10 +129,7 @@ static void request_image(struct nf_client *c, enum state st, const char *path)
 	/* A path starting with "http" is a URL; anything else is relative to
 	 * the server, joined with "/" as the original did (PROTOCOLS.md 6). */
 	if (strncmp(path, "http", 4) == 0 ? build_url(c, parts + 2, 1) : build_url(c, parts, 3)) {
-		c->error = NF_ERR_URL_TOO_LONG;
-		message(c, st == ST_FIRMWARE ? NF_MSG_FIRMWARE_UPDATE_ERROR
-		                             : NF_MSG_FILESYSTEM_UPDATE_ERROR);
-		finish(c);
+		image_done(c, st == ST_FIRMWARE, NF_ERR_URL_TOO_LONG);
 		return;
 	}
 	c->state = (uint8_t)st;
@@ -148,20 +140,15 @@ static void request_image(struct nf_client *c, enum state st, const char *path)
 		add_header(c, "x-ESP8266-version", c->version);
 }
 
-/* After the filesystem (or instead of it): the firmware, or the end. */
-static void next_image(struct nf_client *c)
-{
-	if (c->state != ST_FIRMWARE && c->firmware != NULL && c->firmware[0] != '\0')
-		request_image(c, ST_FIRMWARE, c->firmware);
-	else
-		finish(c);
-}
-
 void nf_client_begin(struct nf_client *c)
 {
+	if (c->flash_open) /* a step-API caller abandoned a download */
+		nf_port_flash_abort(c->port);
+	c->flash_open = false;
 	c->error = NF_OK;
 	c->updated = false;
-	c->flash_open = false;
+	c->status = 0;
+	c->answer_len = 0;
 	c->new_version = c->firmware = c->spiffs = NULL;
 	c->request.nheaders = 0;
 	c->request.image = false;
@@ -193,11 +180,6 @@ enum nf_action nf_client_next(const struct nf_client *c)
 	if (c->state == ST_REBOOT)
 		return NF_ACTION_REBOOT;
 	return c->state == ST_IDLE ? NF_ACTION_IDLE : NF_ACTION_HTTP_GET;
-}
-
-const struct nf_request *nf_client_request(const struct nf_client *c)
-{
-	return &c->request;
 }
 
 static int hex_value(char ch)
@@ -293,34 +275,30 @@ void nf_client_response_data(struct nf_client *c, const uint8_t *data, size_t le
 static void end_check(struct nf_client *c, bool ok)
 {
 	struct nf_answer a;
+	enum nf_error err = !ok                                    ? NF_ERR_TRANSPORT
+	                    : c->status != 200                     ? NF_ERR_HTTP_STATUS
+	                    : c->answer_len > NF_CLIENT_ANSWER_MAX ? NF_ERR_ANSWER_TOO_BIG
+	                    : c->answer_len == 0                   ? NF_ERR_EMPTY_ANSWER
+	                                                           : NF_OK;
 
-	if (!ok) {
-		check_failed(c, NF_ERR_TRANSPORT, NF_MSG_NO_RESPONSE_ERROR);
-		return;
+	if (err == NF_OK) {
+		c->answer[c->answer_len] = '\0';
+		if (nf_answer_parse(c->answer, c->answer_len, &a) != 0)
+			err = NF_ERR_PARSE;
 	}
-	if (c->status != 200) {
-		check_failed(c, NF_ERR_HTTP_STATUS, NF_MSG_NO_RESPONSE_ERROR);
-		return;
-	}
-	if (c->answer_len > NF_CLIENT_ANSWER_MAX) {
-		check_failed(c, NF_ERR_ANSWER_TOO_BIG, NF_MSG_PARSE_ERROR);
-		return;
-	}
-	if (c->answer_len == 0) {
-		check_failed(c, NF_ERR_EMPTY_ANSWER, NF_MSG_NO_RESPONSE_ERROR);
-		return;
-	}
-	c->answer[c->answer_len] = '\0';
-	if (nf_answer_parse(c->answer, c->answer_len, &a) != 0) {
-		check_failed(c, NF_ERR_PARSE, NF_MSG_PARSE_ERROR);
+	if (err != NF_OK) {
+		/* PROTOCOLS.md 6: nothing usable is NO_RESPONSE_ERROR, a bad
+		 * answer PARSE_ERROR. */
+		check_failed(c, err,
+		             err == NF_ERR_PARSE || err == NF_ERR_ANSWER_TOO_BIG
+		                 ? NF_MSG_PARSE_ERROR
+		                 : NF_MSG_NO_RESPONSE_ERROR);
 		return;
 	}
 	if (a.keys == 0) {
 		message(c, NF_MSG_UPTODATE);
-		{
-			finish(c);
-			return;
-		}
+		finish(c);
+		return;
 	}
 	c->new_version = a.field[NF_ANSWER_VERSION];
 	c->firmware = a.field[NF_ANSWER_FIRMWARE];
@@ -337,34 +315,23 @@ static void end_image(struct nf_client *c, bool ok)
 {
 	bool firmware = c->state == ST_FIRMWARE;
 	uint8_t digest[16];
+	enum nf_error err = (enum nf_error)c->error;
 
-	if (c->flash_open && !ok)
-		image_failed(c, NF_ERR_TRANSPORT);
-	if (c->flash_open && c->received != c->expected)
-		image_failed(c, NF_ERR_SHORT);
 	if (c->flash_open) {
 		nf_port_md5_final(c->port, c->md5_ctx.bytes, digest);
-		if (c->has_md5 && memcmp(digest, c->md5_expected, 16) != 0)
-			image_failed(c, NF_ERR_MD5);
-	}
-	if (c->flash_open) {
+		err = !ok                                                      ? NF_ERR_TRANSPORT
+		      : c->received != c->expected                             ? NF_ERR_SHORT
+		      : c->has_md5 && memcmp(digest, c->md5_expected, 16) != 0 ? NF_ERR_MD5
+		                                                               : NF_OK;
+		if (err != NF_OK)
+			nf_port_flash_abort(c->port);
+		else if (nf_port_flash_finish(c->port) != 0)
+			err = NF_ERR_FLASH;
 		c->flash_open = false;
-		if (nf_port_flash_finish(c->port) != 0)
-			c->error = NF_ERR_FLASH;
-	} else if (c->error == NF_OK) {
-		c->error = NF_ERR_TRANSPORT; /* the body never began */
+	} else if (err == NF_OK) {
+		err = NF_ERR_TRANSPORT; /* the body never began */
 	}
-	if (c->error != NF_OK) {
-		message(c,
-		        firmware ? NF_MSG_FIRMWARE_UPDATE_ERROR : NF_MSG_FILESYSTEM_UPDATE_ERROR);
-		{
-			finish(c);
-			return;
-		}
-	}
-	c->updated = true;
-	message(c, firmware ? NF_MSG_FIRMWARE_UPDATED : NF_MSG_FILESYSTEM_UPDATED);
-	next_image(c);
+	image_done(c, firmware, err);
 }
 
 void nf_client_response_end(struct nf_client *c, bool ok)
@@ -389,14 +356,4 @@ void nf_client_handle(struct nf_client *c)
 		c->state = ST_IDLE;
 		nf_port_reboot(c->port);
 	}
-}
-
-enum nf_error nf_client_last_error(const struct nf_client *c)
-{
-	return (enum nf_error)c->error;
-}
-
-const char *nf_client_offered_version(const struct nf_client *c)
-{
-	return c->new_version != NULL ? c->new_version : "";
 }

@@ -133,16 +133,43 @@ struct nf_client {
 
 /* Resets c and binds it to a port context. Settings are empty. */
 void nf_client_init(struct nf_client *c, void *port);
-/* Settings. Each returns 0, or -1 (NF_ERR_BAD_SETTINGS) when the value does
- * not fit; the value is copied. */
-int nf_client_set_server(struct nf_client *c, const char *url);
-int nf_client_set_device(struct nf_client *c, const char *device);
-int nf_client_set_version(struct nf_client *c, const char *version);
-int nf_client_set_build(struct nf_client *c, const char *build);
-int nf_client_set_mac(struct nf_client *c, const char *mac);
+/* Copies value into a setting field of c (dst, cap bytes); returns 0, or -1
+ * when it does not fit (the field is then left unchanged). The setters below
+ * are the way to call it. */
+int nf_client_set_field(char *dst, size_t cap, const char *value);
+
+/* Settings. Each returns 0, or -1 when the value does not fit; the value is
+ * copied. (Inline, so a device links only what it uses.) */
+static inline int nf_client_set_server(struct nf_client *c, const char *url)
+{
+	return nf_client_set_field(c->server, sizeof c->server, url);
+}
+static inline int nf_client_set_device(struct nf_client *c, const char *device)
+{
+	return nf_client_set_field(c->device, sizeof c->device, device);
+}
+static inline int nf_client_set_version(struct nf_client *c, const char *version)
+{
+	return nf_client_set_field(c->version, sizeof c->version, version);
+}
+static inline int nf_client_set_build(struct nf_client *c, const char *build)
+{
+	return nf_client_set_field(c->build, sizeof c->build, build);
+}
+static inline int nf_client_set_mac(struct nf_client *c, const char *mac)
+{
+	return nf_client_set_field(c->mac, sizeof c->mac, mac);
+}
 /* Ask with GET server/DEVICE/VERSION (v1.0 servers) instead of headers. */
-void nf_client_set_path_form(struct nf_client *c, bool on);
-void nf_client_on_message(struct nf_client *c, nf_message_fn fn, void *ctx);
+static inline void nf_client_set_path_form(struct nf_client *c, bool on)
+{
+	c->path_form = on;
+}
+static inline void nf_client_on_message(struct nf_client *c, nf_message_fn fn, void *ctx)
+{
+	c->on_message = fn;
+	c->message_ctx = ctx;
+}
 
 /* One check, and the whole update when there is one, through the port.
  * Delivers messages as it goes; on success with an update it ends with
@@ -157,16 +184,25 @@ void nf_client_handle(struct nf_client *c);
  * ok = false when the transfer failed or was cut. REBOOT means restart. */
 void nf_client_begin(struct nf_client *c);
 enum nf_action nf_client_next(const struct nf_client *c);
-const struct nf_request *nf_client_request(const struct nf_client *c);
+static inline const struct nf_request *nf_client_request(const struct nf_client *c)
+{
+	return &c->request;
+}
 void nf_client_response_begin(struct nf_client *c, int status, long content_length,
                               const char *md5);
 void nf_client_response_data(struct nf_client *c, const uint8_t *data, size_t len);
 void nf_client_response_end(struct nf_client *c, bool ok);
 
 /* The last check's error (NF_OK when it went well). */
-enum nf_error nf_client_last_error(const struct nf_client *c);
+static inline enum nf_error nf_client_last_error(const struct nf_client *c)
+{
+	return (enum nf_error)c->error;
+}
 /* The version the server offered in the last answer, or "". */
-const char *nf_client_offered_version(const struct nf_client *c);
+static inline const char *nf_client_offered_version(const struct nf_client *c)
+{
+	return c->new_version != NULL ? c->new_version : "";
+}
 
 #ifdef __cplusplus
 }
