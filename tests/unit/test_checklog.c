@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "nofussd.h"
+#include "testutil.h"
 
 #define T_2016 ((time_t)1469837849) /* 2016-07-30 00:17:29 UTC */
 #define T_2019 ((time_t)1559642400) /* 2019-06-04 10:00:00 UTC */
@@ -55,60 +55,9 @@ static struct nf_query query(const char *device, const char *version, const char
 	return q;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* Tests that touch files get a fresh mkdtemp() folder as their state,
- * removed after the test whether it passed or not. */
-static int make_tmpdir(void **state)
-{
-	char *dir = strdup("/tmp/nofuss-test-checklog-XXXXXX");
-
-	if (dir == NULL || mkdtemp(dir) == NULL) {
-		free(dir);
-		return -1;
-	}
-	*state = dir;
-	return 0;
-}
-
-static int remove_tmpdir(void **state)
-{
-	char *dir = *state;
-	int rc = nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-
-	free(dir);
-	return rc;
-}
-
-/* The whole file as a malloc'd string ("" when it is empty). Caller frees. */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long len;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len >= 0);
-	rewind(f);
-	text = malloc((size_t)len + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
-	text[len] = '\0';
-	fclose(f);
-	return text;
-}
-
 static void assert_file(const char *path, const char *expected)
 {
-	char *text = slurp(path);
+	char *text = nf_test_read_file(path);
 
 	assert_string_equal(text, expected);
 	free(text);
@@ -344,7 +293,7 @@ static void test_write_and_flush(void **state)
 	assert_non_null(log);
 	nf_checklog_path(log, T_2019, "2.2.2.2", &pq, NULL);
 	nf_checklog_close(log);
-	char *text = slurp(path);
+	char *text = nf_test_read_file(path);
 	assert_non_null(strstr(text, "from:1.1.1.1"));
 	assert_non_null(strstr(text, "update:none\n[2019/06/04 10:00:00] from:2.2.2.2 device:TEST "
 	                             "version:0.1.0 update:none\n"));
@@ -371,7 +320,7 @@ static void test_buffer_fills(void **state)
 	}
 	nf_checklog_close(log);
 
-	text = slurp(path);
+	text = nf_test_read_file(path);
 	p = text;
 	for (int i = 0; i < LINES; i++) {
 		size_t n;
@@ -509,7 +458,10 @@ static void test_stdout_log(void **state)
 
 int main(void)
 {
-#define FILE_TEST(name) cmocka_unit_test_setup_teardown(name, make_tmpdir, remove_tmpdir)
+/* Tests that touch files get a fresh mkdtemp() folder as their state,
+ * removed after the test whether it passed or not. */
+#define FILE_TEST(name) cmocka_unit_test_prestate_setup_teardown(name, nf_test_tmpdir_setup, \
+                        nf_test_tmpdir_teardown, (void *)"checklog")
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_path),
 		cmocka_unit_test(test_format_header),

@@ -15,48 +15,34 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "nofussd.h"
+#include "testutil.h"
 
 /* Helpers ----------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Every INI file of this program goes in one mkdtemp() folder, made before
  * the first test and removed after the last, failed or not. */
-static char tmpdir[] = "/tmp/nofuss-test-config-XXXXXX";
+static char *tmpdir;
 
 static int make_tmpdir(void **state)
 {
 	(void)state;
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = nf_test_mkdtemp("config");
+	return tmpdir == NULL ? -1 : 0;
 }
 
 static int remove_tmpdir(void **state)
 {
+	int rc = nf_test_rmtree(tmpdir);
+
 	(void)state;
-	return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_true(fputs(text, f) >= 0);
-	assert_int_equal(fclose(f), 0);
+	free(tmpdir);
+	tmpdir = NULL;
+	return rc;
 }
 
 static void set_ok(struct nf_config *cfg, const char *key, const char *value)
@@ -87,7 +73,7 @@ static int load_text(struct nf_config *cfg, const char *text, char *err, size_t 
                      char *path, size_t pathlen)
 {
 	snprintf(path, pathlen, "%s/nofussd.conf", tmpdir);
-	write_file(path, text);
+	nf_test_write_file(path, text);
 	nf_config_defaults(cfg);
 	return nf_config_load(cfg, path, err, errlen);
 }

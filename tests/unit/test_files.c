@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include <unistd.h>
 
 #include "nofussd.h"
+#include "testutil.h"
 
 #define MD5_HELLO "b1946ac92492d2347c6235b4d2611184" /* "hello\n" */
 #define MD5_WORLD "591785b794601e212b260e25925636fd" /* "world\n" */
@@ -38,7 +38,7 @@
 
 /* One test's folders: <dir>/public is served, <dir>/outside is not. */
 struct fixture {
-	char dir[64];
+	char *dir; /* malloc'd by nf_test_mkdtemp */
 	char pub[128];
 	char outside[128];
 	struct nf_files *files;
@@ -46,25 +46,13 @@ struct fixture {
 
 /* Helpers ----------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Writes len bytes to <base>/<rel>, creating or truncating it. */
 static void put(const char *base, const char *rel, const void *data, size_t len)
 {
 	char path[512];
-	int fd;
 
 	snprintf(path, sizeof path, "%s/%s", base, rel);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	assert_int_equal(close(fd), 0);
+	nf_test_write_data(path, data, len);
 }
 
 static void put_text(const char *base, const char *rel, const char *text)
@@ -165,8 +153,8 @@ static int setup(void **state)
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->dir, sizeof fx->dir, "/tmp/nofuss-test-files-XXXXXX");
-	if (mkdtemp(fx->dir) == NULL) {
+	fx->dir = nf_test_mkdtemp("files");
+	if (fx->dir == NULL) {
 		free(fx);
 		return -1;
 	}
@@ -189,7 +177,8 @@ static int teardown(void **state)
 	int rc;
 
 	nf_files_close(fx->files);
-	rc = nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rc = nf_test_rmtree(fx->dir);
+	free(fx->dir);
 	free(fx);
 	return rc;
 }

@@ -20,7 +20,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "nofussd.h"
+#include "testutil.h"
 
 /* Helpers ----------------------------------------------------------------- */
 
@@ -105,45 +105,6 @@ static const char *answer(const struct nf_rules *rs, long k)
 	t = nf_rules_target(rs, (size_t)k);
 	assert_non_null(t);
 	return t->body;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* test_load_file's folder, removed after it whether it passed or not. */
-static int make_tmpdir(void **state)
-{
-	char *dir = strdup("/tmp/nofuss-test-rules-XXXXXX");
-
-	if (dir == NULL || mkdtemp(dir) == NULL) {
-		free(dir);
-		return -1;
-	}
-	*state = dir;
-	return 0;
-}
-
-static int remove_tmpdir(void **state)
-{
-	char *dir = *state;
-	int rc = nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-
-	free(dir);
-	return rc;
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
 }
 
 /* File order ---------------------------------------------------------------- */
@@ -896,8 +857,8 @@ static void test_load_file(void **state)
 	snprintf(pub, sizeof pub, "%s/public", dir);
 	assert_int_equal(mkdir(pub, 0755), 0);
 	snprintf(img, sizeof img, "%s/a.bin", pub);
-	write_file(img, "x");
-	write_file(path, "[\n"
+	nf_test_write_file(img, "x");
+	nf_test_write_file(path, "[\n"
 	    "{\"origin\":{\"device\":\"A\",\"max\":\"1.0\"},"
 	    "\"target\":{\"version\":\"1.1\",\"firmware\":\"/a.bin\"}}\n"
 	    "]\n");
@@ -919,13 +880,13 @@ static void test_load_file(void **state)
 	nf_log_set_level(NF_LOG_INFO);
 
 	/* Errors name the file given. */
-	write_file(path, "[\n{\"origin\":{\"device\":\"A\"}}\n]\n");
+	nf_test_write_file(path, "[\n{\"origin\":{\"device\":\"A\"}}\n]\n");
 	rs = nf_rules_load(path, NULL, err, sizeof err);
 	assert_null(rs);
 	snprintf(want, sizeof want, "%s: rule 1: target: missing", path);
 	assert_string_equal(err, want);
 
-	write_file(path, "[\n{\"origin\":{\"device\":\"A\"},\n\"target\":{\"version\":}}\n]\n");
+	nf_test_write_file(path, "[\n{\"origin\":{\"device\":\"A\"},\n\"target\":{\"version\":}}\n]\n");
 	rs = nf_rules_load(path, NULL, err, sizeof err);
 	assert_null(rs);
 	snprintf(want, sizeof want, "%s:3:", path);
@@ -971,7 +932,9 @@ int main(void)
 		cmocka_unit_test(test_mac_array_validated_past_star),
 		cmocka_unit_test(test_warnings_do_not_refuse),
 		cmocka_unit_test(test_index_many_devices),
-		cmocka_unit_test_setup_teardown(test_load_file, make_tmpdir, remove_tmpdir),
+		/* test_load_file's folder, removed after it whether it passed or not. */
+		cmocka_unit_test_prestate_setup_teardown(test_load_file, nf_test_tmpdir_setup,
+		                                         nf_test_tmpdir_teardown, (void *)"rules"),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
