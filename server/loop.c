@@ -30,6 +30,23 @@ struct loop {
 	struct timespec deadline; /* end of the shutdown grace period */
 };
 
+static void signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
+void nf_loop_block_signals(void)
+{
+	sigset_t set;
+
+	signal_set(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static double now_mono(void)
 {
 	struct timespec ts;
@@ -144,12 +161,8 @@ int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv, struct nf_ch
 	double last_flush = now_mono();
 	int status = 1, timeout;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	nf_loop_block_signals();
+	signal_set(&set);
 	l.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	l.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l.sigfd < 0 || l.epfd < 0 || watch_add(l.epfd, l.sigfd) != 0 ||
@@ -159,6 +172,12 @@ int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv, struct nf_ch
 	}
 	if (cfg->watch)
 		watch_rules(&l);
+	/* Only now, with signals and the watch in place: tests and scripts
+	 * take this line to mean "ready". */
+	nf_log(NF_LOG_INFO, "nofussd %s listening on %s%s%s:%u%s/, %zu rules from %s, images from %s",
+	       NOFUSS_VERSION, strchr(cfg->listen, ':') ? "[" : "", cfg->listen[0] ? cfg->listen : "*",
+	       strchr(cfg->listen, ':') ? "]" : "", nf_server_port(srv), cfg->base,
+	       nf_rules_count(nf_server_rules(srv)), cfg->rules_path, cfg->public_dir);
 
 	timeout = nf_server_run(srv);
 	for (;;) {

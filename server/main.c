@@ -180,6 +180,9 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Block the signals loop.c reads through signalfd before anything can
+	 * send one: a SIGHUP between start-up and the loop must not kill us. */
+	nf_loop_block_signals();
 	raise_fd_limit(&cfg);
 	log = nf_checklog_open(cfg.check_log, err, sizeof err);
 	if (log == NULL) {
@@ -193,10 +196,6 @@ int main(int argc, char **argv)
 		status = EXIT_START;
 		goto done;
 	}
-	nf_log(NF_LOG_INFO, "nofussd %s listening on %s%s%s:%u%s/, %zu rules from %s, images from %s",
-	       NOFUSS_VERSION, strchr(cfg.listen, ':') ? "[" : "", cfg.listen[0] ? cfg.listen : "*",
-	       strchr(cfg.listen, ':') ? "]" : "", nf_server_port(srv), cfg.base,
-	       nf_rules_count(nf_server_rules(srv)), cfg.rules_path, cfg.public_dir);
 	status = nf_loop_run(&cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
 	nf_log(NF_LOG_INFO, "stopped");
 done:

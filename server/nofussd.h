@@ -202,7 +202,10 @@ unsigned nf_server_active_requests(const struct nf_server *srv);
 void nf_server_stop(struct nf_server *srv);
 
 /* loop.c: the event loop, signals and rule reloads ------------------------ */
-/* Runs until SIGTERM or SIGINT, then drains in-flight requests for at most
+/* Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 so that they wait for the
+ * loop's signalfd; call before starting anything. */
+void nf_loop_block_signals(void);
+/* Says "listening" once ready, runs until SIGTERM or SIGINT, then drains in-flight requests for at most
  * cfg->grace_seconds. Returns the process exit status. */
 int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv,
                 struct nf_checklog *log);
