@@ -1,0 +1,659 @@
+/*
+ * flash.c - the flash directory: an ESP8266's flash modelled as files, with
+ * two firmware slots and one filesystem, plus the bootloader that chooses
+ * which slot runs. It implements nf_port_flash_begin/write/finish/abort.
+ *
+ *   DIR/state       the bootloader's state (text, see below)
+ *   DIR/slot-a.bin  firmware slot a
+ *   DIR/slot-b.bin  firmware slot b (absent until the first update)
+ *   DIR/fs.bin      the filesystem
+ *   DIR/<name>.new  a write in progress (slot-a.new, fs.new, state.new...);
+ *                   never read, removed at boot
+ *
+ * Never brick: an image is written to a .new file beside the slot that is
+ * not running (or beside fs.bin), in whole sectors as the ESP's Updater
+ * does, and published only by nf_port_flash_finish(): fsync the data,
+ * rename it over the slot, fsync the directory. A new firmware is then
+ * recorded in the state as "trial": the next boot runs it once; if it does
+ * not confirm itself (it crashed, the power went), the boot after reverts to
+ * the confirmed slot. The state file is replaced the same way (state.new,
+ * fsync, rename, fsync of the directory), so every power cut leaves either
+ * the old or the new file - powercut.c counts every one of these operations
+ * and can cut the power before any of them.
+ *
+ * State file (on flash: do not change), exactly these lines in this order:
+ *
+ *   nofuss-flash 1
+ *   active a          the confirmed slot (a or b)
+ *   trial -           the slot to try at the next boot (a, b, or - for none)
+ *   attempts 0        trial boots made so far
+ *   slot-size 1048576 geometry, fixed when the directory is provisioned
+ *   fs-size 1048576
+ *   chip-size 4194304
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nofuss/posix.h"
+
+#define STATE_FILE         "state"
+#define STATE_TMP          "state.new"
+#define FS_FILE            "fs.bin"
+#define FS_TMP             "fs.new"
+#define STATE_VERSION      "1"
+#define TRIAL_ATTEMPTS_MAX 1u /* a trial slot gets one boot to confirm itself */
+
+static const char *const slot_file[NF_POSIX_SLOTS] = {"slot-a.bin", "slot-b.bin"};
+static const char *const slot_tmp[NF_POSIX_SLOTS] = {"slot-a.new", "slot-b.new"};
+
+static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(char *err, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || cap == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, cap, fmt, ap);
+	va_end(ap);
+}
+
+const char *nf_posix_slot_name(int slot)
+{
+	return slot == 1 ? "b" : "a";
+}
+
+/* Every flash-affecting operation goes through here first. */
+static void op(struct nf_posix_flash *f, const char *what, const char *name)
+{
+	nf_posix_powercut_tick(&f->cut, f->console, what, name);
+}
+
+static int write_all(int fd, const uint8_t *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int sync_dir(struct nf_posix_flash *f)
+{
+	op(f, "fsync", ".");
+	return fsync(f->dirfd);
+}
+
+/* Writes data to tmp in sectors, fsyncs it and renames it over name. */
+static int write_file_atomic(struct nf_posix_flash *f, const char *tmp, const char *name,
+                             const uint8_t *data, size_t len, char *err, size_t errcap)
+{
+	int fd, rc = -1;
+
+	op(f, "create", tmp);
+	fd = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fail(err, errcap, "%s/%s: %s", f->dir, tmp, strerror(errno));
+		return -1;
+	}
+	for (size_t off = 0; off < len; off += NF_POSIX_SECTOR_SIZE) {
+		size_t n = len - off < NF_POSIX_SECTOR_SIZE ? len - off : NF_POSIX_SECTOR_SIZE;
+		op(f, "write", tmp);
+		if (write_all(fd, data + off, n) != 0) {
+			fail(err, errcap, "%s/%s: write: %s", f->dir, tmp, strerror(errno));
+			goto done;
+		}
+	}
+	op(f, "fsync", tmp);
+	if (fsync(fd) != 0) {
+		fail(err, errcap, "%s/%s: fsync: %s", f->dir, tmp, strerror(errno));
+		goto done;
+	}
+	op(f, "rename", tmp);
+	if (renameat(f->dirfd, tmp, f->dirfd, name) != 0) {
+		fail(err, errcap, "%s/%s: rename: %s", f->dir, tmp, strerror(errno));
+		goto done;
+	}
+	if (sync_dir(f) != 0) {
+		fail(err, errcap, "%s: fsync: %s", f->dir, strerror(errno));
+		goto done;
+	}
+	rc = 0;
+done:
+	close(fd);
+	if (rc != 0) {
+		op(f, "unlink", tmp);
+		unlinkat(f->dirfd, tmp, 0);
+	}
+	return rc;
+}
+
+/* ---- the state file ---- */
+
+static bool geometry_ok(const struct nf_posix_geometry *g)
+{
+	return g->slot_size >= NF_POSIX_IMAGE_MIN && g->slot_size <= NF_POSIX_FLASH_SIZE_MAX &&
+	       g->fs_size >= NF_POSIX_IMAGE_MIN && g->fs_size <= NF_POSIX_FLASH_SIZE_MAX &&
+	       g->chip_size >= NF_POSIX_IMAGE_MIN && g->chip_size <= NF_POSIX_FLASH_SIZE_MAX;
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_slot(const char *s, bool may_be_none, int *out)
+{
+	if (strcmp(s, "a") == 0 || strcmp(s, "b") == 0) {
+		*out = s[0] - 'a';
+		return 0;
+	}
+	if (may_be_none && strcmp(s, "-") == 0) {
+		*out = -1;
+		return 0;
+	}
+	return -1;
+}
+
+/* Parses text (NUL-terminated) into *s; -1 when it is not a state file. */
+static int parse_state(char *text, struct nf_posix_state *s)
+{
+	static const char *const keys[] = {"nofuss-flash", "active",  "trial",    "attempts",
+	                                   "slot-size",    "fs-size", "chip-size"};
+	char *line = text;
+	uint32_t attempts = 0;
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		size_t klen = strlen(keys[i]);
+		char *nl = strchr(line, '\n');
+		char *value = line + klen + 1;
+		int bad;
+
+		if (nl == NULL || strncmp(line, keys[i], klen) != 0 || line[klen] != ' ')
+			return -1;
+		*nl = '\0';
+		switch (i) {
+		case 0: bad = strcmp(value, STATE_VERSION) != 0; break;
+		case 1: bad = parse_slot(value, false, &s->active); break;
+		case 2: bad = parse_slot(value, true, &s->trial); break;
+		case 3: bad = parse_u32(value, TRIAL_ATTEMPTS_MAX, &attempts); break;
+		case 4:
+			bad = parse_u32(value, NF_POSIX_FLASH_SIZE_MAX, &s->geometry.slot_size);
+			break;
+		case 5:
+			bad = parse_u32(value, NF_POSIX_FLASH_SIZE_MAX, &s->geometry.fs_size);
+			break;
+		default:
+			bad = parse_u32(value, NF_POSIX_FLASH_SIZE_MAX, &s->geometry.chip_size);
+			break;
+		}
+		if (bad)
+			return -1;
+		line = nl + 1;
+	}
+	s->attempts = attempts;
+	return *line == '\0' && geometry_ok(&s->geometry) ? 0 : -1;
+}
+
+/* Reads DIR/state: 0, 1 when there is none, -1 on error. */
+static int read_state(struct nf_posix_flash *f, char *err, size_t errcap)
+{
+	char text[NF_POSIX_STATE_MAX + 1];
+	size_t got = 0;
+	int fd, rc = -1;
+
+	fd = openat(f->dirfd, STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = read(fd, text + got, sizeof text - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == sizeof text - 1) {
+			fail(err, errcap, "%s/%s: longer than %u bytes", f->dir, STATE_FILE,
+			     NF_POSIX_STATE_MAX);
+			goto done;
+		}
+	}
+	text[got] = '\0';
+	if (strlen(text) != got || parse_state(text, &f->state) != 0) {
+		fail(err, errcap, "%s/%s: not a valid flash state file", f->dir, STATE_FILE);
+		goto done;
+	}
+	rc = 0;
+done:
+	close(fd);
+	return rc;
+}
+
+/* Replaces DIR/state with next; f->state follows only on success. */
+static int write_state(struct nf_posix_flash *f, const struct nf_posix_state *next, char *err,
+                       size_t errcap)
+{
+	char text[NF_POSIX_STATE_MAX];
+	int n;
+
+	n = snprintf(text, sizeof text,
+	             "nofuss-flash " STATE_VERSION "\nactive %s\ntrial %s\nattempts %u\n"
+	             "slot-size %u\nfs-size %u\nchip-size %u\n",
+	             nf_posix_slot_name(next->active),
+	             next->trial < 0 ? "-" : nf_posix_slot_name(next->trial), next->attempts,
+	             next->geometry.slot_size, next->geometry.fs_size, next->geometry.chip_size);
+	if (n < 0 || (size_t)n >= sizeof text) {
+		fail(err, errcap, "state does not fit %u bytes", NF_POSIX_STATE_MAX);
+		return -1;
+	}
+	if (write_file_atomic(f, STATE_TMP, STATE_FILE, (const uint8_t *)text, (size_t)n, err,
+	                      errcap) != 0)
+		return -1;
+	f->state = *next;
+	return 0;
+}
+
+/* ---- opening, provisioning, booting ---- */
+
+int nf_posix_flash_open(struct nf_posix_flash *f, const char *dir, char *err, size_t errcap)
+{
+	struct stat st;
+	size_t len = strlen(dir);
+
+	f->dirfd = -1;
+	f->fd = -1;
+	f->running = -1;
+	f->running_size = 0;
+	f->running_md5[0] = '\0';
+	if (len == 0 || len >= sizeof f->dir) {
+		fail(err, errcap, "flash directory path must be 1 to %u bytes",
+		     NF_POSIX_PATH_MAX - 1);
+		return -1;
+	}
+	memcpy(f->dir, dir, len + 1);
+	if (stat(dir, &st) != 0) {
+		if (errno != ENOENT) {
+			fail(err, errcap, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+		op(f, "mkdir", dir);
+		if (mkdir(dir, 0755) != 0) {
+			fail(err, errcap, "cannot create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	f->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (f->dirfd < 0) {
+		fail(err, errcap, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return read_state(f, err, errcap);
+}
+
+int nf_posix_flash_provision(struct nf_posix_flash *f, const struct nf_posix_geometry *g,
+                             const uint8_t *fw, size_t fwlen, const uint8_t *fs, size_t fslen,
+                             char *err, size_t errcap)
+{
+	struct nf_posix_state s = {.active = 0, .trial = -1, .attempts = 0, .geometry = *g};
+
+	if (f->dirfd < 0) {
+		fail(err, errcap, "flash directory is not open");
+		return -1;
+	}
+	if (!geometry_ok(g)) {
+		fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
+		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
+		return -1;
+	}
+	if (fwlen > g->slot_size || (fs != NULL && fslen > g->fs_size)) {
+		fail(err, errcap,
+		     "image too big: firmware %zu bytes for a %u-byte slot, "
+		     "filesystem %zu bytes for %u",
+		     fwlen, g->slot_size, fs ? fslen : 0, g->fs_size);
+		return -1;
+	}
+	if (write_file_atomic(f, slot_tmp[0], slot_file[0], fw, fwlen, err, errcap) != 0)
+		return -1;
+	if (fs != NULL && write_file_atomic(f, FS_TMP, FS_FILE, fs, fslen, err, errcap) != 0)
+		return -1;
+	return write_state(f, &s, err, errcap);
+}
+
+/* Verifies slot's image; 0, or -1 with the reason in why. */
+static int verify_slot(struct nf_posix_flash *f, int slot, struct nf_posix_image *info,
+                       uint8_t md5[16], char *why, size_t cap)
+{
+	if (nf_posix_image_verify_file(f->dirfd, slot_file[slot], f->state.geometry.slot_size, info,
+	                               md5, why, cap) != 0)
+		return -1;
+	if (info->kind != NF_IMAGE_FIRMWARE) {
+		fail(why, cap, "%s holds a filesystem image", slot_file[slot]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the .new files a cut write left behind. */
+static void remove_leftovers(struct nf_posix_flash *f)
+{
+	static const char *const names[] = {"slot-a.new", "slot-b.new", FS_TMP, STATE_TMP};
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (fstatat(f->dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		op(f, "unlink", names[i]);
+		unlinkat(f->dirfd, names[i], 0);
+	}
+}
+
+int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char *err, size_t errcap)
+{
+	struct nf_posix_state next = f->state;
+	char why_a[NF_POSIX_ERR_MAX], why_b[NF_POSIX_ERR_MAX];
+	uint8_t md5[16];
+	int slot = -1, other;
+
+	memset(b, 0, sizeof *b);
+	if (f->dirfd < 0) {
+		fail(err, errcap, "flash directory is not open");
+		return -1;
+	}
+	remove_leftovers(f);
+
+	if (f->state.trial >= 0) {
+		int t = f->state.trial;
+		if (f->state.attempts == 0 &&
+		    verify_slot(f, t, &b->firmware, md5, why_a, sizeof why_a) == 0) {
+			next.attempts = 1; /* recorded before it runs: a crash counts */
+			if (write_state(f, &next, err, errcap) != 0)
+				return -1;
+			slot = t;
+			b->how = NF_POSIX_BOOT_TRIAL;
+		} else {
+			if (f->state.attempts != 0)
+				fail(b->why, sizeof b->why,
+				     "slot %s did not confirm its trial boot",
+				     nf_posix_slot_name(t));
+			else
+				fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+				     nf_posix_slot_name(t), why_a);
+			next.trial = -1;
+			next.attempts = 0;
+			if (write_state(f, &next, err, errcap) != 0)
+				return -1;
+			b->how = NF_POSIX_BOOT_REVERTED;
+		}
+	}
+	if (slot < 0) {
+		slot = f->state.active;
+		other = 1 - slot;
+		if (verify_slot(f, slot, &b->firmware, md5, why_a, sizeof why_a) != 0) {
+			if (verify_slot(f, other, &b->firmware, md5, why_b, sizeof why_b) != 0) {
+				fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
+				     nf_posix_slot_name(slot), why_a, nf_posix_slot_name(other),
+				     why_b);
+				errno = ENOEXEC; /* bricked, as opposed to an I/O error */
+				return -1;
+			}
+			fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+			     nf_posix_slot_name(slot), why_a);
+			next = f->state;
+			next.active = other;
+			if (write_state(f, &next, err, errcap) != 0)
+				return -1;
+			slot = other;
+			b->how = NF_POSIX_BOOT_FALLBACK;
+		}
+	}
+	b->slot = slot;
+	f->running = slot;
+	f->running_size = b->firmware.size;
+	for (int i = 0; i < 16; i++)
+		snprintf(f->running_md5 + 2 * i, 3, "%02x", md5[i]);
+
+	if (nf_posix_image_verify_file(f->dirfd, FS_FILE, f->state.geometry.fs_size, &b->fs, NULL,
+	                               b->fs_error, sizeof b->fs_error) == 0) {
+		b->fs_valid = b->fs.kind == NF_IMAGE_FILESYSTEM;
+		if (!b->fs_valid)
+			fail(b->fs_error, sizeof b->fs_error, "%s holds a firmware image", FS_FILE);
+	}
+	return 0;
+}
+
+int nf_posix_flash_confirm(struct nf_posix_flash *f, char *err, size_t errcap)
+{
+	struct nf_posix_state next = f->state;
+
+	if (f->running < 0) {
+		fail(err, errcap, "nothing booted");
+		return -1;
+	}
+	if (f->state.active == f->running && f->state.trial < 0)
+		return 0;
+	next.active = f->running;
+	next.trial = -1;
+	next.attempts = 0;
+	return write_state(f, &next, err, errcap);
+}
+
+/* Closes and removes the image being written, if any. */
+static void abort_write(struct nf_posix_flash *f)
+{
+	const char *tmp;
+
+	if (f->fd < 0)
+		return;
+	tmp = f->image == NF_IMAGE_FIRMWARE ? slot_tmp[f->target] : FS_TMP;
+	close(f->fd);
+	f->fd = -1;
+	op(f, "unlink", tmp);
+	unlinkat(f->dirfd, tmp, 0);
+}
+
+void nf_posix_flash_close(struct nf_posix_flash *f)
+{
+	if (f->dirfd >= 0) {
+		abort_write(f);
+		close(f->dirfd);
+	}
+	f->dirfd = -1;
+	f->fd = -1;
+	f->running = -1;
+}
+
+/* ---- the port contract ---- */
+
+int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size)
+{
+	struct nf_posix *p = port;
+	struct nf_posix_flash *f = &p->flash;
+	bool fw = image == NF_IMAGE_FIRMWARE;
+	uint32_t room;
+	const char *tmp;
+
+	abort_write(f); /* a begin without finish or abort before it */
+	if (f->dirfd < 0 || f->running < 0) {
+		nf_posix_logf(p, NULL, "flash: not booted");
+		return -1;
+	}
+	room = fw ? f->state.geometry.slot_size : f->state.geometry.fs_size;
+	if (size == 0 || size > room) {
+		nf_posix_logf(p, NULL, "flash: a %u-byte %s does not fit the %u bytes of %s", size,
+		              fw ? "firmware" : "filesystem", room,
+		              fw ? slot_file[1 - f->running] : FS_FILE);
+		return -1;
+	}
+	f->image = image;
+	f->target = fw ? 1 - f->running : -1;
+	tmp = fw ? slot_tmp[f->target] : FS_TMP;
+	op(f, "create", tmp);
+	f->fd = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (f->fd < 0) {
+		nf_posix_logf(p, NULL, "flash: %s/%s: %s", f->dir, tmp, strerror(errno));
+		return -1;
+	}
+	f->size = size;
+	f->written = 0;
+	f->fill = 0;
+	f->checked_header = false;
+	return 0;
+}
+
+static int flush_sector(struct nf_posix *p)
+{
+	struct nf_posix_flash *f = &p->flash;
+	const char *tmp = f->image == NF_IMAGE_FIRMWARE ? slot_tmp[f->target] : FS_TMP;
+
+	if (f->fill == 0)
+		return 0;
+	op(f, "write", tmp);
+	if (write_all(f->fd, f->sector, f->fill) != 0) {
+		nf_posix_logf(p, NULL, "flash: %s/%s: write: %s", f->dir, tmp, strerror(errno));
+		return -1;
+	}
+	f->fill = 0;
+	return 0;
+}
+
+/* The ESP updater refuses a sketch whose header asks for more flash than
+ * the chip has (PROTOCOLS.md section 5); gzip images are not inspected. */
+static int check_flash_size(struct nf_posix *p)
+{
+	struct nf_posix_flash *f = &p->flash;
+	uint32_t need;
+
+	f->checked_header = true;
+	if (f->sector[0] != 0xE9)
+		return 0;
+	need = nf_posix_image_flash_bytes(f->sector[3]);
+	if (need > f->state.geometry.chip_size) {
+		nf_posix_logf(p, NULL,
+		              "flash: the image asks for a %u-byte flash (header byte 3 = "
+		              "0x%02x); the chip has %u",
+		              need, f->sector[3], f->state.geometry.chip_size);
+		return -1;
+	}
+	return 0;
+}
+
+int nf_port_flash_write(void *port, const uint8_t *data, size_t len)
+{
+	struct nf_posix *p = port;
+	struct nf_posix_flash *f = &p->flash;
+
+	if (f->fd < 0)
+		return -1;
+	if (len > f->size - f->written) {
+		nf_posix_logf(p, NULL, "flash: more than the %u bytes announced", f->size);
+		return -1;
+	}
+	while (len > 0) {
+		size_t n = NF_POSIX_SECTOR_SIZE - f->fill;
+		if (n > len)
+			n = len;
+		memcpy(f->sector + f->fill, data, n);
+		f->fill += (uint32_t)n;
+		f->written += (uint32_t)n;
+		data += n;
+		len -= n;
+		if (f->image == NF_IMAGE_FIRMWARE && !f->checked_header && f->written >= 4 &&
+		    check_flash_size(p) != 0)
+			return -1;
+		if (f->fill == NF_POSIX_SECTOR_SIZE && flush_sector(p) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int nf_port_flash_finish(void *port)
+{
+	struct nf_posix *p = port;
+	struct nf_posix_flash *f = &p->flash;
+	bool fw = f->image == NF_IMAGE_FIRMWARE;
+	const char *tmp, *name;
+	char err[NF_POSIX_ERR_MAX];
+	int fd = f->fd;
+
+	if (fd < 0)
+		return -1;
+	tmp = fw ? slot_tmp[f->target] : FS_TMP;
+	name = fw ? slot_file[f->target] : FS_FILE;
+	if (f->written != f->size) {
+		nf_posix_logf(p, NULL, "flash: %u of %u bytes written", f->written, f->size);
+		goto fail;
+	}
+	if (flush_sector(p) != 0)
+		goto fail;
+	op(f, "fsync", tmp);
+	if (fsync(fd) != 0) {
+		nf_posix_logf(p, NULL, "flash: %s/%s: fsync: %s", f->dir, tmp, strerror(errno));
+		goto fail;
+	}
+	f->fd = -1;
+	close(fd);
+	op(f, "rename", tmp);
+	if (renameat(f->dirfd, tmp, f->dirfd, name) != 0) {
+		nf_posix_logf(p, NULL, "flash: %s/%s: rename: %s", f->dir, tmp, strerror(errno));
+		op(f, "unlink", tmp);
+		unlinkat(f->dirfd, tmp, 0);
+		return -1;
+	}
+	/* The rename is the commit: from here on, returning -1 would tell the
+	 * core "nothing committed" about a filesystem that is. */
+	if (sync_dir(f) != 0)
+		nf_posix_logf(p, NULL, "flash: %s: fsync: %s (committed, maybe not durable)",
+		              f->dir, strerror(errno));
+	if (fw) {
+		struct nf_posix_state next = f->state;
+		/* A firmware is committed by the state: until then the slot is a spare. */
+		next.trial = f->target; /* boot it next, once, on trial */
+		next.attempts = 0;
+		if (write_state(f, &next, err, sizeof err) != 0) {
+			nf_posix_logf(p, NULL, "flash: %s", err);
+			return -1;
+		}
+	}
+	return 0;
+fail:
+	abort_write(f);
+	return -1;
+}
+
+void nf_port_flash_abort(void *port)
+{
+	struct nf_posix *p = port;
+
+	abort_write(&p->flash);
+	if (p->in_transfer)
+		p->cancel = true; /* no point downloading the rest */
+}

@@ -1,0 +1,105 @@
+/*
+ * port.c - the POSIX port's handle: defaults, the MAC and chip id a device
+ * reports, the serial console (nf_port_log) and the reboot request
+ * (nf_port_reboot). A process cannot reset itself the way a chip does, so
+ * nf_port_reboot only records the request; the program that owns the handle
+ * (`nofuss device`) re-executes itself, which boots the new slot.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "nofuss/posix.h"
+
+#define DEFAULT_MAC "5C:CF:7F:00:00:01"
+#define SDK_VERSION "2.2.2-dev(nofuss-posix)"
+
+void nf_posix_init(struct nf_posix *p)
+{
+	memset(p, 0, sizeof *p);
+	p->console = stdout;
+	p->log_prefix = "[nofuss] ";
+	p->connect_timeout_ms = NF_POSIX_CONNECT_TIMEOUT_MS_DEFAULT;
+	p->timeout_ms = NF_POSIX_TIMEOUT_MS_DEFAULT;
+	p->sdk_version = SDK_VERSION;
+	p->flash.dirfd = -1;
+	p->flash.fd = -1;
+	p->flash.running = -1;
+	p->flash.console = stdout;
+	nf_posix_set_mac(p, DEFAULT_MAC);
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int nf_posix_set_mac(struct nf_posix *p, const char *mac)
+{
+	uint8_t b[6];
+
+	if (strlen(mac) != 17)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		int hi = hex_digit(mac[3 * i]), lo = hex_digit(mac[3 * i + 1]);
+		if (hi < 0 || lo < 0 || (i < 5 && mac[3 * i + 2] != ':'))
+			return -1;
+		b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	snprintf(p->sta_mac, sizeof p->sta_mac, "%02X:%02X:%02X:%02X:%02X:%02X", b[0], b[1], b[2],
+	         b[3], b[4], b[5]);
+	/* The ESP8266's soft-AP MAC is the station's with the locally
+	 * administered bit set; its chip id is the MAC's last three bytes. */
+	snprintf(p->ap_mac, sizeof p->ap_mac, "%02X:%02X:%02X:%02X:%02X:%02X", b[0] | 0x02, b[1],
+	         b[2], b[3], b[4], b[5]);
+	p->chip_id = (uint32_t)b[3] << 16 | (uint32_t)b[4] << 8 | b[5];
+	return 0;
+}
+
+void nf_posix_destroy(struct nf_posix *p)
+{
+	if (p->curl != NULL)
+		curl_easy_cleanup(p->curl);
+	p->curl = NULL;
+	EVP_MD_CTX_free(p->md5);
+	p->md5 = NULL;
+	nf_posix_flash_close(&p->flash);
+}
+
+void nf_posix_log(struct nf_posix *p, const char *prefix, const char *line)
+{
+	fprintf(p->console, "%s%s\n", prefix != NULL ? prefix : p->log_prefix, line);
+	fflush(p->console);
+}
+
+void nf_posix_logf(struct nf_posix *p, const char *prefix, const char *fmt, ...)
+{
+	char line[NF_POSIX_LOG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	nf_posix_log(p, prefix, line);
+}
+
+void nf_port_log(void *port, const char *line)
+{
+	nf_posix_log(port, NULL, line);
+}
+
+void nf_port_reboot(void *port)
+{
+	struct nf_posix *p = port;
+
+	p->reboot_requested = true;
+}

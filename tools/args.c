@@ -1,0 +1,206 @@
+/*
+ * args.c - what the subcommands share: error messages prefixed with the
+ * command's name, strict parsers for sizes, counts and seconds (bad input
+ * gets a message that names the option), and whole-file reading and atomic
+ * writing with a size limit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nofuss.h"
+
+#define NAME_MAX_LEN 64
+#define PATH_LEN_MAX 4096
+
+static char tool_name[NAME_MAX_LEN] = "nofuss";
+
+void nf_tool_set_name(const char *name)
+{
+	snprintf(tool_name, sizeof tool_name, "%s", name);
+}
+
+void nf_tool_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "%s: ", tool_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int nf_parse_size(const char *what, const char *text, uint32_t min, uint32_t max, uint32_t *out)
+{
+	unsigned long long v = 0;
+	const char *p = text;
+
+	if (*p < '0' || *p > '9')
+		goto bad;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned long long)(*p - '0');
+		if (v > max)
+			goto range;
+	}
+	if (*p == 'K' || *p == 'k') {
+		v *= 1024;
+		p++;
+	} else if (*p == 'M' || *p == 'm') {
+		v *= 1024 * 1024;
+		p++;
+	}
+	if (*p != '\0')
+		goto bad;
+	if (v < min || v > max)
+		goto range;
+	*out = (uint32_t)v;
+	return 0;
+bad:
+	nf_tool_error("%s: '%s' is not a size (digits, optionally K or M)", what, text);
+	return -1;
+range:
+	nf_tool_error("%s: '%s' is out of range (%u to %u bytes)", what, text, min, max);
+	return -1;
+}
+
+int nf_parse_count(const char *what, const char *text, unsigned long min, unsigned long max,
+                   unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (text[0] < '0' || text[0] > '9') {
+		nf_tool_error("%s: '%s' is not a number", what, text);
+		return -1;
+	}
+	v = strtoul(text, &end, 10);
+	if (*end != '\0') {
+		nf_tool_error("%s: '%s' is not a number", what, text);
+		return -1;
+	}
+	if (errno != 0 || v < min || v > max) {
+		nf_tool_error("%s: '%s' is out of range (%lu to %lu)", what, text, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int nf_parse_seconds(const char *what, const char *text, double min, double max, long *out_ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	if ((text[0] < '0' || text[0] > '9') && text[0] != '.') {
+		nf_tool_error("%s: '%s' is not a number of seconds", what, text);
+		return -1;
+	}
+	v = strtod(text, &end);
+	if (*end != '\0' || errno != 0 || !isfinite(v)) {
+		nf_tool_error("%s: '%s' is not a number of seconds", what, text);
+		return -1;
+	}
+	if (v < min || v > max) {
+		nf_tool_error("%s: '%s' is out of range (%g to %g seconds)", what, text, min, max);
+		return -1;
+	}
+	*out_ms = (long)(v * 1000.0 + 0.5);
+	return 0;
+}
+
+int nf_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	int fd, rc = -1;
+
+	*data = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		nf_tool_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		nf_tool_error("%s: not a regular file", path);
+		goto done;
+	}
+	if ((unsigned long long)st.st_size > max) {
+		nf_tool_error("%s: %lld bytes, more than the %zu allowed", path,
+		              (long long)st.st_size, max);
+		goto done;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		nf_tool_error("%s: out of memory", path);
+		goto done;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			nf_tool_error("%s: read: %s", path,
+			              n < 0 ? strerror(errno) : "file shrank");
+			goto done;
+		}
+		got += (size_t)n;
+	}
+	*data = buf;
+	*len = got;
+	buf = NULL;
+	rc = 0;
+done:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int nf_write_file(const char *path, const uint8_t *data, size_t len)
+{
+	char tmp[PATH_LEN_MAX];
+	int fd = -1, rc = -1;
+	int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+
+	if (n < 0 || (size_t)n >= sizeof tmp) {
+		nf_tool_error("%s: path too long", path);
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		nf_tool_error("%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	while (len > 0) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			nf_tool_error("%s: write: %s", tmp, strerror(errno));
+			goto done;
+		}
+		data += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) != 0 || rename(tmp, path) != 0) {
+		nf_tool_error("%s: %s", path, strerror(errno));
+		goto done;
+	}
+	rc = 0;
+done:
+	close(fd);
+	if (rc != 0)
+		unlink(tmp);
+	return rc;
+}

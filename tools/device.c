@@ -1,0 +1,655 @@
+/*
+ * device.c - `nofuss device`: a simulated ESP8266 that runs the real device
+ * core (core/) on the POSIX port (ports/posix/) and updates itself from a
+ * NoFUSS server, so the whole path - nofussd, HTTP, the core's checks, the
+ * flash, the bootloader - can be exercised on one machine.
+ *
+ * Its flash is a directory (--flash DIR): two firmware slots, a filesystem
+ * and the bootloader's state (ports/posix/flash.c). On first use the
+ * directory is provisioned with a firmware built from --version/--device (or
+ * taken from --image). Each run is a power-on: the bootloader picks a slot,
+ * the "firmware" reads its own version out of the image it runs and prints
+ * what its serial console would, then checks the server now and every
+ * --interval seconds. After an update the core asks for a reset; the process
+ * then re-executes itself (execv of /proc/self/exe with the same arguments),
+ * which is the reboot: the bootloader runs the new slot on trial, the
+ * firmware confirms it, and the next check reports the new version. A
+ * firmware flagged "crashes at boot" reboots before confirming, and the
+ * bootloader reverts to the previous slot.
+ *
+ * Counters that a real device would not keep across a reset but a bounded
+ * simulation needs (checks and boots so far, flash operations for the power
+ * cut injector) ride along in the environment (NOFUSS_SIM_RESUME).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nofuss.h"
+#include "nofuss/posix.h"
+
+#define RESUME_ENV           "NOFUSS_SIM_RESUME"
+#define POWER_CUT_ENV        "NOFUSS_POWER_CUT_AT"
+#define SELF_EXE             "/proc/self/exe"
+#define RESUME_MAX           160u
+#define INTERVAL_DEFAULT_MS  60000L
+#define INTERVAL_MAX_S       (7.0 * 86400.0)
+#define TIMEOUT_MAX_S        3600.0
+#define MAX_BOOTS_DEFAULT    8ul
+#define MAX_BOOTS_MAX        1000ul
+#define MAX_CHECKS_MAX       100000000ul
+#define COUNTER_MAX          4000000000ul
+#define PROVISION_IMAGE_SIZE (256u * 1024u)
+#define PROVISION_FS_SIZE    (64u * 1024u)
+#define PROVISION_FLASH_CODE 0x20 /* 1 MB, 40 MHz */
+
+/* Exit status (documented in usage() and docs/man/nofuss.1). */
+#define DEVICE_EXIT_CHECK_FAILED 1
+#define DEVICE_EXIT_FLASH        3
+#define DEVICE_EXIT_BRICKED      4
+#define DEVICE_EXIT_BOOT_LOOP    5
+
+enum reset_reason { RESET_POWER_ON = 0, RESET_SOFTWARE = 1, RESET_EXCEPTION = 2 };
+
+struct options {
+	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
+	const char *mac;
+	bool path_form, until_current;
+	long interval_ms, jitter_ms, timeout_ms, connect_ms;
+	long max_checks; /* -1: no limit */
+	unsigned long max_boots, power_cut_at;
+	struct nf_posix_geometry geometry;
+};
+
+/* What survives a simulated reset; a power-on starts from zero. */
+struct resume {
+	unsigned long boots;  /* boots so far */
+	unsigned long streak; /* boots since the last check */
+	unsigned long checks; /* checks so far */
+	unsigned long ops;    /* flash operations so far */
+	int last_error;       /* the last check's enum nf_error, -1 for none */
+	int reason;           /* enum reset_reason of this boot */
+};
+
+struct device {
+	struct options o;
+	struct resume r;
+	char **prog_argv;
+	struct nf_posix port;
+	struct nf_client client;
+	const char *name; /* the device name reported */
+	bool uptodate;    /* the last check found nothing new */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: nofuss device --flash DIR --server URL [OPTION]...\n"
+	        "Run a simulated ESP8266 that boots from a flash directory and updates\n"
+	        "itself from a NoFUSS server with the real device core. It prints what its\n"
+	        "serial console would show and reboots by re-executing itself.\n\n"
+	        "Device:\n"
+	        "  -f, --flash DIR          flash directory (created and provisioned when empty)\n"
+	        "  -s, --server URL         NoFUSS server, e.g. http://127.0.0.1:8080/\n"
+	        "  -d, --device NAME        device name (when the firmware image carries none,\n"
+	        "                           and for provisioning)\n"
+	        "  -m, --mac MAC            station MAC (default 5C:CF:7F:00:00:01)\n"
+	        "  -b, --build BUILD        build reported in header-form checks\n"
+	        "  -p, --path-form          check with GET URL/DEVICE/VERSION (v1.0 servers)\n"
+	        "Checks:\n"
+	        "  -i, --interval SEC       time between checks (default 60)\n"
+	        "  -j, --jitter SEC         add a random 0..SEC to each interval (default 0)\n"
+	        "  -1, --once               one check, then stop (same as --max-checks 1)\n"
+	        "  -n, --max-checks N       stop after N checks, counted across reboots\n"
+	        "                           (0: boot only; default: no limit)\n"
+	        "  -u, --until-up-to-date   stop after a check that finds nothing new\n"
+	        "      --max-boots N        give up after N boots without a check (default 8)\n"
+	        "      --timeout SEC        one whole HTTP request (default 30)\n"
+	        "      --connect-timeout SEC  TCP connect (default 5)\n"
+	        "Provisioning (only when the flash directory is empty):\n"
+	        "      --version VERSION    firmware version to build and flash into slot a\n"
+	        "      --fs-version VERSION filesystem version (default: the firmware's)\n"
+	        "      --image FILE         flash this firmware image (nofuss mkimage) instead\n"
+	        "      --fs-image FILE      flash this filesystem image\n"
+	        "      --slot-size SIZE     each firmware slot (default 1M)\n"
+	        "      --fs-size SIZE       the filesystem (default 1M)\n"
+	        "      --chip-size SIZE     the flash chip (default 4M)\n"
+	        "Fault injection:\n"
+	        "      --power-cut-at N     cut the power right before the Nth flash operation\n"
+	        "                           of this run, counted across reboots (also the\n"
+	        "                           environment variable " POWER_CUT_ENV ")\n"
+	        "  -h, --help               show this help and exit\n\n"
+	        "Exit status: 0 the checks ran and the last one went well; 1 the last check\n"
+	        "failed; 2 bad usage; 3 flash directory unusable or reboot failed; 4 bricked:\n"
+	        "no slot holds a bootable firmware; 5 boot loop: --max-boots boots without a\n"
+	        "check; 6 power cut (the fault injector).\n");
+}
+
+/* ---- the serial console ---- */
+
+static const char *const message_names[] = {
+    "START",
+    "UPTODATE",
+    "UPDATING",
+    "FILESYSTEM_UPDATED",
+    "FIRMWARE_UPDATED",
+    "RESET",
+    "END",
+    "NO_RESPONSE_ERROR",
+    "PARSE_ERROR",
+    "FILESYSTEM_UPDATE_ERROR",
+    "FIRMWARE_UPDATE_ERROR",
+};
+
+static void on_message(void *ctx, const struct nf_client *c, enum nf_message msg)
+{
+	struct device *d = ctx;
+	const char *name = (unsigned)msg < sizeof message_names / sizeof message_names[0]
+	                       ? message_names[msg]
+	                       : "?";
+	enum nf_error err = nf_client_last_error(c);
+
+	switch (msg) {
+	case NF_MSG_START:
+		d->uptodate = false;
+		nf_posix_logf(&d->port, NULL, "%s: checking %s as %s %s", name, d->o.server,
+		              d->name, c->version);
+		break;
+	case NF_MSG_UPTODATE:
+		d->uptodate = true;
+		nf_posix_logf(&d->port, NULL, "%s: %s is current", name, c->version);
+		break;
+	case NF_MSG_UPDATING:
+		nf_posix_logf(&d->port, NULL, "%s: %s -> %s", name, c->version,
+		              nf_client_offered_version(c));
+		break;
+	case NF_MSG_NO_RESPONSE_ERROR:
+	case NF_MSG_PARSE_ERROR:
+	case NF_MSG_FILESYSTEM_UPDATE_ERROR:
+	case NF_MSG_FIRMWARE_UPDATE_ERROR:
+		nf_posix_logf(&d->port, NULL, "%s: %s (error %d)", name, nf_strerror(err),
+		              (int)err);
+		break;
+	default: nf_posix_logf(&d->port, NULL, "%s", name); break;
+	}
+}
+
+/* ---- options ---- */
+
+enum {
+	OPT_VERSION = 256,
+	OPT_FS_VERSION,
+	OPT_IMAGE,
+	OPT_FS_IMAGE,
+	OPT_SLOT_SIZE,
+	OPT_FS_SIZE,
+	OPT_CHIP_SIZE,
+	OPT_MAX_BOOTS,
+	OPT_TIMEOUT,
+	OPT_CONNECT_TIMEOUT,
+	OPT_POWER_CUT,
+};
+
+static int parse_options(struct options *o, int argc, char *argv[])
+{
+	static const struct option opts[] = {
+	    {"flash", required_argument, NULL, 'f'},
+	    {"server", required_argument, NULL, 's'},
+	    {"device", required_argument, NULL, 'd'},
+	    {"mac", required_argument, NULL, 'm'},
+	    {"build", required_argument, NULL, 'b'},
+	    {"path-form", no_argument, NULL, 'p'},
+	    {"interval", required_argument, NULL, 'i'},
+	    {"jitter", required_argument, NULL, 'j'},
+	    {"once", no_argument, NULL, '1'},
+	    {"max-checks", required_argument, NULL, 'n'},
+	    {"until-up-to-date", no_argument, NULL, 'u'},
+	    {"max-boots", required_argument, NULL, OPT_MAX_BOOTS},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+	    {"version", required_argument, NULL, OPT_VERSION},
+	    {"fs-version", required_argument, NULL, OPT_FS_VERSION},
+	    {"image", required_argument, NULL, OPT_IMAGE},
+	    {"fs-image", required_argument, NULL, OPT_FS_IMAGE},
+	    {"slot-size", required_argument, NULL, OPT_SLOT_SIZE},
+	    {"fs-size", required_argument, NULL, OPT_FS_SIZE},
+	    {"chip-size", required_argument, NULL, OPT_CHIP_SIZE},
+	    {"power-cut-at", required_argument, NULL, OPT_POWER_CUT},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	unsigned long n;
+	int c;
+
+	o->interval_ms = INTERVAL_DEFAULT_MS;
+	o->timeout_ms = NF_POSIX_TIMEOUT_MS_DEFAULT;
+	o->connect_ms = NF_POSIX_CONNECT_TIMEOUT_MS_DEFAULT;
+	o->max_checks = -1;
+	o->max_boots = MAX_BOOTS_DEFAULT;
+	o->geometry.slot_size = NF_POSIX_SLOT_SIZE_DEFAULT;
+	o->geometry.fs_size = NF_POSIX_FS_SIZE_DEFAULT;
+	o->geometry.chip_size = NF_POSIX_CHIP_SIZE_DEFAULT;
+	if (nf_posix_powercut_parse(getenv(POWER_CUT_ENV), &o->power_cut_at) != 0) {
+		nf_tool_error(POWER_CUT_ENV ": '%s' is not a number", getenv(POWER_CUT_ENV));
+		return -1;
+	}
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "f:s:d:m:b:pi:j:1n:uh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': o->flash = optarg; break;
+		case 's': o->server = optarg; break;
+		case 'd': o->device = optarg; break;
+		case 'm': o->mac = optarg; break;
+		case 'b': o->build = optarg; break;
+		case 'p': o->path_form = true; break;
+		case 'u': o->until_current = true; break;
+		case '1': o->max_checks = 1; break;
+		case 'i':
+			if (nf_parse_seconds("--interval", optarg, 0, INTERVAL_MAX_S,
+			                     &o->interval_ms))
+				return -1;
+			break;
+		case 'j':
+			if (nf_parse_seconds("--jitter", optarg, 0, INTERVAL_MAX_S, &o->jitter_ms))
+				return -1;
+			break;
+		case 'n':
+			if (nf_parse_count("--max-checks", optarg, 0, MAX_CHECKS_MAX, &n))
+				return -1;
+			o->max_checks = (long)n;
+			break;
+		case OPT_MAX_BOOTS:
+			if (nf_parse_count("--max-boots", optarg, 1, MAX_BOOTS_MAX, &o->max_boots))
+				return -1;
+			break;
+		case OPT_TIMEOUT:
+			if (nf_parse_seconds("--timeout", optarg, 0.001, TIMEOUT_MAX_S,
+			                     &o->timeout_ms))
+				return -1;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			if (nf_parse_seconds("--connect-timeout", optarg, 0.001, TIMEOUT_MAX_S,
+			                     &o->connect_ms))
+				return -1;
+			break;
+		case OPT_VERSION: o->version = optarg; break;
+		case OPT_FS_VERSION: o->fs_version = optarg; break;
+		case OPT_IMAGE: o->image = optarg; break;
+		case OPT_FS_IMAGE: o->fs_image = optarg; break;
+		case OPT_SLOT_SIZE:
+			if (nf_parse_size("--slot-size", optarg, NF_POSIX_IMAGE_MIN,
+			                  NF_POSIX_FLASH_SIZE_MAX, &o->geometry.slot_size))
+				return -1;
+			break;
+		case OPT_FS_SIZE:
+			if (nf_parse_size("--fs-size", optarg, NF_POSIX_IMAGE_MIN,
+			                  NF_POSIX_FLASH_SIZE_MAX, &o->geometry.fs_size))
+				return -1;
+			break;
+		case OPT_CHIP_SIZE:
+			if (nf_parse_size("--chip-size", optarg, NF_POSIX_IMAGE_MIN,
+			                  NF_POSIX_FLASH_SIZE_MAX, &o->geometry.chip_size))
+				return -1;
+			break;
+		case OPT_POWER_CUT:
+			if (nf_parse_count("--power-cut-at", optarg, 1, COUNTER_MAX,
+			                   &o->power_cut_at))
+				return -1;
+			break;
+		case 'h': usage(stdout); return 1;
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		nf_tool_error("unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	if (o->flash == NULL) {
+		nf_tool_error("--flash DIR is required (see --help)");
+		return -1;
+	}
+	if (o->server == NULL && o->max_checks != 0) {
+		nf_tool_error("--server URL is required, unless --max-checks 0");
+		return -1;
+	}
+	if (o->image != NULL && o->version != NULL) {
+		nf_tool_error("give --image or --version, not both");
+		return -1;
+	}
+	if (o->fs_image != NULL && o->fs_version != NULL) {
+		nf_tool_error("give --fs-image or --fs-version, not both");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- surviving a reboot ---- */
+
+static int load_resume(struct resume *r)
+{
+	const char *text = getenv(RESUME_ENV);
+	int used = -1;
+
+	memset(r, 0, sizeof *r);
+	r->last_error = -1;
+	if (text == NULL || text[0] == '\0')
+		return 0; /* a power-on */
+	if (sscanf(text, "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d%n", &r->boots,
+	           &r->streak, &r->checks, &r->ops, &r->last_error, &r->reason, &used) != 6 ||
+	    used < 0 || text[used] != '\0' || r->boots > COUNTER_MAX || r->streak > COUNTER_MAX ||
+	    r->checks > COUNTER_MAX || r->ops > COUNTER_MAX || r->last_error < -1 ||
+	    r->last_error > 255 || r->reason < RESET_POWER_ON || r->reason > RESET_EXCEPTION) {
+		nf_tool_error(RESUME_ENV ": '%s' is not what a reboot leaves (unset it)", text);
+		return -1;
+	}
+	return 0;
+}
+
+/* Restarts the device: the same program, the same arguments, the counters
+ * in the environment. Returns only on failure. */
+static int reboot(struct device *d, enum reset_reason reason)
+{
+	char text[RESUME_MAX];
+
+	snprintf(text, sizeof text, "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d",
+	         d->r.boots, d->r.streak, d->r.checks, d->port.flash.cut.count, d->r.last_error,
+	         (int)reason);
+	nf_posix_log(&d->port, "[sim] ", "rebooting");
+	if (setenv(RESUME_ENV, text, 1) != 0) {
+		nf_tool_error("cannot reboot: %s", strerror(errno));
+		return DEVICE_EXIT_FLASH;
+	}
+	nf_posix_destroy(&d->port);
+	fflush(NULL);
+	execv(SELF_EXE, d->prog_argv);
+	nf_tool_error("cannot reboot: execv %s: %s", SELF_EXE, strerror(errno));
+	return DEVICE_EXIT_FLASH;
+}
+
+/* ---- provisioning and booting ---- */
+
+/* Builds an image into a malloc'ed buffer the caller frees. */
+static uint8_t *make_image(enum nf_image kind, const char *version, const char *device,
+                           uint32_t size)
+{
+	struct nf_posix_image info = {
+	    .kind = kind, .size = size, .flash_mode = 2, .flash_size_freq = PROVISION_FLASH_CODE};
+	char err[NF_POSIX_ERR_MAX];
+	uint8_t *buf;
+
+	if (strlen(version) >= sizeof info.version || strlen(device) >= sizeof info.device) {
+		nf_tool_error("version and device take at most %u characters",
+		              NF_POSIX_IMAGE_FIELD - 1);
+		return NULL;
+	}
+	strcpy(info.version, version);
+	strcpy(info.device, device);
+	buf = malloc(size);
+	if (buf == NULL) {
+		nf_tool_error("out of memory");
+		return NULL;
+	}
+	if (nf_posix_image_build(&info, buf, size, err, sizeof err) != 0) {
+		nf_tool_error("%s", err);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Reads an image file and checks it is a whole image of the given kind. */
+static uint8_t *load_image(const char *path, enum nf_image kind, size_t *len, char *version,
+                           size_t vcap)
+{
+	struct nf_posix_image info;
+	char err[NF_POSIX_ERR_MAX];
+	uint8_t *buf;
+
+	if (nf_posix_image_verify_file(AT_FDCWD, path, NF_POSIX_FLASH_SIZE_MAX, &info, NULL, err,
+	                               sizeof err) != 0) {
+		nf_tool_error("%s (make images with nofuss mkimage)", err);
+		return NULL;
+	}
+	if (info.kind != kind) {
+		nf_tool_error("%s is a %s image", path,
+		              info.kind == NF_IMAGE_FIRMWARE ? "firmware" : "filesystem");
+		return NULL;
+	}
+	if (nf_read_file(path, NF_POSIX_FLASH_SIZE_MAX, &buf, len) != 0)
+		return NULL;
+	snprintf(version, vcap, "%s", info.version);
+	return buf;
+}
+
+/* Fills an empty flash directory. Returns 0 or an exit status. */
+static int provision(struct device *d)
+{
+	const struct options *o = &d->o;
+	char version[NF_POSIX_IMAGE_FIELD] = "", err[NF_POSIX_ERR_MAX];
+	uint8_t *fw = NULL, *fs = NULL;
+	size_t fwlen = 0, fslen = 0;
+	uint32_t size;
+	int rc = NF_EXIT_USAGE;
+
+	if (o->image != NULL) {
+		fw = load_image(o->image, NF_IMAGE_FIRMWARE, &fwlen, version, sizeof version);
+	} else if (o->version != NULL && o->device != NULL) {
+		size = o->geometry.slot_size < PROVISION_IMAGE_SIZE ? o->geometry.slot_size
+		                                                    : PROVISION_IMAGE_SIZE;
+		fw = make_image(NF_IMAGE_FIRMWARE, o->version, o->device, size);
+		fwlen = size;
+		snprintf(version, sizeof version, "%s", o->version);
+	} else {
+		nf_tool_error(
+		    "%s is empty: give --version and --device (or --image) to provision it",
+		    o->flash);
+		goto done;
+	}
+	if (fw == NULL)
+		goto done;
+	if (o->fs_image != NULL) {
+		fs = load_image(o->fs_image, NF_IMAGE_FILESYSTEM, &fslen, err, sizeof err);
+	} else {
+		size = o->geometry.fs_size < PROVISION_FS_SIZE ? o->geometry.fs_size
+		                                               : PROVISION_FS_SIZE;
+		fs = make_image(NF_IMAGE_FILESYSTEM, o->fs_version ? o->fs_version : version, "",
+		                size);
+		fslen = size;
+	}
+	if (fs == NULL)
+		goto done;
+	if (nf_posix_flash_provision(&d->port.flash, &o->geometry, fw, fwlen, fs, fslen, err,
+	                             sizeof err) != 0) {
+		nf_tool_error("cannot provision %s: %s", o->flash, err);
+		rc = DEVICE_EXIT_FLASH;
+		goto done;
+	}
+	nf_posix_logf(&d->port, "[sim] ", "provisioned %s: firmware %s in slot a", o->flash,
+	              version);
+	rc = 0;
+done:
+	free(fw);
+	free(fs);
+	return rc;
+}
+
+/* Runs the bootloader and the firmware's start-up. Returns 0 when the
+ * firmware runs, or an exit status. A crashing firmware reboots from here. */
+static int boot(struct device *d)
+{
+	static const char *const how_names[] = {"normal", "trial", "reverted", "fallback"};
+	static const char *const reasons[] = {"power on", "software restart", "exception"};
+	struct nf_posix_boot b;
+	char err[NF_POSIX_ERR_MAX];
+
+	d->r.boots++;
+	d->r.streak++;
+	if (d->r.streak > d->o.max_boots) {
+		nf_posix_logf(&d->port, "[sim] ", "%lu boots without a check: boot loop, giving up",
+		              d->r.streak - 1);
+		return DEVICE_EXIT_BOOT_LOOP;
+	}
+	nf_posix_logf(&d->port, "[boot] ", "reset reason: %s", reasons[d->r.reason]);
+	if (nf_posix_flash_boot(&d->port.flash, &b, err, sizeof err) != 0) {
+		bool bricked = errno == ENOEXEC;
+		nf_posix_logf(&d->port, "[boot] ", "%s", err);
+		return bricked ? DEVICE_EXIT_BRICKED : DEVICE_EXIT_FLASH;
+	}
+	if (b.how == NF_POSIX_BOOT_REVERTED || b.how == NF_POSIX_BOOT_FALLBACK)
+		nf_posix_logf(&d->port, "[boot] ", "%s: booting slot %s", b.why,
+		              nf_posix_slot_name(b.slot));
+	if (!b.fs_valid)
+		nf_posix_logf(&d->port, "[boot] ", "filesystem: %s", b.fs_error);
+	nf_posix_logf(&d->port, "[boot] ", "slot=%s version=%s fs=%s device=%s mode=%s",
+	              nf_posix_slot_name(b.slot), b.firmware.version,
+	              b.fs_valid ? b.fs.version : "invalid",
+	              b.firmware.device[0] != '\0' ? b.firmware.device : "-", how_names[b.how]);
+	if (b.firmware.flags & NF_POSIX_IMAGE_CRASH) {
+		/* What the ESP8266 prints when a sketch dies before it is up. */
+		nf_posix_logf(&d->port, "[boot] ",
+		              "Fatal exception 0(IllegalInstructionCause): firmware %s crashed at "
+		              "boot (simulated)",
+		              b.firmware.version);
+		return reboot(d, RESET_EXCEPTION);
+	}
+	if (nf_posix_flash_confirm(&d->port.flash, err, sizeof err) != 0) {
+		nf_posix_logf(&d->port, "[boot] ", "cannot confirm slot %s: %s",
+		              nf_posix_slot_name(b.slot), err);
+		return DEVICE_EXIT_FLASH;
+	}
+	if (b.how == NF_POSIX_BOOT_TRIAL)
+		nf_posix_logf(&d->port, "[boot] ", "slot %s confirmed", nf_posix_slot_name(b.slot));
+
+	d->name = b.firmware.device[0] != '\0' ? b.firmware.device : d->o.device;
+	if (d->name == NULL) {
+		nf_tool_error("the firmware carries no device name: give --device");
+		return NF_EXIT_USAGE;
+	}
+	if (nf_client_set_version(&d->client, b.firmware.version) != 0 ||
+	    nf_client_set_device(&d->client, d->name) != 0) {
+		nf_tool_error("device name or version too long for the core (%d bytes)",
+		              NF_CLIENT_FIELD_MAX - 1);
+		return NF_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Sets up the port and the client from the options. 0 or an exit status. */
+static int configure(struct device *d)
+{
+	const struct options *o = &d->o;
+
+	d->port.timeout_ms = o->timeout_ms;
+	d->port.connect_timeout_ms = o->connect_ms;
+	if (o->mac != NULL && nf_posix_set_mac(&d->port, o->mac) != 0) {
+		nf_tool_error("--mac: '%s' is not six hex pairs separated by colons", o->mac);
+		return NF_EXIT_USAGE;
+	}
+	nf_posix_powercut_init(&d->port.flash.cut, o->power_cut_at, d->r.ops);
+	nf_client_init(&d->client, &d->port);
+	nf_client_on_message(&d->client, on_message, d);
+	nf_client_set_path_form(&d->client, o->path_form);
+	if ((o->server != NULL && nf_client_set_server(&d->client, o->server) != 0) ||
+	    nf_client_set_mac(&d->client, d->port.sta_mac) != 0 ||
+	    (o->build != NULL && nf_client_set_build(&d->client, o->build) != 0)) {
+		nf_tool_error("--server or --build too long (%d and %d bytes at most)",
+		              NF_CLIENT_URL_MAX - 1, NF_CLIENT_FIELD_MAX - 1);
+		return NF_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Checks until a limit; reboots after an update. Returns the exit status. */
+static int run(struct device *d)
+{
+	bool first = true;
+	int rc;
+
+	for (;;) {
+		if (d->o.max_checks >= 0 && d->r.checks >= (unsigned long)d->o.max_checks)
+			break;
+		if (!first) {
+			long wait = d->o.interval_ms;
+			if (d->o.jitter_ms > 0)
+				wait += (long)(random() % (d->o.jitter_ms + 1));
+			sleep_ms(wait);
+		}
+		first = false;
+		nf_client_handle(&d->client);
+		d->r.checks++;
+		d->r.streak = 0;
+		d->r.last_error = (int)nf_client_last_error(&d->client);
+		if (d->port.reboot_requested)
+			return reboot(d, RESET_SOFTWARE);
+		if (d->o.until_current && d->uptodate)
+			break;
+	}
+	nf_posix_logf(&d->port, "[sim] ", "halt: %lu checks, %lu boots, %lu flash operations",
+	              d->r.checks, d->r.boots, d->port.flash.cut.count);
+	rc = d->r.last_error > 0 ? DEVICE_EXIT_CHECK_FAILED : NF_EXIT_OK;
+	return rc;
+}
+
+int nf_cmd_device(int argc, char *argv[], char *prog_argv[])
+{
+	struct device *d;
+	char err[NF_POSIX_ERR_MAX];
+	int rc;
+
+	/* The console is a serial line: every line out at once, also when a
+	 * power cut ends the process with _exit. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	d = calloc(1, sizeof *d);
+	if (d == NULL) {
+		nf_tool_error("out of memory");
+		return DEVICE_EXIT_FLASH;
+	}
+	d->prog_argv = prog_argv;
+	nf_posix_init(&d->port);
+	rc = parse_options(&d->o, argc, argv);
+	if (rc != 0) {
+		rc = rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
+		goto done;
+	}
+	if (load_resume(&d->r) != 0) {
+		rc = NF_EXIT_USAGE;
+		goto done;
+	}
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	rc = configure(d);
+	if (rc != 0)
+		goto done;
+	switch (nf_posix_flash_open(&d->port.flash, d->o.flash, err, sizeof err)) {
+	case 0: break;
+	case 1:
+		rc = provision(d);
+		if (rc != 0)
+			goto done;
+		break;
+	default:
+		nf_tool_error("%s", err);
+		rc = DEVICE_EXIT_FLASH;
+		goto done;
+	}
+	rc = boot(d);
+	if (rc != 0)
+		goto done;
+	rc = run(d);
+done:
+	nf_posix_destroy(&d->port);
+	free(d);
+	return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * main.c - `nofuss`, the command-line tools of the nofuss project: one
+ * program with subcommands (`nofuss device`, `nofuss mkimage`, ...). This
+ * file only dispatches: the table below maps a name to the function in the
+ * subcommand's own file. The tools use the public API only (the device core
+ * and its POSIX port), never the server's internals.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "nofuss.h"
+
+static const struct {
+	const char *name;
+	nf_command_fn run;
+	const char *summary;
+} commands[] = {
+    {"device", nf_cmd_device, "run a simulated ESP8266 that updates itself from a NoFUSS server"},
+    {"mkimage", nf_cmd_mkimage, "write a firmware or filesystem image the simulator accepts"},
+    {"info", nf_cmd_info, "print the version and kind an image carries, and check it"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: nofuss COMMAND [OPTION]...\n"
+	             "Tools for NoFUSS over-the-air updates of ESP8266/ESP32 fleets.\n\n"
+	             "Commands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'nofuss COMMAND --help' describes a command.\n"
+	             "  -h, --help     show this help and exit\n"
+	             "  -V, --version  show the version and exit\n\n"
+	             "Exit status: 0 ok; 2 bad usage; each command documents its others.\n");
+}
+
+int main(int argc, char *argv[])
+{
+	char name[64];
+	int rc;
+
+	if (argc < 2) {
+		usage(stderr);
+		return NF_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return NF_EXIT_OK;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("nofuss %s\n", NOFUSS_VERSION);
+		return NF_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		snprintf(name, sizeof name, "nofuss %s", commands[i].name);
+		nf_tool_set_name(name);
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			fprintf(stderr, "nofuss: cannot initialise libcurl\n");
+			return 1;
+		}
+		rc = commands[i].run(argc - 1, argv + 1, argv);
+		curl_global_cleanup();
+		return rc;
+	}
+	fprintf(stderr, "nofuss: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return NF_EXIT_USAGE;
+}
