@@ -536,6 +536,7 @@ static int boot(struct device *d)
 		              NF_CLIENT_FIELD_MAX - 1);
 		return NF_EXIT_USAGE;
 	}
+	d->name = d->client.device; /* b, and the name in it, end with this function */
 	return 0;
 }
 
