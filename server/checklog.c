@@ -45,10 +45,14 @@ static void make_stamp(char *out, size_t cap, time_t now)
  * line of its own. Returns the new length, never past cap - 1. */
 static size_t append(char *out, size_t n, size_t cap, const char *s, size_t len)
 {
-	for (size_t i = 0; i < len && n + 1 < cap; i++) {
+	if (len > cap - 1 - n)
+		len = cap - 1 - n;
+	/* No early exit in the loop, so the compiler can vectorise it. */
+	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+		out[n + i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
 	}
+	n += len;
 	out[n] = '\0';
 	return n;
 }
@@ -110,6 +114,8 @@ size_t nf_checklog_format_path(char *buf, size_t cap, time_t now, const char *ip
 {
 	char stamp[32];
 
+	if (cap < 2) /* not even room for the newline */
+		return 0;
 	make_stamp(stamp, sizeof stamp, now);
 	return format_path(buf, cap, stamp, ip, q, update);
 }
@@ -119,6 +125,8 @@ size_t nf_checklog_format_header(char *buf, size_t cap, time_t now, const char *
 {
 	char stamp[32];
 
+	if (cap < 2) /* not even room for the newline */
+		return 0;
 	make_stamp(stamp, sizeof stamp, now);
 	return format_header(buf, cap, stamp, ip, q, update);
 }

@@ -21,9 +21,12 @@ void nf_config_defaults(struct nf_config *cfg)
 	snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/nofuss");
 	snprintf(cfg->check_log, sizeof cfg->check_log, "-");
 	cfg->max_connections = 16384;
-	/* 4 KiB holds a full ESP8266/ESP32 updater header set and keeps 10,000
-	 * idle devices near 50 MB (docs/HTTP-LAYER.md); MHD's default is 32 KiB. */
-	cfg->memory_limit = 4096;
+	/* 2 KiB holds a full ESP8266/ESP32 updater header set and keeps 10,000
+	 * idle devices near 30 MB (bench/server.sh); MHD's default is 32 KiB. */
+	cfg->memory_limit = 2048;
+	/* Each slow download otherwise pins up to ~1 MB of kernel send buffer:
+	 * 2,000 of them held 2.2 GB; capped, 274 MB at the same rate. */
+	cfg->sndbuf = 65536;
 	cfg->idle_timeout = 30;
 	cfg->grace_seconds = 10;
 	cfg->watch = true;

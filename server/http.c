@@ -128,18 +128,36 @@ static const char *update_for(struct nf_server *srv, long target)
 
 /* Header form: GET <base>/ with X-ESP8266-* headers (PROTOCOLS.md section 2).
  * A missing or empty MAC, device or version is answered "{}". */
+/* A request header by its name's length too: MHD compares lengths first,
+ * so a miss costs no string comparison (this is the hot path). */
+static const char *header_n(struct MHD_Connection *conn, const char *name, size_t name_len,
+                            size_t *value_len)
+{
+	const char *value = NULL;
+
+	*value_len = 0;
+	if (MHD_lookup_connection_value_n(conn, MHD_HEADER_KIND, name, name_len, &value,
+	                                  value_len) != MHD_YES)
+		return NULL;
+	return value;
+}
+#define HEADER_N(conn, lit, len) header_n(conn, lit, sizeof lit - 1, len)
+
 static enum MHD_Result header_check(struct nf_server *srv, struct MHD_Connection *conn)
 {
-	const char *mac = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-ESP8266-MAC");
-	const char *device = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-ESP8266-DEVICE");
-	const char *version = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-ESP8266-VERSION");
-	const char *build = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-ESP8266-BUILD");
-	struct nf_query q = {device, device ? strlen(device) : 0, version,
-	                     version ? strlen(version) : 0, mac, build};
+	size_t mac_len, build_len;
+	struct nf_query q;
+	const char *mac = HEADER_N(conn, "X-ESP8266-MAC", &mac_len);
+
+	q.device = HEADER_N(conn, "X-ESP8266-DEVICE", &q.device_len);
+	q.version = HEADER_N(conn, "X-ESP8266-VERSION", &q.version_len);
+	q.build = HEADER_N(conn, "X-ESP8266-BUILD", &build_len);
 	long target = -1;
 	char ip[INET6_ADDRSTRLEN];
 
-	if (mac != NULL && mac[0] != '\0' && q.device_len > 0 && q.device_len <= NF_MAX_FIELD &&
+	q.mac = mac;
+
+	if (mac_len > 0 && q.device_len > 0 && q.device_len <= NF_MAX_FIELD &&
 	    q.version_len > 0 && q.version_len <= NF_MAX_FIELD)
 		target = nf_rules_match(srv->rules, &q);
 	client_ip(conn, ip, sizeof ip);

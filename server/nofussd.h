@@ -172,7 +172,8 @@ void nf_checklog_flush(struct nf_checklog *log);
  * file stays in use). */
 int nf_checklog_reopen(struct nf_checklog *log);
 /* The line formatters behind the two calls above, for tests: write one
- * line with its '\n' into buf, return its length (truncated to cap-1). */
+ * line with its '\n' into buf, return its length (truncated to cap-1;
+ * 0, writing nothing, when cap < 2). */
 size_t nf_checklog_format_path(char *buf, size_t cap, time_t now, const char *ip,
                                const struct nf_query *q, const char *update);
 size_t nf_checklog_format_header(char *buf, size_t cap, time_t now, const char *ip,

@@ -108,10 +108,10 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.check_log, "-");
 	assert_int_equal(cfg.max_connections, 16384);
 	assert_int_equal(cfg.per_ip_limit, 0);
-	assert_int_equal(cfg.memory_limit, 4096);
+	assert_int_equal(cfg.memory_limit, 2048);
 	assert_int_equal(cfg.idle_timeout, 30);
 	assert_int_equal(cfg.grace_seconds, 10);
-	assert_int_equal(cfg.sndbuf, 0);
+	assert_int_equal(cfg.sndbuf, 65536);
 	assert_true(cfg.watch);
 }
 
