@@ -20,7 +20,7 @@
 # Usage: bench/server.sh            (about 5 minutes on a quiet machine)
 #        BENCH_QUICK=1 bench/server.sh   (2 s per run, 1 round)
 # Settings (environment): BENCH_DURATION (s, default 5), BENCH_ROUNDS (3),
-#   NOFUSSD (binary, default build/server/nofussd), BENCH_IDLE_CONNS (10000),
+#   NOFUSSD (binary, default: a Release build in build-release/), BENCH_IDLE_CONNS (10000),
 #   BENCH_SLOW_CONNS (2000), BENCH_HOLD (s, 10), BENCH_SLOW_RATE (B/s, 10240),
 #   BENCH_NGINX_LOG (buffered|off, default buffered), BENCH_SERVER_CPU (0),
 #   BENCH_CLIENT_CPU (1), BENCH_MAX_OTHER (% CPU other processes may use
@@ -38,7 +38,13 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	DUR=2
 	ROUNDS=1
 fi
-NOFUSSD_SRC=${NOFUSSD:-$ROOT/build/server/nofussd}
+# By default a Release build of its own, so that a Debug build/ is never measured.
+if [ -z "${NOFUSSD:-}" ]; then
+	cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null &&
+		cmake --build "$ROOT/build-release" -j"$(nproc)" --target nofussd >/dev/null ||
+		{ echo "bench: cannot build nofussd" >&2; exit 1; }
+fi
+NOFUSSD_SRC=${NOFUSSD:-$ROOT/build-release/server/nofussd}
 SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 IDLE_N=${BENCH_IDLE_CONNS:-10000}
@@ -117,7 +123,7 @@ for _ in $(seq 120); do
 	[ -x "$NOFUSSD_SRC" ] && "$NOFUSSD_SRC" -V >/dev/null 2>&1 && break
 	sleep 1
 done
-[ -x "$NOFUSSD_SRC" ] || die "no nofussd at $NOFUSSD_SRC: build it (cmake -S . -B build && cmake --build build) or set NOFUSSD"
+[ -x "$NOFUSSD_SRC" ] || die "no nofussd at $NOFUSSD_SRC: set NOFUSSD to a built nofussd"
 cp "$NOFUSSD_SRC" "$T/bin/nofussd" || die "cannot copy $NOFUSSD_SRC"
 NF=$T/bin/nofussd
 gcc -O2 -Wall -o "$T/bin/holdconns" "$HERE/holdconns.c" || die "cannot compile holdconns.c"

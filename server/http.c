@@ -94,23 +94,39 @@ static struct MHD_Response **build_answers(const struct nf_rules *rules)
 	return answers;
 }
 
-/* The peer's address for the check log; IPv4-mapped IPv6 shown as IPv4. */
+/* Dotted quad of 4 bytes; glibc's inet_ntop goes through sprintf, which
+ * cost 15% of a check (callgrind), so IPv4 is formatted here. */
+static void format_ipv4(const unsigned char *a, char *out)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+		if (v >= 100)
+			*out++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*out++ = (char)('0' + v / 10 % 10);
+		*out++ = (char)('0' + v % 10);
+		*out++ = i < 3 ? '.' : '\0';
+	}
+}
+
+/* The peer's address for the check log; IPv4-mapped IPv6 shown as IPv4.
+ * out has room for INET6_ADDRSTRLEN bytes. */
 static void client_ip(struct MHD_Connection *conn, char *out, size_t cap)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
-	snprintf(out, cap, "-");
+	memcpy(out, "-", 2);
 	if (sa == NULL)
 		return;
 	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-		          (socklen_t)cap);
+		format_ipv4((const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+		            out);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
 		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)cap);
+			format_ipv4(&a->s6_addr[12], out);
 		else
 			inet_ntop(AF_INET6, a, out, (socklen_t)cap);
 	}
