@@ -20,6 +20,7 @@ static const struct {
     {"device", nf_cmd_device, "run a simulated ESP8266 that updates itself from a NoFUSS server"},
     {"mkimage", nf_cmd_mkimage, "write a firmware or filesystem image the simulator accepts"},
     {"info", nf_cmd_info, "print the version and kind an image carries, and check it"},
+    {"fleet", nf_cmd_fleet, "run thousands of simulated devices against one server"},
 };
 
 static void usage(FILE *out)

@@ -29,6 +29,8 @@ int nf_cmd_device(int argc, char *argv[], char *prog_argv[]);
 int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[]);
 /* info.c: `nofuss info`, what an image says about itself. */
 int nf_cmd_info(int argc, char *argv[], char *prog_argv[]);
+/* fleet.c: `nofuss fleet`, many simulated devices in one process. */
+int nf_cmd_fleet(int argc, char *argv[], char *prog_argv[]);
 
 /* args.c: parsing and file helpers. Each parser returns 0, or -1 after
  * printing "nofuss <cmd>: <what>: <why>" on stderr. */

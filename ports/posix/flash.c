@@ -1,7 +1,9 @@
 /*
  * flash.c - the flash directory: an ESP8266's flash modelled as files, with
  * two firmware slots and one filesystem, plus the bootloader that chooses
- * which slot runs. It implements nf_port_flash_begin/write/finish/abort.
+ * which slot runs. It is the POSIX port's default flash backend
+ * (nf_posix_flash_dir_ops: what nf_port_flash_begin/write/finish/abort do
+ * for a handle that uses it; port.c dispatches).
  *
  *   DIR/state       the bootloader's state (text, see below)
  *   DIR/slot-a.bin  firmware slot a
@@ -294,12 +296,21 @@ int nf_posix_flash_open(struct nf_posix_flash *f, const char *dir, char *err, si
 	f->running = -1;
 	f->running_size = 0;
 	f->running_md5[0] = '\0';
-	if (len == 0 || len >= sizeof f->dir) {
+	free(f->dir);
+	free(f->sector);
+	f->dir = NULL;
+	f->sector = NULL;
+	if (len == 0 || len >= NF_POSIX_PATH_MAX) {
 		fail(err, errcap, "flash directory path must be 1 to %u bytes",
 		     NF_POSIX_PATH_MAX - 1);
 		return -1;
 	}
-	memcpy(f->dir, dir, len + 1);
+	f->dir = strdup(dir);
+	f->sector = malloc(NF_POSIX_SECTOR_SIZE);
+	if (f->dir == NULL || f->sector == NULL) {
+		fail(err, errcap, "%s: out of memory", dir);
+		return -1;
+	}
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT) {
 			fail(err, errcap, "%s: %s", dir, strerror(errno));
@@ -489,13 +500,16 @@ void nf_posix_flash_close(struct nf_posix_flash *f)
 	f->dirfd = -1;
 	f->fd = -1;
 	f->running = -1;
+	free(f->dir);
+	free(f->sector);
+	f->dir = NULL;
+	f->sector = NULL;
 }
 
-/* ---- the port contract ---- */
+/* ---- the backend: the port contract's flash calls on the directory ---- */
 
-int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size)
+static int dir_begin(struct nf_posix *p, enum nf_image image, uint32_t size)
 {
-	struct nf_posix *p = port;
 	struct nf_posix_flash *f = &p->flash;
 	bool fw = image == NF_IMAGE_FIRMWARE;
 	uint32_t room;
@@ -566,9 +580,8 @@ static int check_flash_size(struct nf_posix *p)
 	return 0;
 }
 
-int nf_port_flash_write(void *port, const uint8_t *data, size_t len)
+static int dir_write(struct nf_posix *p, const uint8_t *data, size_t len)
 {
-	struct nf_posix *p = port;
 	struct nf_posix_flash *f = &p->flash;
 
 	if (f->fd < 0)
@@ -595,9 +608,8 @@ int nf_port_flash_write(void *port, const uint8_t *data, size_t len)
 	return 0;
 }
 
-int nf_port_flash_finish(void *port)
+static int dir_finish(struct nf_posix *p)
 {
-	struct nf_posix *p = port;
 	struct nf_posix_flash *f = &p->flash;
 	bool fw = f->image == NF_IMAGE_FIRMWARE;
 	const char *tmp, *name;
@@ -649,11 +661,32 @@ fail:
 	return -1;
 }
 
-void nf_port_flash_abort(void *port)
+static void dir_abort(struct nf_posix *p)
 {
-	struct nf_posix *p = port;
-
 	abort_write(&p->flash);
-	if (p->in_transfer)
-		p->cancel = true; /* no point downloading the rest */
 }
+
+static void dir_info(const struct nf_posix *p, struct nf_posix_flash_info *out)
+{
+	const struct nf_posix_flash *f = &p->flash;
+
+	out->slot_size = f->state.geometry.slot_size;
+	out->chip_size = f->state.geometry.chip_size;
+	out->sketch_size = f->running_size;
+	memcpy(out->sketch_md5, f->running_md5, sizeof out->sketch_md5);
+}
+
+static void dir_close(struct nf_posix *p)
+{
+	nf_posix_flash_close(&p->flash);
+}
+
+const struct nf_posix_flash_ops nf_posix_flash_dir_ops = {
+    .name = "directory",
+    .begin = dir_begin,
+    .write = dir_write,
+    .finish = dir_finish,
+    .abort = dir_abort,
+    .info = dir_info,
+    .close = dir_close,
+};

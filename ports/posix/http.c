@@ -21,6 +21,11 @@
  * NF_POSIX_CHECK_BODY_MAX bytes (the core then reports it too big); an image
  * download stops as soon as the core aborts the flash (nf_port_flash_abort
  * sets p->cancel), as the ESP updater stops reading on the first error.
+ *
+ * A request is a transfer (nf_posix_transfer_start / _end around whatever
+ * performs the easy handle): nf_port_http_get performs it at once, and the
+ * fleet simulator runs thousands through curl's multi interface, with the
+ * same headers and the same response handling.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -31,19 +36,7 @@
 
 #include "nofuss/posix.h"
 
-/* One request in flight. */
-struct transfer {
-	struct nf_posix *p;
-	struct nf_client *c;
-	bool image;
-	int status;
-	long length; /* Content-Length, -1 when absent or unreadable */
-	bool has_md5;
-	char md5[NF_POSIX_MD5_HEADER_MAX + 1];
-	bool begun;   /* nf_client_response_begin called */
-	size_t body;  /* body bytes received */
-	bool too_big; /* a check's body went over the limit: cut on purpose */
-};
+_Static_assert(NF_POSIX_HTTP_ERROR_MAX >= CURL_ERROR_SIZE, "curl's error buffer must fit");
 
 /* A header line "name: value"; an empty value is "name;" (curl would
  * otherwise drop the header, and X-ESP8266-BUILD may be empty). */
@@ -80,9 +73,11 @@ static int add_number(struct curl_slist **list, const char *name, unsigned long 
  * ../shared/fixtures/requests/captured-*.http). */
 static int build_headers(struct nf_posix *p, const struct nf_request *req, struct curl_slist **list)
 {
-	const struct nf_posix_flash *f = &p->flash;
 	const char *agent = req->image ? "ESP8266-http-Update" : "ESP8266HTTPClient";
+	struct nf_posix_flash_info f;
 	int rc = 0;
+
+	p->flash_ops->info(p, &f);
 
 	for (size_t i = 0; i < req->nheaders; i++)
 		if (strcasecmp(req->headers[i].name, "User-Agent") == 0)
@@ -93,10 +88,10 @@ static int build_headers(struct nf_posix *p, const struct nf_request *req, struc
 		rc |= add_number(list, "x-ESP8266-Chip-ID", p->chip_id);
 		rc |= add_header(list, "x-ESP8266-STA-MAC", p->sta_mac);
 		rc |= add_header(list, "x-ESP8266-AP-MAC", p->ap_mac);
-		rc |= add_number(list, "x-ESP8266-free-space", f->state.geometry.slot_size);
-		rc |= add_number(list, "x-ESP8266-sketch-size", f->running_size);
-		rc |= add_header(list, "x-ESP8266-sketch-md5", f->running_md5);
-		rc |= add_number(list, "x-ESP8266-chip-size", f->state.geometry.chip_size);
+		rc |= add_number(list, "x-ESP8266-free-space", f.slot_size);
+		rc |= add_number(list, "x-ESP8266-sketch-size", f.sketch_size);
+		rc |= add_header(list, "x-ESP8266-sketch-md5", f.sketch_md5);
+		rc |= add_number(list, "x-ESP8266-chip-size", f.chip_size);
 		rc |= add_header(list, "x-ESP8266-sdk-version", p->sdk_version);
 	}
 	for (size_t i = 0; i < req->nheaders; i++)
@@ -104,7 +99,7 @@ static int build_headers(struct nf_posix *p, const struct nf_request *req, struc
 			rc |= add_header(list, req->headers[i].name, req->headers[i].value);
 	if (!req->image && req->nheaders > 0) { /* the header form */
 		rc |= add_number(list, "X-ESP8266-CHIPID", p->chip_id);
-		rc |= add_number(list, "X-ESP8266-CHIPSIZE", f->state.geometry.chip_size);
+		rc |= add_number(list, "X-ESP8266-CHIPSIZE", f.chip_size);
 	}
 	rc |= add_header(list, "Content-Length", "0");
 	/* "Name:" with no value removes a header curl would add itself. */
@@ -113,7 +108,7 @@ static int build_headers(struct nf_posix *p, const struct nf_request *req, struc
 	return rc == 0 ? 0 : -1;
 }
 
-static void begin(struct transfer *t)
+static void begin(struct nf_posix_transfer *t)
 {
 	t->begun = true;
 	nf_client_response_begin(t->c, t->status, t->length, t->has_md5 ? t->md5 : NULL);
@@ -147,7 +142,7 @@ static long parse_length(const char *v, size_t len)
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
-	struct transfer *t = userdata;
+	struct nf_posix_transfer *t = userdata;
 	size_t len = size * nitems, nlen, vlen;
 	char *colon, *value;
 
@@ -190,7 +185,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-	struct transfer *t = userdata;
+	struct nf_posix_transfer *t = userdata;
 	size_t len = size * nmemb;
 
 	if (!t->begun)
@@ -209,7 +204,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 
 /* Sets every option for one request; 0 or -1. */
 static int setup(CURL *curl, const struct nf_request *req, struct nf_posix *p,
-                 struct curl_slist *headers, struct transfer *t, char *errbuf)
+                 struct curl_slist *headers, struct nf_posix_transfer *t, char *errbuf)
 {
 	CURLcode rc = CURLE_OK;
 
@@ -237,47 +232,76 @@ static int setup(CURL *curl, const struct nf_request *req, struct nf_posix *p,
 	return rc == CURLE_OK ? 0 : -1;
 }
 
+int nf_posix_transfer_start(struct nf_posix_transfer *t, void *curl, struct nf_posix *p,
+                            const struct nf_request *req, struct nf_client *c)
+{
+	struct curl_slist *headers = NULL;
+
+	memset(t, 0, sizeof *t);
+	t->p = p;
+	t->c = c;
+	t->image = req->image;
+	t->length = -1;
+	snprintf(t->url, sizeof t->url, "%s", req->url);
+	curl_easy_reset(curl);
+	if (build_headers(p, req, &headers) != 0) {
+		nf_posix_logf(p, NULL, "http: a request header is too long or holds a line break");
+		goto fail;
+	}
+	if (setup(curl, req, p, headers, t, t->errbuf) != 0) {
+		nf_posix_logf(p, NULL, "http: curl refused an option");
+		goto fail;
+	}
+	t->headers = headers;
+	p->in_transfer = true;
+	p->cancel = false;
+	return 0;
+fail:
+	curl_slist_free_all(headers);
+	curl_easy_reset(curl); /* forget the pointers into t */
+	nf_client_response_end(c, false);
+	return -1;
+}
+
+bool nf_posix_transfer_end(struct nf_posix_transfer *t, void *curl, int result)
+{
+	struct nf_posix *p = t->p;
+	CURLcode res = (CURLcode)result;
+	bool ok;
+
+	if (res == CURLE_OK && !t->begun) {
+		long status = 0;
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		t->status = (int)status;
+		begin(t);
+	}
+	ok = res == CURLE_OK || (res == CURLE_WRITE_ERROR && t->too_big);
+	if (!ok && !p->cancel)
+		nf_posix_logf(p, NULL, "http: GET %s: %s", t->url,
+		              t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(res));
+	p->in_transfer = false;
+	p->cancel = false;
+	curl_slist_free_all(t->headers);
+	t->headers = NULL;
+	nf_client_response_end(t->c, ok);
+	return ok;
+}
+
 void nf_port_http_get(void *port, const struct nf_request *req, struct nf_client *c)
 {
 	struct nf_posix *p = port;
-	struct transfer t = {.p = p, .c = c, .image = req->image, .length = -1};
-	struct curl_slist *headers = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	bool ok = false;
+	struct nf_posix_transfer t;
 	CURLcode res;
 
 	if (p->curl == NULL)
 		p->curl = curl_easy_init();
 	if (p->curl == NULL) {
 		nf_posix_logf(p, NULL, "http: cannot make a curl handle");
-		goto done;
+		nf_client_response_end(c, false);
+		return;
 	}
-	curl_easy_reset(p->curl);
-	if (build_headers(p, req, &headers) != 0) {
-		nf_posix_logf(p, NULL, "http: a request header is too long or holds a line break");
-		goto done;
-	}
-	if (setup(p->curl, req, p, headers, &t, errbuf) != 0) {
-		nf_posix_logf(p, NULL, "http: curl refused an option");
-		goto done;
-	}
-	p->in_transfer = true;
-	p->cancel = false;
+	if (nf_posix_transfer_start(&t, p->curl, p, req, c) != 0)
+		return;
 	res = curl_easy_perform(p->curl);
-	p->in_transfer = false;
-	if (res == CURLE_OK && !t.begun) {
-		long status = 0;
-		curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
-		t.status = (int)status;
-		begin(&t);
-	}
-	ok = res == CURLE_OK || (res == CURLE_WRITE_ERROR && t.too_big);
-	if (!ok && !p->cancel)
-		nf_posix_logf(p, NULL, "http: GET %s: %s", req->url,
-		              errbuf[0] != '\0' ? errbuf : curl_easy_strerror(res));
-done:
-	p->in_transfer = false;
-	p->cancel = false;
-	curl_slist_free_all(headers);
-	nf_client_response_end(c, ok);
+	nf_posix_transfer_end(&t, p->curl, (int)res);
 }

@@ -1,9 +1,12 @@
 /*
  * port.c - the POSIX port's handle: defaults, the MAC and chip id a device
- * reports, the serial console (nf_port_log) and the reboot request
- * (nf_port_reboot). A process cannot reset itself the way a chip does, so
- * nf_port_reboot only records the request; the program that owns the handle
- * (`nofuss device`) re-executes itself, which boots the new slot.
+ * reports, the serial console (nf_port_log), the reboot request
+ * (nf_port_reboot), and the flash calls of the port contract, which go to
+ * the handle's flash backend: the flash directory (flash.c, the default) or
+ * the memory flash (memflash.c, for fleets). A process cannot reset itself
+ * the way a chip does, so nf_port_reboot only records the request; the
+ * program that owns the handle reboots it (`nofuss device` re-executes
+ * itself, `nofuss fleet` runs the memory flash's bootloader).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +32,7 @@ void nf_posix_init(struct nf_posix *p)
 	p->flash.fd = -1;
 	p->flash.running = -1;
 	p->flash.console = stdout;
+	p->flash_ops = &nf_posix_flash_dir_ops;
 	nf_posix_set_mac(p, DEFAULT_MAC);
 }
 
@@ -65,18 +69,27 @@ int nf_posix_set_mac(struct nf_posix *p, const char *mac)
 	return 0;
 }
 
-void nf_posix_destroy(struct nf_posix *p)
+void nf_posix_release(struct nf_posix *p)
 {
 	if (p->curl != NULL)
 		curl_easy_cleanup(p->curl);
 	p->curl = NULL;
 	EVP_MD_CTX_free(p->md5);
 	p->md5 = NULL;
-	nf_posix_flash_close(&p->flash);
+}
+
+void nf_posix_destroy(struct nf_posix *p)
+{
+	nf_posix_release(p);
+	if (p->flash_ops != NULL)
+		p->flash_ops->close(p);
+	nf_posix_flash_close(&p->flash); /* idempotent: also when another backend ran */
 }
 
 void nf_posix_log(struct nf_posix *p, const char *prefix, const char *line)
 {
+	if (p->console == NULL)
+		return;
 	fprintf(p->console, "%s%s\n", prefix != NULL ? prefix : p->log_prefix, line);
 	fflush(p->console);
 }
@@ -95,6 +108,38 @@ void nf_posix_logf(struct nf_posix *p, const char *prefix, const char *fmt, ...)
 void nf_port_log(void *port, const char *line)
 {
 	nf_posix_log(port, NULL, line);
+}
+
+/* ---- the flash calls: to the handle's backend ---- */
+
+int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size)
+{
+	struct nf_posix *p = port;
+
+	return p->flash_ops->begin(p, image, size);
+}
+
+int nf_port_flash_write(void *port, const uint8_t *data, size_t len)
+{
+	struct nf_posix *p = port;
+
+	return p->flash_ops->write(p, data, len);
+}
+
+int nf_port_flash_finish(void *port)
+{
+	struct nf_posix *p = port;
+
+	return p->flash_ops->finish(p);
+}
+
+void nf_port_flash_abort(void *port)
+{
+	struct nf_posix *p = port;
+
+	p->flash_ops->abort(p);
+	if (p->in_transfer)
+		p->cancel = true; /* no point downloading the rest */
 }
 
 void nf_port_reboot(void *port)

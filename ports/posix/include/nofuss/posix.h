@@ -7,16 +7,20 @@
  * that carries the firmware's version.
  *
  * This header is the port's table of contents, grouped by file:
- *   port.c      the port handle, console log, reboot request
+ *   port.c      the port handle, console log, reboot request, and the
+ *               nf_port_flash_* calls, which go to the handle's flash backend
  *   http.c      nf_port_http_get (libcurl easy, HTTP/1.0 like the ESP updater)
+ *               and the same request as a transfer any libcurl loop can run
  *   md5.c       nf_port_md5_* (OpenSSL EVP)
- *   flash.c     the flash directory: nf_port_flash_*, provisioning, bootloader
+ *   flash.c     the flash directory: its backend, provisioning, bootloader
+ *   memflash.c  the memory flash: a backend without files, for fleets
  *   image.c     the simulated ESP8266 image format
  *   powercut.c  the fault injector: a "power cut" before the Nth flash operation
  *
  * One struct nf_posix per simulated device; nothing is global, so one
- * process may run several devices. Not thread-safe: one thread per handle.
- * docs/SIMULATOR.md describes the flash directory and the image format.
+ * process may run many devices (the fleet simulator runs thousands). Not
+ * thread-safe: one thread per handle. docs/SIMULATOR.md describes the flash
+ * directory, the memory flash and the image format.
  */
 #ifndef NOFUSS_POSIX_H
 #define NOFUSS_POSIX_H
@@ -49,6 +53,9 @@ extern "C" {
 #define NF_POSIX_TIMEOUT_MS_DEFAULT         30000L
 #define NF_POSIX_CONNECT_TIMEOUT_MS_DEFAULT 5000L
 #define NF_POSIX_POWER_CUT_EXIT             6 /* exit status of a simulated power cut */
+#define NF_POSIX_HTTP_ERROR_MAX             256u /* libcurl's error text (CURL_ERROR_SIZE) */
+
+struct nf_posix;
 
 /* ---- image.c: the simulated ESP8266's image format. On flash and in the
  * images `nofuss mkimage` writes: do not change. ---- */
@@ -156,7 +163,7 @@ struct nf_posix_boot {
 
 struct nf_posix_flash {
 	int dirfd; /* -1 when closed */
-	char dir[NF_POSIX_PATH_MAX];
+	char *dir; /* the directory's path: malloc'ed by open, freed by close */
 	FILE *console; /* where the fault injector reports */
 	struct nf_posix_powercut cut;
 	struct nf_posix_state state;
@@ -170,14 +177,16 @@ struct nf_posix_flash {
 	uint32_t size, written;
 	bool checked_header; /* firmware: byte 3 checked against the chip size */
 	uint32_t fill;       /* bytes in sector */
-	uint8_t sector[NF_POSIX_SECTOR_SIZE];
+	uint8_t *sector;     /* NF_POSIX_SECTOR_SIZE bytes: malloc'ed by open, freed by close */
 };
 
 /* Opens (creating it when missing) the flash directory dir. Returns 0 when
  * it is provisioned (holds a state file), 1 when it is empty and needs
  * nf_posix_flash_provision(), -1 with err on failure (path too long, not a
- * directory, unreadable or corrupt state). f is reset first; close it with
- * nf_posix_flash_close() whatever this returns. */
+ * directory, out of memory, unreadable or corrupt state). f is reset first
+ * (its fault injector `cut` is kept); close it with nf_posix_flash_close()
+ * whatever this returns. A handle's `flash` is what nf_port_flash_* write
+ * to while the handle uses the directory backend (nf_posix_init's default). */
 int nf_posix_flash_open(struct nf_posix_flash *f, const char *dir, char *err, size_t errcap);
 /* Provisions an opened, empty flash directory: the firmware image fw into
  * slot a, the filesystem image fs (may be NULL) into fs.bin, then the state
@@ -196,24 +205,124 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 /* The running firmware works: make its slot the confirmed one and end any
  * trial. Returns 0, or -1 with err on I/O error. */
 int nf_posix_flash_confirm(struct nf_posix_flash *f, char *err, size_t errcap);
-/* Abandons a write in progress and closes the directory. Safe to call on a
- * closed or never-opened (zeroed, then nf_posix_flash_open failed) f. */
+/* Abandons a write in progress, closes the directory and frees what open
+ * allocated. Safe to call on a closed or never-opened (zeroed, then
+ * nf_posix_flash_open failed) f, and twice. */
 void nf_posix_flash_close(struct nf_posix_flash *f);
 /* "a" or "b". */
 const char *nf_posix_slot_name(int slot);
+
+/* ---- flash backends: where a handle's nf_port_flash_* calls go (port.c
+ * dispatches on p->flash_ops). Each function has the contract of the
+ * nf_port_flash_* call of the same name (nofuss/port.h). ---- */
+
+/* What the ESP updater's request headers say about the flash and the
+ * running sketch (PROTOCOLS.md section 5), whichever backend keeps them. */
+struct nf_posix_flash_info {
+	uint32_t slot_size;   /* x-ESP8266-free-space: room for a new sketch */
+	uint32_t chip_size;   /* x-ESP8266-chip-size, X-ESP8266-CHIPSIZE */
+	uint32_t sketch_size; /* x-ESP8266-sketch-size: the running image, 0 before boot */
+	char sketch_md5[33];  /* x-ESP8266-sketch-md5: its MD5 in lower-case hex, "" before boot */
+};
+
+struct nf_posix_flash_ops {
+	const char *name; /* "directory", "memory" */
+	int (*begin)(struct nf_posix *p, enum nf_image image, uint32_t size);
+	int (*write)(struct nf_posix *p, const uint8_t *data, size_t len);
+	int (*finish)(struct nf_posix *p);
+	void (*abort)(struct nf_posix *p);
+	void (*info)(const struct nf_posix *p, struct nf_posix_flash_info *out);
+	/* Abandons a write in progress and releases what the backend holds for
+	 * p (nf_posix_destroy calls it). */
+	void (*close)(struct nf_posix *p);
+};
+
+/* The flash directory (p->flash); nf_posix_init selects it. */
+extern const struct nf_posix_flash_ops nf_posix_flash_dir_ops;
+
+/* ---- memflash.c: the memory flash, for the fleet simulator (`nofuss
+ * fleet`): thousands of devices in one process, no files. It keeps what
+ * the directory keeps, minus the bytes: for each firmware slot and the
+ * filesystem the version, flags, size and MD5 read from the image as it
+ * streams in (its 128-byte head and two running MD5s are all that is held,
+ * and only while it is written), and whether it verified as a whole image
+ * exactly as the directory's bootloader verifies a file (headers, recorded
+ * size, payload MD5, kind). Finish commits by switching: a filesystem at
+ * once, a firmware as the trial slot of the next boot; the bootloader
+ * below then boots, reverts and falls back exactly as the directory's
+ * does. Nothing survives the process. ---- */
+
+/* Why a memory slot does not hold a bootable (mountable) image. */
+enum nf_posix_mem_status {
+	NF_POSIX_MEM_VALID = 0,
+	NF_POSIX_MEM_EMPTY,  /* never written */
+	NF_POSIX_MEM_HEADER, /* not a simulator image (nf_posix_image_parse refused it) */
+	NF_POSIX_MEM_SIZE,   /* its length differs from the size its metadata records */
+	NF_POSIX_MEM_MD5,    /* payload MD5 mismatch */
+	NF_POSIX_MEM_KIND,   /* a filesystem in a firmware slot, or the reverse */
+};
+
+/* One image in memory: what the bootloader and the updater's headers need. */
+struct nf_posix_memimage {
+	char version[NF_POSIX_IMAGE_FIELD]; /* "" unless the header parsed */
+	uint32_t size;                      /* bytes written */
+	uint32_t flags;                     /* NF_POSIX_IMAGE_* */
+	uint8_t md5[16];                    /* of the whole image, as written */
+	uint8_t kind;                       /* enum nf_image, from the header */
+	uint8_t status;                     /* enum nf_posix_mem_status */
+};
+
+struct nf_posix_memwrite; /* an image being written (memflash.c) */
+
+struct nf_posix_memflash {
+	struct nf_posix_geometry geometry;
+	struct nf_posix_memimage slot[NF_POSIX_SLOTS];
+	struct nf_posix_memimage fs;
+	int8_t active;    /* the confirmed slot, 0 (a) or 1 (b) */
+	int8_t trial;     /* the slot to try at the next boot, or -1 */
+	int8_t running;   /* the booted slot, -1 before boot */
+	uint8_t attempts; /* boots of the trial slot so far (0 or 1) */
+	struct nf_posix_memwrite *w; /* NULL unless an image is being written */
+};
+
+/* Fills m (any content) with the firmware image fw in slot a and the
+ * filesystem image fs (may be NULL: none) and the geometry g; nothing is
+ * booted. Each image must verify whole and fit g. Returns 0, or -1 with the
+ * reason in err. An m with no write in progress (m->w == NULL, as after
+ * this) holds no pointer and may be copied by value: provision once, copy
+ * to every device. */
+int nf_posix_memflash_provision(struct nf_posix_memflash *m, const struct nf_posix_geometry *g,
+                                const uint8_t *fw, size_t fwlen, const uint8_t *fs,
+                                size_t fslen, char *err, size_t errcap);
+/* The bootloader, as nf_posix_flash_boot: abandons a write in progress,
+ * boots the trial slot once, else the confirmed one, else the other one
+ * (fallback), and describes what it booted in *b (the images' device field
+ * is not kept: it is ""). Returns 0, or -1 with err and errno ENOEXEC when
+ * no slot holds a valid firmware (bricked). */
+int nf_posix_memflash_boot(struct nf_posix_memflash *m, struct nf_posix_boot *b, char *err,
+                           size_t errcap);
+/* The running firmware works: its slot becomes the confirmed one and any
+ * trial ends. Returns 0, or -1 when nothing is booted. */
+int nf_posix_memflash_confirm(struct nf_posix_memflash *m);
+/* Abandons a write in progress (frees it). m stays usable. */
+void nf_posix_memflash_close(struct nf_posix_memflash *m);
+/* The text of an enum nf_posix_mem_status ("payload MD5 mismatch", ...). */
+const char *nf_posix_mem_strstatus(int status);
 
 /* ---- port.c: the handle given to nf_client_init() as `port`. ---- */
 
 struct nf_posix {
 	/* Settings: defaults from nf_posix_init(); change them before a check. */
-	FILE *console;                /* the serial console (stdout) */
+	FILE *console;                /* the serial console (stdout); NULL: silent */
 	const char *log_prefix;       /* before each nf_port_log line; static string */
 	long connect_timeout_ms;      /* TCP connect */
 	long timeout_ms;              /* one whole request */
 	char sta_mac[18], ap_mac[18]; /* upper-case hex with colons */
 	uint32_t chip_id;             /* the ESP8266's: the MAC's last three bytes */
 	const char *sdk_version;      /* static string */
-	struct nf_posix_flash flash;
+	struct nf_posix_flash flash;  /* the flash directory, when the backend is it */
+	const struct nf_posix_flash_ops *flash_ops; /* the flash backend (the directory) */
+	void *flash_ctx;              /* the backend's own state: a memflash, or NULL */
 
 	/* Run-time state. */
 	void *curl; /* CURL *, made on first use */
@@ -224,21 +333,68 @@ struct nf_posix {
 };
 
 /* Resets p to defaults: console stdout, prefix "[nofuss] ", default timeouts
- * and MAC, flash closed. Holds no resources until used. */
+ * and MAC, the flash directory backend, closed. Holds no resources until
+ * used. */
 void nf_posix_init(struct nf_posix *p);
+/* Makes m (provisioned, owned by the caller, alive as long as p uses it)
+ * p's flash: nf_port_flash_* then go to the memory flash. */
+void nf_posix_use_memflash(struct nf_posix *p, struct nf_posix_memflash *m);
 /* Sets the station MAC ("5C:CF:7F:8B:6B:26", any case) and derives the AP
  * MAC and chip id from it as the ESP8266 does. Returns 0, or -1 when mac is
  * not six hex pairs separated by colons. */
 int nf_posix_set_mac(struct nf_posix *p, const char *mac);
-/* Frees what p holds (curl handle, MD5 context) and closes its flash. p may
- * be reused after nf_posix_init(). */
+/* Frees what p holds (curl handle, MD5 context) and closes its flash (the
+ * directory; a memory flash abandons its write in progress). p may be
+ * reused after nf_posix_init(). */
 void nf_posix_destroy(struct nf_posix *p);
+/* Frees the curl handle and MD5 context p keeps between requests (they are
+ * made again on use); the flash stays as it is. Between two checks of a
+ * device that should cost nothing while it sleeps. */
+void nf_posix_release(struct nf_posix *p);
 /* Prints "<prefix><line>" on p's console and flushes it (the body of
  * nf_port_log, for the caller's own lines; prefix NULL uses p->log_prefix). */
 void nf_posix_log(struct nf_posix *p, const char *prefix, const char *line);
 /* The same with a printf format; a line longer than NF_POSIX_LOG_MAX is cut. */
 void nf_posix_logf(struct nf_posix *p, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- http.c: one GET of the core's with libcurl. nf_port_http_get runs it
+ * blocking on the handle's easy handle; an event loop (the fleet simulator,
+ * curl's multi interface) runs many through these two calls, so both send
+ * the same bytes and feed the core the same way. ---- */
+
+/* One request in flight: what libcurl's callbacks need. Caller-owned; it
+ * must stay where it is from start to end (curl points at it). */
+struct nf_posix_transfer {
+	struct nf_posix *p;
+	struct nf_client *c;
+	char url[NF_CLIENT_URL_MAX]; /* for messages */
+	void *headers; /* struct curl_slist *, freed by nf_posix_transfer_end */
+	bool image;
+	int status;
+	long length; /* Content-Length, -1 when absent or unreadable */
+	bool has_md5;
+	char md5[NF_POSIX_MD5_HEADER_MAX + 1];
+	bool begun;   /* nf_client_response_begin called */
+	size_t body;  /* body bytes handed to the core */
+	bool too_big; /* a check's body went over the limit: cut on purpose */
+	char errbuf[NF_POSIX_HTTP_ERROR_MAX];
+};
+
+/* Sets up curl (a CURL * easy handle, reset here) to perform req, the
+ * core's request for c on the device p, and to feed the response into c
+ * as it arrives. Returns 0: perform curl (curl_easy_perform, or add it to
+ * a multi handle), then call nf_posix_transfer_end. Returns -1 when the
+ * request cannot be made (logged on p's console): the response has then
+ * been ended as failed in the core, and nf_posix_transfer_end must not be
+ * called. The strings of req are copied. */
+int nf_posix_transfer_start(struct nf_posix_transfer *t, void *curl, struct nf_posix *p,
+                            const struct nf_request *req, struct nf_client *c);
+/* After curl finished with result (its CURLcode): ends the response in the
+ * core (nf_client_response_end, which may prepare the core's next request)
+ * and frees the request headers. curl may be reused. Returns whether the
+ * transfer went well. */
+bool nf_posix_transfer_end(struct nf_posix_transfer *t, void *curl, int result);
 
 #ifdef __cplusplus
 }

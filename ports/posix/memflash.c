@@ -1,0 +1,458 @@
+/*
+ * memflash.c - the memory flash: a flash backend for the fleet simulator,
+ * where one process runs thousands of devices and a flash directory each
+ * would cost thousands of files and gigabytes.
+ *
+ * It keeps what the flash directory keeps, minus the bytes. An image being
+ * written is read as it streams in: its first NF_POSIX_IMAGE_MIN bytes (the
+ * ESP header and the metadata) are held, and two MD5s run over it, one of
+ * the whole image (the running sketch's MD5 the updater reports) and one of
+ * the payload (what the metadata's MD5 must match). At finish the image is
+ * judged exactly as the directory's bootloader judges a file
+ * (nf_posix_image_verify_file): the headers parse, the length is the size
+ * the metadata records, the payload MD5 matches, and the kind fits the slot.
+ * Only the verdict and the version, flags, size and MD5 are kept: about 60
+ * bytes per image, and nothing at all between writes but the struct.
+ *
+ * Committing is switching: a filesystem replaces the old one at once (the
+ * directory renames fs.new over fs.bin), a firmware becomes the trial slot
+ * of the next boot (the directory rewrites its state file). The bootloader,
+ * nf_posix_memflash_boot, then follows the directory's rules step for step:
+ * the trial slot once, a revert when it did not confirm itself, a fallback
+ * to the other slot when the confirmed one is broken, bricked when neither
+ * boots. Power cuts are not simulated here; the directory does that.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "nofuss/posix.h"
+
+#define ESP_MAGIC 0xE9 /* the only firmware whose header byte 3 is checked */
+
+/* An image being written: held from begin to finish or abort. */
+struct nf_posix_memwrite {
+	enum nf_image image;
+	int target; /* firmware: the slot written; -1 for the filesystem */
+	uint32_t size, written;
+	bool checked_header; /* firmware: byte 3 checked against the chip size */
+	uint8_t head[NF_POSIX_IMAGE_MIN];
+	EVP_MD_CTX *whole, *payload;
+};
+
+static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(char *err, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || cap == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, cap, fmt, ap);
+	va_end(ap);
+}
+
+const char *nf_posix_mem_strstatus(int status)
+{
+	static const char *const text[] = {
+	    "valid",
+	    "never written",
+	    "not a NoFUSS simulator image",
+	    "length differs from the size the image records (torn write?)",
+	    "payload MD5 mismatch (corrupt or mixed image)",
+	    "wrong kind of image for this place",
+	};
+	return status >= 0 && (size_t)status < sizeof text / sizeof text[0] ? text[status] : "?";
+}
+
+/* ---- one image streaming in ---- */
+
+static void write_free(struct nf_posix_memwrite *w)
+{
+	if (w == NULL)
+		return;
+	EVP_MD_CTX_free(w->whole);
+	EVP_MD_CTX_free(w->payload);
+	free(w);
+}
+
+/* A new write of size bytes, or NULL when out of memory (or OpenSSL fails). */
+static struct nf_posix_memwrite *write_new(enum nf_image image, int target, uint32_t size)
+{
+	struct nf_posix_memwrite *w = calloc(1, sizeof *w);
+
+	if (w == NULL)
+		return NULL;
+	w->image = image;
+	w->target = target;
+	w->size = size;
+	w->whole = EVP_MD_CTX_new();
+	w->payload = EVP_MD_CTX_new();
+	if (w->whole == NULL || w->payload == NULL ||
+	    EVP_DigestInit_ex(w->whole, EVP_md5(), NULL) != 1 ||
+	    EVP_DigestInit_ex(w->payload, EVP_md5(), NULL) != 1) {
+		write_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* Takes in len more bytes (the caller has checked they fit w->size). */
+static int write_feed(struct nf_posix_memwrite *w, const uint8_t *data, size_t len)
+{
+	size_t head = 0;
+
+	if (w->written < NF_POSIX_IMAGE_MIN) {
+		head = NF_POSIX_IMAGE_MIN - w->written;
+		if (head > len)
+			head = len;
+		memcpy(w->head + w->written, data, head);
+	}
+	if (EVP_DigestUpdate(w->whole, data, len) != 1 ||
+	    (len > head && EVP_DigestUpdate(w->payload, data + head, len - head) != 1))
+		return -1;
+	w->written += (uint32_t)len;
+	return 0;
+}
+
+/* Judges a whole write as the directory's bootloader judges a file, and
+ * describes it in *out. */
+static void write_result(struct nf_posix_memwrite *w, struct nf_posix_memimage *out)
+{
+	struct nf_posix_image info;
+	uint8_t digest[16];
+	unsigned int len = 0;
+
+	memset(out, 0, sizeof *out);
+	out->size = w->written;
+	out->kind = (uint8_t)w->image;
+	if (EVP_DigestFinal_ex(w->whole, out->md5, &len) != 1 || len != 16)
+		memset(out->md5, 0xFF, sizeof out->md5);
+	if (w->written < NF_POSIX_IMAGE_MIN ||
+	    nf_posix_image_parse(w->head, NF_POSIX_IMAGE_MIN, &info, NULL, 0) != 0) {
+		out->status = NF_POSIX_MEM_HEADER;
+		return;
+	}
+	memcpy(out->version, info.version, sizeof out->version);
+	out->flags = info.flags;
+	out->kind = (uint8_t)info.kind;
+	len = 0;
+	if (info.size != w->written)
+		out->status = NF_POSIX_MEM_SIZE;
+	else if (EVP_DigestFinal_ex(w->payload, digest, &len) != 1 || len != 16 ||
+	         memcmp(digest, info.payload_md5, 16) != 0)
+		out->status = NF_POSIX_MEM_MD5;
+	else if (info.kind != w->image)
+		out->status = NF_POSIX_MEM_KIND;
+	else
+		out->status = NF_POSIX_MEM_VALID;
+}
+
+/* Runs a whole image through a write: provisioning. */
+static int load(enum nf_image image, const uint8_t *data, size_t len, uint32_t room,
+                struct nf_posix_memimage *out, char *err, size_t errcap)
+{
+	const char *what = image == NF_IMAGE_FIRMWARE ? "firmware" : "filesystem";
+	struct nf_posix_memwrite *w;
+	int rc = -1;
+
+	if (len == 0 || len > room) {
+		fail(err, errcap, "%s image of %zu bytes does not fit %u bytes", what, len, room);
+		return -1;
+	}
+	w = write_new(image, image == NF_IMAGE_FIRMWARE ? 0 : -1, (uint32_t)len);
+	if (w == NULL) {
+		fail(err, errcap, "out of memory");
+		return -1;
+	}
+	if (write_feed(w, data, len) != 0) {
+		fail(err, errcap, "MD5 failed (OpenSSL)");
+		goto done;
+	}
+	write_result(w, out);
+	if (out->status != NF_POSIX_MEM_VALID) {
+		fail(err, errcap, "%s image: %s", what, nf_posix_mem_strstatus(out->status));
+		goto done;
+	}
+	rc = 0;
+done:
+	write_free(w);
+	return rc;
+}
+
+/* ---- provisioning, booting ---- */
+
+static bool geometry_ok(const struct nf_posix_geometry *g)
+{
+	return g->slot_size >= NF_POSIX_IMAGE_MIN && g->slot_size <= NF_POSIX_FLASH_SIZE_MAX &&
+	       g->fs_size >= NF_POSIX_IMAGE_MIN && g->fs_size <= NF_POSIX_FLASH_SIZE_MAX &&
+	       g->chip_size >= NF_POSIX_IMAGE_MIN && g->chip_size <= NF_POSIX_FLASH_SIZE_MAX;
+}
+
+int nf_posix_memflash_provision(struct nf_posix_memflash *m, const struct nf_posix_geometry *g,
+                                const uint8_t *fw, size_t fwlen, const uint8_t *fs, size_t fslen,
+                                char *err, size_t errcap)
+{
+	memset(m, 0, sizeof *m);
+	m->trial = -1;
+	m->running = -1;
+	m->slot[0].status = m->slot[1].status = m->fs.status = NF_POSIX_MEM_EMPTY;
+	m->slot[1].kind = NF_IMAGE_FIRMWARE;
+	m->fs.kind = NF_IMAGE_FILESYSTEM;
+	if (!geometry_ok(g)) {
+		fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
+		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
+		return -1;
+	}
+	m->geometry = *g;
+	if (load(NF_IMAGE_FIRMWARE, fw, fwlen, g->slot_size, &m->slot[0], err, errcap) != 0)
+		return -1;
+	if (fs != NULL &&
+	    load(NF_IMAGE_FILESYSTEM, fs, fslen, g->fs_size, &m->fs, err, errcap) != 0)
+		return -1;
+	return 0;
+}
+
+/* Whether slot holds a bootable firmware; why not in why. */
+static bool slot_ok(const struct nf_posix_memflash *m, int slot, char *why, size_t cap)
+{
+	const struct nf_posix_memimage *s = &m->slot[slot];
+
+	if (s->status == NF_POSIX_MEM_VALID)
+		return true;
+	fail(why, cap, "%s",
+	     s->status == NF_POSIX_MEM_KIND ? "it holds a filesystem image"
+	                                    : nf_posix_mem_strstatus(s->status));
+	return false;
+}
+
+static void describe(const struct nf_posix_memimage *s, struct nf_posix_image *out)
+{
+	memset(out, 0, sizeof *out);
+	out->kind = (enum nf_image)s->kind;
+	memcpy(out->version, s->version, sizeof out->version);
+	out->flags = s->flags;
+	out->size = s->size;
+}
+
+int nf_posix_memflash_boot(struct nf_posix_memflash *m, struct nf_posix_boot *b, char *err,
+                           size_t errcap)
+{
+	char why_a[NF_POSIX_ERR_MAX], why_b[NF_POSIX_ERR_MAX];
+	int slot = -1, other;
+
+	memset(b, 0, sizeof *b);
+	nf_posix_memflash_close(m); /* a write the reset cut short is gone */
+	m->running = -1;
+	if (m->trial >= 0) {
+		int t = m->trial;
+		if (m->attempts == 0 && slot_ok(m, t, why_a, sizeof why_a)) {
+			m->attempts = 1; /* recorded before it runs: a crash counts */
+			slot = t;
+			b->how = NF_POSIX_BOOT_TRIAL;
+		} else {
+			if (m->attempts != 0)
+				fail(b->why, sizeof b->why,
+				     "slot %s did not confirm its trial boot",
+				     nf_posix_slot_name(t));
+			else
+				fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+				     nf_posix_slot_name(t), why_a);
+			m->trial = -1;
+			m->attempts = 0;
+			b->how = NF_POSIX_BOOT_REVERTED;
+		}
+	}
+	if (slot < 0) {
+		slot = m->active;
+		other = 1 - slot;
+		if (!slot_ok(m, slot, why_a, sizeof why_a)) {
+			if (!slot_ok(m, other, why_b, sizeof why_b)) {
+				fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
+				     nf_posix_slot_name(slot), why_a, nf_posix_slot_name(other),
+				     why_b);
+				errno = ENOEXEC; /* bricked */
+				return -1;
+			}
+			fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+			     nf_posix_slot_name(slot), why_a);
+			m->active = (int8_t)other;
+			slot = other;
+			b->how = NF_POSIX_BOOT_FALLBACK;
+		}
+	}
+	b->slot = slot;
+	m->running = (int8_t)slot;
+	describe(&m->slot[slot], &b->firmware);
+	describe(&m->fs, &b->fs);
+	b->fs_valid = m->fs.status == NF_POSIX_MEM_VALID;
+	if (!b->fs_valid)
+		fail(b->fs_error, sizeof b->fs_error, "%s",
+		     m->fs.status == NF_POSIX_MEM_KIND ? "the filesystem holds a firmware image"
+		                                       : nf_posix_mem_strstatus(m->fs.status));
+	return 0;
+}
+
+int nf_posix_memflash_confirm(struct nf_posix_memflash *m)
+{
+	if (m->running < 0)
+		return -1;
+	m->active = m->running;
+	m->trial = -1;
+	m->attempts = 0;
+	return 0;
+}
+
+void nf_posix_memflash_close(struct nf_posix_memflash *m)
+{
+	write_free(m->w);
+	m->w = NULL;
+}
+
+/* ---- the backend: the port contract's flash calls on memory ---- */
+
+static struct nf_posix_memflash *mem_of(const struct nf_posix *p)
+{
+	return p->flash_ctx;
+}
+
+static int mem_begin(struct nf_posix *p, enum nf_image image, uint32_t size)
+{
+	struct nf_posix_memflash *m = mem_of(p);
+	bool fw = image == NF_IMAGE_FIRMWARE;
+	uint32_t room;
+
+	nf_posix_memflash_close(m); /* a begin without finish or abort before it */
+	if (m->running < 0) {
+		nf_posix_logf(p, NULL, "flash: not booted");
+		return -1;
+	}
+	room = fw ? m->geometry.slot_size : m->geometry.fs_size;
+	if (size == 0 || size > room) {
+		nf_posix_logf(p, NULL, "flash: a %u-byte %s does not fit the %u bytes of %s", size,
+		              fw ? "firmware" : "filesystem", room,
+		              fw ? (m->running == 0 ? "slot b" : "slot a") : "the filesystem");
+		return -1;
+	}
+	m->w = write_new(image, fw ? 1 - m->running : -1, size);
+	if (m->w == NULL) {
+		nf_posix_logf(p, NULL, "flash: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The ESP updater refuses a sketch whose header asks for more flash than
+ * the chip has (PROTOCOLS.md section 5), as flash.c does; gzip images are
+ * not inspected. */
+static int check_flash_size(struct nf_posix *p, struct nf_posix_memwrite *w)
+{
+	const struct nf_posix_memflash *m = mem_of(p);
+	uint32_t need;
+
+	w->checked_header = true;
+	if (w->head[0] != ESP_MAGIC)
+		return 0;
+	need = nf_posix_image_flash_bytes(w->head[3]);
+	if (need > m->geometry.chip_size) {
+		nf_posix_logf(p, NULL,
+		              "flash: the image asks for a %u-byte flash (header byte 3 = "
+		              "0x%02x); the chip has %u",
+		              need, w->head[3], m->geometry.chip_size);
+		return -1;
+	}
+	return 0;
+}
+
+static int mem_write(struct nf_posix *p, const uint8_t *data, size_t len)
+{
+	struct nf_posix_memwrite *w = mem_of(p)->w;
+
+	if (w == NULL)
+		return -1;
+	if (len > w->size - w->written) {
+		nf_posix_logf(p, NULL, "flash: more than the %u bytes announced", w->size);
+		return -1;
+	}
+	if (write_feed(w, data, len) != 0) {
+		nf_posix_logf(p, NULL, "flash: MD5 failed (OpenSSL)");
+		return -1;
+	}
+	if (w->image == NF_IMAGE_FIRMWARE && !w->checked_header && w->written >= 4 &&
+	    check_flash_size(p, w) != 0)
+		return -1;
+	return 0;
+}
+
+static int mem_finish(struct nf_posix *p)
+{
+	struct nf_posix_memflash *m = mem_of(p);
+	struct nf_posix_memwrite *w = m->w;
+	int rc = -1;
+
+	if (w == NULL)
+		return -1;
+	if (w->written != w->size) {
+		nf_posix_logf(p, NULL, "flash: %u of %u bytes written", w->written, w->size);
+		goto done;
+	}
+	/* Committed whatever it holds, as the directory renames whatever it
+	 * wrote: the bootloader judges it (the core has checked length and
+	 * x-MD5 already). */
+	if (w->image == NF_IMAGE_FIRMWARE) {
+		write_result(w, &m->slot[w->target]);
+		m->trial = (int8_t)w->target; /* boot it next, once, on trial */
+		m->attempts = 0;
+	} else {
+		write_result(w, &m->fs);
+	}
+	rc = 0;
+done:
+	nf_posix_memflash_close(m);
+	return rc;
+}
+
+static void mem_abort(struct nf_posix *p)
+{
+	nf_posix_memflash_close(mem_of(p));
+}
+
+static void mem_info(const struct nf_posix *p, struct nf_posix_flash_info *out)
+{
+	const struct nf_posix_memflash *m = mem_of(p);
+
+	out->slot_size = m->geometry.slot_size;
+	out->chip_size = m->geometry.chip_size;
+	out->sketch_size = 0;
+	out->sketch_md5[0] = '\0';
+	if (m->running < 0)
+		return;
+	out->sketch_size = m->slot[m->running].size;
+	for (int i = 0; i < 16; i++)
+		snprintf(out->sketch_md5 + 2 * i, 3, "%02x", m->slot[m->running].md5[i]);
+}
+
+static void mem_close(struct nf_posix *p)
+{
+	nf_posix_memflash_close(mem_of(p));
+}
+
+static const struct nf_posix_flash_ops memflash_ops = {
+    .name = "memory",
+    .begin = mem_begin,
+    .write = mem_write,
+    .finish = mem_finish,
+    .abort = mem_abort,
+    .info = mem_info,
+    .close = mem_close,
+};
+
+void nf_posix_use_memflash(struct nf_posix *p, struct nf_posix_memflash *m)
+{
+	p->flash_ops = &memflash_ops;
+	p->flash_ctx = m;
+}
