@@ -395,24 +395,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	}
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
-{
-	struct nf_server *srv = cls;
-	const union MHD_ConnectionInfo *ci;
-	int size;
-
-	(void)socket_context;
-	if (toe != MHD_CONNECTION_NOTIFY_STARTED || srv->cfg->sndbuf == 0)
-		return;
-	/* Slow downloads each hold a full kernel send buffer; capping it bounds
-	 * the memory 2,000 slow devices can pin (docs/HTTP-LAYER.md). */
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	size = (int)srv->cfg->sndbuf;
-	if (ci != NULL)
-		setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-}
-
 /* The raw path goes to router.c, which decodes it itself and refuses
  * encoded slashes and NULs; query arguments are never used. */
 static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
@@ -508,7 +490,6 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 	    /* main.c ignores SIGPIPE; without this MHD will not use sendfile. */
 	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 	    addr != NULL ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, addr,
 	    MHD_OPTION_END);
@@ -570,6 +551,16 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_rules *
 		         rc > 0 ? "all addresses" : cfg->listen, cfg->port,
 		         errno ? strerror(errno) : "see above");
 		goto fail;
+	}
+	/* Slow downloads each hold a full kernel send buffer; capping it bounds
+	 * the memory 2,000 slow devices can pin (bench/server.sh). Set on the
+	 * listening socket, every accepted one inherits it: no system call per
+	 * connection. */
+	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+	if (cfg->sndbuf != 0 && info != NULL) {
+		int size = (int)cfg->sndbuf;
+		if (setsockopt(info->listen_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) != 0)
+			nf_log(NF_LOG_WARN, "sndbuf %u: %s", cfg->sndbuf, strerror(errno));
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : cfg->port;
