@@ -142,10 +142,8 @@ static const char *update_for(struct nf_server *srv, long target)
 	return target < 0 ? NULL : nf_rules_target(srv->rules, (size_t)target)->version;
 }
 
-/* Header form: GET <base>/ with X-ESP8266-* headers (PROTOCOLS.md section 2).
- * A missing or empty MAC, device or version is answered "{}". */
-/* A request header by its name's length too: MHD compares lengths first,
- * so a miss costs no string comparison (this is the hot path). */
+/* A request header, looked up with its name's length: MHD compares lengths
+ * first, so a miss costs no string comparison (this is the hot path). */
 static const char *header_n(struct MHD_Connection *conn, const char *name, size_t name_len,
                             size_t *value_len)
 {
@@ -159,20 +157,19 @@ static const char *header_n(struct MHD_Connection *conn, const char *name, size_
 }
 #define HEADER_N(conn, lit, len) header_n(conn, lit, sizeof lit - 1, len)
 
+/* Header form: GET <base>/ with X-ESP8266-* headers (PROTOCOLS.md section 2).
+ * A missing or empty MAC, device or version is answered "{}". */
 static enum MHD_Result header_check(struct nf_server *srv, struct MHD_Connection *conn)
 {
-	size_t mac_len, build_len;
 	struct nf_query q;
-	const char *mac = HEADER_N(conn, "X-ESP8266-MAC", &mac_len);
-
-	q.device = HEADER_N(conn, "X-ESP8266-DEVICE", &q.device_len);
-	q.version = HEADER_N(conn, "X-ESP8266-VERSION", &q.version_len);
-	q.build = HEADER_N(conn, "X-ESP8266-BUILD", &build_len);
+	size_t mac_len, build_len;
 	long target = -1;
 	char ip[INET6_ADDRSTRLEN];
 
-	q.mac = mac;
-
+	q.mac = HEADER_N(conn, "X-ESP8266-MAC", &mac_len);
+	q.device = HEADER_N(conn, "X-ESP8266-DEVICE", &q.device_len);
+	q.version = HEADER_N(conn, "X-ESP8266-VERSION", &q.version_len);
+	q.build = HEADER_N(conn, "X-ESP8266-BUILD", &build_len);
 	if (mac_len > 0 && q.device_len > 0 && q.device_len <= NF_MAX_FIELD &&
 	    q.version_len > 0 && q.version_len <= NF_MAX_FIELD)
 		target = nf_rules_match(srv->rules, &q);
