@@ -53,19 +53,6 @@
 static const char *const slot_file[NF_POSIX_SLOTS] = {"slot-a.bin", "slot-b.bin"};
 static const char *const slot_tmp[NF_POSIX_SLOTS] = {"slot-a.new", "slot-b.new"};
 
-static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, cap, fmt, ap);
-	va_end(ap);
-}
-
 const char *nf_posix_slot_name(int slot)
 {
 	return slot == 1 ? "b" : "a";
@@ -106,29 +93,29 @@ static int write_file_atomic(struct nf_posix_flash *f, const char *tmp, const ch
 	op(f, "create", tmp);
 	fd = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fail(err, errcap, "%s/%s: %s", f->dir, tmp, strerror(errno));
+		nf_posix_fail(err, errcap, "%s/%s: %s", f->dir, tmp, strerror(errno));
 		return -1;
 	}
 	for (size_t off = 0; off < len; off += NF_POSIX_SECTOR_SIZE) {
 		size_t n = len - off < NF_POSIX_SECTOR_SIZE ? len - off : NF_POSIX_SECTOR_SIZE;
 		op(f, "write", tmp);
 		if (write_all(fd, data + off, n) != 0) {
-			fail(err, errcap, "%s/%s: write: %s", f->dir, tmp, strerror(errno));
+			nf_posix_fail(err, errcap, "%s/%s: write: %s", f->dir, tmp, strerror(errno));
 			goto done;
 		}
 	}
 	op(f, "fsync", tmp);
 	if (fsync(fd) != 0) {
-		fail(err, errcap, "%s/%s: fsync: %s", f->dir, tmp, strerror(errno));
+		nf_posix_fail(err, errcap, "%s/%s: fsync: %s", f->dir, tmp, strerror(errno));
 		goto done;
 	}
 	op(f, "rename", tmp);
 	if (renameat(f->dirfd, tmp, f->dirfd, name) != 0) {
-		fail(err, errcap, "%s/%s: rename: %s", f->dir, tmp, strerror(errno));
+		nf_posix_fail(err, errcap, "%s/%s: rename: %s", f->dir, tmp, strerror(errno));
 		goto done;
 	}
 	if (sync_dir(f) != 0) {
-		fail(err, errcap, "%s: fsync: %s", f->dir, strerror(errno));
+		nf_posix_fail(err, errcap, "%s: fsync: %s", f->dir, strerror(errno));
 		goto done;
 	}
 	rc = 0;
@@ -229,7 +216,7 @@ static int read_state(struct nf_posix_flash *f, char *err, size_t errcap)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 1;
-		fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
+		nf_posix_fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
 		return -1;
 	}
 	for (;;) {
@@ -237,21 +224,21 @@ static int read_state(struct nf_posix_flash *f, char *err, size_t errcap)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
+			nf_posix_fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
 			goto done;
 		}
 		if (n == 0)
 			break;
 		got += (size_t)n;
 		if (got == sizeof text - 1) {
-			fail(err, errcap, "%s/%s: longer than %u bytes", f->dir, STATE_FILE,
+			nf_posix_fail(err, errcap, "%s/%s: longer than %u bytes", f->dir, STATE_FILE,
 			     NF_POSIX_STATE_MAX);
 			goto done;
 		}
 	}
 	text[got] = '\0';
 	if (strlen(text) != got || parse_state(text, &f->state) != 0) {
-		fail(err, errcap, "%s/%s: not a valid flash state file", f->dir, STATE_FILE);
+		nf_posix_fail(err, errcap, "%s/%s: not a valid flash state file", f->dir, STATE_FILE);
 		goto done;
 	}
 	rc = 0;
@@ -274,7 +261,7 @@ static int write_state(struct nf_posix_flash *f, const struct nf_posix_state *ne
 	             next->trial < 0 ? "-" : nf_posix_slot_name(next->trial), next->attempts,
 	             next->geometry.slot_size, next->geometry.fs_size, next->geometry.chip_size);
 	if (n < 0 || (size_t)n >= sizeof text) {
-		fail(err, errcap, "state does not fit %u bytes", NF_POSIX_STATE_MAX);
+		nf_posix_fail(err, errcap, "state does not fit %u bytes", NF_POSIX_STATE_MAX);
 		return -1;
 	}
 	if (write_file_atomic(f, STATE_TMP, STATE_FILE, (const uint8_t *)text, (size_t)n, err,
@@ -301,30 +288,30 @@ int nf_posix_flash_open(struct nf_posix_flash *f, const char *dir, char *err, si
 	f->dir = NULL;
 	f->sector = NULL;
 	if (len == 0 || len >= NF_POSIX_PATH_MAX) {
-		fail(err, errcap, "flash directory path must be 1 to %u bytes",
+		nf_posix_fail(err, errcap, "flash directory path must be 1 to %u bytes",
 		     NF_POSIX_PATH_MAX - 1);
 		return -1;
 	}
 	f->dir = strdup(dir);
 	f->sector = malloc(NF_POSIX_SECTOR_SIZE);
 	if (f->dir == NULL || f->sector == NULL) {
-		fail(err, errcap, "%s: out of memory", dir);
+		nf_posix_fail(err, errcap, "%s: out of memory", dir);
 		return -1;
 	}
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT) {
-			fail(err, errcap, "%s: %s", dir, strerror(errno));
+			nf_posix_fail(err, errcap, "%s: %s", dir, strerror(errno));
 			return -1;
 		}
 		op(f, "mkdir", dir);
 		if (mkdir(dir, 0755) != 0) {
-			fail(err, errcap, "cannot create %s: %s", dir, strerror(errno));
+			nf_posix_fail(err, errcap, "cannot create %s: %s", dir, strerror(errno));
 			return -1;
 		}
 	}
 	f->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (f->dirfd < 0) {
-		fail(err, errcap, "%s: %s", dir, strerror(errno));
+		nf_posix_fail(err, errcap, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return read_state(f, err, errcap);
@@ -337,16 +324,16 @@ int nf_posix_flash_provision(struct nf_posix_flash *f, const struct nf_posix_geo
 	struct nf_posix_state s = {.active = 0, .trial = -1, .attempts = 0, .geometry = *g};
 
 	if (f->dirfd < 0) {
-		fail(err, errcap, "flash directory is not open");
+		nf_posix_fail(err, errcap, "flash directory is not open");
 		return -1;
 	}
 	if (!geometry_ok(g)) {
-		fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
+		nf_posix_fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
 		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
 		return -1;
 	}
 	if (fwlen > g->slot_size || (fs != NULL && fslen > g->fs_size)) {
-		fail(err, errcap,
+		nf_posix_fail(err, errcap,
 		     "image too big: firmware %zu bytes for a %u-byte slot, "
 		     "filesystem %zu bytes for %u",
 		     fwlen, g->slot_size, fs ? fslen : 0, g->fs_size);
@@ -367,7 +354,7 @@ static int verify_slot(struct nf_posix_flash *f, int slot, struct nf_posix_image
 	                               md5, why, cap) != 0)
 		return -1;
 	if (info->kind != NF_IMAGE_FIRMWARE) {
-		fail(why, cap, "%s holds a filesystem image", slot_file[slot]);
+		nf_posix_fail(why, cap, "%s holds a filesystem image", slot_file[slot]);
 		return -1;
 	}
 	return 0;
@@ -396,7 +383,7 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 
 	memset(b, 0, sizeof *b);
 	if (f->dirfd < 0) {
-		fail(err, errcap, "flash directory is not open");
+		nf_posix_fail(err, errcap, "flash directory is not open");
 		return -1;
 	}
 	remove_leftovers(f);
@@ -412,11 +399,11 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 			b->how = NF_POSIX_BOOT_TRIAL;
 		} else {
 			if (f->state.attempts != 0)
-				fail(b->why, sizeof b->why,
+				nf_posix_fail(b->why, sizeof b->why,
 				     "slot %s did not confirm its trial boot",
 				     nf_posix_slot_name(t));
 			else
-				fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+				nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
 				     nf_posix_slot_name(t), why_a);
 			next.trial = -1;
 			next.attempts = 0;
@@ -430,13 +417,13 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 		other = 1 - slot;
 		if (verify_slot(f, slot, &b->firmware, md5, why_a, sizeof why_a) != 0) {
 			if (verify_slot(f, other, &b->firmware, md5, why_b, sizeof why_b) != 0) {
-				fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
+				nf_posix_fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
 				     nf_posix_slot_name(slot), why_a, nf_posix_slot_name(other),
 				     why_b);
 				errno = ENOEXEC; /* bricked, as opposed to an I/O error */
 				return -1;
 			}
-			fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+			nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
 			     nf_posix_slot_name(slot), why_a);
 			next = f->state;
 			next.active = other;
@@ -456,7 +443,7 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 	                               b->fs_error, sizeof b->fs_error) == 0) {
 		b->fs_valid = b->fs.kind == NF_IMAGE_FILESYSTEM;
 		if (!b->fs_valid)
-			fail(b->fs_error, sizeof b->fs_error, "%s holds a firmware image", FS_FILE);
+			nf_posix_fail(b->fs_error, sizeof b->fs_error, "%s holds a firmware image", FS_FILE);
 	}
 	return 0;
 }
@@ -466,7 +453,7 @@ int nf_posix_flash_confirm(struct nf_posix_flash *f, char *err, size_t errcap)
 	struct nf_posix_state next = f->state;
 
 	if (f->running < 0) {
-		fail(err, errcap, "nothing booted");
+		nf_posix_fail(err, errcap, "nothing booted");
 		return -1;
 	}
 	if (f->state.active == f->running && f->state.trial < 0)

@@ -43,19 +43,6 @@ struct nf_posix_memwrite {
 	EVP_MD_CTX *whole, *payload;
 };
 
-static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, cap, fmt, ap);
-	va_end(ap);
-}
-
 const char *nf_posix_mem_strstatus(int status)
 {
 	static const char *const text[] = {
@@ -161,21 +148,21 @@ static int load(enum nf_image image, const uint8_t *data, size_t len, uint32_t r
 	int rc = -1;
 
 	if (len == 0 || len > room) {
-		fail(err, errcap, "%s image of %zu bytes does not fit %u bytes", what, len, room);
+		nf_posix_fail(err, errcap, "%s image of %zu bytes does not fit %u bytes", what, len, room);
 		return -1;
 	}
 	w = write_new(image, image == NF_IMAGE_FIRMWARE ? 0 : -1, (uint32_t)len);
 	if (w == NULL) {
-		fail(err, errcap, "out of memory");
+		nf_posix_fail(err, errcap, "out of memory");
 		return -1;
 	}
 	if (write_feed(w, data, len) != 0) {
-		fail(err, errcap, "MD5 failed (OpenSSL)");
+		nf_posix_fail(err, errcap, "MD5 failed (OpenSSL)");
 		goto done;
 	}
 	write_result(w, out);
 	if (out->status != NF_POSIX_MEM_VALID) {
-		fail(err, errcap, "%s image: %s", what, nf_posix_mem_strstatus(out->status));
+		nf_posix_fail(err, errcap, "%s image: %s", what, nf_posix_mem_strstatus(out->status));
 		goto done;
 	}
 	rc = 0;
@@ -204,7 +191,7 @@ int nf_posix_memflash_provision(struct nf_posix_memflash *m, const struct nf_pos
 	m->slot[1].kind = NF_IMAGE_FIRMWARE;
 	m->fs.kind = NF_IMAGE_FILESYSTEM;
 	if (!geometry_ok(g)) {
-		fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
+		nf_posix_fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
 		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
 		return -1;
 	}
@@ -224,7 +211,7 @@ static bool slot_ok(const struct nf_posix_memflash *m, int slot, char *why, size
 
 	if (s->status == NF_POSIX_MEM_VALID)
 		return true;
-	fail(why, cap, "%s",
+	nf_posix_fail(why, cap, "%s",
 	     s->status == NF_POSIX_MEM_KIND ? "it holds a filesystem image"
 	                                    : nf_posix_mem_strstatus(s->status));
 	return false;
@@ -256,11 +243,11 @@ int nf_posix_memflash_boot(struct nf_posix_memflash *m, struct nf_posix_boot *b,
 			b->how = NF_POSIX_BOOT_TRIAL;
 		} else {
 			if (m->attempts != 0)
-				fail(b->why, sizeof b->why,
+				nf_posix_fail(b->why, sizeof b->why,
 				     "slot %s did not confirm its trial boot",
 				     nf_posix_slot_name(t));
 			else
-				fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+				nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
 				     nf_posix_slot_name(t), why_a);
 			m->trial = -1;
 			m->attempts = 0;
@@ -272,13 +259,13 @@ int nf_posix_memflash_boot(struct nf_posix_memflash *m, struct nf_posix_boot *b,
 		other = 1 - slot;
 		if (!slot_ok(m, slot, why_a, sizeof why_a)) {
 			if (!slot_ok(m, other, why_b, sizeof why_b)) {
-				fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
+				nf_posix_fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
 				     nf_posix_slot_name(slot), why_a, nf_posix_slot_name(other),
 				     why_b);
 				errno = ENOEXEC; /* bricked */
 				return -1;
 			}
-			fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+			nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
 			     nf_posix_slot_name(slot), why_a);
 			m->active = (int8_t)other;
 			slot = other;
@@ -291,7 +278,7 @@ int nf_posix_memflash_boot(struct nf_posix_memflash *m, struct nf_posix_boot *b,
 	describe(&m->fs, &b->fs);
 	b->fs_valid = m->fs.status == NF_POSIX_MEM_VALID;
 	if (!b->fs_valid)
-		fail(b->fs_error, sizeof b->fs_error, "%s",
+		nf_posix_fail(b->fs_error, sizeof b->fs_error, "%s",
 		     m->fs.status == NF_POSIX_MEM_KIND ? "the filesystem holds a firmware image"
 		                                       : nf_posix_mem_strstatus(m->fs.status));
 	return 0;

@@ -357,6 +357,9 @@ void nf_posix_log(struct nf_posix *p, const char *prefix, const char *line);
 /* The same with a printf format; a line longer than NF_POSIX_LOG_MAX is cut. */
 void nf_posix_logf(struct nf_posix *p, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Formats an error message into err (cap bytes); does nothing when err is
+ * NULL. The port's functions report their errors through it. */
+void nf_posix_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- http.c: one GET of the core's with libcurl. nf_port_http_get runs it
  * blocking on the handle's easy handle; an event loop (the fleet simulator,
