@@ -12,7 +12,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libssl-dev libinih-dev libcurl4-openssl-dev
   libmosquitto-dev libsqlite3-dev libcmocka-dev
   # tests and benchmarks
-  mosquitto nginx wrk valgrind curl python3 procps
+  mosquitto mosquitto-clients nginx wrk valgrind curl python3 procps
   # device core size on the ESP8266 CPU
   gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
 )

@@ -21,6 +21,9 @@ static const struct {
     {"mkimage", nf_cmd_mkimage, "write a firmware or filesystem image the simulator accepts"},
     {"info", nf_cmd_info, "print the version and kind an image carries, and check it"},
     {"fleet", nf_cmd_fleet, "run thousands of simulated devices against one server"},
+    {"push", nf_cmd_push, "upload PlatformIO builds to devices found through MQTT"},
+    {"ota-send", nf_cmd_ota_send, "push one image to a device over ArduinoOTA (espota)"},
+    {"ota-recv", nf_cmd_ota_recv, "receive one ArduinoOTA push as a device would, then exit"},
 };
 
 static void usage(FILE *out)

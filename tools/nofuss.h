@@ -31,6 +31,11 @@ int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[]);
 int nf_cmd_info(int argc, char *argv[], char *prog_argv[]);
 /* fleet.c: `nofuss fleet`, many simulated devices in one process. */
 int nf_cmd_fleet(int argc, char *argv[], char *prog_argv[]);
+/* push.c: `nofuss push`, OTA upload of PlatformIO environments. */
+int nf_cmd_push(int argc, char *argv[], char *prog_argv[]);
+/* ota.c: `nofuss ota-send` and `nofuss ota-recv`, one ArduinoOTA push. */
+int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[]);
+int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[]);
 
 /* args.c: parsing and file helpers. Each parser returns 0, or -1 after
  * printing "nofuss <cmd>: <what>: <why>" on stderr. */

@@ -1,0 +1,385 @@
+"""`nofuss push` finding devices: the real `nofuss` binary against the real
+mosquitto broker (Debian's), started here on 127.0.0.1 with a free port and
+a temporary configuration, and stopped afterwards. Retained values are
+published with mosquitto_pub -r, as a device announcing itself would.
+
+Only the discovery half is covered (--dry-run, the exit codes, the
+timeout); the ArduinoOTA upload is not written yet, so without --dry-run
+push must say so with its own exit code (4).
+
+Exit codes under test (the original deploy script's): 1 bad usage, 2
+unknown environment or no topic, 3 no valid IP, 4 upload not available.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
+NOFUSS = os.environ.get("NOFUSS", os.path.join(SOURCE, "build", "tools", "nofuss"))
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PUB = shutil.which("mosquitto_pub")
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
+START_TIMEOUT = 10.0
+RUN_TIMEOUT = 60.0
+
+PIO_INI = """\
+; a PlatformIO project, as the seed's deploy script knew them
+# full-line comments of both kinds
+[platformio]
+default_envs = washer
+
+[env]
+framework = arduino
+
+[env:washer]
+platform = espressif8266
+board = esp01_1m
+topic = {prefix}/washer/ip          ; or custom_topic
+upload_flags = --auth=fibonacci --port 8266
+
+[env:dryer]
+platform = espressif32
+board = esp32dev
+custom_topic = {prefix}/dryer/ip  # a comment of the other kind
+upload_flags =
+    --progress
+    --port=3232
+
+[env:lamp]
+board = esp01_1m
+topic = {prefix}/lamp/ip
+
+[env:silent]
+board = esp01_1m
+topic = {prefix}/silent/ip
+
+[env:bogus]
+board = esp01_1m
+topic = {prefix}/bogus/ip
+
+[env:v6]
+board = esp01_1m
+topic = {prefix}/v6/ip
+
+[env:notopic]
+board = esp01_1m
+upload_flags = --auth=x
+"""
+
+ENVS_WITH_IMAGES = ["washer", "dryer", "lamp", "silent", "bogus", "v6"]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """mosquitto on 127.0.0.1:<free port>; users maps user -> password
+    (None: anonymous allowed)."""
+
+    def __init__(self, users=None):
+        self.dir = tempfile.mkdtemp(prefix="nofuss-push-broker-")
+        os.chmod(self.dir, 0o755)  # mosquitto may drop root for its own user
+        self.port = free_port()
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        lines = ["listener %d 127.0.0.1" % self.port, "persistence false"]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        if users:
+            pwfile = os.path.join(self.dir, "passwd")
+            for i, (user, password) in enumerate(users.items()):
+                args = [MOSQUITTO_PASSWD, "-b", pwfile, user, password]
+                if i == 0:
+                    args.insert(1, "-c")
+                subprocess.run(args, check=True, timeout=RUN_TIMEOUT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.chmod(pwfile, 0o644)
+            lines += ["allow_anonymous false", "password_file " + pwfile]
+        else:
+            lines.append("allow_anonymous true")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.log = open(os.path.join(self.dir, "log"), "w+")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError("mosquitto exited: " + self.log.read())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("mosquitto did not start listening")
+                time.sleep(0.05)
+
+    def publish(self, topic, value, user=None, password=None):
+        args = [MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, "-r"]
+        if user is not None:
+            args += ["-u", user, "-P", password]
+        args += ["-n"] if value is None else ["-m", value]
+        subprocess.run(args, check=True, timeout=RUN_TIMEOUT)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Project:
+    """A folder with platformio.ini and built images for some envs."""
+
+    def __init__(self, prefix):
+        self.dir = tempfile.mkdtemp(prefix="nofuss-push-project-")
+        self.ini = os.path.join(self.dir, "platformio.ini")
+        with open(self.ini, "w") as f:
+            f.write(PIO_INI.format(prefix=prefix))
+        self.sizes = {}
+        for i, env in enumerate(ENVS_WITH_IMAGES):
+            build = os.path.join(self.dir, ".pio", "build", env)
+            os.makedirs(build)
+            size = 1000 + i
+            with open(os.path.join(build, "firmware.bin"), "wb") as f:
+                f.write(b"\xe9" * size)
+            self.sizes[env] = size
+        with open(os.path.join(self.dir, ".pio", "build", "washer", "littlefs.bin"), "wb") as f:
+            f.write(b"\0" * 4096)
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOFUSS_MQTT_")}
+    env.update(extra)
+    return env
+
+
+class PushTestBase(unittest.TestCase):
+    users = None
+
+    @classmethod
+    def setUpClass(cls):
+        if MOSQUITTO_PUB is None or not os.path.exists(MOSQUITTO):
+            raise unittest.SkipTest("mosquitto and mosquitto-clients are needed "
+                                    "(scripts/bootstrap.sh)")
+        if not os.access(NOFUSS, os.X_OK):
+            raise unittest.SkipTest("no nofuss binary at " + NOFUSS)
+        cls.prefix = "nofuss-test/%d" % os.getpid()
+        cls.broker = Broker(cls.users)
+        cls.project = Project(cls.prefix)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.project.remove()
+
+    def push(self, *args, env=None, broker=True):
+        argv = [NOFUSS, "push", "-c", self.project.ini]
+        if broker:
+            argv += ["--broker", "127.0.0.1:%d" % self.broker.port]
+        argv += list(args)
+        started = time.monotonic()
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                           env=env if env is not None else clean_env())
+        p.elapsed = time.monotonic() - started
+        return p
+
+    def topic(self, env):
+        return "%s/%s/ip" % (self.prefix, env)
+
+
+class PushDiscoveryTest(PushTestBase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.broker.publish(cls.topic(cls, "washer"), "192.168.1.50")
+        cls.broker.publish(cls.topic(cls, "dryer"), "10.0.0.7")
+        cls.broker.publish(cls.topic(cls, "lamp"), "172.16.0.1")
+        cls.broker.publish(cls.topic(cls, "v6"), "fe80::1")
+        cls.broker.publish(cls.topic(cls, "bogus"), "010.1.1.1")
+
+    def test_dry_run_resolves_retained_ip(self):
+        p = self.push("--dry-run", "washer")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        line = p.stdout.strip()
+        self.assertIn("washer: topic=%s " % self.topic("washer"), line)
+        self.assertIn(" ip=192.168.1.50 ", line)
+        self.assertIn(" port=8266 ", line)
+        self.assertIn(" auth=yes ", line)
+        self.assertIn(" kind=firmware ", line)
+        self.assertIn("/.pio/build/washer/firmware.bin", line)
+        self.assertTrue(line.endswith(" size=%d" % self.project.sizes["washer"]), line)
+
+    def test_custom_topic_and_multiline_flags(self):
+        p = self.push("-n", "dryer")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(" ip=10.0.0.7 port=3232 auth=no ", p.stdout)
+
+    def test_ipv6_address(self):
+        p = self.push("-n", "v6")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(" ip=fe80::1 ", p.stdout)
+
+    def test_filesystem_image(self):
+        p = self.push("-n", "--fs", "washer")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(" kind=filesystem ", p.stdout)
+        self.assertIn("/.pio/build/washer/littlefs.bin size=4096", p.stdout)
+
+    def test_missing_image(self):
+        p = self.push("-n", "--fs", "lamp")
+        self.assertEqual(p.returncode, 5, p.stdout + p.stderr)
+        self.assertIn("littlefs.bin", p.stderr)
+
+    def test_file_option(self):
+        path = os.path.join(self.project.dir, "other.bin")
+        with open(path, "wb") as f:
+            f.write(b"x" * 77)
+        p = self.push("-n", "--file", path, "lamp")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("image=%s size=77" % path, p.stdout)
+
+    def test_nothing_retained_times_out(self):
+        timeout = 1.5
+        p = self.push("-n", "--timeout", str(timeout), "silent")
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertLess(p.elapsed, timeout + 3)
+        self.assertIn("nothing retained", p.stderr)
+        self.assertIn(self.topic("silent"), p.stderr)
+
+    def test_invalid_ip_is_quoted(self):
+        p = self.push("-n", "bogus")
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertIn("'010.1.1.1'", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_unknown_environment(self):
+        p = self.push("-n", "nosuch")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown environment 'nosuch'", p.stderr)
+
+    def test_environment_without_topic(self):
+        p = self.push("-n", "notopic")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no topic", p.stderr)
+
+    def test_missing_config_file(self):
+        p = self.push("-n", "washer", "-c", os.path.join(self.project.dir, "nope.ini"))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("nope.ini", p.stderr)
+
+    def test_bad_usage(self):
+        for args in ([], ["--all", "washer"], ["--timeout", "soon", "washer"],
+                     ["--bogus-option", "washer"], ["--file", "x.bin", "washer", "dryer"],
+                     ["--broker", "host:notaport", "washer"]):
+            with self.subTest(args=args):
+                p = self.push(*args)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertNotEqual(p.stderr, "")
+
+    def test_help(self):
+        p = self.push("--help", broker=False)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("Exit status", p.stdout)
+
+    def test_all_resolves_every_environment_with_a_topic(self):
+        # silent (nothing retained) and bogus (invalid) make --all fail with
+        # 3, after resolving and printing the others.
+        p = self.push("-n", "--all", "--timeout", "1")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        for env in ("washer", "dryer", "lamp", "v6"):
+            self.assertIn("%s: topic=" % env, p.stdout)
+        self.assertNotIn("notopic", p.stdout + p.stderr)
+
+    def test_all_succeeds_when_every_environment_resolves(self):
+        ini = os.path.join(self.project.dir, "two.ini")
+        with open(ini, "w") as f:
+            f.write("[env:washer]\ntopic = %s\n[env:lamp]\ntopic = %s\n[env:x]\nboard = y\n"
+                    % (self.topic("washer"), self.topic("lamp")))
+        p = self.push("-n", "--all", "-c", ini)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(p.stdout.strip().splitlines()), 2, p.stdout)
+        self.assertIn("ip=192.168.1.50", p.stdout)
+        self.assertIn("ip=172.16.0.1", p.stdout)
+
+    def test_broker_from_environment(self):
+        env = clean_env(NOFUSS_MQTT_BROKER="127.0.0.1:%d" % self.broker.port)
+        p = self.push("-n", "washer", env=env, broker=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_broker_unreachable(self):
+        p = self.push("-n", "--broker", "127.0.0.1:%d" % free_port(), "washer", broker=False)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("cannot connect", p.stderr)
+
+    def test_broker_that_never_answers_times_out(self):
+        # a listener nobody serves: TCP connects, no CONNACK ever comes
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(4)
+            p = self.push("-n", "--timeout", "1", "--broker",
+                          "127.0.0.1:%d" % silent.getsockname()[1], "washer", broker=False)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("no answer within the timeout", p.stderr)
+        self.assertLess(p.elapsed, 1 + 3)
+
+    def test_without_dry_run_upload_is_not_available(self):
+        p = self.push("washer")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("upload not available yet", p.stderr)
+
+    def test_no_upload_when_one_environment_fails(self):
+        p = self.push("washer", "nosuch")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertNotIn("upload not available", p.stderr)
+
+
+class PushPasswordBrokerTest(PushTestBase):
+    users = {"deploy": "s3cret"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.broker.publish(cls.topic(cls, "washer"), "192.168.1.51", "deploy", "s3cret")
+
+    def test_right_password(self):
+        p = self.push("-n", "--user", "deploy", "--password", "s3cret", "washer")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(" ip=192.168.1.51 ", p.stdout)
+
+    def test_password_from_environment(self):
+        env = clean_env(NOFUSS_MQTT_USER="deploy", NOFUSS_MQTT_PASSWORD="s3cret")
+        p = self.push("-n", "washer", env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_wrong_password_fails_clearly(self):
+        p = self.push("-n", "--timeout", "3", "-u", "deploy", "-P", "wrong", "washer")
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("refused", p.stderr)
+        self.assertLess(p.elapsed, 3 + 3)
+
+    def test_anonymous_refused(self):
+        p = self.push("-n", "--timeout", "3", "washer")
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("refused", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,453 @@
+/*
+ * ota.c - `nofuss ota-send` and `nofuss ota-recv`: one ArduinoOTA push
+ * (PROTOCOLS.md section 7) from the command line. ota-send pushes an image
+ * to a device's IP:port as espota.py would (ota_send.c); ota-recv plays
+ * the device for one push (ota_recv.c) and writes what it receives into a
+ * file, or into a simulator's flash directory through the POSIX port's
+ * flash calls, so the image takes the same checks and commit path as an
+ * update the device core downloads. Both exist for testing and as the
+ * building blocks of `nofuss push` and of `nofuss device`'s OTA listener.
+ */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nofuss.h"
+#include "nofuss/posix.h"
+#include "ota_recv.h"
+#include "ota_send.h"
+
+#define ESP_MAGIC 0xE9 /* a firmware image's first byte */
+
+/* ota-recv's exit status. */
+#define RECV_EXIT_FAILED  1 /* an update came and failed: nothing committed */
+#define RECV_EXIT_SETUP   3 /* cannot listen, or the flash directory is unusable */
+#define RECV_EXIT_AUTH    4 /* a host gave a wrong password */
+#define RECV_EXIT_TIMEOUT 5 /* no invitation within --wait */
+
+/* ---- ota-send ---- */
+
+static void send_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: nofuss ota-send --ip IP [OPTION]... FILE\n"
+	        "Push FILE to a device running ArduinoOTA, as espota.py does.\n\n"
+	        "  -i, --ip IP          the device's IPv4 address\n"
+	        "  -p, --port PORT      its OTA port (default 8266; ESP32: 3232)\n"
+	        "  -a, --auth PASS      its OTA password\n"
+	        "  -s, --fs             FILE is a filesystem image (command 100)\n"
+	        "      --timeout SEC    wait for each UDP answer and the connection back\n"
+	        "                       (default 10)\n"
+	        "  -q, --quiet          no progress on stderr\n"
+	        "  -h, --help           show this help and exit\n\n"
+	        "Exit status: 0 the device took the image and answered OK; 1 local error;\n"
+	        "2 bad usage; 3 no answer to the invitation; 4 authentication failed;\n"
+	        "5 the device refused the image (ERR, e.g. not enough space); 6 the device\n"
+	        "did not connect back; 7 transfer cut; 8 the device answered ERROR at the\n"
+	        "end; 9 the device's answers were not the protocol.\n");
+}
+
+struct progress {
+	bool quiet;
+	int last; /* percent printed last */
+};
+
+static void show_progress(void *ctx, uint64_t acked, uint64_t total)
+{
+	struct progress *pr = ctx;
+	int pct = total > 0 ? (int)(acked * 100 / total) : 100;
+
+	if (pr->quiet || pct / 10 == pr->last / 10)
+		return;
+	pr->last = pct;
+	fprintf(stderr, "Uploading: %d%% (%llu of %llu bytes)\n", pct, (unsigned long long)acked,
+	        (unsigned long long)total);
+}
+
+int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[])
+{
+	static const struct option opts[] = {
+	    {"ip", required_argument, NULL, 'i'},   {"port", required_argument, NULL, 'p'},
+	    {"auth", required_argument, NULL, 'a'}, {"fs", no_argument, NULL, 's'},
+	    {"timeout", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+	struct nf_ota_send_opts o = {.port = NF_OTA_PORT_ESP8266, .command = NF_OTA_CMD_FIRMWARE};
+	struct progress pr = {.last = -10};
+	char msg[NF_OTA_ERR_MAX + NF_OTA_TEXT_MAX];
+	unsigned long port;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int c, rc;
+
+	(void)prog_argv;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "i:p:a:sqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i': o.ip = optarg; break;
+		case 'p':
+			if (nf_parse_count("--port", optarg, 1, 65535, &port) != 0)
+				return NF_EXIT_USAGE;
+			o.port = (uint16_t)port;
+			break;
+		case 'a': o.password = optarg; break;
+		case 's': o.command = NF_OTA_CMD_FS; break;
+		case 't':
+			if (nf_parse_seconds("--timeout", optarg, 0.05, 600, &o.answer_timeout_ms) != 0)
+				return NF_EXIT_USAGE;
+			o.connect_timeout_ms = o.answer_timeout_ms;
+			break;
+		case 'q': pr.quiet = true; break;
+		case 'h': send_usage(stdout); return NF_EXIT_OK;
+		default: send_usage(stderr); return NF_EXIT_USAGE;
+		}
+	}
+	if (o.ip == NULL || optind != argc - 1) {
+		nf_tool_error("give --ip and one FILE (see --help)");
+		return NF_EXIT_USAGE;
+	}
+	o.filename = argv[optind];
+	if (nf_read_file(o.filename, NF_OTA_SIZE_MAX, &data, &len) != 0)
+		return NF_OTA_SEND_LOCAL;
+	o.progress = show_progress;
+	o.ctx = &pr;
+	rc = nf_ota_send(&o, data, len, msg, sizeof msg);
+	if (rc == NF_OTA_SEND_OK)
+		printf("%s:%u: %s\n", o.ip, (unsigned)o.port, msg);
+	else
+		nf_tool_error("%s:%u: %s: %s", o.ip, (unsigned)o.port, nf_ota_send_strresult(rc), msg);
+	free(data);
+	return rc;
+}
+
+/* ---- ota-recv: the sinks ---- */
+
+struct recv_sink {
+	uint32_t max_size; /* 0: no limit but the protocol's */
+	/* -o FILE */
+	const char *out;
+	uint8_t *buf;
+	uint32_t size, len;
+	/* --flash DIR */
+	struct nf_posix *port; /* NULL for -o */
+	bool firmware;
+	bool first;
+};
+
+static int sink_check_begin(struct recv_sink *s, int command, uint32_t size, char *err,
+                            size_t errcap)
+{
+	if (s->max_size > 0 && size > s->max_size) {
+		snprintf(err, errcap, "%u bytes do not fit the %u allowed", (unsigned)size,
+		         (unsigned)s->max_size);
+		return NF_OTA_UPDATE_SPACE;
+	}
+	s->firmware = command == NF_OTA_CMD_FIRMWARE;
+	s->first = true;
+	return 0;
+}
+
+/* The Updater's magic byte check on a firmware's first byte. */
+static int sink_check_write(struct recv_sink *s, const uint8_t *data, size_t len, char *err,
+                            size_t errcap)
+{
+	if (s->first && len > 0) {
+		s->first = false;
+		if (s->firmware && data[0] != ESP_MAGIC) {
+			snprintf(err, errcap, "first byte 0x%02X", data[0]);
+			return NF_OTA_UPDATE_MAGIC;
+		}
+	}
+	return 0;
+}
+
+static int file_begin(void *ctx, int command, uint32_t size, const char *md5, char *err,
+                      size_t errcap)
+{
+	struct recv_sink *s = ctx;
+	int code = sink_check_begin(s, command, size, err, errcap);
+
+	(void)md5;
+	if (code != 0)
+		return code;
+	free(s->buf);
+	s->buf = malloc(size);
+	if (s->buf == NULL) {
+		snprintf(err, errcap, "out of memory");
+		return NF_OTA_UPDATE_SPACE;
+	}
+	s->size = size;
+	s->len = 0;
+	return 0;
+}
+
+static int file_write(void *ctx, const uint8_t *data, size_t len, char *err, size_t errcap)
+{
+	struct recv_sink *s = ctx;
+	int code = sink_check_write(s, data, len, err, errcap);
+
+	if (code != 0)
+		return code;
+	if (s->buf == NULL || len > s->size - s->len) {
+		snprintf(err, errcap, "more bytes than announced");
+		return NF_OTA_UPDATE_SIZE;
+	}
+	memcpy(s->buf + s->len, data, len);
+	s->len += (uint32_t)len;
+	return 0;
+}
+
+static int file_finish(void *ctx, char *err, size_t errcap)
+{
+	struct recv_sink *s = ctx;
+
+	if (s->buf == NULL || s->len != s->size ||
+	    nf_write_file(s->out, s->buf, s->len) != 0) {
+		snprintf(err, errcap, "cannot write %s", s->out);
+		return NF_OTA_UPDATE_WRITE;
+	}
+	return 0;
+}
+
+static void file_abort(void *ctx)
+{
+	struct recv_sink *s = ctx;
+
+	free(s->buf);
+	s->buf = NULL;
+	s->len = s->size = 0;
+}
+
+static int flash_begin(void *ctx, int command, uint32_t size, const char *md5, char *err,
+                       size_t errcap)
+{
+	struct recv_sink *s = ctx;
+	int code = sink_check_begin(s, command, size, err, errcap);
+
+	(void)md5;
+	if (code != 0)
+		return code;
+	if (nf_port_flash_begin(s->port, s->firmware ? NF_IMAGE_FIRMWARE : NF_IMAGE_FILESYSTEM,
+	                        size) != 0) {
+		snprintf(err, errcap, "the flash refused %u bytes", (unsigned)size);
+		return NF_OTA_UPDATE_SPACE;
+	}
+	return 0;
+}
+
+static int flash_write(void *ctx, const uint8_t *data, size_t len, char *err, size_t errcap)
+{
+	struct recv_sink *s = ctx;
+	int code = sink_check_write(s, data, len, err, errcap);
+
+	if (code != 0)
+		return code;
+	if (nf_port_flash_write(s->port, data, len) != 0) {
+		snprintf(err, errcap, "flash write refused (see the console)");
+		return NF_OTA_UPDATE_WRITE;
+	}
+	return 0;
+}
+
+static int flash_finish(void *ctx, char *err, size_t errcap)
+{
+	struct recv_sink *s = ctx;
+
+	if (nf_port_flash_finish(s->port) != 0) {
+		snprintf(err, errcap, "flash commit failed (see the console)");
+		return NF_OTA_UPDATE_WRITE;
+	}
+	return 0;
+}
+
+static void flash_abort(void *ctx)
+{
+	struct recv_sink *s = ctx;
+
+	nf_port_flash_abort(s->port);
+}
+
+/* ---- ota-recv ---- */
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void recv_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: nofuss ota-recv --listen IP[:PORT] (-o FILE | --flash DIR) [OPTION]...\n"
+	        "Play an ESP8266 running ArduinoOTA for one push: answer one invitation,\n"
+	        "receive the image, check its size and MD5, commit it, and exit. Prints\n"
+	        "\"listening on IP:PORT\" first (PORT 0 picks a free one).\n\n"
+	        "  -l, --listen IP[:PORT]  UDP address to listen on (default port 8266)\n"
+	        "  -a, --auth PASS         require this OTA password\n"
+	        "  -m, --max-size SIZE     refuse larger images (ERROR[4]: Not Enough Space)\n"
+	        "  -o, --output FILE       write the image to FILE (atomically)\n"
+	        "  -f, --flash DIR         boot the provisioned flash directory DIR and write\n"
+	        "                          the image into it as the simulator's updater does\n"
+	        "                          (firmware: the spare slot, on trial; --fs: fs.bin)\n"
+	        "      --wait SEC          give up when no invitation comes within SEC\n"
+	        "                          (default: wait forever)\n"
+	        "      --pause SEC         pause before \"OK\" and before closing (default 1)\n"
+	        "      --timeout SEC       each answer, the connection back, each read\n"
+	        "                          (default 10)\n"
+	        "      --cut-after N       testing: drop the connection after N bytes\n"
+	        "  -h, --help              show this help and exit\n\n"
+	        "Exit status: 0 an image was received and committed; 1 an update came and\n"
+	        "failed (nothing committed); 2 bad usage; 3 cannot listen, or the flash\n"
+	        "directory is unusable; 4 a host gave a wrong password; 5 no invitation\n"
+	        "within --wait.\n");
+}
+
+static int parse_listen(const char *text, char *ip, size_t ipcap, uint16_t *port)
+{
+	const char *colon = strchr(text, ':');
+	size_t n = colon != NULL ? (size_t)(colon - text) : strlen(text);
+	unsigned long p = NF_OTA_PORT_ESP8266;
+	struct in_addr a;
+
+	if (n == 0 || n >= ipcap) {
+		nf_tool_error("--listen: %s: expected IP[:PORT]", text);
+		return -1;
+	}
+	memcpy(ip, text, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1) {
+		nf_tool_error("--listen: %s: not an IPv4 address", ip);
+		return -1;
+	}
+	if (colon != NULL && nf_parse_count("--listen port", colon + 1, 0, 65535, &p) != 0)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
+{
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, 'l'},   {"auth", required_argument, NULL, 'a'},
+	    {"max-size", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
+	    {"flash", required_argument, NULL, 'f'},    {"wait", required_argument, NULL, 'w'},
+	    {"pause", required_argument, NULL, 'P'},    {"timeout", required_argument, NULL, 't'},
+	    {"cut-after", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	struct nf_ota_recv_config cfg = {.pause_ms = NF_OTA_PAUSE_MS_DEFAULT,
+	                                 .timeout_ms = NF_OTA_ANSWER_TIMEOUT_MS};
+	struct nf_ota_sink sink;
+	struct recv_sink s;
+	struct nf_ota_recv r = {.udp = -1};
+	struct nf_posix port;
+	struct nf_posix_boot boot;
+	const char *listen_arg = NULL, *flash = NULL;
+	char ip[INET_ADDRSTRLEN], err[NF_POSIX_ERR_MAX];
+	uint16_t udp_port = 0;
+	long wait_ms = -1, deadline;
+	unsigned long cut;
+	bool port_used = false;
+	int c, rc = RECV_EXIT_SETUP, got;
+
+	(void)prog_argv;
+	memset(&s, 0, sizeof s);
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "l:a:m:o:f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': listen_arg = optarg; break;
+		case 'a': cfg.password = optarg; break;
+		case 'm':
+			if (nf_parse_size("--max-size", optarg, 1, NF_OTA_SIZE_MAX, &s.max_size) != 0)
+				return NF_EXIT_USAGE;
+			break;
+		case 'o': s.out = optarg; break;
+		case 'f': flash = optarg; break;
+		case 'w':
+			if (nf_parse_seconds("--wait", optarg, 0.01, 86400, &wait_ms) != 0)
+				return NF_EXIT_USAGE;
+			break;
+		case 'P':
+			if (nf_parse_seconds("--pause", optarg, 0, 60, &cfg.pause_ms) != 0)
+				return NF_EXIT_USAGE;
+			break;
+		case 't':
+			if (nf_parse_seconds("--timeout", optarg, 0.05, 600, &cfg.timeout_ms) != 0)
+				return NF_EXIT_USAGE;
+			break;
+		case 'c':
+			if (nf_parse_count("--cut-after", optarg, 1, NF_OTA_SIZE_MAX, &cut) != 0)
+				return NF_EXIT_USAGE;
+			cfg.cut_after = (uint32_t)cut;
+			break;
+		case 'h': recv_usage(stdout); return NF_EXIT_OK;
+		default: recv_usage(stderr); return NF_EXIT_USAGE;
+		}
+	}
+	if (listen_arg == NULL || optind != argc || (s.out == NULL) == (flash == NULL)) {
+		nf_tool_error("give --listen and one of -o FILE or --flash DIR (see --help)");
+		return NF_EXIT_USAGE;
+	}
+	if (parse_listen(listen_arg, ip, sizeof ip, &udp_port) != 0)
+		return NF_EXIT_USAGE;
+	cfg.log = stdout;
+	if (flash != NULL) {
+		nf_posix_init(&port);
+		port_used = true;
+		port.console = stdout;
+		got = nf_posix_flash_open(&port.flash, flash, err, sizeof err);
+		if (got != 0) {
+			nf_tool_error("%s: %s", flash,
+			              got == 1 ? "not provisioned (run nofuss device on it first)" : err);
+			goto done;
+		}
+		if (nf_posix_flash_boot(&port.flash, &boot, err, sizeof err) != 0) {
+			nf_tool_error("%s: cannot boot: %s", flash, err);
+			goto done;
+		}
+		printf("[boot] slot=%s version=%s\n", nf_posix_slot_name(boot.slot),
+		       boot.firmware.version);
+		s.port = &port;
+		sink = (struct nf_ota_sink){&s, flash_begin, flash_write, flash_finish, flash_abort};
+	} else {
+		sink = (struct nf_ota_sink){&s, file_begin, file_write, file_finish, file_abort};
+	}
+	if (nf_ota_recv_open(&r, ip, udp_port, &cfg, &sink, err, sizeof err) != 0) {
+		nf_tool_error("%s", err);
+		goto done;
+	}
+	printf("listening on %s:%u\n", ip, (unsigned)nf_ota_recv_port(&r));
+	fflush(stdout);
+	/* Ignored datagrams do not end the wait. */
+	deadline = now_ms() + wait_ms;
+	do
+		got = nf_ota_recv_poll(&r, wait_ms < 0 ? -1 : (int)(deadline - now_ms()));
+	while (got == NF_OTA_RECV_IDLE && (wait_ms < 0 || now_ms() < deadline));
+	switch (got) {
+	case NF_OTA_RECV_DONE:
+		printf("received %u bytes: committed\n", (unsigned)r.received);
+		rc = NF_EXIT_OK;
+		break;
+	case NF_OTA_RECV_IDLE:
+		nf_tool_error("no invitation within %ld ms", wait_ms);
+		rc = RECV_EXIT_TIMEOUT;
+		break;
+	case NF_OTA_RECV_AUTH_FAILED:
+		nf_tool_error("%s", r.err);
+		rc = RECV_EXIT_AUTH;
+		break;
+	default:
+		nf_tool_error("update failed: %s", r.err);
+		rc = RECV_EXIT_FAILED;
+		break;
+	}
+done:
+	nf_ota_recv_close(&r);
+	free(s.buf);
+	if (port_used)
+		nf_posix_destroy(&port);
+	return rc;
+}

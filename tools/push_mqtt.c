@@ -1,0 +1,250 @@
+/*
+ * push_mqtt.c - the retained-topic read and the IP check for `nofuss push`.
+ *
+ * One short-lived libmosquitto client: connect (clean session, random id),
+ * subscribe to the topic at QoS 0, and take the first message the broker
+ * marks as retained; the broker sends retained values right after the
+ * subscription, so a device that ever announced itself answers at once.
+ * Everything is bounded by the caller's timeout, driven by mosquitto_loop()
+ * in short steps against a monotonic deadline.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+
+#include "push_mqtt.h"
+
+#define LOOP_STEP_MS 100 /* longest single mosquitto_loop() wait */
+#define KEEPALIVE_S  30
+#define MAX_V6_TEXT  64 /* longest IPv6 text accepted, NUL included */
+
+enum state { ST_CONNECTING, ST_SUBSCRIBED, ST_GOT, ST_FAILED };
+
+struct session {
+	const char *topic;
+	enum state state;
+	char *value;
+	bool *truncated;
+	char *err;
+	size_t err_len;
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+	struct session *s = obj;
+	int src;
+
+	if (rc != 0) {
+		snprintf(s->err, s->err_len, "the broker refused the connection: %s",
+		         mosquitto_connack_string(rc));
+		s->state = ST_FAILED;
+		return;
+	}
+	src = mosquitto_subscribe(mosq, NULL, s->topic, 0);
+	if (src != MOSQ_ERR_SUCCESS) {
+		snprintf(s->err, s->err_len, "cannot subscribe to '%s': %s", s->topic,
+		         mosquitto_strerror(src));
+		s->state = ST_FAILED;
+	}
+}
+
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count, const int *granted)
+{
+	struct session *s = obj;
+
+	(void)mosq;
+	(void)mid;
+	if (count < 1 || granted[0] > 2) {
+		snprintf(s->err, s->err_len, "the broker refused the subscription to '%s'",
+		         s->topic);
+		s->state = ST_FAILED;
+		return;
+	}
+	if (s->state == ST_CONNECTING)
+		s->state = ST_SUBSCRIBED;
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
+{
+	struct session *s = obj;
+	size_t n;
+
+	(void)mosq;
+	if (!m->retain || s->state == ST_GOT || s->state == ST_FAILED)
+		return;
+	n = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+	*s->truncated = n >= NF_PUSH_MAX_PAYLOAD;
+	if (n >= NF_PUSH_MAX_PAYLOAD)
+		n = NF_PUSH_MAX_PAYLOAD - 1;
+	if (n > 0)
+		memcpy(s->value, m->payload, n);
+	s->value[n] = '\0';
+	s->state = ST_GOT;
+}
+
+int nf_push_broker_parse(const char *text, int default_port, struct nf_push_broker *b)
+{
+	const char *host = text, *colon, *port_text = NULL;
+	size_t n;
+	char *end;
+	long port;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+			return -1;
+		host = text + 1;
+		n = (size_t)(close - host);
+		if (close[1] == ':')
+			port_text = close + 2;
+	} else {
+		colon = strchr(text, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			colon = NULL; /* a bare IPv6 address: no port */
+		n = colon != NULL ? (size_t)(colon - text) : strlen(text);
+		if (colon != NULL)
+			port_text = colon + 1;
+	}
+	if (n == 0 || n >= sizeof b->host)
+		return -1;
+	memcpy(b->host, host, n);
+	b->host[n] = '\0';
+	b->port = default_port;
+	if (port_text != NULL) {
+		errno = 0;
+		port = strtol(port_text, &end, 10);
+		if (port_text[0] < '0' || port_text[0] > '9' || *end != '\0' || errno != 0 ||
+		    port < 1 || port > 65535)
+			return -1;
+		b->port = (int)port;
+	}
+	return 0;
+}
+
+int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
+                          char value[NF_PUSH_MAX_PAYLOAD], bool *truncated, char *err,
+                          size_t err_len)
+{
+	struct session s = {topic, ST_CONNECTING, value, truncated, err, err_len};
+	struct mosquitto *mosq = NULL;
+	long deadline = now_ms() + b->timeout_ms, left;
+	int rc = NF_PUSH_MQTT_FAILED, mrc;
+
+	value[0] = '\0';
+	*truncated = false;
+	err[0] = '\0';
+	mosq = mosquitto_new(NULL, true, &s);
+	if (mosq == NULL) {
+		snprintf(err, err_len, "cannot create an MQTT client: %s", strerror(errno));
+		goto done;
+	}
+	mosquitto_connect_callback_set(mosq, on_connect);
+	mosquitto_subscribe_callback_set(mosq, on_subscribe);
+	mosquitto_message_callback_set(mosq, on_message);
+	if (b->user != NULL || b->password != NULL) {
+		mrc = mosquitto_username_pw_set(mosq, b->user != NULL ? b->user : "", b->password);
+		if (mrc != MOSQ_ERR_SUCCESS) {
+			snprintf(err, err_len, "MQTT user/password: %s", mosquitto_strerror(mrc));
+			goto done;
+		}
+	}
+	if (b->cafile != NULL) {
+		mrc = mosquitto_tls_set(mosq, b->cafile, NULL, NULL, NULL, NULL);
+		if (mrc != MOSQ_ERR_SUCCESS) {
+			snprintf(err, err_len, "TLS with CA file '%s': %s", b->cafile,
+			         mosquitto_strerror(mrc));
+			goto done;
+		}
+	}
+	/* async: the TCP connect then runs inside the bounded loop below (the
+	 * name lookup still blocks) */
+	mrc = mosquitto_connect_async(mosq, b->host, b->port, KEEPALIVE_S);
+	if (mrc != MOSQ_ERR_SUCCESS) {
+		snprintf(err, err_len, "cannot connect to the MQTT broker %s:%d: %s", b->host,
+		         b->port,
+		         mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
+		goto done;
+	}
+	while (s.state != ST_GOT && s.state != ST_FAILED) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			break;
+		mrc = mosquitto_loop(mosq, left < LOOP_STEP_MS ? (int)left : LOOP_STEP_MS, 1);
+		if (mrc != MOSQ_ERR_SUCCESS && s.state != ST_GOT && s.state != ST_FAILED) {
+			snprintf(err, err_len, "%s MQTT broker %s:%d: %s",
+			         s.state == ST_CONNECTING ? "cannot connect to the" : "lost the",
+			         b->host, b->port,
+			         mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
+			s.state = ST_FAILED;
+		}
+	}
+	if (s.state == ST_GOT)
+		rc = NF_PUSH_MQTT_OK;
+	else if (s.state == ST_FAILED)
+		rc = NF_PUSH_MQTT_FAILED;
+	else if (s.state == ST_CONNECTING) {
+		snprintf(err, err_len, "MQTT broker %s:%d: no answer within the timeout", b->host,
+		         b->port);
+		rc = NF_PUSH_MQTT_FAILED;
+	} else
+		rc = NF_PUSH_MQTT_NONE;
+	mosquitto_disconnect(mosq);
+done:
+	if (mosq != NULL)
+		mosquitto_destroy(mosq);
+	return rc;
+}
+
+/* One IPv4 octet: 1 to 3 digits, no leading zero, at most 255. Returns the
+ * text after it, or NULL. */
+static const char *octet(const char *p)
+{
+	unsigned v = 0;
+	int n = 0;
+
+	while (p[n] >= '0' && p[n] <= '9' && n < 4) {
+		v = v * 10 + (unsigned)(p[n] - '0');
+		n++;
+	}
+	if (n == 0 || n > 3 || v > 255 || (n > 1 && p[0] == '0'))
+		return NULL;
+	return p + n;
+}
+
+bool nf_push_valid_ip(const char *ip)
+{
+	struct in6_addr a6;
+	const char *p = ip;
+
+	if (ip == NULL || ip[0] == '\0')
+		return false;
+	if (strchr(ip, ':') != NULL) {
+		if (strlen(ip) >= MAX_V6_TEXT)
+			return false;
+		return inet_pton(AF_INET6, ip, &a6) == 1;
+	}
+	for (int i = 0; i < 4; i++) {
+		p = octet(p);
+		if (p == NULL)
+			return false;
+		if (i < 3) {
+			if (*p != '.')
+				return false;
+			p++;
+		}
+	}
+	return *p == '\0';
+}
