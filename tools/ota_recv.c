@@ -370,7 +370,8 @@ int nf_ota_recv_poll(struct nf_ota_recv *r, int timeout_ms)
 		snprintf(line, sizeof line, "%s", NF_OTA_ANSWER_ERR);
 		nf_ota_format_error(code, line + strlen(line), sizeof line - strlen(line));
 		answer(r, &host, line);
-		snprintf(r->err, sizeof r->err, "ERROR[%d]: %s%s%s", code,
+		/* why is cut to fit beside the fixed text (r->err is bounded). */
+		snprintf(r->err, sizeof r->err, "ERROR[%d]: %s%s%.120s", code,
 		         nf_ota_update_strerror(code), why[0] != '\0' ? ": " : "", why);
 		logf_(r, "refused: %s", r->err);
 		return NF_OTA_RECV_FAILED;
