@@ -17,10 +17,16 @@
  * firmware flagged "crashes at boot" reboots before confirming, and the
  * bootloader reverts to the previous slot.
  *
+ * Optionally (--ota) it also takes ArduinoOTA pushes while it waits
+ * between checks, into its own flash through the same sink as `nofuss
+ * ota-recv --flash` (ota_flash_sink.c), and reboots the same way after one;
+ * and (--mqtt) it announces its IP and versions on MQTT (announce.c).
+ *
  * Counters that a real device would not keep across a reset but a bounded
  * simulation needs (checks and boots so far, flash operations for the power
  * cut injector) ride along in the environment (NOFUSS_SIM_RESUME).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,7 +37,10 @@
 #include <unistd.h>
 
 #include "nofuss.h"
+#include "announce.h"
 #include "nofuss/posix.h"
+#include "ota_flash_sink.h"
+#include "ota_recv.h"
 
 #define RESUME_ENV           "NOFUSS_SIM_RESUME"
 #define POWER_CUT_ENV        "NOFUSS_POWER_CUT_AT"
@@ -59,6 +68,12 @@ enum reset_reason { RESET_POWER_ON = 0, RESET_SOFTWARE = 1, RESET_EXCEPTION = 2 
 struct options {
 	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
 	const char *mac;
+	const char *ota_auth, *mqtt_user, *mqtt_password, *mqtt_base;
+	char ota_ip[INET_ADDRSTRLEN]; /* "" without --ota */
+	uint16_t ota_port;
+	long ota_pause_ms, heartbeat_ms;
+	char mqtt_host[NF_ANNOUNCE_TOPIC_MAX]; /* "" without --mqtt */
+	uint16_t mqtt_port;
 	bool path_form, until_current;
 	long interval_ms, jitter_ms, timeout_ms, connect_ms;
 	long max_checks; /* -1: no limit */
@@ -84,6 +99,10 @@ struct device {
 	struct nf_client client;
 	const char *name; /* the device name reported */
 	bool uptodate;    /* the last check found nothing new */
+	char fs_version[NF_POSIX_IMAGE_FIELD]; /* the booted filesystem's, or "" */
+	struct nf_ota_recv ota;                /* --ota; ota.udp -1 when off */
+	struct nf_ota_flash_sink ota_sink;
+	struct nf_announce mqtt;               /* --mqtt */
 };
 
 static void usage(FILE *out)
@@ -119,6 +138,20 @@ static void usage(FILE *out)
 	        "      --slot-size SIZE     each firmware slot (default 1M)\n"
 	        "      --fs-size SIZE       the filesystem (default 1M)\n"
 	        "      --chip-size SIZE     the flash chip (default 4M)\n"
+	        "ArduinoOTA (pushes with nofuss ota-send or nofuss push):\n"
+	        "      --ota IP[:PORT]      listen for pushes on this UDP address (default\n"
+	        "                           port 8266; 0 picks a free one, printed on the\n"
+	        "                           console); a pushed image is written to the\n"
+	        "                           spare slot (or the filesystem) and booted\n"
+	        "      --ota-auth PASS      require this OTA password\n"
+	        "      --ota-pause SEC      pause before \"OK\" and before closing (default 1)\n"
+	        "MQTT announcements (retained: BASE/ip, BASE/version, BASE/fsversion,\n"
+	        "BASE/status; BASE/heartbeat; last will BASE/status = 0):\n"
+	        "      --mqtt HOST[:PORT]   broker (default port 1883)\n"
+	        "      --mqtt-base BASE     topic prefix, e.g. /home/cellar/washer\n"
+	        "      --mqtt-user USER     MQTT user name\n"
+	        "      --mqtt-password PASS MQTT password\n"
+	        "      --heartbeat SEC      BASE/heartbeat interval (default 60)\n"
 	        "Fault injection:\n"
 	        "      --power-cut-at N     cut the power right before the Nth flash operation\n"
 	        "                           of this run, counted across reboots (also the\n"
@@ -193,7 +226,35 @@ enum {
 	OPT_TIMEOUT,
 	OPT_CONNECT_TIMEOUT,
 	OPT_POWER_CUT,
+	OPT_OTA,
+	OPT_OTA_AUTH,
+	OPT_OTA_PAUSE,
+	OPT_MQTT,
+	OPT_MQTT_BASE,
+	OPT_MQTT_USER,
+	OPT_MQTT_PASSWORD,
+	OPT_HEARTBEAT,
 };
+
+/* HOST[:PORT] or IP[:PORT] into host and port. */
+static int parse_host_port(const char *opt, const char *text, char *host, size_t cap,
+                           uint16_t *port, unsigned long min_port, unsigned long default_port)
+{
+	const char *colon = strrchr(text, ':');
+	size_t n = colon != NULL ? (size_t)(colon - text) : strlen(text);
+	unsigned long p = default_port;
+
+	if (n == 0 || n >= cap) {
+		nf_tool_error("%s: %s: expected HOST[:PORT]", opt, text);
+		return -1;
+	}
+	memcpy(host, text, n);
+	host[n] = '\0';
+	if (colon != NULL && nf_parse_count(opt, colon + 1, min_port, 65535, &p) != 0)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
 
 static int parse_options(struct options *o, int argc, char *argv[])
 {
@@ -220,6 +281,14 @@ static int parse_options(struct options *o, int argc, char *argv[])
 	    {"fs-size", required_argument, NULL, OPT_FS_SIZE},
 	    {"chip-size", required_argument, NULL, OPT_CHIP_SIZE},
 	    {"power-cut-at", required_argument, NULL, OPT_POWER_CUT},
+	    {"ota", required_argument, NULL, OPT_OTA},
+	    {"ota-auth", required_argument, NULL, OPT_OTA_AUTH},
+	    {"ota-pause", required_argument, NULL, OPT_OTA_PAUSE},
+	    {"mqtt", required_argument, NULL, OPT_MQTT},
+	    {"mqtt-base", required_argument, NULL, OPT_MQTT_BASE},
+	    {"mqtt-user", required_argument, NULL, OPT_MQTT_USER},
+	    {"mqtt-password", required_argument, NULL, OPT_MQTT_PASSWORD},
+	    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -231,6 +300,8 @@ static int parse_options(struct options *o, int argc, char *argv[])
 	o->connect_ms = NF_POSIX_CONNECT_TIMEOUT_MS_DEFAULT;
 	o->max_checks = -1;
 	o->max_boots = MAX_BOOTS_DEFAULT;
+	o->ota_pause_ms = NF_OTA_PAUSE_MS_DEFAULT;
+	o->heartbeat_ms = NF_ANNOUNCE_HEARTBEAT_MS;
 	o->geometry.slot_size = NF_POSIX_SLOT_SIZE_DEFAULT;
 	o->geometry.fs_size = NF_POSIX_FS_SIZE_DEFAULT;
 	o->geometry.chip_size = NF_POSIX_CHIP_SIZE_DEFAULT;
@@ -301,6 +372,34 @@ static int parse_options(struct options *o, int argc, char *argv[])
 			                   &o->power_cut_at))
 				return -1;
 			break;
+		case OPT_OTA: {
+			struct in_addr a;
+			if (parse_host_port("--ota", optarg, o->ota_ip, sizeof o->ota_ip, &o->ota_port,
+			                    0, NF_OTA_PORT_ESP8266) != 0)
+				return -1;
+			if (inet_pton(AF_INET, o->ota_ip, &a) != 1) {
+				nf_tool_error("--ota: %s: not an IPv4 address", o->ota_ip);
+				return -1;
+			}
+			break;
+		}
+		case OPT_OTA_AUTH: o->ota_auth = optarg; break;
+		case OPT_OTA_PAUSE:
+			if (nf_parse_seconds("--ota-pause", optarg, 0, 60, &o->ota_pause_ms))
+				return -1;
+			break;
+		case OPT_MQTT:
+			if (parse_host_port("--mqtt", optarg, o->mqtt_host, sizeof o->mqtt_host,
+			                    &o->mqtt_port, 1, NF_ANNOUNCE_PORT_DEFAULT) != 0)
+				return -1;
+			break;
+		case OPT_MQTT_BASE: o->mqtt_base = optarg; break;
+		case OPT_MQTT_USER: o->mqtt_user = optarg; break;
+		case OPT_MQTT_PASSWORD: o->mqtt_password = optarg; break;
+		case OPT_HEARTBEAT:
+			if (nf_parse_seconds("--heartbeat", optarg, 0.01, 86400, &o->heartbeat_ms))
+				return -1;
+			break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return -1;
 		}
@@ -315,6 +414,14 @@ static int parse_options(struct options *o, int argc, char *argv[])
 	}
 	if (o->server == NULL && o->max_checks != 0) {
 		nf_tool_error("--server URL is required, unless --max-checks 0");
+		return -1;
+	}
+	if ((o->mqtt_host[0] != '\0') != (o->mqtt_base != NULL && o->mqtt_base[0] != '\0')) {
+		nf_tool_error("give --mqtt and --mqtt-base together");
+		return -1;
+	}
+	if (o->ota_auth != NULL && o->ota_ip[0] == '\0') {
+		nf_tool_error("--ota-auth needs --ota");
 		return -1;
 	}
 	if (o->image != NULL && o->version != NULL) {
@@ -360,6 +467,8 @@ static int reboot(struct device *d, enum reset_reason reason)
 	         d->r.boots, d->r.streak, d->r.checks, d->port.flash.cut.count, d->r.last_error,
 	         (int)reason);
 	nf_posix_log(&d->port, "[sim] ", "rebooting");
+	nf_ota_recv_close(&d->ota);
+	nf_announce_stop(&d->mqtt);
 	if (setenv(RESUME_ENV, text, 1) != 0) {
 		nf_tool_error("cannot reboot: %s", strerror(errno));
 		return DEVICE_EXIT_FLASH;
@@ -505,6 +614,7 @@ static int boot(struct device *d)
 		              nf_posix_slot_name(b.slot));
 	if (!b.fs_valid)
 		nf_posix_logf(&d->port, "[boot] ", "filesystem: %s", b.fs_error);
+	snprintf(d->fs_version, sizeof d->fs_version, "%s", b.fs_valid ? b.fs.version : "");
 	nf_posix_logf(&d->port, "[boot] ", "slot=%s version=%s fs=%s device=%s mode=%s",
 	              nf_posix_slot_name(b.slot), b.firmware.version,
 	              b.fs_valid ? b.fs.version : "invalid",
@@ -573,6 +683,115 @@ static void sleep_ms(long ms)
 		;
 }
 
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* ---- ArduinoOTA and MQTT ---- */
+
+/* Starts the OTA listener and the MQTT announcements the options ask for.
+ * 0 or an exit status. */
+static int start_services(struct device *d)
+{
+	const struct options *o = &d->o;
+	char err[NF_POSIX_ERR_MAX];
+
+	if (o->ota_ip[0] != '\0') {
+		struct nf_ota_recv_config cfg = {.password = o->ota_auth,
+		                                 .pause_ms = o->ota_pause_ms,
+		                                 .timeout_ms = NF_OTA_ANSWER_TIMEOUT_MS,
+		                                 .log = stdout};
+		struct nf_ota_sink sink;
+
+		nf_ota_flash_sink_init(&d->ota_sink, &d->port, 0, &sink);
+		if (nf_ota_recv_open(&d->ota, o->ota_ip, o->ota_port, &cfg, &sink, err,
+		                     sizeof err) != 0) {
+			nf_tool_error("--ota: %s", err);
+			return DEVICE_EXIT_FLASH;
+		}
+		nf_posix_logf(&d->port, "[ota] ", "listening on %s:%u%s", o->ota_ip,
+		              (unsigned)nf_ota_recv_port(&d->ota),
+		              o->ota_auth != NULL && o->ota_auth[0] != '\0' ? " (password set)" : "");
+	}
+	if (o->mqtt_host[0] != '\0') {
+		struct nf_announce_config cfg = {
+		    .host = o->mqtt_host,
+		    .port = o->mqtt_port,
+		    .base = o->mqtt_base,
+		    .user = o->mqtt_user,
+		    .password = o->mqtt_password,
+		    .ip = o->ota_ip[0] != '\0' ? o->ota_ip : "127.0.0.1",
+		    .version = d->client.version,
+		    .fsversion = d->fs_version,
+		    .heartbeat_ms = o->heartbeat_ms,
+		    .log = stdout,
+		};
+
+		if (nf_announce_start(&d->mqtt, &cfg, err, sizeof err) != 0) {
+			nf_tool_error("--mqtt: %s", err);
+			return NF_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+/* One wait on the OTA socket. 0, or an exit status when a reboot failed. */
+static int handle_ota(struct device *d, long ms)
+{
+	struct nf_ota_recv *r = &d->ota;
+	bool firmware;
+
+	switch (nf_ota_recv_poll(r, (int)ms)) {
+	case NF_OTA_RECV_DONE:
+		firmware = r->invite.command == NF_OTA_CMD_FIRMWARE;
+		nf_posix_logf(&d->port, "[ota] ", "%s image of %u bytes committed",
+		              firmware ? "firmware" : "filesystem", (unsigned)r->received);
+		/* ArduinoOTA restarts after every successful update. */
+		return reboot(d, RESET_SOFTWARE);
+	case NF_OTA_RECV_FAILED:
+		nf_posix_logf(&d->port, "[ota] ", "update failed: %s; running %s", r->err,
+		              d->client.version);
+		break;
+	case NF_OTA_RECV_AUTH_FAILED:
+		nf_posix_logf(&d->port, "[ota] ", "%s", r->err);
+		break;
+	default: break;
+	}
+	return 0;
+}
+
+#define IDLE_STEP_MS 100L /* longest wait while MQTT needs servicing */
+#define IDLE_MAX_MS  3600000L
+
+/* The wait between checks: serves OTA pushes and MQTT meanwhile. 0, or an
+ * exit status when a reboot failed. */
+static int idle(struct device *d, long ms)
+{
+	long deadline = now_ms() + ms, left, step;
+	int rc;
+
+	for (;;) {
+		nf_announce_poll(&d->mqtt);
+		left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
+		step = left > IDLE_MAX_MS ? IDLE_MAX_MS : left;
+		if (d->mqtt.mosq != NULL && step > IDLE_STEP_MS)
+			step = IDLE_STEP_MS;
+		if (d->ota.udp >= 0) {
+			rc = handle_ota(d, step);
+			if (rc != 0)
+				return rc;
+		} else {
+			sleep_ms(step);
+		}
+	}
+}
+
 /* Checks until a limit; reboots after an update. Returns the exit status. */
 static int run(struct device *d)
 {
@@ -586,7 +805,9 @@ static int run(struct device *d)
 			long wait = d->o.interval_ms;
 			if (d->o.jitter_ms > 0)
 				wait += (long)(random() % (d->o.jitter_ms + 1));
-			sleep_ms(wait);
+			rc = idle(d, wait);
+			if (rc != 0)
+				return rc;
 		}
 		first = false;
 		nf_client_handle(&d->client);
@@ -619,6 +840,7 @@ int nf_cmd_device(int argc, char *argv[], char *prog_argv[])
 		return DEVICE_EXIT_FLASH;
 	}
 	d->prog_argv = prog_argv;
+	d->ota.udp = -1;
 	nf_posix_init(&d->port);
 	rc = parse_options(&d->o, argc, argv);
 	if (rc != 0) {
@@ -648,8 +870,13 @@ int nf_cmd_device(int argc, char *argv[], char *prog_argv[])
 	rc = boot(d);
 	if (rc != 0)
 		goto done;
+	rc = start_services(d);
+	if (rc != 0)
+		goto done;
 	rc = run(d);
 done:
+	nf_ota_recv_close(&d->ota);
+	nf_announce_stop(&d->mqtt);
 	nf_posix_destroy(&d->port);
 	free(d);
 	return rc;

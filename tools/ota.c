@@ -17,10 +17,9 @@
 
 #include "nofuss.h"
 #include "nofuss/posix.h"
+#include "ota_flash_sink.h"
 #include "ota_recv.h"
 #include "ota_send.h"
-
-#define ESP_MAGIC 0xE9 /* a firmware image's first byte */
 
 /* ota-recv's exit status. */
 #define RECV_EXIT_FAILED  1 /* an update came and failed: nothing committed */
@@ -124,50 +123,19 @@ int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[])
 
 /* ---- ota-recv: the sinks ---- */
 
+/* -o FILE; --flash DIR is the shared flash sink (ota_flash_sink.c). */
 struct recv_sink {
-	uint32_t max_size; /* 0: no limit but the protocol's */
-	/* -o FILE */
+	struct nf_ota_sink_checks checks;
 	const char *out;
 	uint8_t *buf;
 	uint32_t size, len;
-	/* --flash DIR */
-	struct nf_posix *port; /* NULL for -o */
-	bool firmware;
-	bool first;
 };
-
-static int sink_check_begin(struct recv_sink *s, int command, uint32_t size, char *err,
-                            size_t errcap)
-{
-	if (s->max_size > 0 && size > s->max_size) {
-		snprintf(err, errcap, "%u bytes do not fit the %u allowed", (unsigned)size,
-		         (unsigned)s->max_size);
-		return NF_OTA_UPDATE_SPACE;
-	}
-	s->firmware = command == NF_OTA_CMD_FIRMWARE;
-	s->first = true;
-	return 0;
-}
-
-/* The Updater's magic byte check on a firmware's first byte. */
-static int sink_check_write(struct recv_sink *s, const uint8_t *data, size_t len, char *err,
-                            size_t errcap)
-{
-	if (s->first && len > 0) {
-		s->first = false;
-		if (s->firmware && data[0] != ESP_MAGIC) {
-			snprintf(err, errcap, "first byte 0x%02X", data[0]);
-			return NF_OTA_UPDATE_MAGIC;
-		}
-	}
-	return 0;
-}
 
 static int file_begin(void *ctx, int command, uint32_t size, const char *md5, char *err,
                       size_t errcap)
 {
 	struct recv_sink *s = ctx;
-	int code = sink_check_begin(s, command, size, err, errcap);
+	int code = nf_ota_sink_check_begin(&s->checks, command, size, err, errcap);
 
 	(void)md5;
 	if (code != 0)
@@ -186,7 +154,7 @@ static int file_begin(void *ctx, int command, uint32_t size, const char *md5, ch
 static int file_write(void *ctx, const uint8_t *data, size_t len, char *err, size_t errcap)
 {
 	struct recv_sink *s = ctx;
-	int code = sink_check_write(s, data, len, err, errcap);
+	int code = nf_ota_sink_check_write(&s->checks, data, len, err, errcap);
 
 	if (code != 0)
 		return code;
@@ -218,55 +186,6 @@ static void file_abort(void *ctx)
 	free(s->buf);
 	s->buf = NULL;
 	s->len = s->size = 0;
-}
-
-static int flash_begin(void *ctx, int command, uint32_t size, const char *md5, char *err,
-                       size_t errcap)
-{
-	struct recv_sink *s = ctx;
-	int code = sink_check_begin(s, command, size, err, errcap);
-
-	(void)md5;
-	if (code != 0)
-		return code;
-	if (nf_port_flash_begin(s->port, s->firmware ? NF_IMAGE_FIRMWARE : NF_IMAGE_FILESYSTEM,
-	                        size) != 0) {
-		snprintf(err, errcap, "the flash refused %u bytes", (unsigned)size);
-		return NF_OTA_UPDATE_SPACE;
-	}
-	return 0;
-}
-
-static int flash_write(void *ctx, const uint8_t *data, size_t len, char *err, size_t errcap)
-{
-	struct recv_sink *s = ctx;
-	int code = sink_check_write(s, data, len, err, errcap);
-
-	if (code != 0)
-		return code;
-	if (nf_port_flash_write(s->port, data, len) != 0) {
-		snprintf(err, errcap, "flash write refused (see the console)");
-		return NF_OTA_UPDATE_WRITE;
-	}
-	return 0;
-}
-
-static int flash_finish(void *ctx, char *err, size_t errcap)
-{
-	struct recv_sink *s = ctx;
-
-	if (nf_port_flash_finish(s->port) != 0) {
-		snprintf(err, errcap, "flash commit failed (see the console)");
-		return NF_OTA_UPDATE_WRITE;
-	}
-	return 0;
-}
-
-static void flash_abort(void *ctx)
-{
-	struct recv_sink *s = ctx;
-
-	nf_port_flash_abort(s->port);
 }
 
 /* ---- ota-recv ---- */
@@ -342,6 +261,7 @@ int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 	                                 .timeout_ms = NF_OTA_ANSWER_TIMEOUT_MS};
 	struct nf_ota_sink sink;
 	struct recv_sink s;
+	struct nf_ota_flash_sink flash_sink;
 	struct nf_ota_recv r = {.udp = -1};
 	struct nf_posix port;
 	struct nf_posix_boot boot;
@@ -361,7 +281,8 @@ int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 		case 'l': listen_arg = optarg; break;
 		case 'a': cfg.password = optarg; break;
 		case 'm':
-			if (nf_parse_size("--max-size", optarg, 1, NF_OTA_SIZE_MAX, &s.max_size) != 0)
+			if (nf_parse_size("--max-size", optarg, 1, NF_OTA_SIZE_MAX,
+			                  &s.checks.max_size) != 0)
 				return NF_EXIT_USAGE;
 			break;
 		case 'o': s.out = optarg; break;
@@ -410,8 +331,7 @@ int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 		}
 		printf("[boot] slot=%s version=%s\n", nf_posix_slot_name(boot.slot),
 		       boot.firmware.version);
-		s.port = &port;
-		sink = (struct nf_ota_sink){&s, flash_begin, flash_write, flash_finish, flash_abort};
+		nf_ota_flash_sink_init(&flash_sink, &port, s.checks.max_size, &sink);
 	} else {
 		sink = (struct nf_ota_sink){&s, file_begin, file_write, file_finish, file_abort};
 	}

@@ -11,21 +11,34 @@
  * typo in the fifth name does not leave a fleet half updated. --dry-run
  * stops after resolving and prints what would be done.
  *
- * The upload itself (ArduinoOTA, tools/ota*.c) is not written yet: it plugs
- * in at push_upload() below. Exit codes are the original script's (1 bad
- * usage, 2 unknown environment or no topic, 3 no valid IP), not the other
- * subcommands' 2 for bad usage: scripts around the original rely on them.
+ * Then every environment is pushed, up to --jobs at a time, one thread
+ * each: a watch on the device's "hello" topics (push_mqtt.c) notes the
+ * retained version BEFORE the push, the image goes over ArduinoOTA
+ * (ota_send.c), and the push only counts when the device comes back: it
+ * announces its version (fsversion for --fs) afresh after the upload, that
+ * version is the one expected (--expect-version, else the one the image
+ * carries, else merely a different one), and a heartbeat or status "1"
+ * arrives after the upload too. A summary table ends the run.
+ * Exit codes 1 to 3 are the original script's (1 bad usage, 2 unknown
+ * environment or no topic, 3 no valid IP), not the other subcommands' 2 for
+ * bad usage: scripts around the original rely on them.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 
 #include "nofuss.h"
+#include "nofuss/posix.h"
+#include "ota_send.h"
 #include "push_config.h"
 #include "push_mqtt.h"
 
@@ -37,18 +50,28 @@
 #define TIMEOUT_DEFAULT_MS 5000L
 #define TIMEOUT_MAX_S      3600.0
 #define NF_PUSH_MAX_QUOTED (NF_PUSH_MAX_PAYLOAD * 4u + 8u) /* a value, escaped */
+#define JOBS_DEFAULT       4
+#define JOBS_MAX           64
+#define WAIT_DEFAULT_MS    60000L
+#define WAIT_MAX_S         3600.0
+#define PROOF_POLL_MS      50
+#define RESULT_MAX                                                                                 \
+	(NF_OTA_ERR_MAX + NF_OTA_TEXT_MAX + NF_PUSH_MAX_TOPIC + NF_PUSH_MAX_ERRMSG + 128u)
+#define BAR_WIDTH 20
 
 /* Exit status (documented in usage()). */
-#define PUSH_EXIT_USAGE     1
-#define PUSH_EXIT_ENV       2
-#define PUSH_EXIT_NO_IP     3
-#define PUSH_EXIT_NO_UPLOAD 4
-#define PUSH_EXIT_IMAGE     5
+#define PUSH_EXIT_USAGE  1
+#define PUSH_EXIT_ENV    2
+#define PUSH_EXIT_NO_IP  3
+#define PUSH_EXIT_UPLOAD 4
+#define PUSH_EXIT_IMAGE  5
+#define PUSH_EXIT_PROOF  6
 
 struct options {
-	const char *config, *file, *fs_path, *cafile;
+	const char *config, *file, *fs_path, *cafile, *expect;
 	bool fs, all, dry_run;
-	long timeout_ms;
+	long timeout_ms, wait_ms;
+	unsigned long jobs;
 	struct nf_push_broker broker;
 };
 
@@ -59,6 +82,16 @@ struct push_job {
 	const char *image; /* points into env or at an option */
 	long long size;
 	bool fs; /* filesystem image (espota -s, command 100) */
+	/* the push */
+	uint8_t *data;
+	size_t len;
+	char expected[NF_PUSH_MAX_PAYLOAD]; /* "" when unknown: must change */
+	char old[NF_PUSH_MAX_PAYLOAD], now[NF_PUSH_MAX_PAYLOAD];
+	int rc;
+	long elapsed_ms;
+	char result[RESULT_MAX];
+	int last_pct; /* progress shown last */
+	size_t index;
 };
 
 static void usage(FILE *out)
@@ -79,6 +112,12 @@ static void usage(FILE *out)
 	        "      --fs[=FILE]       upload the filesystem image instead: FILE, or\n"
 	        "                        .pio/build/ENV/littlefs.bin or spiffs.bin\n"
 	        "  -n, --dry-run         resolve everything, print what would be done, stop\n"
+	        "Push and proof:\n"
+	        "  -j, --jobs N          push to N devices at a time (default 4)\n"
+	        "  -w, --wait SEC        after the upload, wait at most SEC for the device to\n"
+	        "                        come back (default 60)\n"
+	        "  -e, --expect-version V  the version the device must announce (default:\n"
+	        "                        the one the image carries; else any new one)\n"
 	        "MQTT (finding the device):\n"
 	        "  -b, --broker HOST[:PORT]  the broker (default $" BROKER_ENV ", else\n"
 	        "                        " BROKER_DEFAULT "; port 1883, 8883 with --cafile)\n"
@@ -88,12 +127,19 @@ static void usage(FILE *out)
 	        "  -t, --timeout SEC     wait at most SEC per environment for the retained\n"
 	        "                        address (default 5)\n"
 	        "  -h, --help            show this help and exit\n\n"
+	        "After the upload the device must come back: announce <base>/version\n"
+	        "(--fs: <base>/fsversion) again, as expected, and a <base>/heartbeat or\n"
+	        "<base>/status = 1, <base> being the topic without its last segment.\n\n"
 	        "Exit status: 0 ok (with --dry-run: every environment resolved); 1 bad usage;\n"
 	        "2 unknown environment, no topic, or an unreadable or invalid " CONFIG_DEFAULT ";\n"
 	        "3 no valid IP address (nothing retained within the timeout, an invalid value,\n"
-	        "or the broker unreachable or refusing); 4 upload not available yet (this build\n"
-	        "cannot upload: use --dry-run); 5 image missing or unreadable. With several\n"
-	        "environments, the status of the first that failed; nothing is uploaded then.\n");
+	        "or the broker unreachable or refusing); 4 the upload failed (no answer, wrong\n"
+	        "password, the device refused the image or failed it); 5 image missing or\n"
+	        "unreadable; 6 uploaded but no proof: the device did not come back within\n"
+	        "--wait, came back with another version, or could not be watched. When\n"
+	        "resolving fails nothing is uploaded (the status of the first environment\n"
+	        "that failed); otherwise every environment is pushed and the status is the\n"
+	        "first failed one's in the summary.\n");
 }
 
 /* value, printable, quoted and escaped ("\x00"-style), for messages. */
@@ -129,6 +175,9 @@ static int parse_options(int argc, char *argv[], struct options *o)
 	                                     {"password", required_argument, NULL, 'P'},
 	                                     {"cafile", required_argument, NULL, OPT_CAFILE},
 	                                     {"timeout", required_argument, NULL, 't'},
+	                                     {"jobs", required_argument, NULL, 'j'},
+	                                     {"wait", required_argument, NULL, 'w'},
+	                                     {"expect-version", required_argument, NULL, 'e'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *broker = NULL;
@@ -137,8 +186,10 @@ static int parse_options(int argc, char *argv[], struct options *o)
 	memset(o, 0, sizeof *o);
 	o->config = CONFIG_DEFAULT;
 	o->timeout_ms = TIMEOUT_DEFAULT_MS;
+	o->wait_ms = WAIT_DEFAULT_MS;
+	o->jobs = JOBS_DEFAULT;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "c:af:nb:u:P:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:af:nb:u:P:t:j:w:e:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 'a': o->all = true; break;
@@ -156,6 +207,23 @@ static int parse_options(int argc, char *argv[], struct options *o)
 			if (nf_parse_seconds("--timeout", optarg, 0.1, TIMEOUT_MAX_S,
 			                     &o->timeout_ms) != 0)
 				return -1;
+			break;
+		case 'j':
+			if (nf_parse_count("--jobs", optarg, 1, JOBS_MAX, &o->jobs) != 0)
+				return -1;
+			break;
+		case 'w':
+			if (nf_parse_seconds("--wait", optarg, 0.1, WAIT_MAX_S, &o->wait_ms) != 0)
+				return -1;
+			break;
+		case 'e':
+			if (optarg[0] == '\0' || strlen(optarg) >= NF_PUSH_MAX_PAYLOAD) {
+				nf_tool_error(
+				    "--expect-version: empty or longer than %u characters",
+				    NF_PUSH_MAX_PAYLOAD - 1);
+				return -1;
+			}
+			o->expect = optarg;
 			break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return -1;
@@ -304,14 +372,327 @@ static void print_job(const struct push_job *job)
 	       job->image, job->size);
 }
 
-/* The upload step: ArduinoOTA to job->ip:port (PROTOCOLS.md section 7).
- * Returns 0 or an exit status after saying why. Until tools/ota*.c lands,
- * it only says that it cannot. */
-static int push_upload(const struct push_job *job)
+/* ---- progress: one line per device ---- */
+
+enum display_mode {
+	SHOW_PLAIN, /* not a terminal: a line every 25% and at each step */
+	SHOW_LINE,  /* a terminal, one push at a time: one line updated in place */
+	SHOW_BLOCK, /* a terminal, several at a time: a block of lines redrawn */
+};
+
+struct runner {
+	const struct options *o;
+	struct push_job *jobs;
+	size_t njobs, next;
+	pthread_mutex_t lock; /* next, and the terminal */
+	enum display_mode mode;
+};
+
+/* Draws job's line, text being what to show after its name. Call with
+ * r->lock held. */
+static void show_locked(struct runner *r, const struct push_job *job, const char *text, bool last)
 {
-	nf_tool_error("%s: upload not available yet (resolved: %s port %u); use --dry-run",
-	              job->env->name, job->ip, job->env->port);
-	return PUSH_EXIT_NO_UPLOAD;
+	const char *name = job->env->name;
+
+	switch (r->mode) {
+	case SHOW_PLAIN: fprintf(stderr, "%s: %s\n", name, text); break;
+	case SHOW_LINE: fprintf(stderr, "\r%-16s %s\033[K%s", name, text, last ? "\n" : ""); break;
+	case SHOW_BLOCK: {
+		size_t up = r->njobs - job->index;
+
+		fprintf(stderr, "\033[%zuA\r%-16s %s\033[K\033[%zuB\r", up, name, text, up);
+		break;
+	}
+	}
+	fflush(stderr);
+}
+
+static void show(struct runner *r, const struct push_job *job, const char *text, bool last)
+{
+	pthread_mutex_lock(&r->lock);
+	show_locked(r, job, text, last);
+	pthread_mutex_unlock(&r->lock);
+}
+
+struct progress_ctx {
+	struct runner *r;
+	struct push_job *job;
+};
+
+static void on_progress(void *ctx, uint64_t acked, uint64_t total)
+{
+	struct progress_ctx *pc = ctx;
+	struct push_job *job = pc->job;
+	int pct = total > 0 ? (int)(acked * 100 / total) : 100;
+	char text[128], bar[BAR_WIDTH + 1];
+	int fill = pct * BAR_WIDTH / 100;
+
+	if (pc->r->mode == SHOW_PLAIN ? pct / 25 == job->last_pct / 25 : pct == job->last_pct)
+		return;
+	job->last_pct = pct;
+	if (pc->r->mode == SHOW_PLAIN) {
+		snprintf(text, sizeof text, "uploading %d%% (%llu of %llu bytes)", pct,
+		         (unsigned long long)acked, (unsigned long long)total);
+	} else {
+		memset(bar, '#', (size_t)fill);
+		memset(bar + fill, '.', (size_t)(BAR_WIDTH - fill));
+		bar[BAR_WIDTH] = '\0';
+		snprintf(text, sizeof text, "[%s] %3d%% uploading %llu bytes", bar, pct,
+		         (unsigned long long)total);
+	}
+	show(pc->r, job, text, false);
+}
+
+/* ---- one push ---- */
+
+/* The topic without its last segment ("" when it has none). */
+static void topic_base(const char *topic, char base[NF_PUSH_MAX_TOPIC])
+{
+	const char *slash = strrchr(topic, '/');
+	size_t n = slash != NULL ? (size_t)(slash - topic) : 0;
+
+	memcpy(base, topic, n);
+	base[n] = '\0';
+}
+
+/* Waits for the device to come back after an upload that ended at
+ * upload_end. Returns 0 or PUSH_EXIT_PROOF with job->result set. */
+static int prove(const struct options *o, struct nf_push_watch *w, struct push_job *job,
+                 long upload_end)
+{
+	struct nf_push_seen seen;
+	long deadline = upload_end + o->wait_ms;
+	const char *what = job->fs ? "fsversion" : "version";
+	bool announced, alive;
+	double wait_s = (double)o->wait_ms / 1000.0;
+
+	for (;;) {
+		struct timespec step = {0, PROOF_POLL_MS * 1000000L};
+		long t = nf_push_now_ms();
+		long at;
+
+		nf_push_watch_get(w, &seen);
+		at = job->fs ? seen.fsversion_ms : seen.version_ms;
+		announced = at != 0 && at >= upload_end;
+		alive = seen.alive_ms != 0 && seen.alive_ms >= upload_end;
+		if (announced)
+			snprintf(job->now, sizeof job->now, "%s",
+			         job->fs ? seen.fsversion : seen.version);
+		if ((announced && alive) || t >= deadline)
+			break;
+		nanosleep(&step, NULL);
+	}
+	if (!announced && !alive) {
+		snprintf(job->result, sizeof job->result,
+		         "uploaded, but did not come back within %g s", wait_s);
+		return PUSH_EXIT_PROOF;
+	}
+	if (!announced) {
+		snprintf(job->result, sizeof job->result,
+		         "uploaded, came back (heartbeat/status) but announced no %s within %g s",
+		         what, wait_s);
+		return PUSH_EXIT_PROOF;
+	}
+	if (job->expected[0] != '\0' && strcmp(job->now, job->expected) != 0) {
+		snprintf(job->result, sizeof job->result, "came back with %s, expected %s",
+		         job->now, job->expected);
+		return PUSH_EXIT_PROOF;
+	}
+	if (job->expected[0] == '\0' && strcmp(job->now, job->old) == 0) {
+		snprintf(job->result, sizeof job->result,
+		         "came back with %s unchanged (the image carries no version to expect: "
+		         "see --expect-version)",
+		         job->now);
+		return PUSH_EXIT_PROOF;
+	}
+	if (!alive) {
+		snprintf(job->result, sizeof job->result,
+		         "announced %s but no heartbeat/status within %g s", job->now, wait_s);
+		return PUSH_EXIT_PROOF;
+	}
+	if (job->expected[0] == '\0')
+		snprintf(job->result, sizeof job->result,
+		         "ok (%s changed; the image carries no version)", what);
+	else
+		snprintf(job->result, sizeof job->result, "ok");
+	return 0;
+}
+
+/* The upload step: ArduinoOTA to job->ip:port (PROTOCOLS.md section 7),
+ * then the proof. Sets job->rc, job->result and the rest. */
+static void push_upload(struct runner *r, struct push_job *job)
+{
+	const struct options *o = r->o;
+	const struct nf_push_env *e = job->env;
+	char base[NF_PUSH_MAX_TOPIC], err[NF_PUSH_MAX_ERRMSG],
+	    msg[NF_OTA_ERR_MAX + NF_OTA_TEXT_MAX];
+	char text[RESULT_MAX + 64];
+	struct progress_ctx pc = {r, job};
+	struct nf_ota_send_opts so;
+	struct nf_push_watch *w = NULL;
+	struct nf_push_seen seen;
+	long start = nf_push_now_ms(), upload_end;
+	int rc;
+
+	job->last_pct = r->mode == SHOW_PLAIN ? 0 : -1; /* plain: from 25% */
+	show(r, job, "watching the device's topics", false);
+	topic_base(e->topic, base);
+	if (base[0] == '\0') {
+		snprintf(job->result, sizeof job->result,
+		         "not uploaded: topic '%s' has no base to watch (expected BASE/ip)",
+		         e->topic);
+		job->rc = PUSH_EXIT_PROOF;
+		goto done;
+	}
+	w = nf_push_watch_open(&o->broker, base, err, sizeof err);
+	if (w == NULL) {
+		snprintf(job->result, sizeof job->result, "not uploaded: cannot watch %s/: %s",
+		         base, err);
+		job->rc = PUSH_EXIT_PROOF;
+		goto done;
+	}
+	nf_push_watch_get(w, &seen);
+	snprintf(job->old, sizeof job->old, "%s", job->fs ? seen.old_fsversion : seen.old_version);
+
+	memset(&so, 0, sizeof so);
+	so.ip = job->ip;
+	so.port = (uint16_t)e->port;
+	so.password = e->has_auth ? e->auth : NULL;
+	so.command = job->fs ? NF_OTA_CMD_FS : NF_OTA_CMD_FIRMWARE;
+	so.filename = job->image;
+	so.progress = on_progress;
+	so.ctx = &pc;
+	rc = nf_ota_send(&so, job->data, job->len, msg, sizeof msg);
+	upload_end = nf_push_now_ms();
+	if (rc != NF_OTA_SEND_OK) {
+		snprintf(job->result, sizeof job->result, "upload failed: %s: %s",
+		         nf_ota_send_strresult(rc), msg);
+		job->rc = PUSH_EXIT_UPLOAD;
+		goto done;
+	}
+	snprintf(text, sizeof text, "uploaded; waiting up to %g s for the device to come back",
+	         (double)o->wait_ms / 1000.0);
+	show(r, job, text, false);
+	job->rc = prove(o, w, job, upload_end);
+done:
+	nf_push_watch_close(w);
+	job->elapsed_ms = nf_push_now_ms() - start;
+	snprintf(text, sizeof text, "%s%s", job->rc == 0 ? "" : "FAILED: ", job->result);
+	show(r, job, text, true);
+}
+
+static void *worker(void *arg)
+{
+	struct runner *r = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&r->lock);
+		i = r->next++;
+		pthread_mutex_unlock(&r->lock);
+		if (i >= r->njobs)
+			break;
+		push_upload(r, &r->jobs[i]);
+	}
+	return NULL;
+}
+
+/* Reads every image and what version it carries, before anything is
+ * uploaded. Returns 0 or PUSH_EXIT_IMAGE after saying why. */
+static int load_images(const struct options *o, struct push_job *jobs, size_t njobs)
+{
+	for (size_t i = 0; i < njobs; i++) {
+		struct push_job *job = &jobs[i];
+		struct nf_posix_image info;
+		char err[NF_POSIX_ERR_MAX];
+
+		if (nf_read_file(job->image, NF_OTA_SIZE_MAX, &job->data, &job->len) != 0) {
+			nf_tool_error("%s: cannot read image %s", job->env->name, job->image);
+			return PUSH_EXIT_IMAGE;
+		}
+		job->index = i;
+		if (o->expect != NULL)
+			snprintf(job->expected, sizeof job->expected, "%s", o->expect);
+		else if (job->len >= NF_POSIX_IMAGE_MIN &&
+		         nf_posix_image_parse(job->data, job->len, &info, err, sizeof err) == 0)
+			snprintf(job->expected, sizeof job->expected, "%s", info.version);
+	}
+	return 0;
+}
+
+static const char *or_dash(const char *s)
+{
+	return s[0] != '\0' ? s : "-";
+}
+
+static void print_summary(const struct push_job *jobs, size_t njobs)
+{
+	int wd = 6, wi = 2, wo = 3, wn = 3;
+
+	for (size_t i = 0; i < njobs; i++) {
+		int n;
+
+		n = (int)strlen(jobs[i].env->name);
+		wd = n > wd ? n : wd;
+		n = (int)strlen(jobs[i].ip);
+		wi = n > wi ? n : wi;
+		n = (int)strlen(or_dash(jobs[i].old));
+		wo = n > wo ? n : wo;
+		n = (int)strlen(or_dash(jobs[i].now));
+		wn = n > wn ? n : wn;
+	}
+	printf("%-*s  %-*s  %-*s  %-*s  %7s  %s\n", wd, "DEVICE", wi, "IP", wo, "OLD", wn, "NEW",
+	       "TIME", "RESULT");
+	for (size_t i = 0; i < njobs; i++) {
+		const struct push_job *j = &jobs[i];
+
+		printf("%-*s  %-*s  %-*s  %-*s  %6.1fs  %s%s\n", wd, j->env->name, wi, j->ip, wo,
+		       or_dash(j->old), wn, or_dash(j->now), (double)j->elapsed_ms / 1000.0,
+		       j->rc == 0 ? "" : "FAILED: ", j->result);
+	}
+	fflush(stdout);
+}
+
+/* Pushes every job, o->jobs at a time. Returns 0 or the first failed
+ * job's status. */
+static int push_all(const struct options *o, struct push_job *jobs, size_t njobs)
+{
+	struct runner r = {.o = o, .jobs = jobs, .njobs = njobs};
+	pthread_t threads[JOBS_MAX];
+	size_t nthreads = o->jobs < njobs ? o->jobs : njobs, started = 0;
+	int rc;
+
+	rc = load_images(o, jobs, njobs);
+	if (rc != 0)
+		return rc;
+	if (!isatty(STDERR_FILENO))
+		r.mode = SHOW_PLAIN;
+	else if (nthreads > 1)
+		r.mode = SHOW_BLOCK;
+	else
+		r.mode = SHOW_LINE;
+	if (r.mode == SHOW_BLOCK) {
+		for (size_t i = 0; i < njobs; i++)
+			fprintf(stderr, "%-16s waiting\n", jobs[i].env->name);
+		fflush(stderr);
+	}
+	pthread_mutex_init(&r.lock, NULL);
+	for (size_t i = 0; i < nthreads; i++) {
+		if (pthread_create(&threads[i], NULL, worker, &r) != 0)
+			break;
+		started++;
+	}
+	if (started == 0)
+		worker(&r); /* no thread at all: do it here */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_destroy(&r.lock);
+	print_summary(jobs, njobs);
+	for (size_t i = 0; i < njobs; i++)
+		if (jobs[i].rc != 0)
+			return jobs[i].rc;
+	return 0;
 }
 
 int nf_cmd_push(int argc, char *argv[], char *prog_argv[])
@@ -370,11 +751,12 @@ int nf_cmd_push(int argc, char *argv[], char *prog_argv[])
 	rc = first;
 	if (rc != 0 || o.dry_run)
 		goto done;
-	for (size_t i = 0; i < njobs && rc == 0; i++)
-		rc = push_upload(&jobs[i]);
+	rc = push_all(&o, jobs, njobs);
 done:
 	if (lib)
 		mosquitto_lib_cleanup();
+	for (size_t i = 0; jobs != NULL && i < njobs; i++)
+		free(jobs[i].data);
 	free(jobs);
 	free(cfg);
 	return rc;

@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,11 @@ static long now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+long nf_push_now_ms(void)
+{
+	return now_ms();
 }
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
@@ -247,4 +253,236 @@ bool nf_push_valid_ip(const char *ip)
 		}
 	}
 	return *p == '\0';
+}
+
+/* ---- the watch ---- */
+
+#define WATCH_TOPICS     4
+#define WATCH_REPLAY_MS  250 /* after the SUBACK, for the retained replay */
+#define WATCH_POLL_MS    20
+#define WATCH_SUFFIX_MAX 16u /* "/fsversion" and NUL fit */
+
+enum { T_VERSION, T_FSVERSION, T_HEARTBEAT, T_STATUS };
+
+struct nf_push_watch {
+	struct mosquitto *mosq;
+	pthread_mutex_t lock;
+	bool looping;
+	enum state state; /* ST_CONNECTING, ST_SUBSCRIBED or ST_FAILED */
+	char topic[WATCH_TOPICS][NF_PUSH_MAX_HOST + WATCH_SUFFIX_MAX];
+	struct nf_push_seen seen;
+	char err[NF_PUSH_MAX_ERRMSG];
+};
+
+static void watch_on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+	struct nf_push_watch *w = obj;
+	char *subs[WATCH_TOPICS];
+	int src;
+
+	if (rc != 0) {
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->err, sizeof w->err, "the broker refused the connection: %s",
+		         mosquitto_connack_string(rc));
+		w->state = ST_FAILED;
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	for (int i = 0; i < WATCH_TOPICS; i++)
+		subs[i] = w->topic[i];
+	src = mosquitto_subscribe_multiple(mosq, NULL, WATCH_TOPICS, subs, 0, 0, NULL);
+	if (src != MOSQ_ERR_SUCCESS) {
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->err, sizeof w->err, "cannot subscribe to '%s': %s", w->topic[0],
+		         mosquitto_strerror(src));
+		w->state = ST_FAILED;
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+static void watch_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count,
+                               const int *granted)
+{
+	struct nf_push_watch *w = obj;
+	bool ok = count == WATCH_TOPICS;
+
+	(void)mosq;
+	(void)mid;
+	for (int i = 0; i < count; i++)
+		ok = ok && granted[i] <= 2;
+	pthread_mutex_lock(&w->lock);
+	if (!ok) {
+		snprintf(w->err, sizeof w->err, "the broker refused the subscription to '%s'",
+		         w->topic[0]);
+		w->state = ST_FAILED;
+	} else if (w->state == ST_CONNECTING)
+		w->state = ST_SUBSCRIBED;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* The payload as text: at most NF_PUSH_MAX_PAYLOAD - 1 bytes, cut at a NUL,
+ * trailing white space dropped (a device printing "0.1.1\n" means 0.1.1). */
+static void payload_text(const struct mosquitto_message *m, char out[NF_PUSH_MAX_PAYLOAD])
+{
+	size_t n = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+
+	if (n >= NF_PUSH_MAX_PAYLOAD)
+		n = NF_PUSH_MAX_PAYLOAD - 1;
+	if (n > 0)
+		memcpy(out, m->payload, n);
+	out[n] = '\0';
+	n = strlen(out);
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ' ||
+	                 out[n - 1] == '\t'))
+		out[--n] = '\0';
+}
+
+static void watch_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
+{
+	struct nf_push_watch *w = obj;
+	char text[NF_PUSH_MAX_PAYLOAD];
+	long t = now_ms();
+	int which = -1;
+
+	(void)mosq;
+	for (int i = 0; i < WATCH_TOPICS && which < 0; i++)
+		if (m->topic != NULL && strcmp(m->topic, w->topic[i]) == 0)
+			which = i;
+	if (which < 0)
+		return;
+	payload_text(m, text);
+	pthread_mutex_lock(&w->lock);
+	if (m->retain) {
+		/* the replay at subscribe time is the state before; a replay
+		 * after nf_push_watch_open() (our reconnection) is no news */
+		if (w->state != ST_GOT) {
+			if (which == T_VERSION)
+				memcpy(w->seen.old_version, text, sizeof text);
+			else if (which == T_FSVERSION)
+				memcpy(w->seen.old_fsversion, text, sizeof text);
+		}
+	} else if (which == T_VERSION) {
+		memcpy(w->seen.version, text, sizeof text);
+		w->seen.version_ms = t;
+	} else if (which == T_FSVERSION) {
+		memcpy(w->seen.fsversion, text, sizeof text);
+		w->seen.fsversion_ms = t;
+	} else if (which == T_HEARTBEAT || strcmp(text, "1") == 0) {
+		w->seen.alive_ms = t;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const char *base,
+                                         char *err, size_t err_len)
+{
+	static const char *const suffix[WATCH_TOPICS] = {"/version", "/fsversion", "/heartbeat",
+	                                                 "/status"};
+	struct nf_push_watch *w;
+	long deadline = now_ms() + b->timeout_ms, subscribed_at = 0;
+	int mrc;
+	enum state st;
+
+	err[0] = '\0';
+	if (strlen(base) >= NF_PUSH_MAX_HOST) {
+		snprintf(err, err_len, "topic base '%s' too long", base);
+		return NULL;
+	}
+	w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	w->state = ST_CONNECTING;
+	for (int i = 0; i < WATCH_TOPICS; i++)
+		snprintf(w->topic[i], sizeof w->topic[i], "%s%s", base, suffix[i]);
+	w->mosq = mosquitto_new(NULL, true, w);
+	if (w->mosq == NULL) {
+		snprintf(err, err_len, "cannot create an MQTT client: %s", strerror(errno));
+		goto fail;
+	}
+	mosquitto_connect_callback_set(w->mosq, watch_on_connect);
+	mosquitto_subscribe_callback_set(w->mosq, watch_on_subscribe);
+	mosquitto_message_callback_set(w->mosq, watch_on_message);
+	if (b->user != NULL || b->password != NULL) {
+		mrc =
+		    mosquitto_username_pw_set(w->mosq, b->user != NULL ? b->user : "", b->password);
+		if (mrc != MOSQ_ERR_SUCCESS) {
+			snprintf(err, err_len, "MQTT user/password: %s", mosquitto_strerror(mrc));
+			goto fail;
+		}
+	}
+	if (b->cafile != NULL) {
+		mrc = mosquitto_tls_set(w->mosq, b->cafile, NULL, NULL, NULL, NULL);
+		if (mrc != MOSQ_ERR_SUCCESS) {
+			snprintf(err, err_len, "TLS with CA file '%s': %s", b->cafile,
+			         mosquitto_strerror(mrc));
+			goto fail;
+		}
+	}
+	mrc = mosquitto_connect_async(w->mosq, b->host, b->port, KEEPALIVE_S);
+	if (mrc != MOSQ_ERR_SUCCESS) {
+		snprintf(err, err_len, "cannot connect to the MQTT broker %s:%d: %s", b->host,
+		         b->port,
+		         mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
+		goto fail;
+	}
+	mrc = mosquitto_loop_start(w->mosq);
+	if (mrc != MOSQ_ERR_SUCCESS) {
+		snprintf(err, err_len, "cannot start the MQTT thread: %s", mosquitto_strerror(mrc));
+		goto fail;
+	}
+	w->looping = true;
+	for (;;) {
+		struct timespec step = {0, WATCH_POLL_MS * 1000000L};
+		long t = now_ms();
+
+		pthread_mutex_lock(&w->lock);
+		st = w->state;
+		pthread_mutex_unlock(&w->lock);
+		if (st == ST_FAILED) {
+			snprintf(err, err_len, "%s", w->err);
+			goto fail;
+		}
+		if (st == ST_SUBSCRIBED && subscribed_at == 0)
+			subscribed_at = t;
+		if (subscribed_at != 0 && t - subscribed_at >= WATCH_REPLAY_MS)
+			break;
+		if (t >= deadline && subscribed_at == 0) {
+			snprintf(err, err_len,
+			         "MQTT broker %s:%d: no subscription within the timeout", b->host,
+			         b->port);
+			goto fail;
+		}
+		nanosleep(&step, NULL);
+	}
+	pthread_mutex_lock(&w->lock);
+	w->state = ST_GOT; /* retained replays from now on are reconnections */
+	pthread_mutex_unlock(&w->lock);
+	return w;
+fail:
+	nf_push_watch_close(w);
+	return NULL;
+}
+
+void nf_push_watch_get(struct nf_push_watch *w, struct nf_push_seen *seen)
+{
+	pthread_mutex_lock(&w->lock);
+	*seen = w->seen;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void nf_push_watch_close(struct nf_push_watch *w)
+{
+	if (w == NULL)
+		return;
+	if (w->mosq != NULL) {
+		mosquitto_disconnect(w->mosq);
+		if (w->looping)
+			mosquitto_loop_stop(w->mosq, true);
+		mosquitto_destroy(w->mosq);
+	}
+	pthread_mutex_destroy(&w->lock);
+	free(w);
 }

@@ -50,4 +50,39 @@ int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
  * " 1.2.3.4" are not) or an IPv6 address inet_pton(AF_INET6) accepts. */
 bool nf_push_valid_ip(const char *ip);
 
+/* ---- Watching a device come back after a push (PROTOCOLS.md section 8) ----
+ *
+ * A watch subscribes to <base>/version, <base>/fsversion, <base>/heartbeat
+ * and <base>/status on its own client, driven by libmosquitto's own thread,
+ * so that every message gets the time it arrived. The values the broker
+ * replays at subscribe time (retain flag set on delivery) are the device's
+ * state BEFORE the push; messages published while subscribed arrive with
+ * the retain flag clear, even when the device published them retained:
+ * those are fresh announcements. */
+struct nf_push_watch;
+
+/* What a watch saw. Times are CLOCK_MONOTONIC milliseconds; 0: never. */
+struct nf_push_seen {
+	char old_version[NF_PUSH_MAX_PAYLOAD];   /* retained replay, "" when none */
+	char old_fsversion[NF_PUSH_MAX_PAYLOAD]; /* retained replay, "" when none */
+	char version[NF_PUSH_MAX_PAYLOAD];       /* the last fresh one */
+	long version_ms;
+	char fsversion[NF_PUSH_MAX_PAYLOAD]; /* the last fresh one */
+	long fsversion_ms;
+	long alive_ms; /* the last fresh heartbeat, or status "1" */
+};
+
+/* Connects, subscribes, and waits (within b->timeout_ms) for the broker's
+ * acknowledgement plus a short moment for the retained replay. base is the
+ * device's topic without its last segment. Returns a watch, or NULL with
+ * why in err. Call mosquitto_lib_init() first. */
+struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const char *base,
+                                         char *err, size_t err_len);
+/* A copy of what was seen so far (thread-safe). */
+void nf_push_watch_get(struct nf_push_watch *w, struct nf_push_seen *seen);
+/* Disconnects and frees w (NULL is fine). */
+void nf_push_watch_close(struct nf_push_watch *w);
+/* The monotonic clock in milliseconds, as used in struct nf_push_seen. */
+long nf_push_now_ms(void);
+
 #endif

@@ -3,18 +3,20 @@ mosquitto broker (Debian's), started here on 127.0.0.1 with a free port and
 a temporary configuration, and stopped afterwards. Retained values are
 published with mosquitto_pub -r, as a device announcing itself would.
 
-Only the discovery half is covered (--dry-run, the exit codes, the
-timeout); the ArduinoOTA upload is not written yet, so without --dry-run
-push must say so with its own exit code (4).
+The discovery half is covered here (--dry-run, the exit codes, the
+timeout); the upload and its proof are in test_push.py. Without --dry-run
+push uploads: here only once, to a fake device on loopback that refuses
+the image (exit 4, upload failed).
 
 Exit codes under test (the original deploy script's): 1 bad usage, 2
-unknown environment or no topic, 3 no valid IP, 4 upload not available.
+unknown environment or no topic, 3 no valid IP, 4 upload failed.
 """
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -340,15 +342,37 @@ class PushDiscoveryTest(PushTestBase):
         self.assertIn("no answer within the timeout", p.stderr)
         self.assertLess(p.elapsed, 1 + 3)
 
-    def test_without_dry_run_upload_is_not_available(self):
-        p = self.push("washer")
-        self.assertEqual(p.returncode, 4, p.stderr)
-        self.assertIn("upload not available yet", p.stderr)
+    def test_without_dry_run_uploads(self):
+        # a fake device on loopback: reads the invitation, refuses the image
+        ini = os.path.join(self.project.dir, "loop.ini")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dev:
+            dev.bind(("127.0.0.1", 0))
+            dev.settimeout(10)
+            with open(ini, "w") as f:
+                f.write("[env:washer]\ntopic = %s\nupload_flags = --port %d\n"
+                        % (self.topic("loop"), dev.getsockname()[1]))
+            self.broker.publish(self.topic("loop"), "127.0.0.1")
+            got = []
+
+            def device():
+                data, addr = dev.recvfrom(256)
+                got.append(data)
+                dev.sendto(b"ERR: ERROR[4]: Not Enough Space\n", addr)
+
+            t = threading.Thread(target=device, daemon=True)
+            t.start()
+            p = self.push("-c", ini, "--wait", "1", "washer")
+            t.join(10)
+        self.assertEqual(p.returncode, 4, p.stdout + p.stderr)
+        self.assertRegex(got[0].decode(), r"^0 \d+ %d [0-9a-f]{32}\n$"
+                         % self.project.sizes["washer"])
+        self.assertIn("upload failed", p.stdout)
+        self.assertIn("Not Enough Space", p.stdout)
 
     def test_no_upload_when_one_environment_fails(self):
         p = self.push("washer", "nosuch")
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertNotIn("upload not available", p.stderr)
+        self.assertNotIn("upload", p.stdout + p.stderr)
 
 
 class PushPasswordBrokerTest(PushTestBase):
