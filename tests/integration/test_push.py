@@ -32,7 +32,7 @@ class Device:
     under base; reboot() plays the device coming back once ota-recv exits."""
 
     def __init__(self, broker, base, ip, version="0.1.0", fsversion="0.1.0", auth=None,
-                 max_size=None, out=None):
+                 max_size=None, out=None, cut_after=None):
         self.broker, self.base, self.ip = broker, base, ip
         args = [NOFUSS, "ota-recv", "--listen", ip + ":0", "--pause", "0.05",
                 "--timeout", "3", "--wait", "15", "-o", out]
@@ -40,6 +40,8 @@ class Device:
             args += ["--auth", auth]
         if max_size is not None:
             args += ["--max-size", max_size]
+        if cut_after is not None:
+            args += ["--cut-after", str(cut_after)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         line = self.proc.stdout.readline()
@@ -244,6 +246,15 @@ class PushTest(unittest.TestCase):
         p = self.push("washer", "--wait", "3")
         self.assertEqual(p.returncode, EXIT_UPLOAD, p.stdout + p.stderr)
         self.assertIn("ERROR[4]: Not Enough Space", self.row(p, "washer"))
+
+    def test_transfer_cut_midway(self):
+        d = self.device("washer", cut_after=8000)
+        d.reboot(version="0.1.1")
+        p = self.push("washer", "--wait", "3")
+        self.assertEqual(p.returncode, EXIT_UPLOAD, p.stdout + p.stderr)
+        self.assertIn("FAILED: upload failed", self.row(p, "washer"))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "washer.received")),
+                         "a cut image is never committed")
 
     def test_filesystem_proof_on_fsversion(self):
         d = self.device("washer", fs=True)
