@@ -55,7 +55,6 @@
 #define COUNTER_MAX          4000000000ul
 #define PROVISION_IMAGE_SIZE (256u * 1024u)
 #define PROVISION_FS_SIZE    (64u * 1024u)
-#define PROVISION_FLASH_CODE 0x20 /* 1 MB, 40 MHz */
 
 /* Exit status (documented in usage() and docs/man/nofuss.1). */
 #define DEVICE_EXIT_CHECK_FAILED 1
@@ -482,35 +481,6 @@ static int reboot(struct device *d, enum reset_reason reason)
 
 /* ---- provisioning and booting ---- */
 
-/* Builds an image into a malloc'ed buffer the caller frees. */
-static uint8_t *make_image(enum nf_image kind, const char *version, const char *device,
-                           uint32_t size)
-{
-	struct nf_posix_image info = {
-	    .kind = kind, .size = size, .flash_mode = 2, .flash_size_freq = PROVISION_FLASH_CODE};
-	char err[NF_POSIX_ERR_MAX];
-	uint8_t *buf;
-
-	if (strlen(version) >= sizeof info.version || strlen(device) >= sizeof info.device) {
-		nf_tool_error("version and device take at most %u characters",
-		              NF_POSIX_IMAGE_FIELD - 1);
-		return NULL;
-	}
-	strcpy(info.version, version);
-	strcpy(info.device, device);
-	buf = malloc(size);
-	if (buf == NULL) {
-		nf_tool_error("out of memory");
-		return NULL;
-	}
-	if (nf_posix_image_build(&info, buf, size, err, sizeof err) != 0) {
-		nf_tool_error("%s", err);
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
 /* Reads an image file and checks it is a whole image of the given kind. */
 static uint8_t *load_image(const char *path, enum nf_image kind, size_t *len, char *version,
                            size_t vcap)
@@ -550,7 +520,7 @@ static int provision(struct device *d)
 	} else if (o->version != NULL && o->device != NULL) {
 		size = o->geometry.slot_size < PROVISION_IMAGE_SIZE ? o->geometry.slot_size
 		                                                    : PROVISION_IMAGE_SIZE;
-		fw = make_image(NF_IMAGE_FIRMWARE, o->version, o->device, size);
+		fw = nf_tool_make_image(NF_IMAGE_FIRMWARE, o->version, o->device, size);
 		fwlen = size;
 		snprintf(version, sizeof version, "%s", o->version);
 	} else {
@@ -566,7 +536,7 @@ static int provision(struct device *d)
 	} else {
 		size = o->geometry.fs_size < PROVISION_FS_SIZE ? o->geometry.fs_size
 		                                               : PROVISION_FS_SIZE;
-		fs = make_image(NF_IMAGE_FILESYSTEM, o->fs_version ? o->fs_version : version, "",
+		fs = nf_tool_make_image(NF_IMAGE_FILESYSTEM, o->fs_version ? o->fs_version : version, "",
 		                size);
 		fslen = size;
 	}

@@ -74,7 +74,6 @@
 #define FLEET_MAC_BASE_DEFAULT    "5C:CF:7F:00:00:00"
 #define FLEET_FW_SIZE             (256u * 1024u) /* the provisioned images */
 #define FLEET_FS_SIZE             (64u * 1024u)
-#define FLEET_FLASH_CODE          0x20 /* header byte 3: 1 MB, 40 MHz */
 
 /* Exit status (documented in usage() and docs/man/nofuss.1). */
 #define FLEET_EXIT_FAILED 1
@@ -1151,34 +1150,6 @@ static int raise_files(unsigned long need)
 	return 0;
 }
 
-/* Builds an image into a buffer the caller frees, or NULL (printed). */
-static uint8_t *make_image(enum nf_image kind, const char *version, const char *device,
-                           uint32_t size)
-{
-	struct nf_posix_image info = {
-	    .kind = kind, .size = size, .flash_mode = 2, .flash_size_freq = FLEET_FLASH_CODE};
-	char err[NF_POSIX_ERR_MAX];
-	uint8_t *buf;
-
-	if (strlen(version) >= sizeof info.version || strlen(device) >= sizeof info.device) {
-		nf_tool_error("--version: at most %u characters", NF_POSIX_IMAGE_FIELD - 1);
-		return NULL;
-	}
-	strcpy(info.version, version);
-	strcpy(info.device, device);
-	buf = malloc(size);
-	if (buf == NULL) {
-		nf_tool_error("out of memory");
-		return NULL;
-	}
-	if (nf_posix_image_build(&info, buf, size, err, sizeof err) != 0) {
-		nf_tool_error("%s", err);
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
 /* The flash every device starts with: --version in slot a, --fs-version
  * in the filesystem. Returns 0 or an exit status. */
 static int provision(const struct options *o, struct nf_posix_memflash *m)
@@ -1190,10 +1161,10 @@ static int provision(const struct options *o, struct nf_posix_memflash *m)
 	char err[NF_POSIX_ERR_MAX];
 	int rc = NF_EXIT_USAGE;
 
-	fw = make_image(NF_IMAGE_FIRMWARE, o->version, o->names[0], FLEET_FW_SIZE);
+	fw = nf_tool_make_image(NF_IMAGE_FIRMWARE, o->version, o->names[0], FLEET_FW_SIZE);
 	if (fw == NULL)
 		goto done;
-	fs = make_image(NF_IMAGE_FILESYSTEM, o->fs_version ? o->fs_version : o->version, "",
+	fs = nf_tool_make_image(NF_IMAGE_FILESYSTEM, o->fs_version ? o->fs_version : o->version, "",
 	                FLEET_FS_SIZE);
 	if (fs == NULL)
 		goto done;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nofuss/port.h" /* enum nf_image */
+
 #define NF_EXIT_OK    0
 #define NF_EXIT_USAGE 2
 
@@ -58,5 +60,10 @@ int nf_read_file(const char *path, size_t max, uint8_t **data, size_t *len);
 /* Writes data to path atomically (path.tmp, fsync, rename). Returns 0, or
  * -1 after printing why. */
 int nf_write_file(const char *path, const uint8_t *data, size_t len);
+/* Builds a simulator image (nofuss mkimage's format: a 1 MB, 40 MHz, DIO
+ * header) carrying version and device into a buffer of size bytes the
+ * caller frees. Returns NULL after printing why. */
+uint8_t *nf_tool_make_image(enum nf_image kind, const char *version, const char *device,
+                            uint32_t size);
 
 #endif

@@ -12,96 +12,20 @@ address (127.0.0.2, 127.0.0.3, ...) and base topic.
 """
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
+from broker import (MOSQUITTO, MOSQUITTO_SUB, RUN_TIMEOUT, WAIT, Broker, free_tcp_port,
+                    free_udp_port)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
 NOFUSS = os.environ.get("NOFUSS", os.path.join(SOURCE, "build", "tools", "nofuss"))
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-MOSQUITTO_SUB = shutil.which("mosquitto_sub")
-START_TIMEOUT = 10.0
-RUN_TIMEOUT = 60.0
-WAIT = 15.0  # a retained value or a console line to show up
 
 # ota-send's exit status
 SEND_OK, SEND_AUTH, SEND_DEVICE_ERR, SEND_FINAL_ERR = 0, 4, 5, 8
-
-
-def free_tcp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_udp_port(ip):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """mosquitto on 127.0.0.1:<free port>, anonymous."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="nofuss-devota-broker-")
-        os.chmod(self.dir, 0o755)  # mosquitto may drop root for its own user
-        self.port = free_tcp_port()
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                 "persistence false"]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        with open(conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError("mosquitto exited: " + self.log.read())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("mosquitto did not start listening")
-                time.sleep(0.05)
-
-    def retained(self, topic):
-        """The retained value of topic, or None within 2 s."""
-        r = subprocess.run([MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(self.port),
-                            "-C", "1", "-W", "2", "-t", topic],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           timeout=RUN_TIMEOUT)
-        return r.stdout.decode().strip() if r.returncode == 0 else None
-
-    def wait_for(self, topic, value, timeout=WAIT):
-        deadline = time.monotonic() + timeout
-        got = None
-        while time.monotonic() < deadline:
-            got = self.retained(topic)
-            if got == value:
-                return got
-            time.sleep(0.1)
-        raise AssertionError("%s: wanted %r, last seen %r" % (topic, value, got))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class DeviceOtaTest(unittest.TestCase):

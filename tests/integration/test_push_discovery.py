@@ -20,14 +20,11 @@ import threading
 import time
 import unittest
 
+from broker import MOSQUITTO, MOSQUITTO_PUB, RUN_TIMEOUT, Broker, free_tcp_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
 NOFUSS = os.environ.get("NOFUSS", os.path.join(SOURCE, "build", "tools", "nofuss"))
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-MOSQUITTO_PUB = shutil.which("mosquitto_pub")
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
-START_TIMEOUT = 10.0
-RUN_TIMEOUT = 60.0
 
 PIO_INI = """\
 ; a PlatformIO project, as the seed's deploy script knew them
@@ -74,74 +71,6 @@ upload_flags = --auth=x
 """
 
 ENVS_WITH_IMAGES = ["washer", "dryer", "lamp", "silent", "bogus", "v6"]
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """mosquitto on 127.0.0.1:<free port>; users maps user -> password
-    (None: anonymous allowed)."""
-
-    def __init__(self, users=None):
-        self.dir = tempfile.mkdtemp(prefix="nofuss-push-broker-")
-        os.chmod(self.dir, 0o755)  # mosquitto may drop root for its own user
-        self.port = free_port()
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        lines = ["listener %d 127.0.0.1" % self.port, "persistence false"]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        if users:
-            pwfile = os.path.join(self.dir, "passwd")
-            for i, (user, password) in enumerate(users.items()):
-                args = [MOSQUITTO_PASSWD, "-b", pwfile, user, password]
-                if i == 0:
-                    args.insert(1, "-c")
-                subprocess.run(args, check=True, timeout=RUN_TIMEOUT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            os.chmod(pwfile, 0o644)
-            lines += ["allow_anonymous false", "password_file " + pwfile]
-        else:
-            lines.append("allow_anonymous true")
-        with open(conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError("mosquitto exited: " + self.log.read())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("mosquitto did not start listening")
-                time.sleep(0.05)
-
-    def publish(self, topic, value, user=None, password=None):
-        args = [MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, "-r"]
-        if user is not None:
-            args += ["-u", user, "-P", password]
-        args += ["-n"] if value is None else ["-m", value]
-        subprocess.run(args, check=True, timeout=RUN_TIMEOUT)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Project:
@@ -327,7 +256,7 @@ class PushDiscoveryTest(PushTestBase):
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_broker_unreachable(self):
-        p = self.push("-n", "--broker", "127.0.0.1:%d" % free_port(), "washer", broker=False)
+        p = self.push("-n", "--broker", "127.0.0.1:%d" % free_tcp_port(), "washer", broker=False)
         self.assertEqual(p.returncode, 3)
         self.assertIn("cannot connect", p.stderr)
 

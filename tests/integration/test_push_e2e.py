@@ -12,8 +12,8 @@ import tempfile
 import time
 import unittest
 
-from test_device_ota import MOSQUITTO, MOSQUITTO_SUB, NOFUSS, RUN_TIMEOUT, Broker, \
-    free_tcp_port, free_udp_port
+from broker import MOSQUITTO, MOSQUITTO_SUB, RUN_TIMEOUT, Broker, free_tcp_port, free_udp_port
+from test_device_ota import NOFUSS
 
 
 class PushEndToEndTest(unittest.TestCase):
