@@ -61,7 +61,7 @@ static void free_answers(struct nf_server *srv)
 {
 	if (srv->answers == NULL)
 		return;
-	for (size_t i = 0; i < nf_rules_target_count(srv->rules); i++)
+	for (size_t i = 0; i < nf_rules_count(srv->rules); i++)
 		if (srv->answers[i] != NULL)
 			MHD_destroy_response(srv->answers[i]);
 	free(srv->answers);
@@ -72,7 +72,7 @@ static void free_answers(struct nf_server *srv)
  * responses, so answers already queued outlive a reload. */
 static struct MHD_Response **build_answers(const struct nf_rules *rules)
 {
-	size_t n = nf_rules_target_count(rules);
+	size_t n = nf_rules_count(rules);
 	struct MHD_Response **answers = calloc(n + 1, sizeof *answers);
 
 	if (answers == NULL)

@@ -102,8 +102,8 @@ struct nf_rules *nf_rules_load(const char *path, const char *public_dir,
 struct nf_rules *nf_rules_parse(const char *text, size_t len, const char *name,
                                 const char *public_dir, char *err, size_t errlen);
 void nf_rules_free(struct nf_rules *rules);
+/* The number of rules; rule i answers with target i (0 <= i < count). */
 size_t nf_rules_count(const struct nf_rules *rules);
-size_t nf_rules_target_count(const struct nf_rules *rules);
 const struct nf_target *nf_rules_target(const struct nf_rules *rules, size_t i);
 /* The first rule matching q, as an index into the targets, or -1 when none
  * matches (the answer is then "{}"). Does not allocate. */

@@ -455,11 +455,6 @@ size_t nf_rules_count(const struct nf_rules *rs)
 	return rs->count;
 }
 
-size_t nf_rules_target_count(const struct nf_rules *rs)
-{
-	return rs->count;
-}
-
 const struct nf_target *nf_rules_target(const struct nf_rules *rs, size_t i)
 {
 	return i < rs->count ? &rs->targets[i] : NULL;

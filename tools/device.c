@@ -96,12 +96,12 @@ struct device {
 	char **prog_argv;
 	struct nf_posix port;
 	struct nf_client client;
-	const char *name; /* the device name reported */
-	bool uptodate;    /* the last check found nothing new */
+	const char *name;                      /* the device name reported */
+	bool uptodate;                         /* the last check found nothing new */
 	char fs_version[NF_POSIX_IMAGE_FIELD]; /* the booted filesystem's, or "" */
 	struct nf_ota_recv ota;                /* --ota; ota.udp -1 when off */
 	struct nf_ota_flash_sink ota_sink;
-	struct nf_announce mqtt;               /* --mqtt */
+	struct nf_announce mqtt; /* --mqtt */
 };
 
 static void usage(FILE *out)
@@ -373,8 +373,8 @@ static int parse_options(struct options *o, int argc, char *argv[])
 			break;
 		case OPT_OTA: {
 			struct in_addr a;
-			if (parse_host_port("--ota", optarg, o->ota_ip, sizeof o->ota_ip, &o->ota_port,
-			                    0, NF_OTA_PORT_ESP8266) != 0)
+			if (parse_host_port("--ota", optarg, o->ota_ip, sizeof o->ota_ip,
+			                    &o->ota_port, 0, NF_OTA_PORT_ESP8266) != 0)
 				return -1;
 			if (inet_pton(AF_INET, o->ota_ip, &a) != 1) {
 				nf_tool_error("--ota: %s: not an IPv4 address", o->ota_ip);
@@ -536,8 +536,8 @@ static int provision(struct device *d)
 	} else {
 		size = o->geometry.fs_size < PROVISION_FS_SIZE ? o->geometry.fs_size
 		                                               : PROVISION_FS_SIZE;
-		fs = nf_tool_make_image(NF_IMAGE_FILESYSTEM, o->fs_version ? o->fs_version : version, "",
-		                size);
+		fs = nf_tool_make_image(NF_IMAGE_FILESYSTEM,
+		                        o->fs_version ? o->fs_version : version, "", size);
 		fslen = size;
 	}
 	if (fs == NULL)
@@ -685,7 +685,8 @@ static int start_services(struct device *d)
 		}
 		nf_posix_logf(&d->port, "[ota] ", "listening on %s:%u%s", o->ota_ip,
 		              (unsigned)nf_ota_recv_port(&d->ota),
-		              o->ota_auth != NULL && o->ota_auth[0] != '\0' ? " (password set)" : "");
+		              o->ota_auth != NULL && o->ota_auth[0] != '\0' ? " (password set)"
+		                                                            : "");
 	}
 	if (o->mqtt_host[0] != '\0') {
 		struct nf_announce_config cfg = {
@@ -726,9 +727,7 @@ static int handle_ota(struct device *d, long ms)
 		nf_posix_logf(&d->port, "[ota] ", "update failed: %s; running %s", r->err,
 		              d->client.version);
 		break;
-	case NF_OTA_RECV_AUTH_FAILED:
-		nf_posix_logf(&d->port, "[ota] ", "%s", r->err);
-		break;
+	case NF_OTA_RECV_AUTH_FAILED: nf_posix_logf(&d->port, "[ota] ", "%s", r->err); break;
 	default: break;
 	}
 	return 0;

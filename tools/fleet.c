@@ -1165,7 +1165,7 @@ static int provision(const struct options *o, struct nf_posix_memflash *m)
 	if (fw == NULL)
 		goto done;
 	fs = nf_tool_make_image(NF_IMAGE_FILESYSTEM, o->fs_version ? o->fs_version : o->version, "",
-	                FLEET_FS_SIZE);
+	                        FLEET_FS_SIZE);
 	if (fs == NULL)
 		goto done;
 	if (nf_posix_memflash_provision(m, &g, fw, FLEET_FW_SIZE, fs, FLEET_FS_SIZE, err,
