@@ -1,0 +1,14 @@
+/*
+ * clock.c - the monotonic millisecond clock every timeout in nofuss uses.
+ */
+#include <time.h>
+
+#include "common.h"
+
+uint64_t nf_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
