@@ -1,6 +1,6 @@
 /*
  * http.c - nf_port_http_get with libcurl's easy interface, speaking like
- * the ESP8266's HTTP client and updater (PROTOCOLS.md sections 1, 2 and 5),
+ * the ESP8266's HTTP client and updater (docs/PEERS.md sections 1, 2 and 5),
  * so nofussd cannot tell the simulator from a device:
  *
  *  - HTTP/1.0, `Connection: close`, `Content-Length: 0` on the GET, no
@@ -70,7 +70,7 @@ static int add_number(struct curl_slist **list, const char *name, unsigned long 
 }
 
 /* The request headers, in the order the real clients send them (see
- * ../shared/fixtures/requests/captured-*.http). */
+ * tests/fixtures/requests/captured-*.http). */
 static int build_headers(struct nf_posix *p, const struct nf_request *req, struct curl_slist **list)
 {
 	const char *agent = req->image ? "ESP8266-http-Update" : "ESP8266HTTPClient";

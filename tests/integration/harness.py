@@ -23,8 +23,9 @@ SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
 NOFUSSD = os.environ.get("NOFUSSD", os.path.join(SOURCE, "build", "server", "nofussd"))
 # e.g. "valgrind --error-exitcode=99 --leak-check=full" to run the server under valgrind
 WRAPPER = os.environ.get("NOFUSSD_WRAPPER", "").split()
+# The byte-exact client requests, kept in the tree (tests/fixtures/requests/README.md)
 FIXTURES = os.environ.get(
-    "NOFUSS_FIXTURES", os.path.join(SOURCE, "..", "shared", "fixtures", "requests"))
+    "NOFUSS_FIXTURES", os.path.join(SOURCE, "tests", "fixtures", "requests"))
 START_TIMEOUT = 30.0 if WRAPPER else 10.0
 
 

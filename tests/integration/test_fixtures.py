@@ -1,7 +1,7 @@
-"""Replays, byte for byte, the requests real clients send (shared/fixtures/
-requests, rebuilt from and captured off the NoFUSS client and the ESP8266/
+"""Replays, byte for byte, the requests real clients send (tests/fixtures/
+requests/, rebuilt from and captured off the NoFUSS client and the ESP8266/
 ESP32 HTTP updaters) against the real nofussd, and checks every answer the
-way those clients read it (PROTOCOLS.md sections 1, 2 and 5)."""
+way those clients read it (docs/PEERS.md sections 1, 2 and 5)."""
 import time
 import unittest
 
