@@ -1,5 +1,5 @@
 /*
- * client.c - the NoFUSS client state machine (PROTOCOLS.md section 6).
+ * client.c - the NoFUSS client state machine (docs/PEERS.md section 6).
  *
  * One check: START; ask; empty answer -> NO_RESPONSE_ERROR, not an object ->
  * PARSE_ERROR, {} -> UPTODATE; else UPDATING, then the filesystem image (if
@@ -127,7 +127,7 @@ static void request_image(struct nf_client *c, enum state st, const char *path)
 	const char *parts[] = {c->server, "/", path};
 
 	/* A path starting with "http" is a URL; anything else is relative to
-	 * the server, joined with "/" as the original did (PROTOCOLS.md 6). */
+	 * the server, joined with "/" as the original did (docs/PEERS.md section 6). */
 	if (strncmp(path, "http", 4) == 0 ? build_url(c, parts + 2, 1) : build_url(c, parts, 3)) {
 		image_done(c, st == ST_FIRMWARE, NF_ERR_URL_TOO_LONG);
 		return;
@@ -164,7 +164,7 @@ void nf_client_begin(struct nf_client *c)
 		check_failed(c, NF_ERR_URL_TOO_LONG, NF_MSG_NO_RESPONSE_ERROR);
 		return;
 	}
-	if (!c->path_form) { /* the header form (PROTOCOLS.md section 2) */
+	if (!c->path_form) { /* the header form (docs/PEERS.md section 2) */
 		static const char *const names[] = {"User-Agent", "X-ESP8266-MAC",
 		                                    "X-ESP8266-DEVICE", "X-ESP8266-VERSION",
 		                                    "X-ESP8266-BUILD"};
@@ -287,7 +287,7 @@ static void end_check(struct nf_client *c, bool ok)
 			err = NF_ERR_PARSE;
 	}
 	if (err != NF_OK) {
-		/* PROTOCOLS.md 6: nothing usable is NO_RESPONSE_ERROR, a bad
+		/* docs/PEERS.md section 6: nothing usable is NO_RESPONSE_ERROR, a bad
 		 * answer PARSE_ERROR. */
 		check_failed(c, err,
 		             err == NF_ERR_PARSE || err == NF_ERR_ANSWER_TOO_BIG

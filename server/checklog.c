@@ -1,6 +1,6 @@
 /*
  * checklog.c - one line per check, in the original NoFUSS format
- * (PROTOCOLS.md section 4), so existing log readers keep working:
+ * (docs/PEERS.md section 4), so existing log readers keep working:
  *
  *   [2016/07/30 00:17:29] from:192.168.1.5 device:TEST version:0.1.0 update:0.1.1
  *   [2019/06/04 10:00:00] IP: 192.168.1.5 MAC: 5C:CF:7F:8B:6B:26 DEVICE: X ...

@@ -5,7 +5,7 @@
  * where the kernel has it, otherwise realpath() and a prefix check. A symlink
  * that stays inside the folder works; one that leads out is "not found".
  *
- * The device's updater verifies the x-MD5 response header (PROTOCOLS.md
+ * The device's updater verifies the x-MD5 response header (docs/PEERS.md
  * section 5), so each file's MD5 is computed once and remembered together
  * with the file's identity (device, inode, size, mtime, ctime); any change
  * to the file makes it be computed again.

@@ -8,7 +8,7 @@
  * buffer. libmicrohttpd runs in external epoll mode driven by loop.c, so all
  * of this happens on one thread.
  *
- * Things real devices depend on (PROTOCOLS.md sections 1, 2 and 5): answers
+ * Things real devices depend on (docs/PEERS.md sections 1, 2 and 5): answers
  * carry Content-Length and honour Connection: close (MHD does both); images
  * are never redirected, carry Content-Length and x-MD5, and are sent with
  * sendfile.
@@ -157,7 +157,7 @@ static const char *header_n(struct MHD_Connection *conn, const char *name, size_
 }
 #define HEADER_N(conn, lit, len) header_n(conn, lit, sizeof lit - 1, len)
 
-/* Header form: GET <base>/ with X-ESP8266-* headers (PROTOCOLS.md section 2).
+/* Header form: GET <base>/ with X-ESP8266-* headers (docs/PEERS.md section 2).
  * A missing or empty MAC, device or version is answered "{}". */
 static enum MHD_Result header_check(struct nf_server *srv, struct MHD_Connection *conn)
 {
@@ -178,7 +178,7 @@ static enum MHD_Result header_check(struct nf_server *srv, struct MHD_Connection
 	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(srv, target));
 }
 
-/* Path form: GET <base>/<DEVICE>/<VERSION> (PROTOCOLS.md section 1). */
+/* Path form: GET <base>/<DEVICE>/<VERSION> (docs/PEERS.md section 1). */
 static enum MHD_Result path_check(struct nf_server *srv, struct MHD_Connection *conn,
                                   const struct nf_route *route)
 {
@@ -291,7 +291,7 @@ static enum MHD_Result serve_file(struct nf_server *srv, struct MHD_Connection *
 
 	/* Stock firmware pointed straight at an image sends the MD5 of the
 	 * sketch it runs; that very image is "no update" (304), not a reflash
-	 * on every check (PROTOCOLS.md section 5). */
+	 * on every check (docs/PEERS.md section 5). */
 	if (runs_this_sketch(conn, f.md5))
 		return queue_file(conn, &f, MHD_HTTP_NOT_MODIFIED, 0, 0);
 	inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
@@ -326,7 +326,7 @@ static enum MHD_Result serve_file(struct nf_server *srv, struct MHD_Connection *
 }
 
 /* The ESP8266 and ESP32 HTTP updaters send x-ESP8266-mode / x-ESP32-mode
- * with every image download (PROTOCOLS.md section 5); checks never do. */
+ * with every image download (docs/PEERS.md section 5); checks never do. */
 static bool is_image_download(struct MHD_Connection *conn)
 {
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-ESP8266-mode") != NULL ||
@@ -343,7 +343,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)version;
 	(void)upload_data;
 	/* Answer on the second call: a response queued on the first goes out
-	 * with Connection: close and kills keep-alive (docs/HTTP-LAYER.md). */
+	 * with Connection: close and kills keep-alive (docs/HTTP-LAYER.md section 6). */
 	if (*req_cls == NULL) {
 		*req_cls = &request_seen;
 		srv->active++;

@@ -2,7 +2,7 @@
  * nofussd.h - the update server's one internal header.
  *
  * nofussd answers NoFUSS checks from the rules in versions.json and serves the
- * images they name (PROTOCOLS.md sections 1-5). It is a handful of flat files,
+ * images they name (docs/PEERS.md sections 1-5). It is a handful of flat files,
  * each with one job; this header is their table of contents, grouped by file.
  * Every limit on outside input is a named NF_MAX_* constant here.
  *
@@ -156,7 +156,7 @@ int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *ou
  * public folder (a symlink to one counts). */
 bool nf_files_is_folder(struct nf_files *files, const char *name, size_t len);
 
-/* checklog.c: one line per check, PROTOCOLS.md section 4 ----------------- */
+/* checklog.c: one line per check, docs/PEERS.md section 4 ----------------- */
 struct nf_checklog;
 /* path: a file (appended to), "-" for stdout, or "" for no log. Returns NULL
  * with err filled when the file cannot be opened. */

@@ -6,7 +6,7 @@
  * them, instead of receiving an already-decoded "/" it could not tell apart.
  *
  * Old clients build URLs with "%s/%s/%s", so "//" and "///" are normal
- * (PROTOCOLS.md section 1): repeated slashes collapse before routing. Dot
+ * (docs/PEERS.md section 1): repeated slashes collapse before routing. Dot
  * segments and hidden names are refused outright, so no route can climb out
  * of the public folder; files.c checks symlinks on top of that.
  */

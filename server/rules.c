@@ -2,7 +2,7 @@
  * rules.c - versions.json: validated, compiled and indexed for matching.
  *
  * The file is an array of {"origin": {...}, "target": {...}} rules; the
- * first rule whose origin matches a check wins (PROTOCOLS.md section 3).
+ * first rule whose origin matches a check wins (docs/PEERS.md section 3).
  * Loading validates everything once and precomputes each answer, so a check
  * does no JSON work and no allocation: it looks the device up in a hash
  * index, walks that device's rules and the "*" rules together in file order,
@@ -86,7 +86,7 @@ static int get_version_field(json_t *obj, const char *key, const char **out, cha
 	return 0;
 }
 
-/* Devices send MACs as upper-case hex pairs with colons (PROTOCOLS.md 2). */
+/* Devices send MACs as upper-case hex pairs with colons (docs/PEERS.md section 2). */
 static bool mac_looks_valid(const char *s)
 {
 	if (strlen(s) != 17)
@@ -259,7 +259,7 @@ static int compile_target(json_t *target, struct nf_target *out, const char *pub
 			check_image(public_dir, name, r, keys[i], paths[i]);
 
 	/* Clients expect "spiffs" in every answer, "" when there is none
-	 * (PROTOCOLS.md section 1); it goes after the target's own keys. */
+	 * (docs/PEERS.md section 1); it goes after the target's own keys. */
 	if (paths[2] == NULL && json_object_set_new(target, "spiffs", json_string("")) != 0)
 		return rule_error(err, errlen, name, r, "out of memory");
 

@@ -1,6 +1,6 @@
 /*
  * ota.c - `nofuss ota-send` and `nofuss ota-recv`: one ArduinoOTA push
- * (PROTOCOLS.md section 7) from the command line. ota-send pushes an image
+ * (docs/PEERS.md section 7) from the command line. ota-send pushes an image
  * to a device's IP:port as espota.py would (ota_send.c); ota-recv plays
  * the device for one push (ota_recv.c) and writes what it receives into a
  * file, or into a simulator's flash directory through the POSIX port's

@@ -1,5 +1,5 @@
 /*
- * ota_proto.h - the ArduinoOTA / espota push protocol (PROTOCOLS.md section
+ * ota_proto.h - the ArduinoOTA / espota push protocol (docs/PEERS.md section
  * 7) as pure functions: no sockets, no clocks. The invitation datagram, the
  * AUTH challenge and its answer, and the device's stream of acks and final
  * answer, each formatted and parsed here, byte for byte as espota.py and the

@@ -1,5 +1,5 @@
 /*
- * ota_recv.h - the device side of an ArduinoOTA push (PROTOCOLS.md section
+ * ota_recv.h - the device side of an ArduinoOTA push (docs/PEERS.md section
  * 7), for the simulator: listens on a UDP address like an ESP8266 running
  * ArduinoOTA, answers one invitation (with the MD5 challenge when a
  * password is set), connects back to the host, streams the image into a

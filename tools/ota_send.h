@@ -1,6 +1,6 @@
 /*
  * ota_send.h - the host side of an ArduinoOTA push, compatible with
- * espota.py (PROTOCOLS.md section 7): TCP listener first, one UDP
+ * espota.py (docs/PEERS.md section 7): TCP listener first, one UDP
  * invitation, the MD5 challenge when a password is given, the device's
  * connection back, the image in NF_OTA_CHUNK-byte writes paced by the
  * device's acks, and the final OK / ERROR. The building block of

@@ -1,7 +1,7 @@
 /*
  * push.c - `nofuss push ENV...`: over-the-air upload to devices described
  * by PlatformIO environments, the replacement for the seed's deploy script
- * (PROTOCOLS.md sections 7 and 8).
+ * (docs/PEERS.md sections 7 and 8).
  *
  * For each environment: its section in platformio.ini (push_config.c) gives
  * the device's MQTT topic, the ArduinoOTA password and port and the built
@@ -518,7 +518,7 @@ static int prove(const struct options *o, struct nf_push_watch *w, struct push_j
 	return 0;
 }
 
-/* The upload step: ArduinoOTA to job->ip:port (PROTOCOLS.md section 7),
+/* The upload step: ArduinoOTA to job->ip:port (docs/PEERS.md section 7),
  * then the proof. Sets job->rc, job->result and the rest. */
 static void push_upload(struct runner *r, struct push_job *job)
 {

@@ -1,6 +1,6 @@
 /*
  * push_mqtt.h - how `nofuss push` finds a device: the device announces its
- * IP address as a RETAINED message on its topic (PROTOCOLS.md section 8), so
+ * IP address as a RETAINED message on its topic (docs/PEERS.md section 8), so
  * subscribing gets it back at once from the broker. Unlike mosquitto_sub,
  * which the original script used and which waits forever when nothing is
  * retained, this gives up after a timeout. Also the IP validation.
@@ -50,7 +50,7 @@ int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
  * " 1.2.3.4" are not) or an IPv6 address inet_pton(AF_INET6) accepts. */
 bool nf_push_valid_ip(const char *ip);
 
-/* ---- Watching a device come back after a push (PROTOCOLS.md section 8) ----
+/* ---- Watching a device come back after a push (docs/PEERS.md section 8) ----
  *
  * A watch subscribes to <base>/version, <base>/fsversion, <base>/heartbeat
  * and <base>/status on its own client, driven by libmosquitto's own thread,

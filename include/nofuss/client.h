@@ -2,7 +2,7 @@
  * nofuss/client.h - the NoFUSS device client: the portable core.
  *
  * One caller-owned struct holds all state; nothing is allocated. The core
- * speaks NoFUSS (PROTOCOLS.md section 6): it asks the server whether there is
+ * speaks NoFUSS (docs/PEERS.md section 6): it asks the server whether there is
  * an update, then downloads the filesystem image and then the firmware,
  * verifies each (length, x-MD5, first byte) and commits it only when it is
  * whole, and finally asks the port to reboot.
@@ -35,7 +35,7 @@ extern "C" {
 #define NF_CLIENT_HEADERS_MAX    6 /* request headers of one check */
 
 /* Messages given to the callback, in the order and with the values of the
- * original NoFUSS client (PROTOCOLS.md section 6). Do not change. */
+ * original NoFUSS client (docs/PEERS.md section 6). Do not change. */
 enum nf_message {
 	NF_MSG_START = 0,
 	NF_MSG_UPTODATE = 1,

@@ -547,7 +547,7 @@ static int flush_sector(struct nf_posix *p)
 }
 
 /* The ESP updater refuses a sketch whose header asks for more flash than
- * the chip has (PROTOCOLS.md section 5); gzip images are not inspected. */
+ * the chip has (docs/PEERS.md section 5); gzip images are not inspected. */
 static int check_flash_size(struct nf_posix *p)
 {
 	struct nf_posix_flash *f = &p->flash;

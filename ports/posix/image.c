@@ -72,7 +72,7 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* A version or device: printable ASCII without spaces or '/', because it
- * travels in a URL path and in HTTP headers (PROTOCOLS.md sections 1, 2). */
+ * travels in a URL path and in HTTP headers (docs/PEERS.md sections 1, 2). */
 static bool field_ok(const char *s, bool may_be_empty)
 {
 	size_t n = strlen(s);

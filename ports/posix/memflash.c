@@ -334,7 +334,7 @@ static int mem_begin(struct nf_posix *p, enum nf_image image, uint32_t size)
 }
 
 /* The ESP updater refuses a sketch whose header asks for more flash than
- * the chip has (PROTOCOLS.md section 5), as flash.c does; gzip images are
+ * the chip has (docs/PEERS.md section 5), as flash.c does; gzip images are
  * not inspected. */
 static int check_flash_size(struct nf_posix *p, struct nf_posix_memwrite *w)
 {

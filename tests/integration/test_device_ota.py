@@ -1,5 +1,5 @@
 """`nofuss device --ota ... --mqtt ...`: the simulated device taking an
-ArduinoOTA push (PROTOCOLS.md section 7) into its own flash, and announcing
+ArduinoOTA push (docs/PEERS.md section 7) into its own flash, and announcing
 itself on MQTT (retained BASE/ip, BASE/version, BASE/fsversion,
 BASE/status) as an espurna firmware does.
 

@@ -1,6 +1,6 @@
 """HTTP behaviour of the real nofussd: both check forms, answers, HTTP/1.0
 and 1.1, keep-alive, HEAD, errors, and image serving with ranges and
-conditional requests (PROTOCOLS.md sections 1, 2 and 5)."""
+conditional requests (docs/PEERS.md sections 1, 2 and 5)."""
 import os
 import socket
 import unittest

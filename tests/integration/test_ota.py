@@ -1,4 +1,4 @@
-"""ArduinoOTA pushes (PROTOCOLS.md section 7) on loopback: `nofuss ota-send`
+"""ArduinoOTA pushes (docs/PEERS.md section 7) on loopback: `nofuss ota-send`
 against `nofuss ota-recv` (happy path into a file, a firmware into a flash
 directory that then holds it on trial, wrong password, an image too big,
 a transfer cut midway), a fake espota.py host written here from the
@@ -249,7 +249,7 @@ class OtaTest(unittest.TestCase):
     # ---- a fake espota.py host against ota-recv ----
 
     def espota(self, port, data, filename, password=None, command=0):
-        """The host's exact byte sequence (PROTOCOLS.md section 7). Returns
+        """The host's exact byte sequence (docs/PEERS.md section 7). Returns
         the final answer."""
         lsn = socket.socket()
         lsn.bind(("127.0.0.1", 0))

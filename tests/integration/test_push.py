@@ -1,4 +1,4 @@
-"""`nofuss push` end to end (PROTOCOLS.md sections 7 and 8): the real
+"""`nofuss push` end to end (docs/PEERS.md sections 7 and 8): the real
 `nofuss` binary against the real mosquitto broker (started here on
 127.0.0.1, a free port) and `nofuss ota-recv` playing each device on a
 loopback address. When ota-recv has committed the image and exited, the

@@ -2,7 +2,7 @@
 listens for ArduinoOTA on its own loopback address (127.0.0.2, 127.0.0.3,
 ...) and announces itself on a real mosquitto broker; push finds it through
 the retained <base>/ip, uploads the image, and reports success only once the
-device has rebooted and announced the new version (PROTOCOLS.md 7 and 8).
+device has rebooted and announced the new version (docs/PEERS.md sections 7 and 8).
 """
 import os
 import re

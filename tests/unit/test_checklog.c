@@ -1,7 +1,7 @@
 /*
  * test_checklog.c - unit tests for checklog.c, the one-line-per-check log.
  *
- * The two line formats must be exactly those of PROTOCOLS.md section 4
+ * The two line formats must be exactly those of docs/PEERS.md section 4
  * (path form "from:... device:... version:... update:..." and header form
  * "IP: ... MAC: ... UPDATE: ..."), stamped in server local time, with
  * "none" when nothing is offered, control bytes replaced by '?' so a value

@@ -3,7 +3,7 @@
  * answer.c and strerror.c), driven through the fake port (fake_port.c).
  *
  * Each flow asserts the exact sequence of messages the callback receives
- * (the values of PROTOCOLS.md section 6), the requests made (URL and
+ * (the values of docs/PEERS.md section 6), the requests made (URL and
  * headers), the flash operations (begin / write / finish / abort, in order)
  * and what ends up committed. The never-brick rule is checked everywhere:
  * a failed image leaves the committed image as it was, and the fake port
@@ -558,7 +558,8 @@ static void test_image_paths(void **state)
 	static const struct {
 		const char *path, *url;
 	} cases[] = {
-	    {"/f.bin", "http://srv//f.bin"}, /* server + "/" + path, "//" kept (PROTOCOLS.md 6) */
+	    /* server + "/" + path, "//" kept (docs/PEERS.md section 6) */
+	    {"/f.bin", "http://srv//f.bin"},
 	    {"f.bin", "http://srv/f.bin"},
 	    {"firmware/a-1.2.bin", "http://srv/firmware/a-1.2.bin"},
 	    {"http://other/x.bin", "http://other/x.bin"}, /* used as is */
@@ -590,7 +591,7 @@ static void test_header_form_request(void **state)
 
 	serve_answer(f, "{}");
 	nf_client_handle(&f->client);
-	ASSERT_URLS(f, SERVER); /* GET <server> as given (PROTOCOLS.md 2) */
+	ASSERT_URLS(f, SERVER); /* GET <server> as given (docs/PEERS.md section 2) */
 	assert_false(r->image);
 	assert_int_equal(r->nheaders, 5);
 	for (size_t i = 0; i < 5; i++) {
@@ -598,8 +599,8 @@ static void test_header_form_request(void **state)
 		assert_string_equal(r->headers[i].value, values[i]);
 	}
 
-	/* An empty build is still sent, empty (PROTOCOLS.md 2: "may be present
-	 * and empty"). */
+	/* An empty build is still sent, empty (docs/PEERS.md section 2: sent even
+	 * when the firmware set none). */
 	assert_int_equal(nf_client_set_build(&f->client, ""), 0);
 	nf_client_handle(&f->client);
 	assert_int_equal(f->port.nrequests, 2);
@@ -1009,7 +1010,7 @@ static void test_strerror(void **state)
 static void test_enum_values(void **state)
 {
 	(void)state;
-	/* On the wire / in the API: do not change (PROTOCOLS.md 6). */
+	/* On the wire / in the API: do not change (docs/PEERS.md section 6). */
 	assert_int_equal(NF_MSG_START, 0);
 	assert_int_equal(NF_MSG_UPTODATE, 1);
 	assert_int_equal(NF_MSG_UPDATING, 2);

@@ -3,7 +3,7 @@
  *
  * Covers both bases ("" and "/nofuss"); the header-form check path with
  * its repeated-slash variants; the path form "<base>/DEVICE/VERSION" as old
- * clients build it with "%s/%s/%s" (PROTOCOLS.md section 1: "//" and "///"
+ * clients build it with "%s/%s/%s" (docs/PEERS.md section 1: "//" and "///"
  * collapse); image paths; paths outside the base; every refusal (dot
  * segments and hidden names, encoded '/', '\' and NUL, bad escapes, over-long
  * paths, a path not starting with '/'); percent-decoding; and the device and

@@ -1,6 +1,6 @@
 /*
  * test_rules.c - unit tests for rules.c: versions.json parsing, validation
- * and matching (PROTOCOLS.md sections 1 and 3).
+ * and matching (docs/PEERS.md sections 1 and 3).
  *
  * Matching: first match wins in file order, with device-specific and "*"
  * rules interleaved; device compared exactly; min/max inclusive; the
@@ -339,7 +339,7 @@ static void test_mac_forms(void **state)
 	nf_rules_free(rs);
 }
 
-/* A path-form check carries no MAC and no build (PROTOCOLS.md section 3):
+/* A path-form check carries no MAC and no build (docs/PEERS.md section 3):
  * rules that name a MAC (other than "*") or a build_not are skipped. */
 static void test_path_form_query(void **state)
 {
@@ -433,7 +433,7 @@ static void test_answer_format(void **state)
 	(void)state;
 	nf_log_set_level(NF_LOG_ERROR); /* rule 6 offers no image: a warning */
 	struct nf_rules *rs = parse_raw("[\n"
-	    /* the example of PROTOCOLS.md section 1, with spaces to compact away */
+	    /* the example of docs/PEERS.md section 1, with spaces to compact away */
 	    " { \"origin\" : { \"device\" : \"TEST\" } ,\n"
 	    "   \"target\" : { \"version\" : \"0.1.1\" ,\n"
 	    "                \"firmware\" : \"/firmware/test-0.1.1.bin\" } },\n"

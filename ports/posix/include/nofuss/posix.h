@@ -217,7 +217,7 @@ const char *nf_posix_slot_name(int slot);
  * nf_port_flash_* call of the same name (nofuss/port.h). ---- */
 
 /* What the ESP updater's request headers say about the flash and the
- * running sketch (PROTOCOLS.md section 5), whichever backend keeps them. */
+ * running sketch (docs/PEERS.md section 5), whichever backend keeps them. */
 struct nf_posix_flash_info {
 	uint32_t slot_size;   /* x-ESP8266-free-space: room for a new sketch */
 	uint32_t chip_size;   /* x-ESP8266-chip-size, X-ESP8266-CHIPSIZE */
