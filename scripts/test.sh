@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds nofuss and runs every test: the fuzz harnesses briefly, the unit
+# Checks that every document the tree cites exists (scripts/check-docs.py),
+# then builds nofuss and runs every test: the fuzz harnesses briefly, the unit
 # tests and nofussd under valgrind, the whole suite under ASan+UBSan, and the
 # whole suite in the normal -Werror build (last, so its summary closes the
 # output). Installs what it needs first (scripts/bootstrap.sh).
@@ -16,6 +17,9 @@ export FUZZ_SECONDS
 bash scripts/bootstrap.sh
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "docs: every cited document and section exists"
+python3 scripts/check-docs.py
 
 step "fuzz: libFuzzer harnesses, ${fuzz_seconds}s each"
 cmake -S . -B build-fuzz -DNOFUSS_FUZZ=ON -DCMAKE_C_COMPILER=clang \
