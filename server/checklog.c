@@ -1,25 +1,43 @@
 /*
- * checklog.c - one line per check, in the original NoFUSS format
- * (docs/PEERS.md section 4), so existing log readers keep working:
+ * checklog.c - the check log: one line per check (checkline.c makes the
+ * text), written by a thread of its own so that the event loop never waits
+ * on the log's sink.
  *
- *   [2016/07/30 00:17:29] from:192.168.1.5 device:TEST version:0.1.0 update:0.1.1
- *   [2019/06/04 10:00:00] IP: 192.168.1.5 MAC: 5C:CF:7F:8B:6B:26 DEVICE: X ...
+ * The loop formats each line into the buffer it is filling: a check costs no
+ * system call and takes no lock. Full buffers (and, once a second, the one
+ * being filled when the writer is idle) are handed to the writer thread
+ * through a bounded ring of NF_CHECKLOG_BUFFERS buffers; only the hand-over
+ * takes a mutex, and the writer never holds it while it writes. When the
+ * sink stalls (a pipe nobody reads, a stalled journald, a full disk), the
+ * ring fills and the loop drops new lines, counting them; the writer says so
+ * once when it can write again, with the number dropped.
  *
- * Lines are formatted into a buffer and written when it fills or when the
- * event loop calls nf_checklog_flush (at least once a second), so a check
- * costs no system call. The daemon is single-threaded: no locks. On SIGUSR1
- * the loop calls nf_checklog_reopen for logrotate.
+ * A line the writer has started is always finished: on a short write or an
+ * error (ENOSPC, EFBIG) it retries the rest of the same buffer from the same
+ * byte, so a torn line is completed, never glued to the next one.
+ *
+ * SIGUSR1 (logrotate) reopens the file on the loop thread, so a failure is
+ * known at once; the old descriptor travels with the last buffer meant for
+ * it and is closed by the writer after that buffer.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nofussd.h"
 
-#define NF_CHECKLOG_BUFFER (64 * 1024)
+struct log_buffer {
+	int fd;                /* where these lines go */
+	bool close_after;      /* the last buffer for fd: the writer closes it */
+	size_t used;
+	char text[NF_CHECKLOG_BUFFER];
+};
 
 struct nf_checklog {
 	int fd;                /* -1 when the log is off */
@@ -27,113 +45,220 @@ struct nf_checklog {
 	char path[1024];
 	time_t stamp_time;     /* the second stamp[] was made for */
 	char stamp[32];        /* "[YYYY/MM/DD HH:MM:SS]" */
-	bool write_failed;     /* to report a failing disk once, not per line */
-	size_t used;
-	char buf[NF_CHECKLOG_BUFFER];
+	struct log_buffer *filling; /* the loop's; NULL while every buffer is queued */
+
+	/* The ring, under lock: queued buffers from head, count of them. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;   /* the writer waits for work here */
+	pthread_cond_t idle;   /* nf_checklog_wait waits for an empty ring here */
+	struct log_buffer *queue[NF_CHECKLOG_BUFFERS];
+	struct log_buffer *spare[NF_CHECKLOG_BUFFERS];
+	size_t head, queued, spares;
+	bool stop;
+	pthread_t writer;
+	bool writer_started;
+
+	atomic_ulong dropped;  /* lines dropped since the writer last reported */
+	atomic_ulong dropped_total;
+	struct log_buffer buffers[NF_CHECKLOG_BUFFERS];
 };
 
-/* Server local time, as the original did. */
-static void make_stamp(char *out, size_t cap, time_t now)
-{
-	struct tm tm;
+/* Writer thread -------------------------------------------------------- */
 
-	if (localtime_r(&now, &tm) == NULL || strftime(out, cap, "[%Y/%m/%d %H:%M:%S]", &tm) == 0)
-		snprintf(out, cap, "[%lld]", (long long)now);
+/* Sleeps a little between retries, a point where a stuck writer may be
+ * cancelled at exit. */
+static void retry_pause(void)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = NF_CHECKLOG_RETRY_MS * 1000000L};
+
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	nanosleep(&ts, NULL);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 }
 
-/* Appends s to out, replacing control bytes so that no value can forge a
- * line of its own. Returns the new length, never past cap - 1. */
-static size_t append(char *out, size_t n, size_t cap, const char *s, size_t len)
+/* Writes the whole buffer, however long the sink takes. */
+static void write_buffer(struct nf_checklog *log, const struct log_buffer *b)
 {
-	if (len > cap - 1 - n)
-		len = cap - 1 - n;
-	/* No early exit in the loop, so the compiler can vectorise it. */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		out[n + i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	bool failed = false;
+	size_t off = 0;
+
+	while (off < b->used) {
+		ssize_t n;
+
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		n = write(b->fd, b->text + off, b->used - off);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (!failed)
+			nf_log(NF_LOG_ERROR, "check log %s: %s; new lines are dropped until it can "
+			       "write again", log->path, n < 0 ? strerror(errno) : "nothing written");
+		failed = true;
+		retry_pause();
 	}
-	n += len;
-	out[n] = '\0';
-	return n;
+	unsigned long dropped = atomic_exchange(&log->dropped, 0);
+	if (failed || dropped > 0)
+		nf_log(NF_LOG_WARN, "check log %s: writing again; %lu lines were dropped", log->path,
+		       dropped);
 }
 
-static size_t append_str(char *out, size_t n, size_t cap, const char *s)
+static void *writer_main(void *arg)
 {
-	return append(out, n, cap, s ? s : "", s ? strlen(s) : 0);
+	struct nf_checklog *log = arg;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_mutex_lock(&log->lock);
+	for (;;) {
+		struct log_buffer *b;
+
+		while (log->queued == 0 && !log->stop)
+			pthread_cond_wait(&log->wake, &log->lock);
+		if (log->queued == 0)
+			break;
+		b = log->queue[log->head];
+		pthread_mutex_unlock(&log->lock);
+
+		write_buffer(log, b);
+
+		pthread_mutex_lock(&log->lock);
+		/* Read under the lock: nf_checklog_reopen sets it on queued buffers. */
+		if (b->close_after)
+			close(b->fd);
+		b->used = 0;
+		b->close_after = false;
+		log->head = (log->head + 1) % NF_CHECKLOG_BUFFERS;
+		log->queued--;
+		log->spare[log->spares++] = b;
+		if (log->queued == 0)
+			pthread_cond_broadcast(&log->idle);
+	}
+	pthread_mutex_unlock(&log->lock);
+	return NULL;
 }
 
-static size_t finish_line(char *out, size_t n, size_t cap)
+/* Loop side ------------------------------------------------------------ */
+
+/* Hands the buffer being filled to the writer and takes a spare one, if
+ * there is one. With force false, only when the writer has nothing to do:
+ * a busy writer lets the loop go on filling the same buffer. */
+static void hand_over(struct nf_checklog *log, bool force)
 {
-	if (n + 1 >= cap)
-		n = cap - 2;
-	out[n++] = '\n';
-	out[n] = '\0';
-	return n;
+	struct log_buffer *b = log->filling;
+
+	pthread_mutex_lock(&log->lock);
+	if (b != NULL && b->used > 0 && (force || log->queued == 0)) {
+		log->queue[(log->head + log->queued) % NF_CHECKLOG_BUFFERS] = b;
+		log->queued++;
+		log->filling = NULL;
+		pthread_cond_signal(&log->wake);
+	}
+	if (log->filling == NULL && log->spares > 0) {
+		log->filling = log->spare[--log->spares];
+		log->filling->fd = log->fd;
+	}
+	pthread_mutex_unlock(&log->lock);
 }
 
-static size_t format_path(char *out, size_t cap, const char *stamp, const char *ip,
-                          const struct nf_query *q, const char *update)
+/* A buffer with room for one more line, or NULL: the line is dropped. */
+static struct log_buffer *room_for_line(struct nf_checklog *log, time_t now)
 {
-	size_t n = 0;
-
-	n = append_str(out, n, cap, stamp);
-	n = append_str(out, n, cap, " from:");
-	n = append_str(out, n, cap, ip);
-	n = append_str(out, n, cap, " device:");
-	n = append(out, n, cap, q->device ? q->device : "", q->device ? q->device_len : 0);
-	n = append_str(out, n, cap, " version:");
-	n = append(out, n, cap, q->version ? q->version : "", q->version ? q->version_len : 0);
-	n = append_str(out, n, cap, " update:");
-	n = append_str(out, n, cap, update ? update : "none");
-	return finish_line(out, n, cap);
+	if (log->filling == NULL || log->filling->used + NF_MAX_LOG_LINE > NF_CHECKLOG_BUFFER)
+		hand_over(log, true);
+	if (log->filling == NULL || log->filling->used + NF_MAX_LOG_LINE > NF_CHECKLOG_BUFFER) {
+		atomic_fetch_add(&log->dropped, 1);
+		atomic_fetch_add(&log->dropped_total, 1);
+		return NULL;
+	}
+	if (now != log->stamp_time) {
+		nf_checkline_stamp(log->stamp, sizeof log->stamp, now);
+		log->stamp_time = now;
+	}
+	return log->filling;
 }
 
-static size_t format_header(char *out, size_t cap, const char *stamp, const char *ip,
-                            const struct nf_query *q, const char *update)
+void nf_checklog_path(struct nf_checklog *log, time_t now, const char *ip,
+                      const struct nf_query *q, const char *update)
 {
-	size_t n = 0;
+	struct log_buffer *b;
 
-	n = append_str(out, n, cap, stamp);
-	n = append_str(out, n, cap, " IP: ");
-	n = append_str(out, n, cap, ip);
-	n = append_str(out, n, cap, " MAC: ");
-	n = append_str(out, n, cap, q->mac);
-	n = append_str(out, n, cap, " DEVICE: ");
-	n = append(out, n, cap, q->device ? q->device : "", q->device ? q->device_len : 0);
-	n = append_str(out, n, cap, " VERSION: ");
-	n = append(out, n, cap, q->version ? q->version : "", q->version ? q->version_len : 0);
-	n = append_str(out, n, cap, " BUILD: ");
-	n = append_str(out, n, cap, q->build);
-	n = append_str(out, n, cap, " UPDATE: ");
-	n = append_str(out, n, cap, update ? update : "none");
-	return finish_line(out, n, cap);
+	if (log == NULL || log->fd < 0 || (b = room_for_line(log, now)) == NULL)
+		return;
+	b->used += nf_checkline_path(b->text + b->used, NF_MAX_LOG_LINE, log->stamp, ip, q, update);
 }
 
-size_t nf_checklog_format_path(char *buf, size_t cap, time_t now, const char *ip,
-                               const struct nf_query *q, const char *update)
+void nf_checklog_header(struct nf_checklog *log, time_t now, const char *ip,
+                        const struct nf_query *q, const char *update)
 {
-	char stamp[32];
+	struct log_buffer *b;
 
-	if (cap < 2) /* not even room for the newline */
+	if (log == NULL || log->fd < 0 || (b = room_for_line(log, now)) == NULL)
+		return;
+	b->used += nf_checkline_header(b->text + b->used, NF_MAX_LOG_LINE, log->stamp, ip, q,
+	                               update);
+}
+
+void nf_checklog_flush(struct nf_checklog *log)
+{
+	if (log != NULL && log->fd >= 0)
+		hand_over(log, false);
+}
+
+int nf_checklog_wait(struct nf_checklog *log, unsigned timeout_ms)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	if (log == NULL || log->fd < 0)
 		return 0;
-	make_stamp(stamp, sizeof stamp, now);
-	return format_path(buf, cap, stamp, ip, q, update);
+	hand_over(log, true);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&log->lock);
+	while (log->queued > 0 && rc == 0)
+		rc = pthread_cond_timedwait(&log->idle, &log->lock, &deadline) == 0 ? 0 : -1;
+	pthread_mutex_unlock(&log->lock);
+	return rc;
 }
 
-size_t nf_checklog_format_header(char *buf, size_t cap, time_t now, const char *ip,
-                                 const struct nf_query *q, const char *update)
+unsigned long nf_checklog_dropped(const struct nf_checklog *log)
 {
-	char stamp[32];
-
-	if (cap < 2) /* not even room for the newline */
-		return 0;
-	make_stamp(stamp, sizeof stamp, now);
-	return format_header(buf, cap, stamp, ip, q, update);
+	return log == NULL ? 0 : atomic_load(&((struct nf_checklog *)log)->dropped_total);
 }
+
+/* Open, reopen, close ---------------------------------------------------- */
 
 static int open_file(const char *path)
 {
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+static int start_writer(struct nf_checklog *log, char *err, size_t errlen)
+{
+	int rc;
+
+	for (size_t i = 0; i < NF_CHECKLOG_BUFFERS; i++)
+		log->spare[log->spares++] = &log->buffers[i];
+	pthread_mutex_init(&log->lock, NULL);
+	pthread_cond_init(&log->wake, NULL);
+	pthread_cond_init(&log->idle, NULL);
+	rc = pthread_create(&log->writer, NULL, writer_main, log);
+	if (rc != 0) {
+		snprintf(err, errlen, "check log %s: cannot start its writer: %s", log->path,
+		         strerror(rc));
+		return -1;
+	}
+	log->writer_started = true;
+	hand_over(log, false); /* the first buffer to fill */
+	return 0;
 }
 
 struct nf_checklog *nf_checklog_open(const char *path, char *err, size_t errlen)
@@ -147,9 +272,11 @@ struct nf_checklog *nf_checklog_open(const char *path, char *err, size_t errlen)
 	log->fd = -1;
 	log->stamp_time = (time_t)-1;
 	snprintf(log->path, sizeof log->path, "%s", path);
+	if (path[0] == '\0')
+		return log; /* no log: every call is a no-op */
 	if (strcmp(path, "-") == 0) {
 		log->fd = STDOUT_FILENO;
-	} else if (path[0] != '\0') {
+	} else {
 		log->fd = open_file(path);
 		if (log->fd < 0) {
 			snprintf(err, errlen, "check log %s: %s", path, strerror(errno));
@@ -158,67 +285,13 @@ struct nf_checklog *nf_checklog_open(const char *path, char *err, size_t errlen)
 		}
 		log->owns_fd = true;
 	}
+	if (start_writer(log, err, errlen) != 0) {
+		if (log->owns_fd)
+			close(log->fd);
+		free(log);
+		return NULL;
+	}
 	return log;
-}
-
-void nf_checklog_flush(struct nf_checklog *log)
-{
-	size_t off = 0;
-
-	if (log == NULL || log->fd < 0)
-		return;
-	while (off < log->used) {
-		ssize_t n = write(log->fd, log->buf + off, log->used - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			/* The disk is full or gone: drop these lines rather than block
-			 * or grow without bound; say so once. */
-			if (!log->write_failed)
-				nf_log(NF_LOG_ERROR, "check log %s: %s; lines dropped", log->path,
-				       n < 0 ? strerror(errno) : "short write");
-			log->write_failed = true;
-			break;
-		}
-		off += (size_t)n;
-	}
-	if (off == log->used)
-		log->write_failed = false;
-	log->used = 0;
-}
-
-/* Makes room for one more line and refreshes the cached time stamp. */
-static char *line_slot(struct nf_checklog *log, time_t now)
-{
-	if (log->used + NF_MAX_LOG_LINE > sizeof log->buf)
-		nf_checklog_flush(log);
-	if (now != log->stamp_time) {
-		make_stamp(log->stamp, sizeof log->stamp, now);
-		log->stamp_time = now;
-	}
-	return log->buf + log->used;
-}
-
-void nf_checklog_path(struct nf_checklog *log, time_t now, const char *ip,
-                      const struct nf_query *q, const char *update)
-{
-	char *slot;
-
-	if (log == NULL || log->fd < 0)
-		return;
-	slot = line_slot(log, now);
-	log->used += format_path(slot, NF_MAX_LOG_LINE, log->stamp, ip, q, update);
-}
-
-void nf_checklog_header(struct nf_checklog *log, time_t now, const char *ip,
-                        const struct nf_query *q, const char *update)
-{
-	char *slot;
-
-	if (log == NULL || log->fd < 0)
-		return;
-	slot = line_slot(log, now);
-	log->used += format_header(slot, NF_MAX_LOG_LINE, log->stamp, ip, q, update);
 }
 
 int nf_checklog_reopen(struct nf_checklog *log)
@@ -227,14 +300,30 @@ int nf_checklog_reopen(struct nf_checklog *log)
 
 	if (log == NULL || !log->owns_fd)
 		return 0;
-	nf_checklog_flush(log);
 	fd = open_file(log->path);
 	if (fd < 0) {
 		nf_log(NF_LOG_ERROR, "check log %s: cannot reopen: %s", log->path, strerror(errno));
 		return -1;
 	}
-	close(log->fd);
+	/* Lines buffered so far belong to the old file: its descriptor goes
+	 * with the last of them, and the writer closes it once they are out. */
+	pthread_mutex_lock(&log->lock);
+	if (log->filling != NULL && log->filling->used > 0) {
+		log->filling->close_after = true;
+		log->queue[(log->head + log->queued) % NF_CHECKLOG_BUFFERS] = log->filling;
+		log->queued++;
+		log->filling = log->spares > 0 ? log->spare[--log->spares] : NULL;
+		pthread_cond_signal(&log->wake);
+	} else if (log->queued > 0) {
+		/* Still queued, so the writer has not looked at the flag yet. */
+		log->queue[(log->head + log->queued - 1) % NF_CHECKLOG_BUFFERS]->close_after = true;
+	} else {
+		close(log->fd);
+	}
 	log->fd = fd;
+	if (log->filling != NULL)
+		log->filling->fd = fd;
+	pthread_mutex_unlock(&log->lock);
 	return 0;
 }
 
@@ -242,7 +331,23 @@ void nf_checklog_close(struct nf_checklog *log)
 {
 	if (log == NULL)
 		return;
-	nf_checklog_flush(log);
+	if (log->writer_started) {
+		if (nf_checklog_wait(log, NF_CHECKLOG_CLOSE_MS) != 0) {
+			pthread_mutex_lock(&log->lock);
+			nf_log(NF_LOG_ERROR, "check log %s: the sink takes nothing; %zu buffers of "
+			       "lines are not written", log->path, log->queued);
+			pthread_mutex_unlock(&log->lock);
+			pthread_cancel(log->writer); /* stuck in write(): nothing else is safe */
+		}
+		pthread_mutex_lock(&log->lock);
+		log->stop = true;
+		pthread_cond_signal(&log->wake);
+		pthread_mutex_unlock(&log->lock);
+		pthread_join(log->writer, NULL);
+		pthread_mutex_destroy(&log->lock);
+		pthread_cond_destroy(&log->wake);
+		pthread_cond_destroy(&log->idle);
+	}
 	if (log->owns_fd)
 		close(log->fd);
 	free(log);

@@ -29,7 +29,7 @@
 #define NF_MAX_MACS       4096   /* entries in one rule's "mac" array */
 #define NF_MAX_ANSWER     4096   /* one target's compact JSON answer */
 #define NF_ANSWER_WARN    400    /* clients parse into 500 bytes: warn past this */
-#define NF_MAX_LOG_LINE   1024   /* one check-log line */
+#define NF_MAX_LOG_LINE   2304   /* one check-log line, escaped (checkline.c) */
 #define NF_MD5_CACHE_MAX  4096   /* image files whose MD5 we remember */
 
 /* FNV-1a, for the small hash tables of rules.c and files.c. */
@@ -156,28 +156,54 @@ int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *ou
  * public folder (a symlink to one counts). */
 bool nf_files_is_folder(struct nf_files *files, const char *name, size_t len);
 
-/* checklog.c: one line per check, docs/PEERS.md section 4 ----------------- */
-struct nf_checklog;
-/* path: a file (appended to), "-" for stdout, or "" for no log. Returns NULL
- * with err filled when the file cannot be opened. */
-struct nf_checklog *nf_checklog_open(const char *path, char *err, size_t errlen);
-void nf_checklog_close(struct nf_checklog *log); /* flushes */
-/* Buffer one line; update is the offered version or NULL for "none". */
-void nf_checklog_path(struct nf_checklog *log, time_t now, const char *ip,
-                      const struct nf_query *q, const char *update);
-void nf_checklog_header(struct nf_checklog *log, time_t now, const char *ip,
-                        const struct nf_query *q, const char *update);
-void nf_checklog_flush(struct nf_checklog *log);
-/* Reopens the file (after logrotate moved it). Returns 0 or -1 (the old
- * file stays in use). */
-int nf_checklog_reopen(struct nf_checklog *log);
-/* The line formatters behind the two calls above, for tests: write one
- * line with its '\n' into buf, return its length (truncated to cap-1;
- * 0, writing nothing, when cap < 2). */
+/* checkline.c: the text of one check-log line, docs/PEERS.md section 4 ---- */
+/* "[YYYY/MM/DD HH:MM:SS]" in server local time, as the original wrote it. */
+void nf_checkline_stamp(char *out, size_t cap, time_t now);
+/* One line with its '\n' into out, values escaped as %XX (every byte that
+ * is not printable ASCII, space and '%' included) and cut at NF_MAX_FIELD
+ * bytes; returns its length (truncated to cap-1; 0, writing nothing, when
+ * cap < 2). A line of NF_MAX_LOG_LINE bytes always holds every field. */
+size_t nf_checkline_path(char *out, size_t cap, const char *stamp, const char *ip,
+                         const struct nf_query *q, const char *update);
+size_t nf_checkline_header(char *out, size_t cap, const char *stamp, const char *ip,
+                           const struct nf_query *q, const char *update);
+/* The same with the stamp made from now. */
 size_t nf_checklog_format_path(char *buf, size_t cap, time_t now, const char *ip,
                                const struct nf_query *q, const char *update);
 size_t nf_checklog_format_header(char *buf, size_t cap, time_t now, const char *ip,
                                  const struct nf_query *q, const char *update);
+
+/* checklog.c: the check log, written by a thread of its own -------------- */
+#define NF_CHECKLOG_BUFFER   (64 * 1024) /* bytes handed to the writer at once */
+#define NF_CHECKLOG_BUFFERS  16          /* buffers queued before lines drop */
+#define NF_CHECKLOG_RETRY_MS 200         /* pause before writing again after an error */
+#define NF_CHECKLOG_CLOSE_MS 3000        /* what the log may still take at exit */
+struct nf_checklog;
+/* path: a file (appended to), "-" for stdout, or "" for no log. Starts the
+ * writer thread. Returns NULL with err filled when the file cannot be
+ * opened. */
+struct nf_checklog *nf_checklog_open(const char *path, char *err, size_t errlen);
+/* Hands what is buffered to the writer, waits up to NF_CHECKLOG_CLOSE_MS for
+ * it to be written (a stalled sink loses it, said once), stops the writer. */
+void nf_checklog_close(struct nf_checklog *log);
+/* Buffer one line; update is the offered version or NULL for "none". Never
+ * blocks and never makes a system call: when every buffer waits for a
+ * stalled sink, the line is dropped and counted. Loop thread only. */
+void nf_checklog_path(struct nf_checklog *log, time_t now, const char *ip,
+                      const struct nf_query *q, const char *update);
+void nf_checklog_header(struct nf_checklog *log, time_t now, const char *ip,
+                        const struct nf_query *q, const char *update);
+/* Hands the lines buffered so far to the writer when it is idle (the loop
+ * calls it every second); never blocks. */
+void nf_checklog_flush(struct nf_checklog *log);
+/* Hands over everything and waits until it is written, up to timeout_ms.
+ * Returns 0, or -1 on timeout. For shutdown and tests, not the loop. */
+int nf_checklog_wait(struct nf_checklog *log, unsigned timeout_ms);
+/* Lines dropped since the log was opened (the sink was stalled or full). */
+unsigned long nf_checklog_dropped(const struct nf_checklog *log);
+/* Reopens the file (after logrotate moved it): lines buffered before go to
+ * the old file. Returns 0 or -1 (the old file stays in use). */
+int nf_checklog_reopen(struct nf_checklog *log);
 
 /* http.c: the libmicrohttpd glue ------------------------------------------ */
 struct nf_server;

@@ -2,6 +2,7 @@
 reloading on change and SIGHUP, keeping old rules when a new file is bad,
 log reopening on SIGUSR1, and graceful shutdown with a grace period."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -217,6 +218,52 @@ class ReloadTest(ServerTest):
         get(self.server.port, "/D/0.5")
         self.assertTrue(wait_until(lambda: "device:D version:0.5" in read_text(log)))
         self.assertNotIn("version:0.5", read_text(log + ".1"))
+
+
+class CheckLogSinkTest(ServerTest):
+    """nofussd -d ... | (a reader that stalls): checks go on being answered;
+    the lines that do not fit are dropped, counted, and reported once the
+    reader is back."""
+
+    CHECKS = 30000  # more lines than the pipe and the log's buffers hold
+
+    def setUp(self):
+        self.data = DataDir(GOOD, {"fw/d-1.1.bin": esp_image("d", 1000)})
+        self.server = Server(self.data, check_log="-")
+
+    def test_stalled_stdout_never_stops_checks(self):
+        # stdout is a pipe nobody reads yet; keep-alive, to be quick
+        with connect(self.server.port, timeout=3) as s:
+            for i in range(self.CHECKS):
+                s.sendall(("GET /D/0.%d HTTP/1.1\r\nHost: x\r\n\r\n" % i).encode())
+                self.assertEqual(read_response(s, timeout=3).status, 200)
+        out = b""
+        fd = self.server.proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        deadline = time.monotonic() + 20
+        dropped = None
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                chunk = b""
+            out += chunk
+            if dropped is None:
+                for line in self.server.stderr().splitlines():
+                    m = re.search(r"check log -: writing again; (\d+) lines were dropped", line)
+                    if m:
+                        dropped = int(m.group(1))
+            if dropped is not None and out.count(b"\n") + dropped >= self.CHECKS:
+                break
+            if not chunk:
+                time.sleep(0.05)
+        self.assertIsNotNone(dropped, self.server.stderr())
+        self.assertGreater(dropped, 0)
+        lines = out.decode().splitlines()
+        self.assertEqual(len(lines) + dropped, self.CHECKS)
+        for line in lines:  # every line written is whole
+            self.assertRegex(line, r"^\[[0-9/: ]+\] from:127\.0\.0\.1 device:D "
+                                   r"version:0\.\d+ update:(1\.1|none)$")
 
 
 class ShutdownTest(ServerTest):

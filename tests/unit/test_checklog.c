@@ -4,12 +4,16 @@
  * The two line formats must be exactly those of docs/PEERS.md section 4
  * (path form "from:... device:... version:... update:..." and header form
  * "IP: ... MAC: ... UPDATE: ..."), stamped in server local time, with
- * "none" when nothing is offered, control bytes replaced by '?' so a value
- * cannot forge a line, and truncation that keeps the trailing '\n'. The
+ * "none" when nothing is offered, values escaped as %XX so that a line is
+ * one line of printable ASCII that splits into exactly its fields, values
+ * cut at NF_MAX_FIELD, and truncation that keeps the trailing '\n'. The
  * file side is run against real files in a mkdtemp() folder: lines are
  * buffered until a flush, appended to what is there, survive the buffer
  * filling up, and nf_checklog_reopen follows a logrotate rename. "" means
- * no log at all.
+ * no log at all. The writer thread never lets a stalled sink (a FIFO nobody
+ * reads) block the caller: lines are dropped and counted, and every line
+ * is either written whole or counted as dropped; a write cut by a full
+ * disk (RLIMIT_FSIZE) is finished later, never glued to the next line.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -18,6 +22,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,31 +165,37 @@ static void test_local_time(void **state)
 	use_tz("UTC");
 }
 
-/* No value may start a line of its own or hide part of one. */
-static void test_control_characters(void **state)
+/* No value may start a line of its own, add a field, or hide part of one. */
+static void test_escaping(void **state)
 {
 	(void)state;
 	char buf[NF_MAX_LOG_LINE];
 	struct nf_query q = query("A\nB", "1\r2", "\x01MAC\x7f", "b\tc\x1b");
 
 	nf_checklog_format_path(buf, sizeof buf, T_2016, "1.2.3.4\n", &q, "x\ny");
-	assert_string_equal(buf, "[2016/07/30 00:17:29] from:1.2.3.4? device:A?B version:1?2 "
-	                         "update:x?y\n");
+	assert_string_equal(buf, "[2016/07/30 00:17:29] from:1.2.3.4%0A device:A%0AB version:1%0D2 "
+	                         "update:x%0Ay\n");
 	nf_checklog_format_header(buf, sizeof buf, T_2016, "1.2.3.4", &q, NULL);
-	assert_string_equal(buf, "[2016/07/30 00:17:29] IP: 1.2.3.4 MAC: ?MAC? DEVICE: A?B "
-	                         "VERSION: 1?2 BUILD: b?c? UPDATE: none\n");
+	assert_string_equal(buf, "[2016/07/30 00:17:29] IP: 1.2.3.4 MAC: %01MAC%7F DEVICE: A%0AB "
+	                         "VERSION: 1%0D2 BUILD: b%09c%1B UPDATE: none\n");
 	/* a forged line is flattened into the real one */
 	q = query("X", "1.0\n[2016/07/30 00:00:00] from:6.6.6.6 device:X version:9", NULL, NULL);
 	nf_checklog_format_path(buf, sizeof buf, T_2016, "1.2.3.4", &q, NULL);
-	assert_string_equal(buf, "[2016/07/30 00:17:29] from:1.2.3.4 device:X version:1.0?"
-	                         "[2016/07/30 00:00:00] from:6.6.6.6 device:X version:9 "
+	assert_string_equal(buf, "[2016/07/30 00:17:29] from:1.2.3.4 device:X version:1.0%0A"
+	                         "[2016/07/30%2000:00:00]%20from:6.6.6.6%20device:X%20version:9 "
 	                         "update:none\n");
 	assert_int_equal(strchr(buf, '\n'), buf + strlen(buf) - 1);
-	/* bytes >= 0x80 (UTF-8) pass through */
-	q = query("caf\xc3\xa9", "1", NULL, NULL);
+	/* spaces cannot add fields (a path-form check of "/SONOFF%20version:9.9.9...") */
+	q = query("SONOFF version:9.9.9 update:6.6.6 from:6.6.6.6", "0.1.0", NULL, NULL);
 	nf_checklog_format_path(buf, sizeof buf, T_2016, "1.2.3.4", &q, NULL);
-	assert_string_equal(buf, "[2016/07/30 00:17:29] from:1.2.3.4 device:caf\xc3\xa9 version:1 "
-	                         "update:none\n");
+	assert_string_equal(buf, "[2016/07/30 00:17:29] from:1.2.3.4 device:SONOFF%20version:9.9.9"
+	                         "%20update:6.6.6%20from:6.6.6.6 version:0.1.0 update:none\n");
+	/* '%' itself, UTF-8, NEL (C2 85) and U+2028 (E2 80 A8): nothing but
+	 * printable ASCII reaches the log */
+	q = query("caf\xc3\xa9%41", "1\xc2\x85" "2\xe2\x80\xa8" "3", NULL, NULL);
+	nf_checklog_format_path(buf, sizeof buf, T_2016, "1.2.3.4", &q, NULL);
+	assert_string_equal(buf, "[2016/07/30 00:17:29] from:1.2.3.4 device:caf%C3%A9%2541 "
+	                         "version:1%C2%852%E2%80%A83 update:none\n");
 }
 
 static void test_truncation(void **state)
@@ -234,16 +247,28 @@ static void test_truncation(void **state)
 	assert_int_equal(strlen(buf), len);
 	assert_true(len < NF_MAX_LOG_LINE - 1); /* not truncated */
 
-	/* a field longer than the line: cut, '\n' kept */
+	/* ... and so do the longest values escaped, byte by byte */
+	memset(dev, '\n', NF_MAX_FIELD);
+	q = query(dev, dev, dev, dev);
+	len = nf_checklog_format_header(buf, sizeof buf, T_2019,
+	                                "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", &q, dev);
+	assert_int_equal(strchr(buf, '\n'), buf + len - 1);
+	assert_true(len < NF_MAX_LOG_LINE - 1);
+	assert_non_null(strstr(buf, " UPDATE: %0A%0A"));
+
+	/* a value longer than any check carries: cut at NF_MAX_FIELD bytes,
+	 * every field still there */
 	char *huge = malloc(4 * NF_MAX_LOG_LINE);
 	assert_non_null(huge);
 	memset(huge, 'H', 4 * NF_MAX_LOG_LINE - 1);
 	huge[4 * NF_MAX_LOG_LINE - 1] = '\0';
-	q = query("X", huge, NULL, NULL);
-	len = nf_checklog_format_path(buf, sizeof buf, T_2019, "1.2.3.4", &q, NULL);
-	assert_int_equal(len, sizeof buf - 1);
+	q = query("X", "1", huge, huge);
+	len = nf_checklog_format_header(buf, sizeof buf, T_2019, "1.2.3.4", &q, NULL);
 	assert_int_equal(buf[len - 1], '\n');
-	assert_int_equal(buf[len - 2], 'H');
+	assert_non_null(strstr(buf, " BUILD: HHH"));
+	assert_non_null(strstr(buf, "H UPDATE: none\n"));
+	assert_int_equal(len, strlen("[2019/06/04 10:00:00] IP: 1.2.3.4 MAC:  DEVICE: X VERSION: 1 "
+	                             "BUILD:  UPDATE: none\n") + 2 * NF_MAX_FIELD);
 	free(huge);
 }
 
@@ -273,6 +298,7 @@ static void test_write_and_flush(void **state)
 	nf_checklog_path(log, T_2019, "192.168.1.6", &pq, NULL);
 	assert_file(path, ""); /* buffered: a check costs no system call */
 	nf_checklog_flush(log);
+	assert_int_equal(nf_checklog_wait(log, 5000), 0);
 	assert_file(path,
 	    "[2016/07/30 00:17:29] from:192.168.1.5 device:TEST version:0.1.0 update:0.1.1\n"
 	    "[2019/06/04 10:00:00] IP: 192.168.1.5 MAC: 5C:CF:7F:8B:6B:26 DEVICE: X VERSION: 1.0 "
@@ -351,12 +377,14 @@ static void test_reopen_after_rename(void **state)
 
 	nf_checklog_path(log, T_2016, "1.1.1.1", &q, NULL);
 	nf_checklog_flush(log);
+	assert_int_equal(nf_checklog_wait(log, 5000), 0);
 	assert_int_equal(rename(path, rotated), 0);
 	/* written after the rename, before the reopen: still the old file */
 	nf_checklog_path(log, T_2016, "2.2.2.2", &q, NULL);
 	assert_int_equal(nf_checklog_reopen(log), 0);
 	nf_checklog_path(log, T_2016, "3.3.3.3", &q, NULL);
 	nf_checklog_flush(log);
+	assert_int_equal(nf_checklog_wait(log, 5000), 0);
 
 	assert_file(rotated,
 	    "[2016/07/30 00:17:29] from:1.1.1.1 device:TEST version:0.1.0 update:none\n"
@@ -456,6 +484,142 @@ static void test_stdout_log(void **state)
 	assert_true(fcntl(STDOUT_FILENO, F_GETFD) >= 0);
 }
 
+/* Sinks that stall or fill ------------------------------------------------ */
+
+/* Reads whatever the FIFO holds now into text (grown as needed). */
+static void read_available(int fd, char **text, size_t *len, size_t *cap)
+{
+	for (;;) {
+		ssize_t n;
+		if (*cap - *len < 65536) {
+			*cap = *cap * 2 + 65536;
+			*text = realloc(*text, *cap);
+			assert_non_null(*text);
+		}
+		n = read(fd, *text + *len, *cap - *len - 1);
+		if (n <= 0)
+			break;
+		*len += (size_t)n;
+	}
+	(*text)[*len] = '\0';
+}
+
+/* Every line in text is one whole line of the expected shape; returns how
+ * many there are. */
+static size_t count_whole_lines(const char *text)
+{
+	size_t lines = 0;
+
+	for (const char *p = text; *p != '\0'; lines++) {
+		const char *nl = strchr(p, '\n');
+		assert_non_null(nl);
+		if (strncmp(p, "[2019/06/04 10:00:00] IP: 10.", 29) != 0 ||
+		    strncmp(nl - 13, " UPDATE: none", 13) != 0)
+			fail_msg("torn or glued line: %.*s", (int)(nl - p), p);
+		p = nl + 1;
+	}
+	return lines;
+}
+
+/* nofussd | (nobody reads): the caller never blocks, lines beyond what the
+ * buffers hold are dropped and counted, and every line logged is either
+ * read whole or counted as dropped. */
+static void test_stalled_sink_never_blocks(void **state)
+{
+	const char *dir = *state;
+	char path[256], err[256] = "", ip[32];
+	struct nf_query q = query("ESPURNA_SONOFF_BASIC", "1.13.5", "5C:CF:7F:8B:6B:26", "1");
+	struct nf_checklog *log;
+	enum { LINES = 100000 };
+	size_t len = 0, cap = 0, got;
+	char *text = NULL;
+	int reader, saved;
+
+	snprintf(path, sizeof path, "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	reader = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(reader >= 0);
+	log = nf_checklog_open(path, err, sizeof err);
+	assert_non_null(log);
+
+	saved = quiet_stderr();
+	for (int i = 0; i < LINES; i++) { /* returns although nothing is read */
+		snprintf(ip, sizeof ip, "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+		nf_checklog_header(log, T_2019, ip, &q, NULL);
+		if (i % 1000 == 0)
+			nf_checklog_flush(log);
+	}
+	assert_true(nf_checklog_dropped(log) > 0);
+	assert_true(nf_checklog_dropped(log) < LINES);
+
+	/* the reader comes back: what was kept arrives, whole */
+	for (int tries = 0; tries < 1000; tries++) {
+		read_available(reader, &text, &len, &cap);
+		if (nf_checklog_wait(log, 10) == 0)
+			break;
+	}
+	assert_int_equal(nf_checklog_wait(log, 5000), 0);
+	read_available(reader, &text, &len, &cap);
+	restore_stderr(saved);
+	got = count_whole_lines(text);
+	assert_int_equal(got + nf_checklog_dropped(log), LINES);
+
+	/* and new lines flow again */
+	nf_checklog_header(log, T_2019, "10.9.9.9", &q, NULL);
+	assert_int_equal(nf_checklog_wait(log, 5000), 0);
+	len = 0;
+	read_available(reader, &text, &len, &cap);
+	assert_string_equal(text, "[2019/06/04 10:00:00] IP: 10.9.9.9 MAC: 5C:CF:7F:8B:6B:26 "
+	                          "DEVICE: ESPURNA_SONOFF_BASIC VERSION: 1.13.5 BUILD: 1 UPDATE: none\n");
+	nf_checklog_close(log);
+	close(reader);
+	free(text);
+}
+
+/* A disk that fills in the middle of a line (RLIMIT_FSIZE cuts the write
+ * short, then refuses it), then frees space: the torn line is finished and
+ * every line is whole; nothing accepted is lost. */
+static void test_full_disk_finishes_torn_line(void **state)
+{
+	const char *dir = *state;
+	char path[256], err[256] = "", ip[32];
+	struct nf_query q = query("ESPURNA_SONOFF_BASIC", "1.13.5", "5C:CF:7F:8B:6B:26", "1");
+	struct rlimit old, small;
+	struct nf_checklog *log;
+	enum { LINES = 300 };
+	char *text;
+	int saved;
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/check.log", dir);
+	log = nf_checklog_open(path, err, sizeof err);
+	assert_non_null(log);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	small = old;
+	small.rlim_cur = 10007; /* not on a line boundary */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+
+	saved = quiet_stderr();
+	for (int i = 0; i < LINES; i++) {
+		snprintf(ip, sizeof ip, "10.0.%d.%d", i >> 8, i & 255);
+		nf_checklog_header(log, T_2019, ip, &q, NULL);
+	}
+	assert_int_equal(nf_checklog_wait(log, 500), -1); /* the disk is full */
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 10007);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0); /* space again */
+	assert_int_equal(nf_checklog_wait(log, 5000), 0);
+	restore_stderr(saved);
+	signal(SIGXFSZ, SIG_DFL);
+
+	assert_int_equal(nf_checklog_dropped(log), 0);
+	nf_checklog_close(log);
+	text = nf_test_read_file(path);
+	assert_int_equal(count_whole_lines(text), LINES);
+	free(text);
+}
+
 int main(void)
 {
 /* Tests that touch files get a fresh mkdtemp() folder as their state,
@@ -466,7 +630,7 @@ int main(void)
 		cmocka_unit_test(test_format_path),
 		cmocka_unit_test(test_format_header),
 		cmocka_unit_test(test_local_time),
-		cmocka_unit_test(test_control_characters),
+		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_truncation),
 		FILE_TEST(test_write_and_flush),
 		FILE_TEST(test_buffer_fills),
@@ -475,6 +639,8 @@ int main(void)
 		FILE_TEST(test_open_missing_folder),
 		cmocka_unit_test(test_no_log),
 		cmocka_unit_test(test_stdout_log),
+		FILE_TEST(test_stalled_sink_never_blocks),
+		FILE_TEST(test_full_disk_finishes_torn_line),
 	};
 #undef FILE_TEST
 
