@@ -1,9 +1,8 @@
 /*
  * files.c - the images under the public folder, and their MD5.
  *
- * Every open is confined to the public folder: openat2(RESOLVE_BENEATH)
- * where the kernel has it, otherwise realpath() and a prefix check. A symlink
- * that stays inside the folder works; one that leads out is "not found".
+ * Every open is confined to the public folder (confine.c): a symlink that
+ * stays inside the folder works; one that leads out is "not found".
  *
  * The device's updater verifies the x-MD5 response header (docs/PEERS.md
  * section 5), so each file's MD5 is computed once and remembered together
@@ -13,13 +12,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "nofussd.h"
@@ -37,9 +34,7 @@ struct md5_entry {
 };
 
 struct nf_files {
-	int dirfd;
-	bool use_openat2;      /* cleared when the kernel lacks it */
-	char root[PATH_MAX];   /* realpath of the public folder */
+	struct nf_confine dir; /* the public folder */
 	size_t cached;
 	struct md5_entry *buckets[NF_MD5_BUCKETS];
 };
@@ -52,18 +47,19 @@ struct nf_files *nf_files_open(const char *public_dir, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (realpath(public_dir, files->root) == NULL) {
+	if (realpath(public_dir, files->dir.root) == NULL) {
 		snprintf(err, errlen, "public folder %s: %s", public_dir, strerror(errno));
 		free(files);
 		return NULL;
 	}
-	files->dirfd = open(files->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (files->dirfd < 0) {
+	files->dir.rootlen = strlen(files->dir.root);
+	files->dir.rootfd = open(files->dir.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (files->dir.rootfd < 0) {
 		snprintf(err, errlen, "public folder %s: %s", public_dir, strerror(errno));
 		free(files);
 		return NULL;
 	}
-	files->use_openat2 = true;
+	files->dir.use_openat2 = true;
 	return files;
 }
 
@@ -84,41 +80,17 @@ void nf_files_close(struct nf_files *files)
 	if (files == NULL)
 		return;
 	clear_cache(files);
-	close(files->dirfd);
+	close(files->dir.rootfd);
 	free(files);
 }
 
 /* Opens relpath beneath the public folder, never outside it. */
 static int open_beneath(struct nf_files *files, const char *relpath, int flags)
 {
-	char joined[PATH_MAX], resolved[PATH_MAX];
-	size_t rootlen = strlen(files->root);
-	int fd;
-
 	/* O_NONBLOCK: a FIFO must not block the daemon's only thread; regular
 	 * files ignore it. */
-	flags |= O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK);
-	if (files->use_openat2) {
-		struct open_how how = {
-			.flags = (uint64_t)flags,
-			.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-		};
-		fd = (int)syscall(SYS_openat2, files->dirfd, relpath, &how, sizeof how);
-		if (fd >= 0 || (errno != ENOSYS && errno != EPERM && errno != EXDEV))
-			return fd;
-		/* EXDEV: it leaves the folder, or it is an absolute symlink,
-		 * which RESOLVE_BENEATH refuses even when it points inside:
-		 * let realpath() decide. */
-		if (errno != EXDEV)
-			files->use_openat2 = false; /* old kernel or a seccomp filter */
-	}
-	if ((size_t)snprintf(joined, sizeof joined, "%s/%s", files->root, relpath) >= sizeof joined)
-		return errno = ENOENT, -1;
-	if (realpath(joined, resolved) == NULL)
-		return -1;
-	if (strncmp(resolved, files->root, rootlen) != 0 || resolved[rootlen] != '/')
-		return errno = ENOENT, -1;
-	return open(resolved, flags | O_NOFOLLOW);
+	return nf_confine_open(&files->dir, relpath,
+	                       flags | ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK));
 }
 
 static int compute_md5(int fd, char out[33])

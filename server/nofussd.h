@@ -13,6 +13,7 @@
 #ifndef NOFUSSD_H
 #define NOFUSSD_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +135,23 @@ enum nf_range_result { NF_RANGE_NONE, NF_RANGE_OK, NF_RANGE_UNSATISFIABLE };
  * "ignore it and send the whole file" (absent, malformed, several ranges). */
 enum nf_range_result nf_range_parse(const char *value, uint64_t size,
                                     uint64_t *first, uint64_t *last);
+
+/* confine.c: opens beneath the public folder, never outside it --------- */
+#define NF_MAX_OPEN_RETRIES 8   /* opens raced by renames before giving up */
+#define NF_MAX_WALK_DEPTH   64  /* folders deep below the public folder */
+#define NF_MAX_SYMLINKS     40  /* symlinks followed in one path, as the kernel */
+struct nf_confine {
+	int rootfd;           /* the public folder, open */
+	char root[PATH_MAX];  /* its real path, for absolute symlinks */
+	size_t rootlen;
+	bool use_openat2;     /* cleared when the kernel lacks it */
+};
+/* Opens relpath (relative, not decoded further) beneath c's folder with
+ * flags (O_CLOEXEC added), refusing anything that is not there at the
+ * moment it is opened: ".." above the folder, symlinks that lead out,
+ * folders moved out during the walk. Returns the descriptor (the caller
+ * closes it) or -1 with errno set (ENOENT for a refusal). */
+int nf_confine_open(struct nf_confine *c, const char *relpath, int flags);
 
 /* files.c: images under the public folder, with their MD5 ----------------- */
 struct nf_files;
