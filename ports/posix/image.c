@@ -229,7 +229,10 @@ int nf_posix_image_parse(const uint8_t *buf, size_t len, struct nf_posix_image *
 	}
 	info->flags = get32(meta + META_FLAGS);
 	info->size = get32(meta + META_SIZE_FIELD);
-	if ((info->flags & ~NF_POSIX_IMAGE_FLAGS) != 0) {
+	/* Flags are the firmware's (a crash at boot): nf_posix_image_build never
+	 * writes them into a filesystem image, so the parser refuses them too. */
+	if ((info->flags & ~NF_POSIX_IMAGE_FLAGS) != 0 ||
+	    (info->kind == NF_IMAGE_FILESYSTEM && info->flags != 0)) {
 		nf_posix_fail(err, errcap, "unknown image flags 0x%x", info->flags);
 		return -1;
 	}
