@@ -10,7 +10,8 @@
  *
  * A bad file is refused with a message naming the file, line and column
  * (from jansson) or the rule number and field, so that a reload can keep
- * serving the previous rules.
+ * serving the previous rules. What the original PHP server answered loads,
+ * with a warning for each loose pattern (see "Legacy values" below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,25 +65,161 @@ static int rule_error(char *err, size_t errlen, const char *name, size_t rule,
 	return -1;
 }
 
-/* A version-like string: present, a string, not empty, not too long. */
-static int get_version_field(json_t *obj, const char *key, const char **out, char *err,
-                             size_t errlen, const char *name, size_t r, const char *where)
-{
-	json_t *v = json_object_get(obj, key);
-	size_t len;
+/* Legacy values -------------------------------------------------------------
+ *
+ * The original NoFUSS server (PHP 7, json_decode() into arrays) answered files
+ * that are looser than the ones documented here. Such a file loads here too:
+ * each loose pattern is a warning saying what the rule does and what to write
+ * instead, and the rule answers as the original did, apart from the documented
+ * deviations (max inclusive, "device": "*" for any device, strings compared
+ * exactly). CONFIGURATION.md section 3, "Legacy files", lists them. */
 
-	*out = NULL;
+/* How the original read an origin value that is not a string: isset() takes
+ * null for an absent key; its loose != "*" takes true and the number 0 for
+ * "*"; past that the value is used as a string: false as "", a number as
+ * PHP's text for it. */
+enum legacy_kind {
+	LEGACY_NONE,   /* a string, or no key: nothing was converted */
+	LEGACY_NULL,   /* null: the key was removed */
+	LEGACY_TRUE,   /* true: now "*" */
+	LEGACY_ZERO,   /* the number 0: now "*" */
+	LEGACY_FALSE,  /* false: now "" */
+	LEGACY_NUMBER, /* another number: now PHP's text for it */
+	LEGACY_LIST,   /* an array or an object: left for the caller */
+};
+
+struct legacy {
+	enum legacy_kind kind;
+	const char *what; /* "null", "a number"...: what it was, for the warning */
+	char text[64];    /* what the value reads as now (a string: the string) */
+};
+
+/* Ends the effect in each warning about a pattern the original answered so. */
+#define AS_ORIGINAL ", as in the original NoFUSS server; "
+
+/* PHP's text for a JSON number, as (string)$n gives it with the default
+ * precision of 14: 7 is "7", 1.0 is "1", 1.10 is "1.1", 1e25 is "1.0E+25". */
+static void php_number_text(const json_t *v, char *buf, size_t cap)
+{
+	char tmp[48], *e;
+	const char *exp;
+
+	if (json_is_integer(v)) {
+		snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return;
+	}
+	snprintf(tmp, sizeof tmp, "%.14G", json_real_value(v));
+	e = strchr(tmp, 'E');
+	if (e == NULL) {
+		snprintf(buf, cap, "%s", tmp);
+		return;
+	}
+	/* C writes 1E+25 and 1.5E-07 where PHP writes 1.0E+25 and 1.5E-7. */
+	*e = '\0';
+	for (exp = e + 2; exp[0] == '0' && exp[1] != '\0'; exp++)
+		;
+	snprintf(buf, cap, "%s%sE%c%s", tmp, strchr(tmp, '.') != NULL ? "" : ".0", e[1], exp);
+}
+
+/* Reads origin.key as the original did when it is not a string, and writes
+ * the result back into origin as a string (or removes the key, for null), so
+ * that the caller only ever sees strings. Returns 0, or -1 when out of memory. */
+static int legacy_read(json_t *origin, const char *key, struct legacy *lv)
+{
+	json_t *v = json_object_get(origin, key);
+
+	lv->kind = LEGACY_NONE;
+	lv->what = "";
+	lv->text[0] = '\0';
 	if (v == NULL)
 		return 0;
-	if (!json_is_string(v))
-		return rule_error(err, errlen, name, r, "%s.%s: must be a string", where, key);
-	len = json_string_length(v);
-	if (len == 0)
-		return rule_error(err, errlen, name, r, "%s.%s: must not be empty", where, key);
-	if (len > NF_VERSION_MAX)
-		return rule_error(err, errlen, name, r, "%s.%s: longer than %d bytes", where, key,
+	if (json_is_string(v)) {
+		snprintf(lv->text, sizeof lv->text, "%s", json_string_value(v));
+		return 0;
+	}
+	if (json_is_array(v) || json_is_object(v)) {
+		lv->kind = LEGACY_LIST;
+		lv->what = json_is_array(v) ? "a list" : "an object";
+		return 0;
+	}
+	if (json_is_null(v)) {
+		lv->kind = LEGACY_NULL;
+		lv->what = "null";
+		return json_object_del(origin, key);
+	}
+	if (json_is_number(v) && json_number_value(v) != 0.0) {
+		lv->kind = LEGACY_NUMBER;
+		lv->what = "a number";
+		php_number_text(v, lv->text, sizeof lv->text);
+	} else if (json_is_false(v)) {
+		lv->kind = LEGACY_FALSE;
+		lv->what = "false";
+	} else {
+		lv->kind = json_is_true(v) ? LEGACY_TRUE : LEGACY_ZERO;
+		lv->what = json_is_true(v) ? "true" : "the number 0";
+		strcpy(lv->text, "*");
+	}
+	return json_object_set_new(origin, key, json_string(lv->text));
+}
+
+/* Warns about a legacy value of origin.key: what it was, how it reads now
+ * and what the rule does with it (effect), and what to write (advice). */
+static void legacy_warn(const char *name, size_t r, const char *key, const struct legacy *lv,
+                        const char *effect, const char *advice)
+{
+	char what[80], how[160];
+
+	if (lv->kind == LEGACY_NONE)
+		snprintf(what, sizeof what, "\"%s\"", lv->text);
+	else
+		snprintf(what, sizeof what, "%s", lv->what);
+	if (lv->kind == LEGACY_NONE || lv->kind == LEGACY_LIST)
+		snprintf(how, sizeof how, "%s", effect);
+	else if (lv->kind == LEGACY_NULL)
+		snprintf(how, sizeof how, "ignored (%s)", effect);
+	else
+		snprintf(how, sizeof how, "read as \"%s\" (%s)", lv->text, effect);
+	nf_log(NF_LOG_WARN, "%s: rule %zu: origin.%s is %s: %s" AS_ORIGINAL "%s", name, r, key,
+	       what, how, advice);
+}
+
+/* Version operator op of the origin into *out: NULL for any version, else
+ * the version, "" included (every version is above "", as in PHP). */
+static int get_version_field(json_t *origin, int op, const char **out, char *err,
+                             size_t errlen, const char *name, size_t r)
+{
+	const char *key = op_names[op];
+	bool above = op == OP_MIN || op == OP_GT || op == OP_GE; /* "" always holds */
+	struct legacy lv;
+	json_t *v;
+
+	*out = NULL;
+	if (legacy_read(origin, key, &lv) != 0)
+		return rule_error(err, errlen, name, r, "out of memory");
+	v = json_object_get(origin, key);
+	if (v != NULL && !json_is_string(v)) /* PHP's version_compare() failed on these */
+		return rule_error(err, errlen, name, r, "origin.%s: must be a string", key);
+	if (v != NULL && json_string_length(v) > NF_VERSION_MAX)
+		return rule_error(err, errlen, name, r, "origin.%s: longer than %d bytes", key,
 		                  NF_VERSION_MAX);
-	*out = json_string_value(v);
+	if (v != NULL && strcmp(json_string_value(v), "*") != 0)
+		*out = json_string_value(v);
+
+	if (lv.kind == LEGACY_NONE && (*out == NULL || (*out)[0] != '\0'))
+		return 0; /* no key, "*" or a version */
+	if (*out == NULL)
+		legacy_warn(name, r, key, &lv, "any version passes",
+		            lv.kind == LEGACY_NULL   ? "remove it"
+		            : lv.kind == LEGACY_ZERO ? "write \"*\", or \"0\" in quotes"
+		                                     : "write \"*\" or remove it");
+	else if ((*out)[0] == '\0' && above)
+		legacy_warn(name, r, key, &lv, "any version passes", "remove it");
+	else if ((*out)[0] == '\0')
+		legacy_warn(name, r, key, &lv, "the rule never matches",
+		            "give a version, or remove the rule");
+	else
+		legacy_warn(name, r, key, &lv, "compared as that version",
+		            "write the version in quotes");
 	return 0;
 }
 
@@ -99,54 +236,143 @@ static bool mac_looks_valid(const char *s)
 	return true;
 }
 
-static int compile_macs(json_t *mac, struct rule *rule, char *err, size_t errlen,
-                        const char *name, size_t r)
+/* A rule whose MAC list is empty: it never matches (macs set, nmacs 0). */
+static int mac_never(struct rule *rule, char *err, size_t errlen, const char *name, size_t r)
 {
-	size_t n, i;
-	bool any = false;
+	rule->macs = calloc(1, sizeof *rule->macs);
+	rule->nmacs = 0;
+	return rule->macs == NULL ? rule_error(err, errlen, name, r, "out of memory") : 0;
+}
 
-	if (mac == NULL)
-		return 0;
-	if (json_is_string(mac)) {
-		if (strcmp(json_string_value(mac), "*") == 0)
-			return 0;
-		n = 1;
-	} else if (json_is_array(mac)) {
-		n = json_array_size(mac);
-		if (n == 0)
-			return rule_error(err, errlen, name, r, "origin.mac: empty array never matches");
-		if (n > NF_MAX_MACS)
-			return rule_error(err, errlen, name, r, "origin.mac: more than %d entries",
-			                  NF_MAX_MACS);
-	} else {
-		return rule_error(err, errlen, name, r,
-		                  "origin.mac: must be a string or an array of strings");
-	}
+/* The n MACs of mac (a string, or the values of an array or an object) into
+ * rule->macs. Values that are not strings never equal a device's MAC and are
+ * left out; "*" anywhere means any MAC. */
+static int compile_mac_list(json_t *mac, size_t n, struct rule *rule, char *err,
+                            size_t errlen, const char *name, size_t r)
+{
+	void *it = json_is_object(mac) ? json_object_iter(mac) : NULL;
+	bool any = false;
 
 	rule->macs = calloc(n, sizeof *rule->macs);
 	if (rule->macs == NULL)
 		return rule_error(err, errlen, name, r, "out of memory");
-	for (i = 0; i < n; i++) {
-		json_t *m = json_is_string(mac) ? mac : json_array_get(mac, i);
+	for (size_t i = 0; i < n; i++) {
+		json_t *m = json_is_string(mac) ? mac
+		            : it != NULL      ? json_object_iter_value(it)
+		                              : json_array_get(mac, i);
 		const char *s;
-		if (!json_is_string(m))
-			return rule_error(err, errlen, name, r, "origin.mac[%zu]: must be a string", i);
+
+		it = it != NULL ? json_object_iter_next(mac, it) : NULL;
+		if (!json_is_string(m)) {
+			nf_log(NF_LOG_WARN,
+			       "%s: rule %zu: origin.mac[%zu] is not a string: left out, as "
+			       "no device's MAC equals it (nofussd compares strings exactly); "
+			       "write the MAC in quotes",
+			       name, r, i);
+			continue;
+		}
 		s = json_string_value(m);
-		if (strcmp(s, "*") == 0)
+		if (strcmp(s, "*") == 0) {
 			any = true;
-		else if (!mac_looks_valid(s))
+			nf_log(NF_LOG_WARN,
+			       "%s: rule %zu: origin.mac[%zu] is \"*\": any MAC passes, where "
+			       "the original NoFUSS server matched no device with \"*\" in a "
+			       "list; write \"mac\": \"*\" for any MAC, or remove \"*\"",
+			       name, r, i);
+		} else if (!mac_looks_valid(s)) {
 			nf_log(NF_LOG_WARN,
 			       "%s: rule %zu: origin.mac \"%s\" is not upper-case XX:XX:XX:XX:XX:XX "
 			       "and will never match a device",
 			       name, r, s);
-		rule->macs[i] = s;
+		}
+		rule->macs[rule->nmacs++] = s;
 	}
-	rule->nmacs = n;
-	if (any) { /* "*" anywhere in the list means any MAC */
+	if (any) {
 		free(rule->macs);
 		rule->macs = NULL;
 		rule->nmacs = 0;
 	}
+	return 0;
+}
+
+static int compile_macs(json_t *origin, struct rule *rule, char *err, size_t errlen,
+                        const char *name, size_t r)
+{
+	struct legacy lv;
+	json_t *mac;
+	size_t n = 1;
+
+	if (legacy_read(origin, "mac", &lv) != 0)
+		return rule_error(err, errlen, name, r, "out of memory");
+	if (lv.kind == LEGACY_NULL || lv.kind == LEGACY_TRUE || lv.kind == LEGACY_ZERO) {
+		legacy_warn(name, r, "mac", &lv, "any MAC passes",
+		            lv.kind == LEGACY_NULL ? "remove it" : "write \"*\" or remove it");
+		return 0;
+	}
+	if (lv.kind == LEGACY_FALSE)
+		legacy_warn(name, r, "mac", &lv, "the rule never matches",
+		            "list MACs in quotes, or remove the rule");
+	if (lv.kind == LEGACY_NUMBER) /* PHP 7 found "5C:CF:..." == 5 */
+		nf_log(NF_LOG_WARN,
+		       "%s: rule %zu: origin.mac is a number: read as \"%s\", which no device's "
+		       "MAC equals (nofussd compares strings exactly), so the rule never matches; "
+		       "write the MAC in quotes",
+		       name, r, lv.text);
+	if (lv.kind == LEGACY_FALSE || lv.kind == LEGACY_NUMBER)
+		return mac_never(rule, err, errlen, name, r);
+	mac = json_object_get(origin, "mac");
+	if (mac == NULL || (json_is_string(mac) && strcmp(json_string_value(mac), "*") == 0))
+		return 0;
+	if (!json_is_string(mac)) {
+		n = json_is_array(mac) ? json_array_size(mac) : json_object_size(mac);
+		if (n == 0) {
+			nf_log(NF_LOG_WARN,
+			       "%s: rule %zu: origin.mac is %s: the rule never matches" AS_ORIGINAL
+			       "list MACs, write \"*\" for any MAC, or remove the rule",
+			       name, r, json_is_array(mac) ? "[]" : "{}");
+			return mac_never(rule, err, errlen, name, r);
+		}
+		if (n > NF_MAX_MACS)
+			return rule_error(err, errlen, name, r, "origin.mac: more than %d entries",
+			                  NF_MAX_MACS);
+		if (json_is_object(mac))
+			nf_log(NF_LOG_WARN,
+			       "%s: rule %zu: origin.mac is an object: its values are the "
+			       "MACs" AS_ORIGINAL "write them as a list",
+			       name, r);
+	}
+	return compile_mac_list(mac, n, rule, err, errlen, name, r);
+}
+
+/* origin.build_not: the build a check must not report, or NULL. */
+static int compile_build_not(json_t *origin, struct rule *rule, char *err, size_t errlen,
+                             const char *name, size_t r)
+{
+	struct legacy lv;
+	json_t *v;
+
+	/* A list equals no build: only a non-empty build is needed, as with "". */
+	if (legacy_read(origin, "build_not", &lv) != 0 ||
+	    (lv.kind == LEGACY_LIST &&
+	     json_object_set_new(origin, "build_not", json_string("")) != 0))
+		return rule_error(err, errlen, name, r, "out of memory");
+	v = json_object_get(origin, "build_not");
+	rule->build_not = v != NULL ? json_string_value(v) : NULL;
+	if (rule->build_not != NULL && strcmp(rule->build_not, "*") == 0)
+		rule->build_not = NULL;
+
+	if (lv.kind == LEGACY_NONE && (v == NULL || rule->build_not != NULL))
+		return 0; /* no key, or a build */
+	if (rule->build_not == NULL)
+		legacy_warn(name, r, "build_not", &lv,
+		            "any build passes, and path-form checks too",
+		            "remove it, or give the build to exclude");
+	else if (lv.kind == LEGACY_NUMBER)
+		legacy_warn(name, r, "build_not", &lv, "that build is excluded",
+		            "write the build in quotes");
+	else
+		legacy_warn(name, r, "build_not", &lv, "any non-empty build passes",
+		            "write the build to exclude in quotes");
 	return 0;
 }
 
@@ -161,15 +387,19 @@ static int compile_origin(json_t *origin, struct rule *rule, char *err, size_t e
 	if (!json_is_object(origin))
 		return rule_error(err, errlen, name, r, "origin: must be an object");
 
-	/* An unknown key is an error, not a warning: a misspelt condition would
-	 * otherwise silently widen the rule to devices it was meant to exclude. */
+	/* The original ignored unknown keys, so they are ignored here too; the
+	 * warning matters, as a misspelt condition widens the rule. */
 	json_object_foreach(origin, key, value) {
 		bool known = strcmp(key, "device") == 0 || strcmp(key, "mac") == 0 ||
 		             strcmp(key, "build_not") == 0;
 		for (int i = 0; i < OP_COUNT && !known; i++)
 			known = strcmp(key, op_names[i]) == 0;
 		if (!known)
-			return rule_error(err, errlen, name, r, "origin.%s: unknown key", key);
+			nf_log(NF_LOG_WARN,
+			       "%s: rule %zu: origin.%s: unknown key ignored, as in the original "
+			       "NoFUSS server, so it restricts nothing; check its spelling (keys: "
+			       "device, mac, min, max, gt, ge, lt, le, eq, build_not)",
+			       name, r, key);
 	}
 
 	device = json_object_get(origin, "device");
@@ -187,20 +417,12 @@ static int compile_origin(json_t *origin, struct rule *rule, char *err, size_t e
 		rule->device_len = json_string_length(device);
 	}
 
-	for (int i = 0; i < OP_COUNT; i++) {
-		if (get_version_field(origin, op_names[i], &rule->op[i], err, errlen, name, r,
-		                      "origin") != 0)
+	for (int i = 0; i < OP_COUNT; i++)
+		if (get_version_field(origin, i, &rule->op[i], err, errlen, name, r) != 0)
 			return -1;
-		if (rule->op[i] != NULL && strcmp(rule->op[i], "*") == 0)
-			rule->op[i] = NULL;
-	}
-	value = json_object_get(origin, "build_not");
-	if (value != NULL) {
-		if (!json_is_string(value))
-			return rule_error(err, errlen, name, r, "origin.build_not: must be a string");
-		rule->build_not = json_string_value(value);
-	}
-	return compile_macs(json_object_get(origin, "mac"), rule, err, errlen, name, r);
+	if (compile_build_not(origin, rule, err, errlen, name, r) != 0)
+		return -1;
+	return compile_macs(origin, rule, err, errlen, name, r);
 }
 
 /* Warns when an image a target names is not in the public folder. */
@@ -229,38 +451,105 @@ static void check_image(const char *public_dir, const char *name, size_t r, cons
 		nf_log(NF_LOG_WARN, "%s: rule %zu: target.%s: %s: empty file", name, r, key, full);
 }
 
+/* PHP's text for a scalar in a string ("UPDATE: " . $v): a number as
+ * php_number_text() gives it, true "1", null and false "" (and "" for the
+ * rest: PHP printed "Array" there). */
+static void php_scalar_text(const json_t *v, char *buf, size_t cap)
+{
+	if (json_is_number(v))
+		php_number_text(v, buf, cap);
+	else
+		snprintf(buf, cap, "%s", json_is_true(v) ? "1" : "");
+}
+
+/* Sets paths to the target's version, firmware and spiffs where they are
+ * strings, and warns about what the original answered as it was but a file
+ * should not say. */
+static void target_fields(json_t *target, const char *paths[3], const char *name, size_t r)
+{
+	static const char *const keys[] = {"version", "firmware", "spiffs"};
+	static const char *const advice[] = {"write the version in quotes",
+	                                     "write the path in quotes",
+	                                     "write the path in quotes, or \"\" for none"};
+
+	for (int i = 0; i < 3; i++) {
+		json_t *v = json_object_get(target, keys[i]);
+		if (v != NULL && json_is_string(v))
+			paths[i] = json_string_value(v);
+		else if (v != NULL)
+			nf_log(NF_LOG_WARN,
+			       "%s: rule %zu: target.%s is not a string: sent as it "
+			       "is" AS_ORIGINAL "%s",
+			       name, r, keys[i], advice[i]);
+	}
+	if (json_object_get(target, "version") == NULL)
+		nf_log(NF_LOG_WARN,
+		       "%s: rule %zu: target has no version: answered as it is, as in the "
+		       "original NoFUSS server, with an empty update: in the check log; add the "
+		       "version it offers",
+		       name, r);
+	else if (paths[0] != NULL && paths[0][0] == '\0')
+		nf_log(NF_LOG_WARN,
+		       "%s: rule %zu: target.version is \"\": answered as it is, as in the "
+		       "original NoFUSS server, with an empty update: in the check log; give the "
+		       "version it offers",
+		       name, r);
+	if ((paths[1] == NULL || paths[1][0] == '\0') && (paths[2] == NULL || paths[2][0] == '\0'))
+		nf_log(NF_LOG_WARN, "%s: rule %zu: target offers neither firmware nor spiffs", name, r);
+}
+
+/* out->version, the target's version for the check log: as written, "" when
+ * there is none (the original logged nothing then), PHP's text for a number.
+ * That text replaces the number in the target, whose body is made already.
+ * Returns 0, or -1 when out of memory. */
+static int target_log_version(json_t *target, struct nf_target *out)
+{
+	json_t *v = json_object_get(target, "version");
+	char text[64];
+
+	if (v == NULL) {
+		out->version = "";
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		php_scalar_text(v, text, sizeof text);
+		if (json_object_set_new(target, "version", json_string(text)) != 0)
+			return -1;
+		v = json_object_get(target, "version");
+	}
+	out->version = json_string_value(v);
+	return 0;
+}
+
 static int compile_target(json_t *target, struct nf_target *out, const char *public_dir,
                           char *err, size_t errlen, const char *name, size_t r)
 {
-	static const char *const keys[] = {"version", "firmware", "spiffs"};
 	const char *paths[3] = {NULL, NULL, NULL};
+	bool empty;
 	char *body;
 
 	if (target == NULL)
 		return rule_error(err, errlen, name, r, "target: missing");
 	if (!json_is_object(target))
 		return rule_error(err, errlen, name, r, "target: must be an object");
-	for (int i = 0; i < 3; i++) {
-		json_t *v = json_object_get(target, keys[i]);
-		if (v == NULL)
-			continue;
-		if (!json_is_string(v))
-			return rule_error(err, errlen, name, r, "target.%s: must be a string", keys[i]);
-		paths[i] = json_string_value(v);
-	}
-	if (paths[0] == NULL)
-		return rule_error(err, errlen, name, r, "target.version: missing");
-	if (paths[0][0] == '\0')
-		return rule_error(err, errlen, name, r, "target.version: must not be empty");
-	if ((paths[1] == NULL || paths[1][0] == '\0') && (paths[2] == NULL || paths[2][0] == '\0'))
-		nf_log(NF_LOG_WARN, "%s: rule %zu: target offers neither firmware nor spiffs", name, r);
+	empty = json_object_size(target) == 0;
+	if (empty) /* PHP encodes an empty array as [], which no client reads */
+		nf_log(NF_LOG_WARN,
+		       "%s: rule %zu: target is {}: the rule answers {} (no update), and the rules "
+		       "after it are not tried for the checks it matches; the original NoFUSS "
+		       "server sent [], which NoFUSS clients reject; remove the rule, or give the "
+		       "target a version and an image",
+		       name, r);
+	else
+		target_fields(target, paths, name, r);
 	for (int i = 1; i < 3; i++)
 		if (paths[i] != NULL)
-			check_image(public_dir, name, r, keys[i], paths[i]);
+			check_image(public_dir, name, r, i == 1 ? "firmware" : "spiffs", paths[i]);
 
 	/* Clients expect "spiffs" in every answer, "" when there is none
 	 * (docs/PEERS.md section 1); it goes after the target's own keys. */
-	if (paths[2] == NULL && json_object_set_new(target, "spiffs", json_string("")) != 0)
+	if (!empty && json_object_get(target, "spiffs") == NULL &&
+	    json_object_set_new(target, "spiffs", json_string("")) != 0)
 		return rule_error(err, errlen, name, r, "out of memory");
 
 	/* Compact, keys in file order, "/" not escaped: the body clients expect. */
@@ -269,7 +558,9 @@ static int compile_target(json_t *target, struct nf_target *out, const char *pub
 		return rule_error(err, errlen, name, r, "target: cannot be encoded");
 	out->body = body;
 	out->body_len = strlen(body);
-	out->version = json_string_value(json_object_get(target, "version"));
+	out->version = NULL; /* an empty target offers nothing: "none" */
+	if (!empty && target_log_version(target, out) != 0)
+		return rule_error(err, errlen, name, r, "out of memory");
 	if (out->body_len > NF_MAX_ANSWER)
 		return rule_error(err, errlen, name, r, "target: answer is %zu bytes, limit %d",
 		                  out->body_len, NF_MAX_ANSWER);

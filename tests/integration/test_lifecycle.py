@@ -9,8 +9,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (NOFUSSD, DataDir, Server, ServerTest, connect, esp_image, get,
-                     read_response, read_text)
+from harness import (NOFUSSD, DataDir, Server, ServerTest, check_headers, connect, esp_image,
+                     get, read_response, read_text)
 
 GOOD = [{"origin": {"device": "D", "max": "1.0"},
          "target": {"version": "1.1", "firmware": "/fw/d-1.1.bin"}}]
@@ -73,12 +73,9 @@ class CommandLineTest(unittest.TestCase):
     def test_check_rule_errors_name_rule_and_field(self):
         cases = [
             ([{"origin": {}, "target": {"version": "1"}}], "rule 1: origin.device: missing"),
-            ([GOOD[0], {"origin": {"device": "X"}, "target": {"firmware": "/a"}}],
-             "rule 2: target.version: missing"),
-            ([{"origin": {"device": "X", "mni": "1"}, "target": {"version": "1"}}],
-             "rule 1: origin.mni: unknown key"),
-            ([{"origin": {"device": "X", "mac": 5}, "target": {"version": "1"}}],
-             "rule 1: origin.mac: must be a string or an array of strings"),
+            ([GOOD[0], {"origin": {"device": "X"}}], "rule 2: target: missing"),
+            ([{"origin": {"device": "X", "min": [1]}, "target": {"version": "1"}}],
+             "rule 1: origin.min: must be a string"),
             ({"origin": {}}, "must be an array of rules"),
         ]
         for rules, message in cases:
@@ -86,6 +83,19 @@ class CommandLineTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1, message)
             self.assertIn(message, r.stderr)
             self.assertIn(self.data.rules_path, r.stderr)
+
+    def test_check_legacy_patterns_warn(self):
+        # What the original PHP server answered loads, with a warning naming the
+        # rule and the field (these three were refusals before).
+        r = self.check([GOOD[0],
+                        {"origin": {"device": "X", "mni": "1", "mac": 5},
+                         "target": {"firmware": "/fw/d-1.1.bin"}}])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("2 rules, ok", r.stdout)
+        for message in ("rule 2: origin.mni: unknown key ignored",
+                        "rule 2: origin.mac is a number: read as \"5\"",
+                        "rule 2: target has no version: answered as it is"):
+            self.assertIn("warning: %s: %s" % (self.data.rules_path, message), r.stderr)
 
     def test_missing_image_is_a_warning(self):
         r = self.check([{"origin": {"device": "X"},
@@ -171,15 +181,36 @@ class ReloadTest(ServerTest):
         self.start()
         port = self.server.port
         n = self.reloads()
-        self.data.write_rules('[{"origin": {"device": "D"}, "target": {}}]')
+        self.data.write_rules('[{"origin": {"device": "D"}}]')
         line = self.wait_reload(n, "reload failed")
         self.assertIn("still serving the previous 1 rules", line)
-        self.assertIn("rule 1: target.version: missing", line)
+        self.assertIn("rule 1: target: missing", line)
         self.assertEqual(get(port, "/D/1.0").json()["version"], "1.1")
         os.remove(self.data.rules_path)
         self.server.signal(signal.SIGHUP)
         self.wait_reload(n + 1, "reload failed")
         self.assertEqual(get(port, "/D/1.0").json()["version"], "1.1")
+
+    def test_legacy_file_served_as_the_original_did(self):
+        # An empty target (refused before) answers {}; a target without version
+        # (refused before) is sent as it is, logged with an empty update.
+        self.start()
+        port = self.server.port
+        n = self.reloads()
+        self.data.write_rules([
+            {"origin": {"device": "D", "max": "0.5"}, "target": {}},
+            {"origin": {"device": "D", "min": "", "build_not": "*", "mac": None},
+             "target": {"firmware": "/fw/d-1.1.bin"}}])
+        self.wait_reload(n, "reloaded")
+        self.assertEqual(get(port, "/D/0.5").body, b"{}")
+        self.assertEqual(get(port, "/D/1.0").body, b'{"firmware":"/fw/d-1.1.bin","spiffs":""}')
+        r = get(port, "/", check_headers("5C:CF:7F:8B:6B:26", "D", "1.0", ""))
+        self.assertEqual(r.body, b'{"firmware":"/fw/d-1.1.bin","spiffs":""}')
+        log = wait_until(lambda: "DEVICE: D VERSION: 1.0" in read_text(self.server.check_log)
+                         and read_text(self.server.check_log))
+        self.assertIn(" device:D version:0.5 update:none\n", log)
+        self.assertIn(" device:D version:1.0 update:\n", log)
+        self.assertIn(" DEVICE: D VERSION: 1.0 BUILD:  UPDATE: \n", log)
 
     def test_sighup_without_watch(self):
         self.start("--no-watch")

@@ -20,8 +20,8 @@ def rules_for(k):
 
 BROKEN = [
     '[{"origin": {"device": "D1"}, "target": {"version": "1"}',          # truncated
-    '[{"origin": {"device": "D1"}, "target": {}}]',                       # no version
-    '[{"origin": {"devise": "D1"}, "target": {"version": "1"}}]',         # unknown key
+    '[{"origin": {"device": "D1"}}]',                                     # no target
+    '[{"origin": {"devise": "D1"}, "target": {"version": "1"}}]',         # no device
     '',                                                                   # empty
     '{"origin": {}}',                                                     # not an array
 ]

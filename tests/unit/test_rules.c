@@ -8,10 +8,13 @@
  * (no MAC, no build) never matching a rule that names a MAC or build_not;
  * strings compared byte for byte. Answers: the compact JSON body, keys in
  * file order, "spiffs":"" appended, unknown keys passed through, escaping.
- * Validation: every refusal with its exact message. An index test with
- * 10,000 device rules checks the hash index finds the right rule. Rules are
- * written with single quotes for readability; json() turns them into
- * double quotes before parsing.
+ * Validation: every refusal with its exact message. Legacy files: a table
+ * of files the original PHP server answered (its own samples included),
+ * each with exactly what loading prints and what each check gets, in path
+ * and header form (stderr is captured into a temporary file). An index
+ * test with 10,000 device rules checks the hash index finds the right rule.
+ * Rules are written with single quotes for readability; json() turns them
+ * into double quotes before parsing.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -63,6 +66,48 @@ static struct nf_rules *parse_ok(const char *text)
 	free(j);
 	return rs;
 }
+
+/* Parses single-quoted rules with stderr sent to a temporary file; fails
+ * the test when they are refused. *log receives what loading printed
+ * (malloc'd, "" when nothing; the caller frees it). */
+static struct nf_rules *parse_logged(const char *text, char **log)
+{
+	char err[512] = "";
+	char *j = json(text);
+	FILE *tmp = tmpfile();
+	struct nf_rules *rs;
+	long size;
+	int saved;
+
+	assert_non_null(tmp);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+	rs = nf_rules_parse(j, strlen(j), "test.json", NULL, err, sizeof err);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+
+	assert_int_equal(fseek(tmp, 0, SEEK_END), 0);
+	size = ftell(tmp);
+	assert_true(size >= 0);
+	rewind(tmp);
+	*log = calloc(1, (size_t)size + 1);
+	assert_non_null(*log);
+	assert_int_equal(fread(*log, 1, (size_t)size, tmp), (size_t)size);
+	fclose(tmp);
+	if (rs == NULL)
+		fail_msg("refused: %s\n%s", err, j);
+	free(j);
+	return rs;
+}
+
+/* The start of one warning line of rule n of test.json, as nf_log prints it. */
+#define WARN(n) "nofussd: warning: test.json: rule " #n ": "
+/* The middle of every warning about a legacy pattern the original answered. */
+#define AS_ORIGINAL ", as in the original NoFUSS server; "
+#define NO_IMAGE(n) WARN(n) "target offers neither firmware nor spiffs\n"
 
 /* Asserts that single-quoted rules are refused with exactly message. */
 static void expect_error(const char *text, const char *message)
@@ -609,54 +654,24 @@ static const struct bad_rules bad[] = {
 	 "test.json: rule 1: origin.device: must be a string"},
 	{"[{'origin':{'device':''},'target':{'version':'1'}}]",
 	 "test.json: rule 1: origin.device: must not be empty"},
-	{"[{'origin':{'device':'A','maximum':'1'},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.maximum: unknown key"},
-	{"[{'origin':{'device':'A','Device':'A'},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.Device: unknown key"},
-	{"[{'origin':{'device':'A','min':1},'target':{'version':'1'}}]",
+	/* a version operator that is a list or an object: PHP's version_compare()
+	 * failed on it, so the original could not answer these devices either */
+	{"[{'origin':{'device':'A','min':['1']},'target':{'version':'1'}}]",
 	 "test.json: rule 1: origin.min: must be a string"},
-	{"[{'origin':{'device':'A','max':''},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.max: must not be empty"},
-	{"[{'origin':{'device':'A','eq':null},'target':{'version':'1'}}]",
+	{"[{'origin':{'device':'A','eq':{}},'target':{'version':'1'}}]",
 	 "test.json: rule 1: origin.eq: must be a string"},
-	{"[{'origin':{'device':'A','build_not':1},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.build_not: must be a string"},
-	/* mac */
-	{"[{'origin':{'device':'A','mac':5},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.mac: must be a string or an array of strings"},
-	{"[{'origin':{'device':'A','mac':{}},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.mac: must be a string or an array of strings"},
-	{"[{'origin':{'device':'A','mac':null},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.mac: must be a string or an array of strings"},
-	{"[{'origin':{'device':'A','mac':[]},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.mac: empty array never matches"},
-	{"[{'origin':{'device':'A','mac':['5C:CF:7F:8B:6B:26',7]},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.mac[1]: must be a string"},
-	{"[{'origin':{'device':'A','mac':[['5C:CF:7F:8B:6B:26']]},'target':{'version':'1'}}]",
-	 "test.json: rule 1: origin.mac[0]: must be a string"},
 	/* target */
 	{"[{'origin':{'device':'A'}}]", "test.json: rule 1: target: missing"},
 	{"[{'origin':{'device':'A'},'target':'1.0'}]", "test.json: rule 1: target: must be an object"},
-	{"[{'origin':{'device':'A'},'target':{}}]", "test.json: rule 1: target.version: missing"},
-	{"[{'origin':{'device':'A'},'target':{'firmware':'/a.bin'}}]",
-	 "test.json: rule 1: target.version: missing"},
-	{"[{'origin':{'device':'A'},'target':{'version':1}}]",
-	 "test.json: rule 1: target.version: must be a string"},
-	{"[{'origin':{'device':'A'},'target':{'version':''}}]",
-	 "test.json: rule 1: target.version: must not be empty"},
-	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':5}}]",
-	 "test.json: rule 1: target.firmware: must be a string"},
-	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':null}}]",
-	 "test.json: rule 1: target.firmware: must be a string"},
-	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':'/a','spiffs':null}}]",
-	 "test.json: rule 1: target.spiffs: must be a string"},
-	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':'/a','spiffs':false}}]",
-	 "test.json: rule 1: target.spiffs: must be a string"},
+	{"[{'origin':{'device':'A'},'target':['1']}]",
+	 "test.json: rule 1: target: must be an object"},
+	{"[{'origin':{'device':'A'},'target':null}]",
+	 "test.json: rule 1: target: must be an object"},
 	/* the rule number counts from 1 and points at the bad rule */
 	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':'/a'}},"
 	 " {'origin':{'device':'B'},'target':{'version':'1','firmware':'/a'}},"
-	 " {'origin':{'device':'C'},'target':{'version':'1','firmware':{}}}]",
-	 "test.json: rule 3: target.firmware: must be a string"},
+	 " {'origin':{'device':'C'},'target':'/c.bin'}]",
+	 "test.json: rule 3: target: must be an object"},
 };
 
 static void test_validation_errors(void **state)
@@ -757,16 +772,40 @@ static void test_count_limits(void **state)
 static void test_mac_array_validated_past_star(void **state)
 {
 	(void)state;
-	/* Regression (was a bug): compile_macs() returns as soon as it meets "*", so the entries
-	 * after it are never checked: ["*", 7] is accepted while [7, "*"] and
-	 * ["5C:CF:7F:8B:6B:26", 7] are refused. Expected: refused with
-	 * "origin.mac[1]: must be a string". */
-	nf_log_set_level(NF_LOG_ERROR);
-	expect_error("[{'origin':{'device':'A','mac':['*',7]},'target':{'version':'1'}}]",
-	             "test.json: rule 1: origin.mac[1]: must be a string");
-	expect_error("[{'origin':{'device':'A','mac':[7,'*']},'target':{'version':'1'}}]",
-	             "test.json: rule 1: origin.mac[0]: must be a string");
-	nf_log_set_level(NF_LOG_INFO);
+	/* Regression (was a bug): compile_macs() returned as soon as it met "*", so the
+	 * entries after it were never checked: ["*", 7] was accepted while [7, "*"] and
+	 * ["5C:CF:7F:8B:6B:26", 7] were refused. Since legacy files load, an entry that
+	 * is not a string is left out with a warning (no MAC equals it), on either side
+	 * of "*"; "*" still means any MAC, with its own warning. */
+	static const char *const files[] = {
+	    "[{'origin':{'device':'A','mac':['*',7]},'target':{'version':'1'}}]",
+	    "[{'origin':{'device':'A','mac':[7,'*']},'target':{'version':'1'}}]",
+	};
+	static const char *const logs[] = {
+	    WARN(1) "origin.mac[0] is \"*\": any MAC passes, where the original NoFUSS server "
+	            "matched no device with \"*\" in a list; write \"mac\": \"*\" for any MAC, "
+	            "or remove \"*\"\n"
+	    WARN(1) "origin.mac[1] is not a string: left out, as no device's MAC equals it "
+	            "(nofussd compares strings exactly); write the MAC in quotes\n" NO_IMAGE(1),
+	    WARN(1) "origin.mac[0] is not a string: left out, as no device's MAC equals it "
+	            "(nofussd compares strings exactly); write the MAC in quotes\n"
+	    WARN(1) "origin.mac[1] is \"*\": any MAC passes, where the original NoFUSS server "
+	            "matched no device with \"*\" in a list; write \"mac\": \"*\" for any MAC, "
+	            "or remove \"*\"\n" NO_IMAGE(1),
+	};
+
+	for (size_t i = 0; i < 2; i++) {
+		char *log;
+		struct nf_rules *rs = parse_logged(files[i], &log);
+
+		assert_string_equal(log, logs[i]);
+		assert_int_equal(match(rs, "A", "1", "5C:CF:7F:8B:6B:26", ""), 0);
+		assert_int_equal(match(rs, "A", "1", "7", ""), 0);
+		assert_int_equal(match_path(rs, "A", "1"), 0);
+		assert_string_equal(answer(rs, 0), "{\"version\":\"1\",\"spiffs\":\"\"}");
+		nf_rules_free(rs);
+		free(log);
+	}
 }
 
 /* Warnings only: unknown rule keys, odd MACs, missing images. */
@@ -784,6 +823,441 @@ static void test_warnings_do_not_refuse(void **state)
 	assert_int_equal(match(rs, "A", "1", "5C:CF:7F:8B:6B:26", "1"), -1);
 	nf_rules_free(rs);
 	nf_log_set_level(NF_LOG_INFO);
+}
+
+/* Legacy files ------------------------------------------------------------------ */
+
+/* What the original NoFUSS server answered loads, with a warning for each loose
+ * pattern, and answers as the original did (but for the documented deviations:
+ * max inclusive, "device": "*" for any device, strings compared exactly). Each
+ * file is checked for exactly what loading prints and exactly what each check
+ * gets; files 1 and 2 are the original servers' own sample files. */
+
+#define MAC "5C:CF:7F:8B:6B:26"
+#define BODY1 "{\"version\":\"1\",\"spiffs\":\"\"}"
+#define BODY_FW(v) "{\"version\":\"" v "\",\"firmware\":\"/" v "\",\"spiffs\":\"\"}"
+#define NOT_A_STRING(n, key, advice) \
+	WARN(n) "target." key " is not a string: sent as it is" AS_ORIGINAL advice "\n"
+#define MAC_LEFT_OUT(n, i) \
+	WARN(n) "origin.mac[" #i "] is not a string: left out, as no device's MAC equals it " \
+	        "(nofussd compares strings exactly); write the MAC in quotes\n"
+#define UNKNOWN_KEY(n, key) \
+	WARN(n) "origin." key ": unknown key ignored, as in the original NoFUSS server, so it " \
+	        "restricts nothing; check its spelling (keys: device, mac, min, max, gt, ge, lt, " \
+	        "le, eq, build_not)\n"
+#define EMPTY_ABOVE(n, key) \
+	WARN(n) "origin." key " is \"\": any version passes" AS_ORIGINAL "remove it\n"
+#define EMPTY_BELOW(n, key) \
+	WARN(n) "origin." key " is \"\": the rule never matches" AS_ORIGINAL \
+	        "give a version, or remove the rule\n"
+#define EMPTY_TARGET(n) \
+	WARN(n) "target is {}: the rule answers {} (no update), and the rules after it are not " \
+	        "tried for the checks it matches; the original NoFUSS server sent [], which " \
+	        "NoFUSS clients reject; remove the rule, or give the target a version and an " \
+	        "image\n"
+/* Answers of the original servers' sample files, and of file 8. */
+#define BODY_011 "{\"version\":\"0.1.1\",\"firmware\":\"/firmware/test-0.1.1.bin\",\"spiffs\":\"\"}"
+#define BODY_010 "{\"version\":\"0.1.0\",\"firmware\":\"/firmware/test-0.1.0.bin\",\"spiffs\":\"\"}"
+#define BODY_A11 "{\"version\":\"1.1\",\"firmware\":\"/a\",\"spiffs\":\"\"}"
+#define BUILD_NOT_ANY "any build passes, and path-form checks too)" AS_ORIGINAL \
+	"remove it, or give the build to exclude\n"
+
+struct legacy_check {
+	const char *device, *version;
+	const char *mac;    /* NULL: a path-form check, which has no MAC and no build */
+	const char *build;  /* NULL: no build header */
+	int rule;           /* the rule that answers, from 1; 0 for none */
+	const char *answer; /* the exact body */
+	const char *update; /* the check log's update field (the target's version), or NULL */
+};
+
+struct legacy_file {
+	const char *json;     /* single-quoted */
+	const char *warnings; /* exactly what loading prints; "" when it must not warn */
+	struct legacy_check checks[9]; /* ended by one with no device */
+};
+
+static const struct legacy_file legacy[] = {
+	/* 1: the sample the original (header-form) server shipped in data/, unchanged.
+	 * Its first rule never matched there (max was exclusive); max is inclusive here. */
+	{"[\n"
+	 "    {\n"
+	 "        'origin': {\n"
+	 "            'mac': '5C:CF:7F:8C:1E:6F',\n"
+	 "            'device': 'TEST',\n"
+	 "            'min': '0.1.0',\n"
+	 "            'max': '0.1.0'\n"
+	 "        },\n"
+	 "        'target': {\n"
+	 "            'version': '0.1.1',\n"
+	 "            'firmware': '/firmware/test-0.1.1.bin',\n"
+	 "            'spiffs': ''\n"
+	 "        }\n"
+	 "    },\n"
+	 "    {\n"
+	 "        'origin': {\n"
+	 "            'mac': [\n"
+	 "                '5C:CF:7F:8C:1E:6F', '5C:CF:7F:8C:1E:6E'\n"
+	 "            ],\n"
+	 "            'device': 'TEST',\n"
+	 "            'min': '*',\n"
+	 "            'max': '0.0.9'\n"
+	 "        },\n"
+	 "        'target': {\n"
+	 "            'version': '0.1.0',\n"
+	 "            'firmware': '/firmware/test-0.1.0.bin',\n"
+	 "            'spiffs': ''\n"
+	 "        }\n"
+	 "    }\n"
+	 "]\n",
+	 "",
+	 {{"TEST", "0.1.0", "5C:CF:7F:8C:1E:6F", "", 1, BODY_011, "0.1.1"},
+	  {"TEST", "0.0.9", "5C:CF:7F:8C:1E:6E", "1559606400", 2, BODY_010, "0.1.0"},
+	  {"TEST", "0.0.9", "5C:CF:7F:8C:1E:6F", NULL, 2, BODY_010, "0.1.0"},
+	  {"TEST", "0.0.9", MAC, "", 0, "{}", NULL},
+	  {"TEST", "0.1.1", "5C:CF:7F:8C:1E:6F", "", 0, "{}", NULL},
+	  {"TEST", "0.0.9", NULL, NULL, 0, "{}", NULL}}},
+	/* 2: the sample of the first, path-form server, unchanged. */
+	{"[\n"
+	 "    {\n"
+	 "        'origin': {\n"
+	 "            'device': 'TEST',\n"
+	 "            'min': '*',\n"
+	 "            'max': '0.1.0'\n"
+	 "        },\n"
+	 "        'target': {\n"
+	 "            'version': '0.1.1',\n"
+	 "            'firmware': '/firmware/test-0.1.1.bin',\n"
+	 "            'spiffs': ''\n"
+	 "        }\n"
+	 "    }\n"
+	 "]\n",
+	 "",
+	 {{"TEST", "0.1.0", NULL, NULL, 1, BODY_011, "0.1.1"},
+	  {"TEST", "0.0.1", NULL, NULL, 1, BODY_011, "0.1.1"},
+	  {"TEST", "0.1.0", MAC, "", 1, BODY_011, "0.1.1"},
+	  {"TEST", "0.1.1", NULL, NULL, 0, "{}", NULL},
+	  {"OTHER", "0.1.0", NULL, NULL, 0, "{}", NULL}}},
+	/* 3: "" as a version: PHP's version_compare() puts "" below every version,
+	 * so min, gt and ge always hold and max, lt, le and eq never do. */
+	{"[{'origin':{'device':'MIN','min':''},'target':{'version':'1','firmware':'/1'}},"
+	 " {'origin':{'device':'GT','gt':''},'target':{'version':'2','firmware':'/2'}},"
+	 " {'origin':{'device':'GE','ge':''},'target':{'version':'3','firmware':'/3'}},"
+	 " {'origin':{'device':'MAX','max':''},'target':{'version':'4','firmware':'/4'}},"
+	 " {'origin':{'device':'LT','lt':''},'target':{'version':'5','firmware':'/5'}},"
+	 " {'origin':{'device':'LE','le':''},'target':{'version':'6','firmware':'/6'}},"
+	 " {'origin':{'device':'EQ','eq':''},'target':{'version':'7','firmware':'/7'}}]",
+	 EMPTY_ABOVE(1, "min") EMPTY_ABOVE(2, "gt") EMPTY_ABOVE(3, "ge") EMPTY_BELOW(4, "max")
+	 EMPTY_BELOW(5, "lt") EMPTY_BELOW(6, "le") EMPTY_BELOW(7, "eq"),
+	 {{"MIN", "0", NULL, NULL, 1, BODY_FW("1"), "1"},
+	  {"GT", "0.0.1", MAC, "1", 2, BODY_FW("2"), "2"},
+	  {"GE", "99", NULL, NULL, 3, BODY_FW("3"), "3"},
+	  {"MAX", "0", NULL, NULL, 0, "{}", NULL},
+	  {"MAX", "0", MAC, "1", 0, "{}", NULL},
+	  {"LT", "0", NULL, NULL, 0, "{}", NULL},
+	  {"LE", "0", MAC, "", 0, "{}", NULL},
+	  {"EQ", "1", NULL, NULL, 0, "{}", NULL}}},
+	/* 4: a target without version is answered as it is (was refused). */
+	{"[{'origin':{'device':'A'},'target':{'firmware':'/a.bin'}}]",
+	 WARN(1) "target has no version: answered as it is, as in the original NoFUSS server, "
+	         "with an empty update: in the check log; add the version it offers\n",
+	 {{"A", "1", NULL, NULL, 1, "{\"firmware\":\"/a.bin\",\"spiffs\":\"\"}", ""},
+	  {"A", "1", MAC, "", 1, "{\"firmware\":\"/a.bin\",\"spiffs\":\"\"}", ""}}},
+	/* 5: so is one whose version is "" (was refused). */
+	{"[{'origin':{'device':'A'},'target':{'version':''}}]",
+	 WARN(1) "target.version is \"\": answered as it is, as in the original NoFUSS server, "
+	         "with an empty update: in the check log; give the version it offers\n" NO_IMAGE(1),
+	 {{"A", "1", NULL, NULL, 1, "{\"version\":\"\",\"spiffs\":\"\"}", ""}}},
+	/* 6, 7: "mac": [] (and {}) never matches (was refused). */
+	{"[{'origin':{'device':'A','mac':[]},'target':{'version':'1'}}]",
+	 WARN(1) "origin.mac is []: the rule never matches" AS_ORIGINAL
+	         "list MACs, write \"*\" for any MAC, or remove the rule\n" NO_IMAGE(1),
+	 {{"A", "1", MAC, "1", 0, "{}", NULL},
+	  {"A", "1", NULL, NULL, 0, "{}", NULL}}},
+	{"[{'origin':{'device':'A','mac':{}},'target':{'version':'1'}}]",
+	 WARN(1) "origin.mac is {}: the rule never matches" AS_ORIGINAL
+	         "list MACs, write \"*\" for any MAC, or remove the rule\n" NO_IMAGE(1),
+	 {{"A", "1", MAC, "1", 0, "{}", NULL}}},
+	/* 8: "build_not": "*" is skipped like "*" anywhere (it was the literal build "*"). */
+	{"[{'origin':{'device':'A','build_not':'*','max':'1.0'},"
+	 "  'target':{'version':'1.1','firmware':'/a'}}]",
+	 WARN(1) "origin.build_not is \"*\": any build passes, and path-form checks too" AS_ORIGINAL
+	         "remove it, or give the build to exclude\n",
+	 {{"A", "1.0", MAC, "1", 1, BODY_A11, "1.1"},
+	  {"A", "1.0", MAC, "", 1, BODY_A11, "1.1"},
+	  {"A", "1.0", MAC, NULL, 1, BODY_A11, "1.1"},
+	  {"A", "1.0", MAC, "*", 1, BODY_A11, "1.1"},
+	  {"A", "1.0", NULL, NULL, 1, BODY_A11, "1.1"},
+	  {"A", "1.1", NULL, NULL, 0, "{}", NULL}}},
+	/* 9, 10: unknown origin keys are ignored (were refused). */
+	{"[{'origin':{'device':'A','maximum':'1'},'target':{'version':'1'}}]",
+	 UNKNOWN_KEY(1, "maximum") NO_IMAGE(1),
+	 {{"A", "5", NULL, NULL, 1, BODY1, "1"},
+	  {"A", "5", MAC, "1", 1, BODY1, "1"}}},
+	{"[{'origin':{'device':'A','Device':'A'},'target':{'version':'1'}}]",
+	 UNKNOWN_KEY(1, "Device") NO_IMAGE(1),
+	 {{"A", "5", NULL, NULL, 1, BODY1, "1"},
+	  {"B", "5", NULL, NULL, 0, "{}", NULL}}},
+	/* 11-13: version operators that are a number, "" and null (were refused). */
+	{"[{'origin':{'device':'A','min':1},'target':{'version':'1'}}]",
+	 WARN(1) "origin.min is a number: read as \"1\" (compared as that version)" AS_ORIGINAL
+	         "write the version in quotes\n" NO_IMAGE(1),
+	 {{"A", "1", NULL, NULL, 1, BODY1, "1"},
+	  {"A", "1.0", NULL, NULL, 1, BODY1, "1"},
+	  {"A", "0.9", NULL, NULL, 0, "{}", NULL}}},
+	{"[{'origin':{'device':'A','max':''},'target':{'version':'1'}}]",
+	 EMPTY_BELOW(1, "max") NO_IMAGE(1),
+	 {{"A", "1", NULL, NULL, 0, "{}", NULL},
+	  {"A", "0", MAC, "1", 0, "{}", NULL}}},
+	{"[{'origin':{'device':'A','eq':null},'target':{'version':'1'}}]",
+	 WARN(1) "origin.eq is null: ignored (any version passes)" AS_ORIGINAL "remove it\n"
+	 NO_IMAGE(1),
+	 {{"A", "7", NULL, NULL, 1, BODY1, "1"}}},
+	/* 14: build_not a number: its text, compared exactly (was refused). */
+	{"[{'origin':{'device':'A','build_not':1},'target':{'version':'1'}}]",
+	 WARN(1) "origin.build_not is a number: read as \"1\" (that build is excluded)" AS_ORIGINAL
+	         "write the build in quotes\n" NO_IMAGE(1),
+	 {{"A", "1", MAC, "1", 0, "{}", NULL},
+	  {"A", "1", MAC, "2", 1, BODY1, "1"},
+	  {"A", "1", MAC, "", 0, "{}", NULL},
+	  {"A", "1", NULL, NULL, 0, "{}", NULL}}},
+	/* 15-18: mac a number, null, a list with entries that are not strings (were refused). */
+	{"[{'origin':{'device':'A','mac':5},'target':{'version':'1'}}]",
+	 WARN(1) "origin.mac is a number: read as \"5\", which no device's MAC equals (nofussd "
+	         "compares strings exactly), so the rule never matches; write the MAC in quotes\n"
+	 NO_IMAGE(1),
+	 {{"A", "1", MAC, "1", 0, "{}", NULL},
+	  {"A", "1", "5", "1", 0, "{}", NULL}}},
+	{"[{'origin':{'device':'A','mac':null},'target':{'version':'1'}}]",
+	 WARN(1) "origin.mac is null: ignored (any MAC passes)" AS_ORIGINAL "remove it\n"
+	 NO_IMAGE(1),
+	 {{"A", "1", MAC, "1", 1, BODY1, "1"},
+	  {"A", "1", NULL, NULL, 1, BODY1, "1"}}},
+	{"[{'origin':{'device':'A','mac':['5C:CF:7F:8B:6B:26',7]},'target':{'version':'1'}}]",
+	 MAC_LEFT_OUT(1, 1) NO_IMAGE(1),
+	 {{"A", "1", MAC, "1", 1, BODY1, "1"},
+	  {"A", "1", "5C:CF:7F:8B:6B:27", "1", 0, "{}", NULL},
+	  {"A", "1", NULL, NULL, 0, "{}", NULL}}},
+	{"[{'origin':{'device':'A','mac':[['5C:CF:7F:8B:6B:26']]},'target':{'version':'1'}}]",
+	 MAC_LEFT_OUT(1, 0) NO_IMAGE(1),
+	 {{"A", "1", MAC, "1", 0, "{}", NULL}}},
+	/* 19, 20: an empty target answers {} and ends the search (was refused). */
+	{"[{'origin':{'device':'A'},'target':{}}]",
+	 EMPTY_TARGET(1),
+	 {{"A", "1", NULL, NULL, 1, "{}", NULL},
+	  {"A", "1", MAC, "1", 1, "{}", NULL}}},
+	{"[{'origin':{'device':'A','max':'1.0'},'target':{}},"
+	 " {'origin':{'device':'*'},'target':{'version':'2','firmware':'/2'}}]",
+	 EMPTY_TARGET(1),
+	 {{"A", "1.0", NULL, NULL, 1, "{}", NULL},
+	  {"A", "1.1", NULL, NULL, 2, BODY_FW("2"), "2"},
+	  {"B", "1.0", NULL, NULL, 2, BODY_FW("2"), "2"}}},
+	/* 21-25: target values that are not strings are sent as they are (were refused). */
+	{"[{'origin':{'device':'A'},'target':{'version':1}}]",
+	 NOT_A_STRING(1, "version", "write the version in quotes") NO_IMAGE(1),
+	 {{"A", "1", NULL, NULL, 1, "{\"version\":1,\"spiffs\":\"\"}", "1"}}},
+	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':5}}]",
+	 NOT_A_STRING(1, "firmware", "write the path in quotes") NO_IMAGE(1),
+	 {{"A", "1", NULL, NULL, 1, "{\"version\":\"1\",\"firmware\":5,\"spiffs\":\"\"}", "1"}}},
+	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':null}}]",
+	 NOT_A_STRING(1, "firmware", "write the path in quotes") NO_IMAGE(1),
+	 {{"A", "1", NULL, NULL, 1, "{\"version\":\"1\",\"firmware\":null,\"spiffs\":\"\"}", "1"}}},
+	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':'/a','spiffs':null}}]",
+	 NOT_A_STRING(1, "spiffs", "write the path in quotes, or \"\" for none"),
+	 {{"A", "1", NULL, NULL, 1, "{\"version\":\"1\",\"firmware\":\"/a\",\"spiffs\":null}",
+	   "1"}}},
+	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':'/a','spiffs':false}}]",
+	 NOT_A_STRING(1, "spiffs", "write the path in quotes, or \"\" for none"),
+	 {{"A", "1", NULL, NULL, 1, "{\"version\":\"1\",\"firmware\":\"/a\",\"spiffs\":false}",
+	   "1"}}},
+	/* 26: the warning names the rule it is about (this was a refusal of rule 3). */
+	{"[{'origin':{'device':'A'},'target':{'version':'1','firmware':'/a'}},"
+	 " {'origin':{'device':'B'},'target':{'version':'1','firmware':'/a'}},"
+	 " {'origin':{'device':'C'},'target':{'version':'1','firmware':{}}}]",
+	 NOT_A_STRING(3, "firmware", "write the path in quotes") NO_IMAGE(3),
+	 {{"C", "1", NULL, NULL, 3, "{\"version\":\"1\",\"firmware\":{},\"spiffs\":\"\"}", "1"},
+	  {"A", "1", NULL, NULL, 1, "{\"version\":\"1\",\"firmware\":\"/a\",\"spiffs\":\"\"}",
+	   "1"}}},
+	/* 27: more target values, and the check log's text for them (PHP's). */
+	{"[{'origin':{'device':'A'},'target':{'version':1.5,'firmware':5,'spiffs':null}},"
+	 " {'origin':{'device':'B'},'target':{'version':true,'firmware':'/b'}},"
+	 " {'origin':{'device':'C'},'target':{'version':2.0,'firmware':'/c','size':1024}}]",
+	 NOT_A_STRING(1, "version", "write the version in quotes")
+	 NOT_A_STRING(1, "firmware", "write the path in quotes")
+	 NOT_A_STRING(1, "spiffs", "write the path in quotes, or \"\" for none") NO_IMAGE(1)
+	 NOT_A_STRING(2, "version", "write the version in quotes")
+	 NOT_A_STRING(3, "version", "write the version in quotes"),
+	 {{"A", "1", NULL, NULL, 1, "{\"version\":1.5,\"firmware\":5,\"spiffs\":null}", "1.5"},
+	  {"B", "1", NULL, NULL, 2, "{\"version\":true,\"firmware\":\"/b\",\"spiffs\":\"\"}", "1"},
+	  {"C", "1", MAC, "", 3,
+	   "{\"version\":2.0,\"firmware\":\"/c\",\"size\":1024,\"spiffs\":\"\"}", "2"}}},
+	/* 28: null everywhere is an absent key (PHP's isset()). */
+	{"[{'origin':{'device':'A','min':null,'max':null,'mac':null,'build_not':null},"
+	 "  'target':{'version':'1','firmware':'/1'}}]",
+	 WARN(1) "origin.min is null: ignored (any version passes)" AS_ORIGINAL "remove it\n"
+	 WARN(1) "origin.max is null: ignored (any version passes)" AS_ORIGINAL "remove it\n"
+	 WARN(1) "origin.build_not is null: ignored (" BUILD_NOT_ANY
+	 WARN(1) "origin.mac is null: ignored (any MAC passes)" AS_ORIGINAL "remove it\n",
+	 {{"A", "9", NULL, NULL, 1, BODY_FW("1"), "1"},
+	  {"A", "0", MAC, "", 1, BODY_FW("1"), "1"}}},
+	/* 29: true is "*" (PHP's loose true != "*" is false). */
+	{"[{'origin':{'device':'A','eq':true,'mac':true,'build_not':true},"
+	 "  'target':{'version':'1','firmware':'/1'}}]",
+	 WARN(1) "origin.eq is true: read as \"*\" (any version passes)" AS_ORIGINAL
+	         "write \"*\" or remove it\n"
+	 WARN(1) "origin.build_not is true: read as \"*\" (" BUILD_NOT_ANY
+	 WARN(1) "origin.mac is true: read as \"*\" (any MAC passes)" AS_ORIGINAL
+	         "write \"*\" or remove it\n",
+	 {{"A", "3", NULL, NULL, 1, BODY_FW("1"), "1"},
+	  {"A", "3", MAC, "", 1, BODY_FW("1"), "1"}}},
+	/* 30: numbers read as PHP 7 read them: 1.0 as "1", 0.50 as "0.5", 0 as "*". */
+	{"[{'origin':{'device':'A','min':1.0,'max':10},'target':{'version':'1','firmware':'/1'}},"
+	 " {'origin':{'device':'B','lt':0,'le':0.50},'target':{'version':'2','firmware':'/2'}},"
+	 " {'origin':{'device':'C','build_not':1559606400,'mac':0},"
+	 "  'target':{'version':'3','firmware':'/3'}}]",
+	 WARN(1) "origin.min is a number: read as \"1\" (compared as that version)" AS_ORIGINAL
+	         "write the version in quotes\n"
+	 WARN(1) "origin.max is a number: read as \"10\" (compared as that version)" AS_ORIGINAL
+	         "write the version in quotes\n"
+	 WARN(2) "origin.lt is the number 0: read as \"*\" (any version passes)" AS_ORIGINAL
+	         "write \"*\", or \"0\" in quotes\n"
+	 WARN(2) "origin.le is a number: read as \"0.5\" (compared as that version)" AS_ORIGINAL
+	         "write the version in quotes\n"
+	 WARN(3) "origin.build_not is a number: read as \"1559606400\" (that build is excluded)"
+	         AS_ORIGINAL "write the build in quotes\n"
+	 WARN(3) "origin.mac is the number 0: read as \"*\" (any MAC passes)" AS_ORIGINAL
+	         "write \"*\" or remove it\n",
+	 {{"A", "1", NULL, NULL, 1, BODY_FW("1"), "1"},
+	  {"A", "0.9", NULL, NULL, 0, "{}", NULL},
+	  {"A", "10", NULL, NULL, 1, BODY_FW("1"), "1"},
+	  {"A", "10.0", NULL, NULL, 0, "{}", NULL},
+	  {"B", "0.5", NULL, NULL, 2, BODY_FW("2"), "2"},
+	  {"B", "0.6", NULL, NULL, 0, "{}", NULL},
+	  {"C", "1", MAC, "1559606400", 0, "{}", NULL},
+	  {"C", "1", MAC, "1559606401", 3, BODY_FW("3"), "3"}}},
+	/* 31: PHP's text for numbers in exponent form: "1.0E+25", "1.5E-7". */
+	{"[{'origin':{'device':'A','gt':1e25},'target':{'version':'1','firmware':'/1'}},"
+	 " {'origin':{'device':'B','eq':1.5e-7},'target':{'version':'2','firmware':'/2'}}]",
+	 WARN(1) "origin.gt is a number: read as \"1.0E+25\" (compared as that version)" AS_ORIGINAL
+	         "write the version in quotes\n"
+	 WARN(2) "origin.eq is a number: read as \"1.5E-7\" (compared as that version)" AS_ORIGINAL
+	         "write the version in quotes\n",
+	 {{"A", "2", NULL, NULL, 1, BODY_FW("1"), "1"},
+	  {"A", "0.9", NULL, NULL, 0, "{}", NULL},
+	  {"B", "1.5E-7", NULL, NULL, 2, BODY_FW("2"), "2"},
+	  {"B", "1.5e-7", NULL, NULL, 2, BODY_FW("2"), "2"},
+	  {"B", "1.5", NULL, NULL, 0, "{}", NULL}}},
+	/* 32: false is "": min holds, max never; build_not needs a build; mac never. */
+	{"[{'origin':{'device':'A','min':false},'target':{'version':'1','firmware':'/1'}},"
+	 " {'origin':{'device':'B','max':false},'target':{'version':'2','firmware':'/2'}},"
+	 " {'origin':{'device':'C','build_not':false},'target':{'version':'3','firmware':'/3'}},"
+	 " {'origin':{'device':'D','mac':false},'target':{'version':'4','firmware':'/4'}}]",
+	 WARN(1) "origin.min is false: read as \"\" (any version passes)" AS_ORIGINAL "remove it\n"
+	 WARN(2) "origin.max is false: read as \"\" (the rule never matches)" AS_ORIGINAL
+	         "give a version, or remove the rule\n"
+	 WARN(3) "origin.build_not is false: read as \"\" (any non-empty build passes)" AS_ORIGINAL
+	         "write the build to exclude in quotes\n"
+	 WARN(4) "origin.mac is false: read as \"\" (the rule never matches)" AS_ORIGINAL
+	         "list MACs in quotes, or remove the rule\n",
+	 {{"A", "1", NULL, NULL, 1, BODY_FW("1"), "1"},
+	  {"B", "1", NULL, NULL, 0, "{}", NULL},
+	  {"C", "1", MAC, "0", 3, BODY_FW("3"), "3"},
+	  {"C", "1", MAC, "", 0, "{}", NULL},
+	  {"D", "1", MAC, "1", 0, "{}", NULL}}},
+	/* 33: an object's values are its MACs (PHP's in_array()); entries that are not
+	 * strings never equal a MAC here; "*" in a list still means any MAC. */
+	{"[{'origin':{'device':'A','mac':{'x':'5C:CF:7F:8B:6B:26','y':'5C:CF:7F:8B:6B:27'}},"
+	 "  'target':{'version':'1','firmware':'/1'}},"
+	 " {'origin':{'device':'B','mac':['5C:CF:7F:8B:6B:26',7,null,['x'],true]},"
+	 "  'target':{'version':'2','firmware':'/2'}},"
+	 " {'origin':{'device':'C','mac':['*',7]},'target':{'version':'3','firmware':'/3'}}]",
+	 WARN(1) "origin.mac is an object: its values are the MACs" AS_ORIGINAL
+	         "write them as a list\n"
+	 MAC_LEFT_OUT(2, 1) MAC_LEFT_OUT(2, 2) MAC_LEFT_OUT(2, 3) MAC_LEFT_OUT(2, 4)
+	 WARN(3) "origin.mac[0] is \"*\": any MAC passes, where the original NoFUSS server "
+	         "matched no device with \"*\" in a list; write \"mac\": \"*\" for any MAC, or "
+	         "remove \"*\"\n"
+	 MAC_LEFT_OUT(3, 1),
+	 {{"A", "1", MAC, "", 1, BODY_FW("1"), "1"},
+	  {"A", "1", "5C:CF:7F:8B:6B:27", "", 1, BODY_FW("1"), "1"},
+	  {"A", "1", "5C:CF:7F:8B:6B:28", "", 0, "{}", NULL},
+	  {"B", "1", MAC, "", 2, BODY_FW("2"), "2"},
+	  {"B", "1", "AA:BB:CC:DD:EE:FF", "", 0, "{}", NULL},
+	  {"C", "1", "AA:BB:CC:DD:EE:FF", "", 3, BODY_FW("3"), "3"},
+	  {"C", "1", NULL, NULL, 3, BODY_FW("3"), "3"}}},
+	/* 34: build_not a list equals no build: any non-empty build passes. */
+	{"[{'origin':{'device':'A','build_not':['1']},'target':{'version':'1','firmware':'/1'}}]",
+	 WARN(1) "origin.build_not is a list: any non-empty build passes" AS_ORIGINAL
+	         "write the build to exclude in quotes\n",
+	 {{"A", "1", MAC, "1", 1, BODY_FW("1"), "1"},
+	  {"A", "1", MAC, "", 0, "{}", NULL},
+	  {"A", "1", NULL, NULL, 0, "{}", NULL}}},
+	/* 35: "" for build_not and mac already meant what the original made of them. */
+	{"[{'origin':{'device':'A','build_not':''},'target':{'version':'1','firmware':'/1'}},"
+	 " {'origin':{'device':'B','mac':''},'target':{'version':'2','firmware':'/2'}}]",
+	 WARN(2) "origin.mac \"\" is not upper-case XX:XX:XX:XX:XX:XX and will never match a "
+	         "device\n",
+	 {{"A", "1", MAC, "x", 1, BODY_FW("1"), "1"},
+	  {"A", "1", MAC, "", 0, "{}", NULL},
+	  {"B", "1", MAC, "x", 0, "{}", NULL}}},
+	/* 36: a file as an import tool and years of hand edits leave it. */
+	{"[{'origin':{'device':'ESPURNA_SONOFF_BASIC','mac':'*','min':'','max':'1.13.5',"
+	 "             'build_not':'*','comment':'all basics'},"
+	 "  'target':{'version':'1.13.6','firmware':'/firmware/espurna-1.13.6.bin',"
+	 "            'device':'ESPURNA_SONOFF_BASIC','size':491520}},"
+	 " {'origin':{'device':'ESPURNA_H801','mac':[]},"
+	 "  'target':{'firmware':'/firmware/h801.bin'}},"
+	 " {'origin':{'device':'ESPURNA_H801','lt':'2.0'},"
+	 "  'target':{'version':'2.0','firmware':'/firmware/h801-2.0.bin','spiffs':''}}]",
+	 UNKNOWN_KEY(1, "comment") EMPTY_ABOVE(1, "min")
+	 WARN(1) "origin.build_not is \"*\": any build passes, and path-form checks too" AS_ORIGINAL
+	         "remove it, or give the build to exclude\n"
+	 WARN(2) "origin.mac is []: the rule never matches" AS_ORIGINAL
+	         "list MACs, write \"*\" for any MAC, or remove the rule\n"
+	 WARN(2) "target has no version: answered as it is, as in the original NoFUSS server, "
+	         "with an empty update: in the check log; add the version it offers\n",
+	 {{"ESPURNA_SONOFF_BASIC", "1.13.5", MAC, "1559606400", 1,
+	   "{\"version\":\"1.13.6\",\"firmware\":\"/firmware/espurna-1.13.6.bin\","
+	   "\"device\":\"ESPURNA_SONOFF_BASIC\",\"size\":491520,\"spiffs\":\"\"}", "1.13.6"},
+	  {"ESPURNA_SONOFF_BASIC", "1.0", NULL, NULL, 1,
+	   "{\"version\":\"1.13.6\",\"firmware\":\"/firmware/espurna-1.13.6.bin\","
+	   "\"device\":\"ESPURNA_SONOFF_BASIC\",\"size\":491520,\"spiffs\":\"\"}", "1.13.6"},
+	  {"ESPURNA_SONOFF_BASIC", "1.13.6", MAC, "", 0, "{}", NULL},
+	  {"ESPURNA_H801", "1.0", MAC, "", 3,
+	   "{\"version\":\"2.0\",\"firmware\":\"/firmware/h801-2.0.bin\",\"spiffs\":\"\"}", "2.0"},
+	  {"ESPURNA_H801", "2.0", NULL, NULL, 0, "{}", NULL}}},
+};
+
+/* One check of a legacy file: the rule, the body and the check log's field. */
+static void check_legacy(const struct nf_rules *rs, size_t file, const struct legacy_check *c)
+{
+	long k = match(rs, c->device, c->version, c->mac, c->build);
+	const char *update = k < 0 ? NULL : nf_rules_target(rs, (size_t)k)->version;
+
+	if (k + 1 != c->rule || strcmp(answer(rs, k), c->answer) != 0 ||
+	    (update == NULL) != (c->update == NULL) ||
+	    (update != NULL && strcmp(update, c->update) != 0))
+		fail_msg("legacy file %zu, %s %s %s %s: rule %ld, answer %s, update %s", file + 1,
+		         c->device, c->version, c->mac ? c->mac : "(path form)",
+		         c->build ? c->build : "(no build)", k + 1, answer(rs, k),
+		         update ? update : "(none)");
+}
+
+static void test_legacy_files(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof legacy / sizeof legacy[0]; i++) {
+		char *log;
+		struct nf_rules *rs = parse_logged(legacy[i].json, &log);
+
+		if (strcmp(log, legacy[i].warnings) != 0)
+			fail_msg("legacy file %zu logged:\n%sexpected:\n%s", i + 1, log,
+			         legacy[i].warnings);
+		for (const struct legacy_check *c = legacy[i].checks; c->device != NULL; c++)
+			check_legacy(rs, i, c);
+		nf_rules_free(rs);
+		free(log);
+	}
 }
 
 /* Index ---------------------------------------------------------------------- */
@@ -931,6 +1405,7 @@ int main(void)
 		cmocka_unit_test(test_count_limits),
 		cmocka_unit_test(test_mac_array_validated_past_star),
 		cmocka_unit_test(test_warnings_do_not_refuse),
+		cmocka_unit_test(test_legacy_files),
 		cmocka_unit_test(test_index_many_devices),
 		/* test_load_file's folder, removed after it whether it passed or not. */
 		cmocka_unit_test_prestate_setup_teardown(test_load_file, nf_test_tmpdir_setup,
