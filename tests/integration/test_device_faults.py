@@ -72,9 +72,10 @@ class Proxy:
     a fault is set and the request is an image download of the kind named
     (x-ESP8266-mode: sketch or spiffs) - breaks it on the way back. With
     `once` the fault is cleared when it fires, and `after_fault` (if set) is
-    called then. Every exchange is appended to `log`."""
+    called then. Every exchange is appended to `log`. It listens on `port`
+    (0: any free one, in .port)."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, port=0):
         self.upstream = upstream_port
         self.fault = None  # (mode, action, arg)
         self.faults_done = 0
@@ -83,7 +84,8 @@ class Proxy:
         self.log = []
         self.lock = threading.Lock()
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a given port may be in TIME_WAIT
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
