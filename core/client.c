@@ -10,6 +10,14 @@
  * nf_port_flash_finish() only once it is whole and verified - its length is
  * Content-Length, its MD5 is the server's x-MD5 when there is one, and a
  * firmware starts with 0xE9 (or 0x1F, gzip). Anything else aborts it.
+ *
+ * Resume: when an image's transfer ends before Content-Length and the 200
+ * carried a strong ETag, the flash stays open and the same URL is asked
+ * again with `Range: bytes=N-` and `If-Range: <ETag>` (RFC 9110 14.2 and
+ * 13.1.5), at most NF_CLIENT_RESUME_MAX times per image. A 206 of exactly
+ * the missing length continues the same write and the same MD5; a 200 means
+ * the image changed: what was written is aborted and the new one begun;
+ * anything else fails the image. Length and MD5 always cover the whole image.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -122,6 +130,8 @@ static void image_done(struct nf_client *c, bool firmware, enum nf_error err)
 		next_image(c);
 }
 
+/* Asks for an image; with the flash still open (a cut transfer), for the
+ * rest of it. */
 static void request_image(struct nf_client *c, enum state st, const char *path)
 {
 	const char *parts[] = {c->server, "/", path};
@@ -138,6 +148,24 @@ static void request_image(struct nf_client *c, enum state st, const char *path)
 	add_header(c, "x-ESP8266-mode", st == ST_FIRMWARE ? "sketch" : "spiffs");
 	if (st == ST_FIRMWARE)
 		add_header(c, "x-ESP8266-version", c->version);
+	if (!c->flash_open) {
+		c->resumes = 0;
+		return;
+	}
+	/* "bytes=N-", written backwards from the end of c->range. */
+	char *p = c->range + sizeof c->range - 1;
+	uint32_t n = (uint32_t)c->received;
+	*p = '\0';
+	*--p = '-';
+	do {
+		uint32_t q = n / 10;
+		*--p = (char)('0' + (n - q * 10));
+		n = q;
+	} while (n != 0);
+	p -= 6;
+	memcpy(p, "bytes=", 6);
+	add_header(c, "Range", p);
+	add_header(c, "If-Range", c->etag);
 }
 
 void nf_client_begin(struct nf_client *c)
@@ -200,33 +228,50 @@ static void image_failed(struct nf_client *c, enum nf_error err)
 	c->flash_open = false;
 }
 
-void nf_client_response_begin(struct nf_client *c, int status, long content_length, const char *md5)
+void nf_client_response_begin(struct nf_client *c, int status, long content_length, const char *md5,
+                              const char *etag)
 {
 	c->status = status;
-	c->received = 0;
 	c->answer_len = 0;
-	c->has_md5 = false;
 	if ((c->state != ST_FILESYSTEM && c->state != ST_FIRMWARE) || c->error != NF_OK)
 		return;
 
+	/* A resumed image: 206 with exactly the missing bytes continues it. */
+	if (c->flash_open && status == 206) {
+		if (content_length != c->expected - c->received)
+			image_failed(c, NF_ERR_SHORT);
+		return;
+	}
 	/* An image: 200 with a length, as the ESP updater demands (section 5). */
 	if (status != 200) {
 		image_failed(c, NF_ERR_HTTP_STATUS);
 		return;
 	}
+	if (c->flash_open) { /* a 200 to a resumed request: the image changed, start over */
+		nf_port_flash_abort(c->port);
+		c->flash_open = false;
+	}
+	c->received = 0;
+	c->has_md5 = false;
+	c->etag[0] = '\0';
 	if (content_length <= 0 || content_length > INT32_MAX) {
 		image_failed(c, NF_ERR_NO_LENGTH);
 		return;
 	}
+	if (etag != NULL && etag[0] == '"') /* strong only: If-Range needs one */
+		nf_client_set_field(c->etag, sizeof c->etag, etag);
 	if (md5 != NULL) { /* 32 hex characters, or the ESP updater fails too */
-		for (int i = 0; i < 33; i++) {
+		if (strlen(md5) != 32) {
+			image_failed(c, NF_ERR_BAD_MD5_HEADER);
+			return;
+		}
+		for (int i = 0; i < 32; i++) {
 			int v = hex_value(md5[i]);
-			if ((i == 32) != (md5[i] == '\0') || (i < 32 && v < 0)) {
+			if (v < 0) {
 				image_failed(c, NF_ERR_BAD_MD5_HEADER);
 				return;
 			}
-			if (i < 32)
-				c->md5_expected[i / 2] = (uint8_t)(c->md5_expected[i / 2] << 4 | v);
+			c->md5_expected[i / 2] = (uint8_t)(c->md5_expected[i / 2] << 4 | v);
 		}
 		c->has_md5 = true;
 	}
@@ -310,13 +355,20 @@ static void end_check(struct nf_client *c, bool ok)
 		next_image(c);
 }
 
-/* Verifies a finished download and commits it. */
+/* Verifies a finished download and commits it; or, when it stopped short,
+ * asks for the rest. */
 static void end_image(struct nf_client *c, bool ok)
 {
 	bool firmware = c->state == ST_FIRMWARE;
 	uint8_t digest[16];
 	enum nf_error err = (enum nf_error)c->error;
 
+	if (c->flash_open && c->received < c->expected && c->etag[0] != '\0' &&
+	    c->resumes < NF_CLIENT_RESUME_MAX) {
+		c->resumes++;
+		request_image(c, (enum state)c->state, firmware ? c->firmware : c->spiffs);
+		return;
+	}
 	if (c->flash_open) {
 		nf_port_md5_final(c->port, c->md5_ctx.bytes, digest);
 		err = !ok                                                      ? NF_ERR_TRANSPORT

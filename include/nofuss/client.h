@@ -5,7 +5,9 @@
  * speaks NoFUSS (docs/PEERS.md section 6): it asks the server whether there is
  * an update, then downloads the filesystem image and then the firmware,
  * verifies each (length, x-MD5, first byte) and commits it only when it is
- * whole, and finally asks the port to reboot.
+ * whole, and finally asks the port to reboot. A download cut short is
+ * resumed where it stopped (Range + If-Range with the image's ETag), up to
+ * NF_CLIENT_RESUME_MAX times per image.
  *
  * The core does no I/O of its own. It is a state machine driven in one of
  * two ways:
@@ -32,7 +34,9 @@ extern "C" {
 #define NF_CLIENT_FIELD_MAX     32 /* device, version, build (with the NUL) */
 #define NF_CLIENT_ANSWER_MAX   256 /* the server's JSON answer, in bytes */
 #define NF_CLIENT_HASH_CTX_MAX 128 /* the port's MD5 context */
-#define NF_CLIENT_HEADERS_MAX    6 /* request headers of one check */
+#define NF_CLIENT_HEADERS_MAX    6 /* request headers of one GET */
+#define NF_CLIENT_ETAG_MAX      40 /* an image's strong ETag (with the NUL), for If-Range */
+#define NF_CLIENT_RESUME_MAX     3 /* resumed requests per image before it fails */
 
 /* Messages given to the callback, in the order and with the values of the
  * original NoFUSS client (docs/PEERS.md section 6). Do not change. */
@@ -98,15 +102,11 @@ typedef void (*nf_message_fn)(void *ctx, const struct nf_client *c, enum nf_mess
 
 /* The state. Caller-owned, opaque in spirit: use the functions. */
 struct nf_client {
+	/* The fields used most come first: on the ESP8266 a small offset makes
+	 * a shorter instruction (bench/core-size.sh). */
 	void *port;                               /* handed to every nf_port_* call */
 	nf_message_fn on_message;
 	void *message_ctx;
-	char server[NF_CLIENT_URL_MAX];
-	char device[NF_CLIENT_FIELD_MAX];
-	char version[NF_CLIENT_FIELD_MAX];
-	char build[NF_CLIENT_FIELD_MAX];
-	char mac[18];
-	bool path_form;                           /* GET server/DEVICE/VERSION */
 
 	/* One check in progress. */
 	uint8_t state;
@@ -115,16 +115,28 @@ struct nf_client {
 	bool flash_open;
 	int status;                               /* HTTP status of the response */
 	uint32_t responses;                       /* responses ended, ever */
-	int32_t expected;                         /* Content-Length, -1 unknown */
-	int32_t received;
+	int32_t expected;                         /* the whole image's length */
+	int32_t received;                         /* bytes of it written so far */
 	bool has_md5;                             /* the server sent x-MD5 */
-	uint8_t md5_expected[16];
-	char url[NF_CLIENT_URL_MAX];
-	struct nf_header headers[NF_CLIENT_HEADERS_MAX];
-	struct nf_request request;
-	char answer[NF_CLIENT_ANSWER_MAX + 1];    /* raw, then parsed in place */
+	uint8_t resumes;                          /* resumed requests of this image */
 	uint16_t answer_len;
 	const char *new_version, *firmware, *spiffs; /* into answer */
+	struct nf_request request;
+	struct nf_header headers[NF_CLIENT_HEADERS_MAX];
+	uint8_t md5_expected[16];
+
+	/* Settings. */
+	bool path_form;                           /* GET server/DEVICE/VERSION */
+	char server[NF_CLIENT_URL_MAX];
+	char device[NF_CLIENT_FIELD_MAX];
+	char version[NF_CLIENT_FIELD_MAX];
+	char build[NF_CLIENT_FIELD_MAX];
+	char mac[18];
+
+	char etag[NF_CLIENT_ETAG_MAX];            /* the image's strong ETag, or "" */
+	char range[18];                           /* "bytes=N-" of a resumed request */
+	char url[NF_CLIENT_URL_MAX];
+	char answer[NF_CLIENT_ANSWER_MAX + 1];    /* raw, then parsed in place */
 	union {
 		uint64_t align;
 		uint8_t bytes[NF_CLIENT_HASH_CTX_MAX];
@@ -179,9 +191,12 @@ void nf_client_handle(struct nf_client *c);
 /* The step API, for callers that do their own HTTP. nf_client_begin starts
  * a check (delivers START); then, while nf_client_next() says HTTP_GET,
  * perform nf_client_request() and feed its response: response_begin once
- * with the status, Content-Length (-1 when absent) and x-MD5 (NULL when
- * absent), response_data for each piece of the body, and response_end with
- * ok = false when the transfer failed or was cut. REBOOT means restart. */
+ * with the status, Content-Length (-1 when absent), x-MD5 and ETag (each
+ * NULL when absent), response_data for each piece of the body, and
+ * response_end with ok = false when the transfer failed or was cut. After a
+ * cut image download the next request may be the same URL with Range and
+ * If-Range: a 206 continues the image, a 200 starts it over. REBOOT means
+ * restart. */
 void nf_client_begin(struct nf_client *c);
 enum nf_action nf_client_next(const struct nf_client *c);
 static inline const struct nf_request *nf_client_request(const struct nf_client *c)
@@ -189,7 +204,7 @@ static inline const struct nf_request *nf_client_request(const struct nf_client 
 	return &c->request;
 }
 void nf_client_response_begin(struct nf_client *c, int status, long content_length,
-                              const char *md5);
+                              const char *md5, const char *etag);
 void nf_client_response_data(struct nf_client *c, const uint8_t *data, size_t len);
 void nf_client_response_end(struct nf_client *c, bool ok);
 

@@ -15,8 +15,11 @@
  *    sketch's size and MD5, chip size, SDK), then the core's
  *    x-ESP8266-mode and x-ESP8266-version.
  *
+ * The core's Range and If-Range headers go out as given when it resumes a
+ * cut image download (curl does not interpret them).
+ *
  * The response goes into the core as it arrives: response_begin when the
- * head is in (status, Content-Length or -1, x-MD5 or NULL), response_data
+ * head is in (status, Content-Length or -1, x-MD5 and ETag or NULL), response_data
  * per piece, response_end(ok). A check's body is cut after
  * NF_POSIX_CHECK_BODY_MAX bytes (the core then reports it too big); an image
  * download stops as soon as the core aborts the flash (nf_port_flash_abort
@@ -111,7 +114,8 @@ static int build_headers(struct nf_posix *p, const struct nf_request *req, struc
 static void begin(struct nf_posix_transfer *t)
 {
 	t->begun = true;
-	nf_client_response_begin(t->c, t->status, t->length, t->has_md5 ? t->md5 : NULL);
+	nf_client_response_begin(t->c, t->status, t->length, t->has_md5 ? t->md5 : NULL,
+	                         t->has_etag ? t->etag : NULL);
 }
 
 /* Trims spaces and tabs at both ends, in place. */
@@ -153,6 +157,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 		t->status = 0;
 		t->length = -1;
 		t->has_md5 = false;
+		t->has_etag = false;
 		if (sp != NULL && (size_t)(sp - buf) + 4 <= len && isdigit((unsigned char)sp[1]) &&
 		    isdigit((unsigned char)sp[2]) && isdigit((unsigned char)sp[3]))
 			t->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
@@ -179,6 +184,14 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 		memcpy(t->md5, value, vlen);
 		t->md5[vlen] = '\0';
 		t->has_md5 = true;
+	} else if (nlen == 4 && strncasecmp(buf, "ETag", 4) == 0) {
+		/* For If-Range when the core resumes this image; one that does not
+		 * fit the core's buffer is dropped (the core then does not resume). */
+		t->has_etag = vlen < sizeof t->etag;
+		if (t->has_etag) {
+			memcpy(t->etag, value, vlen);
+			t->etag[vlen] = '\0';
+		}
 	}
 	return size * nitems;
 }

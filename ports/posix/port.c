@@ -115,8 +115,13 @@ void nf_port_log(void *port, const char *line)
 int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size)
 {
 	struct nf_posix *p = port;
+	int rc = p->flash_ops->begin(p, image, size);
 
-	return p->flash_ops->begin(p, image, size);
+	/* A resumed download answered 200 (the image changed) is aborted and
+	 * begun again within one transfer: the new body is wanted. */
+	if (rc == 0)
+		p->cancel = false;
+	return rc;
 }
 
 int nf_port_flash_write(void *port, const uint8_t *data, size_t len)

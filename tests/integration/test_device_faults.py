@@ -5,7 +5,12 @@ the rules point at a firmware not starting with 0xE9, at one too big for the
 slot, at one whose header asks for a bigger flash chip. Each time the device
 must not commit anything (its flash directory is byte for byte unchanged)
 and must boot its old version; then, with the proxy healthy or the rules
-fixed, the same update must go through."""
+fixed, the same update must go through. A cut or truncated image is resumed
+by the device (Range + If-Range, nofussd's ETag) and cut again each time,
+until the device gives up after its resumes (NF_CLIENT_RESUME_MAX).
+
+The proxy also serves test_device_resume.py: it logs every exchange and can
+fire a fault once only."""
 import os
 import shutil
 import socket
@@ -21,6 +26,7 @@ IO_TIMEOUT = 10.0
 HEAD_MAX = 65536
 BODY_MAX = 8 * 1024 * 1024
 PERCENTS = range(0, 100, 10)
+RESUMES = 3  # NF_CLIENT_RESUME_MAX: the resumed requests of one image before it fails
 
 FW_ONLY = [{"origin": {"device": DEVICE, "max": "0.1.0"},
             "target": {"version": "0.1.1", "firmware": "/firmware/test-0.1.1.bin"}}]
@@ -41,18 +47,45 @@ def recv_head(sock):
     return buf.split(b"\r\n\r\n", 1)
 
 
+class Exchange:
+    """One request through the proxy: its head (bytes, without the blank
+    line), the answer's head as nofussd sent it, and how many body bytes
+    went on to the device."""
+
+    def __init__(self, head, rhead, sent):
+        self.head, self.rhead, self.sent = head, rhead, sent
+
+    def header(self, name, which="request"):
+        head = self.head if which == "request" else self.rhead
+        for line in head.split(b"\r\n")[1:]:
+            n, _, v = line.partition(b":")
+            if n.strip().lower() == name.lower().encode():
+                return v.strip().decode()
+        return None
+
+    def status(self):
+        return int(self.rhead.split(b" ", 2)[1])
+
+
 class Proxy:
     """Forwards each request to nofussd, reads the whole answer, and - when
     a fault is set and the request is an image download of the kind named
-    (x-ESP8266-mode: sketch or spiffs) - breaks it on the way back."""
+    (x-ESP8266-mode: sketch or spiffs) - breaks it on the way back. With
+    `once` the fault is cleared when it fires, and `after_fault` (if set) is
+    called then. Every exchange is appended to `log`. It listens on `port`
+    (0: any free one, in .port)."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, port=0):
         self.upstream = upstream_port
         self.fault = None  # (mode, action, arg)
         self.faults_done = 0
+        self.once = False
+        self.after_fault = None
+        self.log = []
         self.lock = threading.Lock()
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a given port may be in TIME_WAIT
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -92,27 +125,37 @@ class Proxy:
                 fault = self.fault if self.fault and self.fault[0] == mode else None
                 if fault:
                     self.faults_done += 1
-            self._answer(conn, rhead, body, fault)
+                    if self.once:
+                        self.fault = None
+            sent = self._answer(conn, rhead, body, fault)
+            with self.lock:
+                self.log.append(Exchange(head, rhead, sent))
+            if fault and self.after_fault:
+                self.after_fault()
         except (OSError, ValueError):
             pass
         finally:
             conn.close()
 
     def _answer(self, conn, rhead, body, fault):
+        """Sends the answer, broken by fault; returns the body bytes sent."""
         if fault is None:
             conn.sendall(rhead + b"\r\n\r\n" + body)
-            return
+            return len(body)
         _, action, arg = fault
         if action == "md5":
             lines = [l if not l.lower().startswith(b"x-md5:") else b"x-MD5: " + arg.encode()
                      for l in rhead.split(b"\r\n")]
             conn.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
-        elif action in ("cut", "reset"):
-            conn.sendall(rhead + b"\r\n\r\n" + body[:len(body) * arg // 100])
-            if action == "reset":  # RST instead of FIN
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return len(body)
+        if action in ("cut", "reset"):
+            body = body[:len(body) * arg // 100]
         elif action == "truncate":
-            conn.sendall(rhead + b"\r\n\r\n" + body[:-arg])
+            body = body[:-arg]
+        conn.sendall(rhead + b"\r\n\r\n" + body)
+        if action == "reset":  # RST instead of FIN
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return len(body)
 
     def close(self):
         self.sock.close()
@@ -167,7 +210,9 @@ class FaultTest(DeviceTest):
         self.proxy.fault = fault
         r = device.run("--once")
         self.proxy.fault = None
-        self.assertEqual(self.proxy.faults_done, done + 1, str(r))
+        # A transfer that stops short is resumed, and broken again each time.
+        tries = 1 if fault[1] == "md5" else 1 + RESUMES
+        self.assertEqual(self.proxy.faults_done, done + tries, str(r))
         self.assert_untouched(device, before, r, message, error)
         return device
 

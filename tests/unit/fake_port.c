@@ -151,39 +151,101 @@ static void record_request(struct fake_port *fp, const struct nf_request *req)
 	}
 }
 
+/* The response slot scripted for url, or NULL. */
+static struct fake_response *find_response(struct fake_port *fp, const char *url)
+{
+	for (size_t i = 0; i < FAKE_MAX_RESPONSES; i++)
+		if (fp->responses[i].url != NULL && url != NULL &&
+		    strcmp(fp->responses[i].url, url) == 0)
+			return &fp->responses[i];
+	return NULL;
+}
+
+/* The offset N of "bytes=N-" in req's Range header, or -1 when there is none
+ * (a malformed one is a contract violation). */
+static long range_start(struct fake_port *fp, const struct nf_request *req)
+{
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const char *v = req->headers[i].value;
+		char *end;
+		long n;
+		if (strcmp(req->headers[i].name, "Range") != 0)
+			continue;
+		if (strncmp(v, "bytes=", 6) != 0 || v[6] < '0' || v[6] > '9') {
+			violation(fp, "malformed Range header");
+			return -1;
+		}
+		n = strtol(v + 6, &end, 10);
+		if (strcmp(end, "-") != 0)
+			violation(fp, "Range header not of the form bytes=N-");
+		return n;
+	}
+	return -1;
+}
+
+static const char *request_header(const struct nf_request *req, const char *name)
+{
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (strcmp(req->headers[i].name, name) == 0)
+			return req->headers[i].value;
+	return NULL;
+}
+
 void nf_port_http_get(void *port, const struct nf_request *req, struct nf_client *c)
 {
 	static const struct fake_response not_found = {.status = 404, .cut_after = -1};
 	struct fake_port *fp = fake(port);
-	const struct fake_response *rsp = &not_found;
+	struct fake_response *slot;
+	const struct fake_response *rsp = &not_found, *file;
+	const char *if_range;
+	long first = range_start(fp, req), length, cut = -1;
+	int status;
 	size_t len, off = 0;
+	bool cut_short = false;
 
 	record_request(fp, req);
-	for (size_t i = 0; i < FAKE_MAX_RESPONSES; i++) {
-		struct fake_response *r = &fp->responses[i];
-		if (r->url != NULL && req->url != NULL && strcmp(r->url, req->url) == 0) {
-			r->served++;
-			rsp = r;
-			break;
-		}
+	slot = find_response(fp, req->url);
+	if (slot != NULL) {
+		slot->served++;
+		rsp = slot;
+		if (slot->cut_after >= 0 && (slot->cuts == 0 || slot->served <= slot->cuts))
+			cut = slot->cut_after;
 	}
 	if (rsp->transport_error) {
 		if (!rsp->no_end)
 			nf_client_response_end(c, false);
 		return;
 	}
-	nf_client_response_begin(c, rsp->status, rsp->content_length, rsp->md5);
-	len = rsp->body_len;
-	if (rsp->cut_after >= 0 && (size_t)rsp->cut_after < len)
-		len = (size_t)rsp->cut_after;
+	file = rsp->replaced_by != NULL && rsp->served > 1 ? rsp->replaced_by : rsp;
+	status = file->status;
+	length = file->content_length;
+	len = file->body_len;
+	if_range = request_header(req, "If-Range");
+	if (first >= 0 && file->range_status != 0 &&
+	    (if_range == NULL || (file->etag != NULL && strcmp(if_range, file->etag) == 0))) {
+		status = file->range_status;
+		if (status == 206 && (size_t)first <= file->body_len) {
+			off = (size_t)first;
+			length = (long)(file->body_len - off);
+		} else {
+			len = 0;
+			length = 0;
+		}
+	}
+	nf_client_response_begin(c, status, length, file->md5, file->etag);
+	if (cut >= 0 && (size_t)cut < len - off) {
+		len = off + (size_t)cut;
+		cut_short = true;
+	}
 	while (off < len) {
 		size_t n = rsp->chunk > 0 && rsp->chunk < len - off ? rsp->chunk : len - off;
-		nf_client_response_data(c, rsp->body + off, n);
+		nf_client_response_data(c, file->body + off, n);
+		fp->body_bytes += req->image ? n : 0;
 		off += n;
 	}
 	if (rsp->no_end)
 		return;
-	nf_client_response_end(c, !(rsp->cut_after >= 0 && (size_t)rsp->cut_after < rsp->body_len));
+	nf_client_response_end(c, !cut_short);
 }
 
 int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size)

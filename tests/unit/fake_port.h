@@ -9,8 +9,12 @@
  * HTTP: nf_port_http_get() looks the request's URL up among the scripted
  * responses (fake_port_serve) and feeds it to the core through the step API,
  * optionally in chunks, cut short, failing before the headers, or without
- * ever ending it. A URL nothing was scripted for gets an empty 404. Every
- * request is recorded (URL and headers copied) for assertions.
+ * ever ending it. A response may carry an ETag and answer a request with
+ * `Range: bytes=N-` as a server would: with a 206 of the rest when If-Range
+ * matches its ETag (or is absent), else in full (or with a scripted status);
+ * and the file may be replaced after its first serving. A URL nothing was
+ * scripted for gets an empty 404. Every request is recorded (URL and headers
+ * copied) for assertions, and the body bytes delivered are counted.
  *
  * Flash: one committed image per enum nf_image and one scratch area. Writes
  * go to the scratch area only; nf_port_flash_finish() copies it over the
@@ -51,8 +55,18 @@ struct fake_response {
 	const uint8_t *body;
 	size_t body_len;
 	long cut_after;  /* -1: whole body; N: N bytes, then end(false) */
+	unsigned cuts;   /* cut_after applies to the first `cuts` servings; 0: all */
 	size_t chunk;    /* deliver the body K bytes at a time; 0: one piece */
 	bool no_end;     /* return without calling response_end at all */
+	const char *etag; /* the ETag header, or NULL when absent */
+	/* The answer to `Range: bytes=N-` when If-Range is absent or equals
+	 * etag: 0 ignores the range (the whole body, as scripted), 206 sends
+	 * bytes N.. with Content-Length = what is left, any other status is
+	 * answered with no body. A different If-Range gets the whole body. */
+	int range_status;
+	/* After its first serving the file is this one (status, length, body,
+	 * x-MD5, ETag and range answer); the cut and chunk settings above stay. */
+	const struct fake_response *replaced_by;
 	unsigned served; /* how many times it was served */
 };
 
@@ -86,6 +100,7 @@ struct fake_port {
 	struct fake_response responses[FAKE_MAX_RESPONSES];
 	struct fake_request requests[FAKE_MAX_REQUESTS];
 	size_t nrequests; /* may exceed FAKE_MAX_REQUESTS; only the first are kept */
+	size_t body_bytes; /* image body bytes fed to the core, over all responses */
 
 	/* Flash */
 	struct fake_image committed[2]; /* by enum nf_image */

@@ -8,6 +8,9 @@
  * and what ends up committed. The never-brick rule is checked everywhere:
  * a failed image leaves the committed image as it was, and the fake port
  * counts any call that breaks the port contract (tests expect none).
+ * Resumed downloads are checked the same way: the Range and If-Range the
+ * core sends, one flash session across the pieces, the number of bytes
+ * fetched, and the verdict over the whole image.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -58,7 +61,8 @@ enum {
 };
 
 static uint8_t fw_img[FW_LEN], fs_img[FS_LEN];
-static char fw_md5[33], fs_md5[33];
+static uint8_t fw_alt[FW_LEN]; /* another firmware: fw_img's first half, then other bytes */
+static char fw_md5[33], fs_md5[33], alt_md5[33];
 static const uint8_t old_fw[] = {0xE9, 'o', 'l', 'd', ' ', 'f', 'w'};
 static const uint8_t old_fs[] = {'o', 'l', 'd', ' ', 'f', 's'};
 
@@ -98,6 +102,10 @@ static int group_setup(void **state)
 	fs_img[0] = 0x00; /* a filesystem image may start with anything */
 	fake_md5_hex(fw_img, FW_LEN, fw_md5);
 	fake_md5_hex(fs_img, FS_LEN, fs_md5);
+	memcpy(fw_alt, fw_img, FW_LEN);
+	for (size_t i = FW_LEN / 2; i < FW_LEN; i++)
+		fw_alt[i] = (uint8_t)~fw_img[i];
+	fake_md5_hex(fw_alt, FW_LEN, alt_md5);
 	return 0;
 }
 
@@ -942,6 +950,248 @@ static void test_chunked_delivery(void **state)
 	}
 }
 
+/* ---- resumed downloads ------------------------------------------------------- */
+
+#define ETAG "\"5f3c-0bb8\""
+
+/* The firmware update, served by a server that answers Range with 206 and
+ * names the image with a strong ETag; the first `cuts` transfers are cut
+ * after `cut` bytes each. */
+static struct fake_response *resumable_update(struct fx *f, long cut, unsigned cuts)
+{
+	struct fake_response *r = firmware_update(f);
+
+	r->etag = ETAG;
+	r->range_status = 206;
+	r->cut_after = cut;
+	r->cuts = cuts;
+	return r;
+}
+
+/* A file on a server that answers Range with 206: body[0..len), its x-MD5
+ * and ETag (what replaced_by points to). */
+#define RANGED_FILE(body_, len_, md5_, etag_)                                                      \
+	{                                                                                          \
+		.status = 200, .content_length = (len_), .body = (body_), .body_len = (len_),      \
+		.md5 = (md5_), .etag = (etag_), .range_status = 206, .cut_after = -1               \
+	}
+
+/* Request i was a resumed firmware request with this Range value. */
+static void assert_resumed_request(const struct fx *f, size_t i, const char *range)
+{
+	const struct fake_request *r = &f->port.requests[i];
+
+	assert_string_equal(r->url, FW_URL);
+	assert_true(r->image);
+	assert_int_equal(r->nheaders, 4);
+	assert_string_equal(fake_request_header(r, "x-ESP8266-mode"), "sketch");
+	assert_string_equal(fake_request_header(r, "x-ESP8266-version"), VERSION);
+	assert_string_equal(fake_request_header(r, "Range"), range);
+	assert_string_equal(fake_request_header(r, "If-Range"), ETAG);
+}
+
+static void test_resume_206(void **state)
+{
+	struct fx *f = *state;
+
+	/* Cut after 1000 of 3000 bytes, in pieces of 300: one resume. */
+	resumable_update(f, 1000, 1)->chunk = 300;
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_UPDATED, RESET);
+	assert_error(f, NF_OK);
+	ASSERT_URLS(f, SERVER, FW_URL, FW_URL);
+	assert_int_equal(f->port.requests[1].nheaders, 2); /* the first asks for all of it */
+	assert_null(fake_request_header(&f->port.requests[1], "Range"));
+	assert_resumed_request(f, 2, "bytes=1000-");
+	/* One flash session, one MD5 over the whole image, no byte fetched twice. */
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, FW_LEN, 0),
+	           OP(FINISH, FIRMWARE, FW_LEN, 0));
+	assert_int_equal(f->port.md5_inits, 1);
+	assert_int_equal(f->port.md5_finals, 1);
+	assert_int_equal(f->port.body_bytes, FW_LEN);
+	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
+	assert_int_equal(f->port.reboots, 1);
+}
+
+static void test_resume_several_times(void **state)
+{
+	struct fx *f = *state;
+
+	/* Cut after 0 bytes (just the head), then twice after 700: the most the
+	 * core tries for one image. */
+	struct fake_response *r = resumable_update(f, 0, 1);
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_UPDATED, RESET);
+	assert_resumed_request(f, 2, "bytes=0-");
+	assert_int_equal(f->port.body_bytes, FW_LEN);
+
+	reset_record(f);
+	f->port.nrequests = 0;
+	f->port.nops = 0;
+	f->port.body_bytes = 0;
+	r->served = 0;
+	r->cut_after = 700;
+	r->cuts = NF_CLIENT_RESUME_MAX;
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_UPDATED, RESET);
+	assert_int_equal(f->port.nrequests, 2 + NF_CLIENT_RESUME_MAX);
+	assert_resumed_request(f, 2, "bytes=700-");
+	assert_resumed_request(f, 3, "bytes=1400-");
+	assert_resumed_request(f, 4, "bytes=2100-");
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, FW_LEN, 0),
+	           OP(FINISH, FIRMWARE, FW_LEN, 0));
+	assert_int_equal(f->port.body_bytes, FW_LEN);
+	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
+}
+
+static void test_resume_gives_up(void **state)
+{
+	struct fx *f = *state;
+
+	/* Every transfer is cut after 500 bytes: after NF_CLIENT_RESUME_MAX
+	 * resumes the image fails as an unresumed cut does. */
+	resumable_update(f, 500, 0);
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_ERROR, END);
+	assert_error(f, NF_ERR_TRANSPORT);
+	assert_int_equal(f->port.nrequests, 2 + NF_CLIENT_RESUME_MAX);
+	assert_resumed_request(f, 1 + NF_CLIENT_RESUME_MAX, "bytes=1500-");
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0),
+	           OP(WRITE, FIRMWARE, 500 * (1 + NF_CLIENT_RESUME_MAX), 0),
+	           OP(ABORT, FIRMWARE, 500 * (1 + NF_CLIENT_RESUME_MAX), 0));
+	assert_untouched(f);
+
+	/* The next check starts the image over, and the counter with it. */
+	reset_record(f);
+	f->port.nrequests = 0;
+	f->port.nops = 0;
+	resumable_update(f, 1000, 1);
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_UPDATED, RESET);
+	assert_null(fake_request_header(&f->port.requests[1], "Range"));
+	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
+}
+
+static void test_resume_restarts_on_200(void **state)
+{
+	struct fx *f = *state;
+	/* The server now has another image under that name (another ETag): the
+	 * If-Range no longer matches and the answer is the whole new image. */
+	static const struct fake_response newer = RANGED_FILE(fw_img, FW_LEN, fw_md5, "\"newer\"");
+	struct fake_response *r = resumable_update(f, 1000, 1);
+
+	r->body = fw_alt;
+	r->md5 = alt_md5;
+	r->replaced_by = &newer;
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_UPDATED, RESET);
+	assert_error(f, NF_OK);
+	assert_resumed_request(f, 2, "bytes=1000-");
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, 1000, 0),
+	           OP(ABORT, FIRMWARE, 1000, 0), OP(BEGIN, FIRMWARE, FW_LEN, 0),
+	           OP(WRITE, FIRMWARE, FW_LEN, 0), OP(FINISH, FIRMWARE, FW_LEN, 0));
+	assert_int_equal(f->port.md5_inits, 2);
+	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
+
+	/* A server that ignores Range answers 200 too: started over, same end. */
+	reset_record(f);
+	f->port.nrequests = 0;
+	f->port.nops = 0;
+	fake_port_set_committed(&f->port, NF_IMAGE_FIRMWARE, old_fw, sizeof old_fw);
+	resumable_update(f, 1000, 1)->range_status = 0;
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_UPDATED, RESET);
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, 1000, 0),
+	           OP(ABORT, FIRMWARE, 1000, 0), OP(BEGIN, FIRMWARE, FW_LEN, 0),
+	           OP(WRITE, FIRMWARE, FW_LEN, 0), OP(FINISH, FIRMWARE, FW_LEN, 0));
+	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
+}
+
+static void test_resume_md5_over_whole_image(void **state)
+{
+	struct fx *f = *state;
+	/* A server that lies: the same ETag, but the rest is fw_alt's. Each part
+	 * is a part of a real image; only the MD5 of the whole can tell. */
+	static const struct fake_response spliced = RANGED_FILE(fw_alt, FW_LEN, fw_md5, ETAG);
+	struct fake_response *r = resumable_update(f, 2000, 1);
+
+	r->replaced_by = &spliced;
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_ERROR, END);
+	ASSERT_URLS(f, SERVER, FW_URL, FW_URL);
+	assert_error(f, NF_ERR_MD5);
+	assert_untouched(f);
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, FW_LEN, 0),
+	           OP(ABORT, FIRMWARE, FW_LEN, 0));
+	assert_int_equal(f->port.body_bytes, FW_LEN);
+	assert_int_equal(f->port.finishes, 0);
+}
+
+static void test_resume_refused(void **state)
+{
+	struct fx *f = *state;
+	static const struct fake_response shorter = RANGED_FILE(fw_img, FW_LEN - 100, fw_md5, ETAG);
+	static const struct {
+		const char *etag; /* of the first answer */
+		int range_status; /* the answer to the resumed request */
+		bool shorter;     /* the 206 does not hold exactly the missing bytes */
+		enum nf_error err;
+		size_t requests;
+	} cases[] = {
+	    {NULL, 206, false, NF_ERR_TRANSPORT, 2},         /* no ETag: no resume */
+	    {"W/\"weak\"", 206, false, NF_ERR_TRANSPORT, 2}, /* weak: useless for If-Range */
+	    {"\""
+	     "0123456789012345678901234567890123456789"
+	     "\"",
+	     206, false, NF_ERR_TRANSPORT, 2},
+	    {ETAG, 416, false, NF_ERR_HTTP_STATUS, 3},
+	    {ETAG, 500, false, NF_ERR_HTTP_STATUS, 3},
+	    {ETAG, 206, true, NF_ERR_SHORT, 3},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		reset_record(f);
+		f->port.nrequests = 0;
+		f->port.nops = 0;
+		struct fake_response *r = resumable_update(f, 1000, 1);
+		r->etag = cases[i].etag;
+		r->range_status = cases[i].range_status;
+		r->replaced_by = cases[i].shorter ? &shorter : NULL;
+		nf_client_handle(&f->client);
+		ASSERT_MSGS(f, START, UPDATING, FW_ERROR, END);
+		assert_error(f, cases[i].err);
+		assert_int_equal(f->port.nrequests, cases[i].requests);
+		ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, 1000, 0),
+		           OP(ABORT, FIRMWARE, 1000, 0));
+		assert_untouched(f);
+	}
+}
+
+static void test_resume_each_image(void **state)
+{
+	struct fx *f = *state;
+	struct fake_response *fs, *fw;
+
+	/* Both images cut NF_CLIENT_RESUME_MAX times: the count is per image. */
+	serve_answer(f, ANSWER_BOTH);
+	fs = serve_fs(f, FS_URL);
+	fw = serve_fw(f, FW_URL);
+	fs->etag = fw->etag = ETAG;
+	fs->range_status = fw->range_status = 206;
+	fs->cut_after = fw->cut_after = 400;
+	fs->cuts = fw->cuts = NF_CLIENT_RESUME_MAX;
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FS_UPDATED, FW_UPDATED, RESET);
+	assert_error(f, NF_OK);
+	assert_int_equal(f->port.nrequests, 1 + 2 * (1 + NF_CLIENT_RESUME_MAX));
+	assert_string_equal(fake_request_header(&f->port.requests[2], "x-ESP8266-mode"), "spiffs");
+	assert_string_equal(fake_request_header(&f->port.requests[2], "Range"), "bytes=400-");
+	assert_int_equal(f->port.requests[2].nheaders, 3); /* no version for a filesystem */
+	assert_int_equal(f->port.body_bytes, FS_LEN + FW_LEN);
+	assert_committed(f, NF_IMAGE_FILESYSTEM, fs_img, FS_LEN);
+	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
+}
+
 /* ---- retries, errors, settings --------------------------------------------- */
 
 static void test_retry_after_failure(void **state)
@@ -1145,7 +1395,7 @@ static size_t drive_by_hand(struct fx *f, size_t piece, char urls[][NF_CLIENT_UR
 			    strcmp(f->port.responses[i].url, req->url) == 0)
 				r = &f->port.responses[i];
 		assert_non_null(r);
-		nf_client_response_begin(&f->client, r->status, r->content_length, r->md5);
+		nf_client_response_begin(&f->client, r->status, r->content_length, r->md5, r->etag);
 		for (size_t off = 0; off < r->body_len; off += piece) {
 			size_t len = r->body_len - off < piece ? r->body_len - off : piece;
 			nf_client_response_data(&f->client, r->body + off, len);
@@ -1222,7 +1472,7 @@ static void test_step_api_failures(void **state)
 	/* An image cut short: abort, FIRMWARE_UPDATE_ERROR, END, IDLE. */
 	reset_record(f);
 	nf_client_begin(&f->client);
-	nf_client_response_begin(&f->client, 200, (long)strlen(ANSWER_FW), NULL);
+	nf_client_response_begin(&f->client, 200, (long)strlen(ANSWER_FW), NULL, NULL);
 	nf_client_response_data(&f->client, (const uint8_t *)ANSWER_FW, strlen(ANSWER_FW));
 	nf_client_response_end(&f->client, true);
 	ASSERT_MSGS(f, START, UPDATING);
@@ -1230,7 +1480,7 @@ static void test_step_api_failures(void **state)
 	req = nf_client_request(&f->client);
 	assert_string_equal(req->url, FW_URL);
 	assert_true(req->image);
-	nf_client_response_begin(&f->client, 200, FW_LEN, fw_md5);
+	nf_client_response_begin(&f->client, 200, FW_LEN, fw_md5, NULL);
 	nf_client_response_data(&f->client, fw_img, 100);
 	nf_client_response_data(&f->client, fw_img + 100, 0); /* empty pieces are harmless */
 	nf_client_response_end(&f->client, false);
@@ -1403,6 +1653,13 @@ int main(void)
 	    T(test_step_api_matches_handle),
 	    T(test_step_api_failures),
 	    T(test_port_without_response_end),
+	    T(test_resume_206),
+	    T(test_resume_several_times),
+	    T(test_resume_gives_up),
+	    T(test_resume_restarts_on_200),
+	    T(test_resume_md5_over_whole_image),
+	    T(test_resume_refused),
+	    T(test_resume_each_image),
 	    T(test_answer_escapes),
 	    T(test_answer_unknown_keys),
 	    T(test_answer_rejected),

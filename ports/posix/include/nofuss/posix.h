@@ -378,6 +378,8 @@ struct nf_posix_transfer {
 	long length; /* Content-Length, -1 when absent or unreadable */
 	bool has_md5;
 	char md5[NF_POSIX_MD5_HEADER_MAX + 1];
+	bool has_etag; /* an ETag that fits the core's (a longer one is not kept) */
+	char etag[NF_CLIENT_ETAG_MAX];
 	bool begun;   /* nf_client_response_begin called */
 	size_t body;  /* body bytes handed to the core */
 	bool too_big; /* a check's body went over the limit: cut on purpose */
