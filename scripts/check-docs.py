@@ -39,7 +39,7 @@ NUM = r"\d+(?:\.\d+)*"
 GAP = r"[ \t]*(?:\n[ \t]*(?:\*(?!/)|//|#|;|\.\\\")?[ \t]*)?"
 LIST = NUM + r"(?:" + GAP + r"(?:,|and|or|-|\u2013|to)" + GAP + SECTION_SIGN + r"?" + NUM + r")*"
 CITATION = re.compile(
-    r"(?<![\w/.:-])(?P<path>(?:[\w.-]+/)*)(?P<name>[A-Z][A-Z0-9_-]*\.md)(?![\w-])"
+    r"(?<![\w/.:-])(?P<var>\$\{?\w+\}?/)?(?P<path>(?:[\w.-]+/)*)(?P<name>[A-Z][A-Z0-9_-]*\.md)(?![\w-])"
     r"(?:#(?P<anchor>[\w-]+))?"
     r"(?:[`*\])]{0,3}"  # closing Markdown: code, emphasis, link
     r"(?:" + GAP + r"[,(]?" + GAP + r"sections?" + GAP + r"(?P<words>" + LIST + r")"
@@ -160,7 +160,19 @@ class Checker:
         line = text.count("\n", 0, offset) + 1
         self.problems.append("%s:%d: %s" % (path, line, what))
 
+    def generated(self, m):
+        """A path into something built at run time ("$LIB/README.md",
+        "libnofuss/README.md"): only a docs/ path is a citation there."""
+        prefix = m.group("path")
+        if m.group("var"):
+            return not prefix.startswith("docs/")
+        top = prefix.split("/", 1)[0]
+        return bool(prefix) and top not in (".", "..") and not any(
+            k.startswith(top + "/") for k in self.known)
+
     def check_citation(self, path, text, m):
+        if self.generated(m):
+            return
         self.citations += 1
         cited = m.group("path") + m.group("name")
         target = self.resolve(path, m.group("path"), m.group("name"))
