@@ -4,23 +4,15 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <mosquitto.h>
 
 #include "announce.h"
+#include "common.h"
 
 #define KEEPALIVE_S      30
 #define BACKOFF_FIRST_MS 1000L
 #define BACKOFF_MAX_MS   30000L
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void logf_(struct nf_announce *a, const char *what, const char *detail)
 {
@@ -68,7 +60,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 	publish(a, "fsversion", a->fsversion, true);
 	publish(a, "heartbeat", "1", false);
 	publish(a, "status", "1", true);
-	a->next_heartbeat_ms = now_ms() + a->cfg.heartbeat_ms;
+	a->next_heartbeat_ms = nf_clock_ms() + (uint64_t)a->cfg.heartbeat_ms;
 }
 
 static int copy(char *dst, size_t cap, const char *src, const char *what, char *err, size_t errcap)
@@ -91,7 +83,7 @@ static void schedule_retry(struct nf_announce *a, const char *why)
 	snprintf(text, sizeof text, "%s; retrying in %ld ms", why, a->backoff_ms);
 	logf_(a, "broker unavailable", text);
 	a->connecting = a->connected = false;
-	a->next_attempt_ms = now_ms() + a->backoff_ms;
+	a->next_attempt_ms = nf_clock_ms() + (uint64_t)a->backoff_ms;
 	a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
 }
 
@@ -105,7 +97,7 @@ static void attempt(struct nf_announce *a, bool first)
 		return;
 	}
 	a->connecting = true;
-	a->next_attempt_ms = now_ms() + a->backoff_ms; /* no CONNACK by then: retry */
+	a->next_attempt_ms = nf_clock_ms() + (uint64_t)a->backoff_ms; /* no CONNACK by then: retry */
 }
 
 int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cfg, char *err,
@@ -157,7 +149,7 @@ int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cf
 
 void nf_announce_poll(struct nf_announce *a)
 {
-	long now;
+	uint64_t now;
 	int rc;
 
 	if (a->mosq == NULL)
@@ -169,10 +161,10 @@ void nf_announce_poll(struct nf_announce *a)
 			return;
 		}
 	}
-	now = now_ms();
+	now = nf_clock_ms();
 	if (a->connected && now >= a->next_heartbeat_ms) {
 		publish(a, "heartbeat", "1", false);
-		a->next_heartbeat_ms = now + a->cfg.heartbeat_ms;
+		a->next_heartbeat_ms = now + (uint64_t)a->cfg.heartbeat_ms;
 	}
 	if (!a->connected && now >= a->next_attempt_ms) {
 		if (a->connecting)

@@ -43,7 +43,8 @@ struct nf_announce {
 	char ip[NF_ANNOUNCE_FIELD_MAX], version[NF_ANNOUNCE_FIELD_MAX];
 	char fsversion[NF_ANNOUNCE_FIELD_MAX];
 	bool connecting, connected;
-	long next_attempt_ms, next_heartbeat_ms, backoff_ms;
+	uint64_t next_attempt_ms, next_heartbeat_ms; /* nf_clock_ms() */
+	long backoff_ms;
 };
 
 /* Copies cfg (its strings too) and starts connecting. Returns 0, or -1

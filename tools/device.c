@@ -38,6 +38,7 @@
 
 #include "nofuss.h"
 #include "announce.h"
+#include "common.h"
 #include "nofuss/posix.h"
 #include "ota_flash_sink.h"
 #include "ota_recv.h"
@@ -653,14 +654,6 @@ static void sleep_ms(long ms)
 		;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* ---- ArduinoOTA and MQTT ---- */
 
 /* Starts the OTA listener and the MQTT announcements the options ask for.
@@ -740,15 +733,16 @@ static int handle_ota(struct device *d, long ms)
  * exit status when a reboot failed. */
 static int idle(struct device *d, long ms)
 {
-	long deadline = now_ms() + ms, left, step;
+	uint64_t deadline = nf_clock_ms() + (uint64_t)ms, now;
+	long step;
 	int rc;
 
 	for (;;) {
 		nf_announce_poll(&d->mqtt);
-		left = deadline - now_ms();
-		if (left <= 0)
+		now = nf_clock_ms();
+		if (now >= deadline)
 			return 0;
-		step = left > IDLE_MAX_MS ? IDLE_MAX_MS : left;
+		step = deadline - now > IDLE_MAX_MS ? IDLE_MAX_MS : (long)(deadline - now);
 		if (d->mqtt.mosq != NULL && step > IDLE_STEP_MS)
 			step = IDLE_STEP_MS;
 		if (d->ota.udp >= 0) {

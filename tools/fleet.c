@@ -43,6 +43,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "common.h"
 #include "nofuss.h"
 #include "nofuss/posix.h"
 
@@ -222,14 +223,6 @@ static void usage(FILE *out)
 }
 
 /* ---- time, randomness, output ---- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* xorshift64*: ramp and jitter only; reproducible with --seed. */
 static uint64_t rnd(struct fleet *f)
@@ -628,7 +621,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 	struct fleet *f = userp;
 
 	(void)multi;
-	f->curl_due = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	f->curl_due = timeout_ms < 0 ? -1 : (int64_t)nf_clock_ms() + timeout_ms;
 	return 0;
 }
 
@@ -932,17 +925,6 @@ static int parse_names(struct options *o, const char *text)
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_mac(const char *text, unsigned long long *out)
 {
 	unsigned long long v = 0;
@@ -950,10 +932,10 @@ static int parse_mac(const char *text, unsigned long long *out)
 	if (strlen(text) != 17)
 		goto bad;
 	for (int i = 0; i < 6; i++) {
-		int hi = hex_digit(text[3 * i]), lo = hex_digit(text[3 * i + 1]);
-		if (hi < 0 || lo < 0 || (i < 5 && text[3 * i + 2] != ':'))
+		unsigned char byte;
+		if (nf_hex_decode(text + 3 * i, &byte, 1) != 0 || (i < 5 && text[3 * i + 2] != ':'))
 			goto bad;
-		v = v << 8 | (unsigned long long)(hi << 4 | lo);
+		v = v << 8 | byte;
 	}
 	*out = v;
 	return 0;
@@ -1231,7 +1213,7 @@ static int setup(struct fleet *f)
 	f->rng = (o->seeded ? o->seed : (unsigned long)time(NULL) ^ (unsigned long)getpid()) *
 	             2654435761ull +
 	         0x9E3779B97F4A7C15ull;
-	f->t0 = f->now = now_ms();
+	f->t0 = f->now = (int64_t)nf_clock_ms();
 	f->deadline = f->t0 + o->timeout_ms;
 	f->stop_at = o->duration_ms >= 0 ? f->t0 + o->duration_ms : -1;
 	for (size_t i = 0; i < o->count; i++) {
@@ -1304,7 +1286,7 @@ static int run(struct fleet *f)
 		long wait = FLEET_WAIT_MAX_MS;
 		int n;
 
-		f->now = now_ms();
+		f->now = (int64_t)nf_clock_ms();
 		if (stop_signal != 0) {
 			f->interrupted = true;
 			break;
@@ -1338,7 +1320,7 @@ static int run(struct fleet *f)
 			            ((ev & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
 			curl_multi_socket_action(f->multi, events[i].data.fd, flags, &running);
 		}
-		f->now = now_ms();
+		f->now = (int64_t)nf_clock_ms();
 		if (f->curl_due >= 0 && f->now >= f->curl_due) {
 			f->curl_due = -1;
 			curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -1387,7 +1369,7 @@ int nf_cmd_fleet(int argc, char *argv[], char *prog_argv[])
 		rc = FLEET_EXIT_SETUP;
 		goto done;
 	}
-	f->end = now_ms();
+	f->end = (int64_t)nf_clock_ms();
 	f->now = f->end;
 	if (f->next_progress >= 0 && !f->tty)
 		progress(f, true); /* the last word of a log */

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "common.h"
 #include "nofuss.h"
 #include "nofuss/posix.h"
 
@@ -46,6 +47,7 @@ int nf_cmd_info(int argc, char *argv[], char *prog_argv[])
 		struct nf_posix_image info;
 		char err[NF_POSIX_ERR_MAX];
 		uint8_t md5[16];
+		char hex[2 * sizeof md5 + 1];
 
 		if (nf_posix_image_verify_file(AT_FDCWD, argv[i], NF_POSIX_FLASH_SIZE_MAX, &info,
 		                               md5, err, sizeof err) != 0) {
@@ -53,12 +55,11 @@ int nf_cmd_info(int argc, char *argv[], char *prog_argv[])
 			rc = INFO_EXIT_INVALID;
 			continue;
 		}
-		printf("%s: %s version=%s device=%s size=%u md5=", argv[i],
+		nf_hex_encode(md5, sizeof md5, hex);
+		printf("%s: %s version=%s device=%s size=%u md5=%s%s\n", argv[i],
 		       info.kind == NF_IMAGE_FIRMWARE ? "firmware" : "filesystem", info.version,
-		       info.device[0] != '\0' ? info.device : "-", info.size);
-		for (int j = 0; j < 16; j++)
-			printf("%02x", md5[j]);
-		printf("%s\n", (info.flags & NF_POSIX_IMAGE_CRASH) ? " crash" : "");
+		       info.device[0] != '\0' ? info.device : "-", info.size, hex,
+		       (info.flags & NF_POSIX_IMAGE_CRASH) ? " crash" : "");
 	}
 	return rc;
 }

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common.h"
 #include "nofuss.h"
 #include "nofuss/posix.h"
 #include "ota_flash_sink.h"
@@ -190,14 +190,6 @@ static void file_abort(void *ctx)
 
 /* ---- ota-recv ---- */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void recv_usage(FILE *out)
 {
 	fprintf(out,
@@ -268,7 +260,8 @@ int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 	const char *listen_arg = NULL, *flash = NULL;
 	char ip[INET_ADDRSTRLEN], err[NF_POSIX_ERR_MAX];
 	uint16_t udp_port = 0;
-	long wait_ms = -1, deadline;
+	long wait_ms = -1;
+	uint64_t deadline, now;
 	unsigned long cut;
 	bool port_used = false;
 	int c, rc = RECV_EXIT_SETUP, got;
@@ -342,10 +335,11 @@ int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 	printf("listening on %s:%u\n", ip, (unsigned)nf_ota_recv_port(&r));
 	fflush(stdout);
 	/* Ignored datagrams do not end the wait. */
-	deadline = now_ms() + wait_ms;
-	do
-		got = nf_ota_recv_poll(&r, wait_ms < 0 ? -1 : (int)(deadline - now_ms()));
-	while (got == NF_OTA_RECV_IDLE && (wait_ms < 0 || now_ms() < deadline));
+	deadline = nf_clock_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
+	do {
+		now = nf_clock_ms();
+		got = nf_ota_recv_poll(&r, wait_ms < 0 ? -1 : now < deadline ? (int)(deadline - now) : 0);
+	} while (got == NF_OTA_RECV_IDLE && (wait_ms < 0 || nf_clock_ms() < deadline));
 	switch (got) {
 	case NF_OTA_RECV_DONE:
 		printf("received %u bytes: committed\n", (unsigned)r.received);

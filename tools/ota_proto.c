@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "common.h"
 #include "ota_proto.h"
 
 static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -49,23 +50,6 @@ int nf_ota_format_error(int code, char *buf, size_t cap)
 	int n = snprintf(buf, cap, "ERROR[%d]: %s\n", code, nf_ota_update_strerror(code));
 
 	return n < 0 || (size_t)n >= cap ? -1 : n;
-}
-
-bool nf_ota_is_hex(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-			return false;
-	}
-	return true;
-}
-
-static void lower_copy(char *dst, const char *src, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		dst[i] = (src[i] >= 'A' && src[i] <= 'F') ? (char)(src[i] - 'A' + 'a') : src[i];
-	dst[len] = '\0';
 }
 
 /* ---- datagrams ---- */
@@ -118,25 +102,29 @@ static int expect_space(const char *buf, size_t len, size_t *p)
 	return 0;
 }
 
-/* A field of exactly 32 hex characters ending at a space or at end. */
+/* A field of exactly 32 hex characters ending at a space or at end, stored
+ * lower-case. */
 static int parse_hex32(const char *buf, size_t len, size_t *p, char out[NF_OTA_MD5_HEX + 1])
 {
-	if (len - *p < NF_OTA_MD5_HEX || !nf_ota_is_hex(buf + *p, NF_OTA_MD5_HEX))
+	unsigned char raw[NF_OTA_MD5_HEX / 2];
+
+	if (len - *p < NF_OTA_MD5_HEX || nf_hex_decode(buf + *p, raw, sizeof raw) != 0)
 		return -1;
 	if (len - *p > NF_OTA_MD5_HEX && buf[*p + NF_OTA_MD5_HEX] != ' ')
 		return -1;
-	lower_copy(out, buf + *p, NF_OTA_MD5_HEX);
+	nf_hex_encode(raw, sizeof raw, out);
 	*p += NF_OTA_MD5_HEX;
 	return 0;
 }
 
 int nf_ota_invite_format(const struct nf_ota_invite *inv, char *buf, size_t cap)
 {
+	unsigned char raw[NF_OTA_MD5_HEX / 2];
 	int n;
 
 	if ((inv->command != NF_OTA_CMD_FIRMWARE && inv->command != NF_OTA_CMD_FS) ||
 	    inv->port == 0 || inv->size == 0 || inv->size > NF_OTA_SIZE_MAX ||
-	    strlen(inv->md5) != NF_OTA_MD5_HEX || !nf_ota_is_hex(inv->md5, NF_OTA_MD5_HEX))
+	    strlen(inv->md5) != NF_OTA_MD5_HEX || nf_hex_decode(inv->md5, raw, sizeof raw) != 0)
 		return -1;
 	/* On the wire: do not change. */
 	n = snprintf(buf, cap, "%d %u %u %s\n", inv->command, (unsigned)inv->port,
@@ -231,8 +219,7 @@ int nf_ota_md5_hex(const void *data, size_t len, char out[NF_OTA_MD5_HEX + 1])
 
 	if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
 		goto done;
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	nf_hex_encode(md, 16, out);
 	rc = 0;
 done:
 	return rc;

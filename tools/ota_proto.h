@@ -84,8 +84,6 @@ int nf_ota_invite_format(const struct nf_ota_invite *inv, char *buf, size_t cap)
 int nf_ota_invite_parse(const char *buf, size_t len, struct nf_ota_invite *inv, char *err,
                         size_t errcap);
 
-/* True when s holds exactly len hex digits (either case). */
-bool nf_ota_is_hex(const char *s, size_t len);
 /* The lower-case hex MD5 of len bytes (OpenSSL EVP). Returns 0 or -1. */
 int nf_ota_md5_hex(const void *data, size_t len, char out[NF_OTA_MD5_HEX + 1]);
 /* The answer to a challenge: md5hex(md5hex(password) ":" nonce ":" cnonce).

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common.h"
 #include "ota_recv.h"
 
 #define CLOSE_DRAIN_MS     200 /* after an error: wait this long for the host's next bytes */
@@ -137,8 +138,7 @@ static int authenticate(struct nf_ota_recv *r, const struct sockaddr_in *host)
 		snprintf(r->err, sizeof r->err, "no random bytes for the nonce");
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof raw; i++)
-		snprintf(nonce + 2 * i, 3, "%02x", raw[i]);
+	nf_hex_encode(raw, sizeof raw, nonce);
 	/* On the wire: "AUTH <nonce>", no newline. Do not change. */
 	snprintf(challenge, sizeof challenge, "%s%s", NF_OTA_ANSWER_AUTH, nonce);
 	answer(r, host, challenge);
@@ -317,8 +317,7 @@ static int transfer(struct nf_ota_recv *r, int fd)
 		stream_error(r, fd, NF_OTA_UPDATE_MD5, "cannot compute the MD5");
 		goto done;
 	}
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	nf_hex_encode(md, 16, hex);
 	if (strcmp(hex, r->invite.md5) != 0) {
 		snprintf(why, sizeof why, "received %s, announced %s", hex, r->invite.md5);
 		stream_error(r, fd, NF_OTA_UPDATE_MD5, why);

@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "ota_send.h"
 
 static int result(int code, char *msg, size_t cap, const char *fmt, ...)
@@ -48,24 +48,16 @@ const char *nf_ota_send_strresult(int r)
 	}
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Waits until fd is readable within ms. Returns 1, 0 on timeout, -1. */
 static int wait_readable(int fd, long ms)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	long deadline = now_ms() + ms;
+	uint64_t deadline = nf_clock_ms() + (uint64_t)(ms > 0 ? ms : 0);
 	int rc;
 
 	for (;;) {
-		long left = deadline - now_ms();
-		rc = poll(&pfd, 1, left > 0 ? (int)left : 0);
+		uint64_t now = nf_clock_ms();
+		rc = poll(&pfd, 1, now < deadline ? (int)(deadline - now) : 0);
 		if (rc >= 0 || errno != EINTR)
 			return rc;
 	}
@@ -271,11 +263,11 @@ int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t le
 	/* The final answer: by its first letter. Read on to its end (a "\n",
 	 * "OK"'s second letter, or the close) to quote it whole. */
 	{
-		long deadline = now_ms() + final_ms;
+		uint64_t deadline = nf_clock_ms() + (uint64_t)final_ms;
 		while (!acks.final_done && acks.state != NF_OTA_ACKS_BAD &&
 		       !(acks.state == NF_OTA_ACKS_OK && acks.text_len >= 2)) {
-			long left = deadline - now_ms();
-			int r = left > 0 ? read_acks(tcp, &acks, left) : -1;
+			uint64_t now = nf_clock_ms();
+			int r = now < deadline ? read_acks(tcp, &acks, (long)(deadline - now)) : -1;
 			if (r <= 0)
 				break;
 		}

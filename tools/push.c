@@ -36,6 +36,7 @@
 
 #include <mosquitto.h>
 
+#include "common.h"
 #include "nofuss.h"
 #include "nofuss/posix.h"
 #include "ota_send.h"
@@ -458,18 +459,18 @@ static void topic_base(const char *topic, char base[NF_PUSH_MAX_TOPIC])
 /* Waits for the device to come back after an upload that ended at
  * upload_end. Returns 0 or PUSH_EXIT_PROOF with job->result set. */
 static int prove(const struct options *o, struct nf_push_watch *w, struct push_job *job,
-                 long upload_end)
+                 uint64_t upload_end)
 {
 	struct nf_push_seen seen;
-	long deadline = upload_end + o->wait_ms;
+	uint64_t deadline = upload_end + (uint64_t)o->wait_ms;
 	const char *what = job->fs ? "fsversion" : "version";
 	bool announced, alive;
 	double wait_s = (double)o->wait_ms / 1000.0;
 
 	for (;;) {
 		struct timespec step = {0, PROOF_POLL_MS * 1000000L};
-		long t = nf_push_now_ms();
-		long at;
+		uint64_t t = nf_clock_ms();
+		uint64_t at;
 
 		nf_push_watch_get(w, &seen);
 		at = job->fs ? seen.fsversion_ms : seen.version_ms;
@@ -531,7 +532,7 @@ static void push_upload(struct runner *r, struct push_job *job)
 	struct nf_ota_send_opts so;
 	struct nf_push_watch *w = NULL;
 	struct nf_push_seen seen;
-	long start = nf_push_now_ms(), upload_end;
+	uint64_t start = nf_clock_ms(), upload_end;
 	int rc;
 
 	job->last_pct = r->mode == SHOW_PLAIN ? 0 : -1; /* plain: from 25% */
@@ -563,7 +564,7 @@ static void push_upload(struct runner *r, struct push_job *job)
 	so.progress = on_progress;
 	so.ctx = &pc;
 	rc = nf_ota_send(&so, job->data, job->len, msg, sizeof msg);
-	upload_end = nf_push_now_ms();
+	upload_end = nf_clock_ms();
 	if (rc != NF_OTA_SEND_OK) {
 		snprintf(job->result, sizeof job->result, "upload failed: %s: %s",
 		         nf_ota_send_strresult(rc), msg);
@@ -576,7 +577,7 @@ static void push_upload(struct runner *r, struct push_job *job)
 	job->rc = prove(o, w, job, upload_end);
 done:
 	nf_push_watch_close(w);
-	job->elapsed_ms = nf_push_now_ms() - start;
+	job->elapsed_ms = (long)(nf_clock_ms() - start);
 	snprintf(text, sizeof text, "%s%s", job->rc == 0 ? "" : "FAILED: ", job->result);
 	show(r, job, text, true);
 }

@@ -18,6 +18,7 @@
 
 #include <mosquitto.h>
 
+#include "common.h"
 #include "push_mqtt.h"
 
 #define LOOP_STEP_MS 100 /* longest single mosquitto_loop() wait */
@@ -34,19 +35,6 @@ struct session {
 	char *err;
 	size_t err_len;
 };
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-long nf_push_now_ms(void)
-{
-	return now_ms();
-}
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
@@ -146,7 +134,7 @@ int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
 {
 	struct session s = {topic, ST_CONNECTING, value, truncated, err, err_len};
 	struct mosquitto *mosq = NULL;
-	long deadline = now_ms() + b->timeout_ms, left;
+	uint64_t deadline = nf_clock_ms() + (uint64_t)b->timeout_ms, now;
 	int rc = NF_PUSH_MQTT_FAILED, mrc;
 
 	value[0] = '\0';
@@ -185,10 +173,10 @@ int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
 		goto done;
 	}
 	while (s.state != ST_GOT && s.state != ST_FAILED) {
-		left = deadline - now_ms();
-		if (left <= 0)
+		now = nf_clock_ms();
+		if (now >= deadline)
 			break;
-		mrc = mosquitto_loop(mosq, left < LOOP_STEP_MS ? (int)left : LOOP_STEP_MS, 1);
+		mrc = mosquitto_loop(mosq, deadline - now < LOOP_STEP_MS ? (int)(deadline - now) : LOOP_STEP_MS, 1);
 		if (mrc != MOSQ_ERR_SUCCESS && s.state != ST_GOT && s.state != ST_FAILED) {
 			snprintf(err, err_len, "%s MQTT broker %s:%d: %s",
 			         s.state == ST_CONNECTING ? "cannot connect to the" : "lost the",
@@ -341,7 +329,7 @@ static void watch_on_message(struct mosquitto *mosq, void *obj, const struct mos
 {
 	struct nf_push_watch *w = obj;
 	char text[NF_PUSH_MAX_PAYLOAD];
-	long t = now_ms();
+	uint64_t t = nf_clock_ms();
 	int which = -1;
 
 	(void)mosq;
@@ -379,7 +367,7 @@ struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const c
 	static const char *const suffix[WATCH_TOPICS] = {"/version", "/fsversion", "/heartbeat",
 	                                                 "/status"};
 	struct nf_push_watch *w;
-	long deadline = now_ms() + b->timeout_ms, subscribed_at = 0;
+	uint64_t deadline = nf_clock_ms() + (uint64_t)b->timeout_ms, subscribed_at = 0;
 	int mrc;
 	enum state st;
 
@@ -436,7 +424,7 @@ struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const c
 	w->looping = true;
 	for (;;) {
 		struct timespec step = {0, WATCH_POLL_MS * 1000000L};
-		long t = now_ms();
+		uint64_t t = nf_clock_ms();
 
 		pthread_mutex_lock(&w->lock);
 		st = w->state;

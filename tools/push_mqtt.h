@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define NF_PUSH_MAX_HOST    256u /* broker host name, NUL included */
 #define NF_PUSH_MAX_PAYLOAD 64u  /* retained value kept, NUL included */
@@ -61,15 +62,15 @@ bool nf_push_valid_ip(const char *ip);
  * those are fresh announcements. */
 struct nf_push_watch;
 
-/* What a watch saw. Times are CLOCK_MONOTONIC milliseconds; 0: never. */
+/* What a watch saw. Times are nf_clock_ms() milliseconds; 0: never. */
 struct nf_push_seen {
 	char old_version[NF_PUSH_MAX_PAYLOAD];   /* retained replay, "" when none */
 	char old_fsversion[NF_PUSH_MAX_PAYLOAD]; /* retained replay, "" when none */
 	char version[NF_PUSH_MAX_PAYLOAD];       /* the last fresh one */
-	long version_ms;
+	uint64_t version_ms;
 	char fsversion[NF_PUSH_MAX_PAYLOAD]; /* the last fresh one */
-	long fsversion_ms;
-	long alive_ms; /* the last fresh heartbeat, or status "1" */
+	uint64_t fsversion_ms;
+	uint64_t alive_ms; /* the last fresh heartbeat, or status "1" */
 };
 
 /* Connects, subscribes, and waits (within b->timeout_ms) for the broker's
@@ -82,7 +83,5 @@ struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const c
 void nf_push_watch_get(struct nf_push_watch *w, struct nf_push_seen *seen);
 /* Disconnects and frees w (NULL is fine). */
 void nf_push_watch_close(struct nf_push_watch *w);
-/* The monotonic clock in milliseconds, as used in struct nf_push_seen. */
-long nf_push_now_ms(void);
 
 #endif

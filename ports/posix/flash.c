@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "nofuss/posix.h"
 
 #define STATE_FILE         "state"
@@ -436,8 +437,7 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 	b->slot = slot;
 	f->running = slot;
 	f->running_size = b->firmware.size;
-	for (int i = 0; i < 16; i++)
-		snprintf(f->running_md5 + 2 * i, 3, "%02x", md5[i]);
+	nf_hex_encode(md5, sizeof md5, f->running_md5);
 
 	if (nf_posix_image_verify_file(f->dirfd, FS_FILE, f->state.geometry.fs_size, &b->fs, NULL,
 	                               b->fs_error, sizeof b->fs_error) == 0) {

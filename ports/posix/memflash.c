@@ -29,6 +29,7 @@
 
 #include <openssl/evp.h>
 
+#include "common.h"
 #include "nofuss/posix.h"
 
 #define ESP_MAGIC 0xE9 /* the only firmware whose header byte 3 is checked */
@@ -419,8 +420,7 @@ static void mem_info(const struct nf_posix *p, struct nf_posix_flash_info *out)
 	if (m->running < 0)
 		return;
 	out->sketch_size = m->slot[m->running].size;
-	for (int i = 0; i < 16; i++)
-		snprintf(out->sketch_md5 + 2 * i, 3, "%02x", m->slot[m->running].md5[i]);
+	nf_hex_encode(m->slot[m->running].md5, sizeof m->slot[m->running].md5, out->sketch_md5);
 }
 
 static void mem_close(struct nf_posix *p)
