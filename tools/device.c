@@ -29,7 +29,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,28 +213,6 @@ static void on_message(void *ctx, const struct nf_client *c, enum nf_message msg
 
 /* ---- options ---- */
 
-enum {
-	OPT_VERSION = 256,
-	OPT_FS_VERSION,
-	OPT_IMAGE,
-	OPT_FS_IMAGE,
-	OPT_SLOT_SIZE,
-	OPT_FS_SIZE,
-	OPT_CHIP_SIZE,
-	OPT_MAX_BOOTS,
-	OPT_TIMEOUT,
-	OPT_CONNECT_TIMEOUT,
-	OPT_POWER_CUT,
-	OPT_OTA,
-	OPT_OTA_AUTH,
-	OPT_OTA_PAUSE,
-	OPT_MQTT,
-	OPT_MQTT_BASE,
-	OPT_MQTT_USER,
-	OPT_MQTT_PASSWORD,
-	OPT_HEARTBEAT,
-};
-
 /* HOST[:PORT] or IP[:PORT] into host and port. */
 static int parse_host_port(const char *opt, const char *text, char *host, size_t cap,
                            uint16_t *port, unsigned long min_port, unsigned long default_port)
@@ -256,44 +233,86 @@ static int parse_host_port(const char *opt, const char *text, char *host, size_t
 	return 0;
 }
 
+static int set_once(void *opts, const char *value)
+{
+	(void)value;
+	((struct options *)opts)->max_checks = 1;
+	return 0;
+}
+
+static int set_max_checks(void *opts, const char *value)
+{
+	unsigned long n;
+
+	if (nf_parse_count("--max-checks", value, 0, MAX_CHECKS_MAX, &n))
+		return -1;
+	((struct options *)opts)->max_checks = (long)n;
+	return 0;
+}
+
+static int set_ota(void *opts, const char *value)
+{
+	struct options *o = opts;
+	struct in_addr a;
+
+	if (parse_host_port("--ota", value, o->ota_ip, sizeof o->ota_ip, &o->ota_port, 0,
+	                    NF_OTA_PORT_ESP8266) != 0)
+		return -1;
+	if (inet_pton(AF_INET, o->ota_ip, &a) != 1) {
+		nf_tool_error("--ota: %s: not an IPv4 address", o->ota_ip);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_mqtt(void *opts, const char *value)
+{
+	struct options *o = opts;
+
+	return parse_host_port("--mqtt", value, o->mqtt_host, sizeof o->mqtt_host, &o->mqtt_port,
+	                       1, NF_ANNOUNCE_PORT_DEFAULT);
+}
+
+#define O struct options
+static const struct nf_opt opts[] = {
+    NF_OPT_STRING("flash", 'f', O, flash),
+    NF_OPT_STRING("server", 's', O, server),
+    NF_OPT_STRING("device", 'd', O, device),
+    NF_OPT_STRING("mac", 'm', O, mac),
+    NF_OPT_STRING("build", 'b', O, build),
+    NF_OPT_FLAG("path-form", 'p', O, path_form),
+    NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, INTERVAL_MAX_S),
+    NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, INTERVAL_MAX_S),
+    NF_OPT_CALL("once", '1', NF_OPT_CALL_NOARG, set_once),
+    NF_OPT_CALL("max-checks", 'n', NF_OPT_CALL, set_max_checks),
+    NF_OPT_FLAG("until-up-to-date", 'u', O, until_current),
+    NF_OPT_COUNT("max-boots", 0, O, max_boots, 1, MAX_BOOTS_MAX),
+    NF_OPT_SECONDS("timeout", 0, O, timeout_ms, 0.001, TIMEOUT_MAX_S),
+    NF_OPT_SECONDS("connect-timeout", 0, O, connect_ms, 0.001, TIMEOUT_MAX_S),
+    NF_OPT_STRING("version", 0, O, version),
+    NF_OPT_STRING("fs-version", 0, O, fs_version),
+    NF_OPT_STRING("image", 0, O, image),
+    NF_OPT_STRING("fs-image", 0, O, fs_image),
+    NF_OPT_SIZE("slot-size", 0, O, geometry.slot_size, NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX),
+    NF_OPT_SIZE("fs-size", 0, O, geometry.fs_size, NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX),
+    NF_OPT_SIZE("chip-size", 0, O, geometry.chip_size, NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX),
+    NF_OPT_COUNT("power-cut-at", 0, O, power_cut_at, 1, COUNTER_MAX),
+    NF_OPT_CALL("ota", 0, NF_OPT_CALL, set_ota),
+    NF_OPT_STRING("ota-auth", 0, O, ota_auth),
+    NF_OPT_SECONDS("ota-pause", 0, O, ota_pause_ms, 0, 60),
+    NF_OPT_CALL("mqtt", 0, NF_OPT_CALL, set_mqtt),
+    NF_OPT_STRING("mqtt-base", 0, O, mqtt_base),
+    NF_OPT_STRING("mqtt-user", 0, O, mqtt_user),
+    NF_OPT_STRING("mqtt-password", 0, O, mqtt_password),
+    NF_OPT_SECONDS("heartbeat", 0, O, heartbeat_ms, 0.01, 86400),
+    NF_OPT_END,
+};
+#undef O
+
+/* Returns 0, 1 after --help, -1 on bad usage (printed). */
 static int parse_options(struct options *o, int argc, char *argv[])
 {
-	static const struct option opts[] = {
-	    {"flash", required_argument, NULL, 'f'},
-	    {"server", required_argument, NULL, 's'},
-	    {"device", required_argument, NULL, 'd'},
-	    {"mac", required_argument, NULL, 'm'},
-	    {"build", required_argument, NULL, 'b'},
-	    {"path-form", no_argument, NULL, 'p'},
-	    {"interval", required_argument, NULL, 'i'},
-	    {"jitter", required_argument, NULL, 'j'},
-	    {"once", no_argument, NULL, '1'},
-	    {"max-checks", required_argument, NULL, 'n'},
-	    {"until-up-to-date", no_argument, NULL, 'u'},
-	    {"max-boots", required_argument, NULL, OPT_MAX_BOOTS},
-	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-	    {"version", required_argument, NULL, OPT_VERSION},
-	    {"fs-version", required_argument, NULL, OPT_FS_VERSION},
-	    {"image", required_argument, NULL, OPT_IMAGE},
-	    {"fs-image", required_argument, NULL, OPT_FS_IMAGE},
-	    {"slot-size", required_argument, NULL, OPT_SLOT_SIZE},
-	    {"fs-size", required_argument, NULL, OPT_FS_SIZE},
-	    {"chip-size", required_argument, NULL, OPT_CHIP_SIZE},
-	    {"power-cut-at", required_argument, NULL, OPT_POWER_CUT},
-	    {"ota", required_argument, NULL, OPT_OTA},
-	    {"ota-auth", required_argument, NULL, OPT_OTA_AUTH},
-	    {"ota-pause", required_argument, NULL, OPT_OTA_PAUSE},
-	    {"mqtt", required_argument, NULL, OPT_MQTT},
-	    {"mqtt-base", required_argument, NULL, OPT_MQTT_BASE},
-	    {"mqtt-user", required_argument, NULL, OPT_MQTT_USER},
-	    {"mqtt-password", required_argument, NULL, OPT_MQTT_PASSWORD},
-	    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	unsigned long n;
-	int c;
+	int rc;
 
 	o->interval_ms = INTERVAL_DEFAULT_MS;
 	o->timeout_ms = NF_POSIX_TIMEOUT_MS_DEFAULT;
@@ -309,101 +328,9 @@ static int parse_options(struct options *o, int argc, char *argv[])
 		nf_tool_error(POWER_CUT_ENV ": '%s' is not a number", getenv(POWER_CUT_ENV));
 		return -1;
 	}
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "f:s:d:m:b:pi:j:1n:uh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': o->flash = optarg; break;
-		case 's': o->server = optarg; break;
-		case 'd': o->device = optarg; break;
-		case 'm': o->mac = optarg; break;
-		case 'b': o->build = optarg; break;
-		case 'p': o->path_form = true; break;
-		case 'u': o->until_current = true; break;
-		case '1': o->max_checks = 1; break;
-		case 'i':
-			if (nf_parse_seconds("--interval", optarg, 0, INTERVAL_MAX_S,
-			                     &o->interval_ms))
-				return -1;
-			break;
-		case 'j':
-			if (nf_parse_seconds("--jitter", optarg, 0, INTERVAL_MAX_S, &o->jitter_ms))
-				return -1;
-			break;
-		case 'n':
-			if (nf_parse_count("--max-checks", optarg, 0, MAX_CHECKS_MAX, &n))
-				return -1;
-			o->max_checks = (long)n;
-			break;
-		case OPT_MAX_BOOTS:
-			if (nf_parse_count("--max-boots", optarg, 1, MAX_BOOTS_MAX, &o->max_boots))
-				return -1;
-			break;
-		case OPT_TIMEOUT:
-			if (nf_parse_seconds("--timeout", optarg, 0.001, TIMEOUT_MAX_S,
-			                     &o->timeout_ms))
-				return -1;
-			break;
-		case OPT_CONNECT_TIMEOUT:
-			if (nf_parse_seconds("--connect-timeout", optarg, 0.001, TIMEOUT_MAX_S,
-			                     &o->connect_ms))
-				return -1;
-			break;
-		case OPT_VERSION: o->version = optarg; break;
-		case OPT_FS_VERSION: o->fs_version = optarg; break;
-		case OPT_IMAGE: o->image = optarg; break;
-		case OPT_FS_IMAGE: o->fs_image = optarg; break;
-		case OPT_SLOT_SIZE:
-			if (nf_parse_size("--slot-size", optarg, NF_POSIX_IMAGE_MIN,
-			                  NF_POSIX_FLASH_SIZE_MAX, &o->geometry.slot_size))
-				return -1;
-			break;
-		case OPT_FS_SIZE:
-			if (nf_parse_size("--fs-size", optarg, NF_POSIX_IMAGE_MIN,
-			                  NF_POSIX_FLASH_SIZE_MAX, &o->geometry.fs_size))
-				return -1;
-			break;
-		case OPT_CHIP_SIZE:
-			if (nf_parse_size("--chip-size", optarg, NF_POSIX_IMAGE_MIN,
-			                  NF_POSIX_FLASH_SIZE_MAX, &o->geometry.chip_size))
-				return -1;
-			break;
-		case OPT_POWER_CUT:
-			if (nf_parse_count("--power-cut-at", optarg, 1, COUNTER_MAX,
-			                   &o->power_cut_at))
-				return -1;
-			break;
-		case OPT_OTA: {
-			struct in_addr a;
-			if (parse_host_port("--ota", optarg, o->ota_ip, sizeof o->ota_ip,
-			                    &o->ota_port, 0, NF_OTA_PORT_ESP8266) != 0)
-				return -1;
-			if (inet_pton(AF_INET, o->ota_ip, &a) != 1) {
-				nf_tool_error("--ota: %s: not an IPv4 address", o->ota_ip);
-				return -1;
-			}
-			break;
-		}
-		case OPT_OTA_AUTH: o->ota_auth = optarg; break;
-		case OPT_OTA_PAUSE:
-			if (nf_parse_seconds("--ota-pause", optarg, 0, 60, &o->ota_pause_ms))
-				return -1;
-			break;
-		case OPT_MQTT:
-			if (parse_host_port("--mqtt", optarg, o->mqtt_host, sizeof o->mqtt_host,
-			                    &o->mqtt_port, 1, NF_ANNOUNCE_PORT_DEFAULT) != 0)
-				return -1;
-			break;
-		case OPT_MQTT_BASE: o->mqtt_base = optarg; break;
-		case OPT_MQTT_USER: o->mqtt_user = optarg; break;
-		case OPT_MQTT_PASSWORD: o->mqtt_password = optarg; break;
-		case OPT_HEARTBEAT:
-			if (nf_parse_seconds("--heartbeat", optarg, 0.01, 86400, &o->heartbeat_ms))
-				return -1;
-			break;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return -1;
-		}
-	}
+	rc = nf_opts_parse(opts, o, usage, argc, argv);
+	if (rc != 0)
+		return rc;
 	if (optind < argc) {
 		nf_tool_error("unexpected argument '%s'", argv[optind]);
 		return -1;

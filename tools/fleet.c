@@ -29,7 +29,6 @@
  * --timeout, which cuts what is still in flight.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -102,7 +101,7 @@ enum result {
 };
 
 struct options {
-	const char *server, *version, *fs_version, *build;
+	const char *server, *version, *fs_version, *build, *mac_base_text;
 	char *names_text; /* a copy of --device; names point into it */
 	const char *names[FLEET_NAMES_MAX];
 	size_t nnames;
@@ -861,20 +860,6 @@ done:
 
 /* ---- options ---- */
 
-enum {
-	OPT_VERSION = 256,
-	OPT_FS_VERSION,
-	OPT_REBOOT_DELAY,
-	OPT_DURATION,
-	OPT_GIVE_UP,
-	OPT_TIMEOUT,
-	OPT_REQUEST_TIMEOUT,
-	OPT_CONNECT_TIMEOUT,
-	OPT_SEED,
-	OPT_PROGRESS,
-	OPT_JSON,
-};
-
 /* A name the simulator accepts: 1 to 31 printable characters, no space,
  * '/' or ','. */
 static bool name_ok(const char *s)
@@ -889,8 +874,9 @@ static bool name_ok(const char *s)
 	return true;
 }
 
-static int parse_names(struct options *o, const char *text)
+static int set_names(void *opts, const char *text)
 {
+	struct options *o = opts;
 	char *save = NULL, *tok;
 
 	if (strlen(text) >= FLEET_NAMES_TEXT_MAX) {
@@ -951,44 +937,56 @@ static void format_mac(unsigned long long v, char out[18])
 	         (unsigned)(v >> 8) & 0xFF, (unsigned)v & 0xFF);
 }
 
-static int seconds(const char *what, double min, long *out)
+static int set_duration(void *opts, const char *value)
 {
-	return nf_parse_seconds(what, optarg, min, FLEET_TIME_MAX_S, out);
+	struct options *o = opts;
+
+	o->duration_set = true;
+	return nf_parse_seconds("--duration", value, 0, FLEET_TIME_MAX_S, &o->duration_ms);
 }
+
+static int set_seed(void *opts, const char *value)
+{
+	struct options *o = opts;
+
+	o->seeded = true;
+	return nf_parse_count("--seed", value, 0, 4294967295ul, &o->seed);
+}
+
+#define O struct options
+static const struct nf_opt opts[] = {
+    NF_OPT_STRING("server", 's', O, server),
+    NF_OPT_COUNT("devices", 'n', O, count, 1, FLEET_DEVICES_MAX),
+    NF_OPT_CALL("device", 'd', NF_OPT_CALL, set_names),
+    NF_OPT_STRING("version", 0, O, version),
+    NF_OPT_STRING("fs-version", 0, O, fs_version),
+    NF_OPT_STRING("mac-base", 'm', O, mac_base_text),
+    NF_OPT_STRING("build", 'b', O, build),
+    NF_OPT_FLAG("path-form", 'p', O, path_form),
+    NF_OPT_SECONDS("ramp", 'r', O, ramp_ms, 0, FLEET_TIME_MAX_S),
+    NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, FLEET_TIME_MAX_S),
+    NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, FLEET_TIME_MAX_S),
+    NF_OPT_SECONDS("reboot-delay", 0, O, reboot_ms, 0, FLEET_TIME_MAX_S),
+    NF_OPT_CALL("duration", 0, NF_OPT_CALL, set_duration),
+    NF_OPT_FLAG("until-updated", 'u', O, until_updated),
+    NF_OPT_COUNT("give-up", 0, O, give_up, 1, FLEET_GIVE_UP_MAX),
+    NF_OPT_SECONDS("timeout", 0, O, timeout_ms, 0.001, FLEET_TIME_MAX_S),
+    NF_OPT_SECONDS("request-timeout", 0, O, request_ms, 0.001, FLEET_REQUEST_MAX_S),
+    NF_OPT_SECONDS("connect-timeout", 0, O, connect_ms, 0.001, FLEET_REQUEST_MAX_S),
+    NF_OPT_COUNT("concurrency", 'c', O, concurrency, 1, FLEET_CONCURRENCY_MAX),
+    NF_OPT_CALL("seed", 0, NF_OPT_CALL, set_seed),
+    NF_OPT_SECONDS("progress", 0, O, progress_ms, 0, FLEET_TIME_MAX_S),
+    NF_OPT_FLAG("json", 0, O, json),
+    NF_OPT_FLAG("quiet", 'q', O, quiet),
+    NF_OPT_FLAG("verbose", 'v', O, verbose),
+    NF_OPT_END,
+};
+#undef O
 
 /* Returns 0, 1 after --help, -1 on bad usage (printed). */
 static int parse_options(struct options *o, int argc, char *argv[])
 {
-	static const struct option opts[] = {
-	    {"server", required_argument, NULL, 's'},
-	    {"devices", required_argument, NULL, 'n'},
-	    {"device", required_argument, NULL, 'd'},
-	    {"version", required_argument, NULL, OPT_VERSION},
-	    {"fs-version", required_argument, NULL, OPT_FS_VERSION},
-	    {"mac-base", required_argument, NULL, 'm'},
-	    {"build", required_argument, NULL, 'b'},
-	    {"path-form", no_argument, NULL, 'p'},
-	    {"ramp", required_argument, NULL, 'r'},
-	    {"interval", required_argument, NULL, 'i'},
-	    {"jitter", required_argument, NULL, 'j'},
-	    {"reboot-delay", required_argument, NULL, OPT_REBOOT_DELAY},
-	    {"duration", required_argument, NULL, OPT_DURATION},
-	    {"until-updated", no_argument, NULL, 'u'},
-	    {"give-up", required_argument, NULL, OPT_GIVE_UP},
-	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
-	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-	    {"concurrency", required_argument, NULL, 'c'},
-	    {"seed", required_argument, NULL, OPT_SEED},
-	    {"progress", required_argument, NULL, OPT_PROGRESS},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *mac_base = FLEET_MAC_BASE_DEFAULT;
-	int c;
+	int rc;
 
 	o->count = FLEET_DEVICES_DEFAULT;
 	o->concurrency = FLEET_CONCURRENCY_DEFAULT;
@@ -1000,84 +998,10 @@ static int parse_options(struct options *o, int argc, char *argv[])
 	o->progress_ms = FLEET_PROGRESS_DEFAULT_MS;
 	o->request_ms = NF_POSIX_TIMEOUT_MS_DEFAULT;
 	o->connect_ms = NF_POSIX_CONNECT_TIMEOUT_MS_DEFAULT;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "s:n:d:m:b:pr:i:j:uc:qvh", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': o->server = optarg; break;
-		case 'n':
-			if (nf_parse_count("--devices", optarg, 1, FLEET_DEVICES_MAX, &o->count))
-				return -1;
-			break;
-		case 'd':
-			if (parse_names(o, optarg) != 0)
-				return -1;
-			break;
-		case OPT_VERSION: o->version = optarg; break;
-		case OPT_FS_VERSION: o->fs_version = optarg; break;
-		case 'm': mac_base = optarg; break;
-		case 'b': o->build = optarg; break;
-		case 'p': o->path_form = true; break;
-		case 'r':
-			if (seconds("--ramp", 0, &o->ramp_ms))
-				return -1;
-			break;
-		case 'i':
-			if (seconds("--interval", 0, &o->interval_ms))
-				return -1;
-			break;
-		case 'j':
-			if (seconds("--jitter", 0, &o->jitter_ms))
-				return -1;
-			break;
-		case OPT_REBOOT_DELAY:
-			if (seconds("--reboot-delay", 0, &o->reboot_ms))
-				return -1;
-			break;
-		case OPT_DURATION:
-			if (seconds("--duration", 0, &o->duration_ms))
-				return -1;
-			o->duration_set = true;
-			break;
-		case 'u': o->until_updated = true; break;
-		case OPT_GIVE_UP:
-			if (nf_parse_count("--give-up", optarg, 1, FLEET_GIVE_UP_MAX, &o->give_up))
-				return -1;
-			break;
-		case OPT_TIMEOUT:
-			if (seconds("--timeout", 0.001, &o->timeout_ms))
-				return -1;
-			break;
-		case OPT_REQUEST_TIMEOUT:
-			if (nf_parse_seconds("--request-timeout", optarg, 0.001,
-			                     FLEET_REQUEST_MAX_S, &o->request_ms))
-				return -1;
-			break;
-		case OPT_CONNECT_TIMEOUT:
-			if (nf_parse_seconds("--connect-timeout", optarg, 0.001,
-			                     FLEET_REQUEST_MAX_S, &o->connect_ms))
-				return -1;
-			break;
-		case 'c':
-			if (nf_parse_count("--concurrency", optarg, 1, FLEET_CONCURRENCY_MAX,
-			                   &o->concurrency))
-				return -1;
-			break;
-		case OPT_SEED:
-			if (nf_parse_count("--seed", optarg, 0, 4294967295ul, &o->seed))
-				return -1;
-			o->seeded = true;
-			break;
-		case OPT_PROGRESS:
-			if (seconds("--progress", 0, &o->progress_ms))
-				return -1;
-			break;
-		case OPT_JSON: o->json = true; break;
-		case 'q': o->quiet = true; break;
-		case 'v': o->verbose = true; break;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return -1;
-		}
-	}
+	o->mac_base_text = FLEET_MAC_BASE_DEFAULT;
+	rc = nf_opts_parse(opts, o, usage, argc, argv);
+	if (rc != 0)
+		return rc;
 	if (optind < argc) {
 		nf_tool_error("unexpected argument '%s'", argv[optind]);
 		return -1;
@@ -1094,10 +1018,10 @@ static int parse_options(struct options *o, int argc, char *argv[])
 		nf_tool_error("--build: longer than %d characters", NF_CLIENT_FIELD_MAX - 1);
 		return -1;
 	}
-	if (parse_mac(mac_base, &o->mac_base) != 0)
+	if (parse_mac(o->mac_base_text, &o->mac_base) != 0)
 		return -1;
 	if (o->mac_base + (o->count - 1) > FLEET_MAC_MAX) {
-		nf_tool_error("--mac-base %s: %lu devices go past FF:FF:FF:FF:FF:FF", mac_base,
+		nf_tool_error("--mac-base %s: %lu devices go past FF:FF:FF:FF:FF:FF", o->mac_base_text,
 		              o->count);
 		return -1;
 	}

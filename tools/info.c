@@ -5,7 +5,7 @@
  * check what mkimage wrote, or what sits in a simulator's flash slot.
  */
 #include <fcntl.h>
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <stdio.h>
 
 #include "common.h"
@@ -26,19 +26,12 @@ static void usage(FILE *out)
 
 int nf_cmd_info(int argc, char *argv[], char *prog_argv[])
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	int c, rc = NF_EXIT_OK;
+	static const struct nf_opt opts[] = {NF_OPT_END};
+	int rc = nf_opts_parse(opts, NULL, usage, argc, argv);
 
 	(void)prog_argv;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return NF_EXIT_OK;
-		}
-		usage(stderr);
-		return NF_EXIT_USAGE;
-	}
+	if (rc != 0)
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 	if (optind >= argc) {
 		nf_tool_error("no file given (see --help)");
 		return NF_EXIT_USAGE;

@@ -66,43 +66,44 @@ static void show_progress(void *ctx, uint64_t acked, uint64_t total)
 	        (unsigned long long)total);
 }
 
+struct send_options {
+	const char *ip, *password;
+	unsigned long port;
+	bool fs, quiet;
+	long timeout_ms; /* 0: the protocol's */
+};
+
+static const struct nf_opt send_opts[] = {
+    NF_OPT_STRING("ip", 'i', struct send_options, ip),
+    NF_OPT_COUNT("port", 'p', struct send_options, port, 1, 65535),
+    NF_OPT_STRING("auth", 'a', struct send_options, password),
+    NF_OPT_FLAG("fs", 's', struct send_options, fs),
+    NF_OPT_SECONDS("timeout", 0, struct send_options, timeout_ms, 0.05, 600),
+    NF_OPT_FLAG("quiet", 'q', struct send_options, quiet),
+    NF_OPT_END,
+};
+
 int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[])
 {
-	static const struct option opts[] = {
-	    {"ip", required_argument, NULL, 'i'},   {"port", required_argument, NULL, 'p'},
-	    {"auth", required_argument, NULL, 'a'}, {"fs", no_argument, NULL, 's'},
-	    {"timeout", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
-	struct nf_ota_send_opts o = {.port = NF_OTA_PORT_ESP8266, .command = NF_OTA_CMD_FIRMWARE};
+	struct send_options so = {.port = NF_OTA_PORT_ESP8266};
+	struct nf_ota_send_opts o;
 	struct progress pr = {.last = -10};
 	char msg[NF_OTA_ERR_MAX + NF_OTA_TEXT_MAX];
-	unsigned long port;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int c, rc;
+	int rc;
 
 	(void)prog_argv;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "i:p:a:sqh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i': o.ip = optarg; break;
-		case 'p':
-			if (nf_parse_count("--port", optarg, 1, 65535, &port) != 0)
-				return NF_EXIT_USAGE;
-			o.port = (uint16_t)port;
-			break;
-		case 'a': o.password = optarg; break;
-		case 's': o.command = NF_OTA_CMD_FS; break;
-		case 't':
-			if (nf_parse_seconds("--timeout", optarg, 0.05, 600, &o.answer_timeout_ms) != 0)
-				return NF_EXIT_USAGE;
-			o.connect_timeout_ms = o.answer_timeout_ms;
-			break;
-		case 'q': pr.quiet = true; break;
-		case 'h': send_usage(stdout); return NF_EXIT_OK;
-		default: send_usage(stderr); return NF_EXIT_USAGE;
-		}
-	}
+	rc = nf_opts_parse(send_opts, &so, send_usage, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
+	o = (struct nf_ota_send_opts){.ip = so.ip,
+	                              .port = (uint16_t)so.port,
+	                              .password = so.password,
+	                              .command = so.fs ? NF_OTA_CMD_FS : NF_OTA_CMD_FIRMWARE,
+	                              .answer_timeout_ms = so.timeout_ms,
+	                              .connect_timeout_ms = so.timeout_ms};
+	pr.quiet = so.quiet;
 	if (o.ip == NULL || optind != argc - 1) {
 		nf_tool_error("give --ip and one FILE (see --help)");
 		return NF_EXIT_USAGE;
@@ -240,74 +241,62 @@ static int parse_listen(const char *text, char *ip, size_t ipcap, uint16_t *port
 	return 0;
 }
 
+struct recv_options {
+	const char *listen, *flash;
+	struct nf_ota_recv_config cfg;
+	struct recv_sink s;
+	long wait_ms;      /* -1: forever */
+	unsigned long cut; /* cfg.cut_after */
+};
+
+static const struct nf_opt recv_opts[] = {
+    NF_OPT_STRING("listen", 'l', struct recv_options, listen),
+    NF_OPT_STRING("auth", 'a', struct recv_options, cfg.password),
+    NF_OPT_SIZE("max-size", 'm', struct recv_options, s.checks.max_size, 1, NF_OTA_SIZE_MAX),
+    NF_OPT_STRING("output", 'o', struct recv_options, s.out),
+    NF_OPT_STRING("flash", 'f', struct recv_options, flash),
+    NF_OPT_SECONDS("wait", 0, struct recv_options, wait_ms, 0.01, 86400),
+    NF_OPT_SECONDS("pause", 0, struct recv_options, cfg.pause_ms, 0, 60),
+    NF_OPT_SECONDS("timeout", 0, struct recv_options, cfg.timeout_ms, 0.05, 600),
+    NF_OPT_COUNT("cut-after", 0, struct recv_options, cut, 1, NF_OTA_SIZE_MAX),
+    NF_OPT_END,
+};
+
 int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 {
-	static const struct option opts[] = {
-	    {"listen", required_argument, NULL, 'l'},   {"auth", required_argument, NULL, 'a'},
-	    {"max-size", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
-	    {"flash", required_argument, NULL, 'f'},    {"wait", required_argument, NULL, 'w'},
-	    {"pause", required_argument, NULL, 'P'},    {"timeout", required_argument, NULL, 't'},
-	    {"cut-after", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
-	struct nf_ota_recv_config cfg = {.pause_ms = NF_OTA_PAUSE_MS_DEFAULT,
-	                                 .timeout_ms = NF_OTA_ANSWER_TIMEOUT_MS};
+	struct recv_options ro = {.cfg = {.pause_ms = NF_OTA_PAUSE_MS_DEFAULT,
+	                                  .timeout_ms = NF_OTA_ANSWER_TIMEOUT_MS},
+	                          .wait_ms = -1};
+	struct nf_ota_recv_config *const cfg = &ro.cfg;
+	struct recv_sink *const s = &ro.s;
 	struct nf_ota_sink sink;
-	struct recv_sink s;
 	struct nf_ota_flash_sink flash_sink;
 	struct nf_ota_recv r = {.udp = -1};
 	struct nf_posix port;
 	struct nf_posix_boot boot;
-	const char *listen_arg = NULL, *flash = NULL;
+	const char *flash;
 	char ip[INET_ADDRSTRLEN], err[NF_POSIX_ERR_MAX];
 	uint16_t udp_port = 0;
-	long wait_ms = -1;
+	long wait_ms;
 	uint64_t deadline, now;
-	unsigned long cut;
 	bool port_used = false;
-	int c, rc = RECV_EXIT_SETUP, got;
+	int rc, got;
 
 	(void)prog_argv;
-	memset(&s, 0, sizeof s);
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "l:a:m:o:f:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l': listen_arg = optarg; break;
-		case 'a': cfg.password = optarg; break;
-		case 'm':
-			if (nf_parse_size("--max-size", optarg, 1, NF_OTA_SIZE_MAX,
-			                  &s.checks.max_size) != 0)
-				return NF_EXIT_USAGE;
-			break;
-		case 'o': s.out = optarg; break;
-		case 'f': flash = optarg; break;
-		case 'w':
-			if (nf_parse_seconds("--wait", optarg, 0.01, 86400, &wait_ms) != 0)
-				return NF_EXIT_USAGE;
-			break;
-		case 'P':
-			if (nf_parse_seconds("--pause", optarg, 0, 60, &cfg.pause_ms) != 0)
-				return NF_EXIT_USAGE;
-			break;
-		case 't':
-			if (nf_parse_seconds("--timeout", optarg, 0.05, 600, &cfg.timeout_ms) != 0)
-				return NF_EXIT_USAGE;
-			break;
-		case 'c':
-			if (nf_parse_count("--cut-after", optarg, 1, NF_OTA_SIZE_MAX, &cut) != 0)
-				return NF_EXIT_USAGE;
-			cfg.cut_after = (uint32_t)cut;
-			break;
-		case 'h': recv_usage(stdout); return NF_EXIT_OK;
-		default: recv_usage(stderr); return NF_EXIT_USAGE;
-		}
-	}
-	if (listen_arg == NULL || optind != argc || (s.out == NULL) == (flash == NULL)) {
+	rc = nf_opts_parse(recv_opts, &ro, recv_usage, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
+	rc = RECV_EXIT_SETUP;
+	cfg->cut_after = (uint32_t)ro.cut;
+	flash = ro.flash;
+	wait_ms = ro.wait_ms;
+	if (ro.listen == NULL || optind != argc || (s->out == NULL) == (flash == NULL)) {
 		nf_tool_error("give --listen and one of -o FILE or --flash DIR (see --help)");
 		return NF_EXIT_USAGE;
 	}
-	if (parse_listen(listen_arg, ip, sizeof ip, &udp_port) != 0)
+	if (parse_listen(ro.listen, ip, sizeof ip, &udp_port) != 0)
 		return NF_EXIT_USAGE;
-	cfg.log = stdout;
+	cfg->log = stdout;
 	if (flash != NULL) {
 		nf_posix_init(&port);
 		port_used = true;
@@ -324,11 +313,11 @@ int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 		}
 		printf("[boot] slot=%s version=%s\n", nf_posix_slot_name(boot.slot),
 		       boot.firmware.version);
-		nf_ota_flash_sink_init(&flash_sink, &port, s.checks.max_size, &sink);
+		nf_ota_flash_sink_init(&flash_sink, &port, s->checks.max_size, &sink);
 	} else {
-		sink = (struct nf_ota_sink){&s, file_begin, file_write, file_finish, file_abort};
+		sink = (struct nf_ota_sink){s, file_begin, file_write, file_finish, file_abort};
 	}
-	if (nf_ota_recv_open(&r, ip, udp_port, &cfg, &sink, err, sizeof err) != 0) {
+	if (nf_ota_recv_open(&r, ip, udp_port, cfg, &sink, err, sizeof err) != 0) {
 		nf_tool_error("%s", err);
 		goto done;
 	}
@@ -360,7 +349,7 @@ int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 	}
 done:
 	nf_ota_recv_close(&r);
-	free(s.buf);
+	free(s->buf);
 	if (port_used)
 		nf_posix_destroy(&port);
 	return rc;

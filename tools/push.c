@@ -24,7 +24,7 @@
  * bad usage: scripts around the original rely on them.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,7 +69,7 @@
 #define PUSH_EXIT_PROOF  6
 
 struct options {
-	const char *config, *file, *fs_path, *cafile, *expect;
+	const char *config, *file, *fs_path, *cafile, *expect, *broker_text;
 	bool fs, all, dry_run;
 	long timeout_ms, wait_ms;
 	unsigned long jobs;
@@ -163,73 +163,59 @@ static void quote(const char *value, bool truncated, char out[NF_PUSH_MAX_QUOTED
 	out[n] = '\0';
 }
 
+static int set_fs(void *opts, const char *value)
+{
+	struct options *o = opts;
+
+	o->fs = true;
+	o->fs_path = value;
+	return 0;
+}
+
+static int set_expect(void *opts, const char *value)
+{
+	struct options *o = opts;
+
+	if (value[0] == '\0' || strlen(value) >= NF_PUSH_MAX_PAYLOAD) {
+		nf_tool_error("--expect-version: empty or longer than %u characters",
+		              NF_PUSH_MAX_PAYLOAD - 1);
+		return -1;
+	}
+	o->expect = value;
+	return 0;
+}
+
+static const struct nf_opt opts[] = {
+    NF_OPT_STRING("config", 'c', struct options, config),
+    NF_OPT_FLAG("all", 'a', struct options, all),
+    NF_OPT_STRING("file", 'f', struct options, file),
+    NF_OPT_CALL("fs", 0, NF_OPT_CALL_OPTARG, set_fs),
+    NF_OPT_FLAG("dry-run", 'n', struct options, dry_run),
+    NF_OPT_STRING("broker", 'b', struct options, broker_text),
+    NF_OPT_STRING("user", 'u', struct options, broker.user),
+    NF_OPT_STRING("password", 'P', struct options, broker.password),
+    NF_OPT_STRING("cafile", 0, struct options, cafile),
+    NF_OPT_SECONDS("timeout", 't', struct options, timeout_ms, 0.1, TIMEOUT_MAX_S),
+    NF_OPT_COUNT("jobs", 'j', struct options, jobs, 1, JOBS_MAX),
+    NF_OPT_SECONDS("wait", 'w', struct options, wait_ms, 0.1, WAIT_MAX_S),
+    NF_OPT_CALL("expect-version", 'e', NF_OPT_CALL, set_expect),
+    NF_OPT_END,
+};
+
 static int parse_options(int argc, char *argv[], struct options *o)
 {
-	enum { OPT_FS = 256, OPT_CAFILE };
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-	                                     {"all", no_argument, NULL, 'a'},
-	                                     {"file", required_argument, NULL, 'f'},
-	                                     {"fs", optional_argument, NULL, OPT_FS},
-	                                     {"dry-run", no_argument, NULL, 'n'},
-	                                     {"broker", required_argument, NULL, 'b'},
-	                                     {"user", required_argument, NULL, 'u'},
-	                                     {"password", required_argument, NULL, 'P'},
-	                                     {"cafile", required_argument, NULL, OPT_CAFILE},
-	                                     {"timeout", required_argument, NULL, 't'},
-	                                     {"jobs", required_argument, NULL, 'j'},
-	                                     {"wait", required_argument, NULL, 'w'},
-	                                     {"expect-version", required_argument, NULL, 'e'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
-	const char *broker = NULL;
-	int c;
+	const char *broker;
+	int rc;
 
 	memset(o, 0, sizeof *o);
 	o->config = CONFIG_DEFAULT;
 	o->timeout_ms = TIMEOUT_DEFAULT_MS;
 	o->wait_ms = WAIT_DEFAULT_MS;
 	o->jobs = JOBS_DEFAULT;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "c:af:nb:u:P:t:j:w:e:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 'a': o->all = true; break;
-		case 'f': o->file = optarg; break;
-		case OPT_FS:
-			o->fs = true;
-			o->fs_path = optarg;
-			break;
-		case 'n': o->dry_run = true; break;
-		case 'b': broker = optarg; break;
-		case 'u': o->broker.user = optarg; break;
-		case 'P': o->broker.password = optarg; break;
-		case OPT_CAFILE: o->cafile = optarg; break;
-		case 't':
-			if (nf_parse_seconds("--timeout", optarg, 0.1, TIMEOUT_MAX_S,
-			                     &o->timeout_ms) != 0)
-				return -1;
-			break;
-		case 'j':
-			if (nf_parse_count("--jobs", optarg, 1, JOBS_MAX, &o->jobs) != 0)
-				return -1;
-			break;
-		case 'w':
-			if (nf_parse_seconds("--wait", optarg, 0.1, WAIT_MAX_S, &o->wait_ms) != 0)
-				return -1;
-			break;
-		case 'e':
-			if (optarg[0] == '\0' || strlen(optarg) >= NF_PUSH_MAX_PAYLOAD) {
-				nf_tool_error(
-				    "--expect-version: empty or longer than %u characters",
-				    NF_PUSH_MAX_PAYLOAD - 1);
-				return -1;
-			}
-			o->expect = optarg;
-			break;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return -1;
-		}
-	}
+	rc = nf_opts_parse(opts, o, usage, argc, argv);
+	if (rc != 0)
+		return rc;
+	broker = o->broker_text;
 	if (o->all == (optind < argc)) {
 		nf_tool_error(o->all ? "--all and environment names exclude each other"
 		                     : "no environment given (ENV... or --all; see --help)");
