@@ -16,8 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "nofuss.h"
-#include "nofuss/posix.h"
+#include "args.h"
 
 #define NAME_MAX_LEN 64
 #define PATH_LEN_MAX 4096
@@ -122,6 +121,15 @@ int nf_parse_seconds(const char *what, const char *text, double min, double max,
 }
 
 /* ---- the option tables ---- */
+
+int nf_opts_no_operands(int argc, char *argv[])
+{
+	if (optind < argc) {
+		nf_tool_error("unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
 
 #define OPT_NAME_MAX 64 /* "--" and a long name, with the NUL */
 
@@ -314,32 +322,4 @@ done:
 	if (rc != 0)
 		unlink(tmp);
 	return rc;
-}
-
-uint8_t *nf_tool_make_image(enum nf_image kind, const char *version, const char *device,
-                            uint32_t size)
-{
-	struct nf_posix_image info = {
-	    .kind = kind, .size = size, .flash_mode = 2, .flash_size_freq = 0x20 /* 1 MB, 40 MHz */};
-	char err[NF_POSIX_ERR_MAX];
-	uint8_t *buf;
-
-	if (strlen(version) >= sizeof info.version || strlen(device) >= sizeof info.device) {
-		nf_tool_error("version and device take at most %u characters",
-		              NF_POSIX_IMAGE_FIELD - 1);
-		return NULL;
-	}
-	strcpy(info.version, version);
-	strcpy(info.device, device);
-	buf = malloc(size);
-	if (buf == NULL) {
-		nf_tool_error("out of memory");
-		return NULL;
-	}
-	if (nf_posix_image_build(&info, buf, size, err, sizeof err) != 0) {
-		nf_tool_error("%s", err);
-		free(buf);
-		return NULL;
-	}
-	return buf;
 }

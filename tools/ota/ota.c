@@ -1,8 +1,8 @@
 /*
  * ota.c - `nofuss ota-send` and `nofuss ota-recv`: one ArduinoOTA push
  * (PROTOCOLS.md section 7) from the command line. ota-send pushes an image
- * to a device's IP:port as espota.py would (ota_send.c); ota-recv plays
- * the device for one push (ota_recv.c) and writes what it receives into a
+ * to a device's IP:port as espota.py would (send.c); ota-recv plays
+ * the device for one push (recv.c) and writes what it receives into a
  * file, or into a simulator's flash directory through the POSIX port's
  * flash calls, so the image takes the same checks and commit path as an
  * update the device core downloads. Both exist for testing and as the
@@ -14,12 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "common.h"
-#include "nofuss.h"
 #include "nofuss/posix.h"
-#include "ota_flash_sink.h"
-#include "ota_recv.h"
-#include "ota_send.h"
+#include "ota.h"
 
 /* ota-recv's exit status. */
 #define RECV_EXIT_FAILED  1 /* an update came and failed: nothing committed */
@@ -124,7 +122,7 @@ int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[])
 
 /* ---- ota-recv: the sinks ---- */
 
-/* -o FILE; --flash DIR is the shared flash sink (ota_flash_sink.c). */
+/* -o FILE; --flash DIR is the shared flash sink (flash_sink.c). */
 struct recv_sink {
 	struct nf_ota_sink_checks checks;
 	const char *out;

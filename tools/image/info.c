@@ -8,8 +8,9 @@
 #include <getopt.h> /* optind */
 #include <stdio.h>
 
+#include "args.h"
 #include "common.h"
-#include "nofuss.h"
+#include "image.h"
 #include "nofuss/posix.h"
 
 #define INFO_EXIT_INVALID 1

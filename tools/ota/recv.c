@@ -1,5 +1,5 @@
 /*
- * ota_recv.c - the simulated device's ArduinoOTA receiver (ota_recv.h):
+ * recv.c - the simulated device's ArduinoOTA receiver (see ota.h):
  * one UDP socket; per invitation, optional MD5 challenge, the sink's
  * begin, "OK", a TCP connection back to the host, the image in reads of at
  * most NF_OTA_CHUNK bytes each acked with its decimal byte count, the size
@@ -23,7 +23,7 @@
 #include <openssl/rand.h>
 
 #include "common.h"
-#include "ota_recv.h"
+#include "ota.h"
 
 #define CLOSE_DRAIN_MS     200 /* after an error: wait this long for the host's next bytes */
 #define CLOSE_DRAIN_ROUNDS 64  /* and read at most this many times */
@@ -227,17 +227,7 @@ static void close_gently(int fd)
 
 static int send_text(int fd, const char *text)
 {
-	size_t len = strlen(text), off = 0;
-
-	while (off < len) {
-		ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
-	return 0;
+	return nf_ota_send_all(fd, text, strlen(text));
 }
 
 /* Answers "ERROR[n]: text\n" on the stream and records the failure. */

@@ -1,5 +1,5 @@
 /*
- * ota_send.c - the host side of an ArduinoOTA push (ota_send.h), in the
+ * send.c - the host side of an ArduinoOTA push (see ota.h), in the
  * order espota.py does it: a TCP listener on an ephemeral port of the
  * address that reaches the device, the invitation from the UDP socket the
  * answer is read on, the challenge when the device sends one, the device's
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "ota_send.h"
+#include "ota.h"
 
 static int result(int code, char *msg, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -81,12 +81,13 @@ static ssize_t udp_answer(int fd, char *buf, size_t cap, long ms)
 	return n == 0 ? -1 : n;
 }
 
-static int send_all(int fd, const uint8_t *data, size_t len)
+int nf_ota_send_all(int fd, const void *data, size_t len)
 {
+	const uint8_t *bytes = data;
 	size_t off = 0;
 
 	while (off < len) {
-		ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
+		ssize_t n = send(fd, bytes + off, len - off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -234,7 +235,7 @@ int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t le
 	while (off < len) {
 		size_t chunk = len - off < NF_OTA_CHUNK ? len - off : NF_OTA_CHUNK;
 
-		if (send_all(tcp, data + off, chunk) != 0) {
+		if (nf_ota_send_all(tcp, data + off, chunk) != 0) {
 			rc = result(NF_OTA_SEND_CUT, msg, cap, "transfer cut after %zu of %zu bytes: %s",
 			            off, len, strerror(errno));
 			goto done;

@@ -19,7 +19,7 @@
  *
  * Optionally (--ota) it also takes ArduinoOTA pushes while it waits
  * between checks, into its own flash through the same sink as `nofuss
- * ota-recv --flash` (ota_flash_sink.c), and reboots the same way after one;
+ * ota-recv --flash` (ota/flash_sink.c), and reboots the same way after one;
  * and (--mqtt) it announces its IP and versions on MQTT (announce.c).
  *
  * Counters that a real device would not keep across a reset but a bounded
@@ -35,12 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nofuss.h"
-#include "announce.h"
+#include "args.h"
 #include "common.h"
+#include "image.h"
 #include "nofuss/posix.h"
-#include "ota_flash_sink.h"
-#include "ota_recv.h"
+#include "ota.h"
+#include "sim.h"
 
 #define RESUME_ENV           "NOFUSS_SIM_RESUME"
 #define POWER_CUT_ENV        "NOFUSS_POWER_CUT_AT"
@@ -331,10 +331,8 @@ static int parse_options(struct options *o, int argc, char *argv[])
 	rc = nf_opts_parse(opts, o, usage, argc, argv);
 	if (rc != 0)
 		return rc;
-	if (optind < argc) {
-		nf_tool_error("unexpected argument '%s'", argv[optind]);
+	if (nf_opts_no_operands(argc, argv) != 0)
 		return -1;
-	}
 	if (o->flash == NULL) {
 		nf_tool_error("--flash DIR is required (see --help)");
 		return -1;

@@ -1,5 +1,5 @@
 /*
- * push_mqtt.c - the retained-topic read and the IP check for `nofuss push`.
+ * mqtt.c - the retained-topic read and the IP check for `nofuss push`.
  *
  * One short-lived libmosquitto client: connect (clean session, random id),
  * subscribe to the topic at QoS 0, and take the first message the broker
@@ -19,7 +19,7 @@
 #include <mosquitto.h>
 
 #include "common.h"
-#include "push_mqtt.h"
+#include "push.h"
 
 #define LOOP_STEP_MS 100 /* longest single mosquitto_loop() wait */
 #define KEEPALIVE_S  30

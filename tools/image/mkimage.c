@@ -5,12 +5,12 @@
  * simulator's bootloader checks it; this file only turns options into an
  * nf_posix_image and writes the result atomically.
  */
-#include <getopt.h> /* optind */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nofuss.h"
+#include "args.h"
+#include "image.h"
 #include "nofuss/posix.h"
 
 #define MKIMAGE_SIZE_DEFAULT  (256u * 1024u)
@@ -94,10 +94,8 @@ int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[])
 		info.kind = NF_IMAGE_FILESYSTEM;
 	if (o.crash)
 		info.flags |= NF_POSIX_IMAGE_CRASH;
-	if (optind < argc) {
-		nf_tool_error("unexpected argument '%s'", argv[optind]);
+	if (nf_opts_no_operands(argc, argv) != 0)
 		goto done;
-	}
 	if (o.version == NULL || o.output == NULL) {
 		nf_tool_error("--version and -o are required (see --help)");
 		goto done;

@@ -42,9 +42,11 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "args.h"
 #include "common.h"
-#include "nofuss.h"
+#include "image.h"
 #include "nofuss/posix.h"
+#include "sim.h"
 
 /* Limits and defaults. */
 #define FLEET_DEVICES_MAX         100000ul /* designed for 10,000; each costs ~1.6 KB */
@@ -1002,10 +1004,8 @@ static int parse_options(struct options *o, int argc, char *argv[])
 	rc = nf_opts_parse(opts, o, usage, argc, argv);
 	if (rc != 0)
 		return rc;
-	if (optind < argc) {
-		nf_tool_error("unexpected argument '%s'", argv[optind]);
+	if (nf_opts_no_operands(argc, argv) != 0)
 		return -1;
-	}
 	if (o->server == NULL || o->nnames == 0 || o->version == NULL) {
 		nf_tool_error("--server, --device and --version are required (see --help)");
 		return -1;

@@ -3,18 +3,18 @@
  * by PlatformIO environments, the replacement for the seed's deploy script
  * (PROTOCOLS.md sections 7 and 8).
  *
- * For each environment: its section in platformio.ini (push_config.c) gives
+ * For each environment: its section in platformio.ini (config.c) gives
  * the device's MQTT topic, the ArduinoOTA password and port and the built
- * image; the broker's RETAINED value of that topic (push_mqtt.c) gives the
+ * image; the broker's RETAINED value of that topic (mqtt.c) gives the
  * device's IP address, which must be a valid IPv4 dotted quad or IPv6
  * address. Every environment is resolved before anything is uploaded, so a
  * typo in the fifth name does not leave a fleet half updated. --dry-run
  * stops after resolving and prints what would be done.
  *
  * Then every environment is pushed, up to --jobs at a time, one thread
- * each: a watch on the device's "hello" topics (push_mqtt.c) notes the
+ * each: a watch on the device's "hello" topics (mqtt.c) notes the
  * retained version BEFORE the push, the image goes over ArduinoOTA
- * (ota_send.c), and the push only counts when the device comes back: it
+ * (ota/send.c), and the push only counts when the device comes back: it
  * announces its version (fsversion for --fs) afresh after the upload, that
  * version is the one expected (--expect-version, else the one the image
  * carries, else merely a different one), and a heartbeat or status "1"
@@ -36,12 +36,11 @@
 
 #include <mosquitto.h>
 
+#include "args.h"
 #include "common.h"
-#include "nofuss.h"
 #include "nofuss/posix.h"
-#include "ota_send.h"
-#include "push_config.h"
-#include "push_mqtt.h"
+#include "ota.h"
+#include "push.h"
 
 #define CONFIG_DEFAULT     "platformio.ini"
 #define BROKER_DEFAULT     "localhost"

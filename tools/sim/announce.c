@@ -1,5 +1,5 @@
 /*
- * announce.c - a simulated device's MQTT announcements (see announce.h).
+ * announce.c - a simulated device's MQTT announcements (see sim.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -7,8 +7,8 @@
 
 #include <mosquitto.h>
 
-#include "announce.h"
 #include "common.h"
+#include "sim.h"
 
 #define KEEPALIVE_S      30
 #define BACKOFF_FIRST_MS 1000L

@@ -1,5 +1,26 @@
 /*
- * announce.h - `nofuss device --mqtt`: what an espurna-style firmware
+ * sim.h - the device simulators, library nofuss_sim: `nofuss device`, one
+ * simulated ESP8266 on a flash directory, and `nofuss fleet`, thousands on
+ * memory flashes in one process; both run the real device core on the
+ * POSIX port. The table of contents, grouped by file:
+ *
+ *   announce.c  a device's MQTT announcements (espurna-style)
+ *   device.c    `nofuss device`
+ *   fleet.c     `nofuss fleet`
+ *
+ * Links the POSIX port (libcurl, libcrypto), libmosquitto, jansson,
+ * nofuss_ota (the device's ArduinoOTA listener) and nofuss_image (the
+ * images a fresh flash is provisioned with).
+ */
+#ifndef NOFUSS_TOOLS_SIM_H
+#define NOFUSS_TOOLS_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- announce.c: `nofuss device --mqtt`: what an espurna-style firmware
  * publishes about itself on an MQTT broker, so that `nofuss push` (and any
  * dashboard) can find it. On every connect (so on every boot), retained,
  * QoS 0: BASE/ip, BASE/version, BASE/fsversion and BASE/status = 1 (with
@@ -9,14 +30,7 @@
  * Never blocks: nf_announce_poll() runs libmosquitto's loop with a zero
  * timeout and is meant to be called often from the device's main loop. A
  * broker that is down or goes away is logged and retried with a backoff.
- */
-#ifndef NOFUSS_TOOLS_ANNOUNCE_H
-#define NOFUSS_TOOLS_ANNOUNCE_H
-
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
+ * ---- */
 
 #define NF_ANNOUNCE_PORT_DEFAULT 1883u
 #define NF_ANNOUNCE_HEARTBEAT_MS 60000L
@@ -60,4 +74,11 @@ void nf_announce_poll(struct nf_announce *a);
  * everything. Safe on a stopped a, and twice. */
 void nf_announce_stop(struct nf_announce *a);
 
-#endif
+/* ---- device.c, fleet.c: the subcommands ---- */
+
+/* `nofuss device`: a simulated ESP8266. */
+int nf_cmd_device(int argc, char *argv[], char *prog_argv[]);
+/* `nofuss fleet`: many simulated devices in one process. */
+int nf_cmd_fleet(int argc, char *argv[], char *prog_argv[]);
+
+#endif /* NOFUSS_TOOLS_SIM_H */

@@ -1,48 +1,36 @@
 /*
- * nofuss.h - the `nofuss` program's internal header: its subcommands and
- * the helpers they share, grouped by file. One file per subcommand; to add
- * one, write tools/<name>.c with an nf_cmd_<name>() below, add it to the
- * table in main.c and to CMakeLists.txt.
+ * args.h - what every subcommand of the `nofuss` program shares (args.c,
+ * library nofuss_args): the exit statuses common to all, messages prefixed
+ * with the command's name, the option tables, strict parsers for sizes,
+ * counts and seconds, and whole-file reading and atomic writing.
+ *
+ * The subcommands live in libraries, one folder and one header each:
+ * image/ (mkimage, info), ota/ (ota-send, ota-recv), push/ (push) and sim/
+ * (device, fleet); main.c maps their names to their nf_cmd_* functions. To
+ * add one, write its nf_cmd_<name>() in the library it belongs to, declare
+ * it in that library's header, and add it to the table in main.c.
  *
  * Exit status shared by every subcommand: 0 ok, 2 bad usage; each
  * subcommand documents its others in its --help and in docs/man/nofuss.1.
  */
-#ifndef NOFUSS_TOOLS_H
-#define NOFUSS_TOOLS_H
+#ifndef NOFUSS_TOOLS_ARGS_H
+#define NOFUSS_TOOLS_ARGS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "nofuss/port.h" /* enum nf_image */
-
 #define NF_EXIT_OK    0
 #define NF_EXIT_USAGE 2
-
-#define NF_TOOL_FILE_MAX (16u * 1024u * 1024u) /* largest file a tool reads whole */
 
 /* A subcommand: argv[0] is its name; prog_argv is the whole command line
  * as main() got it (for a program that re-executes itself). Returns the
  * process exit status. */
 typedef int (*nf_command_fn)(int argc, char *argv[], char *prog_argv[]);
 
-/* device.c: `nofuss device`, a simulated ESP8266. */
-int nf_cmd_device(int argc, char *argv[], char *prog_argv[]);
-/* mkimage.c: `nofuss mkimage`, images the simulator accepts. */
-int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[]);
-/* info.c: `nofuss info`, what an image says about itself. */
-int nf_cmd_info(int argc, char *argv[], char *prog_argv[]);
-/* fleet.c: `nofuss fleet`, many simulated devices in one process. */
-int nf_cmd_fleet(int argc, char *argv[], char *prog_argv[]);
-/* push.c: `nofuss push`, OTA upload of PlatformIO environments. */
-int nf_cmd_push(int argc, char *argv[], char *prog_argv[]);
-/* ota.c: `nofuss ota-send` and `nofuss ota-recv`, one ArduinoOTA push. */
-int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[]);
-int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[]);
-
-/* args.c: parsing and file helpers. Each parser returns 0, or -1 after
- * printing "nofuss <cmd>: <what>: <why>" on stderr. */
+/* ---- args.c: messages, numbers, files. Each parser returns 0, or -1
+ * after printing "nofuss <cmd>: <what>: <why>" on stderr. ---- */
 
 /* Sets the program name used in messages ("nofuss device"). */
 void nf_tool_set_name(const char *name);
@@ -113,6 +101,9 @@ struct nf_opt {
  * why). */
 int nf_opts_parse(const struct nf_opt *table, void *opts, void (*usage)(FILE *out), int argc,
                   char *argv[]);
+/* After nf_opts_parse() for a subcommand that takes no operand: returns 0
+ * when there is none, else -1 after saying "unexpected argument". */
+int nf_opts_no_operands(int argc, char *argv[]);
 /* Sets the option called name (the long name, without "--") in opts to
  * value (NULL for an option without a value), as table says. Returns 0, or
  * -1 after saying why (a bad value, or no such option). */
@@ -124,10 +115,4 @@ int nf_read_file(const char *path, size_t max, uint8_t **data, size_t *len);
 /* Writes data to path atomically (path.tmp, fsync, rename). Returns 0, or
  * -1 after printing why. */
 int nf_write_file(const char *path, const uint8_t *data, size_t len);
-/* Builds a simulator image (nofuss mkimage's format: a 1 MB, 40 MHz, DIO
- * header) carrying version and device into a buffer of size bytes the
- * caller frees. Returns NULL after printing why. */
-uint8_t *nf_tool_make_image(enum nf_image kind, const char *version, const char *device,
-                            uint32_t size);
-
-#endif
+#endif /* NOFUSS_TOOLS_ARGS_H */

@@ -1,5 +1,5 @@
 /*
- * ota_proto.c - the ArduinoOTA / espota protocol's messages (ota_proto.h):
+ * proto.c - the ArduinoOTA / espota protocol's messages (see ota.h):
  * formatting, strict parsing of everything that comes from the network,
  * MD5 digests with OpenSSL EVP, and the incremental parser of the device's
  * ack stream. No sockets and no clocks: the unit tests and the fuzz harness
@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 
 #include "common.h"
-#include "ota_proto.h"
+#include "ota.h"
 
 static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
