@@ -610,6 +610,16 @@ static void dir_info(const struct nf_posix *p, struct nf_posix_flash_info *out)
 	memcpy(out->sketch_md5, f->running_md5, sizeof out->sketch_md5);
 }
 
+static int dir_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap)
+{
+	return nf_posix_flash_boot(&p->flash, b, err, errcap);
+}
+
+static int dir_confirm(struct nf_posix *p, char *err, size_t errcap)
+{
+	return nf_posix_flash_confirm(&p->flash, err, errcap);
+}
+
 static void dir_close(struct nf_posix *p)
 {
 	nf_posix_flash_close(&p->flash);
@@ -622,5 +632,7 @@ const struct nf_posix_flash_ops nf_posix_flash_dir_ops = {
     .finish = dir_finish,
     .abort = dir_abort,
     .info = dir_info,
+    .boot = dir_boot,
+    .confirm = dir_confirm,
     .close = dir_close,
 };

@@ -385,6 +385,20 @@ static void mem_info(const struct nf_posix *p, struct nf_posix_flash_info *out)
 	nf_hex_encode(m->slot[m->running].md5, sizeof m->slot[m->running].md5, out->sketch_md5);
 }
 
+static int mem_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap)
+{
+	return nf_posix_memflash_boot(mem_of(p), b, err, errcap);
+}
+
+static int mem_confirm(struct nf_posix *p, char *err, size_t errcap)
+{
+	if (nf_posix_memflash_confirm(mem_of(p)) != 0) {
+		nf_posix_fail(err, errcap, "nothing booted");
+		return -1;
+	}
+	return 0;
+}
+
 static void mem_close(struct nf_posix *p)
 {
 	nf_posix_memflash_close(mem_of(p));
@@ -397,6 +411,8 @@ static const struct nf_posix_flash_ops memflash_ops = {
     .finish = mem_finish,
     .abort = mem_abort,
     .info = mem_info,
+    .boot = mem_boot,
+    .confirm = mem_confirm,
     .close = mem_close,
 };
 

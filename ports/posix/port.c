@@ -130,6 +130,16 @@ void nf_port_flash_abort(void *port)
 		p->cancel = true; /* no point downloading the rest */
 }
 
+int nf_posix_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap)
+{
+	return p->flash_ops->boot(p, b, err, errcap);
+}
+
+int nf_posix_confirm(struct nf_posix *p, char *err, size_t errcap)
+{
+	return p->flash_ops->confirm(p, err, errcap);
+}
+
 void nf_port_reboot(void *port)
 {
 	struct nf_posix *p = port;

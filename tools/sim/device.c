@@ -8,8 +8,9 @@
  * and the bootloader's state (ports/posix/flash.c). On first use the
  * directory is provisioned with a firmware built from --version/--device (or
  * taken from --image). Each run is a power-on: the bootloader picks a slot,
- * the "firmware" reads its own version out of the image it runs and prints
- * what its serial console would, then checks the server now and every
+ * the "firmware" reads its own version out of the image it runs (the
+ * start-up of firmware.c, shared with the fleet) and prints what its
+ * serial console would, then checks the server now and every
  * --interval seconds. After an update the core asks for a reset; the process
  * then re-executes itself (execv of /proc/self/exe with the same arguments),
  * which is the reboot: the bootloader runs the new slot on trial, the
@@ -26,7 +27,6 @@
  * simulation needs (checks and boots so far, flash operations for the power
  * cut injector) ride along in the environment (NOFUSS_SIM_RESUME).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -42,43 +42,17 @@
 #include "ota.h"
 #include "sim.h"
 
-#define RESUME_ENV           "NOFUSS_SIM_RESUME"
-#define POWER_CUT_ENV        "NOFUSS_POWER_CUT_AT"
-#define SELF_EXE             "/proc/self/exe"
-#define RESUME_MAX           160u
-#define INTERVAL_DEFAULT_MS  60000L
-#define INTERVAL_MAX_S       (7.0 * 86400.0)
-#define TIMEOUT_MAX_S        3600.0
-#define MAX_BOOTS_DEFAULT    8ul
-#define MAX_BOOTS_MAX        1000ul
-#define MAX_CHECKS_MAX       100000000ul
-#define COUNTER_MAX          4000000000ul
-#define PROVISION_IMAGE_SIZE (256u * 1024u)
-#define PROVISION_FS_SIZE    (64u * 1024u)
+#define RESUME_ENV "NOFUSS_SIM_RESUME"
+#define SELF_EXE   "/proc/self/exe"
+#define RESUME_MAX 160u
 
-/* Exit status (documented in usage() and docs/man/nofuss.1). */
+/* Exit status (documented in --help and docs/man/nofuss.1). */
 #define DEVICE_EXIT_CHECK_FAILED 1
 #define DEVICE_EXIT_FLASH        3
 #define DEVICE_EXIT_BRICKED      4
 #define DEVICE_EXIT_BOOT_LOOP    5
 
 enum reset_reason { RESET_POWER_ON = 0, RESET_SOFTWARE = 1, RESET_EXCEPTION = 2 };
-
-struct options {
-	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
-	const char *mac;
-	const char *ota_auth, *mqtt_user, *mqtt_password, *mqtt_base;
-	char ota_ip[INET_ADDRSTRLEN]; /* "" without --ota */
-	uint16_t ota_port;
-	long ota_pause_ms, heartbeat_ms;
-	char mqtt_host[NF_ANNOUNCE_TOPIC_MAX]; /* "" without --mqtt */
-	uint16_t mqtt_port;
-	bool path_form, until_current;
-	long interval_ms, jitter_ms, timeout_ms, connect_ms;
-	long max_checks; /* -1: no limit */
-	unsigned long max_boots, power_cut_at;
-	struct nf_posix_geometry geometry;
-};
 
 /* What survives a simulated reset; a power-on starts from zero. */
 struct resume {
@@ -91,7 +65,7 @@ struct resume {
 };
 
 struct device {
-	struct options o;
+	struct nf_device_options o;
 	struct resume r;
 	char **prog_argv;
 	struct nf_posix port;
@@ -103,64 +77,6 @@ struct device {
 	struct nf_ota_flash_sink ota_sink;
 	struct nf_announce mqtt; /* --mqtt */
 };
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: nofuss device --flash DIR --server URL [OPTION]...\n"
-	        "Run a simulated ESP8266 that boots from a flash directory and updates\n"
-	        "itself from a NoFUSS server with the real device core. It prints what its\n"
-	        "serial console would show and reboots by re-executing itself.\n\n"
-	        "Device:\n"
-	        "  -f, --flash DIR          flash directory (created and provisioned when empty)\n"
-	        "  -s, --server URL         NoFUSS server, e.g. http://127.0.0.1:8080/\n"
-	        "  -d, --device NAME        device name (when the firmware image carries none,\n"
-	        "                           and for provisioning)\n"
-	        "  -m, --mac MAC            station MAC (default 5C:CF:7F:00:00:01)\n"
-	        "  -b, --build BUILD        build reported in header-form checks\n"
-	        "  -p, --path-form          check with GET URL/DEVICE/VERSION (v1.0 servers)\n"
-	        "Checks:\n"
-	        "  -i, --interval SEC       time between checks (default 60)\n"
-	        "  -j, --jitter SEC         add a random 0..SEC to each interval (default 0)\n"
-	        "  -1, --once               one check, then stop (same as --max-checks 1)\n"
-	        "  -n, --max-checks N       stop after N checks, counted across reboots\n"
-	        "                           (0: boot only; default: no limit)\n"
-	        "  -u, --until-up-to-date   stop after a check that finds nothing new\n"
-	        "      --max-boots N        give up after N boots without a check (default 8)\n"
-	        "      --timeout SEC        one whole HTTP request (default 30)\n"
-	        "      --connect-timeout SEC  TCP connect (default 5)\n"
-	        "Provisioning (only when the flash directory is empty):\n"
-	        "      --version VERSION    firmware version to build and flash into slot a\n"
-	        "      --fs-version VERSION filesystem version (default: the firmware's)\n"
-	        "      --image FILE         flash this firmware image (nofuss mkimage) instead\n"
-	        "      --fs-image FILE      flash this filesystem image\n"
-	        "      --slot-size SIZE     each firmware slot (default 1M)\n"
-	        "      --fs-size SIZE       the filesystem (default 1M)\n"
-	        "      --chip-size SIZE     the flash chip (default 4M)\n"
-	        "ArduinoOTA (pushes with nofuss ota-send or nofuss push):\n"
-	        "      --ota IP[:PORT]      listen for pushes on this UDP address (default\n"
-	        "                           port 8266; 0 picks a free one, printed on the\n"
-	        "                           console); a pushed image is written to the\n"
-	        "                           spare slot (or the filesystem) and booted\n"
-	        "      --ota-auth PASS      require this OTA password\n"
-	        "      --ota-pause SEC      pause before \"OK\" and before closing (default 1)\n"
-	        "MQTT announcements (retained: BASE/ip, BASE/version, BASE/fsversion,\n"
-	        "BASE/status; BASE/heartbeat; last will BASE/status = 0):\n"
-	        "      --mqtt HOST[:PORT]   broker (default port 1883)\n"
-	        "      --mqtt-base BASE     topic prefix, e.g. /home/cellar/washer\n"
-	        "      --mqtt-user USER     MQTT user name\n"
-	        "      --mqtt-password PASS MQTT password\n"
-	        "      --heartbeat SEC      BASE/heartbeat interval (default 60)\n"
-	        "Fault injection:\n"
-	        "      --power-cut-at N     cut the power right before the Nth flash operation\n"
-	        "                           of this run, counted across reboots (also the\n"
-	        "                           environment variable " POWER_CUT_ENV ")\n"
-	        "  -h, --help               show this help and exit\n\n"
-	        "Exit status: 0 the checks ran and the last one went well; 1 the last check\n"
-	        "failed; 2 bad usage; 3 flash directory unusable or reboot failed; 4 bricked:\n"
-	        "no slot holds a bootable firmware; 5 boot loop: --max-boots boots without a\n"
-	        "check; 6 power cut (the fault injector).\n");
-}
 
 /* ---- the serial console ---- */
 
@@ -211,155 +127,6 @@ static void on_message(void *ctx, const struct nf_client *c, enum nf_message msg
 	}
 }
 
-/* ---- options ---- */
-
-/* HOST[:PORT] or IP[:PORT] into host and port. */
-static int parse_host_port(const char *opt, const char *text, char *host, size_t cap,
-                           uint16_t *port, unsigned long min_port, unsigned long default_port)
-{
-	const char *colon = strrchr(text, ':');
-	size_t n = colon != NULL ? (size_t)(colon - text) : strlen(text);
-	unsigned long p = default_port;
-
-	if (n == 0 || n >= cap) {
-		nf_tool_error("%s: %s: expected HOST[:PORT]", opt, text);
-		return -1;
-	}
-	memcpy(host, text, n);
-	host[n] = '\0';
-	if (colon != NULL && nf_parse_count(opt, colon + 1, min_port, 65535, &p) != 0)
-		return -1;
-	*port = (uint16_t)p;
-	return 0;
-}
-
-static int set_once(void *opts, const char *value)
-{
-	(void)value;
-	((struct options *)opts)->max_checks = 1;
-	return 0;
-}
-
-static int set_max_checks(void *opts, const char *value)
-{
-	unsigned long n;
-
-	if (nf_parse_count("--max-checks", value, 0, MAX_CHECKS_MAX, &n))
-		return -1;
-	((struct options *)opts)->max_checks = (long)n;
-	return 0;
-}
-
-static int set_ota(void *opts, const char *value)
-{
-	struct options *o = opts;
-	struct in_addr a;
-
-	if (parse_host_port("--ota", value, o->ota_ip, sizeof o->ota_ip, &o->ota_port, 0,
-	                    NF_OTA_PORT_ESP8266) != 0)
-		return -1;
-	if (inet_pton(AF_INET, o->ota_ip, &a) != 1) {
-		nf_tool_error("--ota: %s: not an IPv4 address", o->ota_ip);
-		return -1;
-	}
-	return 0;
-}
-
-static int set_mqtt(void *opts, const char *value)
-{
-	struct options *o = opts;
-
-	return parse_host_port("--mqtt", value, o->mqtt_host, sizeof o->mqtt_host, &o->mqtt_port,
-	                       1, NF_ANNOUNCE_PORT_DEFAULT);
-}
-
-#define O struct options
-static const struct nf_opt opts[] = {
-    NF_OPT_STRING("flash", 'f', O, flash),
-    NF_OPT_STRING("server", 's', O, server),
-    NF_OPT_STRING("device", 'd', O, device),
-    NF_OPT_STRING("mac", 'm', O, mac),
-    NF_OPT_STRING("build", 'b', O, build),
-    NF_OPT_FLAG("path-form", 'p', O, path_form),
-    NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, INTERVAL_MAX_S),
-    NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, INTERVAL_MAX_S),
-    NF_OPT_CALL("once", '1', NF_OPT_CALL_NOARG, set_once),
-    NF_OPT_CALL("max-checks", 'n', NF_OPT_CALL, set_max_checks),
-    NF_OPT_FLAG("until-up-to-date", 'u', O, until_current),
-    NF_OPT_COUNT("max-boots", 0, O, max_boots, 1, MAX_BOOTS_MAX),
-    NF_OPT_SECONDS("timeout", 0, O, timeout_ms, 0.001, TIMEOUT_MAX_S),
-    NF_OPT_SECONDS("connect-timeout", 0, O, connect_ms, 0.001, TIMEOUT_MAX_S),
-    NF_OPT_STRING("version", 0, O, version),
-    NF_OPT_STRING("fs-version", 0, O, fs_version),
-    NF_OPT_STRING("image", 0, O, image),
-    NF_OPT_STRING("fs-image", 0, O, fs_image),
-    NF_OPT_SIZE("slot-size", 0, O, geometry.slot_size, NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX),
-    NF_OPT_SIZE("fs-size", 0, O, geometry.fs_size, NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX),
-    NF_OPT_SIZE("chip-size", 0, O, geometry.chip_size, NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX),
-    NF_OPT_COUNT("power-cut-at", 0, O, power_cut_at, 1, COUNTER_MAX),
-    NF_OPT_CALL("ota", 0, NF_OPT_CALL, set_ota),
-    NF_OPT_STRING("ota-auth", 0, O, ota_auth),
-    NF_OPT_SECONDS("ota-pause", 0, O, ota_pause_ms, 0, 60),
-    NF_OPT_CALL("mqtt", 0, NF_OPT_CALL, set_mqtt),
-    NF_OPT_STRING("mqtt-base", 0, O, mqtt_base),
-    NF_OPT_STRING("mqtt-user", 0, O, mqtt_user),
-    NF_OPT_STRING("mqtt-password", 0, O, mqtt_password),
-    NF_OPT_SECONDS("heartbeat", 0, O, heartbeat_ms, 0.01, 86400),
-    NF_OPT_END,
-};
-#undef O
-
-/* Returns 0, 1 after --help, -1 on bad usage (printed). */
-static int parse_options(struct options *o, int argc, char *argv[])
-{
-	int rc;
-
-	o->interval_ms = INTERVAL_DEFAULT_MS;
-	o->timeout_ms = NF_POSIX_TIMEOUT_MS_DEFAULT;
-	o->connect_ms = NF_POSIX_CONNECT_TIMEOUT_MS_DEFAULT;
-	o->max_checks = -1;
-	o->max_boots = MAX_BOOTS_DEFAULT;
-	o->ota_pause_ms = NF_OTA_PAUSE_MS_DEFAULT;
-	o->heartbeat_ms = NF_ANNOUNCE_HEARTBEAT_MS;
-	o->geometry.slot_size = NF_POSIX_SLOT_SIZE_DEFAULT;
-	o->geometry.fs_size = NF_POSIX_FS_SIZE_DEFAULT;
-	o->geometry.chip_size = NF_POSIX_CHIP_SIZE_DEFAULT;
-	if (nf_posix_powercut_parse(getenv(POWER_CUT_ENV), &o->power_cut_at) != 0) {
-		nf_tool_error(POWER_CUT_ENV ": '%s' is not a number", getenv(POWER_CUT_ENV));
-		return -1;
-	}
-	rc = nf_opts_parse(opts, o, usage, argc, argv);
-	if (rc != 0)
-		return rc;
-	if (nf_opts_no_operands(argc, argv) != 0)
-		return -1;
-	if (o->flash == NULL) {
-		nf_tool_error("--flash DIR is required (see --help)");
-		return -1;
-	}
-	if (o->server == NULL && o->max_checks != 0) {
-		nf_tool_error("--server URL is required, unless --max-checks 0");
-		return -1;
-	}
-	if ((o->mqtt_host[0] != '\0') != (o->mqtt_base != NULL && o->mqtt_base[0] != '\0')) {
-		nf_tool_error("give --mqtt and --mqtt-base together");
-		return -1;
-	}
-	if (o->ota_auth != NULL && o->ota_ip[0] == '\0') {
-		nf_tool_error("--ota-auth needs --ota");
-		return -1;
-	}
-	if (o->image != NULL && o->version != NULL) {
-		nf_tool_error("give --image or --version, not both");
-		return -1;
-	}
-	if (o->fs_image != NULL && o->fs_version != NULL) {
-		nf_tool_error("give --fs-image or --fs-version, not both");
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- surviving a reboot ---- */
 
 static int load_resume(struct resume *r)
@@ -373,8 +140,8 @@ static int load_resume(struct resume *r)
 		return 0; /* a power-on */
 	if (sscanf(text, "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d%n", &r->boots,
 	           &r->streak, &r->checks, &r->ops, &r->last_error, &r->reason, &used) != 6 ||
-	    used < 0 || text[used] != '\0' || r->boots > COUNTER_MAX || r->streak > COUNTER_MAX ||
-	    r->checks > COUNTER_MAX || r->ops > COUNTER_MAX || r->last_error < -1 ||
+	    used < 0 || text[used] != '\0' || r->boots > NF_DEVICE_COUNTER_MAX || r->streak > NF_DEVICE_COUNTER_MAX ||
+	    r->checks > NF_DEVICE_COUNTER_MAX || r->ops > NF_DEVICE_COUNTER_MAX || r->last_error < -1 ||
 	    r->last_error > 255 || r->reason < RESET_POWER_ON || r->reason > RESET_EXCEPTION) {
 		nf_tool_error(RESUME_ENV ": '%s' is not what a reboot leaves (unset it)", text);
 		return -1;
@@ -434,7 +201,7 @@ static uint8_t *load_image(const char *path, enum nf_image kind, size_t *len, ch
 /* Fills an empty flash directory. Returns 0 or an exit status. */
 static int provision(struct device *d)
 {
-	const struct options *o = &d->o;
+	const struct nf_device_options *o = &d->o;
 	char version[NF_POSIX_IMAGE_FIELD] = "", err[NF_POSIX_ERR_MAX];
 	uint8_t *fw = NULL, *fs = NULL;
 	size_t fwlen = 0, fslen = 0;
@@ -444,8 +211,8 @@ static int provision(struct device *d)
 	if (o->image != NULL) {
 		fw = load_image(o->image, NF_IMAGE_FIRMWARE, &fwlen, version, sizeof version);
 	} else if (o->version != NULL && o->device != NULL) {
-		size = o->geometry.slot_size < PROVISION_IMAGE_SIZE ? o->geometry.slot_size
-		                                                    : PROVISION_IMAGE_SIZE;
+		size = o->geometry.slot_size < NF_SIM_FW_SIZE ? o->geometry.slot_size
+		                                                    : NF_SIM_FW_SIZE;
 		fw = nf_tool_make_image(NF_IMAGE_FIRMWARE, o->version, o->device, size);
 		fwlen = size;
 		snprintf(version, sizeof version, "%s", o->version);
@@ -460,8 +227,8 @@ static int provision(struct device *d)
 	if (o->fs_image != NULL) {
 		fs = load_image(o->fs_image, NF_IMAGE_FILESYSTEM, &fslen, err, sizeof err);
 	} else {
-		size = o->geometry.fs_size < PROVISION_FS_SIZE ? o->geometry.fs_size
-		                                               : PROVISION_FS_SIZE;
+		size = o->geometry.fs_size < NF_SIM_FS_SIZE ? o->geometry.fs_size
+		                                               : NF_SIM_FS_SIZE;
 		fs = nf_tool_make_image(NF_IMAGE_FILESYSTEM,
 		                        o->fs_version ? o->fs_version : version, "", size);
 		fslen = size;
@@ -483,14 +250,48 @@ done:
 	return rc;
 }
 
-/* Runs the bootloader and the firmware's start-up. Returns 0 when the
- * firmware runs, or an exit status. A crashing firmware reboots from here. */
-static int boot(struct device *d)
+/* What the bootloader did, on the console, before the firmware runs. */
+static void booted(void *ctx, const struct nf_posix_boot *b)
 {
 	static const char *const how_names[] = {"normal", "trial", "reverted", "fallback"};
+	struct device *d = ctx;
+
+	if (b->how == NF_POSIX_BOOT_REVERTED || b->how == NF_POSIX_BOOT_FALLBACK)
+		nf_posix_logf(&d->port, "[boot] ", "%s: booting slot %s", b->why,
+		              nf_posix_slot_name(b->slot));
+	if (!b->fs_valid)
+		nf_posix_logf(&d->port, "[boot] ", "filesystem: %s", b->fs_error);
+	snprintf(d->fs_version, sizeof d->fs_version, "%s", b->fs_valid ? b->fs.version : "");
+	nf_posix_logf(&d->port, "[boot] ", "slot=%s version=%s fs=%s device=%s mode=%s",
+	              nf_posix_slot_name(b->slot), b->firmware.version,
+	              b->fs_valid ? b->fs.version : "invalid",
+	              b->firmware.device[0] != '\0' ? b->firmware.device : "-", how_names[b->how]);
+}
+
+/* The firmware's settings for the shared start-up (firmware.c). */
+static struct nf_sim_firmware firmware(struct device *d)
+{
+	return (struct nf_sim_firmware){.port = &d->port,
+	                                .client = &d->client,
+	                                .server = d->o.server,
+	                                .build = d->o.build,
+	                                .path_form = d->o.path_form,
+	                                .name = d->o.device,
+	                                .on_message = on_message,
+	                                .booted = booted,
+	                                .ctx = d};
+}
+
+/* A power-on: the bootloader and the firmware's start-up. Returns 0 when
+ * the firmware runs, or an exit status. A crashing firmware reboots from
+ * here. */
+static int boot(struct device *d)
+{
 	static const char *const reasons[] = {"power on", "software restart", "exception"};
+	const struct nf_sim_firmware fw = firmware(d);
 	struct nf_posix_boot b;
 	char err[NF_POSIX_ERR_MAX];
+	enum nf_sim_start up;
 
 	d->r.boots++;
 	d->r.streak++;
@@ -500,56 +301,46 @@ static int boot(struct device *d)
 		return DEVICE_EXIT_BOOT_LOOP;
 	}
 	nf_posix_logf(&d->port, "[boot] ", "reset reason: %s", reasons[d->r.reason]);
-	if (nf_posix_flash_boot(&d->port.flash, &b, err, sizeof err) != 0) {
-		bool bricked = errno == ENOEXEC;
+	up = nf_sim_power_on(&fw, &b, err, sizeof err);
+	switch (up) {
+	case NF_SIM_BRICKED:
+	case NF_SIM_FLASH_FAILED:
 		nf_posix_logf(&d->port, "[boot] ", "%s", err);
-		return bricked ? DEVICE_EXIT_BRICKED : DEVICE_EXIT_FLASH;
-	}
-	if (b.how == NF_POSIX_BOOT_REVERTED || b.how == NF_POSIX_BOOT_FALLBACK)
-		nf_posix_logf(&d->port, "[boot] ", "%s: booting slot %s", b.why,
-		              nf_posix_slot_name(b.slot));
-	if (!b.fs_valid)
-		nf_posix_logf(&d->port, "[boot] ", "filesystem: %s", b.fs_error);
-	snprintf(d->fs_version, sizeof d->fs_version, "%s", b.fs_valid ? b.fs.version : "");
-	nf_posix_logf(&d->port, "[boot] ", "slot=%s version=%s fs=%s device=%s mode=%s",
-	              nf_posix_slot_name(b.slot), b.firmware.version,
-	              b.fs_valid ? b.fs.version : "invalid",
-	              b.firmware.device[0] != '\0' ? b.firmware.device : "-", how_names[b.how]);
-	if (b.firmware.flags & NF_POSIX_IMAGE_CRASH) {
+		return up == NF_SIM_BRICKED ? DEVICE_EXIT_BRICKED : DEVICE_EXIT_FLASH;
+	case NF_SIM_CRASHED:
 		/* What the ESP8266 prints when a sketch dies before it is up. */
 		nf_posix_logf(&d->port, "[boot] ",
 		              "Fatal exception 0(IllegalInstructionCause): firmware %s crashed at "
 		              "boot (simulated)",
 		              b.firmware.version);
 		return reboot(d, RESET_EXCEPTION);
-	}
-	if (nf_posix_flash_confirm(&d->port.flash, err, sizeof err) != 0) {
+	case NF_SIM_CONFIRM_FAILED:
 		nf_posix_logf(&d->port, "[boot] ", "cannot confirm slot %s: %s",
 		              nf_posix_slot_name(b.slot), err);
 		return DEVICE_EXIT_FLASH;
+	default: break;
 	}
 	if (b.how == NF_POSIX_BOOT_TRIAL)
 		nf_posix_logf(&d->port, "[boot] ", "slot %s confirmed", nf_posix_slot_name(b.slot));
-
-	d->name = b.firmware.device[0] != '\0' ? b.firmware.device : d->o.device;
-	if (d->name == NULL) {
+	if (up == NF_SIM_NO_NAME) {
 		nf_tool_error("the firmware carries no device name: give --device");
 		return NF_EXIT_USAGE;
 	}
-	if (nf_client_set_version(&d->client, b.firmware.version) != 0 ||
-	    nf_client_set_device(&d->client, d->name) != 0) {
+	if (up == NF_SIM_TOO_LONG) {
 		nf_tool_error("device name or version too long for the core (%d bytes)",
 		              NF_CLIENT_FIELD_MAX - 1);
 		return NF_EXIT_USAGE;
 	}
-	d->name = d->client.device; /* b, and the name in it, end with this function */
+	d->name = d->client.device;
 	return 0;
 }
 
-/* Sets up the port and the client from the options. 0 or an exit status. */
+/* Sets up the port from the options, and checks the client's settings fit
+ * by setting it up once. 0 or an exit status. */
 static int configure(struct device *d)
 {
-	const struct options *o = &d->o;
+	const struct nf_device_options *o = &d->o;
+	const struct nf_sim_firmware fw = firmware(d);
 
 	d->port.timeout_ms = o->timeout_ms;
 	d->port.connect_timeout_ms = o->connect_ms;
@@ -558,12 +349,7 @@ static int configure(struct device *d)
 		return NF_EXIT_USAGE;
 	}
 	nf_posix_powercut_init(&d->port.flash.cut, o->power_cut_at, d->r.ops);
-	nf_client_init(&d->client, &d->port);
-	nf_client_on_message(&d->client, on_message, d);
-	nf_client_set_path_form(&d->client, o->path_form);
-	if ((o->server != NULL && nf_client_set_server(&d->client, o->server) != 0) ||
-	    nf_client_set_mac(&d->client, d->port.sta_mac) != 0 ||
-	    (o->build != NULL && nf_client_set_build(&d->client, o->build) != 0)) {
+	if (nf_sim_client_init(&fw) != 0) {
 		nf_tool_error("--server or --build too long (%d and %d bytes at most)",
 		              NF_CLIENT_URL_MAX - 1, NF_CLIENT_FIELD_MAX - 1);
 		return NF_EXIT_USAGE;
@@ -585,7 +371,7 @@ static void sleep_ms(long ms)
  * 0 or an exit status. */
 static int start_services(struct device *d)
 {
-	const struct options *o = &d->o;
+	const struct nf_device_options *o = &d->o;
 	char err[NF_POSIX_ERR_MAX];
 
 	if (o->ota_ip[0] != '\0') {
@@ -730,7 +516,7 @@ int nf_cmd_device(int argc, char *argv[], char *prog_argv[])
 	d->prog_argv = prog_argv;
 	d->ota.udp = -1;
 	nf_posix_init(&d->port);
-	rc = parse_options(&d->o, argc, argv);
+	rc = nf_device_options(&d->o, argc, argv);
 	if (rc != 0) {
 		rc = rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 		goto done;

@@ -274,6 +274,9 @@ struct nf_posix_flash_ops {
 	int (*finish)(struct nf_posix *p);
 	void (*abort)(struct nf_posix *p);
 	void (*info)(const struct nf_posix *p, struct nf_posix_flash_info *out);
+	/* The bootloader and the confirmation (nf_posix_boot, nf_posix_confirm). */
+	int (*boot)(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap);
+	int (*confirm)(struct nf_posix *p, char *err, size_t errcap);
 	/* Abandons a write in progress and releases what the backend holds for
 	 * p (nf_posix_destroy calls it). */
 	void (*close)(struct nf_posix *p);
@@ -381,6 +384,13 @@ void nf_posix_init(struct nf_posix *p);
 /* Makes m (provisioned, owned by the caller, alive as long as p uses it)
  * p's flash: nf_port_flash_* then go to the memory flash. */
 void nf_posix_use_memflash(struct nf_posix *p, struct nf_posix_memflash *m);
+/* Runs the bootloader of p's flash, whichever backend it is: as
+ * nf_posix_flash_boot for the directory, nf_posix_memflash_boot for a
+ * memory flash. Returns 0 with *b, or -1 with err (errno ENOEXEC: bricked). */
+int nf_posix_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap);
+/* The running firmware confirms its slot on p's flash, whichever backend
+ * it is. Returns 0, or -1 with err (nothing booted, I/O error). */
+int nf_posix_confirm(struct nf_posix *p, char *err, size_t errcap);
 /* Sets the station MAC ("5C:CF:7F:8B:6B:26", any case) and derives the AP
  * MAC and chip id from it as the ESP8266 does. Returns 0, or -1 when mac is
  * not six hex pairs separated by colons. */
