@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "push.h"
+#include "topics.h"
 
 #define LOOP_STEP_MS 100 /* longest single mosquitto_loop() wait */
 #define KEEPALIVE_S  30
@@ -47,7 +48,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 		s->state = ST_FAILED;
 		return;
 	}
-	src = mosquitto_subscribe(mosq, NULL, s->topic, 0);
+	src = mosquitto_subscribe(mosq, NULL, s->topic, NF_TOPIC_QOS);
 	if (src != MOSQ_ERR_SUCCESS) {
 		snprintf(s->err, s->err_len, "cannot subscribe to '%s': %s", s->topic,
 		         mosquitto_strerror(src));
@@ -248,7 +249,6 @@ bool nf_push_valid_ip(const char *ip)
 #define WATCH_TOPICS     4
 #define WATCH_REPLAY_MS  250 /* after the SUBACK, for the retained replay */
 #define WATCH_POLL_MS    20
-#define WATCH_SUFFIX_MAX 16u /* "/fsversion" and NUL fit */
 
 enum { T_VERSION, T_FSVERSION, T_HEARTBEAT, T_STATUS };
 
@@ -257,7 +257,7 @@ struct nf_push_watch {
 	pthread_mutex_t lock;
 	bool looping;
 	enum state state; /* ST_CONNECTING, ST_SUBSCRIBED or ST_FAILED */
-	char topic[WATCH_TOPICS][NF_PUSH_MAX_HOST + WATCH_SUFFIX_MAX];
+	char topic[WATCH_TOPICS][NF_PUSH_MAX_HOST + NF_TOPIC_LEAF_MAX];
 	struct nf_push_seen seen;
 	char err[NF_PUSH_MAX_ERRMSG];
 };
@@ -278,7 +278,7 @@ static void watch_on_connect(struct mosquitto *mosq, void *obj, int rc)
 	}
 	for (int i = 0; i < WATCH_TOPICS; i++)
 		subs[i] = w->topic[i];
-	src = mosquitto_subscribe_multiple(mosq, NULL, WATCH_TOPICS, subs, 0, 0, NULL);
+	src = mosquitto_subscribe_multiple(mosq, NULL, WATCH_TOPICS, subs, NF_TOPIC_QOS, 0, NULL);
 	if (src != MOSQ_ERR_SUCCESS) {
 		pthread_mutex_lock(&w->lock);
 		snprintf(w->err, sizeof w->err, "cannot subscribe to '%s': %s", w->topic[0],
@@ -355,7 +355,7 @@ static void watch_on_message(struct mosquitto *mosq, void *obj, const struct mos
 	} else if (which == T_FSVERSION) {
 		memcpy(w->seen.fsversion, text, sizeof text);
 		w->seen.fsversion_ms = t;
-	} else if (which == T_HEARTBEAT || strcmp(text, "1") == 0) {
+	} else if (which == T_HEARTBEAT || strcmp(text, NF_TOPIC_ONLINE) == 0) {
 		w->seen.alive_ms = t;
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -364,8 +364,8 @@ static void watch_on_message(struct mosquitto *mosq, void *obj, const struct mos
 struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const char *base,
                                          char *err, size_t err_len)
 {
-	static const char *const suffix[WATCH_TOPICS] = {"/version", "/fsversion", "/heartbeat",
-	                                                 "/status"};
+	static const char *const suffix[WATCH_TOPICS] = {
+	    "/" NF_TOPIC_VERSION, "/" NF_TOPIC_FSVERSION, "/" NF_TOPIC_HEARTBEAT, "/" NF_TOPIC_STATUS};
 	struct nf_push_watch *w;
 	uint64_t deadline = nf_clock_ms() + (uint64_t)b->timeout_ms, subscribed_at = 0;
 	int mrc;

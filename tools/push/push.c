@@ -41,6 +41,7 @@
 #include "nofuss/posix.h"
 #include "ota.h"
 #include "push.h"
+#include "topics.h"
 
 #define CONFIG_DEFAULT     "platformio.ini"
 #define BROKER_DEFAULT     "localhost"
@@ -448,7 +449,7 @@ static int prove(const struct options *o, struct nf_push_watch *w, struct push_j
 {
 	struct nf_push_seen seen;
 	uint64_t deadline = upload_end + (uint64_t)o->wait_ms;
-	const char *what = job->fs ? "fsversion" : "version";
+	const char *what = job->fs ? NF_TOPIC_FSVERSION : NF_TOPIC_VERSION;
 	bool announced, alive;
 	double wait_s = (double)o->wait_ms / 1000.0;
 

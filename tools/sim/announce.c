@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "sim.h"
+#include "topics.h"
 
 #define KEEPALIVE_S      30
 #define BACKOFF_FIRST_MS 1000L
@@ -30,11 +31,12 @@ static const char *mqtt_error(int rc)
 
 static int publish(struct nf_announce *a, const char *leaf, const char *value, bool retain)
 {
-	char topic[NF_ANNOUNCE_TOPIC_MAX + 16];
+	char topic[NF_ANNOUNCE_TOPIC_MAX + NF_TOPIC_LEAF_MAX];
 	int rc;
 
 	snprintf(topic, sizeof topic, "%s/%s", a->base, leaf);
-	rc = mosquitto_publish(a->mosq, NULL, topic, (int)strlen(value), value, 0, retain);
+	rc = mosquitto_publish(a->mosq, NULL, topic, (int)strlen(value), value, NF_TOPIC_QOS,
+	                       retain);
 	if (rc != MOSQ_ERR_SUCCESS)
 		logf_(a, topic, mqtt_error(rc));
 	return rc;
@@ -55,11 +57,11 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 	a->backoff_ms = BACKOFF_FIRST_MS;
 	snprintf(text, sizeof text, "%s:%u as %s", a->host, (unsigned)a->cfg.port, a->base);
 	logf_(a, "connected", text);
-	publish(a, "ip", a->ip, true);
-	publish(a, "version", a->version, true);
-	publish(a, "fsversion", a->fsversion, true);
-	publish(a, "heartbeat", "1", false);
-	publish(a, "status", "1", true);
+	publish(a, NF_TOPIC_IP, a->ip, true);
+	publish(a, NF_TOPIC_VERSION, a->version, true);
+	publish(a, NF_TOPIC_FSVERSION, a->fsversion, true);
+	publish(a, NF_TOPIC_HEARTBEAT, NF_TOPIC_ALIVE, false);
+	publish(a, NF_TOPIC_STATUS, NF_TOPIC_ONLINE, true);
 	a->next_heartbeat_ms = nf_clock_ms() + (uint64_t)a->cfg.heartbeat_ms;
 }
 
@@ -103,7 +105,7 @@ static void attempt(struct nf_announce *a, bool first)
 int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cfg, char *err,
                       size_t errcap)
 {
-	char topic[NF_ANNOUNCE_TOPIC_MAX + 16];
+	char topic[NF_ANNOUNCE_TOPIC_MAX + NF_TOPIC_LEAF_MAX];
 	int rc;
 
 	memset(a, 0, sizeof *a);
@@ -136,8 +138,9 @@ int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cf
 			return -1;
 		}
 	}
-	snprintf(topic, sizeof topic, "%s/status", a->base);
-	rc = mosquitto_will_set(a->mosq, topic, 1, "0", 0, true);
+	snprintf(topic, sizeof topic, "%s/" NF_TOPIC_STATUS, a->base);
+	rc = mosquitto_will_set(a->mosq, topic, (int)strlen(NF_TOPIC_OFFLINE), NF_TOPIC_OFFLINE,
+	                        NF_TOPIC_QOS, true);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		snprintf(err, errcap, "MQTT last will: %s", mosquitto_strerror(rc));
 		return -1;
@@ -163,7 +166,7 @@ void nf_announce_poll(struct nf_announce *a)
 	}
 	now = nf_clock_ms();
 	if (a->connected && now >= a->next_heartbeat_ms) {
-		publish(a, "heartbeat", "1", false);
+		publish(a, NF_TOPIC_HEARTBEAT, NF_TOPIC_ALIVE, false);
 		a->next_heartbeat_ms = now + (uint64_t)a->cfg.heartbeat_ms;
 	}
 	if (!a->connected && now >= a->next_attempt_ms) {

@@ -72,10 +72,9 @@ enum nf_sim_start nf_sim_power_on(const struct nf_sim_firmware *fw, struct nf_po
 
 /* ---- announce.c: `nofuss device --mqtt`: what an espurna-style firmware
  * publishes about itself on an MQTT broker, so that `nofuss push` (and any
- * dashboard) can find it. On every connect (so on every boot), retained,
- * QoS 0: BASE/ip, BASE/version, BASE/fsversion and BASE/status = 1 (with
- * a last will BASE/status = 0, retained); BASE/heartbeat = 1 then and
- * every heartbeat interval.
+ * dashboard) can find it: the topics of topics.h (BASE/ip, BASE/version,
+ * BASE/fsversion, BASE/status with its last will, on every connect, so on
+ * every boot; BASE/heartbeat then and every heartbeat interval).
  *
  * Never blocks: nf_announce_poll() runs libmosquitto's loop with a zero
  * timeout and is meant to be called often from the device's main loop. A
