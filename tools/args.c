@@ -170,7 +170,8 @@ int nf_opt_set(const struct nf_opt *table, void *opts, const char *name, const c
 			return -1;
 		*(unsigned long *)(void *)at = count;
 		return 0;
-	case NF_OPT_SECONDS: return nf_parse_seconds(what, value, o->min, o->max, (long *)(void *)at);
+	case NF_OPT_SECONDS:
+		return nf_parse_seconds(what, value, o->min, o->max, (long *)(void *)at);
 	default: return o->set(opts, value);
 	}
 }

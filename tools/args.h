@@ -70,16 +70,17 @@ enum nf_opt_kind {
 };
 
 struct nf_opt {
-	const char *name;  /* the long name, without "--"; NULL ends a table */
-	int letter;        /* the short spelling ('f' for -f), or 0 for none */
+	const char *name; /* the long name, without "--"; NULL ends a table */
+	int letter;       /* the short spelling ('f' for -f), or 0 for none */
 	enum nf_opt_kind kind;
-	size_t offset;     /* the value's place in the options struct (not CALL) */
-	double min, max;   /* SIZE, COUNT, SECONDS (integers are exact below 2^53) */
+	size_t offset;   /* the value's place in the options struct (not CALL) */
+	double min, max; /* SIZE, COUNT, SECONDS (integers are exact below 2^53) */
 	/* CALL: stores value in opts; 0, or -1 after saying why. */
 	int (*set)(void *opts, const char *value);
 };
 
 /* offsetof(T, f), refused at compile time unless f has the type given. */
+/* clang-format off */
 #define NF_OPT_AT(T, f, type) _Generic(((T *)0)->f, type: offsetof(T, f))
 #define NF_OPT_FLAG(name, letter, T, f) {name, letter, NF_OPT_FLAG, NF_OPT_AT(T, f, bool), 0, 0, NULL}
 #define NF_OPT_STRING(name, letter, T, f)                                                         \
@@ -92,6 +93,7 @@ struct nf_opt {
 	{name, letter, NF_OPT_SECONDS, NF_OPT_AT(T, f, long), min, max, NULL}
 #define NF_OPT_CALL(name, letter, kind, set) {name, letter, kind, 0, 0, 0, set}
 #define NF_OPT_END {NULL, 0, NF_OPT_FLAG, 0, 0, 0, NULL}
+/* clang-format on */
 
 /* Reads the options of argv (argv[0] is the subcommand's name) into opts
  * as table says, starting over at argv[1] (optind is reset). Returns 0 with

@@ -13,8 +13,10 @@
 uint8_t *nf_tool_make_image(enum nf_image kind, const char *version, const char *device,
                             uint32_t size)
 {
-	struct nf_posix_image info = {
-	    .kind = kind, .size = size, .flash_mode = 2, .flash_size_freq = 0x20 /* 1 MB, 40 MHz */};
+	struct nf_posix_image info = {.kind = kind,
+	                              .size = size,
+	                              .flash_mode = 2,
+	                              .flash_size_freq = 0x20 /* 1 MB, 40 MHz */};
 	char err[NF_POSIX_ERR_MAX];
 	uint8_t *buf;
 

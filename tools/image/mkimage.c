@@ -76,8 +76,10 @@ static const struct nf_opt opts[] = {
 
 int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[])
 {
-	struct options o = {.device = "", .size = MKIMAGE_SIZE_DEFAULT,
-	                    .flash = MKIMAGE_FLASH_DEFAULT, .mode = 2 /* dio */};
+	struct options o = {.device = "",
+	                    .size = MKIMAGE_SIZE_DEFAULT,
+	                    .flash = MKIMAGE_FLASH_DEFAULT,
+	                    .mode = 2 /* dio */};
 	struct nf_posix_image info = {.kind = NF_IMAGE_FIRMWARE};
 	char err[NF_POSIX_ERR_MAX];
 	uint8_t *buf = NULL;

@@ -29,22 +29,21 @@
 
 static void send_usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: nofuss ota-send --ip IP [OPTION]... FILE\n"
-	        "Push FILE to a device running ArduinoOTA, as espota.py does.\n\n"
-	        "  -i, --ip IP          the device's IPv4 address\n"
-	        "  -p, --port PORT      its OTA port (default 8266; ESP32: 3232)\n"
-	        "  -a, --auth PASS      its OTA password\n"
-	        "  -s, --fs             FILE is a filesystem image (command 100)\n"
-	        "      --timeout SEC    wait for each UDP answer and the connection back\n"
-	        "                       (default 10)\n"
-	        "  -q, --quiet          no progress on stderr\n"
-	        "  -h, --help           show this help and exit\n\n"
-	        "Exit status: 0 the device took the image and answered OK; 1 local error;\n"
-	        "2 bad usage; 3 no answer to the invitation; 4 authentication failed;\n"
-	        "5 the device refused the image (ERR, e.g. not enough space); 6 the device\n"
-	        "did not connect back; 7 transfer cut; 8 the device answered ERROR at the\n"
-	        "end; 9 the device's answers were not the protocol.\n");
+	fprintf(out, "Usage: nofuss ota-send --ip IP [OPTION]... FILE\n"
+	             "Push FILE to a device running ArduinoOTA, as espota.py does.\n\n"
+	             "  -i, --ip IP          the device's IPv4 address\n"
+	             "  -p, --port PORT      its OTA port (default 8266; ESP32: 3232)\n"
+	             "  -a, --auth PASS      its OTA password\n"
+	             "  -s, --fs             FILE is a filesystem image (command 100)\n"
+	             "      --timeout SEC    wait for each UDP answer and the connection back\n"
+	             "                       (default 10)\n"
+	             "  -q, --quiet          no progress on stderr\n"
+	             "  -h, --help           show this help and exit\n\n"
+	             "Exit status: 0 the device took the image and answered OK; 1 local error;\n"
+	             "2 bad usage; 3 no answer to the invitation; 4 authentication failed;\n"
+	             "5 the device refused the image (ERR, e.g. not enough space); 6 the device\n"
+	             "did not connect back; 7 transfer cut; 8 the device answered ERROR at the\n"
+	             "end; 9 the device's answers were not the protocol.\n");
 }
 
 struct progress {
@@ -115,7 +114,8 @@ int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[])
 	if (rc == NF_OTA_SEND_OK)
 		printf("%s:%u: %s\n", o.ip, (unsigned)o.port, msg);
 	else
-		nf_tool_error("%s:%u: %s: %s", o.ip, (unsigned)o.port, nf_ota_send_strresult(rc), msg);
+		nf_tool_error("%s:%u: %s: %s", o.ip, (unsigned)o.port, nf_ota_send_strresult(rc),
+		              msg);
 	free(data);
 	return rc;
 }
@@ -170,8 +170,7 @@ static int file_finish(void *ctx, char *err, size_t errcap)
 {
 	struct recv_sink *s = ctx;
 
-	if (s->buf == NULL || s->len != s->size ||
-	    nf_write_file(s->out, s->buf, s->len) != 0) {
+	if (s->buf == NULL || s->len != s->size || nf_write_file(s->out, s->buf, s->len) != 0) {
 		snprintf(err, errcap, "cannot write %s", s->out);
 		return NF_OTA_UPDATE_WRITE;
 	}
@@ -260,95 +259,97 @@ static const struct nf_opt recv_opts[] = {
     NF_OPT_END,
 };
 
+/* --flash DIR: boots the flash directory on port (already initialised)
+ * and fills sink to write into it. 0, or -1 after saying why. */
+static int open_flash(struct nf_posix *port, const char *flash, uint32_t max_size,
+                      struct nf_ota_flash_sink *fs, struct nf_ota_sink *sink)
+{
+	struct nf_posix_boot boot;
+	char err[NF_POSIX_ERR_MAX];
+	int got;
+
+	port->console = stdout;
+	got = nf_posix_flash_open(&port->flash, flash, err, sizeof err);
+	if (got != 0) {
+		nf_tool_error("%s: %s", flash,
+		              got == 1 ? "not provisioned (run nofuss device on it first)" : err);
+		return -1;
+	}
+	if (nf_posix_flash_boot(&port->flash, &boot, err, sizeof err) != 0) {
+		nf_tool_error("%s: cannot boot: %s", flash, err);
+		return -1;
+	}
+	printf("[boot] slot=%s version=%s\n", nf_posix_slot_name(boot.slot), boot.firmware.version);
+	nf_ota_flash_sink_init(fs, port, max_size, sink);
+	return 0;
+}
+
+/* Waits for one push on r, wait_ms at most (-1: forever; ignored datagrams
+ * do not end the wait), and says how it went. Returns the exit status. */
+static int receive_one(struct nf_ota_recv *r, long wait_ms)
+{
+	uint64_t deadline = nf_clock_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0), now;
+	int got;
+
+	do {
+		now = nf_clock_ms();
+		got = nf_ota_recv_poll(r, wait_ms < 0      ? -1
+		                          : now < deadline ? (int)(deadline - now)
+		                                           : 0);
+	} while (got == NF_OTA_RECV_IDLE && (wait_ms < 0 || nf_clock_ms() < deadline));
+	switch (got) {
+	case NF_OTA_RECV_DONE:
+		printf("received %u bytes: committed\n", (unsigned)r->received);
+		return NF_EXIT_OK;
+	case NF_OTA_RECV_IDLE:
+		nf_tool_error("no invitation within %ld ms", wait_ms);
+		return RECV_EXIT_TIMEOUT;
+	case NF_OTA_RECV_AUTH_FAILED: nf_tool_error("%s", r->err); return RECV_EXIT_AUTH;
+	default: nf_tool_error("update failed: %s", r->err); return RECV_EXIT_FAILED;
+	}
+}
+
 int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[])
 {
-	struct recv_options ro = {.cfg = {.pause_ms = NF_OTA_PAUSE_MS_DEFAULT,
-	                                  .timeout_ms = NF_OTA_ANSWER_TIMEOUT_MS},
-	                          .wait_ms = -1};
-	struct nf_ota_recv_config *const cfg = &ro.cfg;
+	struct recv_options ro = {
+	    .cfg = {.pause_ms = NF_OTA_PAUSE_MS_DEFAULT, .timeout_ms = NF_OTA_ANSWER_TIMEOUT_MS},
+	    .wait_ms = -1};
 	struct recv_sink *const s = &ro.s;
-	struct nf_ota_sink sink;
+	struct nf_ota_sink sink = {s, file_begin, file_write, file_finish, file_abort};
 	struct nf_ota_flash_sink flash_sink;
 	struct nf_ota_recv r = {.udp = -1};
 	struct nf_posix port;
-	struct nf_posix_boot boot;
-	const char *flash;
 	char ip[INET_ADDRSTRLEN], err[NF_POSIX_ERR_MAX];
 	uint16_t udp_port = 0;
-	long wait_ms;
-	uint64_t deadline, now;
-	bool port_used = false;
-	int rc, got;
+	int rc;
 
 	(void)prog_argv;
 	rc = nf_opts_parse(recv_opts, &ro, recv_usage, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
-	rc = RECV_EXIT_SETUP;
-	cfg->cut_after = (uint32_t)ro.cut;
-	flash = ro.flash;
-	wait_ms = ro.wait_ms;
-	if (ro.listen == NULL || optind != argc || (s->out == NULL) == (flash == NULL)) {
+	if (ro.listen == NULL || optind != argc || (s->out == NULL) == (ro.flash == NULL)) {
 		nf_tool_error("give --listen and one of -o FILE or --flash DIR (see --help)");
 		return NF_EXIT_USAGE;
 	}
 	if (parse_listen(ro.listen, ip, sizeof ip, &udp_port) != 0)
 		return NF_EXIT_USAGE;
-	cfg->log = stdout;
-	if (flash != NULL) {
-		nf_posix_init(&port);
-		port_used = true;
-		port.console = stdout;
-		got = nf_posix_flash_open(&port.flash, flash, err, sizeof err);
-		if (got != 0) {
-			nf_tool_error("%s: %s", flash,
-			              got == 1 ? "not provisioned (run nofuss device on it first)" : err);
-			goto done;
-		}
-		if (nf_posix_flash_boot(&port.flash, &boot, err, sizeof err) != 0) {
-			nf_tool_error("%s: cannot boot: %s", flash, err);
-			goto done;
-		}
-		printf("[boot] slot=%s version=%s\n", nf_posix_slot_name(boot.slot),
-		       boot.firmware.version);
-		nf_ota_flash_sink_init(&flash_sink, &port, s->checks.max_size, &sink);
-	} else {
-		sink = (struct nf_ota_sink){s, file_begin, file_write, file_finish, file_abort};
-	}
-	if (nf_ota_recv_open(&r, ip, udp_port, cfg, &sink, err, sizeof err) != 0) {
+	ro.cfg.cut_after = (uint32_t)ro.cut;
+	ro.cfg.log = stdout;
+	nf_posix_init(&port); /* holds nothing until --flash opens it */
+	rc = RECV_EXIT_SETUP;
+	if (ro.flash != NULL &&
+	    open_flash(&port, ro.flash, s->checks.max_size, &flash_sink, &sink) != 0)
+		goto done;
+	if (nf_ota_recv_open(&r, ip, udp_port, &ro.cfg, &sink, err, sizeof err) != 0) {
 		nf_tool_error("%s", err);
 		goto done;
 	}
 	printf("listening on %s:%u\n", ip, (unsigned)nf_ota_recv_port(&r));
 	fflush(stdout);
-	/* Ignored datagrams do not end the wait. */
-	deadline = nf_clock_ms() + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
-	do {
-		now = nf_clock_ms();
-		got = nf_ota_recv_poll(&r, wait_ms < 0 ? -1 : now < deadline ? (int)(deadline - now) : 0);
-	} while (got == NF_OTA_RECV_IDLE && (wait_ms < 0 || nf_clock_ms() < deadline));
-	switch (got) {
-	case NF_OTA_RECV_DONE:
-		printf("received %u bytes: committed\n", (unsigned)r.received);
-		rc = NF_EXIT_OK;
-		break;
-	case NF_OTA_RECV_IDLE:
-		nf_tool_error("no invitation within %ld ms", wait_ms);
-		rc = RECV_EXIT_TIMEOUT;
-		break;
-	case NF_OTA_RECV_AUTH_FAILED:
-		nf_tool_error("%s", r.err);
-		rc = RECV_EXIT_AUTH;
-		break;
-	default:
-		nf_tool_error("update failed: %s", r.err);
-		rc = RECV_EXIT_FAILED;
-		break;
-	}
+	rc = receive_one(&r, ro.wait_ms);
 done:
 	nf_ota_recv_close(&r);
 	free(s->buf);
-	if (port_used)
-		nf_posix_destroy(&port);
+	nf_posix_destroy(&port);
 	return rc;
 }

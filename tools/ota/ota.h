@@ -46,7 +46,7 @@
 #define NF_OTA_TEXT_MAX     128u /* the device's final answer or ERR text, with the NUL */
 #define NF_OTA_ERR_MAX      192u /* an error message of ours, with the NUL */
 #define NF_OTA_SIZE_MAX     (16u * 1024u * 1024u) /* largest image: the largest ESP flash */
-#define NF_OTA_ACK_DIGITS   10u  /* digits of one ack (uint32) */
+#define NF_OTA_ACK_DIGITS   10u                   /* digits of one ack (uint32) */
 
 /* Timeouts, espota's. */
 #define NF_OTA_ANSWER_TIMEOUT_MS  10000L /* each UDP answer */
@@ -82,9 +82,9 @@ int nf_ota_format_error(int code, char *buf, size_t cap);
 
 /* The invitation: "<command> <host_tcp_port> <size> <md5hex>\n". */
 struct nf_ota_invite {
-	int command;   /* NF_OTA_CMD_FIRMWARE or NF_OTA_CMD_FS */
-	uint16_t port; /* the host's TCP port, 1..65535 */
-	uint32_t size; /* the image, 1..NF_OTA_SIZE_MAX */
+	int command;                  /* NF_OTA_CMD_FIRMWARE or NF_OTA_CMD_FS */
+	uint16_t port;                /* the host's TCP port, 1..65535 */
+	uint32_t size;                /* the image, 1..NF_OTA_SIZE_MAX */
 	char md5[NF_OTA_MD5_HEX + 1]; /* lower-case hex */
 };
 
@@ -109,8 +109,8 @@ int nf_ota_cnonce(const char *filename, uint32_t size, const char *filemd5, cons
                   char out[NF_OTA_MD5_HEX + 1]);
 /* Parses the device's challenge "AUTH <32 hex>" (a trailing "\n" is
  * tolerated). Returns 0 with the nonce, or -1 with err. */
-int nf_ota_challenge_parse(const char *buf, size_t len, char nonce[NF_OTA_MD5_HEX + 1],
-                           char *err, size_t errcap);
+int nf_ota_challenge_parse(const char *buf, size_t len, char nonce[NF_OTA_MD5_HEX + 1], char *err,
+                           size_t errcap);
 /* Writes the host's answer "200 <cnonce> <response>\n". Returns its length
  * or -1. */
 int nf_ota_auth_format(const char *cnonce, const char *response, char *buf, size_t cap);
@@ -150,7 +150,7 @@ struct nf_ota_acks {
 	unsigned pending_digits;
 	uint64_t digits;    /* ack digits so far */
 	uint64_t uncounted; /* digits the estimate could not place */
-	bool final_done;  /* the final answer ended with "\n" */
+	bool final_done;    /* the final answer ended with "\n" */
 	size_t text_len;
 	char text[NF_OTA_TEXT_MAX]; /* the final answer without "\n", or the error */
 };
@@ -189,11 +189,11 @@ enum nf_ota_send_result {
 };
 
 struct nf_ota_send_opts {
-	const char *ip;        /* the device, IPv4 dotted quad */
-	uint16_t port;         /* its UDP port (NF_OTA_PORT_ESP8266) */
-	const char *password;  /* NULL or "": none */
-	int command;           /* NF_OTA_CMD_FIRMWARE or NF_OTA_CMD_FS */
-	const char *filename;  /* for the cnonce, as espota: the path as given */
+	const char *ip;          /* the device, IPv4 dotted quad */
+	uint16_t port;           /* its UDP port (NF_OTA_PORT_ESP8266) */
+	const char *password;    /* NULL or "": none */
+	int command;             /* NF_OTA_CMD_FIRMWARE or NF_OTA_CMD_FS */
+	const char *filename;    /* for the cnonce, as espota: the path as given */
 	long answer_timeout_ms;  /* 0: NF_OTA_ANSWER_TIMEOUT_MS */
 	long connect_timeout_ms; /* 0: NF_OTA_CONNECT_TIMEOUT_MS */
 	long final_timeout_ms;   /* 0: NF_OTA_FINAL_TIMEOUT_MS */
@@ -240,17 +240,17 @@ struct nf_ota_sink {
 };
 
 struct nf_ota_recv_config {
-	const char *password;  /* NULL or "": no authentication */
-	long pause_ms;         /* before "OK" and before closing (NF_OTA_PAUSE_MS_DEFAULT) */
-	long timeout_ms;       /* each UDP answer, the connection back, each read */
-	uint32_t cut_after;    /* testing: drop the connection after this many bytes; 0 off */
-	FILE *log;             /* one line per event; NULL: silent */
+	const char *password; /* NULL or "": no authentication */
+	long pause_ms;        /* before "OK" and before closing (NF_OTA_PAUSE_MS_DEFAULT) */
+	long timeout_ms;      /* each UDP answer, the connection back, each read */
+	uint32_t cut_after;   /* testing: drop the connection after this many bytes; 0 off */
+	FILE *log;            /* one line per event; NULL: silent */
 };
 
 enum nf_ota_recv_result {
-	NF_OTA_RECV_IDLE = 0,    /* nothing (or an ignored datagram) within the timeout */
-	NF_OTA_RECV_DONE = 1,    /* an image was received, verified and committed */
-	NF_OTA_RECV_FAILED = -1, /* an update was tried and failed: err says why */
+	NF_OTA_RECV_IDLE = 0,         /* nothing (or an ignored datagram) within the timeout */
+	NF_OTA_RECV_DONE = 1,         /* an image was received, verified and committed */
+	NF_OTA_RECV_FAILED = -1,      /* an update was tried and failed: err says why */
 	NF_OTA_RECV_AUTH_FAILED = -2, /* a host gave a wrong password */
 };
 

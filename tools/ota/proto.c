@@ -59,7 +59,8 @@ int nf_ota_format_error(int code, char *buf, size_t cap)
 static int datagram_text(const char *buf, size_t len, size_t *textlen, char *err, size_t errcap)
 {
 	if (len > NF_OTA_DATAGRAM_MAX) {
-		fail(err, errcap, "datagram of %zu bytes: longer than %u", len, NF_OTA_DATAGRAM_MAX);
+		fail(err, errcap, "datagram of %zu bytes: longer than %u", len,
+		     NF_OTA_DATAGRAM_MAX);
 		return -1;
 	}
 	if (len > 0 && buf[len - 1] == '\n')
@@ -166,15 +167,15 @@ int nf_ota_invite_parse(const char *buf, size_t len, struct nf_ota_invite *inv, 
 	return 0;
 }
 
-int nf_ota_challenge_parse(const char *buf, size_t len, char nonce[NF_OTA_MD5_HEX + 1],
-                           char *err, size_t errcap)
+int nf_ota_challenge_parse(const char *buf, size_t len, char nonce[NF_OTA_MD5_HEX + 1], char *err,
+                           size_t errcap)
 {
 	size_t n, p = sizeof NF_OTA_ANSWER_AUTH - 1;
 
 	if (datagram_text(buf, len, &n, err, errcap) != 0)
 		return -1;
-	if (n < p || memcmp(buf, NF_OTA_ANSWER_AUTH, p) != 0 || parse_hex32(buf, n, &p, nonce) != 0 ||
-	    p != n) {
+	if (n < p || memcmp(buf, NF_OTA_ANSWER_AUTH, p) != 0 ||
+	    parse_hex32(buf, n, &p, nonce) != 0 || p != n) {
 		fail(err, errcap, "not a challenge \"AUTH <32 hex>\"");
 		return -1;
 	}
@@ -244,7 +245,8 @@ int nf_ota_cnonce(const char *filename, uint32_t size, const char *filemd5, cons
                   char out[NF_OTA_MD5_HEX + 1])
 {
 	char text[4096 + 128];
-	int n = snprintf(text, sizeof text, "%s%u%s%s", filename, (unsigned)size, filemd5, device_ip);
+	int n =
+	    snprintf(text, sizeof text, "%s%u%s%s", filename, (unsigned)size, filemd5, device_ip);
 
 	if (n < 0 || (size_t)n >= sizeof text)
 		return -1;
@@ -306,7 +308,8 @@ enum nf_ota_acks_state nf_ota_acks_feed(struct nf_ota_acks *a, const uint8_t *da
 			if (c == '\r')
 				continue;
 			if (c < 0x20 || c >= 0x7f)
-				return bad(a, "control or non-ASCII byte in the device's final answer");
+				return bad(
+				    a, "control or non-ASCII byte in the device's final answer");
 			if (a->text_len + 1 >= sizeof a->text)
 				return bad(a, "the device's final answer is too long");
 			a->text[a->text_len++] = (char)c;

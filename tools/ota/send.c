@@ -117,185 +117,228 @@ static int read_acks(int fd, struct nf_ota_acks *a, long ms)
 	return 1;
 }
 
+/* One push in progress. Each step below returns NF_OTA_SEND_OK to go on,
+ * or the push's result with msg set. */
+struct push {
+	const struct nf_ota_send_opts *o;
+	const uint8_t *data;
+	size_t len;
+	char *msg;
+	size_t cap;
+	struct sockaddr_in dev;
+	struct nf_ota_invite inv;
+	int udp, lsn, tcp;
+	char line[NF_OTA_DATAGRAM_MAX + 1]; /* the last datagram, either way */
+	ssize_t got;                        /* the length of the device's last answer */
+	struct nf_ota_acks acks;
+	uint64_t reported; /* bytes acked as last reported to o->progress */
+};
+
+/* The image's MD5, the UDP socket connected to the device (its source
+ * address is the one that reaches the device) and the TCP listener bound
+ * to that address. */
+static int open_sockets(struct push *p)
+{
+	struct sockaddr_in local;
+	socklen_t slen = sizeof local;
+
+	p->dev.sin_family = AF_INET;
+	p->dev.sin_port = htons(p->o->port);
+	if (inet_pton(AF_INET, p->o->ip, &p->dev.sin_addr) != 1)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "%s: not an IPv4 address",
+		              p->o->ip);
+	if (p->len == 0 || p->len > NF_OTA_SIZE_MAX)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap,
+		              "image of %zu bytes: must be 1..%u", p->len, NF_OTA_SIZE_MAX);
+	p->inv.command = p->o->command;
+	p->inv.size = (uint32_t)p->len;
+	if (nf_ota_md5_hex(p->data, p->len, p->inv.md5) != 0)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "cannot compute the image's MD5");
+	p->udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (p->udp < 0 || connect(p->udp, (struct sockaddr *)&p->dev, sizeof p->dev) != 0 ||
+	    getsockname(p->udp, (struct sockaddr *)&local, &slen) != 0)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "UDP to %s:%u: %s", p->o->ip,
+		              (unsigned)p->o->port, strerror(errno));
+	if ((ntohl(p->dev.sin_addr.s_addr) >> 24) == 127)
+		local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	local.sin_port = 0;
+	slen = sizeof local;
+	p->lsn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (p->lsn < 0 || bind(p->lsn, (struct sockaddr *)&local, sizeof local) != 0 ||
+	    listen(p->lsn, 1) != 0 || getsockname(p->lsn, (struct sockaddr *)&local, &slen) != 0)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "TCP listener: %s",
+		              strerror(errno));
+	p->inv.port = ntohs(local.sin_port);
+	return NF_OTA_SEND_OK;
+}
+
+/* The invitation, and the device's first answer in p->line. */
+static int invite(struct push *p, long answer_ms)
+{
+	int n = nf_ota_invite_format(&p->inv, p->line, sizeof p->line);
+
+	if (n < 0 || send(p->udp, p->line, (size_t)n, 0) != n)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "cannot send the invitation: %s",
+		              strerror(errno));
+	p->got = udp_answer(p->udp, p->line, sizeof p->line, answer_ms);
+	if (p->got <= 0)
+		return result(NF_OTA_SEND_NO_ANSWER, p->msg, p->cap,
+		              "no answer from %s:%u to the invitation%s%s", p->o->ip,
+		              (unsigned)p->o->port, p->got < 0 ? ": " : "",
+		              p->got < 0 ? strerror(errno) : "");
+	return NF_OTA_SEND_OK;
+}
+
+/* The device sent a challenge (in p->line): answers it, and leaves the
+ * device's next answer in p->line. */
+static int authenticate(struct push *p, long answer_ms)
+{
+	const struct nf_ota_send_opts *o = p->o;
+	char nonce[NF_OTA_MD5_HEX + 1], cnonce[NF_OTA_MD5_HEX + 1];
+	char response[NF_OTA_MD5_HEX + 1], why[NF_OTA_ERR_MAX];
+	int n;
+
+	if (o->password == NULL || o->password[0] == '\0')
+		return result(NF_OTA_SEND_AUTH_FAILED, p->msg, p->cap,
+		              "the device wants a password (--auth)");
+	if (nf_ota_challenge_parse(p->line, (size_t)p->got, nonce, why, sizeof why) != 0)
+		return result(NF_OTA_SEND_PROTOCOL, p->msg, p->cap, "%s", why);
+	if (nf_ota_cnonce(o->filename != NULL ? o->filename : "", p->inv.size, p->inv.md5, o->ip,
+	                  cnonce) != 0 ||
+	    nf_ota_auth_response(o->password, nonce, cnonce, response) != 0 ||
+	    (n = nf_ota_auth_format(cnonce, response, p->line, sizeof p->line)) < 0)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "cannot compute the AUTH answer");
+	if (send(p->udp, p->line, (size_t)n, 0) != n)
+		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "cannot send the AUTH answer: %s",
+		              strerror(errno));
+	p->got = udp_answer(p->udp, p->line, sizeof p->line, answer_ms);
+	if (p->got <= 0)
+		return result(NF_OTA_SEND_NO_ANSWER, p->msg, p->cap,
+		              "no answer to the AUTH answer");
+	if (strcmp(p->line, NF_OTA_ANSWER_AUTH_BAD) == 0)
+		return result(NF_OTA_SEND_AUTH_FAILED, p->msg, p->cap, "wrong password: %s",
+		              p->line);
+	return NF_OTA_SEND_OK;
+}
+
+/* The device's answer to the invitation (after the challenge, if any):
+ * "OK", or "ERR: ..." when it refuses the image. */
+static int accepted(struct push *p)
+{
+	if (strncmp(p->line, NF_OTA_ANSWER_ERR, sizeof NF_OTA_ANSWER_ERR - 1) == 0)
+		return result(NF_OTA_SEND_DEVICE_ERROR, p->msg, p->cap, "device: %.*s",
+		              NF_OTA_TEXT_MAX, p->line + sizeof NF_OTA_ANSWER_ERR - 1);
+	if (strcmp(p->line, NF_OTA_ANSWER_OK) != 0)
+		return result(NF_OTA_SEND_PROTOCOL, p->msg, p->cap,
+		              "unexpected answer from the device: %.*s", NF_OTA_TEXT_MAX, p->line);
+	return NF_OTA_SEND_OK;
+}
+
+/* The device's connection back, then the image in chunks, each followed
+ * by a wait for the device to answer something, until all is sent or the
+ * device gave its final answer early. */
+static int stream(struct push *p, long connect_ms)
+{
+	struct nf_ota_acks *acks = &p->acks;
+	size_t off = 0;
+
+	if (wait_readable(p->lsn, connect_ms) <= 0 || (p->tcp = accept(p->lsn, NULL, NULL)) < 0)
+		return result(NF_OTA_SEND_NO_CONNECT, p->msg, p->cap,
+		              "the device did not connect back within %ld ms", connect_ms);
+	nf_ota_acks_init(acks, NF_OTA_ACK_MAX);
+	while (off < p->len && acks->state == NF_OTA_ACKS_RUNNING) {
+		size_t chunk = p->len - off < NF_OTA_CHUNK ? p->len - off : NF_OTA_CHUNK;
+
+		if (nf_ota_send_all(p->tcp, p->data + off, chunk) != 0)
+			return result(NF_OTA_SEND_CUT, p->msg, p->cap,
+			              "transfer cut after %zu of %zu bytes: %s", off, p->len,
+			              strerror(errno));
+		off += chunk;
+		nf_ota_acks_sent(acks, (uint32_t)chunk);
+		/* As espota: after each chunk, wait for the device to answer
+		 * something (its acks need not line up with our chunks). */
+		if (acks->state == NF_OTA_ACKS_RUNNING && acks->acked < off) {
+			int r = read_acks(p->tcp, acks, NF_OTA_ACK_TIMEOUT_MS);
+			if (r <= 0 && acks->state == NF_OTA_ACKS_RUNNING)
+				return result(NF_OTA_SEND_CUT, p->msg, p->cap,
+				              "transfer cut: about %llu of %zu bytes acked (%s)",
+				              (unsigned long long)acks->acked, p->len,
+				              r == 0 ? "closed by the device" : "no ack");
+		}
+		if (p->o->progress != NULL && acks->acked != p->reported) {
+			p->reported = acks->acked;
+			p->o->progress(p->o->ctx, acks->acked, p->len);
+		}
+	}
+	return NF_OTA_SEND_OK;
+}
+
+/* The final answer: by its first letter. Reads on to its end (a "\n",
+ * "OK"'s second letter, or the close) to quote it whole. */
+static int final_answer(struct push *p, long final_ms)
+{
+	struct nf_ota_acks *acks = &p->acks;
+	uint64_t deadline = nf_clock_ms() + (uint64_t)final_ms;
+
+	while (!acks->final_done && acks->state != NF_OTA_ACKS_BAD &&
+	       !(acks->state == NF_OTA_ACKS_OK && acks->text_len >= 2)) {
+		uint64_t now = nf_clock_ms();
+		int r = now < deadline ? read_acks(p->tcp, acks, (long)(deadline - now)) : -1;
+		if (r <= 0)
+			break;
+	}
+	switch (acks->state) {
+	case NF_OTA_ACKS_OK:
+		if (p->o->progress != NULL && p->reported != p->len)
+			p->o->progress(p->o->ctx, p->len, p->len); /* OK: the device took it all */
+		return result(NF_OTA_SEND_OK, p->msg, p->cap, "%zu bytes sent, device answered OK",
+		              p->len);
+	case NF_OTA_ACKS_ERROR:
+		return result(NF_OTA_SEND_FINAL_ERROR, p->msg, p->cap, "device: %s", acks->text);
+	case NF_OTA_ACKS_BAD:
+		return result(NF_OTA_SEND_PROTOCOL, p->msg, p->cap, "device stream: %s",
+		              acks->text);
+	default:
+		return result(NF_OTA_SEND_CUT, p->msg, p->cap,
+		              "no final answer from the device (%llu of %zu bytes acked)",
+		              (unsigned long long)acks->acked, p->len);
+	}
+}
+
 int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t len, char *msg,
                 size_t cap)
 {
 	long answer_ms = o->answer_timeout_ms > 0 ? o->answer_timeout_ms : NF_OTA_ANSWER_TIMEOUT_MS;
-	long connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : NF_OTA_CONNECT_TIMEOUT_MS;
+	long connect_ms =
+	    o->connect_timeout_ms > 0 ? o->connect_timeout_ms : NF_OTA_CONNECT_TIMEOUT_MS;
 	long final_ms = o->final_timeout_ms > 0 ? o->final_timeout_ms : NF_OTA_FINAL_TIMEOUT_MS;
-	struct sockaddr_in dev, local;
-	socklen_t slen = sizeof local;
-	struct nf_ota_invite inv;
-	struct nf_ota_acks acks;
-	char line[NF_OTA_DATAGRAM_MAX + 1], nonce[NF_OTA_MD5_HEX + 1], cnonce[NF_OTA_MD5_HEX + 1];
-	char response[NF_OTA_MD5_HEX + 1], why[NF_OTA_ERR_MAX];
-	int udp = -1, lsn = -1, tcp = -1, rc, n;
-	ssize_t got;
-	size_t off = 0;
-	uint64_t reported = 0;
+	struct push p = {.o = o,
+	                 .data = data,
+	                 .len = len,
+	                 .msg = msg,
+	                 .cap = cap,
+	                 .udp = -1,
+	                 .lsn = -1,
+	                 .tcp = -1};
+	int rc;
 
-	memset(&dev, 0, sizeof dev);
-	dev.sin_family = AF_INET;
-	dev.sin_port = htons(o->port);
-	if (inet_pton(AF_INET, o->ip, &dev.sin_addr) != 1) {
-		rc = result(NF_OTA_SEND_LOCAL, msg, cap, "%s: not an IPv4 address", o->ip);
-		goto done;
-	}
-	if (len == 0 || len > NF_OTA_SIZE_MAX) {
-		rc = result(NF_OTA_SEND_LOCAL, msg, cap, "image of %zu bytes: must be 1..%u", len,
-		            NF_OTA_SIZE_MAX);
-		goto done;
-	}
-	inv.command = o->command;
-	inv.size = (uint32_t)len;
-	if (nf_ota_md5_hex(data, len, inv.md5) != 0) {
-		rc = result(NF_OTA_SEND_LOCAL, msg, cap, "cannot compute the image's MD5");
-		goto done;
-	}
-	/* The UDP socket, connected: its source address is the one that
-	 * reaches the device, and the TCP listener binds to it. */
-	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (udp < 0 || connect(udp, (struct sockaddr *)&dev, sizeof dev) != 0 ||
-	    getsockname(udp, (struct sockaddr *)&local, &slen) != 0) {
-		rc = result(NF_OTA_SEND_LOCAL, msg, cap, "UDP to %s:%u: %s", o->ip,
-		            (unsigned)o->port, strerror(errno));
-		goto done;
-	}
-	if ((ntohl(dev.sin_addr.s_addr) >> 24) == 127)
-		local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	local.sin_port = 0;
-	slen = sizeof local;
-	lsn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lsn < 0 || bind(lsn, (struct sockaddr *)&local, sizeof local) != 0 ||
-	    listen(lsn, 1) != 0 || getsockname(lsn, (struct sockaddr *)&local, &slen) != 0) {
-		rc = result(NF_OTA_SEND_LOCAL, msg, cap, "TCP listener: %s", strerror(errno));
-		goto done;
-	}
-	inv.port = ntohs(local.sin_port);
-	n = nf_ota_invite_format(&inv, line, sizeof line);
-	if (n < 0 || send(udp, line, (size_t)n, 0) != n) {
-		rc = result(NF_OTA_SEND_LOCAL, msg, cap, "cannot send the invitation: %s",
-		            strerror(errno));
-		goto done;
-	}
-	got = udp_answer(udp, line, sizeof line, answer_ms);
-	if (got <= 0) {
-		rc = result(NF_OTA_SEND_NO_ANSWER, msg, cap, "no answer from %s:%u to the invitation%s%s",
-		            o->ip, (unsigned)o->port, got < 0 ? ": " : "", got < 0 ? strerror(errno) : "");
-		goto done;
-	}
-	if (strncmp(line, NF_OTA_ANSWER_AUTH, sizeof NF_OTA_ANSWER_AUTH - 1) == 0) {
-		if (o->password == NULL || o->password[0] == '\0') {
-			rc = result(NF_OTA_SEND_AUTH_FAILED, msg, cap,
-			            "the device wants a password (--auth)");
-			goto done;
-		}
-		if (nf_ota_challenge_parse(line, (size_t)got, nonce, why, sizeof why) != 0) {
-			rc = result(NF_OTA_SEND_PROTOCOL, msg, cap, "%s", why);
-			goto done;
-		}
-		if (nf_ota_cnonce(o->filename != NULL ? o->filename : "", inv.size, inv.md5, o->ip,
-		                  cnonce) != 0 ||
-		    nf_ota_auth_response(o->password, nonce, cnonce, response) != 0 ||
-		    (n = nf_ota_auth_format(cnonce, response, line, sizeof line)) < 0) {
-			rc = result(NF_OTA_SEND_LOCAL, msg, cap, "cannot compute the AUTH answer");
-			goto done;
-		}
-		if (send(udp, line, (size_t)n, 0) != n) {
-			rc = result(NF_OTA_SEND_LOCAL, msg, cap, "cannot send the AUTH answer: %s",
-			            strerror(errno));
-			goto done;
-		}
-		got = udp_answer(udp, line, sizeof line, answer_ms);
-		if (got <= 0) {
-			rc = result(NF_OTA_SEND_NO_ANSWER, msg, cap, "no answer to the AUTH answer");
-			goto done;
-		}
-		if (strcmp(line, NF_OTA_ANSWER_AUTH_BAD) == 0) {
-			rc = result(NF_OTA_SEND_AUTH_FAILED, msg, cap, "wrong password: %s", line);
-			goto done;
-		}
-	}
-	if (strncmp(line, NF_OTA_ANSWER_ERR, sizeof NF_OTA_ANSWER_ERR - 1) == 0) {
-		rc = result(NF_OTA_SEND_DEVICE_ERROR, msg, cap, "device: %.*s", NF_OTA_TEXT_MAX,
-		            line + sizeof NF_OTA_ANSWER_ERR - 1);
-		goto done;
-	}
-	if (strcmp(line, NF_OTA_ANSWER_OK) != 0) {
-		rc = result(NF_OTA_SEND_PROTOCOL, msg, cap, "unexpected answer from the device: %.*s",
-		            NF_OTA_TEXT_MAX, line);
-		goto done;
-	}
-	if (wait_readable(lsn, connect_ms) <= 0 || (tcp = accept(lsn, NULL, NULL)) < 0) {
-		rc = result(NF_OTA_SEND_NO_CONNECT, msg, cap,
-		            "the device did not connect back within %ld ms", connect_ms);
-		goto done;
-	}
-	nf_ota_acks_init(&acks, NF_OTA_ACK_MAX);
-	while (off < len) {
-		size_t chunk = len - off < NF_OTA_CHUNK ? len - off : NF_OTA_CHUNK;
-
-		if (nf_ota_send_all(tcp, data + off, chunk) != 0) {
-			rc = result(NF_OTA_SEND_CUT, msg, cap, "transfer cut after %zu of %zu bytes: %s",
-			            off, len, strerror(errno));
-			goto done;
-		}
-		off += chunk;
-		nf_ota_acks_sent(&acks, (uint32_t)chunk);
-		/* As espota: after each chunk, wait for the device to answer
-		 * something (its acks need not line up with our chunks). */
-		if (acks.state == NF_OTA_ACKS_RUNNING && acks.acked < off) {
-			int r = read_acks(tcp, &acks, NF_OTA_ACK_TIMEOUT_MS);
-			if (r <= 0 && acks.state == NF_OTA_ACKS_RUNNING) {
-				rc = result(NF_OTA_SEND_CUT, msg, cap,
-				            "transfer cut: about %llu of %zu bytes acked (%s)",
-				            (unsigned long long)acks.acked, len,
-				            r == 0 ? "closed by the device" : "no ack");
-				goto done;
-			}
-		}
-		if (o->progress != NULL && acks.acked != reported) {
-			reported = acks.acked;
-			o->progress(o->ctx, acks.acked, len);
-		}
-		if (acks.state != NF_OTA_ACKS_RUNNING)
-			break;
-	}
-	/* The final answer: by its first letter. Read on to its end (a "\n",
-	 * "OK"'s second letter, or the close) to quote it whole. */
-	{
-		uint64_t deadline = nf_clock_ms() + (uint64_t)final_ms;
-		while (!acks.final_done && acks.state != NF_OTA_ACKS_BAD &&
-		       !(acks.state == NF_OTA_ACKS_OK && acks.text_len >= 2)) {
-			uint64_t now = nf_clock_ms();
-			int r = now < deadline ? read_acks(tcp, &acks, (long)(deadline - now)) : -1;
-			if (r <= 0)
-				break;
-		}
-	}
-	switch (acks.state) {
-	case NF_OTA_ACKS_OK:
-		if (o->progress != NULL && reported != len)
-			o->progress(o->ctx, len, len); /* OK: the device took it all */
-		rc = result(NF_OTA_SEND_OK, msg, cap, "%zu bytes sent, device answered OK", len);
-		break;
-	case NF_OTA_ACKS_ERROR:
-		rc = result(NF_OTA_SEND_FINAL_ERROR, msg, cap, "device: %s", acks.text);
-		break;
-	case NF_OTA_ACKS_BAD:
-		rc = result(NF_OTA_SEND_PROTOCOL, msg, cap, "device stream: %s", acks.text);
-		break;
-	default:
-		rc = result(NF_OTA_SEND_CUT, msg, cap, "no final answer from the device (%llu of %zu bytes acked)",
-		            (unsigned long long)acks.acked, len);
-		break;
-	}
-done:
-	if (tcp >= 0)
-		close(tcp);
-	if (lsn >= 0)
-		close(lsn);
-	if (udp >= 0)
-		close(udp);
+	rc = open_sockets(&p);
+	if (rc == NF_OTA_SEND_OK)
+		rc = invite(&p, answer_ms);
+	if (rc == NF_OTA_SEND_OK &&
+	    strncmp(p.line, NF_OTA_ANSWER_AUTH, sizeof NF_OTA_ANSWER_AUTH - 1) == 0)
+		rc = authenticate(&p, answer_ms);
+	if (rc == NF_OTA_SEND_OK)
+		rc = accepted(&p);
+	if (rc == NF_OTA_SEND_OK)
+		rc = stream(&p, connect_ms);
+	if (rc == NF_OTA_SEND_OK)
+		rc = final_answer(&p, final_ms);
+	if (p.tcp >= 0)
+		close(p.tcp);
+	if (p.lsn >= 0)
+		close(p.lsn);
+	if (p.udp >= 0)
+		close(p.udp);
 	return rc;
 }

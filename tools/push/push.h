@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ota.h" /* NF_OTA_*_MAX */
+
 /* ---- config.c: what `nofuss push` needs from a PlatformIO project file
  * (platformio.ini): one struct per [env:NAME] section with the device's MQTT
  * topic (`topic` or `custom_topic`), the ArduinoOTA password and port taken
@@ -168,9 +170,54 @@ void nf_push_watch_get(struct nf_push_watch *w, struct nf_push_seen *seen);
 /* Disconnects and frees w (NULL is fine). */
 void nf_push_watch_close(struct nf_push_watch *w);
 
-/* ---- push.c ---- */
+/* ---- push.c, run.c: the subcommand's parts ---- */
 
-/* `nofuss push ENV...`: upload, then prove the device came back. */
+#define NF_PUSH_MAX_JOBS 64 /* pushes at a time (--jobs) */
+#define NF_PUSH_MAX_RESULT                                                                         \
+	(NF_OTA_ERR_MAX + NF_OTA_TEXT_MAX + NF_PUSH_MAX_TOPIC + NF_PUSH_MAX_ERRMSG + 128u)
+
+/* `nofuss push`'s exit status (documented in its --help). */
+#define PUSH_EXIT_USAGE  1
+#define PUSH_EXIT_ENV    2
+#define PUSH_EXIT_NO_IP  3
+#define PUSH_EXIT_UPLOAD 4
+#define PUSH_EXIT_IMAGE  5
+#define PUSH_EXIT_PROOF  6
+
+/* What `nofuss push`'s command line says (push.c). */
+struct nf_push_options {
+	const char *config, *file, *fs_path, *cafile, *expect, *broker_text;
+	bool fs, all, dry_run;
+	long timeout_ms, wait_ms;
+	unsigned long jobs;
+	struct nf_push_broker broker;
+};
+
+/* One resolved environment: everything the upload needs. */
+struct nf_push_job {
+	const struct nf_push_env *env;
+	char ip[NF_PUSH_MAX_PAYLOAD];
+	const char *image; /* points into env or at an option */
+	long long size;
+	bool fs; /* filesystem image (espota -s, command 100) */
+	/* the push */
+	uint8_t *data;
+	size_t len;
+	char expected[NF_PUSH_MAX_PAYLOAD]; /* "" when unknown: must change */
+	char old[NF_PUSH_MAX_PAYLOAD], now[NF_PUSH_MAX_PAYLOAD];
+	int rc;
+	long elapsed_ms;
+	char result[NF_PUSH_MAX_RESULT];
+	int last_pct; /* progress shown last */
+	size_t index;
+};
+
+/* Pushes every job (resolved, their images found), o->jobs at a time:
+ * reads the images, uploads, waits for each device's proof, prints the
+ * summary. Returns 0, or the first failed job's status. */
+int nf_push_run(const struct nf_push_options *o, struct nf_push_job *jobs, size_t njobs);
+
+/* `nofuss push ENV...`: upload, then prove the device came back (push.c). */
 int nf_cmd_push(int argc, char *argv[], char *prog_argv[]);
 
 #endif /* NOFUSS_TOOLS_PUSH_H */

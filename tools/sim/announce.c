@@ -99,7 +99,8 @@ static void attempt(struct nf_announce *a, bool first)
 		return;
 	}
 	a->connecting = true;
-	a->next_attempt_ms = nf_clock_ms() + (uint64_t)a->backoff_ms; /* no CONNACK by then: retry */
+	a->next_attempt_ms =
+	    nf_clock_ms() + (uint64_t)a->backoff_ms; /* no CONNACK by then: retry */
 }
 
 int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cfg, char *err,

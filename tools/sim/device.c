@@ -140,9 +140,10 @@ static int load_resume(struct resume *r)
 		return 0; /* a power-on */
 	if (sscanf(text, "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d%n", &r->boots,
 	           &r->streak, &r->checks, &r->ops, &r->last_error, &r->reason, &used) != 6 ||
-	    used < 0 || text[used] != '\0' || r->boots > NF_DEVICE_COUNTER_MAX || r->streak > NF_DEVICE_COUNTER_MAX ||
-	    r->checks > NF_DEVICE_COUNTER_MAX || r->ops > NF_DEVICE_COUNTER_MAX || r->last_error < -1 ||
-	    r->last_error > 255 || r->reason < RESET_POWER_ON || r->reason > RESET_EXCEPTION) {
+	    used < 0 || text[used] != '\0' || r->boots > NF_DEVICE_COUNTER_MAX ||
+	    r->streak > NF_DEVICE_COUNTER_MAX || r->checks > NF_DEVICE_COUNTER_MAX ||
+	    r->ops > NF_DEVICE_COUNTER_MAX || r->last_error < -1 || r->last_error > 255 ||
+	    r->reason < RESET_POWER_ON || r->reason > RESET_EXCEPTION) {
 		nf_tool_error(RESUME_ENV ": '%s' is not what a reboot leaves (unset it)", text);
 		return -1;
 	}
@@ -211,8 +212,8 @@ static int provision(struct device *d)
 	if (o->image != NULL) {
 		fw = load_image(o->image, NF_IMAGE_FIRMWARE, &fwlen, version, sizeof version);
 	} else if (o->version != NULL && o->device != NULL) {
-		size = o->geometry.slot_size < NF_SIM_FW_SIZE ? o->geometry.slot_size
-		                                                    : NF_SIM_FW_SIZE;
+		size =
+		    o->geometry.slot_size < NF_SIM_FW_SIZE ? o->geometry.slot_size : NF_SIM_FW_SIZE;
 		fw = nf_tool_make_image(NF_IMAGE_FIRMWARE, o->version, o->device, size);
 		fwlen = size;
 		snprintf(version, sizeof version, "%s", o->version);
@@ -227,8 +228,7 @@ static int provision(struct device *d)
 	if (o->fs_image != NULL) {
 		fs = load_image(o->fs_image, NF_IMAGE_FILESYSTEM, &fslen, err, sizeof err);
 	} else {
-		size = o->geometry.fs_size < NF_SIM_FS_SIZE ? o->geometry.fs_size
-		                                               : NF_SIM_FS_SIZE;
+		size = o->geometry.fs_size < NF_SIM_FS_SIZE ? o->geometry.fs_size : NF_SIM_FS_SIZE;
 		fs = nf_tool_make_image(NF_IMAGE_FILESYSTEM,
 		                        o->fs_version ? o->fs_version : version, "", size);
 		fslen = size;

@@ -134,8 +134,8 @@ static int set_mqtt(void *opts, const char *value)
 {
 	struct nf_device_options *o = opts;
 
-	return parse_host_port("--mqtt", value, o->mqtt_host, sizeof o->mqtt_host, &o->mqtt_port,
-	                       1, NF_ANNOUNCE_PORT_DEFAULT);
+	return parse_host_port("--mqtt", value, o->mqtt_host, sizeof o->mqtt_host, &o->mqtt_port, 1,
+	                       NF_ANNOUNCE_PORT_DEFAULT);
 }
 
 #define O struct nf_device_options

@@ -43,7 +43,8 @@ enum nf_sim_start nf_sim_power_on(const struct nf_sim_firmware *fw, struct nf_po
 	name = b->firmware.device[0] != '\0' ? b->firmware.device : fw->name;
 	if (name == NULL)
 		return NF_SIM_NO_NAME;
-	if (nf_sim_client_init(fw) != 0 || nf_client_set_version(fw->client, b->firmware.version) != 0 ||
+	if (nf_sim_client_init(fw) != 0 ||
+	    nf_client_set_version(fw->client, b->firmware.version) != 0 ||
 	    nf_client_set_device(fw->client, name) != 0)
 		return NF_SIM_TOO_LONG;
 	return NF_SIM_UP;

@@ -61,8 +61,8 @@
 #define FLEET_PROGRESS_DEFAULT_MS 5000L
 #define FLEET_GIVE_UP_DEFAULT     3ul
 #define FLEET_GIVE_UP_MAX         100ul
-#define FLEET_FDS_SPARE           64ul  /* descriptors besides one socket per transfer */
-#define FLEET_PREFIX_MAX          24u   /* "[5C:CF:7F:00:00:01] " */
+#define FLEET_FDS_SPARE           64ul /* descriptors besides one socket per transfer */
+#define FLEET_PREFIX_MAX          24u  /* "[5C:CF:7F:00:00:01] " */
 #define FLEET_MAC_MAX             0xFFFFFFFFFFFFull
 #define FLEET_MAC_BASE_DEFAULT    "5C:CF:7F:00:00:00"
 
@@ -278,8 +278,8 @@ static int parse_options(struct nf_fleet_options *o, int argc, char *argv[])
 	if (parse_mac(o->mac_base_text, &o->mac_base) != 0)
 		return -1;
 	if (o->mac_base + (o->count - 1) > FLEET_MAC_MAX) {
-		nf_tool_error("--mac-base %s: %lu devices go past FF:FF:FF:FF:FF:FF", o->mac_base_text,
-		              o->count);
+		nf_tool_error("--mac-base %s: %lu devices go past FF:FF:FF:FF:FF:FF",
+		              o->mac_base_text, o->count);
 		return -1;
 	}
 	if (o->until_updated && !o->duration_set)

@@ -11,7 +11,7 @@
 #include "nofuss/posix.h"
 #include "sim.h"
 
-#define FLEET_BOOTS_MAX           8u    /* boots in a row without a check: a boot loop */
+#define FLEET_BOOTS_MAX 8u /* boots in a row without a check: a boot loop */
 
 /* ---- randomness, --verbose ---- */
 
@@ -94,7 +94,8 @@ static uint32_t index_of(const struct nf_fleet *f, const struct nf_fleet_device 
 }
 
 /* Puts d in the heap to boot (FLEET_PH_BOOT) or check (FLEET_PH_SLEEP) at due. */
-static void schedule(struct nf_fleet *f, struct nf_fleet_device *d, enum nf_fleet_phase ph, int64_t due)
+static void schedule(struct nf_fleet *f, struct nf_fleet_device *d, enum nf_fleet_phase ph,
+                     int64_t due)
 {
 	d->phase = (uint8_t)ph;
 	d->due_ms = due;
@@ -131,7 +132,9 @@ static void on_message(void *ctx, const struct nf_client *c, enum nf_message msg
 		break;
 	case NF_MSG_FILESYSTEM_UPDATED: nf_fleet_say(d, "FILESYSTEM_UPDATED"); break;
 	case NF_MSG_FIRMWARE_UPDATED: nf_fleet_say(d, "FIRMWARE_UPDATED"); break;
-	case NF_MSG_NO_RESPONSE_ERROR: nf_fleet_say(d, "NO_RESPONSE_ERROR: %s", nf_strerror(err)); break;
+	case NF_MSG_NO_RESPONSE_ERROR:
+		nf_fleet_say(d, "NO_RESPONSE_ERROR: %s", nf_strerror(err));
+		break;
 	case NF_MSG_PARSE_ERROR: nf_fleet_say(d, "PARSE_ERROR: %s", nf_strerror(err)); break;
 	case NF_MSG_FILESYSTEM_UPDATE_ERROR:
 		nf_fleet_say(d, "FILESYSTEM_UPDATE_ERROR: %s", nf_strerror(err));
@@ -145,7 +148,8 @@ static void on_message(void *ctx, const struct nf_client *c, enum nf_message msg
 
 bool nf_fleet_settled(const struct nf_fleet *f, const struct nf_fleet_device *d)
 {
-	return d->result == FLEET_RES_UPTODATE || (d->result == FLEET_RES_FAILED && d->streak >= f->o.give_up);
+	return d->result == FLEET_RES_UPTODATE ||
+	       (d->result == FLEET_RES_FAILED && d->streak >= f->o.give_up);
 }
 
 static void set_failed(struct nf_fleet_device *d, int err)
@@ -209,7 +213,8 @@ void nf_fleet_boot(struct nf_fleet *f, struct nf_fleet_device *d, int64_t check_
 		return;
 	case NF_SIM_CRASHED:
 		f->crashes++;
-		nf_fleet_say(d, "boot: firmware %s crashed at boot (simulated)", b.firmware.version);
+		nf_fleet_say(d, "boot: firmware %s crashed at boot (simulated)",
+		             b.firmware.version);
 		if (f->stopping)
 			d->phase = FLEET_PH_DONE;
 		else
@@ -226,7 +231,8 @@ void nf_fleet_boot(struct nf_fleet *f, struct nf_fleet_device *d, int64_t check_
 			d->updated = true;
 			d->streak = 0;
 			nf_fleet_say(d, "boot: running the update (slot %s, filesystem %s)",
-			             nf_posix_slot_name(b.slot), b.fs_valid ? b.fs.version : "invalid");
+			             nf_posix_slot_name(b.slot),
+			             b.fs_valid ? b.fs.version : "invalid");
 		}
 	}
 	next_check(f, d, check_at);

@@ -19,9 +19,9 @@
 #include "nofuss/posix.h"
 #include "sim.h"
 
-#define FLEET_STEPS_MAX           8     /* core steps per transfer end; a check has 3 GETs */
-#define FLEET_EVENTS_MAX          256   /* epoll events taken per wait */
-#define FLEET_WAIT_MAX_MS         1000L /* longest sleep of the loop */
+#define FLEET_STEPS_MAX   8     /* core steps per transfer end; a check has 3 GETs */
+#define FLEET_EVENTS_MAX  256   /* epoll events taken per wait */
+#define FLEET_WAIT_MAX_MS 1000L /* longest sleep of the loop */
 
 static volatile sig_atomic_t stop_signal;
 

@@ -14,8 +14,8 @@
 #include "common.h"
 #include "sim.h"
 
-#define FLEET_VERSIONS_MAX        32u   /* distinct versions in the summary; then "other" */
-#define FLEET_TTY_REFRESH_MS      250L /* the status line on a terminal */
+#define FLEET_VERSIONS_MAX   32u  /* distinct versions in the summary; then "other" */
+#define FLEET_TTY_REFRESH_MS 250L /* the status line on a terminal */
 
 static const char *error_text(int err)
 {

@@ -215,7 +215,7 @@ struct nf_fleet_device {
 
 /* A transfer slot: one easy handle, reused by one device after another. */
 struct nf_fleet_slot {
-	void *easy; /* CURL * */
+	void *easy;                /* CURL * */
 	struct nf_fleet_device *d; /* NULL when free */
 	struct nf_posix_transfer t;
 };
@@ -231,7 +231,7 @@ struct nf_fleet {
 	uint32_t *free_slots;
 	size_t nfree, active;
 	size_t ready; /* devices set up (nf_posix_init done) */
-	void *multi; /* CURLM * */
+	void *multi;  /* CURLM * */
 	int ep;
 	int64_t curl_due; /* when libcurl wants its timeout action, -1 never */
 	int64_t t0, now, deadline, stop_at, end;
