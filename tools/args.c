@@ -1,11 +1,13 @@
 /*
  * args.c - what the subcommands share: error messages prefixed with the
- * command's name, strict parsers for sizes, counts and seconds (bad input
- * gets a message that names the option), and whole-file reading and atomic
- * writing with a size limit.
+ * command's name, the table-driven option parser (getopt_long underneath,
+ * so every spelling GNU getopt accepts still works), strict parsers for
+ * sizes, counts and seconds (bad input gets a message that names the
+ * option), and whole-file reading and atomic writing with a size limit.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,8 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "nofuss.h"
-#include "nofuss/posix.h"
+#include "args.h"
 
 #define NAME_MAX_LEN 64
 #define PATH_LEN_MAX 4096
@@ -119,6 +120,124 @@ int nf_parse_seconds(const char *what, const char *text, double min, double max,
 	return 0;
 }
 
+/* ---- the option tables ---- */
+
+int nf_opts_no_operands(int argc, char *argv[])
+{
+	if (optind < argc) {
+		nf_tool_error("unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+#define OPT_NAME_MAX 64 /* "--" and a long name, with the NUL */
+
+static int has_arg(enum nf_opt_kind kind)
+{
+	switch (kind) {
+	case NF_OPT_FLAG:
+	case NF_OPT_CALL_NOARG: return no_argument;
+	case NF_OPT_CALL_OPTARG: return optional_argument;
+	default: return required_argument;
+	}
+}
+
+int nf_opt_set(const struct nf_opt *table, void *opts, const char *name, const char *value)
+{
+	const struct nf_opt *o = table;
+	char what[OPT_NAME_MAX];
+	unsigned long count;
+	char *at;
+
+	while (o->name != NULL && strcmp(o->name, name) != 0)
+		o++;
+	if (o->name == NULL) {
+		nf_tool_error("no option --%s", name);
+		return -1;
+	}
+	at = (char *)opts + o->offset;
+	snprintf(what, sizeof what, "--%s", o->name);
+	switch (o->kind) {
+	case NF_OPT_FLAG: *(bool *)(void *)at = true; return 0;
+	case NF_OPT_STRING: *(const char **)(void *)at = value; return 0;
+	case NF_OPT_SIZE:
+		return nf_parse_size(what, value, (uint32_t)o->min, (uint32_t)o->max,
+		                     (uint32_t *)(void *)at);
+	case NF_OPT_COUNT:
+		if (nf_parse_count(what, value, (unsigned long)o->min, (unsigned long)o->max,
+		                   &count) != 0)
+			return -1;
+		*(unsigned long *)(void *)at = count;
+		return 0;
+	case NF_OPT_SECONDS:
+		return nf_parse_seconds(what, value, o->min, o->max, (long *)(void *)at);
+	default: return o->set(opts, value);
+	}
+}
+
+/* getopt_long's view of table: its long options (each returning the
+ * option's letter, or 256 + its index) and its short ones. */
+static int getopt_tables(const struct nf_opt *table, struct option *longs, char *shorts)
+{
+	size_t n = 0, k = 0;
+
+	for (; table[n].name != NULL; n++) {
+		int arg = has_arg(table[n].kind);
+
+		if (n == NF_OPTS_MAX)
+			return -1;
+		longs[n] = (struct option){table[n].name, arg, NULL,
+		                           table[n].letter != 0 ? table[n].letter : 256 + (int)n};
+		if (table[n].letter == 0)
+			continue;
+		shorts[k++] = (char)table[n].letter;
+		if (arg != no_argument)
+			shorts[k++] = ':';
+		if (arg == optional_argument)
+			shorts[k++] = ':';
+	}
+	longs[n] = (struct option){"help", no_argument, NULL, 'h'};
+	longs[n + 1] = (struct option){NULL, 0, NULL, 0};
+	shorts[k++] = 'h';
+	shorts[k] = '\0';
+	return 0;
+}
+
+int nf_opts_parse(const struct nf_opt *table, void *opts, void (*usage)(FILE *out), int argc,
+                  char *argv[])
+{
+	struct option longs[NF_OPTS_MAX + 2];
+	char shorts[3 * NF_OPTS_MAX + 2];
+	int c;
+
+	if (getopt_tables(table, longs, shorts) != 0) {
+		nf_tool_error("more than %d options", NF_OPTS_MAX);
+		return -1;
+	}
+	optind = 0;
+	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		const struct nf_opt *o = table;
+
+		if (c == 'h') {
+			usage(stdout);
+			return 1;
+		}
+		if (c >= 256)
+			o += c - 256;
+		else
+			while (o->name != NULL && o->letter != c)
+				o++;
+		if (o->name == NULL) { /* '?': getopt has said what is wrong */
+			usage(stderr);
+			return -1;
+		}
+		if (nf_opt_set(table, opts, o->name, optarg) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int nf_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
 {
 	struct stat st;
@@ -204,32 +323,4 @@ done:
 	if (rc != 0)
 		unlink(tmp);
 	return rc;
-}
-
-uint8_t *nf_tool_make_image(enum nf_image kind, const char *version, const char *device,
-                            uint32_t size)
-{
-	struct nf_posix_image info = {
-	    .kind = kind, .size = size, .flash_mode = 2, .flash_size_freq = 0x20 /* 1 MB, 40 MHz */};
-	char err[NF_POSIX_ERR_MAX];
-	uint8_t *buf;
-
-	if (strlen(version) >= sizeof info.version || strlen(device) >= sizeof info.device) {
-		nf_tool_error("version and device take at most %u characters",
-		              NF_POSIX_IMAGE_FIELD - 1);
-		return NULL;
-	}
-	strcpy(info.version, version);
-	strcpy(info.device, device);
-	buf = malloc(size);
-	if (buf == NULL) {
-		nf_tool_error("out of memory");
-		return NULL;
-	}
-	if (nf_posix_image_build(&info, buf, size, err, sizeof err) != 0) {
-		nf_tool_error("%s", err);
-		free(buf);
-		return NULL;
-	}
-	return buf;
 }

@@ -10,7 +10,11 @@
 
 #include <curl/curl.h>
 
-#include "nofuss.h"
+#include "args.h"
+#include "image.h"
+#include "ota.h"
+#include "push.h"
+#include "sim.h"
 
 static const struct {
 	const char *name;

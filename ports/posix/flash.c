@@ -1,7 +1,9 @@
 /*
  * flash.c - the flash directory: an ESP8266's flash modelled as files, with
  * two firmware slots and one filesystem, plus the bootloader that chooses
- * which slot runs. It is the POSIX port's default flash backend
+ * which slot runs (its policy is bootloader.c's, shared with the memory
+ * flash; this file verifies the slot files and keeps the choice in the state
+ * file). It is the POSIX port's default flash backend
  * (nf_posix_flash_dir_ops: what nf_port_flash_begin/write/finish/abort do
  * for a handle that uses it; port.c dispatches).
  *
@@ -41,6 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "nofuss/posix.h"
 
 #define STATE_FILE         "state"
@@ -130,13 +133,6 @@ done:
 
 /* ---- the state file ---- */
 
-static bool geometry_ok(const struct nf_posix_geometry *g)
-{
-	return g->slot_size >= NF_POSIX_IMAGE_MIN && g->slot_size <= NF_POSIX_FLASH_SIZE_MAX &&
-	       g->fs_size >= NF_POSIX_IMAGE_MIN && g->fs_size <= NF_POSIX_FLASH_SIZE_MAX &&
-	       g->chip_size >= NF_POSIX_IMAGE_MIN && g->chip_size <= NF_POSIX_FLASH_SIZE_MAX;
-}
-
 static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
 	char *end;
@@ -184,8 +180,8 @@ static int parse_state(char *text, struct nf_posix_state *s)
 		*nl = '\0';
 		switch (i) {
 		case 0: bad = strcmp(value, STATE_VERSION) != 0; break;
-		case 1: bad = parse_slot(value, false, &s->active); break;
-		case 2: bad = parse_slot(value, true, &s->trial); break;
+		case 1: bad = parse_slot(value, false, &s->slots.active); break;
+		case 2: bad = parse_slot(value, true, &s->slots.trial); break;
 		case 3: bad = parse_u32(value, TRIAL_ATTEMPTS_MAX, &attempts); break;
 		case 4:
 			bad = parse_u32(value, NF_POSIX_FLASH_SIZE_MAX, &s->geometry.slot_size);
@@ -201,8 +197,8 @@ static int parse_state(char *text, struct nf_posix_state *s)
 			return -1;
 		line = nl + 1;
 	}
-	s->attempts = attempts;
-	return *line == '\0' && geometry_ok(&s->geometry) ? 0 : -1;
+	s->slots.attempts = attempts;
+	return *line == '\0' && nf_posix_geometry_ok(&s->geometry) ? 0 : -1;
 }
 
 /* Reads DIR/state: 0, 1 when there is none, -1 on error. */
@@ -257,8 +253,9 @@ static int write_state(struct nf_posix_flash *f, const struct nf_posix_state *ne
 	n = snprintf(text, sizeof text,
 	             "nofuss-flash " STATE_VERSION "\nactive %s\ntrial %s\nattempts %u\n"
 	             "slot-size %u\nfs-size %u\nchip-size %u\n",
-	             nf_posix_slot_name(next->active),
-	             next->trial < 0 ? "-" : nf_posix_slot_name(next->trial), next->attempts,
+	             nf_posix_slot_name(next->slots.active),
+	             next->slots.trial < 0 ? "-" : nf_posix_slot_name(next->slots.trial),
+	             next->slots.attempts,
 	             next->geometry.slot_size, next->geometry.fs_size, next->geometry.chip_size);
 	if (n < 0 || (size_t)n >= sizeof text) {
 		nf_posix_fail(err, errcap, "state does not fit %u bytes", NF_POSIX_STATE_MAX);
@@ -321,13 +318,14 @@ int nf_posix_flash_provision(struct nf_posix_flash *f, const struct nf_posix_geo
                              const uint8_t *fw, size_t fwlen, const uint8_t *fs, size_t fslen,
                              char *err, size_t errcap)
 {
-	struct nf_posix_state s = {.active = 0, .trial = -1, .attempts = 0, .geometry = *g};
+	struct nf_posix_state s = {.slots = {.active = 0, .trial = -1, .attempts = 0},
+	                           .geometry = *g};
 
 	if (f->dirfd < 0) {
 		nf_posix_fail(err, errcap, "flash directory is not open");
 		return -1;
 	}
-	if (!geometry_ok(g)) {
+	if (!nf_posix_geometry_ok(g)) {
 		nf_posix_fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
 		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
 		return -1;
@@ -346,18 +344,36 @@ int nf_posix_flash_provision(struct nf_posix_flash *f, const struct nf_posix_geo
 	return write_state(f, &s, err, errcap);
 }
 
+/* The bootloader's view of the directory while it boots. */
+struct dir_boot {
+	struct nf_posix_flash *f;
+	uint8_t md5[16]; /* of the slot verified last: the one booted */
+};
+
 /* Verifies slot's image; 0, or -1 with the reason in why. */
-static int verify_slot(struct nf_posix_flash *f, int slot, struct nf_posix_image *info,
-                       uint8_t md5[16], char *why, size_t cap)
+static int verify_slot(void *ctx, int slot, struct nf_posix_image *info, char *why, size_t cap)
 {
+	struct dir_boot *db = ctx;
+	struct nf_posix_flash *f = db->f;
+
 	if (nf_posix_image_verify_file(f->dirfd, slot_file[slot], f->state.geometry.slot_size, info,
-	                               md5, why, cap) != 0)
+	                               db->md5, why, cap) != 0)
 		return -1;
 	if (info->kind != NF_IMAGE_FIRMWARE) {
 		nf_posix_fail(why, cap, "%s holds a filesystem image", slot_file[slot]);
 		return -1;
 	}
 	return 0;
+}
+
+/* Writes the bootloader's next choice into the state file. */
+static int save_slots(void *ctx, const struct nf_posix_slots *next, char *err, size_t errcap)
+{
+	struct dir_boot *db = ctx;
+	struct nf_posix_state s = db->f->state;
+
+	s.slots = *next;
+	return write_state(db->f, &s, err, errcap);
 }
 
 /* Removes the .new files a cut write left behind. */
@@ -376,10 +392,9 @@ static void remove_leftovers(struct nf_posix_flash *f)
 
 int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char *err, size_t errcap)
 {
-	struct nf_posix_state next = f->state;
-	char why_a[NF_POSIX_ERR_MAX], why_b[NF_POSIX_ERR_MAX];
-	uint8_t md5[16];
-	int slot = -1, other;
+	struct dir_boot db = {.f = f};
+	const struct nf_posix_bootloader bl = {&db, verify_slot, save_slots};
+	struct nf_posix_slots slots = f->state.slots;
 
 	memset(b, 0, sizeof *b);
 	if (f->dirfd < 0) {
@@ -387,57 +402,11 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 		return -1;
 	}
 	remove_leftovers(f);
-
-	if (f->state.trial >= 0) {
-		int t = f->state.trial;
-		if (f->state.attempts == 0 &&
-		    verify_slot(f, t, &b->firmware, md5, why_a, sizeof why_a) == 0) {
-			next.attempts = 1; /* recorded before it runs: a crash counts */
-			if (write_state(f, &next, err, errcap) != 0)
-				return -1;
-			slot = t;
-			b->how = NF_POSIX_BOOT_TRIAL;
-		} else {
-			if (f->state.attempts != 0)
-				nf_posix_fail(b->why, sizeof b->why,
-				     "slot %s did not confirm its trial boot",
-				     nf_posix_slot_name(t));
-			else
-				nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
-				     nf_posix_slot_name(t), why_a);
-			next.trial = -1;
-			next.attempts = 0;
-			if (write_state(f, &next, err, errcap) != 0)
-				return -1;
-			b->how = NF_POSIX_BOOT_REVERTED;
-		}
-	}
-	if (slot < 0) {
-		slot = f->state.active;
-		other = 1 - slot;
-		if (verify_slot(f, slot, &b->firmware, md5, why_a, sizeof why_a) != 0) {
-			if (verify_slot(f, other, &b->firmware, md5, why_b, sizeof why_b) != 0) {
-				nf_posix_fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
-				     nf_posix_slot_name(slot), why_a, nf_posix_slot_name(other),
-				     why_b);
-				errno = ENOEXEC; /* bricked, as opposed to an I/O error */
-				return -1;
-			}
-			nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
-			     nf_posix_slot_name(slot), why_a);
-			next = f->state;
-			next.active = other;
-			if (write_state(f, &next, err, errcap) != 0)
-				return -1;
-			slot = other;
-			b->how = NF_POSIX_BOOT_FALLBACK;
-		}
-	}
-	b->slot = slot;
-	f->running = slot;
+	if (nf_posix_bootloader_run(&bl, &slots, b, err, errcap) != 0)
+		return -1;
+	f->running = b->slot;
 	f->running_size = b->firmware.size;
-	for (int i = 0; i < 16; i++)
-		snprintf(f->running_md5 + 2 * i, 3, "%02x", md5[i]);
+	nf_hex_encode(db.md5, sizeof db.md5, f->running_md5);
 
 	if (nf_posix_image_verify_file(f->dirfd, FS_FILE, f->state.geometry.fs_size, &b->fs, NULL,
 	                               b->fs_error, sizeof b->fs_error) == 0) {
@@ -456,11 +425,8 @@ int nf_posix_flash_confirm(struct nf_posix_flash *f, char *err, size_t errcap)
 		nf_posix_fail(err, errcap, "nothing booted");
 		return -1;
 	}
-	if (f->state.active == f->running && f->state.trial < 0)
+	if (!nf_posix_slots_confirm(&f->state.slots, f->running, &next.slots))
 		return 0;
-	next.active = f->running;
-	next.trial = -1;
-	next.attempts = 0;
 	return write_state(f, &next, err, errcap);
 }
 
@@ -546,27 +512,6 @@ static int flush_sector(struct nf_posix *p)
 	return 0;
 }
 
-/* The ESP updater refuses a sketch whose header asks for more flash than
- * the chip has (docs/PEERS.md section 5); gzip images are not inspected. */
-static int check_flash_size(struct nf_posix *p)
-{
-	struct nf_posix_flash *f = &p->flash;
-	uint32_t need;
-
-	f->checked_header = true;
-	if (f->sector[0] != 0xE9)
-		return 0;
-	need = nf_posix_image_flash_bytes(f->sector[3]);
-	if (need > f->state.geometry.chip_size) {
-		nf_posix_logf(p, NULL,
-		              "flash: the image asks for a %u-byte flash (header byte 3 = "
-		              "0x%02x); the chip has %u",
-		              need, f->sector[3], f->state.geometry.chip_size);
-		return -1;
-	}
-	return 0;
-}
-
 static int dir_write(struct nf_posix *p, const uint8_t *data, size_t len)
 {
 	struct nf_posix_flash *f = &p->flash;
@@ -586,9 +531,12 @@ static int dir_write(struct nf_posix *p, const uint8_t *data, size_t len)
 		f->written += (uint32_t)n;
 		data += n;
 		len -= n;
-		if (f->image == NF_IMAGE_FIRMWARE && !f->checked_header && f->written >= 4 &&
-		    check_flash_size(p) != 0)
-			return -1;
+		/* The ESP updater's check (docs/PEERS.md section 5), once. */
+		if (f->image == NF_IMAGE_FIRMWARE && !f->checked_header && f->written >= 4) {
+			f->checked_header = true;
+			if (nf_posix_check_chip(p, f->sector, f->state.geometry.chip_size) != 0)
+				return -1;
+		}
 		if (f->fill == NF_POSIX_SECTOR_SIZE && flush_sector(p) != 0)
 			return -1;
 	}
@@ -635,8 +583,7 @@ static int dir_finish(struct nf_posix *p)
 	if (fw) {
 		struct nf_posix_state next = f->state;
 		/* A firmware is committed by the state: until then the slot is a spare. */
-		next.trial = f->target; /* boot it next, once, on trial */
-		next.attempts = 0;
+		nf_posix_slots_try(&f->state.slots, f->target, &next.slots);
 		if (write_state(f, &next, err, sizeof err) != 0) {
 			nf_posix_logf(p, NULL, "flash: %s", err);
 			return -1;
@@ -663,6 +610,16 @@ static void dir_info(const struct nf_posix *p, struct nf_posix_flash_info *out)
 	memcpy(out->sketch_md5, f->running_md5, sizeof out->sketch_md5);
 }
 
+static int dir_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap)
+{
+	return nf_posix_flash_boot(&p->flash, b, err, errcap);
+}
+
+static int dir_confirm(struct nf_posix *p, char *err, size_t errcap)
+{
+	return nf_posix_flash_confirm(&p->flash, err, errcap);
+}
+
 static void dir_close(struct nf_posix *p)
 {
 	nf_posix_flash_close(&p->flash);
@@ -675,5 +632,7 @@ const struct nf_posix_flash_ops nf_posix_flash_dir_ops = {
     .finish = dir_finish,
     .abort = dir_abort,
     .info = dir_info,
+    .boot = dir_boot,
+    .confirm = dir_confirm,
     .close = dir_close,
 };

@@ -17,21 +17,19 @@
  * Committing is switching: a filesystem replaces the old one at once (the
  * directory renames fs.new over fs.bin), a firmware becomes the trial slot
  * of the next boot (the directory rewrites its state file). The bootloader,
- * nf_posix_memflash_boot, then follows the directory's rules step for step:
+ * nf_posix_memflash_boot, runs the directory's own policy (bootloader.c):
  * the trial slot once, a revert when it did not confirm itself, a fallback
  * to the other slot when the confirmed one is broken, bricked when neither
  * boots. Power cuts are not simulated here; the directory does that.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
+#include "common.h"
 #include "nofuss/posix.h"
-
-#define ESP_MAGIC 0xE9 /* the only firmware whose header byte 3 is checked */
 
 /* An image being written: held from begin to finish or abort. */
 struct nf_posix_memwrite {
@@ -173,13 +171,6 @@ done:
 
 /* ---- provisioning, booting ---- */
 
-static bool geometry_ok(const struct nf_posix_geometry *g)
-{
-	return g->slot_size >= NF_POSIX_IMAGE_MIN && g->slot_size <= NF_POSIX_FLASH_SIZE_MAX &&
-	       g->fs_size >= NF_POSIX_IMAGE_MIN && g->fs_size <= NF_POSIX_FLASH_SIZE_MAX &&
-	       g->chip_size >= NF_POSIX_IMAGE_MIN && g->chip_size <= NF_POSIX_FLASH_SIZE_MAX;
-}
-
 int nf_posix_memflash_provision(struct nf_posix_memflash *m, const struct nf_posix_geometry *g,
                                 const uint8_t *fw, size_t fwlen, const uint8_t *fs, size_t fslen,
                                 char *err, size_t errcap)
@@ -190,7 +181,7 @@ int nf_posix_memflash_provision(struct nf_posix_memflash *m, const struct nf_pos
 	m->slot[0].status = m->slot[1].status = m->fs.status = NF_POSIX_MEM_EMPTY;
 	m->slot[1].kind = NF_IMAGE_FIRMWARE;
 	m->fs.kind = NF_IMAGE_FILESYSTEM;
-	if (!geometry_ok(g)) {
+	if (!nf_posix_geometry_ok(g)) {
 		nf_posix_fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
 		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
 		return -1;
@@ -204,19 +195,6 @@ int nf_posix_memflash_provision(struct nf_posix_memflash *m, const struct nf_pos
 	return 0;
 }
 
-/* Whether slot holds a bootable firmware; why not in why. */
-static bool slot_ok(const struct nf_posix_memflash *m, int slot, char *why, size_t cap)
-{
-	const struct nf_posix_memimage *s = &m->slot[slot];
-
-	if (s->status == NF_POSIX_MEM_VALID)
-		return true;
-	nf_posix_fail(why, cap, "%s",
-	     s->status == NF_POSIX_MEM_KIND ? "it holds a filesystem image"
-	                                    : nf_posix_mem_strstatus(s->status));
-	return false;
-}
-
 static void describe(const struct nf_posix_memimage *s, struct nf_posix_image *out)
 {
 	memset(out, 0, sizeof *out);
@@ -226,71 +204,73 @@ static void describe(const struct nf_posix_memimage *s, struct nf_posix_image *o
 	out->size = s->size;
 }
 
+/* Whether slot holds a bootable firmware: 0 with *fw, or -1 with why. */
+static int verify_slot(void *ctx, int slot, struct nf_posix_image *fw, char *why, size_t cap)
+{
+	const struct nf_posix_memimage *s = &((struct nf_posix_memflash *)ctx)->slot[slot];
+
+	if (s->status == NF_POSIX_MEM_VALID) {
+		describe(s, fw);
+		return 0;
+	}
+	nf_posix_fail(why, cap, "%s",
+	              s->status == NF_POSIX_MEM_KIND ? "it holds a filesystem image"
+	                                             : nf_posix_mem_strstatus(s->status));
+	return -1;
+}
+
+static void set_slots(struct nf_posix_memflash *m, const struct nf_posix_slots *s)
+{
+	m->active = (int8_t)s->active;
+	m->trial = (int8_t)s->trial;
+	m->attempts = (uint8_t)s->attempts;
+}
+
+static struct nf_posix_slots get_slots(const struct nf_posix_memflash *m)
+{
+	return (struct nf_posix_slots){m->active, m->trial, m->attempts};
+}
+
+/* Keeps the bootloader's next choice: memory does not fail. */
+static int save_slots(void *ctx, const struct nf_posix_slots *next, char *err, size_t errcap)
+{
+	(void)err;
+	(void)errcap;
+	set_slots(ctx, next);
+	return 0;
+}
+
 int nf_posix_memflash_boot(struct nf_posix_memflash *m, struct nf_posix_boot *b, char *err,
                            size_t errcap)
 {
-	char why_a[NF_POSIX_ERR_MAX], why_b[NF_POSIX_ERR_MAX];
-	int slot = -1, other;
+	const struct nf_posix_bootloader bl = {m, verify_slot, save_slots};
+	struct nf_posix_slots slots = get_slots(m);
 
 	memset(b, 0, sizeof *b);
 	nf_posix_memflash_close(m); /* a write the reset cut short is gone */
 	m->running = -1;
-	if (m->trial >= 0) {
-		int t = m->trial;
-		if (m->attempts == 0 && slot_ok(m, t, why_a, sizeof why_a)) {
-			m->attempts = 1; /* recorded before it runs: a crash counts */
-			slot = t;
-			b->how = NF_POSIX_BOOT_TRIAL;
-		} else {
-			if (m->attempts != 0)
-				nf_posix_fail(b->why, sizeof b->why,
-				     "slot %s did not confirm its trial boot",
-				     nf_posix_slot_name(t));
-			else
-				nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
-				     nf_posix_slot_name(t), why_a);
-			m->trial = -1;
-			m->attempts = 0;
-			b->how = NF_POSIX_BOOT_REVERTED;
-		}
-	}
-	if (slot < 0) {
-		slot = m->active;
-		other = 1 - slot;
-		if (!slot_ok(m, slot, why_a, sizeof why_a)) {
-			if (!slot_ok(m, other, why_b, sizeof why_b)) {
-				nf_posix_fail(err, errcap, "no bootable firmware: slot %s: %s; slot %s: %s",
-				     nf_posix_slot_name(slot), why_a, nf_posix_slot_name(other),
-				     why_b);
-				errno = ENOEXEC; /* bricked */
-				return -1;
-			}
-			nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
-			     nf_posix_slot_name(slot), why_a);
-			m->active = (int8_t)other;
-			slot = other;
-			b->how = NF_POSIX_BOOT_FALLBACK;
-		}
-	}
-	b->slot = slot;
-	m->running = (int8_t)slot;
-	describe(&m->slot[slot], &b->firmware);
+	if (nf_posix_bootloader_run(&bl, &slots, b, err, errcap) != 0)
+		return -1;
+	m->running = (int8_t)b->slot;
+	describe(&m->slot[b->slot], &b->firmware);
 	describe(&m->fs, &b->fs);
 	b->fs_valid = m->fs.status == NF_POSIX_MEM_VALID;
 	if (!b->fs_valid)
 		nf_posix_fail(b->fs_error, sizeof b->fs_error, "%s",
-		     m->fs.status == NF_POSIX_MEM_KIND ? "the filesystem holds a firmware image"
-		                                       : nf_posix_mem_strstatus(m->fs.status));
+		              m->fs.status == NF_POSIX_MEM_KIND
+		                  ? "the filesystem holds a firmware image"
+		                  : nf_posix_mem_strstatus(m->fs.status));
 	return 0;
 }
 
 int nf_posix_memflash_confirm(struct nf_posix_memflash *m)
 {
+	struct nf_posix_slots now = get_slots(m), next;
+
 	if (m->running < 0)
 		return -1;
-	m->active = m->running;
-	m->trial = -1;
-	m->attempts = 0;
+	if (nf_posix_slots_confirm(&now, m->running, &next))
+		set_slots(m, &next);
 	return 0;
 }
 
@@ -333,28 +313,6 @@ static int mem_begin(struct nf_posix *p, enum nf_image image, uint32_t size)
 	return 0;
 }
 
-/* The ESP updater refuses a sketch whose header asks for more flash than
- * the chip has (docs/PEERS.md section 5), as flash.c does; gzip images are
- * not inspected. */
-static int check_flash_size(struct nf_posix *p, struct nf_posix_memwrite *w)
-{
-	const struct nf_posix_memflash *m = mem_of(p);
-	uint32_t need;
-
-	w->checked_header = true;
-	if (w->head[0] != ESP_MAGIC)
-		return 0;
-	need = nf_posix_image_flash_bytes(w->head[3]);
-	if (need > m->geometry.chip_size) {
-		nf_posix_logf(p, NULL,
-		              "flash: the image asks for a %u-byte flash (header byte 3 = "
-		              "0x%02x); the chip has %u",
-		              need, w->head[3], m->geometry.chip_size);
-		return -1;
-	}
-	return 0;
-}
-
 static int mem_write(struct nf_posix *p, const uint8_t *data, size_t len)
 {
 	struct nf_posix_memwrite *w = mem_of(p)->w;
@@ -369,9 +327,12 @@ static int mem_write(struct nf_posix *p, const uint8_t *data, size_t len)
 		nf_posix_logf(p, NULL, "flash: MD5 failed (OpenSSL)");
 		return -1;
 	}
-	if (w->image == NF_IMAGE_FIRMWARE && !w->checked_header && w->written >= 4 &&
-	    check_flash_size(p, w) != 0)
-		return -1;
+	/* The ESP updater's check (docs/PEERS.md section 5), once, as flash.c. */
+	if (w->image == NF_IMAGE_FIRMWARE && !w->checked_header && w->written >= 4) {
+		w->checked_header = true;
+		if (nf_posix_check_chip(p, w->head, mem_of(p)->geometry.chip_size) != 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -391,9 +352,11 @@ static int mem_finish(struct nf_posix *p)
 	 * wrote: the bootloader judges it (the core has checked length and
 	 * x-MD5 already). */
 	if (w->image == NF_IMAGE_FIRMWARE) {
+		struct nf_posix_slots next, now = get_slots(m);
+
 		write_result(w, &m->slot[w->target]);
-		m->trial = (int8_t)w->target; /* boot it next, once, on trial */
-		m->attempts = 0;
+		nf_posix_slots_try(&now, w->target, &next);
+		set_slots(m, &next);
 	} else {
 		write_result(w, &m->fs);
 	}
@@ -419,8 +382,21 @@ static void mem_info(const struct nf_posix *p, struct nf_posix_flash_info *out)
 	if (m->running < 0)
 		return;
 	out->sketch_size = m->slot[m->running].size;
-	for (int i = 0; i < 16; i++)
-		snprintf(out->sketch_md5 + 2 * i, 3, "%02x", m->slot[m->running].md5[i]);
+	nf_hex_encode(m->slot[m->running].md5, sizeof m->slot[m->running].md5, out->sketch_md5);
+}
+
+static int mem_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap)
+{
+	return nf_posix_memflash_boot(mem_of(p), b, err, errcap);
+}
+
+static int mem_confirm(struct nf_posix *p, char *err, size_t errcap)
+{
+	if (nf_posix_memflash_confirm(mem_of(p)) != 0) {
+		nf_posix_fail(err, errcap, "nothing booted");
+		return -1;
+	}
+	return 0;
 }
 
 static void mem_close(struct nf_posix *p)
@@ -435,6 +411,8 @@ static const struct nf_posix_flash_ops memflash_ops = {
     .finish = mem_finish,
     .abort = mem_abort,
     .info = mem_info,
+    .boot = mem_boot,
+    .confirm = mem_confirm,
     .close = mem_close,
 };
 

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "common.h"
 #include "nofuss/posix.h"
 
 #define DEFAULT_MAC "5C:CF:7F:00:00:01"
@@ -36,17 +37,6 @@ void nf_posix_init(struct nf_posix *p)
 	nf_posix_set_mac(p, DEFAULT_MAC);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int nf_posix_set_mac(struct nf_posix *p, const char *mac)
 {
 	uint8_t b[6];
@@ -54,10 +44,8 @@ int nf_posix_set_mac(struct nf_posix *p, const char *mac)
 	if (strlen(mac) != 17)
 		return -1;
 	for (int i = 0; i < 6; i++) {
-		int hi = hex_digit(mac[3 * i]), lo = hex_digit(mac[3 * i + 1]);
-		if (hi < 0 || lo < 0 || (i < 5 && mac[3 * i + 2] != ':'))
+		if (nf_hex_decode(mac + 3 * i, &b[i], 1) != 0 || (i < 5 && mac[3 * i + 2] != ':'))
 			return -1;
-		b[i] = (uint8_t)(hi << 4 | lo);
 	}
 	snprintf(p->sta_mac, sizeof p->sta_mac, "%02X:%02X:%02X:%02X:%02X:%02X", b[0], b[1], b[2],
 	         b[3], b[4], b[5]);
@@ -145,6 +133,16 @@ void nf_port_flash_abort(void *port)
 	p->flash_ops->abort(p);
 	if (p->in_transfer)
 		p->cancel = true; /* no point downloading the rest */
+}
+
+int nf_posix_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap)
+{
+	return p->flash_ops->boot(p, b, err, errcap);
+}
+
+int nf_posix_confirm(struct nf_posix *p, char *err, size_t errcap)
+{
+	return p->flash_ops->confirm(p, err, errcap);
 }
 
 void nf_port_reboot(void *port)

@@ -1,6 +1,6 @@
 /*
  * fuzz_ota_stream.c - libFuzzer harness for what the ArduinoOTA code reads
- * from the network (tools/ota_proto.c): the invitation, the AUTH challenge
+ * from the network (tools/ota/proto.c): the invitation, the AUTH challenge
  * and its answer (each datagram parsed whole), and the device's ack stream
  * fed in pieces whose sizes and the host's sent counts come from the input.
  * Checks the parsers' own invariants: acked never exceeds sent, the text
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ota_proto.h"
+#include "ota.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

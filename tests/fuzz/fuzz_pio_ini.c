@@ -1,6 +1,6 @@
 /*
  * fuzz_pio_ini.c - libFuzzer harness for `nofuss push`'s platformio.ini
- * reader (tools/push_config.c, inih behind a line reader of its own): any
+ * reader (tools/push/config.c, inih behind a line reader of its own): any
  * bytes as a project file, parsed in memory. Checks that nothing crashes
  * and that what comes out is sane: a refusal names the file and a line and
  * leaves no environment; a success gives unique, non-empty names, ports in
@@ -14,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "push_config.h"
-#include "push_mqtt.h"
+#include "push.h"
 
 #define ORIGIN "fuzz.ini"
 

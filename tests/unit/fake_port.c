@@ -18,6 +18,7 @@
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #include <openssl/md5.h>
 
+#include "common.h"
 #include "fake_port.h"
 
 static_assert(sizeof(MD5_CTX) <= NF_CLIENT_HASH_CTX_MAX,
@@ -112,8 +113,7 @@ void fake_md5_hex(const void *data, size_t len, char out[33])
 	MD5_Init(&ctx);
 	MD5_Update(&ctx, data, len);
 	MD5_Final(digest, &ctx);
-	for (int i = 0; i < MD5_DIGEST_LENGTH; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	nf_hex_encode(digest, MD5_DIGEST_LENGTH, out);
 }
 
 const char *fake_request_header(const struct fake_request *r, const char *name)

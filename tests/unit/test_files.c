@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "nofussd.h"
 #include "testutil.h"
 
@@ -95,8 +96,7 @@ static void md5_hex(const void *data, size_t len, char out[33])
 
 	assert_int_equal(EVP_Digest(data, len, digest, &dlen, EVP_md5(), NULL), 1);
 	assert_int_equal(dlen, 16);
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	nf_hex_encode(digest, 16, out);
 }
 
 /* Gets rel, expecting success; checks md5, etag and size and that the fd

@@ -1,6 +1,6 @@
 /*
  * test_ota_proto.c - unit tests for the ArduinoOTA / espota messages
- * (tools/ota_proto.c): the invitation byte for byte, the MD5 challenge's
+ * (tools/ota/proto.c): the invitation byte for byte, the MD5 challenge's
  * answer and espota's cnonce against vectors computed independently with
  * Python's hashlib, strict parsing of datagrams (anything malformed or
  * oversized refused), and the ack-stream parser fed acks that run together,
@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ota_proto.h"
+#include "ota.h"
 
 #define MD5_A "0123456789abcdef0123456789abcdef"
 #define MD5_B "fedcba9876543210fedcba9876543210"

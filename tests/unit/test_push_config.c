@@ -1,7 +1,7 @@
 /*
  * test_push_config.c - unit tests for `nofuss push`'s platformio.ini reader
- * (tools/push_config.c), its IP address check nf_push_valid_ip() and its
- * broker address parser (tools/push_mqtt.c).
+ * (tools/push/config.c), its IP address check nf_push_valid_ip() and its
+ * broker address parser (tools/push/mqtt.c).
  *
  * The expected readings follow PlatformIO's own parser (Python configparser
  * with inline comment prefixes ';' and '#'): a comment starts at ';' or '#'
@@ -20,8 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "push_config.h"
-#include "push_mqtt.h"
+#include "push.h"
 #include "testutil.h"
 
 /* Parses text as "platformio.ini" in project folder dir; fails the test

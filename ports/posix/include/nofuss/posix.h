@@ -14,6 +14,7 @@
  *   md5.c       nf_port_md5_* (OpenSSL EVP)
  *   flash.c     the flash directory: its backend, provisioning, bootloader
  *   memflash.c  the memory flash: a backend without files, for fleets
+ *   bootloader.c  what both flash backends share: the bootloader's policy
  *   image.c     the simulated ESP8266 image format
  *   powercut.c  the fault injector: a "power cut" before the Nth flash operation
  *
@@ -135,11 +136,16 @@ struct nf_posix_geometry {
 	uint32_t chip_size; /* what the firmware header's flash size must not exceed */
 };
 
-/* The bootloader's state, the file DIR/state. */
-struct nf_posix_state {
+/* Which slot boots: the bootloader's choice (bootloader.c). */
+struct nf_posix_slots {
 	int active;        /* the confirmed slot, 0 (a) or 1 (b) */
 	int trial;         /* the slot to try at the next boot, or -1 */
 	unsigned attempts; /* boots of the trial slot so far (0 or 1) */
+};
+
+/* The bootloader's state, the file DIR/state. */
+struct nf_posix_state {
+	struct nf_posix_slots slots;
 	struct nf_posix_geometry geometry;
 };
 
@@ -212,6 +218,42 @@ void nf_posix_flash_close(struct nf_posix_flash *f);
 /* "a" or "b". */
 const char *nf_posix_slot_name(int slot);
 
+/* ---- bootloader.c: what the flash directory and the memory flash share,
+ * so that both boot, revert and fall back by the same rules. ---- */
+
+/* A flash backend as the bootloader sees it. */
+struct nf_posix_bootloader {
+	void *ctx;
+	/* Whether slot holds a bootable firmware: 0 with *fw describing it,
+	 * or -1 with the reason in why (cap bytes). */
+	int (*verify)(void *ctx, int slot, struct nf_posix_image *fw, char *why, size_t cap);
+	/* Keeps next as the choice (durably, for the directory) before the
+	 * boot goes on. 0, or -1 with err on I/O error. */
+	int (*save)(void *ctx, const struct nf_posix_slots *next, char *err, size_t errcap);
+};
+
+/* The bootloader's policy: boots the trial slot once (recording the
+ * attempt first, so a crash counts), reverts to the confirmed slot when the
+ * trial slot had its boot or does not verify, falls back to the other slot
+ * when the confirmed one does not verify. *s is the current choice and
+ * follows every change saved. Returns 0 with b->slot, b->how, b->why and
+ * b->firmware set, or -1 with err: errno ENOEXEC when no slot holds a
+ * bootable firmware (bricked), else a save failed. */
+int nf_posix_bootloader_run(const struct nf_posix_bootloader *bl, struct nf_posix_slots *s,
+                            struct nf_posix_boot *b, char *err, size_t errcap);
+/* The running slot confirmed itself: its choice in *next. Returns whether
+ * that differs from *s (there is something to save). */
+bool nf_posix_slots_confirm(const struct nf_posix_slots *s, int running,
+                            struct nf_posix_slots *next);
+/* A new firmware was committed to slot: boot it next, once, on trial. */
+void nf_posix_slots_try(const struct nf_posix_slots *s, int slot, struct nf_posix_slots *next);
+/* Whether each size of g is within [NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX]. */
+bool nf_posix_geometry_ok(const struct nf_posix_geometry *g);
+/* The ESP updater's check of a firmware's first 4 bytes: one whose header
+ * (magic 0xE9; gzip images are not inspected) asks for more flash than
+ * chip_size is refused. Returns 0, or -1 after logging why on p's console. */
+int nf_posix_check_chip(struct nf_posix *p, const uint8_t head[4], uint32_t chip_size);
+
 /* ---- flash backends: where a handle's nf_port_flash_* calls go (port.c
  * dispatches on p->flash_ops). Each function has the contract of the
  * nf_port_flash_* call of the same name (nofuss/port.h). ---- */
@@ -232,6 +274,9 @@ struct nf_posix_flash_ops {
 	int (*finish)(struct nf_posix *p);
 	void (*abort)(struct nf_posix *p);
 	void (*info)(const struct nf_posix *p, struct nf_posix_flash_info *out);
+	/* The bootloader and the confirmation (nf_posix_boot, nf_posix_confirm). */
+	int (*boot)(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap);
+	int (*confirm)(struct nf_posix *p, char *err, size_t errcap);
 	/* Abandons a write in progress and releases what the backend holds for
 	 * p (nf_posix_destroy calls it). */
 	void (*close)(struct nf_posix *p);
@@ -339,6 +384,13 @@ void nf_posix_init(struct nf_posix *p);
 /* Makes m (provisioned, owned by the caller, alive as long as p uses it)
  * p's flash: nf_port_flash_* then go to the memory flash. */
 void nf_posix_use_memflash(struct nf_posix *p, struct nf_posix_memflash *m);
+/* Runs the bootloader of p's flash, whichever backend it is: as
+ * nf_posix_flash_boot for the directory, nf_posix_memflash_boot for a
+ * memory flash. Returns 0 with *b, or -1 with err (errno ENOEXEC: bricked). */
+int nf_posix_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size_t errcap);
+/* The running firmware confirms its slot on p's flash, whichever backend
+ * it is. Returns 0, or -1 with err (nothing booted, I/O error). */
+int nf_posix_confirm(struct nf_posix *p, char *err, size_t errcap);
 /* Sets the station MAC ("5C:CF:7F:8B:6B:26", any case) and derives the AP
  * MAC and chip id from it as the ESP8266 does. Returns 0, or -1 when mac is
  * not six hex pairs separated by colons. */

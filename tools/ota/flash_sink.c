@@ -1,11 +1,11 @@
 /*
- * ota_flash_sink.c - an ArduinoOTA push into a simulator's flash directory
- * (see ota_flash_sink.h).
+ * flash_sink.c - an ArduinoOTA push written through the device port's
+ * flash calls, and the Updater's checks every sink makes (see ota.h).
  */
 #include <stdio.h>
 
-#include "nofuss/posix.h"
-#include "ota_flash_sink.h"
+#include "nofuss/port.h"
+#include "ota.h"
 
 #define ESP_MAGIC 0xE9 /* a firmware image's first byte */
 
@@ -85,7 +85,7 @@ static void flash_abort(void *ctx)
 	nf_port_flash_abort(s->port);
 }
 
-void nf_ota_flash_sink_init(struct nf_ota_flash_sink *s, struct nf_posix *port, uint32_t max_size,
+void nf_ota_flash_sink_init(struct nf_ota_flash_sink *s, void *port, uint32_t max_size,
                             struct nf_ota_sink *sink)
 {
 	s->checks = (struct nf_ota_sink_checks){.max_size = max_size};

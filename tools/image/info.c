@@ -5,10 +5,12 @@
  * check what mkimage wrote, or what sits in a simulator's flash slot.
  */
 #include <fcntl.h>
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <stdio.h>
 
-#include "nofuss.h"
+#include "args.h"
+#include "common.h"
+#include "image.h"
 #include "nofuss/posix.h"
 
 #define INFO_EXIT_INVALID 1
@@ -25,19 +27,12 @@ static void usage(FILE *out)
 
 int nf_cmd_info(int argc, char *argv[], char *prog_argv[])
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	int c, rc = NF_EXIT_OK;
+	static const struct nf_opt opts[] = {NF_OPT_END};
+	int rc = nf_opts_parse(opts, NULL, usage, argc, argv);
 
 	(void)prog_argv;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return NF_EXIT_OK;
-		}
-		usage(stderr);
-		return NF_EXIT_USAGE;
-	}
+	if (rc != 0)
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 	if (optind >= argc) {
 		nf_tool_error("no file given (see --help)");
 		return NF_EXIT_USAGE;
@@ -46,6 +41,7 @@ int nf_cmd_info(int argc, char *argv[], char *prog_argv[])
 		struct nf_posix_image info;
 		char err[NF_POSIX_ERR_MAX];
 		uint8_t md5[16];
+		char hex[2 * sizeof md5 + 1];
 
 		if (nf_posix_image_verify_file(AT_FDCWD, argv[i], NF_POSIX_FLASH_SIZE_MAX, &info,
 		                               md5, err, sizeof err) != 0) {
@@ -53,12 +49,11 @@ int nf_cmd_info(int argc, char *argv[], char *prog_argv[])
 			rc = INFO_EXIT_INVALID;
 			continue;
 		}
-		printf("%s: %s version=%s device=%s size=%u md5=", argv[i],
+		nf_hex_encode(md5, sizeof md5, hex);
+		printf("%s: %s version=%s device=%s size=%u md5=%s%s\n", argv[i],
 		       info.kind == NF_IMAGE_FIRMWARE ? "firmware" : "filesystem", info.version,
-		       info.device[0] != '\0' ? info.device : "-", info.size);
-		for (int j = 0; j < 16; j++)
-			printf("%02x", md5[j]);
-		printf("%s\n", (info.flags & NF_POSIX_IMAGE_CRASH) ? " crash" : "");
+		       info.device[0] != '\0' ? info.device : "-", info.size, hex,
+		       (info.flags & NF_POSIX_IMAGE_CRASH) ? " crash" : "");
 	}
 	return rc;
 }

@@ -1,26 +1,19 @@
 /*
- * announce.c - a simulated device's MQTT announcements (see announce.h).
+ * announce.c - a simulated device's MQTT announcements (see sim.h).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <mosquitto.h>
 
-#include "announce.h"
+#include "common.h"
+#include "sim.h"
+#include "topics.h"
 
 #define KEEPALIVE_S      30
 #define BACKOFF_FIRST_MS 1000L
 #define BACKOFF_MAX_MS   30000L
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void logf_(struct nf_announce *a, const char *what, const char *detail)
 {
@@ -38,11 +31,12 @@ static const char *mqtt_error(int rc)
 
 static int publish(struct nf_announce *a, const char *leaf, const char *value, bool retain)
 {
-	char topic[NF_ANNOUNCE_TOPIC_MAX + 16];
+	char topic[NF_ANNOUNCE_TOPIC_MAX + NF_TOPIC_LEAF_MAX];
 	int rc;
 
 	snprintf(topic, sizeof topic, "%s/%s", a->base, leaf);
-	rc = mosquitto_publish(a->mosq, NULL, topic, (int)strlen(value), value, 0, retain);
+	rc = mosquitto_publish(a->mosq, NULL, topic, (int)strlen(value), value, NF_TOPIC_QOS,
+	                       retain);
 	if (rc != MOSQ_ERR_SUCCESS)
 		logf_(a, topic, mqtt_error(rc));
 	return rc;
@@ -63,12 +57,12 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 	a->backoff_ms = BACKOFF_FIRST_MS;
 	snprintf(text, sizeof text, "%s:%u as %s", a->host, (unsigned)a->cfg.port, a->base);
 	logf_(a, "connected", text);
-	publish(a, "ip", a->ip, true);
-	publish(a, "version", a->version, true);
-	publish(a, "fsversion", a->fsversion, true);
-	publish(a, "heartbeat", "1", false);
-	publish(a, "status", "1", true);
-	a->next_heartbeat_ms = now_ms() + a->cfg.heartbeat_ms;
+	publish(a, NF_TOPIC_IP, a->ip, true);
+	publish(a, NF_TOPIC_VERSION, a->version, true);
+	publish(a, NF_TOPIC_FSVERSION, a->fsversion, true);
+	publish(a, NF_TOPIC_HEARTBEAT, NF_TOPIC_ALIVE, false);
+	publish(a, NF_TOPIC_STATUS, NF_TOPIC_ONLINE, true);
+	a->next_heartbeat_ms = nf_clock_ms() + (uint64_t)a->cfg.heartbeat_ms;
 }
 
 static int copy(char *dst, size_t cap, const char *src, const char *what, char *err, size_t errcap)
@@ -91,7 +85,7 @@ static void schedule_retry(struct nf_announce *a, const char *why)
 	snprintf(text, sizeof text, "%s; retrying in %ld ms", why, a->backoff_ms);
 	logf_(a, "broker unavailable", text);
 	a->connecting = a->connected = false;
-	a->next_attempt_ms = now_ms() + a->backoff_ms;
+	a->next_attempt_ms = nf_clock_ms() + (uint64_t)a->backoff_ms;
 	a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
 }
 
@@ -105,13 +99,14 @@ static void attempt(struct nf_announce *a, bool first)
 		return;
 	}
 	a->connecting = true;
-	a->next_attempt_ms = now_ms() + a->backoff_ms; /* no CONNACK by then: retry */
+	a->next_attempt_ms =
+	    nf_clock_ms() + (uint64_t)a->backoff_ms; /* no CONNACK by then: retry */
 }
 
 int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cfg, char *err,
                       size_t errcap)
 {
-	char topic[NF_ANNOUNCE_TOPIC_MAX + 16];
+	char topic[NF_ANNOUNCE_TOPIC_MAX + NF_TOPIC_LEAF_MAX];
 	int rc;
 
 	memset(a, 0, sizeof *a);
@@ -144,8 +139,9 @@ int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cf
 			return -1;
 		}
 	}
-	snprintf(topic, sizeof topic, "%s/status", a->base);
-	rc = mosquitto_will_set(a->mosq, topic, 1, "0", 0, true);
+	snprintf(topic, sizeof topic, "%s/" NF_TOPIC_STATUS, a->base);
+	rc = mosquitto_will_set(a->mosq, topic, (int)strlen(NF_TOPIC_OFFLINE), NF_TOPIC_OFFLINE,
+	                        NF_TOPIC_QOS, true);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		snprintf(err, errcap, "MQTT last will: %s", mosquitto_strerror(rc));
 		return -1;
@@ -157,7 +153,7 @@ int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cf
 
 void nf_announce_poll(struct nf_announce *a)
 {
-	long now;
+	uint64_t now;
 	int rc;
 
 	if (a->mosq == NULL)
@@ -169,10 +165,10 @@ void nf_announce_poll(struct nf_announce *a)
 			return;
 		}
 	}
-	now = now_ms();
+	now = nf_clock_ms();
 	if (a->connected && now >= a->next_heartbeat_ms) {
-		publish(a, "heartbeat", "1", false);
-		a->next_heartbeat_ms = now + a->cfg.heartbeat_ms;
+		publish(a, NF_TOPIC_HEARTBEAT, NF_TOPIC_ALIVE, false);
+		a->next_heartbeat_ms = now + (uint64_t)a->cfg.heartbeat_ms;
 	}
 	if (!a->connected && now >= a->next_attempt_ms) {
 		if (a->connecting)

@@ -1,5 +1,5 @@
 /*
- * push_mqtt.c - the retained-topic read and the IP check for `nofuss push`.
+ * mqtt.c - the retained-topic read and the IP check for `nofuss push`.
  *
  * One short-lived libmosquitto client: connect (clean session, random id),
  * subscribe to the topic at QoS 0, and take the first message the broker
@@ -18,7 +18,9 @@
 
 #include <mosquitto.h>
 
-#include "push_mqtt.h"
+#include "common.h"
+#include "push.h"
+#include "topics.h"
 
 #define LOOP_STEP_MS 100 /* longest single mosquitto_loop() wait */
 #define KEEPALIVE_S  30
@@ -35,19 +37,6 @@ struct session {
 	size_t err_len;
 };
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-long nf_push_now_ms(void)
-{
-	return now_ms();
-}
-
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
 	struct session *s = obj;
@@ -59,7 +48,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 		s->state = ST_FAILED;
 		return;
 	}
-	src = mosquitto_subscribe(mosq, NULL, s->topic, 0);
+	src = mosquitto_subscribe(mosq, NULL, s->topic, NF_TOPIC_QOS);
 	if (src != MOSQ_ERR_SUCCESS) {
 		snprintf(s->err, s->err_len, "cannot subscribe to '%s': %s", s->topic,
 		         mosquitto_strerror(src));
@@ -140,31 +129,37 @@ int nf_push_broker_parse(const char *text, int default_port, struct nf_push_brok
 	return 0;
 }
 
-int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
-                          char value[NF_PUSH_MAX_PAYLOAD], bool *truncated, char *err,
-                          size_t err_len)
+static const char *mqtt_error(int mrc)
 {
-	struct session s = {topic, ST_CONNECTING, value, truncated, err, err_len};
-	struct mosquitto *mosq = NULL;
-	long deadline = now_ms() + b->timeout_ms, left;
-	int rc = NF_PUSH_MQTT_FAILED, mrc;
+	return mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc);
+}
 
-	value[0] = '\0';
-	*truncated = false;
-	err[0] = '\0';
-	mosq = mosquitto_new(NULL, true, &s);
+/* A clean-session client of b with obj and the three callbacks, its
+ * connection begun (asynchronously: the TCP connect then runs in the
+ * caller's loop; only the name lookup blocks). Returns it, or NULL with
+ * why in err. */
+static struct mosquitto *
+client_connect(const struct nf_push_broker *b, void *obj,
+               void (*on_conn)(struct mosquitto *, void *, int),
+               void (*on_sub)(struct mosquitto *, void *, int, int, const int *),
+               void (*on_msg)(struct mosquitto *, void *, const struct mosquitto_message *),
+               char *err, size_t err_len)
+{
+	struct mosquitto *mosq = mosquitto_new(NULL, true, obj);
+	int mrc;
+
 	if (mosq == NULL) {
 		snprintf(err, err_len, "cannot create an MQTT client: %s", strerror(errno));
-		goto done;
+		return NULL;
 	}
-	mosquitto_connect_callback_set(mosq, on_connect);
-	mosquitto_subscribe_callback_set(mosq, on_subscribe);
-	mosquitto_message_callback_set(mosq, on_message);
+	mosquitto_connect_callback_set(mosq, on_conn);
+	mosquitto_subscribe_callback_set(mosq, on_sub);
+	mosquitto_message_callback_set(mosq, on_msg);
 	if (b->user != NULL || b->password != NULL) {
 		mrc = mosquitto_username_pw_set(mosq, b->user != NULL ? b->user : "", b->password);
 		if (mrc != MOSQ_ERR_SUCCESS) {
 			snprintf(err, err_len, "MQTT user/password: %s", mosquitto_strerror(mrc));
-			goto done;
+			goto fail;
 		}
 	}
 	if (b->cafile != NULL) {
@@ -172,28 +167,46 @@ int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
 		if (mrc != MOSQ_ERR_SUCCESS) {
 			snprintf(err, err_len, "TLS with CA file '%s': %s", b->cafile,
 			         mosquitto_strerror(mrc));
-			goto done;
+			goto fail;
 		}
 	}
-	/* async: the TCP connect then runs inside the bounded loop below (the
-	 * name lookup still blocks) */
 	mrc = mosquitto_connect_async(mosq, b->host, b->port, KEEPALIVE_S);
 	if (mrc != MOSQ_ERR_SUCCESS) {
 		snprintf(err, err_len, "cannot connect to the MQTT broker %s:%d: %s", b->host,
-		         b->port,
-		         mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
-		goto done;
+		         b->port, mqtt_error(mrc));
+		goto fail;
 	}
+	return mosq;
+fail:
+	mosquitto_destroy(mosq);
+	return NULL;
+}
+
+int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
+                          char value[NF_PUSH_MAX_PAYLOAD], bool *truncated, char *err,
+                          size_t err_len)
+{
+	struct session s = {topic, ST_CONNECTING, value, truncated, err, err_len};
+	struct mosquitto *mosq = NULL;
+	uint64_t deadline = nf_clock_ms() + (uint64_t)b->timeout_ms, now;
+	int rc = NF_PUSH_MQTT_FAILED, mrc;
+
+	value[0] = '\0';
+	*truncated = false;
+	err[0] = '\0';
+	mosq = client_connect(b, &s, on_connect, on_subscribe, on_message, err, err_len);
+	if (mosq == NULL)
+		return NF_PUSH_MQTT_FAILED;
 	while (s.state != ST_GOT && s.state != ST_FAILED) {
-		left = deadline - now_ms();
-		if (left <= 0)
+		now = nf_clock_ms();
+		if (now >= deadline)
 			break;
-		mrc = mosquitto_loop(mosq, left < LOOP_STEP_MS ? (int)left : LOOP_STEP_MS, 1);
+		mrc = mosquitto_loop(
+		    mosq, deadline - now < LOOP_STEP_MS ? (int)(deadline - now) : LOOP_STEP_MS, 1);
 		if (mrc != MOSQ_ERR_SUCCESS && s.state != ST_GOT && s.state != ST_FAILED) {
 			snprintf(err, err_len, "%s MQTT broker %s:%d: %s",
 			         s.state == ST_CONNECTING ? "cannot connect to the" : "lost the",
-			         b->host, b->port,
-			         mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
+			         b->host, b->port, mqtt_error(mrc));
 			s.state = ST_FAILED;
 		}
 	}
@@ -208,9 +221,7 @@ int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
 	} else
 		rc = NF_PUSH_MQTT_NONE;
 	mosquitto_disconnect(mosq);
-done:
-	if (mosq != NULL)
-		mosquitto_destroy(mosq);
+	mosquitto_destroy(mosq);
 	return rc;
 }
 
@@ -257,10 +268,9 @@ bool nf_push_valid_ip(const char *ip)
 
 /* ---- the watch ---- */
 
-#define WATCH_TOPICS     4
-#define WATCH_REPLAY_MS  250 /* after the SUBACK, for the retained replay */
-#define WATCH_POLL_MS    20
-#define WATCH_SUFFIX_MAX 16u /* "/fsversion" and NUL fit */
+#define WATCH_TOPICS    4
+#define WATCH_REPLAY_MS 250 /* after the SUBACK, for the retained replay */
+#define WATCH_POLL_MS   20
 
 enum { T_VERSION, T_FSVERSION, T_HEARTBEAT, T_STATUS };
 
@@ -269,7 +279,7 @@ struct nf_push_watch {
 	pthread_mutex_t lock;
 	bool looping;
 	enum state state; /* ST_CONNECTING, ST_SUBSCRIBED or ST_FAILED */
-	char topic[WATCH_TOPICS][NF_PUSH_MAX_HOST + WATCH_SUFFIX_MAX];
+	char topic[WATCH_TOPICS][NF_PUSH_MAX_HOST + NF_TOPIC_LEAF_MAX];
 	struct nf_push_seen seen;
 	char err[NF_PUSH_MAX_ERRMSG];
 };
@@ -290,7 +300,7 @@ static void watch_on_connect(struct mosquitto *mosq, void *obj, int rc)
 	}
 	for (int i = 0; i < WATCH_TOPICS; i++)
 		subs[i] = w->topic[i];
-	src = mosquitto_subscribe_multiple(mosq, NULL, WATCH_TOPICS, subs, 0, 0, NULL);
+	src = mosquitto_subscribe_multiple(mosq, NULL, WATCH_TOPICS, subs, NF_TOPIC_QOS, 0, NULL);
 	if (src != MOSQ_ERR_SUCCESS) {
 		pthread_mutex_lock(&w->lock);
 		snprintf(w->err, sizeof w->err, "cannot subscribe to '%s': %s", w->topic[0],
@@ -341,7 +351,7 @@ static void watch_on_message(struct mosquitto *mosq, void *obj, const struct mos
 {
 	struct nf_push_watch *w = obj;
 	char text[NF_PUSH_MAX_PAYLOAD];
-	long t = now_ms();
+	uint64_t t = nf_clock_ms();
 	int which = -1;
 
 	(void)mosq;
@@ -367,21 +377,55 @@ static void watch_on_message(struct mosquitto *mosq, void *obj, const struct mos
 	} else if (which == T_FSVERSION) {
 		memcpy(w->seen.fsversion, text, sizeof text);
 		w->seen.fsversion_ms = t;
-	} else if (which == T_HEARTBEAT || strcmp(text, "1") == 0) {
+	} else if (which == T_HEARTBEAT || strcmp(text, NF_TOPIC_ONLINE) == 0) {
 		w->seen.alive_ms = t;
 	}
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* Waits, until deadline, for the broker's acknowledgement of w's
+ * subscriptions and then WATCH_REPLAY_MS for the retained replay. Returns
+ * 0, or -1 with why in err. */
+static int watch_wait(struct nf_push_watch *w, const struct nf_push_broker *b, uint64_t deadline,
+                      char *err, size_t err_len)
+{
+	uint64_t subscribed_at = 0;
+	enum state st;
+
+	for (;;) {
+		struct timespec step = {0, WATCH_POLL_MS * 1000000L};
+		uint64_t t = nf_clock_ms();
+
+		pthread_mutex_lock(&w->lock);
+		st = w->state;
+		pthread_mutex_unlock(&w->lock);
+		if (st == ST_FAILED) {
+			snprintf(err, err_len, "%s", w->err);
+			return -1;
+		}
+		if (st == ST_SUBSCRIBED && subscribed_at == 0)
+			subscribed_at = t;
+		if (subscribed_at != 0 && t - subscribed_at >= WATCH_REPLAY_MS)
+			return 0;
+		if (t >= deadline && subscribed_at == 0) {
+			snprintf(err, err_len,
+			         "MQTT broker %s:%d: no subscription within the timeout", b->host,
+			         b->port);
+			return -1;
+		}
+		nanosleep(&step, NULL);
+	}
+}
+
 struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const char *base,
                                          char *err, size_t err_len)
 {
-	static const char *const suffix[WATCH_TOPICS] = {"/version", "/fsversion", "/heartbeat",
-	                                                 "/status"};
+	static const char *const suffix[WATCH_TOPICS] = {
+	    "/" NF_TOPIC_VERSION, "/" NF_TOPIC_FSVERSION, "/" NF_TOPIC_HEARTBEAT,
+	    "/" NF_TOPIC_STATUS};
 	struct nf_push_watch *w;
-	long deadline = now_ms() + b->timeout_ms, subscribed_at = 0;
+	uint64_t deadline = nf_clock_ms() + (uint64_t)b->timeout_ms;
 	int mrc;
-	enum state st;
 
 	err[0] = '\0';
 	if (strlen(base) >= NF_PUSH_MAX_HOST) {
@@ -397,66 +441,18 @@ struct nf_push_watch *nf_push_watch_open(const struct nf_push_broker *b, const c
 	w->state = ST_CONNECTING;
 	for (int i = 0; i < WATCH_TOPICS; i++)
 		snprintf(w->topic[i], sizeof w->topic[i], "%s%s", base, suffix[i]);
-	w->mosq = mosquitto_new(NULL, true, w);
-	if (w->mosq == NULL) {
-		snprintf(err, err_len, "cannot create an MQTT client: %s", strerror(errno));
+	w->mosq = client_connect(b, w, watch_on_connect, watch_on_subscribe, watch_on_message, err,
+	                         err_len);
+	if (w->mosq == NULL)
 		goto fail;
-	}
-	mosquitto_connect_callback_set(w->mosq, watch_on_connect);
-	mosquitto_subscribe_callback_set(w->mosq, watch_on_subscribe);
-	mosquitto_message_callback_set(w->mosq, watch_on_message);
-	if (b->user != NULL || b->password != NULL) {
-		mrc =
-		    mosquitto_username_pw_set(w->mosq, b->user != NULL ? b->user : "", b->password);
-		if (mrc != MOSQ_ERR_SUCCESS) {
-			snprintf(err, err_len, "MQTT user/password: %s", mosquitto_strerror(mrc));
-			goto fail;
-		}
-	}
-	if (b->cafile != NULL) {
-		mrc = mosquitto_tls_set(w->mosq, b->cafile, NULL, NULL, NULL, NULL);
-		if (mrc != MOSQ_ERR_SUCCESS) {
-			snprintf(err, err_len, "TLS with CA file '%s': %s", b->cafile,
-			         mosquitto_strerror(mrc));
-			goto fail;
-		}
-	}
-	mrc = mosquitto_connect_async(w->mosq, b->host, b->port, KEEPALIVE_S);
-	if (mrc != MOSQ_ERR_SUCCESS) {
-		snprintf(err, err_len, "cannot connect to the MQTT broker %s:%d: %s", b->host,
-		         b->port,
-		         mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
-		goto fail;
-	}
 	mrc = mosquitto_loop_start(w->mosq);
 	if (mrc != MOSQ_ERR_SUCCESS) {
 		snprintf(err, err_len, "cannot start the MQTT thread: %s", mosquitto_strerror(mrc));
 		goto fail;
 	}
 	w->looping = true;
-	for (;;) {
-		struct timespec step = {0, WATCH_POLL_MS * 1000000L};
-		long t = now_ms();
-
-		pthread_mutex_lock(&w->lock);
-		st = w->state;
-		pthread_mutex_unlock(&w->lock);
-		if (st == ST_FAILED) {
-			snprintf(err, err_len, "%s", w->err);
-			goto fail;
-		}
-		if (st == ST_SUBSCRIBED && subscribed_at == 0)
-			subscribed_at = t;
-		if (subscribed_at != 0 && t - subscribed_at >= WATCH_REPLAY_MS)
-			break;
-		if (t >= deadline && subscribed_at == 0) {
-			snprintf(err, err_len,
-			         "MQTT broker %s:%d: no subscription within the timeout", b->host,
-			         b->port);
-			goto fail;
-		}
-		nanosleep(&step, NULL);
-	}
+	if (watch_wait(w, b, deadline, err, err_len) != 0)
+		goto fail;
 	pthread_mutex_lock(&w->lock);
 	w->state = ST_GOT; /* retained replays from now on are reconnections */
 	pthread_mutex_unlock(&w->lock);

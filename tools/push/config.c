@@ -1,5 +1,5 @@
 /*
- * push_config.c - platformio.ini -> struct nf_push_env, for `nofuss push`.
+ * config.c - platformio.ini -> struct nf_push_env, for `nofuss push`.
  *
  * inih does the INI syntax; a line reader of our own feeds it, which lets us
  * (1) count lines, so every message names FILE:LINE, (2) strip inline
@@ -23,7 +23,7 @@
 
 #include <ini.h>
 
-#include "push_config.h"
+#include "push.h"
 
 #define TOKEN_MAX         512u /* one upload_flags word */
 #define BUILD_DIR_DEFAULT ".pio/build"

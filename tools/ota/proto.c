@@ -1,5 +1,5 @@
 /*
- * ota_proto.c - the ArduinoOTA / espota protocol's messages (ota_proto.h):
+ * proto.c - the ArduinoOTA / espota protocol's messages (see ota.h):
  * formatting, strict parsing of everything that comes from the network,
  * MD5 digests with OpenSSL EVP, and the incremental parser of the device's
  * ack stream. No sockets and no clocks: the unit tests and the fuzz harness
@@ -11,7 +11,8 @@
 
 #include <openssl/evp.h>
 
-#include "ota_proto.h"
+#include "common.h"
+#include "ota.h"
 
 static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -51,23 +52,6 @@ int nf_ota_format_error(int code, char *buf, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
-bool nf_ota_is_hex(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-			return false;
-	}
-	return true;
-}
-
-static void lower_copy(char *dst, const char *src, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		dst[i] = (src[i] >= 'A' && src[i] <= 'F') ? (char)(src[i] - 'A' + 'a') : src[i];
-	dst[len] = '\0';
-}
-
 /* ---- datagrams ---- */
 
 /* A datagram's text without its optional final "\n"; -1 when it holds a NUL
@@ -75,7 +59,8 @@ static void lower_copy(char *dst, const char *src, size_t len)
 static int datagram_text(const char *buf, size_t len, size_t *textlen, char *err, size_t errcap)
 {
 	if (len > NF_OTA_DATAGRAM_MAX) {
-		fail(err, errcap, "datagram of %zu bytes: longer than %u", len, NF_OTA_DATAGRAM_MAX);
+		fail(err, errcap, "datagram of %zu bytes: longer than %u", len,
+		     NF_OTA_DATAGRAM_MAX);
 		return -1;
 	}
 	if (len > 0 && buf[len - 1] == '\n')
@@ -118,25 +103,29 @@ static int expect_space(const char *buf, size_t len, size_t *p)
 	return 0;
 }
 
-/* A field of exactly 32 hex characters ending at a space or at end. */
+/* A field of exactly 32 hex characters ending at a space or at end, stored
+ * lower-case. */
 static int parse_hex32(const char *buf, size_t len, size_t *p, char out[NF_OTA_MD5_HEX + 1])
 {
-	if (len - *p < NF_OTA_MD5_HEX || !nf_ota_is_hex(buf + *p, NF_OTA_MD5_HEX))
+	unsigned char raw[NF_OTA_MD5_HEX / 2];
+
+	if (len - *p < NF_OTA_MD5_HEX || nf_hex_decode(buf + *p, raw, sizeof raw) != 0)
 		return -1;
 	if (len - *p > NF_OTA_MD5_HEX && buf[*p + NF_OTA_MD5_HEX] != ' ')
 		return -1;
-	lower_copy(out, buf + *p, NF_OTA_MD5_HEX);
+	nf_hex_encode(raw, sizeof raw, out);
 	*p += NF_OTA_MD5_HEX;
 	return 0;
 }
 
 int nf_ota_invite_format(const struct nf_ota_invite *inv, char *buf, size_t cap)
 {
+	unsigned char raw[NF_OTA_MD5_HEX / 2];
 	int n;
 
 	if ((inv->command != NF_OTA_CMD_FIRMWARE && inv->command != NF_OTA_CMD_FS) ||
 	    inv->port == 0 || inv->size == 0 || inv->size > NF_OTA_SIZE_MAX ||
-	    strlen(inv->md5) != NF_OTA_MD5_HEX || !nf_ota_is_hex(inv->md5, NF_OTA_MD5_HEX))
+	    strlen(inv->md5) != NF_OTA_MD5_HEX || nf_hex_decode(inv->md5, raw, sizeof raw) != 0)
 		return -1;
 	/* On the wire: do not change. */
 	n = snprintf(buf, cap, "%d %u %u %s\n", inv->command, (unsigned)inv->port,
@@ -178,15 +167,15 @@ int nf_ota_invite_parse(const char *buf, size_t len, struct nf_ota_invite *inv, 
 	return 0;
 }
 
-int nf_ota_challenge_parse(const char *buf, size_t len, char nonce[NF_OTA_MD5_HEX + 1],
-                           char *err, size_t errcap)
+int nf_ota_challenge_parse(const char *buf, size_t len, char nonce[NF_OTA_MD5_HEX + 1], char *err,
+                           size_t errcap)
 {
 	size_t n, p = sizeof NF_OTA_ANSWER_AUTH - 1;
 
 	if (datagram_text(buf, len, &n, err, errcap) != 0)
 		return -1;
-	if (n < p || memcmp(buf, NF_OTA_ANSWER_AUTH, p) != 0 || parse_hex32(buf, n, &p, nonce) != 0 ||
-	    p != n) {
+	if (n < p || memcmp(buf, NF_OTA_ANSWER_AUTH, p) != 0 ||
+	    parse_hex32(buf, n, &p, nonce) != 0 || p != n) {
 		fail(err, errcap, "not a challenge \"AUTH <32 hex>\"");
 		return -1;
 	}
@@ -231,8 +220,7 @@ int nf_ota_md5_hex(const void *data, size_t len, char out[NF_OTA_MD5_HEX + 1])
 
 	if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
 		goto done;
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	nf_hex_encode(md, 16, out);
 	rc = 0;
 done:
 	return rc;
@@ -257,7 +245,8 @@ int nf_ota_cnonce(const char *filename, uint32_t size, const char *filemd5, cons
                   char out[NF_OTA_MD5_HEX + 1])
 {
 	char text[4096 + 128];
-	int n = snprintf(text, sizeof text, "%s%u%s%s", filename, (unsigned)size, filemd5, device_ip);
+	int n =
+	    snprintf(text, sizeof text, "%s%u%s%s", filename, (unsigned)size, filemd5, device_ip);
 
 	if (n < 0 || (size_t)n >= sizeof text)
 		return -1;
@@ -319,7 +308,8 @@ enum nf_ota_acks_state nf_ota_acks_feed(struct nf_ota_acks *a, const uint8_t *da
 			if (c == '\r')
 				continue;
 			if (c < 0x20 || c >= 0x7f)
-				return bad(a, "control or non-ASCII byte in the device's final answer");
+				return bad(
+				    a, "control or non-ASCII byte in the device's final answer");
 			if (a->text_len + 1 >= sizeof a->text)
 				return bad(a, "the device's final answer is too long");
 			a->text[a->text_len++] = (char)c;

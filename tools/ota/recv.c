@@ -1,5 +1,5 @@
 /*
- * ota_recv.c - the simulated device's ArduinoOTA receiver (ota_recv.h):
+ * recv.c - the simulated device's ArduinoOTA receiver (see ota.h):
  * one UDP socket; per invitation, optional MD5 challenge, the sink's
  * begin, "OK", a TCP connection back to the host, the image in reads of at
  * most NF_OTA_CHUNK bytes each acked with its decimal byte count, the size
@@ -22,12 +22,14 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "ota_recv.h"
+#include "common.h"
+#include "ota.h"
 
 #define CLOSE_DRAIN_MS     200 /* after an error: wait this long for the host's next bytes */
 #define CLOSE_DRAIN_ROUNDS 64  /* and read at most this many times */
 
-static void logf_(struct nf_ota_recv *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(struct nf_ota_recv *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void logf_(struct nf_ota_recv *r, const char *fmt, ...)
 {
@@ -137,8 +139,7 @@ static int authenticate(struct nf_ota_recv *r, const struct sockaddr_in *host)
 		snprintf(r->err, sizeof r->err, "no random bytes for the nonce");
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof raw; i++)
-		snprintf(nonce + 2 * i, 3, "%02x", raw[i]);
+	nf_hex_encode(raw, sizeof raw, nonce);
 	/* On the wire: "AUTH <nonce>", no newline. Do not change. */
 	snprintf(challenge, sizeof challenge, "%s%s", NF_OTA_ANSWER_AUTH, nonce);
 	answer(r, host, challenge);
@@ -227,17 +228,7 @@ static void close_gently(int fd)
 
 static int send_text(int fd, const char *text)
 {
-	size_t len = strlen(text), off = 0;
-
-	while (off < len) {
-		ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
-	return 0;
+	return nf_ota_send_all(fd, text, strlen(text));
 }
 
 /* Answers "ERROR[n]: text\n" on the stream and records the failure. */
@@ -252,35 +243,27 @@ static void stream_error(struct nf_ota_recv *r, int fd, int code, const char *wh
 }
 
 /* Receives the image on fd into the begun sink. Returns 0 when finished. */
-static int transfer(struct nf_ota_recv *r, int fd)
+/* The next bytes of the image: at most cap, and no further than
+ * --cut-after. Returns their count, or -1 when the host is silent (an
+ * ERROR answered) or gone (r->err says). */
+static ssize_t read_chunk(struct nf_ota_recv *r, int fd, uint8_t *buf, size_t cap)
 {
-	uint8_t buf[NF_OTA_CHUNK];
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char hex[NF_OTA_MD5_HEX + 1], ack[NF_OTA_ACK_DIGITS + 2], why[NF_OTA_ERR_MAX] = "";
-	EVP_MD_CTX *md5 = EVP_MD_CTX_new();
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	int rc = -1, code;
+	size_t want = r->invite.size - r->received;
+	ssize_t n;
+	int prc;
 
-	if (md5 == NULL || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
-		stream_error(r, fd, NF_OTA_UPDATE_WRITE, "no MD5 context");
-		goto done;
-	}
-	while (r->received < r->invite.size) {
-		size_t want = r->invite.size - r->received;
-		ssize_t n;
-		int prc;
-
-		if (want > sizeof buf)
-			want = sizeof buf;
-		if (r->cfg.cut_after > 0 && want > r->cfg.cut_after - r->received)
-			want = r->cfg.cut_after - r->received;
+	if (want > cap)
+		want = cap;
+	if (r->cfg.cut_after > 0 && want > r->cfg.cut_after - r->received)
+		want = r->cfg.cut_after - r->received;
+	for (;;) {
 		do
 			prc = poll(&pfd, 1, (int)r->cfg.timeout_ms);
 		while (prc < 0 && errno == EINTR);
 		if (prc == 0) {
 			stream_error(r, fd, NF_OTA_UPDATE_STREAM, "no data from the host");
-			goto done;
+			return -1;
 		}
 		n = prc < 0 ? -1 : recv(fd, buf, want, 0);
 		if (n < 0 && errno == EINTR)
@@ -289,8 +272,57 @@ static int transfer(struct nf_ota_recv *r, int fd)
 			snprintf(r->err, sizeof r->err, "transfer cut after %u of %u bytes%s%s",
 			         (unsigned)r->received, (unsigned)r->invite.size, n < 0 ? ": " : "",
 			         n < 0 ? strerror(errno) : "");
-			goto done;
+			return -1;
 		}
+		return n;
+	}
+}
+
+/* The whole image arrived: its MD5 must be the one announced, then the
+ * sink commits it. 0, or -1 after answering ERROR. */
+static int commit(struct nf_ota_recv *r, int fd, EVP_MD_CTX *md5)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[NF_OTA_MD5_HEX + 1], why[NF_OTA_ERR_MAX] = "";
+	int code;
+
+	if (EVP_DigestFinal_ex(md5, md, &mdlen) != 1 || mdlen != 16) {
+		stream_error(r, fd, NF_OTA_UPDATE_MD5, "cannot compute the MD5");
+		return -1;
+	}
+	nf_hex_encode(md, 16, hex);
+	if (strcmp(hex, r->invite.md5) != 0) {
+		snprintf(why, sizeof why, "received %s, announced %s", hex, r->invite.md5);
+		stream_error(r, fd, NF_OTA_UPDATE_MD5, why);
+		return -1;
+	}
+	code = r->sink.finish(r->sink.ctx, why, sizeof why);
+	if (code != 0) {
+		stream_error(r, fd, code, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Receives the image on fd into the begun sink, acking each read. Returns
+ * 0 when it is committed. */
+static int transfer(struct nf_ota_recv *r, int fd)
+{
+	uint8_t buf[NF_OTA_CHUNK];
+	char ack[NF_OTA_ACK_DIGITS + 2], why[NF_OTA_ERR_MAX] = "";
+	EVP_MD_CTX *md5 = EVP_MD_CTX_new();
+	int rc = -1, code;
+
+	if (md5 == NULL || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
+		stream_error(r, fd, NF_OTA_UPDATE_WRITE, "no MD5 context");
+		goto done;
+	}
+	while (r->received < r->invite.size) {
+		ssize_t n = read_chunk(r, fd, buf, sizeof buf);
+
+		if (n < 0)
+			goto done;
 		code = r->sink.write(r->sink.ctx, buf, (size_t)n, why, sizeof why);
 		if (code != 0) {
 			stream_error(r, fd, code, why);
@@ -313,23 +345,7 @@ static int transfer(struct nf_ota_recv *r, int fd)
 			goto done;
 		}
 	}
-	if (EVP_DigestFinal_ex(md5, md, &mdlen) != 1 || mdlen != 16) {
-		stream_error(r, fd, NF_OTA_UPDATE_MD5, "cannot compute the MD5");
-		goto done;
-	}
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	if (strcmp(hex, r->invite.md5) != 0) {
-		snprintf(why, sizeof why, "received %s, announced %s", hex, r->invite.md5);
-		stream_error(r, fd, NF_OTA_UPDATE_MD5, why);
-		goto done;
-	}
-	code = r->sink.finish(r->sink.ctx, why, sizeof why);
-	if (code != 0) {
-		stream_error(r, fd, code, why);
-		goto done;
-	}
-	rc = 0;
+	rc = commit(r, fd, md5);
 done:
 	EVP_MD_CTX_free(md5);
 	return rc;
@@ -354,7 +370,8 @@ int nf_ota_recv_poll(struct nf_ota_recv *r, int timeout_ms)
 		return NF_OTA_RECV_IDLE;
 	}
 	logf_(r, "invitation from %s: %s of %u bytes, md5 %s, TCP port %u",
-	      inet_ntoa(host.sin_addr), r->invite.command == NF_OTA_CMD_FS ? "filesystem" : "firmware",
+	      inet_ntoa(host.sin_addr),
+	      r->invite.command == NF_OTA_CMD_FS ? "filesystem" : "firmware",
 	      (unsigned)r->invite.size, r->invite.md5, (unsigned)r->invite.port);
 	if (r->cfg.password != NULL && r->cfg.password[0] != '\0') {
 		rc = authenticate(r, &host);

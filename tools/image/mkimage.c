@@ -5,12 +5,12 @@
  * simulator's bootloader checks it; this file only turns options into an
  * nf_posix_image and writes the result atomically.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nofuss.h"
+#include "args.h"
+#include "image.h"
 #include "nofuss/posix.h"
 
 #define MKIMAGE_SIZE_DEFAULT  (256u * 1024u)
@@ -40,15 +40,21 @@ static void usage(FILE *out)
 	        "Exit status: 0 written; 1 cannot write the file; 2 bad usage.\n");
 }
 
-enum { OPT_VERSION = 256, OPT_FS, OPT_CRASH, OPT_FLASH_SIZE, OPT_FLASH_MODE };
+struct options {
+	const char *version, *device, *output;
+	uint32_t size, flash;
+	bool fs, crash;
+	uint8_t mode;
+};
 
-static int parse_mode(const char *text, uint8_t *mode)
+static int set_mode(void *opts, const char *text)
 {
 	static const char *const modes[] = {"qio", "qout", "dio", "dout"};
+	struct options *o = opts;
 
 	for (uint8_t i = 0; i < 4; i++) {
 		if (strcmp(text, modes[i]) == 0) {
-			*mode = i;
+			o->mode = i;
 			return 0;
 		}
 	}
@@ -56,63 +62,43 @@ static int parse_mode(const char *text, uint8_t *mode)
 	return -1;
 }
 
+static const struct nf_opt opts[] = {
+    NF_OPT_STRING("version", 0, struct options, version),
+    NF_OPT_STRING("device", 'd', struct options, device),
+    NF_OPT_STRING("output", 'o', struct options, output),
+    NF_OPT_SIZE("size", 's', struct options, size, NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX),
+    NF_OPT_FLAG("fs", 0, struct options, fs),
+    NF_OPT_FLAG("crash", 0, struct options, crash),
+    NF_OPT_SIZE("flash-size", 0, struct options, flash, 1, NF_POSIX_FLASH_SIZE_MAX),
+    NF_OPT_CALL("flash-mode", 0, NF_OPT_CALL, set_mode),
+    NF_OPT_END,
+};
+
 int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[])
 {
-	static const struct option opts[] = {
-	    {"version", required_argument, NULL, OPT_VERSION},
-	    {"device", required_argument, NULL, 'd'},
-	    {"output", required_argument, NULL, 'o'},
-	    {"size", required_argument, NULL, 's'},
-	    {"fs", no_argument, NULL, OPT_FS},
-	    {"crash", no_argument, NULL, OPT_CRASH},
-	    {"flash-size", required_argument, NULL, OPT_FLASH_SIZE},
-	    {"flash-mode", required_argument, NULL, OPT_FLASH_MODE},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	struct nf_posix_image info = {
-	    .kind = NF_IMAGE_FIRMWARE, .size = MKIMAGE_SIZE_DEFAULT, .flash_mode = 2};
-	const char *version = NULL, *device = "", *output = NULL;
-	uint32_t flash = MKIMAGE_FLASH_DEFAULT;
+	struct options o = {.device = "",
+	                    .size = MKIMAGE_SIZE_DEFAULT,
+	                    .flash = MKIMAGE_FLASH_DEFAULT,
+	                    .mode = 2 /* dio */};
+	struct nf_posix_image info = {.kind = NF_IMAGE_FIRMWARE};
 	char err[NF_POSIX_ERR_MAX];
 	uint8_t *buf = NULL;
-	int c, code, rc = NF_EXIT_USAGE;
+	int code, rc;
 
 	(void)prog_argv;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "d:o:s:h", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_VERSION: version = optarg; break;
-		case 'd': device = optarg; break;
-		case 'o': output = optarg; break;
-		case 's':
-			if (nf_parse_size("--size", optarg, NF_POSIX_IMAGE_MIN,
-			                  NF_POSIX_FLASH_SIZE_MAX, &info.size) != 0)
-				goto done;
-			break;
-		case OPT_FS: info.kind = NF_IMAGE_FILESYSTEM; break;
-		case OPT_CRASH: info.flags |= NF_POSIX_IMAGE_CRASH; break;
-		case OPT_FLASH_SIZE:
-			if (nf_parse_size("--flash-size", optarg, 1, NF_POSIX_FLASH_SIZE_MAX,
-			                  &flash) != 0)
-				goto done;
-			break;
-		case OPT_FLASH_MODE:
-			if (parse_mode(optarg, &info.flash_mode) != 0)
-				goto done;
-			break;
-		case 'h':
-			usage(stdout);
-			rc = NF_EXIT_OK;
-			goto done;
-		default: usage(stderr); goto done;
-		}
-	}
-	if (optind < argc) {
-		nf_tool_error("unexpected argument '%s'", argv[optind]);
+	rc = nf_opts_parse(opts, &o, usage, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
+	rc = NF_EXIT_USAGE;
+	info.size = o.size;
+	info.flash_mode = o.mode;
+	if (o.fs)
+		info.kind = NF_IMAGE_FILESYSTEM;
+	if (o.crash)
+		info.flags |= NF_POSIX_IMAGE_CRASH;
+	if (nf_opts_no_operands(argc, argv) != 0)
 		goto done;
-	}
-	if (version == NULL || output == NULL) {
+	if (o.version == NULL || o.output == NULL) {
 		nf_tool_error("--version and -o are required (see --help)");
 		goto done;
 	}
@@ -120,19 +106,19 @@ int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[])
 		nf_tool_error("--crash applies to firmware, not to --fs");
 		goto done;
 	}
-	code = nf_posix_image_flash_code(flash);
+	code = nf_posix_image_flash_code(o.flash);
 	if (code < 0) {
 		nf_tool_error("--flash-size: an ESP8266 has 256K, 512K, 1M, 2M, 4M, 8M or 16M");
 		goto done;
 	}
 	info.flash_size_freq = (uint8_t)(code << 4); /* 40 MHz */
-	if (strlen(version) >= sizeof info.version || strlen(device) >= sizeof info.device) {
+	if (strlen(o.version) >= sizeof info.version || strlen(o.device) >= sizeof info.device) {
 		nf_tool_error("--version and --device take at most %u characters",
 		              NF_POSIX_IMAGE_FIELD - 1);
 		goto done;
 	}
-	strcpy(info.version, version);
-	strcpy(info.device, device);
+	strcpy(info.version, o.version);
+	strcpy(info.device, o.device);
 	buf = malloc(info.size);
 	if (buf == NULL) {
 		nf_tool_error("out of memory");
@@ -143,7 +129,7 @@ int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[])
 		nf_tool_error("%s", err);
 		goto done;
 	}
-	rc = nf_write_file(output, buf, info.size) == 0 ? NF_EXIT_OK : MKIMAGE_EXIT_WRITE;
+	rc = nf_write_file(o.output, buf, info.size) == 0 ? NF_EXIT_OK : MKIMAGE_EXIT_WRITE;
 done:
 	free(buf);
 	return rc;

@@ -1,0 +1,297 @@
+/*
+ * sim.h - the device simulators, library nofuss_sim: `nofuss device`, one
+ * simulated ESP8266 on a flash directory, and `nofuss fleet`, thousands on
+ * memory flashes in one process; both run the real device core on the
+ * POSIX port. The table of contents, grouped by file:
+ *
+ *   firmware.c  the simulated firmware's start-up, shared by both
+ *   announce.c  a device's MQTT announcements (espurna-style)
+ *   device.c    `nofuss device`, with device_options.c
+ *   fleet.c     `nofuss fleet`, with fleet_life.c, fleet_loop.c, fleet_report.c
+ *
+ * Links the POSIX port (libcurl, libcrypto), libmosquitto, jansson,
+ * nofuss_ota (the device's ArduinoOTA listener) and nofuss_image (the
+ * images a fresh flash is provisioned with).
+ */
+#ifndef NOFUSS_TOOLS_SIM_H
+#define NOFUSS_TOOLS_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nofuss/posix.h"
+
+/* Sizes of the images a fresh simulated flash is provisioned with (at most
+ * the slot's and the filesystem's). */
+#define NF_SIM_FW_SIZE (256u * 1024u)
+#define NF_SIM_FS_SIZE (64u * 1024u)
+
+/* ---- firmware.c: a simulated device's power-on ---- */
+
+/* A simulated firmware: its device, and the settings its NoFUSS client is
+ * set up with at every boot. */
+struct nf_sim_firmware {
+	struct nf_posix *port;    /* the device; its flash provisioned */
+	struct nf_client *client; /* its NoFUSS client */
+	const char *server;       /* NULL: none (a device that never checks) */
+	const char *build;        /* NULL: none */
+	bool path_form;
+	const char *name; /* the device name when the image carries none, or NULL */
+	void (*on_message)(void *ctx, const struct nf_client *c, enum nf_message msg);
+	/* Called once the bootloader has chosen, before the firmware runs (to
+	 * show or count what it did); may be NULL. */
+	void (*booted)(void *ctx, const struct nf_posix_boot *b);
+	void *ctx; /* for on_message and booted */
+};
+
+/* How a power-on ended. */
+enum nf_sim_start {
+	NF_SIM_UP = 0,         /* the firmware runs: slot confirmed, client set up */
+	NF_SIM_BRICKED,        /* no slot holds a bootable firmware (err says) */
+	NF_SIM_FLASH_FAILED,   /* the bootloader could not read or write the flash */
+	NF_SIM_CRASHED,        /* the image crashes at boot: it did, unconfirmed */
+	NF_SIM_CONFIRM_FAILED, /* the slot could not be confirmed (err says) */
+	NF_SIM_NO_NAME,        /* neither the image nor fw->name names the device */
+	NF_SIM_TOO_LONG,       /* a setting, the name or the version does not fit the core */
+};
+
+/* Sets up fw->client as the firmware does in setup(): initialised, with
+ * fw's message callback, path form, server, the port's MAC and build.
+ * Returns 0, or -1 when the server or the build is too long for the core. */
+int nf_sim_client_init(const struct nf_sim_firmware *fw);
+/* One power-on: the port's bootloader (nf_posix_boot, *b describes what it
+ * booted), fw->booted, then the firmware's start-up: a crash when the image
+ * says so, else the slot confirmed and the client set up
+ * (nf_sim_client_init) with the version the image carries and its device
+ * name. Returns how it ended; err explains BRICKED, FLASH_FAILED and
+ * CONFIRM_FAILED. */
+enum nf_sim_start nf_sim_power_on(const struct nf_sim_firmware *fw, struct nf_posix_boot *b,
+                                  char *err, size_t errcap);
+
+/* ---- announce.c: `nofuss device --mqtt`: what an espurna-style firmware
+ * publishes about itself on an MQTT broker, so that `nofuss push` (and any
+ * dashboard) can find it: the topics of topics.h (BASE/ip, BASE/version,
+ * BASE/fsversion, BASE/status with its last will, on every connect, so on
+ * every boot; BASE/heartbeat then and every heartbeat interval).
+ *
+ * Never blocks: nf_announce_poll() runs libmosquitto's loop with a zero
+ * timeout and is meant to be called often from the device's main loop. A
+ * broker that is down or goes away is logged and retried with a backoff.
+ * ---- */
+
+#define NF_ANNOUNCE_PORT_DEFAULT 1883u
+#define NF_ANNOUNCE_HEARTBEAT_MS 60000L
+#define NF_ANNOUNCE_FIELD_MAX    64u  /* ip, version, fsversion, with the NUL */
+#define NF_ANNOUNCE_TOPIC_MAX    256u /* BASE/fsversion, with the NUL */
+
+struct mosquitto;
+
+struct nf_announce_config {
+	const char *host;     /* broker host name or address */
+	uint16_t port;        /* NF_ANNOUNCE_PORT_DEFAULT */
+	const char *base;     /* topic prefix, e.g. /home/cellar/washer */
+	const char *user;     /* NULL: anonymous */
+	const char *password; /* NULL: none */
+	const char *ip, *version, *fsversion;
+	long heartbeat_ms; /* > 0 */
+	FILE *log;         /* one line per event; NULL: silent */
+};
+
+struct nf_announce {
+	struct mosquitto *mosq; /* NULL when stopped */
+	struct nf_announce_config cfg;
+	char host[NF_ANNOUNCE_TOPIC_MAX], base[NF_ANNOUNCE_TOPIC_MAX];
+	char ip[NF_ANNOUNCE_FIELD_MAX], version[NF_ANNOUNCE_FIELD_MAX];
+	char fsversion[NF_ANNOUNCE_FIELD_MAX];
+	bool connecting, connected;
+	uint64_t next_attempt_ms, next_heartbeat_ms; /* nf_clock_ms() */
+	long backoff_ms;
+};
+
+/* Copies cfg (its strings too) and starts connecting. Returns 0, or -1
+ * with the reason in err (bad configuration, out of memory); a broker that
+ * does not answer is not an error. Call nf_announce_stop() either way. */
+int nf_announce_start(struct nf_announce *a, const struct nf_announce_config *cfg, char *err,
+                      size_t errcap);
+/* Does what is due without waiting: network traffic, (re)connecting,
+ * the heartbeat. */
+void nf_announce_poll(struct nf_announce *a);
+/* Drops the connection without a clean disconnect (the broker then
+ * publishes the last will, as when a real device resets) and frees
+ * everything. Safe on a stopped a, and twice. */
+void nf_announce_stop(struct nf_announce *a);
+
+/* ---- device.c, device_options.c: `nofuss device`'s parts ---- */
+
+#define NF_DEVICE_COUNTER_MAX 4000000000ul /* counters carried across reboots */
+#define NF_DEVICE_IP_MAX      16u          /* an IPv4 dotted quad, with the NUL */
+
+/* What `nofuss device`'s command line says. */
+struct nf_device_options {
+	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
+	const char *mac;
+	const char *ota_auth, *mqtt_user, *mqtt_password, *mqtt_base;
+	char ota_ip[NF_DEVICE_IP_MAX]; /* "" without --ota */
+	uint16_t ota_port;
+	long ota_pause_ms, heartbeat_ms;
+	char mqtt_host[NF_ANNOUNCE_TOPIC_MAX]; /* "" without --mqtt */
+	uint16_t mqtt_port;
+	bool path_form, until_current;
+	long interval_ms, jitter_ms, timeout_ms, connect_ms;
+	long max_checks; /* -1: no limit */
+	unsigned long max_boots, power_cut_at;
+	struct nf_posix_geometry geometry;
+};
+
+/* Reads the command line into o (defaults first, then NOFUSS_POWER_CUT_AT,
+ * then the options) and checks the rules between options. Returns 0, 1
+ * after --help, -1 on bad usage (said). */
+int nf_device_options(struct nf_device_options *o, int argc, char *argv[]);
+
+/* ---- fleet*.c: `nofuss fleet`'s parts, shared among them only:
+ * fleet.c (the subcommand: options, setting up), fleet_life.c (a device's
+ * boots and checks, the timer heap and queue), fleet_loop.c (epoll under
+ * libcurl's multi interface), fleet_report.c (progress and summary). ---- */
+
+#define FLEET_NAMES_MAX 64u /* device names in --device */
+
+/* Exit status (documented in usage() and docs/man/nofuss.1). */
+#define FLEET_EXIT_FAILED 1
+#define FLEET_EXIT_SETUP  3
+
+/* Why a device failed: an enum nf_error, or one of these (what the
+ * bootloader says about an update). */
+#define FLEET_ERR_REVERTED  32 /* the new firmware did not confirm its trial boot */
+#define FLEET_ERR_BRICKED   33 /* no slot holds a bootable firmware */
+#define FLEET_ERR_BOOT_LOOP 34 /* FLEET_BOOTS_MAX boots without a check */
+#define FLEET_ERRORS        35
+
+enum nf_fleet_phase {
+	FLEET_PH_BOOT = 0, /* in the heap: boots at due_ms */
+	FLEET_PH_SLEEP,    /* in the heap: checks at due_ms */
+	FLEET_PH_QUEUED,   /* due: waits for a transfer slot */
+	FLEET_PH_ACTIVE,   /* in a check, holding a slot */
+	FLEET_PH_DONE,     /* stopped */
+};
+
+enum nf_fleet_result {
+	FLEET_RES_NONE = 0, /* no check finished since power-on or the last update */
+	FLEET_RES_UPTODATE, /* the last check went well and installed nothing */
+	FLEET_RES_FAILED,   /* the last check (or update) failed; error says why */
+};
+
+struct nf_fleet_options {
+	const char *server, *version, *fs_version, *build, *mac_base_text;
+	char *names_text; /* a copy of --device; names point into it */
+	const char *names[FLEET_NAMES_MAX];
+	size_t nnames;
+	unsigned long count, concurrency, give_up;
+	unsigned long long mac_base;
+	bool path_form, until_updated, json, quiet, verbose, duration_set;
+	long interval_ms, jitter_ms, ramp_ms, duration_ms, timeout_ms, reboot_ms;
+	long progress_ms, request_ms, connect_ms;
+	unsigned long seed;
+	bool seeded;
+};
+
+struct nf_fleet_device {
+	struct nf_client client;
+	struct nf_posix port;
+	struct nf_posix_memflash flash;
+	struct nf_fleet *fleet;
+	int64_t due_ms;      /* FLEET_PH_BOOT, FLEET_PH_SLEEP: when */
+	uint8_t phase;       /* enum nf_fleet_phase */
+	uint8_t result;      /* enum nf_fleet_result */
+	uint8_t error;       /* FLEET_RES_FAILED: enum nf_error or FLEET_ERR_* */
+	uint8_t streak;      /* failures in a row */
+	uint8_t boot_streak; /* boots since the last check */
+	bool downloading;    /* this check began an image download */
+	bool rebooting;      /* an update is committed: the next boot tells */
+	bool updated;        /* installed an update and runs it */
+	bool cut;            /* its check was cut by the end of the run */
+};
+
+/* A transfer slot: one easy handle, reused by one device after another. */
+struct nf_fleet_slot {
+	void *easy;                /* CURL * */
+	struct nf_fleet_device *d; /* NULL when free */
+	struct nf_posix_transfer t;
+};
+
+struct nf_fleet {
+	struct nf_fleet_options o;
+	struct nf_fleet_device *dev;
+	uint32_t *heap; /* device indices, a min-heap on due_ms */
+	size_t heap_len;
+	uint32_t *queue; /* a ring of device indices */
+	size_t q_head, q_len;
+	struct nf_fleet_slot *slots;
+	uint32_t *free_slots;
+	size_t nfree, active;
+	size_t ready; /* devices set up (nf_posix_init done) */
+	void *multi;  /* CURLM * */
+	int ep;
+	int64_t curl_due; /* when libcurl wants its timeout action, -1 never */
+	int64_t t0, now, deadline, stop_at, end;
+	bool stopping, timed_out, interrupted;
+	uint64_t rng;
+	char *prefixes; /* --verbose: each device's console prefix */
+	/* Counters. */
+	unsigned long checks, checks_failed, transfers, boots, reverts, crashes, installs, cut;
+	unsigned long long bytes;
+	unsigned long check_errors[FLEET_ERRORS];
+	/* Progress. */
+	FILE *out;
+	bool tty, status_shown;
+	int64_t next_progress; /* -1: no progress output */
+};
+
+/* fleet_life.c */
+/* A random 0..max (milliseconds), reproducible with --seed. */
+long nf_fleet_rnd_ms(struct nf_fleet *f, long max);
+/* --verbose: one line about device d on stderr. */
+void nf_fleet_say(struct nf_fleet_device *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The device at the top of the timer heap, taken off it. */
+uint32_t nf_fleet_heap_pop(struct nf_fleet *f);
+/* Queues d for a transfer slot; nf_fleet_dequeue takes the first queued. */
+void nf_fleet_enqueue(struct nf_fleet *f, struct nf_fleet_device *d);
+struct nf_fleet_device *nf_fleet_dequeue(struct nf_fleet *f);
+/* A power-on of d (the shared start-up), then its next check at check_at;
+ * a device that does not come up is done, or boots again later. */
+void nf_fleet_boot(struct nf_fleet *f, struct nf_fleet_device *d, int64_t check_at);
+/* The check of the device in slot s is over (reboot: it installed an
+ * update): frees the slot, records the result, schedules what is next. */
+void nf_fleet_check_done(struct nf_fleet *f, struct nf_fleet_slot *s, bool reboot);
+/* Whether d has settled: nothing to install, or --give-up failures. */
+bool nf_fleet_settled(const struct nf_fleet *f, const struct nf_fleet_device *d);
+
+/* fleet_loop.c */
+/* Makes the epoll set, the multi handle and an easy handle per slot (the
+ * slot arrays allocated). 0, or FLEET_EXIT_SETUP after saying why. */
+int nf_fleet_loop_open(struct nf_fleet *f);
+/* Frees what nf_fleet_loop_open made, also after it failed halfway. */
+void nf_fleet_loop_close(struct nf_fleet *f);
+/* Runs until every device is done, --timeout or SIGINT/SIGTERM; cuts what
+ * is in flight then. Returns 0, or -1 when the loop itself fails (said). */
+int nf_fleet_run(struct nf_fleet *f);
+
+/* fleet_report.c */
+/* Erases the status line a terminal shows, if any. */
+void nf_fleet_clear_status(struct nf_fleet *f);
+/* The progress line, when it is due (or force). */
+void nf_fleet_progress(struct nf_fleet *f, bool force);
+/* The end of a run: the last progress line and the summary (text, or JSON
+ * with --json). Returns the exit status. */
+int nf_fleet_report(struct nf_fleet *f);
+
+/* ---- device.c, fleet.c: the subcommands ---- */
+
+/* `nofuss device`: a simulated ESP8266. */
+int nf_cmd_device(int argc, char *argv[], char *prog_argv[]);
+/* `nofuss fleet`: many simulated devices in one process. */
+int nf_cmd_fleet(int argc, char *argv[], char *prog_argv[]);
+
+#endif /* NOFUSS_TOOLS_SIM_H */
