@@ -151,14 +151,15 @@ struct nf_sign_opts {
 
 /* nf_sign_result.warnings: the library prints nothing; the caller shows
  * each bit set with nf_sign_warning_text. */
-#define NF_SIGN_WARN_FLASH_MODE_UNCHECKED 0x01u /* app image, devices' mode not given */
-#define NF_SIGN_WARN_FLASH_MODE_MISMATCH  0x02u /* byte 2 is not the devices' mode */
-#define NF_SIGN_WARN_FLASH_MODE_INVALID   0x04u /* byte 2 is no flash mode at all */
-#define NF_SIGN_WARN_FLASH_MODE_SET       0x08u /* byte 2 rewritten (NF_SIGN_SET_FLASH_MODE) */
-#define NF_SIGN_WARN_UNALIGNED            0x10u /* length not a multiple of 4 */
-#define NF_SIGN_WARN_GZIP_PADDED          0x20u /* gzip header grown (NF_SIGN_PAD_GZIP) */
-#define NF_SIGN_WARN_NOT_APP_IMAGE        0x40u /* neither an app image nor gzip */
-#define NF_SIGN_WARN_RESIGNED             0x80u /* an old trailer signed over (NF_SIGN_FORCE) */
+#define NF_SIGN_WARN_FLASH_MODE_UNCHECKED  0x01u  /* app image, devices' mode not given */
+#define NF_SIGN_WARN_FLASH_MODE_MISMATCH   0x02u  /* byte 2 is not the devices' mode */
+#define NF_SIGN_WARN_FLASH_MODE_INVALID    0x04u  /* byte 2 is no flash mode at all */
+#define NF_SIGN_WARN_FLASH_MODE_SET        0x08u  /* byte 2 rewritten (NF_SIGN_SET_FLASH_MODE) */
+#define NF_SIGN_WARN_UNALIGNED             0x10u  /* length not a multiple of 4 */
+#define NF_SIGN_WARN_GZIP_PADDED           0x20u  /* gzip header grown (NF_SIGN_PAD_GZIP) */
+#define NF_SIGN_WARN_NOT_APP_IMAGE         0x40u  /* neither an app image nor gzip */
+#define NF_SIGN_WARN_RESIGNED              0x80u  /* an old trailer signed over (NF_SIGN_FORCE) */
+#define NF_SIGN_WARN_GZIP_UNSIGNED_DEVICES 0x100u /* a signed gzip breaks unsigned firmware */
 
 /* nf_sign_result.kind, from the first bytes */
 #define NF_SIGN_IMAGE_OTHER 0 /* neither: a filesystem image, or no ESP8266 image */

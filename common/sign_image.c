@@ -15,6 +15,9 @@
  *    by one to three bytes of header comment, which the core's bootloader
  *    (uzlib) skips; padding at the end would not do, as the bootloader reads
  *    the uncompressed size from the last 4 bytes.
+ * A third follows from that: firmware without a key keeps the trailer of a
+ * signed gzip image, and its bootloader then takes the length field for the
+ * uncompressed size. nofuss reminds of it for every gzip image it signs.
  * The library prints nothing: the warnings go back to the caller.
  */
 #include <errno.h>
@@ -290,6 +293,7 @@ static enum nf_sign_err inspect(struct sign_job *job, const struct nf_sign_opts 
 		check_flash_mode(job, opts, r);
 	} else if (job->head_len >= 2 && h[0] == 0x1f && h[1] == 0x8b) {
 		r->kind = NF_SIGN_IMAGE_GZIP;
+		r->warnings |= NF_SIGN_WARN_GZIP_UNSIGNED_DEVICES;
 		if (opts->flags & NF_SIGN_PAD_GZIP)
 			rc = pad_gzip(job, r, err, errlen);
 	} else {
@@ -422,6 +426,14 @@ const char *nf_sign_warning_text(const struct nf_sign_result *res, unsigned bit,
 		snprintf(buf, len,
 		         "the input already ended with a signature trailer: signed again, old "
 		         "trailer included in the payload");
+		break;
+	case NF_SIGN_WARN_GZIP_UNSIGNED_DEVICES:
+		snprintf(
+		    buf, len,
+		    "send this signed gzip image only to devices whose firmware verifies "
+		    "signatures: firmware without a key keeps the trailer, and its bootloader "
+		    "then reads the signature's length as the uncompressed size and installs a "
+		    "broken image");
 		break;
 	default:
 		if (len > 0)
