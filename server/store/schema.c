@@ -58,11 +58,13 @@
 	"image TEXT NOT NULL, bytes BIGINT NOT NULL, total BIGINT NOT NULL, "                 \
 	"detail TEXT NOT NULL, PRIMARY KEY (device_id, slot));"
 
-/* Migration 2: tags an operator puts on devices. */
+/* Migration 2: tags an operator puts on devices, and the store's settings
+ * that shape stored data (the history_max the history ring was made for). */
 #define TAGS_TABLE                                                                        \
 	"CREATE TABLE tags (device_id BIGINT NOT NULL REFERENCES devices (id) "               \
 	"ON DELETE CASCADE, tag TEXT NOT NULL, PRIMARY KEY (device_id, tag));"                \
-	"CREATE INDEX tags_tag ON tags (tag);"
+	"CREATE INDEX tags_tag ON tags (tag);"                                                \
+	"CREATE TABLE settings (name TEXT PRIMARY KEY, value BIGINT NOT NULL);"
 
 struct migration {
 	const char *what;
@@ -75,7 +77,7 @@ static const struct migration migrations[NF_STORE_SCHEMA_VERSION] = {
 	         HISTORY_TABLE,
 	 "CREATE TABLE devices (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
 	 DEVICE_COLUMNS ");" DEVICE_INDEXES HISTORY_TABLE},
-	{"device tags", TAGS_TABLE, TAGS_TABLE},
+	{"device tags and store settings", TAGS_TABLE, TAGS_TABLE},
 };
 
 static void get_version(void *user, const struct nf_db_row *row)
@@ -161,4 +163,50 @@ done:
 		nf_db_exec(db, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")");
 	}
 	return version;
+}
+
+/* History ring size ------------------------------------------------------- */
+
+static void get_value(void *user, const struct nf_db_row *row)
+{
+	*(int64_t *)user = nf_db_int(row, 0);
+}
+
+int nf_schema_history(struct nf_db *db, unsigned history_max, char *err, size_t errlen)
+{
+	bool sqlite = nf_db_backend(db) == NF_DB_SQLITE;
+	struct nf_db_val max = NF_DB_INT_V(history_max);
+	int64_t old = 0;
+
+	nf_db_clear(db);
+	if (nf_db_exec(db, sqlite ? "BEGIN IMMEDIATE" : "BEGIN") != 0 ||
+	    nf_db_run(db, -1, "SELECT value FROM settings WHERE name = 'history_max'", NULL, 0,
+	              get_value, &old) != 0 ||
+	    nf_db_sync(db) != 0)
+		goto fail;
+	if (old != (int64_t)history_max) {
+		/* Keep each device's newest history_max entries, each in slot
+		 * seq % history_max; through negative slots so that no two rows
+		 * ever share one on the way. */
+		static const char *const steps[] = {
+			"DELETE FROM history WHERE seq <= (SELECT hist_seq FROM devices "
+			"WHERE devices.id = history.device_id) - $1",
+			"UPDATE history SET slot = -1 - (seq % $1)",
+			"UPDATE history SET slot = -1 - slot WHERE slot < 0 AND $1 > 0",
+			"INSERT INTO settings (name, value) VALUES ('history_max', $1) "
+			"ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+		};
+		for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+			if (nf_db_run(db, -1, steps[i], &max, 1, NULL, NULL) != 0)
+				goto fail;
+	}
+	if (nf_db_sync(db) != 0 || nf_db_exec(db, "COMMIT") != 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "store: resizing the history to %u entries: %s", history_max,
+	         nf_db_error(db));
+	nf_db_clear(db);
+	nf_db_exec(db, "ROLLBACK");
+	return -1;
 }

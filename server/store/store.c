@@ -124,7 +124,9 @@ static int write_some(struct nf_store *s, uint64_t head, size_t n)
 	atomic_fetch_add(&s->written, n);
 	atomic_fetch_add(&s->batches, 1);
 	atomic_fetch_add(&s->unmatched, unmatched);
-	advance(s, head + n);
+	if (atomic_exchange(&s->failing, false))
+		say(s, NF_STORE_LOG_WARN, "store %s: writing again", s->shown);
+	advance(s, head + n); /* last: nf_store_sync's waiters see all the above */
 	return 0;
 }
 
@@ -179,13 +181,10 @@ static void *writer_main(void *arg)
 		waited = false;
 		if (depth == 0)
 			continue;
-		if (write_some(s, head, depth < s->opt.batch_max ? depth : s->opt.batch_max) == 0) {
-			if (atomic_exchange(&s->failing, false))
-				say(s, NF_STORE_LOG_WARN, "store %s: writing again", s->shown);
+		if (write_some(s, head, depth < s->opt.batch_max ? depth : s->opt.batch_max) == 0)
 			backoff = 0;
-		} else if (failed(s, deadline, &backoff)) {
+		else if (failed(s, deadline, &backoff))
 			break;
-		}
 	}
 	return NULL;
 }
@@ -301,22 +300,15 @@ static void defaults(struct nf_store_options *o)
 		o->busy_timeout_ms = DEFAULT_BUSY_MS;
 }
 
-/* The databases: the writer's (migrated, history trimmed to history_max)
- * and the queries'. */
+/* The databases: the writer's (migrated, its history fitted to
+ * history_max) and the queries'. */
 static int open_databases(struct nf_store *s, const char *url, char *err, size_t errlen)
 {
-	struct nf_db_val max = NF_DB_INT_V(s->opt.history_max);
-
 	if ((s->wdb = nf_db_open(url, s->opt.busy_timeout_ms, err, errlen)) == NULL ||
 	    (s->schema = nf_schema_migrate(s->wdb, s->opt.migrate_to, err, errlen)) < 0)
 		return -1;
-	if (s->schema >= 1 &&
-	    (nf_db_run(s->wdb, -1, "DELETE FROM history WHERE slot >= $1", &max, 1, NULL, NULL) !=
-	             0 ||
-	     nf_db_sync(s->wdb) != 0)) {
-		snprintf(err, errlen, "store %s: %s", s->shown, nf_db_error(s->wdb));
+	if (s->schema >= 2 && nf_schema_history(s->wdb, s->opt.history_max, err, errlen) != 0)
 		return -1;
-	}
 	if ((s->rdb = nf_db_open(url, s->opt.busy_timeout_ms, err, errlen)) == NULL)
 		return -1;
 	return 0;

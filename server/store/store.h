@@ -490,6 +490,9 @@ struct nf_db *nf_db_pg_open(const char *conninfo, char *err, size_t errlen);
  * migrating at once take turns. Returns the version now in the database, or
  * -1 with a message (a failed migration, a newer schema). */
 int nf_schema_migrate(struct nf_db *db, int target, char *err, size_t errlen);
+/* Makes the stored history fit history_max entries per device (the newest
+ * kept) when it was made for another size; needs schema 2. 0 or -1. */
+int nf_schema_history(struct nf_db *db, unsigned history_max, char *err, size_t errlen);
 
 /* offer.c: a device's offer columns, shared by the writer and the queries -- */
 /* "state, state_ms, ... hist_seq": the stored columns of struct nf_offer, in
