@@ -77,6 +77,17 @@ int nf_db_run(struct nf_db *db, int id, const char *sql, const struct nf_db_val 
 	return db->ops->run(db, id, sql, v, n, fn, user);
 }
 
+int nf_db_run_rows(struct nf_db *db, int id, const char *sql_row, const char *sql_arrays,
+                   const struct nf_db_val *rows, size_t nrows, int ncols, nf_db_row_fn fn,
+                   void *user)
+{
+	if (ncols > NF_DB_MAX_PARAMS || id >= NF_DB_MAX_STMTS)
+		return nf_db_fail(db, "internal: statement %d with %d parameters", id, ncols);
+	if (nrows == 0)
+		return 0;
+	return db->ops->run_rows(db, id, sql_row, sql_arrays, rows, nrows, ncols, fn, user);
+}
+
 int nf_db_sync(struct nf_db *db)
 {
 	return db->ops->sync(db);

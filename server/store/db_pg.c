@@ -7,7 +7,9 @@
  * pipeline is synced on its own, so that neither side's socket buffer fills
  * up with answers nobody reads.
  *
- * Parameters travel as text. Statements with an id are prepared once per
+ * Parameters travel as text; nf_db_run_rows sends a batch's rows as one
+ * array per column, so that the server runs one statement for all of them.
+ * Statements with an id are prepared once per
  * connection under the name "nfN"; a reconnection forgets them. The
  * connection has a connect timeout and TCP keepalives so that a server that
  * went away is noticed, and server notices are not printed.
@@ -183,6 +185,63 @@ static int pg_run(struct nf_db *db, int id, const char *sql, const struct nf_db_
 	return 0;
 }
 
+/* Column c of the rows as a PostgreSQL array literal, malloc'd: integers
+ * bare, strings double-quoted with double quotes and backslashes escaped. */
+static char *array_of(const struct nf_db_val *rows, size_t nrows, int ncols, int c)
+{
+	size_t cap = 3, n = 0;
+	char *out;
+
+	for (size_t r = 0; r < nrows; r++) {
+		const struct nf_db_val *v = &rows[r * (size_t)ncols + (size_t)c];
+		cap += v->type == NF_DB_TEXT ? 2 * strlen(v->s) + 3 : 22;
+	}
+	if ((out = malloc(cap)) == NULL)
+		return NULL;
+	out[n++] = '{';
+	for (size_t r = 0; r < nrows; r++) {
+		const struct nf_db_val *v = &rows[r * (size_t)ncols + (size_t)c];
+
+		if (r > 0)
+			out[n++] = ',';
+		if (v->type != NF_DB_TEXT) {
+			n += (size_t)snprintf(out + n, cap - n, "%" PRId64, v->i);
+			continue;
+		}
+		out[n++] = '"';
+		for (const char *p = v->s; *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				out[n++] = '\\';
+			out[n++] = *p;
+		}
+		out[n++] = '"';
+	}
+	out[n++] = '}';
+	out[n] = '\0';
+	return out;
+}
+
+static int pg_run_rows(struct nf_db *db, int id, const char *sql_row, const char *sql_arrays,
+                       const struct nf_db_val *rows, size_t nrows, int ncols, nf_db_row_fn fn,
+                       void *user)
+{
+	char *arrays[NF_DB_MAX_PARAMS] = {NULL};
+	struct nf_db_val v[NF_DB_MAX_PARAMS];
+	int rc = 0;
+
+	(void)sql_row;
+	for (int c = 0; c < ncols && rc == 0; c++) {
+		if ((arrays[c] = array_of(rows, nrows, ncols, c)) == NULL)
+			rc = nf_db_fail(db, "postgresql: out of memory");
+		v[c] = NF_DB_TEXT_V(arrays[c]);
+	}
+	if (rc == 0)
+		rc = pg_run(db, id, sql_arrays, v, ncols, fn, user); /* the text is copied */
+	for (int c = 0; c < ncols; c++)
+		free(arrays[c]);
+	return rc;
+}
+
 /* Several statements at once, outside the pipeline (migrations). */
 static int pg_exec(struct nf_db *db, const char *sql)
 {
@@ -220,7 +279,7 @@ static const char *pg_text(const struct nf_db_row *row, int i)
 }
 
 static const struct nf_db_ops pg_ops = {
-	pg_close, pg_exec, pg_run, pg_sync, pg_ok, pg_reconnect, pg_int, pg_text,
+	pg_close, pg_exec, pg_run, pg_run_rows, pg_sync, pg_ok, pg_reconnect, pg_int, pg_text,
 };
 
 struct nf_db *nf_db_pg_open(const char *conninfo, char *err, size_t errlen)

@@ -46,7 +46,6 @@
 	"_size BIGINT NOT NULL DEFAULT 0, " p "_bytes BIGINT NOT NULL DEFAULT 0, " p          \
 	"_done INTEGER NOT NULL DEFAULT 0"
 #define DEVICE_INDEXES                                                                    \
-	"CREATE INDEX devices_last_seen ON devices (last_seen);"                              \
 	"CREATE INDEX devices_ip ON devices (ip);"                                            \
 	"CREATE INDEX devices_type_version ON devices (device, version);"                     \
 	"CREATE INDEX devices_state ON devices (state, state_ms);"
@@ -76,7 +75,7 @@ static const struct migration migrations[NF_STORE_SCHEMA_VERSION] = {
 	 "CREATE TABLE devices (id INTEGER PRIMARY KEY, " DEVICE_COLUMNS ");" DEVICE_INDEXES
 	         HISTORY_TABLE,
 	 "CREATE TABLE devices (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-	 DEVICE_COLUMNS ");" DEVICE_INDEXES HISTORY_TABLE},
+	 DEVICE_COLUMNS ") WITH (fillfactor = 70);" DEVICE_INDEXES HISTORY_TABLE},
 	{"device tags and store settings", TAGS_TABLE, TAGS_TABLE},
 };
 

@@ -445,6 +445,15 @@ int nf_db_exec(struct nf_db *db, const char *sql);
  * (the error is kept for nf_db_error); an error also fails nf_db_sync. */
 int nf_db_run(struct nf_db *db, int id, const char *sql, const struct nf_db_val *v, int n,
               nf_db_row_fn fn, void *user);
+/* Runs one statement for each of nrows rows of ncols values (rows[r *
+ * ncols + c]): sql_row with $1..$ncols once per row on SQLite; on
+ * PostgreSQL sql_arrays once, with $c the array of column c's values (so
+ * sql_arrays reads them with unnest($1::type[], ...)). fn and id as for
+ * nf_db_run (the id names the one statement each backend uses). NULL
+ * values are not supported. Returns 0 or -1. */
+int nf_db_run_rows(struct nf_db *db, int id, const char *sql_row, const char *sql_arrays,
+                   const struct nf_db_val *rows, size_t nrows, int ncols, nf_db_row_fn fn,
+                   void *user);
 /* Waits for the results of every nf_db_run so far. 0, or -1 when any failed. */
 int nf_db_sync(struct nf_db *db);
 /* The first error since the last nf_db_clear, "" if none. */
@@ -468,6 +477,9 @@ struct nf_db_ops {
 	int (*exec)(struct nf_db *db, const char *sql);
 	int (*run)(struct nf_db *db, int id, const char *sql, const struct nf_db_val *v, int n,
 	           nf_db_row_fn fn, void *user);
+	int (*run_rows)(struct nf_db *db, int id, const char *sql_row, const char *sql_arrays,
+	                const struct nf_db_val *rows, size_t nrows, int ncols, nf_db_row_fn fn,
+	                void *user);
 	int (*sync)(struct nf_db *db);
 	bool (*ok)(const struct nf_db *db);
 	int (*reconnect)(struct nf_db *db);

@@ -544,6 +544,45 @@ void check_stale_check(void **state)
 	nf_store_close(s);
 }
 
+/* Strings with what SQL and array literals quote, and fields filled to
+ * their last byte with no NUL (the writer cuts them, never reads past). */
+void check_odd_strings(void **state)
+{
+	struct nf_store *s = store_check_open(url_of(state), NULL);
+	const char *odd = "We\"ird\\, {x} 'y' NULL";
+	struct nf_event e = store_check_event(MAC1, "10.0.0.1", odd, "1.0 \"q\"", STORE_T0);
+	struct nf_history *h;
+	size_t n;
+
+	e.answer = NF_ANSWER_HELD;
+	nf_store_copy(e.reason, sizeof e.reason, "\"quoted\" \\ {a,b}", 64);
+	memset(e.build, 'B', sizeof e.build); /* no NUL */
+	store_check_post(s, &e);
+	e = store_check_event(NULL, "10.0.0.7", odd, "2.0", STORE_T0);
+	memset(e.target, 'T', sizeof e.target);
+	store_check_offer(&e, NULL, "/fw/\"odd\",\\.bin", NULL);
+	memset(e.target, 'T', sizeof e.target);
+	store_check_post(s, &e);
+	e = store_check_download(NF_EVENT_DOWNLOAD_DONE, NULL, "10.0.0.7", "/fw/\"odd\",\\.bin", 3,
+	                         3, STORE_T0 + 1);
+	store_check_post(s, &e);
+
+	struct nf_device d = store_check_device(s, KEY1, STORE_T0, &h, &n);
+	assert_string_equal(d.device, odd);
+	assert_string_equal(d.version, "1.0 \"q\"");
+	assert_int_equal(strlen(d.build), NF_STORE_MAX_TEXT - 1);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].detail, "\"quoted\" \\ {a,b}");
+	free(h);
+	char key[NF_STORE_MAX_KEY];
+	snprintf(key, sizeof key, "%s@10.0.0.7", odd);
+	d = store_check_device(s, key, STORE_T0 + 1, NULL, NULL);
+	assert_int_equal(d.state, NF_UPDATE_DOWNLOADED);
+	assert_int_equal(strlen(d.target), NF_STORE_MAX_TEXT - 1);
+	assert_string_equal(d.images[0].path, "/fw/\"odd\",\\.bin");
+	nf_store_close(s);
+}
+
 /* One offer's whole life (3 history entries) for target at t. */
 static void one_update(struct nf_store *s, const char *from, const char *target, int64_t t)
 {

@@ -55,6 +55,7 @@ void check_withdrawn_and_held(void **state);
 void check_path_form(void **state);
 void check_download_before_offer(void **state);
 void check_stale_check(void **state);
+void check_odd_strings(void **state);
 void check_history_bound(void **state);
 void check_list(void **state);
 void check_summary(void **state);
@@ -71,6 +72,7 @@ void check_migrate_old(void **state);
 	X(check_path_form)                                                                \
 	X(check_download_before_offer)                                                    \
 	X(check_stale_check)                                                              \
+	X(check_odd_strings)                                                              \
 	X(check_history_bound)                                                            \
 	X(check_list)                                                                     \
 	X(check_summary)                                                                  \
