@@ -5,7 +5,7 @@
  * the loop uses to fill a struct nf_event.
  *
  * A device's key is its MAC when it sent one, otherwise "device@ip" (a
- * path-form check carries no MAC; docs/STORE.md, "Identity"). An all-zero
+ * path-form check carries no MAC; docs/STORE.md section 4). An all-zero
  * MAC is no identity: arduino-esp32 3.x sends x-ESP32-AP-MAC as zeros in
  * station mode.
  */

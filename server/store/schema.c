@@ -10,7 +10,7 @@
  * same for a file.
  *
  * Never edit a migration once released: add the next one. The tables are
- * described in docs/STORE.md ("Schema").
+ * described in docs/STORE.md section 9.
  */
 #include <stdio.h>
 #include <string.h>

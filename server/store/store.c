@@ -15,7 +15,7 @@
  * The writer wakes when a batch's worth is queued (the poster that fills it
  * posts a semaphore, once per wait) or batch_ms after it went to sleep, so
  * an event waits at most batch_ms plus one transaction before it is
- * committed: that is what a kill -9 can lose (docs/STORE.md). On failure it
+ * committed: that is what a kill -9 can lose (docs/STORE.md section 6). On failure it
  * backs off (100 ms doubling to retry_max_ms), makes the connection again
  * when it was lost, and says once that it failed and once that it writes
  * again. nf_store_close() writes what is queued, retrying for at most

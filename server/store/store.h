@@ -16,7 +16,7 @@
  *
  * Backends, chosen by the URL given to nf_store_open():
  *   sqlite:///abs/path/fleet.db   SQLite (WAL), the default; created and
- *                                 migrated on open (docs/STORE.md)
+ *                                 migrated on open (docs/STORE.md section 2)
  *   sqlite://relative/fleet.db    relative to the working directory
  *   postgresql://... postgres://  PostgreSQL, a libpq connection URI
  *
@@ -137,7 +137,7 @@ struct nf_event {
 	struct nf_store_image images[NF_STORE_IMAGES];
 };
 
-/* Update states: the life of an offer (update.c, docs/STORE.md). */
+/* Update states: the life of an offer (update.c, docs/STORE.md section 5). */
 enum nf_update_state {
 	NF_UPDATE_NONE = 0,    /* never offered, or the offer was withdrawn */
 	NF_UPDATE_OFFERED,     /* offered, nothing downloaded yet */
@@ -228,7 +228,7 @@ void nf_store_stats(struct nf_store *store, struct nf_store_stats *out);
 /* The schema version the open database has. */
 int nf_store_schema(const struct nf_store *store);
 
-/* "sqlite://<data_dir>/store/fleet.db" into out (docs/STORE.md). Returns 0,
+/* "sqlite://<data_dir>/store/fleet.db" into out (docs/STORE.md section 3). Returns 0,
  * or -1 when it does not fit in outlen. */
 int nf_store_default_url(const char *data_dir, char *out, size_t outlen);
 
