@@ -10,9 +10,9 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   # libraries
   libmicrohttpd-dev libjansson-dev libssl-dev libinih-dev libcurl4-openssl-dev
-  libmosquitto-dev libsqlite3-dev libcmocka-dev
-  # tests and benchmarks
-  mosquitto mosquitto-clients nginx wrk valgrind curl python3 procps
+  libmosquitto-dev libsqlite3-dev libpq-dev libcmocka-dev
+  # tests and benchmarks (postgresql: the fleet store's PostgreSQL tests)
+  mosquitto mosquitto-clients nginx wrk valgrind curl python3 procps postgresql
   # device core size on the ESP8266 CPU
   gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
 )

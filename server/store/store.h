@@ -1,0 +1,554 @@
+/*
+ * store.h - the fleet store: nofussd's memory of every device that checks in
+ * (issue 9, items 2 and 7), and the one header of the nofuss_store library,
+ * grouped by file as its table of contents.
+ *
+ * The event loop describes what happened in a fixed-size struct nf_event (a
+ * check and its answer, or a download's progress) and posts it with
+ * nf_store_post(), which copies it into a bounded queue and never waits: when
+ * the queue is full the event is dropped and counted. A writer thread takes
+ * the queued events in batches and writes each batch in one transaction,
+ * applying the proof-of-update state machine (update.c) to each device in the
+ * same transaction, so that several nofussd nodes sharing one PostgreSQL
+ * database keep one inventory. The admin API reads with nf_store_devices(),
+ * nf_store_device() and nf_store_summary(), which copy their results out; the
+ * caller frees them.
+ *
+ * Backends, chosen by the URL given to nf_store_open():
+ *   sqlite:///abs/path/fleet.db   SQLite (WAL), the default; created and
+ *                                 migrated on open (docs/STORE.md section 2)
+ *   sqlite://relative/fleet.db    relative to the working directory
+ *   postgresql://... postgres://  PostgreSQL, a libpq connection URI
+ *
+ * Threads: nf_store_post() and nf_store_stats() may be called from any one
+ * thread at a time each (the event loop); the queries and nf_store_tag() from
+ * any thread (they share one reading connection under a mutex, never the
+ * writer's); nf_store_open(), nf_store_sync() and nf_store_close() from a
+ * thread that may wait (never the event loop while it serves).
+ */
+#ifndef NOFUSS_STORE_H
+#define NOFUSS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits (bytes, with the terminating NUL) ------------------------------- */
+#define NF_STORE_MAX_TEXT   64  /* device type, version, build, target, SDK: cut at 63 */
+#define NF_STORE_MAX_IMAGE  96  /* an image's path below public/ (nf_store_image_key) */
+#define NF_STORE_MAX_REASON 96  /* why an offer was held back */
+#define NF_STORE_MAX_TAG    32  /* one tag: [A-Za-z0-9_.-]{1,31} */
+#define NF_STORE_MAX_KEY    (NF_STORE_MAX_TEXT + NF_STORE_IP_LEN) /* "device@ip" */
+#define NF_STORE_MAX_URL    1024 /* a store URL */
+#define NF_STORE_MAX_PAGE   1000 /* devices in one page of nf_store_devices */
+#define NF_STORE_MAX_SUMMARY 10000 /* device type x version rows in a summary */
+#define NF_STORE_MAX_HISTORY 1000 /* history_max at most */
+#define NF_STORE_MAC_LEN    18  /* "AA:BB:CC:DD:EE:FF" */
+#define NF_STORE_IP_LEN     46  /* INET6_ADDRSTRLEN */
+#define NF_STORE_MD5_LEN    33  /* 32 lower-case hex digits */
+#define NF_STORE_IMAGES     2   /* images[0] firmware, images[1] filesystem */
+
+/* Defaults for struct nf_store_options' zero fields. */
+#define NF_STORE_DEFAULT_QUEUE    16384  /* events (bench/store.sh: ~13 MiB) */
+#define NF_STORE_DEFAULT_BATCH    1024   /* events per transaction at most */
+#define NF_STORE_DEFAULT_BATCH_MS 200    /* a batch is started at least this often */
+#define NF_STORE_DEFAULT_HISTORY  32     /* history entries kept per device */
+#define NF_STORE_DEFAULT_SILENT_MS (24LL * 3600 * 1000) /* downloaded, then no check */
+#define NF_STORE_DEFAULT_SKEW_MS  2000   /* clock difference tolerated between nodes */
+#define NF_STORE_DEFAULT_RETRY_MS 5000   /* longest pause between retries */
+#define NF_STORE_DEFAULT_CLOSE_MS 10000  /* close keeps retrying a failing database */
+
+#define NF_STORE_SCHEMA_VERSION 2 /* the newest schema this code knows (schema.c) */
+
+/* Events: what the loop posts -------------------------------------------- */
+enum nf_event_kind {
+	NF_EVENT_CHECK = 1,          /* a check, and the answer it got */
+	NF_EVENT_DOWNLOAD_PROGRESS,  /* an image download started or went on */
+	NF_EVENT_DOWNLOAD_DONE,      /* the image's last byte was sent */
+	NF_EVENT_DOWNLOAD_FAILED,    /* a download cut or refused before its end */
+};
+
+enum nf_client_kind {
+	NF_CLIENT_UNKNOWN = 0,
+	NF_CLIENT_NOFUSS_PATH,      /* GET /<device>/<version>: no MAC */
+	NF_CLIENT_NOFUSS_HEADER,    /* X-ESP8266-MAC/-DEVICE/-VERSION */
+	NF_CLIENT_ESP8266_UPDATER,  /* ESPhttpUpdate: x-ESP8266-STA-MAC */
+	NF_CLIENT_ESP32_UPDATER,    /* httpUpdate: x-ESP32-BASE-MAC or -STA-MAC */
+	NF_CLIENT_ESPHOME,          /* http_request manifest: name in the URL */
+	NF_CLIENT_TASMOTA,          /* ESP8266 updater with a Tasmota version */
+	NF_CLIENT_COUNT
+};
+
+enum nf_answer_kind {
+	NF_ANSWER_NONE = 0,  /* no update: current, or no rule */
+	NF_ANSWER_OFFERED,   /* target and images offered by a rule */
+	NF_ANSWER_HELD,      /* a rule matched but the image cannot be offered: reason */
+};
+
+/* One image: its path (or key, nf_store_image_key), MD5 and size when known. */
+struct nf_store_image {
+	char path[NF_STORE_MAX_IMAGE]; /* "" for none */
+	char md5[NF_STORE_MD5_LEN];    /* lower-case hex, "" when unknown */
+	uint64_t size;                 /* bytes, 0 when unknown */
+};
+
+/* What a stock updater's headers tell (0 or "" when not sent). */
+struct nf_event_hw {
+	uint64_t chip_id;
+	uint32_t chip_size, free_space, sketch_size;
+	char sketch_md5[NF_STORE_MD5_LEN];
+	char sdk[NF_STORE_MAX_TEXT];
+};
+
+/*
+ * One thing that happened, copied whole into a queue slot: no pointers.
+ * sizeof is 848 bytes on x86_64 (test_store checks it stays under 1 KiB).
+ * Strings are NUL-terminated and cut to their array (nf_store_copy).
+ *
+ * Identity: mac when it is a MAC ("aa:bb:cc:dd:ee:ff" in either case, also
+ * with '-' or no separators; all zeros counts as none); otherwise the device
+ * is keyed by device type and IP, as "device@ip" (path-form checks carry no
+ * MAC). A download without a MAC belongs to the device at that IP, keyed
+ * without a MAC, whose open offer names that image.
+ *
+ * CHECK: device, version, build, hw as the request told them; answer with
+ * target, rule and images (images[0] firmware, images[1] filesystem) when
+ * OFFERED; target, rule and reason when HELD.
+ * DOWNLOAD_*: mac or ip, images[0] (path, size = the image's total bytes,
+ * md5 if known) and bytes = the offset reached in the image (the range's
+ * start plus the bytes sent).
+ */
+struct nf_event {
+	int64_t time_ms;  /* wall clock, ms since 1970 */
+	uint8_t kind;     /* enum nf_event_kind */
+	uint8_t client;   /* enum nf_client_kind */
+	uint8_t answer;   /* enum nf_answer_kind (CHECK) */
+	uint8_t reserved;
+	int32_t rule;     /* the rule that answered, 0-based; -1 none */
+	uint64_t bytes;   /* DOWNLOAD_*: offset reached in images[0] */
+	char mac[NF_STORE_MAC_LEN];
+	char ip[NF_STORE_IP_LEN];
+	char device[NF_STORE_MAX_TEXT];
+	char version[NF_STORE_MAX_TEXT];
+	char build[NF_STORE_MAX_TEXT];
+	char target[NF_STORE_MAX_TEXT];
+	char reason[NF_STORE_MAX_REASON];
+	struct nf_event_hw hw;
+	struct nf_store_image images[NF_STORE_IMAGES];
+};
+
+/* Update states: the life of an offer (update.c, docs/STORE.md section 5). */
+enum nf_update_state {
+	NF_UPDATE_NONE = 0,    /* never offered, or the offer was withdrawn */
+	NF_UPDATE_OFFERED,     /* offered, nothing downloaded yet */
+	NF_UPDATE_DOWNLOADING, /* some bytes of an offered image served */
+	NF_UPDATE_DOWNLOADED,  /* every byte of every offered image served */
+	NF_UPDATE_CONFIRMED,   /* a later check reports the target (or its MD5) */
+	NF_UPDATE_REVERTED,    /* a later check after the download: not the target */
+	NF_UPDATE_FAILED,      /* a download cut or refused, not completed since */
+	NF_UPDATE_SILENT,      /* downloaded, and no check for silent_ms: never stored */
+	NF_UPDATE_COUNT
+};
+
+/* History entries: one per transition, and per new held-back reason. */
+enum nf_history_kind {
+	NF_HISTORY_OFFERED = 1,
+	NF_HISTORY_DOWNLOADING,
+	NF_HISTORY_DOWNLOADED,
+	NF_HISTORY_CONFIRMED,
+	NF_HISTORY_REVERTED,
+	NF_HISTORY_FAILED,
+	NF_HISTORY_WITHDRAWN,  /* an open offer no longer offered, not downloaded */
+	NF_HISTORY_HELD,       /* held back: reason in detail */
+	NF_HISTORY_COUNT
+};
+
+/* store.c: open, post, close ------------------------------------------------ */
+enum nf_store_log_level { NF_STORE_LOG_ERROR, NF_STORE_LOG_WARN, NF_STORE_LOG_INFO };
+
+/* Options; a zero field takes its NF_STORE_DEFAULT_*. */
+struct nf_store_options {
+	size_t queue_capacity;      /* events the queue holds */
+	size_t batch_max;           /* events in one transaction at most */
+	unsigned batch_ms;          /* queued events wait at most this long for a batch */
+	unsigned history_max;       /* history entries kept per device (<= NF_STORE_MAX_HISTORY) */
+	int64_t silent_ms;          /* downloaded and no check since: silent */
+	unsigned skew_ms;           /* a download at most this older than its offer still counts */
+	unsigned retry_max_ms;      /* backoff between failed transactions grows to this */
+	unsigned close_timeout_ms;  /* nf_store_close retries a failing database this long */
+	unsigned busy_timeout_ms;   /* SQLite: wait this long for a lock (default 1000) */
+	int migrate_to;             /* stop migrating at this schema version (tests); 0 = newest */
+	/* Messages (failures, recoveries); NULL = stderr. Called from the
+	 * writer thread and from nf_store_open/close. */
+	void (*log)(void *ctx, enum nf_store_log_level level, const char *msg);
+	void *log_ctx;
+};
+
+struct nf_store;
+
+/* Opens the store at url, creating and migrating the database (numbered
+ * migrations, recorded in the table nf_schema), and starts the writer
+ * thread. options may be NULL. Returns the store (nf_store_close frees it),
+ * or NULL with a message in err (url without its password): a malformed URL,
+ * a database that cannot be opened or reached, a failed migration, or a
+ * schema newer than NF_STORE_SCHEMA_VERSION. For SQLite, the file's folder
+ * is created (one level, mode 0750) when missing. */
+struct nf_store *nf_store_open(const char *url, const struct nf_store_options *options,
+                               char *err, size_t errlen);
+
+/* Copies ev into the queue for the writer. Never waits on I/O: the only lock
+ * is one held by posters for the copy. Returns 0, or -1 when the queue is
+ * full (the event is dropped and counted in stats.dropped). Must not be
+ * called during or after nf_store_close. */
+int nf_store_post(struct nf_store *store, const struct nf_event *ev);
+
+/* Waits until every event posted before the call is written (or dropped).
+ * Returns 0, or -1 when timeout_ms passed first. Not for the event loop. */
+int nf_store_sync(struct nf_store *store, unsigned timeout_ms);
+
+/* Writes everything queued (retrying a failing database for
+ * close_timeout_ms, then dropping what is left, counted and logged), stops
+ * the writer and frees the store. NULL is a no-op. */
+void nf_store_close(struct nf_store *store);
+
+/* Counters, read without a lock (for /metrics). */
+struct nf_store_stats {
+	uint64_t posted;    /* events accepted into the queue */
+	uint64_t dropped;   /* events lost: queue full, or unwritten at close */
+	uint64_t written;   /* events written (committed) */
+	uint64_t batches;   /* transactions committed */
+	uint64_t failures;  /* transactions failed (each retried) */
+	uint64_t unmatched; /* downloads no device could be found for */
+	size_t depth;       /* events queued now */
+	size_t capacity;
+	bool failing;       /* the last transaction failed: retrying */
+};
+void nf_store_stats(struct nf_store *store, struct nf_store_stats *out);
+
+/* The schema version the open database has. */
+int nf_store_schema(const struct nf_store *store);
+
+/* "sqlite://<data_dir>/store/fleet.db" into out (docs/STORE.md section 3). Returns 0,
+ * or -1 when it does not fit in outlen. */
+int nf_store_default_url(const char *data_dir, char *out, size_t outlen);
+
+/* Copies the first len bytes of src (up to a NUL) into dst, cut to fit cap
+ * with the NUL: for filling struct nf_event's arrays. src may be NULL. */
+void nf_store_copy(char *dst, size_t cap, const char *src, size_t len);
+
+/* The key an event stores for an image path: the path itself when it fits
+ * in NF_STORE_MAX_IMAGE, otherwise "md5:" and the MD5 of the path in hex.
+ * out has NF_STORE_MAX_IMAGE bytes. */
+void nf_store_image_key(const char *path, size_t len, char out[NF_STORE_MAX_IMAGE]);
+
+/* query.c: what the admin API reads ------------------------------------------ */
+enum nf_device_sort {
+	NF_SORT_LAST_SEEN = 0, NF_SORT_FIRST_SEEN, NF_SORT_KEY, NF_SORT_DEVICE,
+	NF_SORT_VERSION, NF_SORT_STATE, NF_SORT_IP, NF_SORT_COUNT
+};
+
+/* Filters: NULL or "" strings, -1 state and 0 times mean "any". */
+struct nf_device_filter {
+	const char *device;      /* device type, exactly */
+	const char *version;     /* exactly */
+	int state;               /* enum nf_update_state (SILENT computed); -1 any */
+	int64_t seen_after_ms;   /* last seen >= this */
+	int64_t seen_before_ms;  /* last seen < this */
+	const char *mac_prefix;  /* "AA:BB" (any case) */
+	const char *ip_prefix;   /* "192.168.1." */
+	const char *tag;
+	enum nf_device_sort sort;
+	bool descending;
+	size_t offset;           /* pagination: skip this many */
+	size_t limit;            /* page size, 1..NF_STORE_MAX_PAGE; 0 = 100 */
+	int64_t now_ms;          /* for SILENT; 0 = the wall clock */
+};
+
+/* One device, as stored (strings NUL-terminated). */
+struct nf_device {
+	char key[NF_STORE_MAX_KEY];     /* MAC, or "device@ip" */
+	char mac[NF_STORE_MAC_LEN];     /* "" for path-form devices */
+	char ip[NF_STORE_IP_LEN];
+	char device[NF_STORE_MAX_TEXT], version[NF_STORE_MAX_TEXT], build[NF_STORE_MAX_TEXT];
+	enum nf_client_kind client;
+	struct nf_event_hw hw;
+	int64_t first_seen_ms, last_seen_ms, last_check_ms;
+	uint64_t checks;
+	/* The last check's answer. */
+	enum nf_answer_kind answer;
+	char answer_target[NF_STORE_MAX_TEXT];
+	int32_t answer_rule;
+	char answer_reason[NF_STORE_MAX_REASON];
+	/* The current (or last) offer. */
+	enum nf_update_state state;     /* SILENT computed from now_ms */
+	int64_t state_ms;               /* when it entered its state */
+	char target[NF_STORE_MAX_TEXT];
+	int32_t rule;
+	int64_t offered_ms;
+	char from_version[NF_STORE_MAX_TEXT]; /* what it ran when offered */
+	struct nf_store_image images[NF_STORE_IMAGES];
+	uint64_t image_bytes[NF_STORE_IMAGES]; /* served so far, per image */
+	char tags[4 * NF_STORE_MAX_TAG];  /* "a,b,c", cut to fit */
+};
+
+struct nf_device_list {
+	uint64_t total;          /* devices matching the filter, all pages */
+	size_t count;            /* in this page */
+	struct nf_device *devices;
+};
+
+/* One page of the devices matching filter. Returns 0 and fills *out (free
+ * with nf_device_list_free), or -1 with a message in err: a bad filter
+ * (limit, state, sort) or a database error. */
+int nf_store_devices(struct nf_store *store, const struct nf_device_filter *filter,
+                     struct nf_device_list *out, char *err, size_t errlen);
+void nf_device_list_free(struct nf_device_list *list);
+
+struct nf_history {
+	int64_t at_ms;
+	enum nf_history_kind kind;
+	enum nf_update_state state;   /* the state after it */
+	char target[NF_STORE_MAX_TEXT];
+	int32_t rule;
+	char version[NF_STORE_MAX_TEXT]; /* what the device reported */
+	char image[NF_STORE_MAX_IMAGE];
+	uint64_t bytes, total;
+	char detail[NF_STORE_MAX_REASON];
+};
+
+/* The device with this key (a MAC in any accepted form, or "device@ip") and
+ * its history, newest first (at most history_max entries). now_ms as in the
+ * filter. Returns 1 and fills *dev, *history and *count (free *history with
+ * free()), 0 when there is no such device, -1 with a message in err. */
+int nf_store_device(struct nf_store *store, const char *key, int64_t now_ms,
+                    struct nf_device *dev, struct nf_history **history, size_t *count,
+                    char *err, size_t errlen);
+
+struct nf_summary_row {
+	char device[NF_STORE_MAX_TEXT], version[NF_STORE_MAX_TEXT];
+	uint64_t count;
+};
+
+struct nf_fleet_summary {
+	uint64_t devices;                      /* all devices */
+	uint64_t seen_24h;                     /* last seen within 24 h of now */
+	uint64_t by_state[NF_UPDATE_COUNT];
+	size_t count;                          /* rows, largest count first */
+	bool truncated;                        /* more than NF_STORE_MAX_SUMMARY rows */
+	struct nf_summary_row *rows;
+};
+
+/* Counts by device type x version and by update state. Returns 0 and fills
+ * *out (free with nf_fleet_summary_free), or -1 with a message in err. */
+int nf_store_summary(struct nf_store *store, int64_t now_ms, struct nf_fleet_summary *out,
+                     char *err, size_t errlen);
+void nf_fleet_summary_free(struct nf_fleet_summary *summary);
+
+/* Adds (add true) or removes a tag on the device with this key, at once (not
+ * through the queue). Returns 1 done, 0 no such device, -1 with a message in
+ * err (a bad tag, a database error). */
+int nf_store_tag(struct nf_store *store, const char *key, const char *tag, bool add,
+                 char *err, size_t errlen);
+
+/* names.c: names on the wire of the admin API -------------------------------- */
+/* "none", "offered", ... "silent"; "?" when out of range. */
+const char *nf_update_state_name(int state);
+/* The state named name, or -1. */
+int nf_update_state_parse(const char *name);
+/* "nofuss-path", "nofuss", "esp8266-updater", "esp32-updater", "esphome",
+ * "tasmota", "unknown". */
+const char *nf_client_kind_name(int client);
+int nf_client_kind_parse(const char *name);
+/* "offered", "downloading", ... "held". */
+const char *nf_history_kind_name(int kind);
+const char *nf_answer_kind_name(int answer); /* "none", "offered", "held" */
+/* Writes the normalised MAC "AA:BB:CC:DD:EE:FF" of text (either case, ':'
+ * '-' or no separators) into out. Returns 0, or -1 when text is not a MAC
+ * or is all zeros (never a device's identity). */
+int nf_store_mac_normalize(const char *text, char out[NF_STORE_MAC_LEN]);
+
+/* ========================================================================
+ * Inside the library: between its own files, not for callers.
+ * ======================================================================== */
+
+/* update.c: the proof-of-update state machine, pure (no I/O) ------------- */
+/* A device's offer as stored: the columns the state machine reads and writes. */
+struct nf_offer_image {
+	char path[NF_STORE_MAX_IMAGE];
+	char md5[NF_STORE_MD5_LEN];
+	uint64_t size, bytes;
+	bool done;
+};
+struct nf_offer {
+	int state;                       /* enum nf_update_state, never SILENT */
+	int64_t state_ms;
+	char target[NF_STORE_MAX_TEXT];
+	int32_t rule;
+	int64_t offered_ms;
+	char from[NF_STORE_MAX_TEXT];
+	struct nf_offer_image img[NF_STORE_IMAGES];
+	struct nf_offer_image early;     /* a download seen before its offer */
+	int64_t early_ms;
+	int64_t hist_seq;                /* history entries written so far */
+	/* Before this batch (returned by the upsert), then as applied: */
+	int64_t checked_ms;              /* newest check applied */
+	int answer;                      /* the last check's answer */
+	char answer_target[NF_STORE_MAX_TEXT];
+	char answer_reason[NF_STORE_MAX_REASON];
+};
+#define NF_UPDATE_MAX_HISTORY 4 /* history entries one event can make */
+
+/* Applies ev to o at its time. Returns the number of history entries written
+ * into out (at most NF_UPDATE_MAX_HISTORY), each with its kind, time and
+ * state after. skew_ms: how much older than the offer a download may be. */
+int nf_update_apply(struct nf_offer *o, const struct nf_event *ev, int64_t skew_ms,
+                    struct nf_history *out);
+/* True when o has an offer not yet closed (offered, downloading, downloaded,
+ * failed). */
+bool nf_update_open(const struct nf_offer *o);
+/* The index of the image path names in o's offer, or -1. */
+int nf_update_image(const struct nf_offer *o, const char *path);
+
+/* db.c, db_sqlite.c, db_pg.c: one connection, either backend -------------- */
+enum nf_db_backend { NF_DB_SQLITE, NF_DB_PG };
+enum nf_db_type { NF_DB_NULL, NF_DB_INT, NF_DB_TEXT };
+struct nf_db_val {
+	enum nf_db_type type;
+	int64_t i;
+	const char *s;
+};
+#define NF_DB_INT_V(v)  ((struct nf_db_val){NF_DB_INT, (int64_t)(v), NULL})
+#define NF_DB_TEXT_V(v) ((struct nf_db_val){NF_DB_TEXT, 0, (v)})
+#define NF_DB_MAX_PARAMS 40
+#define NF_DB_MAX_STMTS  16  /* prepared statements cached per connection */
+struct nf_db;
+/* One result row, handed to an nf_db_row_fn. */
+struct nf_db_row {
+	const struct nf_db *db;
+	void *handle;  /* sqlite3_stmt or PGresult */
+	int row;
+};
+/* Called once per result row; row and its strings live until it returns. */
+typedef void (*nf_db_row_fn)(void *user, const struct nf_db_row *row);
+
+/* Opens a connection for url (sqlite:// or postgresql://). busy_ms: SQLite's
+ * lock wait. Returns it (nf_db_close frees it) or NULL with a message. */
+struct nf_db *nf_db_open(const char *url, unsigned busy_ms, char *err, size_t errlen);
+void nf_db_close(struct nf_db *db);
+enum nf_db_backend nf_db_backend(const struct nf_db *db);
+/* Runs sql (no parameters, possibly several statements) now. 0 or -1. */
+int nf_db_exec(struct nf_db *db, const char *sql);
+/* Runs sql with parameters $1..$n; fn (may be NULL) gets each row, at once
+ * (SQLite) or by the next nf_db_sync (PostgreSQL pipelines them). id 0..
+ * NF_DB_MAX_STMTS-1 prepares sql once per connection and reuses it (the same
+ * id must always come with the same sql); -1 runs it once. Returns 0, or -1
+ * (the error is kept for nf_db_error); an error also fails nf_db_sync. */
+int nf_db_run(struct nf_db *db, int id, const char *sql, const struct nf_db_val *v, int n,
+              nf_db_row_fn fn, void *user);
+/* Runs one statement for each of nrows rows of ncols values (rows[r *
+ * ncols + c]): sql_row with $1..$ncols once per row on SQLite; on
+ * PostgreSQL sql_arrays once, with $c the array of column c's values (so
+ * sql_arrays reads them with unnest($1::type[], ...)). fn and id as for
+ * nf_db_run (the id names the one statement each backend uses). NULL
+ * values are not supported. Returns 0 or -1. */
+int nf_db_run_rows(struct nf_db *db, int id, const char *sql_row, const char *sql_arrays,
+                   const struct nf_db_val *rows, size_t nrows, int ncols, nf_db_row_fn fn,
+                   void *user);
+/* Waits for the results of every nf_db_run so far. 0, or -1 when any failed. */
+int nf_db_sync(struct nf_db *db);
+/* The first error since the last nf_db_clear, "" if none. */
+const char *nf_db_error(const struct nf_db *db);
+void nf_db_clear(struct nf_db *db);
+/* True when the connection is usable; otherwise nf_db_reconnect. */
+bool nf_db_ok(const struct nf_db *db);
+int nf_db_reconnect(struct nf_db *db);
+/* Row access: column i as an integer (0 for NULL) or text ("" for NULL). */
+int64_t nf_db_int(const struct nf_db_row *row, int i);
+const char *nf_db_text(const struct nf_db_row *row, int i);
+/* Copies column i's text into dst of cap bytes, cut to fit. */
+void nf_db_copy(const struct nf_db_row *row, int i, char *dst, size_t cap);
+/* url with the password of a postgresql:// URL replaced by "***", for
+ * messages. */
+void nf_db_redact(const char *url, char *out, size_t outlen);
+
+/* The backends' halves of struct nf_db (db.c dispatches). */
+struct nf_db_ops {
+	void (*close)(struct nf_db *db);
+	int (*exec)(struct nf_db *db, const char *sql);
+	int (*run)(struct nf_db *db, int id, const char *sql, const struct nf_db_val *v, int n,
+	           nf_db_row_fn fn, void *user);
+	int (*run_rows)(struct nf_db *db, int id, const char *sql_row, const char *sql_arrays,
+	                const struct nf_db_val *rows, size_t nrows, int ncols, nf_db_row_fn fn,
+	                void *user);
+	int (*sync)(struct nf_db *db);
+	bool (*ok)(const struct nf_db *db);
+	int (*reconnect)(struct nf_db *db);
+	int64_t (*col_int)(const struct nf_db_row *row, int i);
+	const char *(*col_text)(const struct nf_db_row *row, int i);
+};
+struct nf_db {
+	const struct nf_db_ops *ops;
+	enum nf_db_backend backend;
+	char error[512];
+};
+/* Keeps msg as the connection's error if it has none yet. Returns -1. */
+int nf_db_fail(struct nf_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct nf_db *nf_db_sqlite_open(const char *path, unsigned busy_ms, char *err, size_t errlen);
+struct nf_db *nf_db_pg_open(const char *conninfo, char *err, size_t errlen);
+
+/* schema.c: numbered migrations ------------------------------------------- */
+/* Brings db's schema to version target (0 = NF_STORE_SCHEMA_VERSION), one
+ * transaction per migration, each recorded in nf_schema; several nodes
+ * migrating at once take turns. Returns the version now in the database, or
+ * -1 with a message (a failed migration, a newer schema). */
+int nf_schema_migrate(struct nf_db *db, int target, char *err, size_t errlen);
+/* Makes the stored history fit history_max entries per device (the newest
+ * kept) when it was made for another size; needs schema 2. 0 or -1. */
+int nf_schema_history(struct nf_db *db, unsigned history_max, char *err, size_t errlen);
+
+/* offer.c: a device's offer columns, shared by the writer and the queries -- */
+/* "state, state_ms, ... hist_seq": the stored columns of struct nf_offer, in
+ * the order nf_offer_values and nf_offer_read use (NF_OFFER_NCOLS). */
+#define NF_OFFER_COLUMNS                                                                   \
+	"state, state_ms, offer_target, offer_rule, offer_ms, offer_from, "                \
+	"img0_path, img0_md5, img0_size, img0_bytes, img0_done, "                          \
+	"img1_path, img1_md5, img1_size, img1_bytes, img1_done, "                          \
+	"early_path, early_md5, early_size, early_bytes, early_done, early_ms, hist_seq"
+#define NF_OFFER_NCOLS 23
+/* The values of o's stored columns, in NF_OFFER_COLUMNS' order, into
+ * v[0..NF_OFFER_NCOLS) (strings point into o). */
+void nf_offer_values(const struct nf_offer *o, struct nf_db_val *v);
+/* Reads NF_OFFER_COLUMNS from row's column i on into o (other fields kept). */
+void nf_offer_read(const struct nf_db_row *row, int i, struct nf_offer *o);
+/* True when a and b differ in a stored column. */
+bool nf_offer_changed(const struct nf_offer *a, const struct nf_offer *b);
+
+/* batch.c: one batch in one transaction ------------------------------------ */
+struct nf_batch;
+/* Scratch for batches of up to batch_max events (the writer's own). */
+struct nf_batch *nf_batch_new(size_t batch_max);
+void nf_batch_free(struct nf_batch *b);
+/* Writes events[0..n) (pointers into the queue; their strings are
+ * terminated in place) in one transaction on db.
+ * Returns 0 committed, or -1 rolled back with the reason in db's error: the
+ * caller retries the same events. *unmatched counts downloads without a
+ * device. */
+int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const *events,
+                   size_t n, unsigned history_max, int64_t skew_ms, uint64_t *unmatched);
+
+/* store.c: the queries' connection ----------------------------------------- */
+/* Runs op on the store's reading connection under its mutex, making the
+ * connection again and running op a second time if it was lost. op returns
+ * >= 0 for success (passed through) or -1 with the database's error, which
+ * is copied into err. */
+int nf_store_read(struct nf_store *store,
+                  int (*op)(struct nf_db *db, const struct nf_store_options *opt, void *ctx),
+                  void *ctx, char *err, size_t errlen);
+
+/* names.c: keys. */
+/* The device key of ev ("AA:..:FF" or "device@ip") into key. */
+void nf_event_key(const struct nf_event *ev, char key[NF_STORE_MAX_KEY]);
+/* A key typed by a person ("aa-bb-..", "device@ip") as stored. 0 or -1. */
+int nf_key_normalize(const char *text, char key[NF_STORE_MAX_KEY]);
+
+#endif /* NOFUSS_STORE_H */

@@ -1,0 +1,331 @@
+/*
+ * store_pg.c - the fleet store against a real PostgreSQL server, run by
+ * test_store_pg.py, which starts a throw-away cluster on a free loopback
+ * port and gives this program:
+ *   NOFUSS_PG_BASE     postgresql://user@127.0.0.1:port (no database)
+ *   NOFUSS_PG_CONTROL  "W,R": descriptors on which this program asks for
+ *                      "stop" or "start" of the server and reads "ok"
+ *
+ * Each test gets a database of its own (CREATE DATABASE). Here run the
+ * checks of store_checks.c (the same as on SQLite), then what only a
+ * server shows: a newer schema refused, two store instances ("nodes")
+ * writing the same devices at the same time with no device or check
+ * counted twice, and the server stopped mid-run: posts never wait, a small
+ * queue drops and counts, the writer resumes by itself and nothing it had
+ * taken is lost. Every wait is bounded.
+ */
+#include <setjmp.h> /* cmocka.h needs these three first */
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "store_checks.h"
+
+#define CONTROL_TIMEOUT_MS 60000
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* Runs sql on database db of the cluster; fails the test on error. */
+static void admin(const char *db, const char *sql)
+{
+	char url[1024];
+	PGconn *c;
+	PGresult *r;
+
+	snprintf(url, sizeof url, "%s/%s", getenv("NOFUSS_PG_BASE"), db);
+	c = PQconnectdb(url);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("%s: %s", url, PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static int setup(void **state)
+{
+	static int serial;
+	struct store_fixture *f = calloc(1, sizeof *f);
+	char sql[128], name[64];
+
+	if (f == NULL)
+		return -1;
+	snprintf(name, sizeof name, "nf_%ld_%d", (long)getpid(), ++serial);
+	snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+	admin("postgres", sql);
+	snprintf(f->url, sizeof f->url, "%s/%s", getenv("NOFUSS_PG_BASE"), name);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	free(*state);
+	return 0;
+}
+
+static const char *url_of(void **state)
+{
+	return ((struct store_fixture *)*state)->url;
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	char err[512] = "", db[64];
+
+	nf_store_close(store_check_open(url_of(state), NULL));
+	snprintf(db, sizeof db, "%s", strrchr(url_of(state), '/') + 1);
+	admin(db, "INSERT INTO nf_schema VALUES (99, 0, 'from the future')");
+	assert_null(nf_store_open(url_of(state), NULL, err, sizeof err));
+	assert_non_null(strstr(err, "version 99"));
+}
+
+/* Two nodes -------------------------------------------------------------------- */
+
+#define NODES_DEVICES 400
+#define NODES_ROUNDS  6
+
+static void node_mac(char mac[18], int i)
+{
+	snprintf(mac, 18, "02:00:00:03:%02X:%02X", i >> 8, i & 0xff);
+}
+
+static void expect_by_state(struct nf_store *s, int state, uint64_t n)
+{
+	struct nf_fleet_summary sum;
+	char err[512];
+
+	assert_int_equal(nf_store_summary(s, STORE_T0 + 10000, &sum, err, sizeof err), 0);
+	assert_int_equal(sum.devices, NODES_DEVICES);
+	assert_int_equal(sum.by_state[state], n);
+	nf_fleet_summary_free(&sum);
+}
+
+/* Every device: checked 1 + NODES_ROUNDS times, offered, downloaded and
+ * confirmed exactly once. */
+static void expect_each_once(struct nf_store *s)
+{
+	struct nf_device_filter f = {.state = -1, .limit = NF_STORE_MAX_PAGE};
+	struct nf_device_list list;
+	char err[512];
+
+	assert_int_equal(nf_store_devices(s, &f, &list, err, sizeof err), 0);
+	assert_int_equal(list.total, NODES_DEVICES);
+	for (size_t i = 0; i < list.count; i++) {
+		struct nf_history *h;
+		size_t n;
+
+		assert_int_equal(list.devices[i].checks, 1 + NODES_ROUNDS);
+		store_check_device(s, list.devices[i].key, STORE_T0 + 10000, &h, &n);
+		assert_int_equal(n, 3);
+		assert_int_equal(h[0].kind, NF_HISTORY_CONFIRMED);
+		assert_int_equal(h[1].kind, NF_HISTORY_DOWNLOADED);
+		assert_int_equal(h[2].kind, NF_HISTORY_OFFERED);
+		free(h);
+	}
+	nf_device_list_free(&list);
+}
+
+/* Node A answers each device's check with an offer while node B serves its
+ * download, both at once; then both take checks of the same devices in
+ * turn, their writers updating the same rows at the same time. */
+static void test_two_nodes(void **state)
+{
+	/* Small batches: many transactions of either node overlap. */
+	struct nf_store_options o = {.batch_max = 50};
+	struct nf_store *a = store_check_open(url_of(state), &o);
+	struct nf_store *b = store_check_open(url_of(state), &o);
+	struct nf_store *nodes[2] = {a, b};
+	struct nf_store_stats sa, sb;
+	char mac[18];
+
+	for (int i = 0; i < NODES_DEVICES; i++) {
+		node_mac(mac, i);
+		struct nf_event e = store_check_event(mac, "10.4.0.1", "NODE", "1.0", STORE_T0);
+		store_check_offer(&e, "2.0", "/fw/node-2.0.bin", NULL);
+		assert_int_equal(nf_store_post(a, &e), 0);
+		e = store_check_download(NF_EVENT_DOWNLOAD_DONE, mac, "10.4.0.1",
+		                         "/fw/node-2.0.bin", 4096, 4096, STORE_T0 + 1);
+		assert_int_equal(nf_store_post(b, &e), 0);
+	}
+	store_check_sync(a);
+	store_check_sync(b);
+	expect_by_state(a, NF_UPDATE_DOWNLOADED, NODES_DEVICES);
+
+	for (int r = 0; r < NODES_ROUNDS; r++)
+		for (int i = 0; i < NODES_DEVICES; i++) {
+			node_mac(mac, i);
+			struct nf_event e =
+				store_check_event(mac, "10.4.0.1", "NODE", "2.0", STORE_T0 + 100 + r);
+			assert_int_equal(nf_store_post(nodes[(i + r) % 2], &e), 0);
+		}
+	store_check_sync(a);
+	store_check_sync(b);
+	expect_by_state(b, NF_UPDATE_CONFIRMED, NODES_DEVICES);
+	expect_each_once(a);
+
+	nf_store_stats(a, &sa);
+	nf_store_stats(b, &sb);
+	assert_int_equal(sa.written + sb.written, NODES_DEVICES * (2 + NODES_ROUNDS));
+	assert_int_equal(sa.dropped + sb.dropped, 0);
+	print_message("two nodes: %d devices, %llu + %llu events in %llu + %llu transactions, "
+	              "%llu + %llu retried\n",
+	              NODES_DEVICES, (unsigned long long)sa.written, (unsigned long long)sb.written,
+	              (unsigned long long)sa.batches, (unsigned long long)sb.batches,
+	              (unsigned long long)sa.failures, (unsigned long long)sb.failures);
+	nf_store_close(a);
+	nf_store_close(b);
+}
+
+/* The server goes away ----------------------------------------------------------- */
+
+/* Asks test_store_pg.py to "stop" or "start" the server; waits for "ok". */
+static void control(const char *what)
+{
+	int wfd, rfd;
+	char line[64] = "";
+	size_t n = 0;
+	struct pollfd p;
+
+	assert_int_equal(sscanf(getenv("NOFUSS_PG_CONTROL"), "%d,%d", &wfd, &rfd), 2);
+	assert_int_equal(dprintf(wfd, "%s\n", what), (int)strlen(what) + 1);
+	p = (struct pollfd){rfd, POLLIN, 0};
+	while (n < sizeof line - 1 && strchr(line, '\n') == NULL) {
+		assert_int_equal(poll(&p, 1, CONTROL_TIMEOUT_MS), 1);
+		ssize_t got = read(rfd, line + n, 1);
+		assert_int_equal(got, 1);
+		n++;
+	}
+	assert_string_equal(line, "ok\n");
+}
+
+struct poster {
+	struct nf_store *s;
+	unsigned next;       /* device number */
+	unsigned accepted;
+	uint64_t slowest_us;
+};
+
+static void post_one(struct poster *p, unsigned prefix)
+{
+	char mac[18];
+	struct timespec t0, t1;
+
+	snprintf(mac, sizeof mac, "02:00:%02X:%02X:%02X:%02X", prefix, (p->next >> 16) & 0xff,
+	         (p->next >> 8) & 0xff, p->next & 0xff);
+	struct nf_event e = store_check_event(mac, "10.5.0.1", "OUTAGE", "1.0", STORE_T0 + p->next);
+	p->next++;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	p->accepted += nf_store_post(p->s, &e) == 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+	              (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000;
+	p->slowest_us = us > p->slowest_us ? us : p->slowest_us;
+}
+
+/* Posts to x about rate_per_s events for ms milliseconds. */
+static void post_for(struct poster *x, unsigned prefix, unsigned ms, unsigned rate_per_s)
+{
+	uint64_t until = now_ms() + ms;
+
+	while (now_ms() < until) {
+		for (unsigned i = 0; i < rate_per_s / 100; i++)
+			post_one(x, prefix);
+		sleep_ms(10);
+	}
+}
+
+static void test_outage(void **state)
+{
+	struct nf_store_options o = {.retry_max_ms = 500};
+	struct nf_store_options small = {.retry_max_ms = 500, .queue_capacity = 500};
+	struct nf_store_stats sx, sy;
+	struct nf_fleet_summary sum;
+	char err[512];
+
+	if (getenv("NOFUSS_PG_CONTROL") == NULL)
+		skip(); /* run by hand, without test_store_pg.py to stop the server */
+	struct poster x = {store_check_open(url_of(state), &o), 0, 0, 0};
+	struct poster y = {store_check_open(url_of(state), &small), 0, 0, 0};
+	post_for(&x, 4, 1000, 2000);
+	store_check_sync(x.s);
+
+	control("stop");
+	post_for(&x, 4, 3000, 2000); /* 6,000: fits the default queue */
+	for (int i = 0; i < 800; i++)
+		post_one(&y, 5);
+	nf_store_stats(x.s, &sx);
+	nf_store_stats(y.s, &sy);
+	assert_true(sx.failing);
+	assert_true(sx.depth > 0);
+	assert_int_equal(y.accepted, 500);
+	assert_int_equal(sy.dropped, 300);
+	/* The queries fail, with a message, and do not hang. */
+	assert_int_equal(nf_store_summary(x.s, STORE_T0, &sum, err, sizeof err), -1);
+	print_message("outage: summary while stopped: %s\n", err);
+
+	control("start");
+	post_for(&x, 4, 1000, 2000);
+	assert_int_equal(nf_store_sync(x.s, 60000), 0);
+	assert_int_equal(nf_store_sync(y.s, 60000), 0);
+	nf_store_stats(x.s, &sx);
+	nf_store_stats(y.s, &sy);
+	print_message("outage: %u posted to a default queue (slowest post %llu us, %llu failed "
+	              "transactions), 800 to a queue of 500 (slowest %llu us)\n",
+	              x.accepted, (unsigned long long)x.slowest_us,
+	              (unsigned long long)sx.failures, (unsigned long long)y.slowest_us);
+	assert_true(sx.failures >= 1);
+	assert_false(sx.failing);
+	assert_int_equal(sx.dropped, 0);
+	assert_int_equal(x.accepted, x.next);
+	assert_int_equal(sx.written, x.accepted);
+	assert_int_equal(sy.written, 500);
+	/* A post copies: 100 ms leaves room for a loaded machine. */
+	assert_true(x.slowest_us < 100000 && y.slowest_us < 100000);
+	assert_int_equal(nf_store_summary(x.s, STORE_T0, &sum, err, sizeof err), 0);
+	assert_int_equal(sum.devices, x.accepted + 500);
+	nf_fleet_summary_free(&sum);
+	nf_store_close(x.s);
+	nf_store_close(y.s);
+}
+
+int main(void)
+{
+#define X(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
+	const struct CMUnitTest tests[] = {
+		STORE_CHECKS(X)
+		X(test_newer_schema_refused)
+		X(test_two_nodes)
+		X(test_outage)
+	};
+#undef X
+	if (getenv("NOFUSS_PG_BASE") == NULL) {
+		fprintf(stderr, "store_pg_test: NOFUSS_PG_BASE is not set; run test_store_pg.py\n");
+		return 2;
+	}
+	if (getenv("NOFUSS_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("NOFUSS_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
