@@ -71,6 +71,7 @@ enum nf_error {
 	NF_ERR_MAGIC = 12,         /* a firmware image not starting with 0xE9 or 0x1F */
 	NF_ERR_FLASH = 13,         /* the flash failed to write or commit */
 	NF_ERR_BAD_SETTINGS = 14,  /* server, device or version missing or too long */
+	NF_ERR_SIGNATURE = 15,     /* the port refused the whole image (nf_port_flash_verify) */
 };
 
 /* The human text of an error; never NULL. */
