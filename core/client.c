@@ -376,8 +376,9 @@ static void end_image(struct nf_client *c, bool ok)
 		err = !ok                                                      ? NF_ERR_TRANSPORT
 		      : c->received != c->expected                             ? NF_ERR_SHORT
 		      : c->has_md5 && memcmp(digest, c->md5_expected, 16) != 0 ? NF_ERR_MD5
-		      : nf_port_flash_verify(c->port) != 0                     ? NF_ERR_SIGNATURE
 		                                                               : NF_OK;
+		if (err == NF_OK && nf_port_flash_verify(c->port) != 0)
+			err = NF_ERR_SIGNATURE; /* the port's own check: its signature */
 		if (err != NF_OK)
 			nf_port_flash_abort(c->port);
 		else if (nf_port_flash_finish(c->port) != 0)
