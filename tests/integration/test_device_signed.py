@@ -9,16 +9,22 @@ field altered, a firmware or a filesystem. Each refusal says why on the
 console, reports FIRMWARE_UPDATE_ERROR or FILESYSTEM_UPDATE_ERROR (error 15),
 leaves every file of the flash directory as it was (0 commits) and the old
 firmware booting. The right image goes through; a device without a key
-takes a signed image as unsigned firmware does, trailer and all.
+takes a signed image as unsigned firmware does, trailer and all. An
+ArduinoOTA push (`nofuss ota-send`) into a device with a key is checked the
+same way.
 """
 import os
 import re
 import shutil
+import subprocess
 import tempfile
+import time
 import unittest
 
+from broker import free_udp_port
+
 from test_device import DEVICE, Device, DeviceTest, flash_digest, flash_view, image_bytes
-from test_device import nofuss, provision
+from test_device import NOFUSS, RUN_TIMEOUT, nofuss, provision
 from test_sign_cli import OPENSSL, make_keys, openssl_signed, read, write
 
 REFUSED_RX = re.compile(r"^\[nofuss\] signature: refused: (.+)$")
@@ -153,6 +159,54 @@ class SignedDeviceTest(DeviceTest):
         r = nofuss("info", os.path.join(self.flash, "slot-b.bin"))
         self.assertRegex(r.stdout, r"slot-b.bin: firmware version=0\.1\.1 device=TEST "
                                    r"size=%d " % os.path.getsize(self.fw))
+
+    def wait_console(self, proc, console, text, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in read(console).decode():
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.fail("no %r on the console (exit %s):\n%s" % (text, proc.poll(),
+                                                          read(console).decode()))
+
+    def test_ota_push_is_checked_too(self):
+        """The ArduinoOTA receiver commits through the port without asking
+        nf_port_flash_verify: the port checks at finish."""
+        ip = "127.0.0.42"
+        port = free_udp_port(ip)
+        console = os.path.join(self.tmp, "console.log")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NOFUSS_SIM_RESUME", "NOFUSS_POWER_CUT_AT")}
+        with open(console, "w") as out:
+            proc = subprocess.Popen(
+                [NOFUSS, "device", "--flash", self.flash, "--server", self.url("/none/"),
+                 "--interval", "3600", "--ota", "%s:%d" % (ip, port), "--ota-pause", "0.05",
+                 "--pubkey", self.key["good"][1]],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        try:
+            self.wait_console(proc, console, "[ota] listening on")
+            unsigned = os.path.join(self.tmp, "unsigned.bin")
+            signed = write(os.path.join(self.tmp, "signed.bin"), self.fw_signed)
+            shutil.copy(self.fw, unsigned)
+            for image, rc in ((unsigned, 8), (signed, 0)):  # 8: the device answered ERROR
+                r = subprocess.run([NOFUSS, "ota-send", "-q", "--ip", ip, "--port", str(port),
+                                    "--timeout", "5", image], capture_output=True, text=True,
+                                   timeout=RUN_TIMEOUT)
+                self.assertEqual(r.returncode, rc, r.stdout + r.stderr)
+            self.wait_console(proc, console, "[boot] slot b confirmed")
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+        lines = read(console).decode().splitlines()
+        self.assertEqual([l for l in lines if "signature" in l],
+                         ["[nofuss] signature: refused: no signature trailer (its last 4 bytes "
+                          "read as length %d): an unsigned image, or its end is missing"
+                          % int.from_bytes(read(self.fw)[-4:], "little"),
+                          "[nofuss] signature: verified (RSA-2048, %d bytes signed)"
+                          % os.path.getsize(self.fw)])
+        self.assertIn("[boot] slot=b version=0.1.1 fs=0.1.0 device=TEST mode=trial", lines)
 
     def test_bad_key_is_bad_usage(self):
         before = flash_digest(self.flash)
