@@ -23,7 +23,6 @@
  * (nf_posix_signed_tail, called by image.c).
  */
 #include <inttypes.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "common.h"

@@ -9,7 +9,6 @@
 #include <getopt.h> /* optind */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "args.h"
 #include "sign.h"
