@@ -162,9 +162,9 @@ static int update(struct rig *r, const uint8_t *image, size_t len)
 
 	assert_int_equal(nf_port_flash_begin(&r->port, NF_IMAGE_FIRMWARE, (uint32_t)len), 0);
 	for (size_t off = 0; off < len; off += 1000)
-		assert_int_equal(nf_port_flash_write(&r->port, image + off,
-		                                     len - off < 1000 ? len - off : 1000),
-		                 0);
+		assert_int_equal(
+		    nf_port_flash_write(&r->port, image + off, len - off < 1000 ? len - off : 1000),
+		    0);
 	verdict = nf_port_flash_verify(&r->port);
 	if (verdict == 0)
 		assert_int_equal(nf_port_flash_finish(&r->port), 0);
@@ -192,7 +192,7 @@ static void expect_boot(struct rig *r, const char *slot, enum nf_posix_boot_how 
 struct variant {
 	const char *name;
 	size_t len;
-	int flip; /* byte to invert, -1: none */
+	int flip;        /* byte to invert, -1: none */
 	const char *key; /* signer, NULL: key_path */
 	const char *why; /* in the console's refusal */
 };

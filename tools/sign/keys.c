@@ -29,18 +29,17 @@ struct nf_sign_key *nf_sign_tool_key(const char *path, int need_private, unsigne
 
 static void keygen_usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: nofuss keygen [OPTION]... PRIVATE.pem [PUBLIC.pem]\n"
-	        "Make an RSA key pair for signed images (docs/SIGNING.md): the private key\n"
-	        "(PKCS#8 PEM, mode 0600; keep it off the update server) and, when PUBLIC.pem\n"
-	        "is given, the public key (PEM, the ESP8266 core's public.key). Each file is\n"
-	        "written atomically; an existing one is never replaced without --force.\n"
-	        "'nofuss pubkey PRIVATE.pem' writes the public key later.\n\n"
-	        "  -b, --bits N   key size: 2048 (default), 3072 or 4096\n"
-	        "  -f, --force    replace existing key files\n"
-	        "  -h, --help     show this help and exit\n\n"
-	        "Exit status: 0 written; 1 not written (a key file exists, or it cannot be\n"
-	        "written); 2 bad usage.\n");
+	fprintf(out, "Usage: nofuss keygen [OPTION]... PRIVATE.pem [PUBLIC.pem]\n"
+	             "Make an RSA key pair for signed images (docs/SIGNING.md): the private key\n"
+	             "(PKCS#8 PEM, mode 0600; keep it off the update server) and, when PUBLIC.pem\n"
+	             "is given, the public key (PEM, the ESP8266 core's public.key). Each file is\n"
+	             "written atomically; an existing one is never replaced without --force.\n"
+	             "'nofuss pubkey PRIVATE.pem' writes the public key later.\n\n"
+	             "  -b, --bits N   key size: 2048 (default), 3072 or 4096\n"
+	             "  -f, --force    replace existing key files\n"
+	             "  -h, --help     show this help and exit\n\n"
+	             "Exit status: 0 written; 1 not written (a key file exists, or it cannot be\n"
+	             "written); 2 bad usage.\n");
 }
 
 struct keygen_options {
@@ -97,17 +96,16 @@ int nf_cmd_keygen(int argc, char *argv[], char *prog_argv[])
 
 static void pubkey_usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: nofuss pubkey [OPTION]... KEY.pem\n"
-	        "Write the public half of a key file (public or private PEM): as PEM, the\n"
-	        "ESP8266 core's public.key, or with --header as the C header a sketch\n"
-	        "embeds, byte for byte the core's Updater_Signing.h (ARDUINO_SIGNING and\n"
-	        "the PEM as the PROGMEM array signing_pubkey; docs/SIGNING.md).\n\n"
-	        "      --header       the C header instead of PEM\n"
-	        "  -o, --output FILE  write to FILE (atomically) instead of standard output\n"
-	        "  -h, --help         show this help and exit\n\n"
-	        "Exit status: 0 written; 1 cannot write; 2 bad usage; 3 the key is\n"
-	        "unusable.\n");
+	fprintf(out, "Usage: nofuss pubkey [OPTION]... KEY.pem\n"
+	             "Write the public half of a key file (public or private PEM): as PEM, the\n"
+	             "ESP8266 core's public.key, or with --header as the C header a sketch\n"
+	             "embeds, byte for byte the core's Updater_Signing.h (ARDUINO_SIGNING and\n"
+	             "the PEM as the PROGMEM array signing_pubkey; docs/SIGNING.md).\n\n"
+	             "      --header       the C header instead of PEM\n"
+	             "  -o, --output FILE  write to FILE (atomically) instead of standard output\n"
+	             "  -h, --help         show this help and exit\n\n"
+	             "Exit status: 0 written; 1 cannot write; 2 bad usage; 3 the key is\n"
+	             "unusable.\n");
 }
 
 struct pubkey_options {

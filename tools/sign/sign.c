@@ -85,7 +85,8 @@ static void print_warnings(const struct nf_sign_result *res)
 
 	for (unsigned bit = 1; bit != 0 && bit <= res->warnings; bit <<= 1)
 		if (res->warnings & bit)
-			nf_tool_error("warning: %s", nf_sign_warning_text(res, bit, text, sizeof text));
+			nf_tool_error("warning: %s",
+			              nf_sign_warning_text(res, bit, text, sizeof text));
 }
 
 int nf_cmd_sign(int argc, char *argv[], char *prog_argv[])
@@ -113,7 +114,8 @@ int nf_cmd_sign(int argc, char *argv[], char *prog_argv[])
 		return NF_SIGN_EXIT_KEY;
 	rc = nf_sign_image(key, argv[optind], o.output, &so, &res, err, sizeof err);
 	if (rc != NF_SIGN_OK) {
-		nf_tool_error("%s%s", err, rc == NF_SIGN_ERR_ALREADY_SIGNED ? " (give --force)" : "");
+		nf_tool_error("%s%s", err,
+		              rc == NF_SIGN_ERR_ALREADY_SIGNED ? " (give --force)" : "");
 	} else {
 		print_warnings(&res);
 		printf("%s: signed %" PRIu64 " bytes with RSA-%u (%zu-byte signature)\n", o.output,
