@@ -8,8 +8,10 @@
  *
  * Never brick: an image is written where nothing runs from and committed by
  * nf_port_flash_finish() only once it is whole and verified - its length is
- * Content-Length, its MD5 is the server's x-MD5 when there is one, and a
- * firmware starts with 0xE9 (or 0x1F, gzip). Anything else aborts it.
+ * Content-Length, its MD5 is the server's x-MD5 when there is one, a
+ * firmware starts with 0xE9 (or 0x1F, gzip), and the port accepts it
+ * (nf_port_flash_verify: a signature, checked by the port, never here).
+ * Anything else aborts it.
  *
  * Resume: when an image's transfer ends before Content-Length and the 200
  * carried a strong ETag, the flash stays open and the same URL is asked
@@ -375,6 +377,8 @@ static void end_image(struct nf_client *c, bool ok)
 		      : c->received != c->expected                             ? NF_ERR_SHORT
 		      : c->has_md5 && memcmp(digest, c->md5_expected, 16) != 0 ? NF_ERR_MD5
 		                                                               : NF_OK;
+		if (err == NF_OK && nf_port_flash_verify(c->port) != 0)
+			err = NF_ERR_SIGNATURE; /* the port's own check: its signature */
 		if (err != NF_OK)
 			nf_port_flash_abort(c->port);
 		else if (nf_port_flash_finish(c->port) != 0)

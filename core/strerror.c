@@ -22,6 +22,7 @@ const char *nf_strerror(enum nf_error err)
 	    "firmware does not start with 0xE9 or 0x1F",
 	    "flash write failed",
 	    "server, device or version missing or too long",
+	    "image refused by the device's signature check",
 	};
 	return (unsigned)err < sizeof text / sizeof text[0] ? text[err] : "unknown error";
 }

@@ -5,8 +5,8 @@
  * counts and seconds, and whole-file reading and atomic writing.
  *
  * The subcommands live in libraries, one folder and one header each:
- * image/ (mkimage, info), ota/ (ota-send, ota-recv), push/ (push) and sim/
- * (device, fleet); main.c maps their names to their nf_cmd_* functions. To
+ * image/ (mkimage, info), ota/ (ota-send, ota-recv), push/ (push), sign/
+ * (keygen, pubkey, sign, verify) and sim/ (device, fleet); main.c maps their names to their nf_cmd_* functions. To
  * add one, write its nf_cmd_<name>() in the library it belongs to, declare
  * it in that library's header, and add it to the table in main.c.
  *

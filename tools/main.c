@@ -14,6 +14,7 @@
 #include "image.h"
 #include "ota.h"
 #include "push.h"
+#include "sign.h"
 #include "sim.h"
 
 static const struct {
@@ -28,6 +29,10 @@ static const struct {
     {"push", nf_cmd_push, "upload PlatformIO builds to devices found through MQTT"},
     {"ota-send", nf_cmd_ota_send, "push one image to a device over ArduinoOTA (espota)"},
     {"ota-recv", nf_cmd_ota_recv, "receive one ArduinoOTA push as a device would, then exit"},
+    {"keygen", nf_cmd_keygen, "make an RSA key pair for signed images"},
+    {"pubkey", nf_cmd_pubkey, "write a key's public half as PEM or as a sketch's C header"},
+    {"sign", nf_cmd_sign, "sign an image as the ESP8266 core verifies it"},
+    {"verify", nf_cmd_verify, "check that images are signed by a key"},
 };
 
 static void usage(FILE *out)

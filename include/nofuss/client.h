@@ -4,8 +4,9 @@
  * One caller-owned struct holds all state; nothing is allocated. The core
  * speaks NoFUSS (docs/PEERS.md section 6): it asks the server whether there is
  * an update, then downloads the filesystem image and then the firmware,
- * verifies each (length, x-MD5, first byte) and commits it only when it is
- * whole, and finally asks the port to reboot. A download cut short is
+ * verifies each (length, x-MD5, first byte, then the port's own check such
+ * as a signature) and commits it only when it is whole, and finally asks
+ * the port to reboot. A download cut short is
  * resumed where it stopped (Range + If-Range with the image's ETag), up to
  * NF_CLIENT_RESUME_MAX times per image.
  *
@@ -71,6 +72,7 @@ enum nf_error {
 	NF_ERR_MAGIC = 12,         /* a firmware image not starting with 0xE9 or 0x1F */
 	NF_ERR_FLASH = 13,         /* the flash failed to write or commit */
 	NF_ERR_BAD_SETTINGS = 14,  /* server, device or version missing or too long */
+	NF_ERR_SIGNATURE = 15,     /* the port refused the whole image (nf_port_flash_verify) */
 };
 
 /* The human text of an error; never NULL. */

@@ -41,6 +41,15 @@ void nf_port_http_get(void *port, const struct nf_request *req, struct nf_client
 int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size);
 /* Appends len bytes. Returns 0 or -1. */
 int nf_port_flash_write(void *port, const uint8_t *data, size_t len);
+/* The last word before the commit: every byte of the image went through
+ * nf_port_flash_write(), its length is the Content-Length and its MD5 the
+ * x-MD5. Returns 0 to accept the image, or -1 to refuse it (its signature
+ * does not verify with the device's key, ...; say why with a log line): the
+ * core then calls nf_port_flash_abort(), commits nothing and reports
+ * NF_ERR_SIGNATURE. The port checks what it saw through
+ * nf_port_flash_write() (hashing as it streams) or reads back what it
+ * wrote: the core has no crypto. A port without signing returns 0. */
+int nf_port_flash_verify(void *port);
 /* The image is whole and verified: make it the one used from the next
  * boot on. Must be atomic with respect to power loss. Returns 0 or -1. */
 int nf_port_flash_finish(void *port);

@@ -298,7 +298,7 @@ int nf_posix_image_verify_file(int dirfd, const char *name, uint32_t max,
 	}
 	if (nf_posix_image_parse(buf, NF_POSIX_IMAGE_MIN, info, err, errcap) != 0)
 		goto done;
-	if ((off_t)info->size != st.st_size) {
+	if ((off_t)info->size != st.st_size && !nf_posix_signed_tail(fd, info->size, st.st_size)) {
 		nf_posix_fail(err, errcap, "%s: %lld bytes, but the image says %u (torn write?)", name,
 		     (long long)st.st_size, info->size);
 		goto done;

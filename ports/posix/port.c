@@ -3,7 +3,8 @@
  * reports, the serial console (nf_port_log), the reboot request
  * (nf_port_reboot), and the flash calls of the port contract, which go to
  * the handle's flash backend: the flash directory (flash.c, the default) or
- * the memory flash (memflash.c, for fleets). A process cannot reset itself
+ * the memory flash (memflash.c, for fleets), and feed the signature check
+ * (verify.c) the bytes written. A process cannot reset itself
  * the way a chip does, so nf_port_reboot only records the request; the
  * program that owns the handle reboots it (`nofuss device` re-executes
  * itself, `nofuss fleet` runs the memory flash's bootloader).
@@ -69,6 +70,7 @@ void nf_posix_release(struct nf_posix *p)
 void nf_posix_destroy(struct nf_posix *p)
 {
 	nf_posix_release(p);
+	nf_posix_sign_close(p);
 	if (p->flash_ops != NULL)
 		p->flash_ops->close(p);
 	nf_posix_flash_close(&p->flash); /* idempotent: also when another backend ran */
@@ -107,29 +109,44 @@ int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size)
 
 	/* A resumed download answered 200 (the image changed) is aborted and
 	 * begun again within one transfer: the new body is wanted. */
-	if (rc == 0)
+	if (rc == 0) {
 		p->cancel = false;
+		nf_posix_sign_begin(p);
+	}
 	return rc;
 }
 
 int nf_port_flash_write(void *port, const uint8_t *data, size_t len)
 {
 	struct nf_posix *p = port;
+	int rc = p->flash_ops->write(p, data, len);
 
-	return p->flash_ops->write(p, data, len);
+	if (rc == 0)
+		nf_posix_sign_write(p, data, len); /* what verify.c checks is what was written */
+	return rc;
 }
+
+/* nf_port_flash_verify is verify.c's. */
 
 int nf_port_flash_finish(void *port)
 {
 	struct nf_posix *p = port;
+	int rc = -1;
 
-	return p->flash_ops->finish(p);
+	/* With a key, nothing unsigned is committed, whoever writes. */
+	if (nf_posix_sign_committable(p))
+		rc = p->flash_ops->finish(p);
+	else
+		p->flash_ops->abort(p);
+	nf_posix_sign_end(p);
+	return rc;
 }
 
 void nf_port_flash_abort(void *port)
 {
 	struct nf_posix *p = port;
 
+	nf_posix_sign_end(p);
 	p->flash_ops->abort(p);
 	if (p->in_transfer)
 		p->cancel = true; /* no point downloading the rest */

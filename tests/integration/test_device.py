@@ -88,7 +88,13 @@ def parse_image(data):
     else:
         return None
     flags, size = struct.unpack_from("<II", meta, 8)
-    if size != len(data) or hashlib.md5(data[128:]).digest() != meta[80:96]:
+    # After the image, a signature trailer may follow (docs/SIGNING.md):
+    # signature, then its length (le32).
+    tail = data[size:]
+    if tail and (len(tail) <= 4 or struct.unpack("<I", tail[-4:])[0] != len(tail) - 4
+                 or len(tail) - 4 > 512):
+        return None
+    if size > len(data) or hashlib.md5(data[128:size]).digest() != meta[80:96]:
         return None
     return kind, meta[16:48].split(b"\0")[0].decode(), flags
 

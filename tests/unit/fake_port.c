@@ -262,6 +262,7 @@ int nf_port_flash_begin(void *port, enum nf_image image, uint32_t size)
 		result = -1;
 	} else {
 		fp->open = true;
+		fp->verified = false;
 		fp->scratch_image = image;
 		fp->scratch_size = size;
 		fp->scratch_len = 0;
@@ -292,6 +293,24 @@ int nf_port_flash_write(void *port, const uint8_t *data, size_t len)
 	return result;
 }
 
+int nf_port_flash_verify(void *port)
+{
+	struct fake_port *fp = fake(port);
+
+	fp->verifies++;
+	fp->verified_len = fp->scratch_len;
+	if (!fp->open) {
+		violation(fp, "flash_verify without flash_begin");
+		return -1;
+	}
+	if (fp->scratch_len != fp->scratch_size)
+		violation(fp, "flash_verify before the announced size was written");
+	if (fp->verified)
+		violation(fp, "flash_verify twice for one image");
+	fp->verified = !fp->refuse_verify;
+	return fp->refuse_verify ? -1 : 0;
+}
+
 int nf_port_flash_finish(void *port)
 {
 	struct fake_port *fp = fake(port);
@@ -304,6 +323,9 @@ int nf_port_flash_finish(void *port)
 	} else if (fp->scratch_len != fp->scratch_size) {
 		violation(fp, "flash_finish before the announced size was written");
 		result = -1;
+	} else if (!fp->verified) {
+		violation(fp, "flash_finish without an accepting flash_verify");
+		result = -1;
 	} else if (fp->fail_finish) {
 		result = -1; /* power cut or verify failure: nothing committed */
 	} else {
@@ -314,6 +336,7 @@ int nf_port_flash_finish(void *port)
 	}
 	record_op(fp, FAKE_OP_FINISH, fp->scratch_image, (uint32_t)fp->scratch_len, result);
 	fp->open = false;
+	fp->verified = false;
 	return result;
 }
 
@@ -326,6 +349,7 @@ void nf_port_flash_abort(void *port)
 		violation(fp, "flash_abort without flash_begin");
 	record_op(fp, FAKE_OP_ABORT, fp->scratch_image, (uint32_t)fp->scratch_len, 0);
 	fp->open = false;
+	fp->verified = false;
 	fp->scratch_len = 0;
 }
 

@@ -18,11 +18,14 @@
  *
  * Flash: one committed image per enum nf_image and one scratch area. Writes
  * go to the scratch area only; nf_port_flash_finish() copies it over the
- * committed image of the kind given to begin. Every operation is recorded,
- * and faults can be injected (begin refuses, the Nth write fails, finish
- * fails). Calls that break the port contract (a write without a begin, more
- * bytes than begin announced, two begins in a row...) are counted in
- * `violations`, which the tests expect to stay 0.
+ * committed image of the kind given to begin. Every operation is recorded
+ * (nf_port_flash_verify is counted apart, so that the recorded sequences
+ * stay begin / write / finish / abort), and faults can be injected (begin
+ * refuses, the Nth write fails, verify refuses, finish fails). Calls that
+ * break the port contract (a write without a begin, more bytes than begin
+ * announced, two begins in a row, a finish without an accepting verify of
+ * the whole image first...) are counted in `violations`, which the tests
+ * expect to stay 0.
  *
  * MD5 uses OpenSSL's MD5_CTX stored in the context bytes the core owns.
  */
@@ -112,9 +115,13 @@ struct fake_port {
 	struct fake_op ops[FAKE_MAX_OPS];
 	size_t nops;
 	unsigned begins, writes, finishes, aborts;
+	unsigned verifies;     /* nf_port_flash_verify calls */
+	size_t verified_len;   /* scratch bytes the last verify saw */
+	bool verified;         /* the open session's image was accepted by verify */
 	/* Faults to inject */
 	uint32_t max_size;   /* begin refuses a larger size (init: FAKE_IMAGE_MAX) */
 	unsigned fail_write; /* the Nth write since init fails (1-based); 0: none */
+	bool refuse_verify;  /* verify refuses every image (a bad signature) */
 	bool fail_finish;
 
 	/* MD5, reboot, log */

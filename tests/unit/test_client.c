@@ -911,6 +911,101 @@ static void test_flash_finish_fails(void **state)
 	           OP(FINISH, FIRMWARE, FW_LEN, -1));
 }
 
+/* ---- the port's last word: nf_port_flash_verify --------------------------- */
+
+static void test_verify_refuses_firmware(void **state)
+{
+	struct fx *f = *state;
+
+	f->port.refuse_verify = true;
+	firmware_update(f)->chunk = 700;
+	expect_fw_failure(f, NF_ERR_SIGNATURE);
+	/* Asked once, about the whole image; then aborted, never finished. */
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, FW_LEN, 0),
+	           OP(ABORT, FIRMWARE, FW_LEN, 0));
+	assert_int_equal(f->port.verifies, 1);
+	assert_int_equal(f->port.verified_len, FW_LEN);
+	assert_int_equal(f->port.finishes, 0);
+	assert_string_equal(nf_strerror(NF_ERR_SIGNATURE),
+	                    "image refused by the device's signature check");
+}
+
+static void test_verify_refuses_filesystem(void **state)
+{
+	struct fx *f = *state;
+
+	/* A refused filesystem fails the update like any bad image: the
+	 * firmware is not even asked for. */
+	f->port.refuse_verify = true;
+	serve_answer(f, ANSWER_BOTH);
+	serve_fs(f, FS_URL);
+	serve_fw(f, FW_URL);
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FS_ERROR, END);
+	ASSERT_URLS(f, SERVER, FS_URL);
+	ASSERT_OPS(f, OP(BEGIN, FILESYSTEM, FS_LEN, 0), OP(WRITE, FILESYSTEM, FS_LEN, 0),
+	           OP(ABORT, FILESYSTEM, FS_LEN, 0));
+	assert_error(f, NF_ERR_SIGNATURE);
+	assert_int_equal(f->port.verifies, 1);
+	assert_untouched(f);
+}
+
+static void test_verify_asked_once_per_whole_image(void **state)
+{
+	struct fx *f = *state;
+	struct fake_response *r;
+
+	/* Each image that passed length and MD5 is verified once, before its
+	 * finish (the fake counts a finish without it as a violation). */
+	serve_answer(f, ANSWER_BOTH);
+	serve_fs(f, FS_URL);
+	serve_fw(f, FW_URL);
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FS_UPDATED, FW_UPDATED, RESET);
+	assert_int_equal(f->port.verifies, 2);
+	assert_int_equal(f->port.verified_len, FW_LEN);
+
+	/* An image that failed before (wrong MD5, cut, too long) is never
+	 * handed to the port's verdict. */
+	f->port.verifies = 0;
+	reset_record(f);
+	r = firmware_update(f);
+	r->md5 = fs_md5;
+	nf_client_handle(&f->client);
+	assert_error(f, NF_ERR_MD5);
+	reset_record(f);
+	r = firmware_update(f);
+	r->cut_after = 100;
+	nf_client_handle(&f->client);
+	assert_error(f, NF_ERR_TRANSPORT);
+	reset_record(f);
+	r = firmware_update(f);
+	r->content_length = FW_LEN - 1;
+	r->md5 = NULL;
+	nf_client_handle(&f->client);
+	assert_error(f, NF_ERR_SHORT);
+	assert_int_equal(f->port.verifies, 0);
+}
+
+static void test_verify_refused_then_accepted(void **state)
+{
+	struct fx *f = *state;
+
+	f->port.refuse_verify = true;
+	firmware_update(f);
+	expect_fw_failure(f, NF_ERR_SIGNATURE);
+
+	/* The next check (a correctly signed image) commits it. */
+	reset_record(f);
+	f->port.refuse_verify = false;
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_UPDATED, RESET);
+	assert_error(f, NF_OK);
+	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
+	assert_int_equal(f->port.verifies, 2);
+	assert_int_equal(f->port.reboots, 1);
+}
+
 static void test_image_http_and_transport_errors(void **state)
 {
 	struct fx *f = *state;
@@ -1011,6 +1106,26 @@ static void test_resume_206(void **state)
 	assert_int_equal(f->port.body_bytes, FW_LEN);
 	assert_committed(f, NF_IMAGE_FIRMWARE, fw_img, FW_LEN);
 	assert_int_equal(f->port.reboots, 1);
+}
+
+static void test_resume_then_verify(void **state)
+{
+	struct fx *f = *state;
+
+	/* A resumed image is verified once, whole, after its last piece; a
+	 * refusal aborts the one flash session. */
+	f->port.refuse_verify = true;
+	resumable_update(f, 1000, 1);
+	nf_client_handle(&f->client);
+	ASSERT_MSGS(f, START, UPDATING, FW_ERROR, END);
+	ASSERT_URLS(f, SERVER, FW_URL, FW_URL);
+	assert_error(f, NF_ERR_SIGNATURE);
+	ASSERT_OPS(f, OP(BEGIN, FIRMWARE, FW_LEN, 0), OP(WRITE, FIRMWARE, FW_LEN, 0),
+	           OP(ABORT, FIRMWARE, FW_LEN, 0));
+	assert_int_equal(f->port.verifies, 1);
+	assert_int_equal(f->port.verified_len, FW_LEN);
+	assert_int_equal(f->port.body_bytes, FW_LEN);
+	assert_untouched(f);
 }
 
 static void test_resume_several_times(void **state)
@@ -1240,9 +1355,9 @@ static void test_retry_after_check_failure(void **state)
 static void test_strerror(void **state)
 {
 	(void)state;
-	const char *texts[NF_ERR_BAD_SETTINGS + 1];
+	const char *texts[NF_ERR_SIGNATURE + 1];
 
-	for (int e = NF_OK; e <= NF_ERR_BAD_SETTINGS; e++) {
+	for (int e = NF_OK; e <= NF_ERR_SIGNATURE; e++) {
 		texts[e] = nf_strerror((enum nf_error)e);
 		assert_non_null(texts[e]);
 		assert_true(texts[e][0] != '\0');
@@ -1250,10 +1365,10 @@ static void test_strerror(void **state)
 			assert_string_not_equal(texts[j], texts[e]);
 	}
 	/* Out of range: still a text, and not one of the others. */
-	assert_non_null(nf_strerror((enum nf_error)(NF_ERR_BAD_SETTINGS + 1)));
+	assert_non_null(nf_strerror((enum nf_error)(NF_ERR_SIGNATURE + 1)));
 	assert_non_null(nf_strerror((enum nf_error) - 1));
 	assert_non_null(nf_strerror((enum nf_error)1000));
-	for (int e = NF_OK; e <= NF_ERR_BAD_SETTINGS; e++)
+	for (int e = NF_OK; e <= NF_ERR_SIGNATURE; e++)
 		assert_string_not_equal(nf_strerror((enum nf_error)1000), texts[e]);
 }
 
@@ -1274,6 +1389,9 @@ static void test_enum_values(void **state)
 	assert_int_equal(NF_MSG_FIRMWARE_UPDATE_ERROR, 10);
 	assert_int_equal(NF_IMAGE_FIRMWARE, 0);
 	assert_int_equal(NF_IMAGE_FILESYSTEM, 1);
+	/* Errors are appended, never renumbered. */
+	assert_int_equal(NF_ERR_BAD_SETTINGS, 14);
+	assert_int_equal(NF_ERR_SIGNATURE, 15);
 }
 
 static void test_settings_too_long(void **state)
@@ -1641,6 +1759,10 @@ int main(void)
 	    T(test_flash_refuses_size),
 	    T(test_flash_write_fails),
 	    T(test_flash_finish_fails),
+	    T(test_verify_refuses_firmware),
+	    T(test_verify_refuses_filesystem),
+	    T(test_verify_asked_once_per_whole_image),
+	    T(test_verify_refused_then_accepted),
 	    T(test_image_http_and_transport_errors),
 	    T(test_chunked_delivery),
 	    T(test_retry_after_failure),
@@ -1654,6 +1776,7 @@ int main(void)
 	    T(test_step_api_failures),
 	    T(test_port_without_response_end),
 	    T(test_resume_206),
+	    T(test_resume_then_verify),
 	    T(test_resume_several_times),
 	    T(test_resume_gives_up),
 	    T(test_resume_restarts_on_200),

@@ -341,7 +341,12 @@ static int configure(struct device *d)
 {
 	const struct nf_device_options *o = &d->o;
 	const struct nf_sim_firmware fw = firmware(d);
+	char err[NF_POSIX_ERR_MAX];
 
+	if (o->pubkey != NULL && nf_posix_load_pubkey(&d->port, o->pubkey, err, sizeof err) != 0) {
+		nf_tool_error("--pubkey: %s", err);
+		return NF_EXIT_USAGE;
+	}
 	d->port.timeout_ms = o->timeout_ms;
 	d->port.connect_timeout_ms = o->connect_ms;
 	if (o->mac != NULL && nf_posix_set_mac(&d->port, o->mac) != 0) {

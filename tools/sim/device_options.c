@@ -35,6 +35,7 @@ static void usage(FILE *out)
 	        "  -m, --mac MAC            station MAC (default 5C:CF:7F:00:00:01)\n"
 	        "  -b, --build BUILD        build reported in header-form checks\n"
 	        "  -p, --path-form          check with GET URL/DEVICE/VERSION (v1.0 servers)\n"
+	        "      --pubkey FILE        accept only images signed by this key (PEM)\n"
 	        "Checks:\n"
 	        "  -i, --interval SEC       time between checks (default 60)\n"
 	        "  -j, --jitter SEC         add a random 0..SEC to each interval (default 0)\n"
@@ -146,6 +147,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_STRING("mac", 'm', O, mac),
     NF_OPT_STRING("build", 'b', O, build),
     NF_OPT_FLAG("path-form", 'p', O, path_form),
+    NF_OPT_STRING("pubkey", 0, O, pubkey),
     NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, INTERVAL_MAX_S),
     NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, INTERVAL_MAX_S),
     NF_OPT_CALL("once", '1', NF_OPT_CALL_NOARG, set_once),

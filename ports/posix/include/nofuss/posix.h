@@ -16,6 +16,7 @@
  *   memflash.c  the memory flash: a backend without files, for fleets
  *   bootloader.c  what both flash backends share: the bootloader's policy
  *   image.c     the simulated ESP8266 image format
+ *   verify.c    nf_port_flash_verify: signed images, with a public key
  *   powercut.c  the fault injector: a "power cut" before the Nth flash operation
  *
  * One struct nf_posix per simulated device; nothing is global, so one
@@ -30,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h> /* off_t */
 
 #include "nofuss/client.h"
 #include "nofuss/port.h"
@@ -369,7 +371,11 @@ struct nf_posix {
 	const struct nf_posix_flash_ops *flash_ops; /* the flash backend (the directory) */
 	void *flash_ctx;              /* the backend's own state: a memflash, or NULL */
 
+	struct nf_sign_key *sign_key; /* verify.c: only images it signed; NULL: any */
+
 	/* Run-time state. */
+	struct nf_sign_verifier *sign_check; /* the image being written, with a key */
+	bool sign_accepted;                  /* nf_port_flash_verify accepted it */
 	void *curl; /* CURL *, made on first use */
 	void *md5;  /* EVP_MD_CTX *, made on first use */
 	bool in_transfer;
@@ -412,6 +418,36 @@ void nf_posix_logf(struct nf_posix *p, const char *prefix, const char *fmt, ...)
 /* Formats an error message into err (cap bytes); does nothing when err is
  * NULL. The port's functions report their errors through it. */
 void nf_posix_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- verify.c: signed images (docs/SIGNING.md), the port's answer to
+ * nf_port_flash_verify. With a public key the device accepts only images
+ * signed by it, as a sketch built with ARDUINO_SIGNING does; without one,
+ * any image (a trailer is ignored). port.c feeds the check: ---- */
+
+struct nf_sign_key;      /* common.h */
+struct nf_sign_verifier; /* common.h */
+
+/* Makes the key in the PEM file path (public, or a private key file) p's:
+ * from then on p accepts only images signed by it with at least 2048 bits.
+ * p owns the key (nf_posix_destroy frees it). Returns 0, or -1 with the
+ * reason in err (no such file, not an RSA key, too small...). */
+int nf_posix_load_pubkey(struct nf_posix *p, const char *path, char *err, size_t errcap);
+/* port.c's flash calls: begin starts a check of the new image (with a
+ * key), write hashes the bytes that reached the flash, end forgets the
+ * check (abort, finish), close also frees the key (destroy). */
+void nf_posix_sign_begin(struct nf_posix *p);
+void nf_posix_sign_write(struct nf_posix *p, const uint8_t *data, size_t len);
+void nf_posix_sign_end(struct nf_posix *p);
+void nf_posix_sign_close(struct nf_posix *p);
+/* Whether the image being written may be committed: no key, or it was
+ * accepted by nf_port_flash_verify, or it is now (a writer that did not
+ * ask, such as the ArduinoOTA receiver; a refusal is logged). */
+bool nf_posix_sign_committable(struct nf_posix *p);
+/* Whether the image file fd of size bytes, whose metadata records
+ * `recorded` bytes, is that image followed by a signature trailer
+ * (signature, then its length as le32, at most NF_SIGN_MAX_SIG): what the
+ * image checks accept after an image, as firmware without a key ignores it. */
+bool nf_posix_signed_tail(int fd, uint32_t recorded, off_t size);
 
 /* ---- http.c: one GET of the core's with libcurl. nf_port_http_get runs it
  * blocking on the handle's easy handle; an event loop (the fleet simulator,
