@@ -24,7 +24,7 @@
 struct nf_checklog {
 	int fd;                /* -1 when the log is off */
 	bool owns_fd;          /* false for stdout */
-	char path[1024];
+	char path[NF_MAX_PATH];
 	time_t stamp_time;     /* the second stamp[] was made for */
 	char stamp[32];        /* "[YYYY/MM/DD HH:MM:SS]" */
 	bool write_failed;     /* to report a failing disk once, not per line */

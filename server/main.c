@@ -112,15 +112,48 @@ static void raise_fd_limit(struct nf_config *cfg)
 	}
 }
 
+/* Serves snap (whose reference it takes) until told to stop. Returns the
+ * exit status. */
+static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
+{
+	struct nf_checklog *log;
+	struct nf_server *srv = NULL;
+	char err[NF_ERR_LEN];
+	int status;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* Block the signals loop.c reads through signalfd before anything can
+	 * send one: a SIGHUP between start-up and the loop must not kill us. */
+	nf_loop_block_signals();
+	raise_fd_limit(cfg);
+	log = nf_checklog_open(cfg->check_log, err, sizeof err);
+	if (log == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		nf_snapshot_release(snap);
+		return EXIT_START;
+	}
+	srv = nf_server_start(cfg, snap, log, err, sizeof err);
+	if (srv == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		status = EXIT_START;
+		goto done;
+	}
+	status = nf_loop_run(cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
+	nf_log(NF_LOG_INFO, "stopped");
+done:
+	nf_server_stop(srv);
+	nf_checklog_close(log);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct nf_config cfg;
-	struct nf_rules *rules = NULL;
-	struct nf_checklog *log = NULL;
-	struct nf_server *srv = NULL;
+	struct nf_snapshot_params params;
+	struct nf_snapshot *snap = NULL;
 	bool check_only = false;
-	char err[1024];
-	int opt, status = EXIT_USAGE;
+	char err[NF_ERR_LEN];
+	int opt;
 	struct stat st;
 
 	nf_config_defaults(&cfg);
@@ -169,40 +202,21 @@ int main(int argc, char **argv)
 		       errno ? strerror(errno) : "not a folder");
 		return check_only ? EXIT_INVALID : EXIT_START;
 	}
-	rules = nf_rules_load(cfg.rules_path, cfg.public_dir, err, sizeof err);
-	if (rules == NULL) {
+	/* The first snapshot is built here, before listening; reloads are
+	 * built on the builder thread (loop.c). --check skips the MD5s. */
+	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only};
+	snap = nf_snapshot_build(&params, NULL, err, sizeof err);
+	if (snap == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
 		return EXIT_INVALID;
 	}
 	if (check_only) {
-		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(rules));
-		nf_rules_free(rules);
+		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(snap->rules));
+		nf_snapshot_release(snap);
 		return EXIT_OK;
 	}
 
-	signal(SIGPIPE, SIG_IGN);
-	/* Block the signals loop.c reads through signalfd before anything can
-	 * send one: a SIGHUP between start-up and the loop must not kill us. */
-	nf_loop_block_signals();
-	raise_fd_limit(&cfg);
-	log = nf_checklog_open(cfg.check_log, err, sizeof err);
-	if (log == NULL) {
-		nf_log(NF_LOG_ERROR, "%s", err);
-		nf_rules_free(rules);
-		return EXIT_START;
-	}
-	srv = nf_server_start(&cfg, rules, log, err, sizeof err);
-	if (srv == NULL) {
-		nf_log(NF_LOG_ERROR, "%s", err);
-		status = EXIT_START;
-		goto done;
-	}
-	status = nf_loop_run(&cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
-	nf_log(NF_LOG_INFO, "stopped");
-done:
-	nf_server_stop(srv);
-	nf_checklog_close(log);
-	return status;
+	return serve(&cfg, snap);
 
 usage_error:
 	fprintf(stderr, "Try 'nofussd --help' for more information.\n");
