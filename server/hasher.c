@@ -40,6 +40,7 @@ static void *run(void *arg)
 	struct nf_hasher *h = arg;
 	uint64_t one = 1;
 
+	nf_worker_nice();
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
 		struct nf_hash_job *job;

@@ -134,12 +134,12 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 	nf_log(srv->started ? NF_LOG_DEBUG : NF_LOG_ERROR, "http: %s", msg);
 }
 
-void nf_server_publish(struct nf_server *srv, struct nf_snapshot *snap)
+struct nf_snapshot *nf_server_publish(struct nf_server *srv, struct nf_snapshot *snap)
 {
 	struct nf_snapshot *old = srv->snap;
 
 	srv->snap = snap;
-	nf_snapshot_release(old);
+	return old;
 }
 
 struct nf_snapshot *nf_server_snapshot(const struct nf_server *srv)

@@ -114,7 +114,7 @@ static void take_mail(struct loop *l)
 	if (mail.snap != NULL && l->stopping) {
 		nf_snapshot_release(mail.snap); /* too late to serve it */
 	} else if (mail.snap != NULL) {
-		nf_server_publish(l->srv, mail.snap);
+		nf_builder_retire(l->builder, nf_server_publish(l->srv, mail.snap));
 		nf_log(NF_LOG_INFO, "%s", mail.note);
 	}
 	if (mail.failure[0] != '\0' && mail.failure_last)

@@ -50,6 +50,7 @@
 #define NF_LOG_FLUSH_MS      1000 /* the check log is written at least this often */
 #define NF_GRACE_POLL_MS     100  /* how often the end of the shutdown grace is checked */
 #define NF_HASH_CHUNK        (64 * 1024) /* bytes read per step while hashing an image */
+#define NF_WORKER_NICE       10   /* builder and hasher threads yield the CPU to the loop */
 #define NF_ERR_LEN           (NF_MAX_PATH + 1024) /* one error message: a path and words */
 #define NF_MD5_HEX           33   /* 32 lower-case hex digits and a NUL */
 
@@ -248,7 +249,8 @@ struct nf_snapshot {
 	struct nf_digests *digests;    /* MD5 of each image the rules name that was there */
 	size_t hashed, reused;         /* of those: computed by this build, taken from prev */
 	size_t bad_images;             /* rules naming a missing, empty or hidden image */
-	atomic_uint refs;              /* the only field that changes after the build */
+	atomic_uint refs;              /* changes after the build, with retired_next */
+	struct nf_snapshot *retired_next; /* the builder's list of snapshots to free */
 };
 struct nf_snapshot_params {
 	const char *rules_path;
@@ -313,6 +315,13 @@ struct nf_builder *nf_builder_start(const struct nf_snapshot_params *p, struct n
 /* Asks for a build. Requests coalesce: at most one waits, and one made
  * during a build runs one more build after it. Never blocks. Loop thread. */
 void nf_builder_request(struct nf_builder *b);
+/* Releases s (NULL is ignored) on the builder thread: freeing a 100,000-rule
+ * snapshot takes long enough to stall every request if the loop did it.
+ * Takes the caller's reference. Never blocks on a build. */
+void nf_builder_retire(struct nf_builder *b, struct nf_snapshot *s);
+/* Lowers the calling thread's priority (NF_WORKER_NICE), so that on a busy
+ * or single CPU the loop's requests come before background work. */
+void nf_worker_nice(void);
 /* Waits for a build under way to finish (its result is posted), then stops
  * the thread and frees b. */
 void nf_builder_stop(struct nf_builder *b);
@@ -348,9 +357,10 @@ struct nf_server;
  * filled (snap released). */
 struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapshot *snap,
                                   struct nf_checklog *log, char *err, size_t errlen);
-/* Serves snap (taking its reference) from the next request on, and
- * releases the snapshot served until now. Loop thread, between requests. */
-void nf_server_publish(struct nf_server *srv, struct nf_snapshot *snap);
+/* Serves snap (taking its reference) from the next request on. Returns
+ * the snapshot served until now, with its reference: the caller releases
+ * it (best off the loop, nf_builder_retire). Loop thread, between requests. */
+struct nf_snapshot *nf_server_publish(struct nf_server *srv, struct nf_snapshot *snap);
 /* The snapshot being served; borrowed (retain it to keep it). */
 struct nf_snapshot *nf_server_snapshot(const struct nf_server *srv);
 int nf_server_epoll_fd(const struct nf_server *srv);

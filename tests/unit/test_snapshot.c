@@ -11,7 +11,7 @@
  * NF_MAX_IMAGE_WARNINGS (stderr captured in a file). The builder thread
  * with the mailbox: a failed reload posts its reason and the latest
  * snapshot stays; a good one posts a newer snapshot; requests made in a row
- * coalesce. The mailbox's one slot; the digest table; the hasher. Every
+ * coalesce; a retired snapshot is released on the builder thread. The mailbox's one slot; the digest table; the hasher. Every
  * wait is bounded (poll with a timeout).
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
@@ -396,6 +396,11 @@ static void test_builder_requests_coalesce(void **state)
 		assert_true(nf_mailbox_take(mb, &mail));
 		nf_snapshot_release(mail.snap);
 	}
+	/* a snapshot the loop stops serving is released on the builder thread */
+	nf_builder_retire(b, nf_snapshot_retain(s1));
+	for (int i = 0; i < WAIT_MS && atomic_load(&s1->refs) > 1; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&s1->refs), 1); /* ours alone: the mailbox moved on */
 	nf_builder_stop(b);
 	latest = nf_mailbox_latest(mb);
 	builds = latest->generation - s1->generation;
