@@ -20,13 +20,14 @@
 #include "nofussd.h"
 
 #define NF_CHECKLOG_BUFFER (64 * 1024)
+#define NF_STAMP_LEN 32 /* "[YYYY/MM/DD HH:MM:SS]" and room to spare */
 
 struct nf_checklog {
 	int fd;                /* -1 when the log is off */
 	bool owns_fd;          /* false for stdout */
 	char path[NF_MAX_PATH];
 	time_t stamp_time;     /* the second stamp[] was made for */
-	char stamp[32];        /* "[YYYY/MM/DD HH:MM:SS]" */
+	char stamp[NF_STAMP_LEN];        /* "[YYYY/MM/DD HH:MM:SS]" */
 	bool write_failed;     /* to report a failing disk once, not per line */
 	size_t used;
 	char buf[NF_CHECKLOG_BUFFER];
@@ -112,7 +113,7 @@ static size_t format_header(char *out, size_t cap, const char *stamp, const char
 size_t nf_checklog_format_path(char *buf, size_t cap, time_t now, const char *ip,
                                const struct nf_query *q, const char *update)
 {
-	char stamp[32];
+	char stamp[NF_STAMP_LEN];
 
 	if (cap < 2) /* not even room for the newline */
 		return 0;
@@ -123,7 +124,7 @@ size_t nf_checklog_format_path(char *buf, size_t cap, time_t now, const char *ip
 size_t nf_checklog_format_header(char *buf, size_t cap, time_t now, const char *ip,
                                  const struct nf_query *q, const char *update)
 {
-	char stamp[32];
+	char stamp[NF_STAMP_LEN];
 
 	if (cap < 2) /* not even room for the newline */
 		return 0;

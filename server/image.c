@@ -30,6 +30,8 @@
 
 #include "http.h"
 
+#define NF_CONTENT_RANGE_LEN 96 /* "bytes A-B/SIZE" with three 20-digit numbers */
+
 /* A download suspended until its MD5 is known; the request's req_cls. */
 struct wait {
 	struct wait *next;             /* the job's other waiters */
@@ -139,7 +141,7 @@ static enum MHD_Result queue_file(struct MHD_Connection *conn, const struct imag
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
-	char range[96];
+	char range[NF_CONTENT_RANGE_LEN];
 
 	if (len == 0) {
 		close(img->f->fd);
@@ -173,7 +175,7 @@ static enum MHD_Result queue_unsatisfiable(struct MHD_Connection *conn, struct n
 	static const char body[] = "Range Not Satisfiable\n";
 	struct MHD_Response *r = nf_http_response(body, sizeof body - 1, NF_TYPE_TEXT, false);
 	enum MHD_Result ret = MHD_NO;
-	char cr[64];
+	char cr[NF_CONTENT_RANGE_LEN];
 
 	close(f->fd);
 	f->fd = -1;

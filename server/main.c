@@ -13,6 +13,10 @@
 
 #include "nofussd.h"
 
+/* Descriptors kept beyond one per connection: listening socket, epoll,
+ * signalfd, inotify, eventfds, log, images being sent, ... */
+#define NF_SPARE_FDS 64
+
 /* Exit statuses, documented in --help and nofussd(8). */
 enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
@@ -99,14 +103,16 @@ static const char *setting_name(int opt)
 static void raise_fd_limit(struct nf_config *cfg)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->max_connections + 64;
+	rlim_t want = (rlim_t)cfg->max_connections + NF_SPARE_FDS;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
 		return;
 	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur < want) {
-		cfg->max_connections = rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
+		cfg->max_connections = rl.rlim_cur > 2 * NF_SPARE_FDS
+		                           ? (unsigned)(rl.rlim_cur - NF_SPARE_FDS)
+		                           : NF_SPARE_FDS;
 		nf_log(NF_LOG_WARN, "open files limited to %llu: max-connections lowered to %u",
 		       (unsigned long long)rl.rlim_cur, cfg->max_connections);
 	}
