@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""bench/helpers.py - python3 (stdlib only) helpers for bench/server.sh.
+"""bench/helpers.py - python3 (stdlib only) helpers for bench/server.sh and
+bench/reload.sh.
 
   helpers.py ports N                  print N free TCP ports on 127.0.0.1
   helpers.py mkdata DIR RULES INDEX   write DIR/versions.json with RULES rules for
                                       distinct devices, the benched device at
                                       position INDEX (0-based); print its answer
+  helpers.py mkbig DIR RULES INDEX BYTES
+                                      the same as mkdata, compact and padded to
+                                      just under BYTES (a long versions.json)
   helpers.py mkimages PUBLIC          write PUBLIC/firmware/bench-1m.bin (1 MiB,
                                       first byte 0xE9) and bench-fs.bin
   helpers.py table RESULTS            print the results table from the
@@ -38,7 +42,8 @@ def ports(n):
         s.close()
 
 
-def mkdata(folder, count, index):
+def bench_rules(count, index):
+    """RULES rules for distinct devices, the benched device's at index."""
     rules = []
     for i in range(count):
         if i == index:
@@ -48,12 +53,34 @@ def mkdata(folder, count, index):
             origin = {"device": "DEVICE_%05d" % i, "min": "1.0.0", "lt": "2.%d.0" % (i % 100)}
             target = {"version": "2.%d.0" % (i % 100), "firmware": "/firmware/bench-1m.bin"}
         rules.append({"origin": origin, "target": target})
+    return rules
+
+
+def write_rules(folder, text):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "versions.json"), "w") as f:
-        json.dump(rules, f, indent=1)
-        f.write("\n")
+        f.write(text)
     # The answer nofussd builds: compact, keys in file order, "/" unescaped.
     print(json.dumps(BENCH_TARGET, separators=(",", ":")))
+
+
+def mkdata(folder, count, index):
+    write_rules(folder, json.dumps(bench_rules(count, index), indent=1) + "\n")
+
+
+def mkbig(folder, count, index, size):
+    """Compact rules; every other rule's target gets a "note" long enough
+    to bring the file just under size bytes."""
+    rules = bench_rules(count, index)
+    bare = len(json.dumps(rules, separators=(",", ":")))
+    note = ',"note":""'
+    pad = (size - 1024 - bare) // max(count - 1, 1) - len(note)
+    if pad < 0:
+        sys.exit("mkbig: %d rules do not fit in %d bytes" % (count, size))
+    for i, rule in enumerate(rules):
+        if i != index:
+            rule["target"]["note"] = "n" * pad
+    write_rules(folder, json.dumps(rules, separators=(",", ":")) + "\n")
 
 
 def mkimages(public):
@@ -318,6 +345,8 @@ def main():
         ports(int(sys.argv[2]))
     elif cmd == "mkdata":
         mkdata(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "mkbig":
+        mkbig(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "mkimages":
         mkimages(sys.argv[2])
     elif cmd == "table":

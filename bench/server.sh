@@ -80,37 +80,9 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/nofuss-bench.XXXXXX") || die "cannot make a tempo
 mkdir -p "$T/bin" "$T/logs" "$T/req" "$T/nginx/www" "$T/nginx/tmp"
 RES=$T/results.tsv
 : >"$RES"
-PIDS=()
-
-# Forget a process once it has been waited for, so that clean-up can never
-# signal a later process that happens to get the same pid.
-forget() {
-	local p keep=()
-	for p in "${PIDS[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	PIDS=("${keep[@]}")
-}
-cleanup() {
-	local p
-	trap - EXIT INT TERM
-	for p in "${PIDS[@]}"; do
-		# Only our own children: their parent is this shell.
-		if [ "$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)" = "$$" ]; then
-			kill -TERM "$p" 2>/dev/null
-			sleep 0.2
-			kill -KILL "$p" 2>/dev/null
-			wait "$p" 2>/dev/null
-		fi
-	done
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		say "server.sh: kept $T"
-	else
-		rm -rf "$T"
-	fi
-}
-trap cleanup EXIT
-trap 'say "server.sh: interrupted"; exit 130' INT TERM
+SCRIPT=server.sh
+# shellcheck source=bench/procs.sh
+. "$HERE/procs.sh"
 
 put() { printf '%s\t%s\n' "$1" "$2" >>"$RES"; }
 note() { put "note.$(printf '%03d' "$(grep -c '^note\.' "$RES")")" "$*"; say "note: $*"; }

@@ -42,7 +42,7 @@ struct log_buffer {
 struct nf_checklog {
 	int fd;                /* -1 when the log is off */
 	bool owns_fd;          /* false for stdout */
-	char path[1024];
+	char path[NF_MAX_PATH];
 	time_t stamp_time;     /* the second stamp[] was made for */
 	char stamp[32];        /* "[YYYY/MM/DD HH:MM:SS]" */
 	struct log_buffer *filling; /* the loop's; NULL while every buffer is queued */

@@ -105,7 +105,7 @@ struct ini_state {
 	FILE *file;
 	int line;              /* the line inih is handling */
 	int error_line;        /* first line whose value was refused, or 0 */
-	char msg[512];
+	char msg[NF_ERR_LEN];
 };
 
 /* Reads for inih, counting lines, so a refused value is reported with the
@@ -123,9 +123,9 @@ static char *read_line(char *str, int num, void *stream)
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_state *st = user;
-	char unquoted[1024];
+	char unquoted[NF_MAX_PATH];
 	size_t len = strlen(value);
-	char msg[512];
+	char msg[NF_ERR_LEN];
 
 	if (st->error_line != 0)
 		return 0;

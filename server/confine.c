@@ -50,19 +50,31 @@ static int open_kernel(struct nf_confine *c, const char *relpath, int flags)
 	return -1;
 }
 
-/* True when fd is, now, a file in the folder. */
-static bool still_beneath(const struct nf_confine *c, int fd)
+/* Where fd is now, into out; -1 when /proc cannot tell. */
+static int path_of_fd(int fd, char out[PATH_MAX])
 {
-	char link[64], path[PATH_MAX];
+	char link[64];
 	ssize_t n;
 
 	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof path - 1);
-	if (n < 0) /* no /proc: cannot tell, so no */
+	n = readlink(link, out, PATH_MAX - 1);
+	if (n < 0)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+/* True when fd is, now, a file in the folder, wherever the folder is now
+ * (a folder renamed away and replaced is still the one served until the
+ * next reload opens the new one). */
+static bool still_beneath(const char *root, int fd)
+{
+	char path[PATH_MAX];
+	size_t rootlen = strlen(root);
+
+	if (path_of_fd(fd, path) != 0) /* no /proc: cannot tell, so no */
 		return false;
-	path[n] = '\0';
-	return strncmp(path, c->root, c->rootlen) == 0 &&
-	       (path[c->rootlen] == '/' || path[c->rootlen] == '\0');
+	return strncmp(path, root, rootlen) == 0 && (path[rootlen] == '/' || path[rootlen] == '\0');
 }
 
 /* The walk's state: the remaining path, and the folders it went through
@@ -73,11 +85,13 @@ struct walk {
 	int dirs[NF_MAX_WALK_DEPTH + 1];
 	int depth;
 	int links;
+	char root[PATH_MAX];   /* where the folder is now */
+	size_t rootlen;
 };
 
 /* Replaces the rest of the walk with a symlink's target followed by what
  * was left after the symlink. */
-static int follow(const struct nf_confine *c, struct walk *w, int linkfd)
+static int follow(struct walk *w, int linkfd)
 {
 	char target[PATH_MAX], joined[PATH_MAX];
 	const char *from = target;
@@ -90,10 +104,10 @@ static int follow(const struct nf_confine *c, struct walk *w, int linkfd)
 		return errno = ELOOP, -1;
 	if (target[0] == '/') {
 		/* Absolute: only a place in the folder, walked from the folder. */
-		if (strncmp(target, c->root, c->rootlen) != 0 ||
-		    (target[c->rootlen] != '/' && target[c->rootlen] != '\0'))
+		if (strncmp(target, w->root, w->rootlen) != 0 ||
+		    (target[w->rootlen] != '/' && target[w->rootlen] != '\0'))
 			return errno = ENOENT, -1;
-		from = target + c->rootlen;
+		from = target + w->rootlen;
 		while (w->depth > 0)
 			close(w->dirs[w->depth--]);
 	}
@@ -158,6 +172,9 @@ static int open_walk(const struct nf_confine *c, const char *relpath, int flags)
 	int fd = -1;
 
 	w.dirs[0] = c->rootfd;
+	if (path_of_fd(c->rootfd, w.root) != 0)
+		memcpy(w.root, c->root, c->rootlen + 1);
+	w.rootlen = strlen(w.root);
 	if (relpath[0] == '/' || strlen(relpath) >= sizeof w.path)
 		return errno = ENOENT, -1;
 	memcpy(w.path, relpath, strlen(relpath) + 1);
@@ -181,7 +198,7 @@ static int open_walk(const struct nf_confine *c, const char *relpath, int flags)
 		if (pfd < 0 || fstat(pfd, &st) != 0) {
 			failed = true;
 		} else if (S_ISLNK(st.st_mode)) {
-			failed = follow(c, &w, pfd) != 0;
+			failed = follow(&w, pfd) != 0;
 			close(pfd);
 		} else if (last) {
 			fd = open_last(&w, name, pfd, &st, flags);
@@ -200,7 +217,7 @@ static int open_walk(const struct nf_confine *c, const char *relpath, int flags)
 		fd = openat(w.dirs[w.depth], ".", flags);
 	while (w.depth > 0)
 		close(w.dirs[w.depth--]);
-	if (fd >= 0 && !still_beneath(c, fd)) {
+	if (fd >= 0 && !still_beneath(w.root, fd)) {
 		close(fd);
 		return errno = ENOENT, -1;
 	}

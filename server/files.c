@@ -1,13 +1,18 @@
 /*
- * files.c - the images under the public folder, and their MD5.
+ * files.c - the images under the public folder: confined opens, file
+ * identities and MD5s.
+ *
+ * A file's identity (device, inode, size, mtime, ctime) says whether an MD5
+ * computed earlier still holds: any change to the file changes it. This file
+ * only computes digests (nf_files_md5); who remembers them, and on which
+ * thread they are computed, is snapshot.c's and image.c's business.
  *
  * Every open is confined to the public folder (confine.c): a symlink that
  * stays inside the folder works; one that leads out is "not found".
  *
- * The device's updater verifies the x-MD5 response header (docs/PEERS.md
- * section 5), so each file's MD5 is computed once and remembered together
- * with the file's identity (device, inode, size, mtime, ctime); any change
- * to the file makes it be computed again.
+ * Threads: a struct nf_files is used by one thread at a time (the builder
+ * while it makes a snapshot, then the loop once the snapshot is published),
+ * so the use_openat2 flag needs no lock. nf_files_md5 works on any thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,24 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "nofussd.h"
-
-#define NF_MD5_BUCKETS 1024
-
-struct md5_entry {
-	struct md5_entry *next;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtim, ctim;
-	char md5[33];
-	char path[];           /* relpath, NUL-terminated */
-};
 
 struct nf_files {
 	struct nf_confine dir; /* the public folder */
-	size_t cached;
-	struct md5_entry *buckets[NF_MD5_BUCKETS];
 };
 
 struct nf_files *nf_files_open(const char *public_dir, char *err, size_t errlen)
@@ -63,28 +55,15 @@ struct nf_files *nf_files_open(const char *public_dir, char *err, size_t errlen)
 	return files;
 }
 
-static void clear_cache(struct nf_files *files)
-{
-	for (size_t b = 0; b < NF_MD5_BUCKETS; b++) {
-		while (files->buckets[b] != NULL) {
-			struct md5_entry *e = files->buckets[b];
-			files->buckets[b] = e->next;
-			free(e);
-		}
-	}
-	files->cached = 0;
-}
-
 void nf_files_close(struct nf_files *files)
 {
 	if (files == NULL)
 		return;
-	clear_cache(files);
 	close(files->dir.rootfd);
 	free(files);
 }
 
-/* Opens relpath beneath the public folder, never outside it. */
+/* Opens relpath beneath the public folder, never outside it (confine.c). */
 static int open_beneath(struct nf_files *files, const char *relpath, int flags)
 {
 	/* O_NONBLOCK: a FIFO must not block the daemon's only thread; regular
@@ -93,18 +72,24 @@ static int open_beneath(struct nf_files *files, const char *relpath, int flags)
 	                       flags | ((flags & O_PATH) ? 0 : O_NOCTTY | O_NONBLOCK));
 }
 
-static int compute_md5(int fd, char out[33])
+int nf_files_md5(int fd, char out[NF_MD5_HEX], const atomic_bool *cancel)
 {
-	unsigned char buf[64 * 1024], digest[EVP_MAX_MD_SIZE];
+	unsigned char buf[NF_HASH_CHUNK], digest[EVP_MAX_MD_SIZE];
 	unsigned int dlen = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	off_t off = 0;
-	int rc = -1;
+	int rc = -1, saved;
 
+	errno = EIO; /* what a failing EVP call leaves */
 	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1)
 		goto done;
 	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof buf, off);
+		ssize_t n;
+		if (cancel != NULL && atomic_load(cancel)) {
+			errno = ECANCELED;
+			goto done;
+		}
+		n = pread(fd, buf, sizeof buf, off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -117,58 +102,30 @@ static int compute_md5(int fd, char out[33])
 	}
 	if (EVP_DigestFinal_ex(ctx, digest, &dlen) != 1 || dlen != 16)
 		goto done;
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	nf_hex_encode(digest, dlen, out);
 	rc = 0;
 done:
+	saved = errno;
 	EVP_MD_CTX_free(ctx);
+	errno = saved;
 	return rc;
 }
 
-static bool same_file(const struct md5_entry *e, const struct stat *st)
+void nf_file_id_of(const struct stat *st, struct nf_file_id *id)
 {
-	return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
-	       e->mtim.tv_sec == st->st_mtim.tv_sec && e->mtim.tv_nsec == st->st_mtim.tv_nsec &&
-	       e->ctim.tv_sec == st->st_ctim.tv_sec && e->ctim.tv_nsec == st->st_ctim.tv_nsec;
+	memset(id, 0, sizeof *id);
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtim = st->st_mtim;
+	id->ctim = st->st_ctim;
 }
 
-/* The MD5 of the open file fd, from the cache when the file is unchanged. */
-static int file_md5(struct nf_files *files, const char *relpath, int fd, const struct stat *st,
-                    char out[33])
+bool nf_file_id_equal(const struct nf_file_id *a, const struct nf_file_id *b)
 {
-	size_t len = strlen(relpath);
-	size_t b = nf_hash(relpath, len) & (NF_MD5_BUCKETS - 1);
-	struct md5_entry *e;
-
-	for (e = files->buckets[b]; e != NULL; e = e->next)
-		if (strcmp(e->path, relpath) == 0)
-			break;
-	if (e != NULL && same_file(e, st)) {
-		memcpy(out, e->md5, 33);
-		return 0;
-	}
-	if (compute_md5(fd, out) != 0)
-		return -1;
-	if (e == NULL) {
-		/* The cache only ever holds what rules name, so a full cache means
-		 * someone is walking the folder: start over rather than evict. */
-		if (files->cached >= NF_MD5_CACHE_MAX)
-			clear_cache(files);
-		e = malloc(sizeof *e + len + 1);
-		if (e == NULL)
-			return 0; /* the answer is still right, just not remembered */
-		memcpy(e->path, relpath, len + 1);
-		e->next = files->buckets[b];
-		files->buckets[b] = e;
-		files->cached++;
-	}
-	e->dev = st->st_dev;
-	e->ino = st->st_ino;
-	e->size = st->st_size;
-	e->mtim = st->st_mtim;
-	e->ctim = st->st_ctim;
-	memcpy(e->md5, out, 33);
-	return 0;
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	       a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
 }
 
 int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *out)
@@ -184,16 +141,10 @@ int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *ou
 		errno = ENOENT;
 		return -1;
 	}
-	if (file_md5(files, relpath, fd, &st, out->md5) != 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
 	out->fd = fd;
 	out->size = (uint64_t)st.st_size;
 	out->mtime = st.st_mtim.tv_sec;
-	snprintf(out->etag, sizeof out->etag, "\"%s\"", out->md5);
+	nf_file_id_of(&st, &out->id);
 	gmtime_r(&out->mtime, &tm);
 	strftime(out->last_modified, sizeof out->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	return 0;

@@ -20,7 +20,7 @@ void nf_log(enum nf_log_level level, const char *fmt, ...)
 {
 	static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
 	va_list ap;
-	char line[2048];
+	char line[NF_ERR_LEN];
 
 	if (level > max_level)
 		return;

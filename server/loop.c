@@ -1,12 +1,15 @@
 /*
  * loop.c - the one event loop: libmicrohttpd's epoll fd, signals (through
- * signalfd, so handlers never run in the middle of a request) and inotify on
- * versions.json's folder.
+ * signalfd, so handlers never run in the middle of a request), inotify on
+ * versions.json's folder, the mailbox where new snapshots arrive, and the
+ * hasher's "MD5s ready" eventfd.
  *
- * Reloads happen here, between requests, on the same thread that answers
- * them, so swapping the rules needs no lock and no request can ever see half
- * a reload. A file that fails to load is reported and the previous rules go
- * on serving (the PHP original broke every request instead).
+ * A reload never runs here: SIGHUP or a change of the rules file asks the
+ * builder thread for a new snapshot, and the loop goes on answering. When
+ * the snapshot arrives in the mailbox the loop serves it from the next
+ * request on; no request ever sees half a reload. A build that fails is
+ * reported and the snapshot being served goes on (the PHP original broke
+ * every request instead).
  */
 #include <errno.h>
 #include <libgen.h>
@@ -18,16 +21,21 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "nofussd.h"
+
+#define NF_INOTIFY_BUFFER 4096 /* bytes of inotify events read at once */
 
 struct loop {
 	const struct nf_config *cfg;
 	struct nf_server *srv;
 	struct nf_checklog *log;
+	struct nf_mailbox *mailbox;
+	struct nf_builder *builder;
 	int epfd, sigfd, inofd;
-	char rules_dir[1024], rules_name[256];
+	char rules_dir[NF_MAX_PATH], rules_name[NF_MAX_PATH];
 	bool stopping, reload;
-	struct timespec deadline; /* end of the shutdown grace period */
+	uint64_t deadline_ms; /* end of the shutdown grace period */
 };
 
 static void signal_set(sigset_t *set)
@@ -47,13 +55,6 @@ void nf_loop_block_signals(void)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int watch_add(int epfd, int fd)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
@@ -64,7 +65,7 @@ static int watch_add(int epfd, int fd)
  * file by renaming a new one over it, which a watch on the file misses. */
 static int watch_rules(struct loop *l)
 {
-	char a[1024], b[1024];
+	char a[NF_MAX_PATH], b[NF_MAX_PATH];
 
 	snprintf(a, sizeof a, "%s", l->cfg->rules_path);
 	snprintf(b, sizeof b, "%s", l->cfg->rules_path);
@@ -82,7 +83,7 @@ static int watch_rules(struct loop *l)
 
 static void drain_inotify(struct loop *l)
 {
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[NF_INOTIFY_BUFFER] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t n;
 
 	while ((n = read(l->inofd, buf, sizeof buf)) > 0) {
@@ -95,32 +96,40 @@ static void drain_inotify(struct loop *l)
 	}
 }
 
-static void reload_rules(struct loop *l)
+static void log_failure(struct loop *l, const char *why)
 {
-	char err[1024];
+	nf_log(NF_LOG_ERROR, "reload failed, still serving the previous %zu rules: %s",
+	       nf_rules_count(nf_server_snapshot(l->srv)->rules), why);
+}
 
-	nf_server_reopen_files(l->srv);
-	struct nf_rules *rules = nf_rules_load(l->cfg->rules_path, l->cfg->public_dir, err, sizeof err);
+/* Serves what the mailbox brought, in the order it was posted. */
+static void take_mail(struct loop *l)
+{
+	struct nf_mail mail;
 
-	if (rules == NULL) {
-		nf_log(NF_LOG_ERROR, "reload failed, still serving the previous %zu rules: %s",
-		       nf_rules_count(nf_server_rules(l->srv)), err);
+	if (!nf_mailbox_take(l->mailbox, &mail))
 		return;
+	if (mail.failure[0] != '\0' && !mail.failure_last)
+		log_failure(l, mail.failure);
+	if (mail.snap != NULL && l->stopping) {
+		nf_snapshot_release(mail.snap); /* too late to serve it */
+	} else if (mail.snap != NULL) {
+		nf_builder_retire(l->builder, nf_server_publish(l->srv, mail.snap));
+		nf_log(NF_LOG_INFO, "%s", mail.note);
 	}
-	nf_log(NF_LOG_INFO, "reloaded %s: %zu rules", l->cfg->rules_path, nf_rules_count(rules));
-	nf_server_set_rules(l->srv, rules);
+	if (mail.failure[0] != '\0' && mail.failure_last)
+		log_failure(l, mail.failure);
 }
 
 static void begin_shutdown(struct loop *l, int signo)
 {
 	if (l->stopping) { /* a second signal: stop now */
 		nf_log(NF_LOG_INFO, "%s again: stopping now", strsignal(signo));
-		l->deadline.tv_sec = 0;
+		l->deadline_ms = 0;
 		return;
 	}
 	l->stopping = true;
-	clock_gettime(CLOCK_MONOTONIC, &l->deadline);
-	l->deadline.tv_sec += l->cfg->grace_seconds;
+	l->deadline_ms = nf_clock_ms() + (uint64_t)l->cfg->grace_seconds * 1000;
 	nf_server_quiesce(l->srv);
 	nf_log(NF_LOG_INFO, "%s: no new connections; %u requests in flight get up to %us",
 	       strsignal(signo), nf_server_active_requests(l->srv), l->cfg->grace_seconds);
@@ -145,66 +154,111 @@ static void drain_signals(struct loop *l)
 	}
 }
 
-static bool grace_over(const struct loop *l)
+/* The fds, the mailbox and the builder. Returns 0 or -1 (logged). */
+static int setup(struct loop *l)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec > l->deadline.tv_sec ||
-	       (ts.tv_sec == l->deadline.tv_sec && ts.tv_nsec >= l->deadline.tv_nsec);
+	char err[NF_ERR_LEN];
+	struct nf_snapshot_params params = {l->cfg->rules_path, l->cfg->public_dir, true};
+	sigset_t set;
+
+	nf_loop_block_signals();
+	signal_set(&set);
+	l->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->sigfd < 0 || l->epfd < 0 || watch_add(l->epfd, l->sigfd) != 0 ||
+	    watch_add(l->epfd, nf_server_epoll_fd(l->srv)) != 0 ||
+	    watch_add(l->epfd, nf_server_hasher_fd(l->srv)) != 0) {
+		nf_log(NF_LOG_ERROR, "event loop: %s", strerror(errno));
+		return -1;
+	}
+	l->mailbox = nf_mailbox_new(nf_server_snapshot(l->srv), err, sizeof err);
+	if (l->mailbox != NULL && watch_add(l->epfd, nf_mailbox_fd(l->mailbox)) != 0)
+		snprintf(err, sizeof err, "%s", strerror(errno));
+	else if (l->mailbox != NULL)
+		l->builder = nf_builder_start(&params, l->mailbox, err, sizeof err);
+	if (l->builder == NULL) {
+		nf_log(NF_LOG_ERROR, "event loop: %s", err);
+		return -1;
+	}
+	if (l->cfg->watch)
+		watch_rules(l);
+	return 0;
+}
+
+static void teardown(struct loop *l)
+{
+	nf_builder_stop(l->builder); /* lets a build under way finish */
+	nf_mailbox_free(l->mailbox);
+	if (l->inofd >= 0)
+		close(l->inofd);
+	if (l->sigfd >= 0)
+		close(l->sigfd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+}
+
+/* Handles what epoll reported. Returns -1 when epoll itself failed. */
+static int wait_and_dispatch(struct loop *l, int timeout)
+{
+	struct epoll_event evs[NF_LOOP_EVENTS];
+	int n = epoll_wait(l->epfd, evs, NF_LOOP_EVENTS, timeout);
+
+	if (n < 0 && errno != EINTR) {
+		nf_log(NF_LOG_ERROR, "epoll_wait: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+		if (fd == l->sigfd)
+			drain_signals(l);
+		else if (fd == l->inofd)
+			drain_inotify(l);
+		else if (fd == nf_server_hasher_fd(l->srv))
+			nf_server_resume(l->srv);
+		else if (l->mailbox != NULL && fd == nf_mailbox_fd(l->mailbox))
+			take_mail(l);
+	}
+	if (l->reload && !l->stopping)
+		nf_builder_request(l->builder);
+	l->reload = false;
+	return 0;
+}
+
+static void say_listening(const struct loop *l)
+{
+	const struct nf_config *cfg = l->cfg;
+	bool v6 = strchr(cfg->listen, ':') != NULL;
+
+	/* Tests and scripts take this line to mean "ready". */
+	nf_log(NF_LOG_INFO, "nofussd %s listening on %s%s%s:%u%s/, %zu rules from %s, images from %s",
+	       NOFUSS_VERSION, v6 ? "[" : "", cfg->listen[0] ? cfg->listen : "*", v6 ? "]" : "",
+	       nf_server_port(l->srv), cfg->base, nf_rules_count(nf_server_snapshot(l->srv)->rules),
+	       cfg->rules_path, cfg->public_dir);
 }
 
 int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv, struct nf_checklog *log)
 {
-	struct loop l = {.cfg = cfg, .srv = srv, .log = log, .inofd = -1};
-	struct epoll_event evs[8];
-	sigset_t set;
-	double last_flush = now_mono();
+	struct loop l = {.cfg = cfg, .srv = srv, .log = log, .epfd = -1, .sigfd = -1, .inofd = -1};
+	uint64_t last_flush = nf_clock_ms();
 	int status = 1, timeout;
 
-	nf_loop_block_signals();
-	signal_set(&set);
-	l.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	l.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (l.sigfd < 0 || l.epfd < 0 || watch_add(l.epfd, l.sigfd) != 0 ||
-	    watch_add(l.epfd, nf_server_epoll_fd(srv)) != 0) {
-		nf_log(NF_LOG_ERROR, "event loop: %s", strerror(errno));
+	if (setup(&l) != 0)
 		goto done;
-	}
-	if (cfg->watch)
-		watch_rules(&l);
-	/* Only now, with signals and the watch in place: tests and scripts
-	 * take this line to mean "ready". */
-	nf_log(NF_LOG_INFO, "nofussd %s listening on %s%s%s:%u%s/, %zu rules from %s, images from %s",
-	       NOFUSS_VERSION, strchr(cfg->listen, ':') ? "[" : "", cfg->listen[0] ? cfg->listen : "*",
-	       strchr(cfg->listen, ':') ? "]" : "", nf_server_port(srv), cfg->base,
-	       nf_rules_count(nf_server_rules(srv)), cfg->rules_path, cfg->public_dir);
-
+	say_listening(&l); /* only now, with signals and the watch in place */
 	timeout = nf_server_run(srv);
 	for (;;) {
-		int n = epoll_wait(l.epfd, evs, 8, timeout);
-		if (n < 0 && errno != EINTR) {
-			nf_log(NF_LOG_ERROR, "epoll_wait: %s", strerror(errno));
+		if (wait_and_dispatch(&l, timeout) != 0)
 			goto done;
-		}
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.fd == l.sigfd)
-				drain_signals(&l);
-			else if (evs[i].data.fd == l.inofd)
-				drain_inotify(&l);
-		}
-		if (l.reload && !l.stopping) {
-			l.reload = false;
-			reload_rules(&l);
-		}
 		timeout = nf_server_run(srv);
-		if (now_mono() - last_flush >= 1.0) {
+		if (nf_clock_ms() - last_flush >= NF_LOG_FLUSH_MS) {
 			nf_checklog_flush(log);
-			last_flush = now_mono();
+			last_flush = nf_clock_ms();
 		}
-		if (l.stopping && (nf_server_active_requests(srv) == 0 || grace_over(&l)))
+		if (l.stopping &&
+		    (nf_server_active_requests(srv) == 0 || nf_clock_ms() >= l.deadline_ms))
 			break;
-		if (l.stopping && timeout > 100)
-			timeout = 100; /* poll the grace period */
+		if (l.stopping && timeout > NF_GRACE_POLL_MS)
+			timeout = NF_GRACE_POLL_MS; /* poll the grace period */
 	}
 	if (nf_server_active_requests(srv) > 0)
 		nf_log(NF_LOG_WARN, "grace period over: closing %u requests in flight",
@@ -212,11 +266,6 @@ int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv, struct nf_ch
 	status = 0;
 done:
 	nf_checklog_flush(log);
-	if (l.inofd >= 0)
-		close(l.inofd);
-	if (l.sigfd >= 0)
-		close(l.sigfd);
-	if (l.epfd >= 0)
-		close(l.epfd);
+	teardown(&l);
 	return status;
 }

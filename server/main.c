@@ -13,6 +13,10 @@
 
 #include "nofussd.h"
 
+/* Descriptors kept beyond one per connection: listening socket, epoll,
+ * signalfd, inotify, eventfds, log, images being sent, ... */
+#define NF_SPARE_FDS 64
+
 /* Exit statuses, documented in --help and nofussd(8). */
 enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
@@ -99,28 +103,63 @@ static const char *setting_name(int opt)
 static void raise_fd_limit(struct nf_config *cfg)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->max_connections + 64;
+	rlim_t want = (rlim_t)cfg->max_connections + NF_SPARE_FDS;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
 		return;
 	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur < want) {
-		cfg->max_connections = rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
+		cfg->max_connections = rl.rlim_cur > 2 * NF_SPARE_FDS
+		                           ? (unsigned)(rl.rlim_cur - NF_SPARE_FDS)
+		                           : NF_SPARE_FDS;
 		nf_log(NF_LOG_WARN, "open files limited to %llu: max-connections lowered to %u",
 		       (unsigned long long)rl.rlim_cur, cfg->max_connections);
 	}
 }
 
+/* Serves snap (whose reference it takes) until told to stop. Returns the
+ * exit status. */
+static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
+{
+	struct nf_checklog *log;
+	struct nf_server *srv = NULL;
+	char err[NF_ERR_LEN];
+	int status;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* Block the signals loop.c reads through signalfd before anything can
+	 * send one: a SIGHUP between start-up and the loop must not kill us. */
+	nf_loop_block_signals();
+	raise_fd_limit(cfg);
+	log = nf_checklog_open(cfg->check_log, err, sizeof err);
+	if (log == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		nf_snapshot_release(snap);
+		return EXIT_START;
+	}
+	srv = nf_server_start(cfg, snap, log, err, sizeof err);
+	if (srv == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		status = EXIT_START;
+		goto done;
+	}
+	status = nf_loop_run(cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
+	nf_log(NF_LOG_INFO, "stopped");
+done:
+	nf_server_stop(srv);
+	nf_checklog_close(log);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct nf_config cfg;
-	struct nf_rules *rules = NULL;
-	struct nf_checklog *log = NULL;
-	struct nf_server *srv = NULL;
+	struct nf_snapshot_params params;
+	struct nf_snapshot *snap = NULL;
 	bool check_only = false;
-	char err[1024];
-	int opt, status = EXIT_USAGE;
+	char err[NF_ERR_LEN];
+	int opt;
 	struct stat st;
 
 	nf_config_defaults(&cfg);
@@ -169,40 +208,21 @@ int main(int argc, char **argv)
 		       errno ? strerror(errno) : "not a folder");
 		return check_only ? EXIT_INVALID : EXIT_START;
 	}
-	rules = nf_rules_load(cfg.rules_path, cfg.public_dir, err, sizeof err);
-	if (rules == NULL) {
+	/* The first snapshot is built here, before listening; reloads are
+	 * built on the builder thread (loop.c). --check skips the MD5s. */
+	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only};
+	snap = nf_snapshot_build(&params, NULL, err, sizeof err);
+	if (snap == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
 		return EXIT_INVALID;
 	}
 	if (check_only) {
-		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(rules));
-		nf_rules_free(rules);
+		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(snap->rules));
+		nf_snapshot_release(snap);
 		return EXIT_OK;
 	}
 
-	signal(SIGPIPE, SIG_IGN);
-	/* Block the signals loop.c reads through signalfd before anything can
-	 * send one: a SIGHUP between start-up and the loop must not kill us. */
-	nf_loop_block_signals();
-	raise_fd_limit(&cfg);
-	log = nf_checklog_open(cfg.check_log, err, sizeof err);
-	if (log == NULL) {
-		nf_log(NF_LOG_ERROR, "%s", err);
-		nf_rules_free(rules);
-		return EXIT_START;
-	}
-	srv = nf_server_start(&cfg, rules, log, err, sizeof err);
-	if (srv == NULL) {
-		nf_log(NF_LOG_ERROR, "%s", err);
-		status = EXIT_START;
-		goto done;
-	}
-	status = nf_loop_run(&cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
-	nf_log(NF_LOG_INFO, "stopped");
-done:
-	nf_server_stop(srv);
-	nf_checklog_close(log);
-	return status;
+	return serve(&cfg, snap);
 
 usage_error:
 	fprintf(stderr, "Try 'nofussd --help' for more information.\n");

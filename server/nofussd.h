@@ -6,9 +6,13 @@
  * each with one job; this header is their table of contents, grouped by file.
  * Every limit on outside input is a named NF_MAX_* constant here.
  *
- * Threading: the whole daemon runs in one thread (loop.c drives
+ * Threading: requests are answered on one thread (loop.c drives
  * libmicrohttpd's epoll mode from its own event loop), so nothing on the
- * request path takes a lock.
+ * request path takes a lock. Everything a request reads is one immutable
+ * snapshot (snapshot.c), built on a builder thread (builder.c) and handed to
+ * the loop through a mailbox (mailbox.c); the MD5 of an image the snapshot
+ * does not know is computed on a hasher thread (hasher.c) while its download
+ * waits, suspended.
  */
 #ifndef NOFUSSD_H
 #define NOFUSSD_H
@@ -17,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -24,14 +30,30 @@
 
 /* Limits on outside input ------------------------------------------------ */
 #define NF_MAX_URL        1024  /* longest request path we route, decoded */
+#define NF_MAX_PATH       1024  /* a file or folder named in the settings */
 #define NF_MAX_FIELD      NF_VERSION_MAX /* device, version, MAC, build */
 #define NF_MAX_RULES_FILE (16u * 1024 * 1024) /* versions.json size */
 #define NF_MAX_RULES      100000 /* rules in one versions.json */
 #define NF_MAX_MACS       4096   /* entries in one rule's "mac" array */
 #define NF_MAX_ANSWER     4096   /* one target's compact JSON answer */
-#define NF_ANSWER_WARN    400    /* clients parse into 500 bytes: warn past this */
 #define NF_MAX_LOG_LINE   2304   /* one check-log line, escaped (checkline.c) */
-#define NF_MD5_CACHE_MAX  4096   /* image files whose MD5 we remember */
+#define NF_MAX_MD5_CACHE  4096   /* late MD5s (images the snapshot did not know) remembered */
+#define NF_MAX_HASH_JOBS  64     /* distinct images being hashed for waiting downloads */
+#define NF_MAX_IMAGE_WARNINGS 10 /* missing-image warnings printed one by one per build */
+/* Not a limit: answers longer than this are served, with a warning at load
+ * time, because NoFUSS clients parse the answer into a 500-byte buffer. */
+#define NF_ANSWER_WARN    400
+
+/* Tuning: not limits on input, but numbers worth a name --------------------- */
+#define NF_LISTEN_BACKLOG    4096 /* listen(2) backlog: bursts of reconnecting devices */
+#define NF_LOOP_EVENTS       8    /* epoll events taken per wait (few fds: MHD, signals, ...) */
+#define NF_LOOP_MAX_SLEEP_MS 1000 /* longest epoll wait, whatever MHD says */
+#define NF_LOG_FLUSH_MS      1000 /* the check log is written at least this often */
+#define NF_GRACE_POLL_MS     100  /* how often the end of the shutdown grace is checked */
+#define NF_HASH_CHUNK        (64 * 1024) /* bytes read per step while hashing an image */
+#define NF_WORKER_NICE       10   /* builder and hasher threads yield the CPU to the loop */
+#define NF_ERR_LEN           (NF_MAX_PATH + 1024) /* one error message: a path and words */
+#define NF_MD5_HEX           33   /* 32 lower-case hex digits and a NUL */
 
 /* FNV-1a, for the small hash tables of rules.c and files.c. */
 static inline uint64_t nf_hash(const char *s, size_t len)
@@ -56,10 +78,10 @@ struct nf_config {
 	char listen[64];          /* address to bind: "" or "*" = all */
 	unsigned port;
 	char base[256];           /* URL prefix, normalised: "" or "/nofuss" */
-	char data_dir[1024];
-	char rules_path[1024];    /* default <data_dir>/versions.json */
-	char public_dir[1024];    /* default <data_dir>/public */
-	char check_log[1024];     /* "-" = stdout, "" = off */
+	char data_dir[NF_MAX_PATH];
+	char rules_path[NF_MAX_PATH]; /* default <data_dir>/versions.json */
+	char public_dir[NF_MAX_PATH]; /* default <data_dir>/public */
+	char check_log[NF_MAX_PATH];  /* "-" = stdout, "" = off */
 	unsigned max_connections;
 	unsigned per_ip_limit;    /* 0 = no limit */
 	unsigned memory_limit;    /* bytes of request memory per connection */
@@ -95,17 +117,19 @@ struct nf_query {
 };
 /* Loads and validates a rules file. Returns the rules (free with
  * nf_rules_free) or NULL with a message in err naming the file and the line
- * and column, or the rule number and field. When public_dir is not NULL,
- * each image a rule names that is missing there is logged as a warning. */
-struct nf_rules *nf_rules_load(const char *path, const char *public_dir,
-                               char *err, size_t errlen);
+ * and column, or the rule number and field. Whether the images the rules
+ * name exist is snapshot.c's question, not this one's. Any thread. */
+struct nf_rules *nf_rules_load(const char *path, char *err, size_t errlen);
 /* Same, from a buffer; name is used in messages. */
 struct nf_rules *nf_rules_parse(const char *text, size_t len, const char *name,
-                                const char *public_dir, char *err, size_t errlen);
+                                char *err, size_t errlen);
 void nf_rules_free(struct nf_rules *rules);
 /* The number of rules; rule i answers with target i (0 <= i < count). */
 size_t nf_rules_count(const struct nf_rules *rules);
 const struct nf_target *nf_rules_target(const struct nf_rules *rules, size_t i);
+/* The image target i names under key ("firmware" or "spiffs"), as written
+ * in the file, or NULL when it names none (absent or ""). Points into rules. */
+const char *nf_rules_image(const struct nf_rules *rules, size_t i, const char *key);
 /* The first rule matching q, as an index into the targets, or -1 when none
  * matches (the answer is then "{}"). Does not allocate. */
 long nf_rules_match(const struct nf_rules *rules, const struct nf_query *q);
@@ -153,14 +177,21 @@ struct nf_confine {
  * closes it) or -1 with errno set (ENOENT for a refusal). */
 int nf_confine_open(struct nf_confine *c, const char *relpath, int flags);
 
-/* files.c: images under the public folder, with their MD5 ----------------- */
+/* files.c: images under the public folder, their identity and MD5 ------- */
 struct nf_files;
+/* What tells whether an MD5 computed earlier still holds: any write, rename
+ * over, touch or chmod changes one of these. */
+struct nf_file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+};
 struct nf_file {
 	int fd;               /* open, owned by the caller */
 	uint64_t size;
 	time_t mtime;
-	char md5[33];         /* lower-case hex */
-	char etag[37];        /* "\"" md5 "\"" */
+	struct nf_file_id id;
 	char last_modified[40];
 };
 /* Opens the public folder. Returns NULL with err filled when it is unusable. */
@@ -168,11 +199,33 @@ struct nf_files *nf_files_open(const char *public_dir, char *err, size_t errlen)
 void nf_files_close(struct nf_files *files);
 /* Opens relpath under the public folder, refusing anything that resolves
  * outside it (symlinks included) and anything but a regular file. Returns 0
- * with out filled, or -1 with errno set (ENOENT for all refusals). */
+ * with out filled, or -1 with errno set (ENOENT for all refusals). Does not
+ * read the file. */
 int nf_files_get(struct nf_files *files, const char *relpath, struct nf_file *out);
 /* True when the first len bytes of name are a folder directly inside the
  * public folder (a symlink to one counts). */
 bool nf_files_is_folder(struct nf_files *files, const char *name, size_t len);
+/* The lower-case hex MD5 of everything fd holds (read with pread, so the
+ * offset is untouched). When cancel is not NULL and becomes true, gives up
+ * between two reads. Returns 0, or -1 with errno set (ECANCELED when
+ * cancelled). Any thread. */
+int nf_files_md5(int fd, char out[NF_MD5_HEX], const atomic_bool *cancel);
+void nf_file_id_of(const struct stat *st, struct nf_file_id *id);
+bool nf_file_id_equal(const struct nf_file_id *a, const struct nf_file_id *b);
+
+/* digests.c: MD5s keyed by file identity ----------------------------------- */
+struct nf_digests;
+/* An empty table; NULL when out of memory. */
+struct nf_digests *nf_digests_new(void);
+void nf_digests_free(struct nf_digests *d);
+/* The MD5 remembered for this very file (same device and inode, and same
+ * size, mtime and ctime), or NULL. Does not allocate. */
+const char *nf_digests_get(const struct nf_digests *d, const struct nf_file_id *id);
+/* Remembers md5 for id, replacing what the same device and inode had.
+ * Returns 0, or -1 when out of memory (the table is unchanged). */
+int nf_digests_put(struct nf_digests *d, const struct nf_file_id *id, const char *md5);
+size_t nf_digests_count(const struct nf_digests *d);
+void nf_digests_clear(struct nf_digests *d);
 
 /* checkline.c: the text of one check-log line, docs/PEERS.md section 4 ---- */
 /* "[YYYY/MM/DD HH:MM:SS]" in server local time, as the original wrote it. */
@@ -223,20 +276,143 @@ unsigned long nf_checklog_dropped(const struct nf_checklog *log);
  * the old file. Returns 0 or -1 (the old file stays in use). */
 int nf_checklog_reopen(struct nf_checklog *log);
 
-/* http.c: the libmicrohttpd glue ------------------------------------------ */
+/* snapshot.c: everything a request reads, immutable once built ----------- */
+struct MHD_Response;
+/* Built whole by nf_snapshot_build, on any thread, then never changed: the
+ * loop answers every request from the one it serves, and swaps in a new one
+ * between two requests. Shared by reference counting: whoever holds a
+ * pointer holds a reference (nf_snapshot_retain / nf_snapshot_release). */
+struct nf_snapshot {
+	uint64_t generation;           /* unique, increasing in the order builds began */
+	time_t built;                  /* wall-clock time the build finished */
+	uint64_t build_ms;             /* how long the build took */
+	struct nf_rules *rules;
+	struct MHD_Response **answers; /* one persistent answer per target of rules */
+	struct MHD_Response *empty;    /* "{}" */
+	struct nf_files *files;        /* the public folder, as opened by this build */
+	struct nf_digests *digests;    /* MD5 of each image the rules name that was there */
+	size_t hashed, reused;         /* of those: computed by this build, taken from prev */
+	size_t bad_images;             /* rules naming a missing, empty or hidden image */
+	atomic_uint refs;              /* changes after the build, with retired_next */
+	struct nf_snapshot *retired_next; /* the builder's list of snapshots to free */
+};
+struct nf_snapshot_params {
+	const char *rules_path;
+	const char *public_dir;
+	bool hash;                     /* false: check that images exist, skip MD5s (--check) */
+};
+/* Reads and validates the rules, opens the public folder, builds the
+ * answers, looks at every image the rules name and records its MD5: taken
+ * from prev (may be NULL) when the file is unchanged since prev was built,
+ * computed otherwise. Missing or empty images are warnings, the first
+ * NF_MAX_IMAGE_WARNINGS one by one and the rest in one line. Returns the
+ * snapshot with one reference, or NULL with err filled (the rules file's
+ * error, or the public folder's); nothing is half built. Any thread; slow
+ * (it parses up to 16 MiB and may read every image): never on the loop. */
+struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
+                                      const struct nf_snapshot *prev, char *err, size_t errlen);
+/* Takes one more reference; returns s. Any thread. */
+struct nf_snapshot *nf_snapshot_retain(struct nf_snapshot *s);
+/* Drops a reference (NULL is ignored); the last one frees the snapshot.
+ * Answers already queued survive it (libmicrohttpd counts its own
+ * references). Any thread. */
+void nf_snapshot_release(struct nf_snapshot *s);
+
+/* mailbox.c: where finished snapshots wait for the loop ------------------- */
+/* The seam between the threads that make snapshots (today the builder,
+ * later a store publishing staged rollouts) and the loop that serves them.
+ * Any thread posts; the loop alone takes, when the mailbox's eventfd is
+ * readable. One slot: a newer snapshot replaces one not yet taken (the
+ * older is released: it was never served), and a newer failure replaces an
+ * older failure. */
+struct nf_mailbox;
+struct nf_mail {
+	struct nf_snapshot *snap;      /* NULL, or a snapshot to serve (the taker's reference) */
+	char note[NF_ERR_LEN];         /* with snap: what to log when it is served */
+	char failure[NF_ERR_LEN];      /* "" or why a later or earlier build failed */
+	bool failure_last;             /* the failure was posted after snap */
+};
+/* A mailbox whose latest snapshot is current (retained). Returns NULL with
+ * err filled. */
+struct nf_mailbox *nf_mailbox_new(struct nf_snapshot *current, char *err, size_t errlen);
+/* Releases what is still in it. No thread may post any more. */
+void nf_mailbox_free(struct nf_mailbox *mb);
+/* Readable when there is mail. */
+int nf_mailbox_fd(const struct nf_mailbox *mb);
+/* Posts a finished snapshot (snap, whose reference the mailbox takes, with
+ * note: the line to log when it is served) or a failure (snap NULL, note:
+ * why). Never blocks on the loop. Any thread. */
+void nf_mailbox_post(struct nf_mailbox *mb, struct nf_snapshot *snap, const char *note);
+/* The newest snapshot posted (or the first one): what the next build takes
+ * unchanged images' MD5s from. Retained: the caller releases it. Any
+ * thread. */
+struct nf_snapshot *nf_mailbox_latest(struct nf_mailbox *mb);
+/* Takes the mail, if any: returns true with out filled. Loop thread. */
+bool nf_mailbox_take(struct nf_mailbox *mb, struct nf_mail *out);
+
+/* builder.c: the thread that rebuilds the snapshot ------------------------ */
+struct nf_builder;
+/* Starts the thread; it builds with p (copied) whenever asked and posts the
+ * result, success or failure, to mb. Returns NULL with err filled. */
+struct nf_builder *nf_builder_start(const struct nf_snapshot_params *p, struct nf_mailbox *mb,
+                                    char *err, size_t errlen);
+/* Asks for a build. Requests coalesce: at most one waits, and one made
+ * during a build runs one more build after it. Never blocks. Loop thread. */
+void nf_builder_request(struct nf_builder *b);
+/* Releases s (NULL is ignored) on the builder thread: freeing a 100,000-rule
+ * snapshot takes long enough to stall every request if the loop did it.
+ * Takes the caller's reference. Never blocks on a build. */
+void nf_builder_retire(struct nf_builder *b, struct nf_snapshot *s);
+/* Lowers the calling thread's priority (NF_WORKER_NICE), so that on a busy
+ * or single CPU the loop's requests come before background work. */
+void nf_worker_nice(void);
+/* Waits for a build under way to finish (its result is posted), then stops
+ * the thread and frees b. */
+void nf_builder_stop(struct nf_builder *b);
+
+/* hasher.c: the thread that computes MD5s for waiting downloads ----------- */
+struct nf_hasher;
+/* One image to hash. The submitter owns it and its fd throughout; the
+ * hasher only reads fd and fills md5 and error. Embed it first in a larger
+ * struct to carry more. */
+struct nf_hash_job {
+	struct nf_hash_job *next;      /* the hasher's queues; the submitter's once done */
+	int fd;
+	char md5[NF_MD5_HEX];
+	int error;                     /* 0, or errno of the failure (ECANCELED: stopped) */
+};
+/* Starts the thread. Returns NULL with err filled. */
+struct nf_hasher *nf_hasher_start(char *err, size_t errlen);
+/* Readable when finished jobs wait to be collected. */
+int nf_hasher_fd(const struct nf_hasher *h);
+/* Queues job. Returns 0, or -1 when NF_MAX_HASH_JOBS jobs are queued,
+ * running or finished and not yet collected. Never blocks. */
+int nf_hasher_submit(struct nf_hasher *h, struct nf_hash_job *job);
+/* The finished jobs, in a list through next (NULL when none). */
+struct nf_hash_job *nf_hasher_collect(struct nf_hasher *h);
+/* Cancels the job running, stops the thread and frees h. Returns every job
+ * not collected yet, finished or not (those not finished: ECANCELED). */
+struct nf_hash_job *nf_hasher_stop(struct nf_hasher *h);
+
+/* http.c: the libmicrohttpd glue (with check.c and image.c) ---------------- */
 struct nf_server;
 /* Starts listening (nothing runs until nf_server_run is called from the
- * loop). Takes ownership of rules. Returns NULL with err filled. */
-struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_rules *rules,
+ * loop), serving snap, whose reference it takes. Returns NULL with err
+ * filled (snap released). */
+struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapshot *snap,
                                   struct nf_checklog *log, char *err, size_t errlen);
-/* Replaces the rules; the old ones are freed. In-flight answers keep their
- * own copies. */
-void nf_server_set_rules(struct nf_server *srv, struct nf_rules *rules);
-const struct nf_rules *nf_server_rules(const struct nf_server *srv);
-/* Opens the public folder again, so that a folder swapped in (a rename or a
- * re-pointed symlink) is served. Returns 0, or -1 keeping the old one. */
-int nf_server_reopen_files(struct nf_server *srv);
+/* Serves snap (taking its reference) from the next request on. Returns
+ * the snapshot served until now, with its reference: the caller releases
+ * it (best off the loop, nf_builder_retire). Loop thread, between requests. */
+struct nf_snapshot *nf_server_publish(struct nf_server *srv, struct nf_snapshot *snap);
+/* The snapshot being served; borrowed (retain it to keep it). */
+struct nf_snapshot *nf_server_snapshot(const struct nf_server *srv);
 int nf_server_epoll_fd(const struct nf_server *srv);
+/* Readable when MD5s that downloads wait for are ready: then call
+ * nf_server_resume. */
+int nf_server_hasher_fd(const struct nf_server *srv);
+/* Resumes the downloads whose MD5 is ready. Loop thread. */
+void nf_server_resume(struct nf_server *srv);
 unsigned nf_server_port(const struct nf_server *srv);
 /* Runs whatever libmicrohttpd has ready; returns the longest time in ms the
  * loop may sleep before calling again. */
@@ -250,8 +426,11 @@ void nf_server_stop(struct nf_server *srv);
 /* Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 so that they wait for the
  * loop's signalfd; call before starting anything. */
 void nf_loop_block_signals(void);
-/* Says "listening" once ready, runs until SIGTERM or SIGINT, then drains in-flight requests for at most
- * cfg->grace_seconds. Returns the process exit status. */
+/* Says "listening" once ready, runs until SIGTERM or SIGINT, then drains
+ * in-flight requests for at most cfg->grace_seconds. Rebuilds the snapshot
+ * on SIGHUP and when the rules file changes, on the builder thread, and
+ * serves what the mailbox brings. Returns 0, or 1 when the loop could not
+ * be set up. */
 int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv,
                 struct nf_checklog *log);
 

@@ -425,32 +425,6 @@ static int compile_origin(json_t *origin, struct rule *rule, char *err, size_t e
 	return compile_macs(origin, rule, err, errlen, name, r);
 }
 
-/* Warns when an image a target names is not in the public folder. */
-static void check_image(const char *public_dir, const char *name, size_t r, const char *key,
-                        const char *path)
-{
-	char full[2048];
-	struct stat st;
-
-	if (public_dir == NULL || path[0] == '\0' || strncmp(path, "http", 4) == 0)
-		return;
-	/* router.c refuses dot segments and hidden names: such a path is never served. */
-	for (const char *p = path; *p != '\0'; p++) {
-		if (*p == '.' && (p == path || p[-1] == '/')) {
-			nf_log(NF_LOG_WARN, "%s: rule %zu: target.%s: %s: a name starting with '.' "
-			       "is never served", name, r, key, path);
-			return;
-		}
-	}
-	while (*path == '/')
-		path++;
-	snprintf(full, sizeof full, "%s/%s", public_dir, path);
-	if (stat(full, &st) != 0 || !S_ISREG(st.st_mode))
-		nf_log(NF_LOG_WARN, "%s: rule %zu: target.%s: %s: no such file", name, r, key, full);
-	else if (st.st_size == 0) /* the ESP updater refuses it (error -101) */
-		nf_log(NF_LOG_WARN, "%s: rule %zu: target.%s: %s: empty file", name, r, key, full);
-}
-
 /* PHP's text for a scalar in a string ("UPDATE: " . $v): a number as
  * php_number_text() gives it, true "1", null and false "" (and "" for the
  * rest: PHP printed "Array" there). */
@@ -521,8 +495,8 @@ static int target_log_version(json_t *target, struct nf_target *out)
 	return 0;
 }
 
-static int compile_target(json_t *target, struct nf_target *out, const char *public_dir,
-                          char *err, size_t errlen, const char *name, size_t r)
+static int compile_target(json_t *target, struct nf_target *out, char *err, size_t errlen,
+                          const char *name, size_t r)
 {
 	const char *paths[3] = {NULL, NULL, NULL};
 	bool empty;
@@ -542,9 +516,6 @@ static int compile_target(json_t *target, struct nf_target *out, const char *pub
 		       name, r);
 	else
 		target_fields(target, paths, name, r);
-	for (int i = 1; i < 3; i++)
-		if (paths[i] != NULL)
-			check_image(public_dir, name, r, i == 1 ? "firmware" : "spiffs", paths[i]);
 
 	/* Clients expect "spiffs" in every answer, "" when there is none
 	 * (docs/PEERS.md section 1); it goes after the target's own keys. */
@@ -612,8 +583,8 @@ static int build_index(struct nf_rules *rs)
 	return 0;
 }
 
-struct nf_rules *nf_rules_parse(const char *text, size_t len, const char *name,
-                                const char *public_dir, char *err, size_t errlen)
+struct nf_rules *nf_rules_parse(const char *text, size_t len, const char *name, char *err,
+                                size_t errlen)
 {
 	struct nf_rules *rs = NULL;
 	json_error_t jerr;
@@ -660,8 +631,8 @@ struct nf_rules *nf_rules_parse(const char *text, size_t len, const char *name,
 		}
 		if (compile_origin(json_object_get(item, "origin"), &rs->rules[i], err, errlen, name,
 		                   r) != 0 ||
-		    compile_target(json_object_get(item, "target"), &rs->targets[i], public_dir, err,
-		                   errlen, name, r) != 0)
+		    compile_target(json_object_get(item, "target"), &rs->targets[i], err, errlen,
+		                   name, r) != 0)
 			goto fail;
 	}
 	if (build_index(rs) != 0)
@@ -678,8 +649,7 @@ fail:
 	return NULL;
 }
 
-struct nf_rules *nf_rules_load(const char *path, const char *public_dir, char *err,
-                               size_t errlen)
+struct nf_rules *nf_rules_load(const char *path, char *err, size_t errlen)
 {
 	struct nf_rules *rs = NULL;
 	char *text = NULL;
@@ -719,7 +689,7 @@ struct nf_rules *nf_rules_load(const char *path, const char *public_dir, char *e
 			break;
 		got += (size_t)n;
 	}
-	rs = nf_rules_parse(text, got, path, public_dir, err, errlen);
+	rs = nf_rules_parse(text, got, path, err, errlen);
 done:
 	free(text);
 	close(fd);
@@ -749,6 +719,14 @@ size_t nf_rules_count(const struct nf_rules *rs)
 const struct nf_target *nf_rules_target(const struct nf_rules *rs, size_t i)
 {
 	return i < rs->count ? &rs->targets[i] : NULL;
+}
+
+const char *nf_rules_image(const struct nf_rules *rs, size_t i, const char *key)
+{
+	json_t *target = i < rs->count ? json_object_get(json_array_get(rs->root, i), "target") : NULL;
+	const char *path = json_string_value(json_object_get(target, key));
+
+	return path != NULL && path[0] != '\0' ? path : NULL;
 }
 
 static bool ops_match(const struct rule *rule, const char *version)

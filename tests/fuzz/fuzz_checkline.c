@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (rules == NULL) {
 		nf_log_set_level(NF_LOG_SILENT);
-		rules = nf_rules_parse(rules_text, sizeof rules_text - 1, "fuzz.json", NULL, err,
+		rules = nf_rules_parse(rules_text, sizeof rules_text - 1, "fuzz.json", err,
 		                       sizeof err);
 		if (rules == NULL)
 			abort();

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nf_rules *rules;
 
 	nf_log_set_level(NF_LOG_SILENT);
-	rules = nf_rules_parse((const char *)data, size, "fuzz.json", NULL, err, sizeof err);
+	rules = nf_rules_parse((const char *)data, size, "fuzz.json", err, sizeof err);
 	if (rules == NULL) {
 		if (strlen(err) == 0)
 			abort(); /* every refusal says why */

@@ -261,6 +261,18 @@ def read_text(path):
         return f.read()
 
 
+def wait_until(fn, timeout=10.0, step=0.05):
+    """fn()'s first true value, polled every step seconds for at most
+    timeout seconds; its last value when none was true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(step)
+    return fn()
+
+
 def md5(data):
     return hashlib.md5(data).hexdigest()
 

@@ -2,14 +2,15 @@
  * test_files.c - unit tests for files.c: images under the public folder.
  *
  * Runs against a real public folder made with mkdtemp(): the MD5 (checked
- * against a known digest and against OpenSSL's EVP), the quoted ETag, the
- * size and the Last-Modified date; the MD5 being computed again after the
- * file changes (mtimes set explicitly with utimensat, so nothing sleeps);
+ * against a known digest and against OpenSSL's EVP), the size and the
+ * Last-Modified date; the file identity changing whenever the file does
+ * (mtimes set explicitly with utimensat, so nothing sleeps), which is what
+ * makes a remembered MD5 stale; nf_files_md5 giving up when cancelled;
  * symlinks that stay inside the folder working and symlinks that lead out
  * of it refused with ENOENT; folders, FIFOs and missing files not being
- * files; nested paths; nf_files_is_folder (which decides whether
- * "<base>/A/B" is an image or a path-form check); and the MD5 cache
- * overflowing.
+ * files; nested paths; and nf_files_is_folder (which decides whether
+ * "<base>/A/B" is an image or a path-form check). The tables that remember
+ * MD5s are tested in test_snapshot.c.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -99,13 +100,13 @@ static void md5_hex(const void *data, size_t len, char out[33])
 	nf_hex_encode(digest, 16, out);
 }
 
-/* Gets rel, expecting success; checks md5, etag and size and that the fd
+/* Gets rel, expecting success; checks its md5 and size and that the fd
  * reads expected. Closes the fd. Holds no heap memory while it asserts. */
 static void expect_file(struct nf_files *files, const char *rel, const void *expected,
                         size_t len)
 {
 	struct nf_file f;
-	char md5[33], etag[40];
+	char md5[33], got_md5[NF_MD5_HEX];
 	char *buf;
 	ssize_t got;
 	bool same;
@@ -115,9 +116,8 @@ static void expect_file(struct nf_files *files, const char *rel, const void *exp
 	if (nf_files_get(files, rel, &f) != 0)
 		fail_msg("nf_files_get(\"%s\"): %s", rel, strerror(errno));
 	md5_hex(expected, len, md5);
-	snprintf(etag, sizeof etag, "\"%s\"", md5);
-	assert_string_equal(f.md5, md5);
-	assert_string_equal(f.etag, etag);
+	assert_int_equal(nf_files_md5(f.fd, got_md5, NULL), 0);
+	assert_string_equal(got_md5, md5);
 	assert_int_equal(f.size, len);
 	assert_true(f.fd >= 0);
 	buf = malloc(len + 1);
@@ -202,28 +202,23 @@ static void test_open_errors(void **state)
 	assert_string_equal(err, want);
 }
 
-static void test_md5_etag_size_date(void **state)
+static void test_md5_size_date(void **state)
 {
 	struct fixture *fx = *state;
 	struct nf_file f;
-	char buf[16];
+	char buf[16], md5[NF_MD5_HEX];
 
 	put_text(fx->pub, "hello.bin", "hello\n");
 	set_mtime(fx->pub, "hello.bin", T_2019);
 	assert_int_equal(nf_files_get(fx->files, "hello.bin", &f), 0);
-	assert_string_equal(f.md5, MD5_HELLO);
-	assert_string_equal(f.etag, "\"" MD5_HELLO "\"");
+	assert_int_equal(nf_files_md5(f.fd, md5, NULL), 0);
+	assert_string_equal(md5, MD5_HELLO);
 	assert_int_equal(f.size, 6);
 	assert_int_equal(f.mtime, T_2019);
 	assert_string_equal(f.last_modified, "Tue, 04 Jun 2019 10:00:00 GMT");
+	/* hashing used pread: the descriptor still reads from the start */
 	assert_int_equal(read(f.fd, buf, sizeof buf), 6);
 	assert_memory_equal(buf, "hello\n", 6);
-	assert_int_equal(close(f.fd), 0);
-
-	/* the second time comes from the cache: same answer */
-	assert_int_equal(nf_files_get(fx->files, "hello.bin", &f), 0);
-	assert_string_equal(f.md5, MD5_HELLO);
-	assert_string_equal(f.last_modified, "Tue, 04 Jun 2019 10:00:00 GMT");
 	assert_int_equal(close(f.fd), 0);
 
 	/* Last-Modified is always GMT, whatever the local zone */
@@ -238,7 +233,8 @@ static void test_md5_etag_size_date(void **state)
 
 	put(fx->pub, "empty.bin", "", 0);
 	assert_int_equal(nf_files_get(fx->files, "empty.bin", &f), 0);
-	assert_string_equal(f.md5, MD5_EMPTY);
+	assert_int_equal(nf_files_md5(f.fd, md5, NULL), 0);
+	assert_string_equal(md5, MD5_EMPTY);
 	assert_int_equal(f.size, 0);
 	assert_int_equal(close(f.fd), 0);
 }
@@ -260,26 +256,40 @@ static void test_md5_large_binary(void **state)
 	free(data);
 }
 
-static void test_md5_recomputed_after_change(void **state)
+/* Gets rel and returns its identity and MD5; closes the fd. */
+static void get_id(struct nf_files *files, const char *rel, struct nf_file_id *id,
+                   char md5[NF_MD5_HEX])
+{
+	struct nf_file f;
+
+	assert_int_equal(nf_files_get(files, rel, &f), 0);
+	*id = f.id;
+	assert_int_equal(nf_files_md5(f.fd, md5, NULL), 0);
+	assert_int_equal(close(f.fd), 0);
+}
+
+/* Every way of changing a file changes its identity, so an MD5 remembered
+ * for the old identity is never given for the new content. */
+static void test_identity_follows_changes(void **state)
 {
 	struct fixture *fx = *state;
-	struct nf_file f;
-	char path[256], tmp[256];
+	struct nf_file_id before, after;
+	char md5[NF_MD5_HEX], path[256], tmp[256];
 
 	put_text(fx->pub, "a.bin", "hello\n");
 	set_mtime(fx->pub, "a.bin", T_2019);
-	assert_int_equal(nf_files_get(fx->files, "a.bin", &f), 0);
-	assert_string_equal(f.md5, MD5_HELLO);
-	close(f.fd);
+	get_id(fx->files, "a.bin", &before, md5);
+	assert_string_equal(md5, MD5_HELLO);
+	get_id(fx->files, "a.bin", &after, md5);
+	assert_true(nf_file_id_equal(&before, &after)); /* unchanged: same identity */
 
 	/* rewritten in place, same size, another mtime */
 	put_text(fx->pub, "a.bin", "world\n");
 	set_mtime(fx->pub, "a.bin", T_2019 + 60);
-	assert_int_equal(nf_files_get(fx->files, "a.bin", &f), 0);
-	assert_string_equal(f.md5, MD5_WORLD);
-	assert_string_equal(f.etag, "\"" MD5_WORLD "\"");
-	assert_int_equal(f.mtime, T_2019 + 60);
-	close(f.fd);
+	get_id(fx->files, "a.bin", &after, md5);
+	assert_false(nf_file_id_equal(&before, &after));
+	assert_string_equal(md5, MD5_WORLD);
+	before = after;
 
 	/* replaced by rename (how a deploy does it), same size and same mtime
 	 * as the file it replaces: a new inode */
@@ -288,14 +298,37 @@ static void test_md5_recomputed_after_change(void **state)
 	snprintf(tmp, sizeof tmp, "%s/a.bin.tmp", fx->pub);
 	snprintf(path, sizeof path, "%s/a.bin", fx->pub);
 	assert_int_equal(rename(tmp, path), 0);
-	assert_int_equal(nf_files_get(fx->files, "a.bin", &f), 0);
-	assert_string_equal(f.md5, MD5_HELLO);
-	close(f.fd);
+	get_id(fx->files, "a.bin", &after, md5);
+	assert_false(nf_file_id_equal(&before, &after));
+	assert_string_equal(md5, MD5_HELLO);
+	before = after;
 
 	/* a different size */
 	put_text(fx->pub, "a.bin", "hello, world\n");
-	set_mtime(fx->pub, "a.bin", T_2019 + 120);
+	set_mtime(fx->pub, "a.bin", T_2019 + 60);
+	get_id(fx->files, "a.bin", &after, md5);
+	assert_false(nf_file_id_equal(&before, &after));
 	expect_file(fx->files, "a.bin", "hello, world\n", 13);
+}
+
+/* A cancelled hash gives up with ECANCELED (the hasher at shutdown). */
+static void test_md5_cancelled(void **state)
+{
+	struct fixture *fx = *state;
+	atomic_bool cancel;
+	struct nf_file f;
+	char md5[NF_MD5_HEX];
+
+	put_text(fx->pub, "a.bin", "hello\n");
+	assert_int_equal(nf_files_get(fx->files, "a.bin", &f), 0);
+	atomic_init(&cancel, true);
+	errno = 0;
+	assert_int_equal(nf_files_md5(f.fd, md5, &cancel), -1);
+	assert_int_equal(errno, ECANCELED);
+	atomic_store(&cancel, false);
+	assert_int_equal(nf_files_md5(f.fd, md5, &cancel), 0);
+	assert_string_equal(md5, MD5_HELLO);
+	assert_int_equal(close(f.fd), 0);
 }
 
 static void test_nested_paths(void **state)
@@ -504,36 +537,15 @@ static void test_fifo_not_opened(void **state)
 	assert_int_equal(saved, ENOENT);
 }
 
-/* More distinct files than the MD5 cache holds: answers stay right. */
-static void test_md5_cache_overflow(void **state)
-{
-	struct fixture *fx = *state;
-	enum { FILES = NF_MD5_CACHE_MAX + 50 };
-	char rel[64], text[64];
-
-	make_dir(fx->pub, "many");
-	for (int i = 0; i < FILES; i++) {
-		snprintf(rel, sizeof rel, "many/f%d.bin", i);
-		snprintf(text, sizeof text, "file number %d\n", i);
-		put_text(fx->pub, rel, text);
-	}
-	for (int pass = 0; pass < 2; pass++) {
-		for (int i = 0; i < FILES; i += pass ? 97 : 1) {
-			snprintf(rel, sizeof rel, "many/f%d.bin", i);
-			snprintf(text, sizeof text, "file number %d\n", i);
-			expect_file(fx->files, rel, text, strlen(text));
-		}
-	}
-}
-
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_open_errors),
-		T(test_md5_etag_size_date),
+		T(test_md5_size_date),
 		T(test_md5_large_binary),
-		T(test_md5_recomputed_after_change),
+		T(test_identity_follows_changes),
+		T(test_md5_cancelled),
 		T(test_nested_paths),
 		T(test_symlinks_inside),
 		T(test_absolute_symlink_inside),
@@ -542,7 +554,6 @@ int main(void)
 		T(test_is_folder_confined),
 		T(test_not_files),
 		T(test_fifo_not_opened),
-		T(test_md5_cache_overflow),
 	};
 #undef T
 

@@ -50,7 +50,7 @@ static char *json(const char *text)
 static struct nf_rules *parse_raw(const char *text)
 {
 	char err[512] = "";
-	struct nf_rules *rs = nf_rules_parse(text, strlen(text), "test.json", NULL, err, sizeof err);
+	struct nf_rules *rs = nf_rules_parse(text, strlen(text), "test.json", err, sizeof err);
 
 	if (rs == NULL)
 		fail_msg("refused: %s\n%s", err, text);
@@ -84,7 +84,7 @@ static struct nf_rules *parse_logged(const char *text, char **log)
 	saved = dup(STDERR_FILENO);
 	assert_true(saved >= 0);
 	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
-	rs = nf_rules_parse(j, strlen(j), "test.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(j, strlen(j), "test.json", err, sizeof err);
 	fflush(stderr);
 	assert_true(dup2(saved, STDERR_FILENO) >= 0);
 	close(saved);
@@ -114,7 +114,7 @@ static void expect_error(const char *text, const char *message)
 {
 	char err[512] = "";
 	char *j = json(text);
-	struct nf_rules *rs = nf_rules_parse(j, strlen(j), "test.json", NULL, err, sizeof err);
+	struct nf_rules *rs = nf_rules_parse(j, strlen(j), "test.json", err, sizeof err);
 
 	if (rs != NULL) {
 		nf_rules_free(rs);
@@ -568,7 +568,7 @@ static void test_answer_size_limits(void **state)
 	snprintf(text, NF_MAX_ANSWER + 256,
 	         "[{\"origin\":{\"device\":\"X\"},\"target\":{\"version\":\"1\",\"firmware\":\"/%s\"}}]",
 	         path);
-	rs = nf_rules_parse(text, strlen(text), "test.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, strlen(text), "test.json", err, sizeof err);
 	assert_non_null(rs);
 	assert_int_equal(nf_rules_target(rs, 0)->body_len, NF_MAX_ANSWER);
 	nf_rules_free(rs);
@@ -579,7 +579,7 @@ static void test_answer_size_limits(void **state)
 	snprintf(text, NF_MAX_ANSWER + 256,
 	         "[{\"origin\":{\"device\":\"X\"},\"target\":{\"version\":\"1\",\"firmware\":\"/%s\"}}]",
 	         path);
-	rs = nf_rules_parse(text, strlen(text), "test.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, strlen(text), "test.json", err, sizeof err);
 	assert_null(rs);
 	assert_string_equal(err, "test.json: rule 1: target: answer is 4097 bytes, limit 4096");
 
@@ -595,23 +595,23 @@ static void test_json_syntax_error_names_position(void **state)
 	(void)state;
 	char err[512] = "";
 	const char *text = "[\n  {\"origin\": }\n]";
-	struct nf_rules *rs = nf_rules_parse(text, strlen(text), "/etc/v.json", NULL, err, sizeof err);
+	struct nf_rules *rs = nf_rules_parse(text, strlen(text), "/etc/v.json", err, sizeof err);
 
 	assert_null(rs);
 	assert_string_equal(err, "/etc/v.json:2:14: unexpected token near '}'");
 
 	text = "[\n{\"origin\":{\"device\":\"A\"},\"target\":{\"version\":\"1\"}},\n]";
-	rs = nf_rules_parse(text, strlen(text), "v.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, strlen(text), "v.json", err, sizeof err);
 	assert_null(rs);
 	assert_string_equal(err, "v.json:3:1: unexpected token near ']'");
 
-	rs = nf_rules_parse("", 0, "v.json", NULL, err, sizeof err);
+	rs = nf_rules_parse("", 0, "v.json", err, sizeof err);
 	assert_null(rs);
 	assert_string_equal(err, "v.json:1:0: '[' or '{' expected near end of file");
 
 	/* Only the first len bytes are parsed. */
 	text = "[]garbage";
-	rs = nf_rules_parse(text, 2, "v.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, 2, "v.json", err, sizeof err);
 	assert_non_null(rs);
 	nf_rules_free(rs);
 }
@@ -697,7 +697,7 @@ static void test_field_length_limits(void **state)
 	snprintf(text, sizeof text,
 	         "[{\"origin\":{\"device\":\"%s\",\"min\":\"%s\"},"
 	         "\"target\":{\"version\":\"1\",\"firmware\":\"/a\"}}]", field, field);
-	rs = nf_rules_parse(text, strlen(text), "test.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, strlen(text), "test.json", err, sizeof err);
 	assert_non_null(rs);
 	assert_int_equal(match_path(rs, field, "1"), 0);
 	nf_rules_free(rs);
@@ -705,7 +705,7 @@ static void test_field_length_limits(void **state)
 	strcat(field, "D");
 	snprintf(text, sizeof text,
 	         "[{\"origin\":{\"device\":\"%s\"},\"target\":{\"version\":\"1\"}}]", field);
-	rs = nf_rules_parse(text, strlen(text), "test.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, strlen(text), "test.json", err, sizeof err);
 	assert_null(rs);
 	snprintf(msg, sizeof msg, "test.json: rule 1: origin.device: longer than %d bytes",
 	         NF_MAX_FIELD);
@@ -714,7 +714,7 @@ static void test_field_length_limits(void **state)
 	snprintf(text, sizeof text,
 	         "[{\"origin\":{\"device\":\"A\",\"min\":\"%s\"},\"target\":{\"version\":\"1\"}}]",
 	         field);
-	rs = nf_rules_parse(text, strlen(text), "test.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, strlen(text), "test.json", err, sizeof err);
 	assert_null(rs);
 	snprintf(msg, sizeof msg, "test.json: rule 1: origin.min: longer than %d bytes",
 	         NF_VERSION_MAX);
@@ -738,7 +738,7 @@ static void test_count_limits(void **state)
 			n += (size_t)snprintf(text + n, cap - n, "%s\"5C:CF:7F:00:%02X:%02X\"",
 			                      i ? "," : "", (i >> 8) & 0xff, i & 0xff);
 		snprintf(text + n, cap - n, "]},\"target\":{\"version\":\"1\",\"firmware\":\"/a\"}}]");
-		rs = nf_rules_parse(text, strlen(text), "test.json", NULL, err, sizeof err);
+		rs = nf_rules_parse(text, strlen(text), "test.json", err, sizeof err);
 		if (macs == NF_MAX_MACS) {
 			assert_non_null(rs);
 			assert_int_equal(match(rs, "A", "1", "5C:CF:7F:00:0F:FF", ""), 0);
@@ -762,7 +762,7 @@ static void test_count_limits(void **state)
 		n += i ? 3 : 2;
 	}
 	text[n++] = ']';
-	rs = nf_rules_parse(text, n, "test.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, n, "test.json", err, sizeof err);
 	assert_null(rs);
 	assert_string_equal(err, "test.json: more than 100000 rules");
 	free(text);
@@ -1290,7 +1290,7 @@ static void test_index_many_devices(void **state)
 	      "\"target\":{\"version\":\"wild-end\",\"firmware\":\"/w2\"}}]", f);
 	assert_int_equal(fclose(f), 0);
 
-	rs = nf_rules_parse(text, len, "big.json", NULL, err, sizeof err);
+	rs = nf_rules_parse(text, len, "big.json", err, sizeof err);
 	free(text);
 	if (rs == NULL)
 		fail_msg("%s", err);
@@ -1337,7 +1337,7 @@ static void test_load_file(void **state)
 	    "\"target\":{\"version\":\"1.1\",\"firmware\":\"/a.bin\"}}\n"
 	    "]\n");
 
-	rs = nf_rules_load(path, pub, err, sizeof err);
+	rs = nf_rules_load(path, err, sizeof err);
 	if (rs == NULL)
 		fail_msg("%s", err);
 	assert_int_equal(nf_rules_count(rs), 1);
@@ -1345,35 +1345,35 @@ static void test_load_file(void **state)
 	                    "{\"version\":\"1.1\",\"firmware\":\"/a.bin\",\"spiffs\":\"\"}");
 	nf_rules_free(rs);
 
-	/* A missing image is only a warning. */
+	/* A missing image does not refuse the rules (snapshot.c warns about it). */
 	nf_log_set_level(NF_LOG_ERROR);
 	assert_int_equal(unlink(img), 0);
-	rs = nf_rules_load(path, pub, err, sizeof err);
+	rs = nf_rules_load(path, err, sizeof err);
 	assert_non_null(rs);
 	nf_rules_free(rs);
 	nf_log_set_level(NF_LOG_INFO);
 
 	/* Errors name the file given. */
 	nf_test_write_file(path, "[\n{\"origin\":{\"device\":\"A\"}}\n]\n");
-	rs = nf_rules_load(path, NULL, err, sizeof err);
+	rs = nf_rules_load(path, err, sizeof err);
 	assert_null(rs);
 	snprintf(want, sizeof want, "%s: rule 1: target: missing", path);
 	assert_string_equal(err, want);
 
 	nf_test_write_file(path, "[\n{\"origin\":{\"device\":\"A\"},\n\"target\":{\"version\":}}\n]\n");
-	rs = nf_rules_load(path, NULL, err, sizeof err);
+	rs = nf_rules_load(path, err, sizeof err);
 	assert_null(rs);
 	snprintf(want, sizeof want, "%s:3:", path);
 	assert_memory_equal(err, want, strlen(want));
 
 	/* Missing file, directory. */
 	snprintf(path, sizeof path, "%s/missing.json", dir);
-	rs = nf_rules_load(path, NULL, err, sizeof err);
+	rs = nf_rules_load(path, err, sizeof err);
 	assert_null(rs);
 	snprintf(want, sizeof want, "%s: %s", path, strerror(ENOENT));
 	assert_string_equal(err, want);
 
-	rs = nf_rules_load(pub, NULL, err, sizeof err);
+	rs = nf_rules_load(pub, err, sizeof err);
 	assert_null(rs);
 	snprintf(want, sizeof want, "%s: not a regular file", pub);
 	assert_string_equal(err, want);
