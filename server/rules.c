@@ -472,6 +472,31 @@ static void target_fields(json_t *target, const char *paths[3], const char *name
 		nf_log(NF_LOG_WARN, "%s: rule %zu: target offers neither firmware nor spiffs", name, r);
 }
 
+/* Values the device core's answer parser refuses (core/answer.c: a flat
+ * object; version, firmware and spiffs strings, other keys a string, a
+ * number, true, false or null): the whole answer is then PARSE_ERROR on
+ * every libnofuss device, while the original client (ArduinoJson) reads it.
+ * Served as written, with a warning that says who refuses it (non-string
+ * version, firmware and spiffs are warned about by target_fields). */
+static void warn_flat_answer(json_t *target, const char *name, size_t r)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(target, key, v) {
+		bool known = strcmp(key, "version") == 0 || strcmp(key, "firmware") == 0 ||
+		             strcmp(key, "spiffs") == 0;
+		if (!known && (json_is_object(v) || json_is_array(v)))
+			nf_log(NF_LOG_WARN,
+			       "%s: rule %zu: target.%s is %s: libnofuss devices (the nofuss ESP8266 "
+			       "library, nofuss device and fleet) refuse the whole answer as "
+			       "PARSE_ERROR; the original NoFUSS client reads it; write %s",
+			       name, r, key,
+			       json_is_object(v) ? "an object" : "a list",
+			       "a string, a number, true, false or null");
+	}
+}
+
 /* out->version, the target's version for the check log: as written, "" when
  * there is none (the original logged nothing then), PHP's text for a number.
  * That text replaces the number in the target, whose body is made already.
@@ -516,6 +541,8 @@ static int compile_target(json_t *target, struct nf_target *out, char *err, size
 		       name, r);
 	else
 		target_fields(target, paths, name, r);
+	if (!empty)
+		warn_flat_answer(target, name, r);
 
 	/* Clients expect "spiffs" in every answer, "" when there is none
 	 * (docs/PEERS.md section 1); it goes after the target's own keys. */

@@ -825,6 +825,32 @@ static void test_warnings_do_not_refuse(void **state)
 	nf_log_set_level(NF_LOG_INFO);
 }
 
+/* A value the device core's flat answer parser refuses is served as written,
+ * with a warning that names the clients that will refuse the answer. */
+static void test_nested_target_value_warns(void **state)
+{
+	(void)state;
+	char *log = NULL;
+	struct nf_rules *rs = parse_logged("[{'origin':{'device':'A'},'target':{'version':'1',"
+	                                   "'firmware':'/f.bin','meta':{'a':1},'files':[1]}}]",
+	                                   &log);
+
+	assert_string_equal(log,
+	    "nofussd: warning: test.json: rule 1: target.meta is an object: libnofuss devices "
+	    "(the nofuss ESP8266 library, nofuss device and fleet) refuse the whole answer as "
+	    "PARSE_ERROR; the original NoFUSS client reads it; write a string, a number, true, "
+	    "false or null\n"
+	    "nofussd: warning: test.json: rule 1: target.files is a list: libnofuss devices "
+	    "(the nofuss ESP8266 library, nofuss device and fleet) refuse the whole answer as "
+	    "PARSE_ERROR; the original NoFUSS client reads it; write a string, a number, true, "
+	    "false or null\n");
+	assert_string_equal(nf_rules_target(rs, 0)->body,
+	                    "{\"version\":\"1\",\"firmware\":\"/f.bin\",\"meta\":{\"a\":1},"
+	                    "\"files\":[1],\"spiffs\":\"\"}");
+	free(log);
+	nf_rules_free(rs);
+}
+
 /* Legacy files ------------------------------------------------------------------ */
 
 /* What the original NoFUSS server answered loads, with a warning for each loose
@@ -1405,6 +1431,7 @@ int main(void)
 		cmocka_unit_test(test_count_limits),
 		cmocka_unit_test(test_mac_array_validated_past_star),
 		cmocka_unit_test(test_warnings_do_not_refuse),
+		cmocka_unit_test(test_nested_target_value_warns),
 		cmocka_unit_test(test_legacy_files),
 		cmocka_unit_test(test_index_many_devices),
 		/* test_load_file's folder, removed after it whether it passed or not. */
