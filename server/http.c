@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,19 +72,80 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
 	}
 }
 
+/* The framing headers of one request, counted. */
+struct framing {
+	unsigned host, length, transfer_encoding;
+	bool length_nonzero;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+		f->host++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->transfer_encoding++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		f->length++;
+		/* Only "0" (real NoFUSS clients send it on GET) is no body. */
+		f->length_nonzero |= value == NULL || strspn(value, "0") != strlen(value) || !*value;
+	}
+	return MHD_YES;
+}
+
+/* A device request never has a body, so any request that frames one
+ * (Content-Length above 0, any Transfer-Encoding) or frames it ambiguously
+ * (two Content-Length, Content-Length with Transfer-Encoding) is refused
+ * before a byte of it is read, and the connection closed: nothing hidden in
+ * a body can be taken for a request of its own (smuggling). So is an HTTP
+ * version other than 1.0 and 1.1 (505), and an HTTP/1.1 request without
+ * exactly one Host (RFC 9112 section 3.2), and a method other than GET
+ * and HEAD (405). NULL: the request may go on. */
+static struct MHD_Response *refuse_framing(struct nf_server *srv, struct MHD_Connection *conn,
+                                           const char *method, const char *version,
+                                           unsigned *status)
+{
+	struct framing f = {0, 0, 0, false};
+	bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+
+	if (!http11 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {
+		*status = MHD_HTTP_HTTP_VERSION_NOT_SUPPORTED;
+		return srv->bad_version;
+	}
+	/* Before the body is looked at: queued now, the answer closes the
+	 * connection, and whatever body there was is never read. */
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		*status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		return srv->not_allowed;
+	}
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+	*status = MHD_HTTP_BAD_REQUEST;
+	if (f.transfer_encoding > 0 || f.length > 1 || f.length_nonzero || f.host > 1 ||
+	    (http11 && f.host == 0))
+		return srv->bad_framing;
+	return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **req_cls)
 {
 	struct nf_server *srv = cls;
 
-	(void)version;
 	(void)upload_data;
 	/* Answer on the second call: a response queued on the first goes out
 	 * with Connection: close and kills keep-alive (docs/HTTP-LAYER.md). */
 	if (*req_cls == NULL) {
+		unsigned status;
+		struct MHD_Response *refusal = refuse_framing(srv, conn, method, version,
+		                                                     &status);
 		*req_cls = &request_seen;
 		srv->active++;
+		if (refusal != NULL) /* at once: no body is ever read */
+			return MHD_queue_response(conn, status, refusal);
 		return MHD_YES;
 	}
 	if (*req_cls != &request_seen) /* a download back from waiting for its MD5 */
@@ -235,11 +297,16 @@ static int make_fixed_responses(struct nf_server *srv)
 	srv->not_allowed = FIXED("Method Not Allowed\n");
 	srv->server_error = FIXED("Internal Server Error\n");
 	srv->unavailable = FIXED("Service Unavailable\n");
+	srv->bad_framing = FIXED("Bad Request\n");
+	srv->bad_version = FIXED("HTTP Version Not Supported\n");
 #undef FIXED
 	if (srv->not_found == NULL || srv->bad_request == NULL || srv->not_allowed == NULL ||
 	    srv->server_error == NULL || srv->unavailable == NULL ||
 	    MHD_add_response_header(srv->not_allowed, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES ||
-	    MHD_add_response_header(srv->unavailable, MHD_HTTP_HEADER_RETRY_AFTER, "5") != MHD_YES)
+	    MHD_add_response_header(srv->unavailable, MHD_HTTP_HEADER_RETRY_AFTER, "5") != MHD_YES ||
+	    srv->bad_framing == NULL || srv->bad_version == NULL ||
+	    MHD_add_response_header(srv->bad_framing, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
+	    MHD_add_response_header(srv->bad_version, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
 		return -1;
 	return 0;
 }
@@ -332,8 +399,9 @@ void nf_server_stop(struct nf_server *srv)
 {
 	if (srv == NULL)
 		return;
-	struct MHD_Response **fixed[] = {&srv->not_found, &srv->bad_request, &srv->not_allowed,
-	                                 &srv->server_error, &srv->unavailable};
+	struct MHD_Response **fixed[] = {&srv->not_found,  &srv->bad_request, &srv->not_allowed,
+	                                 &srv->server_error, &srv->unavailable, &srv->bad_framing,
+	                                 &srv->bad_version};
 	/* MHD must not be stopped with suspended connections: the downloads
 	 * waiting for an MD5 are resumed first (and then closed). */
 	nf_images_stop(srv->images);

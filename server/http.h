@@ -24,6 +24,7 @@ struct nf_server {
 	const struct nf_config *cfg;
 	struct nf_snapshot *snap;      /* served; read by every request */
 	struct MHD_Response *not_found, *bad_request, *not_allowed, *server_error, *unavailable;
+	struct MHD_Response *bad_framing, *bad_version; /* both with Connection: close */
 	struct nf_checklog *log;
 	struct nf_images *images;
 	unsigned active;               /* requests begun and not yet completed */

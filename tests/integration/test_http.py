@@ -130,6 +130,40 @@ class HttpTest(ServerTest):
             self.assertEqual(r.status, 405, method)
             self.assertEqual(r.header("Allow"), "GET, HEAD")
 
+    def test_request_framing_refused_and_closed(self):
+        """Nothing in a device request has a body: any framing of one, or an
+        ambiguous one, is 400 with Connection: close before a byte of it is
+        read, so a request hidden in a body never gets an answer of its own."""
+        hidden = b"GET /LAMP/1.0 HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = {
+            "two lengths": b"Content-Length: 3\r\nContent-Length: %d\r\n\r\nabc" % len(hidden)
+                           + hidden,
+            "length and chunked": b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  b"0\r\n\r\n" + hidden,
+            "identity": b"Transfer-Encoding: identity\r\n\r\n" + hidden,
+            "gzip, chunked": b"Transfer-Encoding: gzip, chunked\r\n\r\n" + hidden,
+            "chunked;q=1": b"Transfer-Encoding: chunked;q=1\r\n\r\n" + hidden,
+            "a body": b"Content-Length: %d\r\n\r\n" % len(hidden) + hidden,
+        }
+        for name, rest in cases.items():
+            r, closed = raw_request(self.port, b"GET /LAMP/1.0 HTTP/1.1\r\nHost: x\r\n" + rest)
+            self.assertEqual(r.status, 400, name)
+            self.assertEqual(r.header("Connection"), "close", name)
+            self.assertTrue(closed, name)
+        # a single Content-Length: 0 is no body: real NoFUSS clients send it
+        r, _ = raw_request(self.port, b"GET /LAMP/1.0 HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(r.status, 200)
+
+    def test_version_and_host_checked(self):
+        r, closed = raw_request(self.port, b"GET /LAMP/1.0 HTTP/1.2\r\nHost: x\r\n\r\n")
+        self.assertEqual((r.status, closed), (505, True))
+        for head in (b"", b"Host: a\r\nHost: b\r\n"):  # RFC 9112 section 3.2
+            r, closed = raw_request(self.port, b"GET /LAMP/1.0 HTTP/1.1\r\n" + head + b"\r\n")
+            self.assertEqual((r.status, closed), (400, True), head)
+        # HTTP/1.0 needs no Host
+        r, _ = raw_request(self.port, b"GET /LAMP/1.0 HTTP/1.0\r\n\r\n")
+        self.assertEqual(r.status, 200)
+
     def test_image_download(self):
         r = get(self.port, "/fw/lamp-2.0.0.bin", {"User-Agent": "ESP8266-http-Update",
                                                   "x-ESP8266-mode": "sketch"})
