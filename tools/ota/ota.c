@@ -37,6 +37,8 @@ static void send_usage(FILE *out)
 	             "  -s, --fs             FILE is a filesystem image (command 100)\n"
 	             "      --timeout SEC    wait for each UDP answer and the connection back\n"
 	             "                       (default 10)\n"
+	             "      --deadline SEC   give up the whole push after SEC (default: 90 s plus\n"
+	             "                       1 s per 4 KiB of FILE; 1 MiB gets 346 s)\n"
 	             "  -q, --quiet          no progress on stderr\n"
 	             "  -h, --help           show this help and exit\n\n"
 	             "Exit status: 0 the device took the image and answered OK; 1 local error;\n"
@@ -67,7 +69,8 @@ struct send_options {
 	const char *ip, *password;
 	unsigned long port;
 	bool fs, quiet;
-	long timeout_ms; /* 0: the protocol's */
+	long timeout_ms;  /* 0: the protocol's */
+	long deadline_ms; /* 0: nf_ota_send_deadline_ms() */
 };
 
 static const struct nf_opt send_opts[] = {
@@ -76,6 +79,7 @@ static const struct nf_opt send_opts[] = {
     NF_OPT_STRING("auth", 'a', struct send_options, password),
     NF_OPT_FLAG("fs", 's', struct send_options, fs),
     NF_OPT_SECONDS("timeout", 0, struct send_options, timeout_ms, 0.05, 600),
+    NF_OPT_SECONDS("deadline", 0, struct send_options, deadline_ms, 0.1, 86400),
     NF_OPT_FLAG("quiet", 'q', struct send_options, quiet),
     NF_OPT_END,
 };
@@ -99,7 +103,8 @@ int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[])
 	                              .password = so.password,
 	                              .command = so.fs ? NF_OTA_CMD_FS : NF_OTA_CMD_FIRMWARE,
 	                              .answer_timeout_ms = so.timeout_ms,
-	                              .connect_timeout_ms = so.timeout_ms};
+	                              .connect_timeout_ms = so.timeout_ms,
+	                              .deadline_ms = so.deadline_ms};
 	pr.quiet = so.quiet;
 	if (o.ip == NULL || optind != argc - 1) {
 		nf_tool_error("give --ip and one FILE (see --help)");
