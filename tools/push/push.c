@@ -6,8 +6,8 @@
  * For each environment: its section in platformio.ini (config.c) gives
  * the device's MQTT topic, the ArduinoOTA password and port and the built
  * image; the broker's RETAINED value of that topic (mqtt.c) gives the
- * device's IP address, which must be a valid IPv4 dotted quad or IPv6
- * address. Every environment is resolved before anything is uploaded, so a
+ * device's IP address, which must be one host's IPv4 address (the push is
+ * IPv4 only). Every environment is resolved before anything is uploaded, so a
  * typo in the fifth name does not leave a fleet half updated. --dry-run
  * stops after resolving and prints what would be done.
  *
@@ -95,17 +95,19 @@ static void usage(FILE *out)
 	        "first failed one's in the summary.\n");
 }
 
-/* value, printable, quoted and escaped ("\x00"-style), for messages. */
-static void quote(const char *value, bool truncated, char out[NF_PUSH_MAX_QUOTED])
+/* The len bytes of value (at most NF_PUSH_MAX_PAYLOAD - 1), printable,
+ * quoted and escaped ("\x00"-style), for messages. */
+static void quote(const char *value, size_t len, bool truncated, char out[NF_PUSH_MAX_QUOTED])
 {
+	const unsigned char *c = (const unsigned char *)value;
 	size_t n = 0;
 
 	out[n++] = '\'';
-	for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++) {
-		if (*c >= 0x20 && *c < 0x7f && *c != '\\' && *c != '\'')
-			out[n++] = (char)*c;
+	for (size_t i = 0; i < len; i++) {
+		if (c[i] >= 0x20 && c[i] < 0x7f && c[i] != '\\' && c[i] != '\'')
+			out[n++] = (char)c[i];
 		else
-			n += (size_t)snprintf(out + n, 5, "\\x%02x", *c);
+			n += (size_t)snprintf(out + n, 5, "\\x%02x", c[i]);
 	}
 	out[n++] = '\'';
 	if (truncated) {
@@ -243,10 +245,13 @@ static int find_ip(const struct nf_push_options *o, struct nf_push_job *job)
 {
 	const struct nf_push_env *e = job->env;
 	char err[NF_PUSH_MAX_ERRMSG], quoted[NF_PUSH_MAX_QUOTED];
+	const char *why = "longer than an address";
 	bool truncated;
+	size_t n;
 	int rc;
 
-	rc = nf_push_mqtt_retained(&o->broker, e->topic, job->ip, &truncated, err, sizeof err);
+	rc = nf_push_mqtt_retained(&o->broker, e->topic, job->ip, &n, &truncated, err,
+	                           sizeof err);
 	if (rc == NF_PUSH_MQTT_FAILED) {
 		nf_tool_error("%s: %s", e->name, err);
 		return PUSH_EXIT_NO_IP;
@@ -261,13 +266,12 @@ static int find_ip(const struct nf_push_options *o, struct nf_push_job *job)
 	}
 	/* The original read it with $(mosquitto_sub ...), which drops trailing
 	 * newlines: a device publishing "1.2.3.4\n" worked, so it still does. */
-	for (size_t n = strlen(job->ip);
-	     n > 0 && (job->ip[n - 1] == '\n' || job->ip[n - 1] == '\r');)
+	while (n > 0 && (job->ip[n - 1] == '\n' || job->ip[n - 1] == '\r'))
 		job->ip[--n] = '\0';
-	if (truncated || !nf_push_valid_ip(job->ip)) {
-		quote(job->ip, truncated, quoted);
-		nf_tool_error("%s: invalid IP address %s retained on topic '%s'", e->name, quoted,
-		              e->topic);
+	if (truncated || !nf_push_usable_ip(job->ip, n, &why)) {
+		quote(job->ip, n, truncated, quoted);
+		nf_tool_error("%s: no usable IP address on topic '%s': %s is %s", e->name, e->topic,
+		              quoted, why);
 		return PUSH_EXIT_NO_IP;
 	}
 	return 0;
