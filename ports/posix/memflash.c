@@ -14,9 +14,10 @@
  * Only the verdict and the version, flags, size and MD5 are kept: about 60
  * bytes per image, and nothing at all between writes but the struct.
  *
- * Committing is switching: a filesystem replaces the old one at once (the
- * directory renames fs.new over fs.bin), a firmware becomes the trial slot
- * of the next boot (the directory rewrites its state file). The bootloader,
+ * Committing is switching, and only an image that verified is committed (as
+ * the directory verifies its .new file): a filesystem replaces the old one
+ * at once (the directory renames fs.new over fs.bin), a firmware becomes the
+ * trial slot of the next boot (the directory rewrites its state file). The bootloader,
  * nf_posix_memflash_boot, runs the directory's own policy (bootloader.c):
  * the trial slot once, a revert when it did not confirm itself, a fallback
  * to the other slot when the confirmed one is broken, bricked when neither
@@ -340,6 +341,7 @@ static int mem_finish(struct nf_posix *p)
 {
 	struct nf_posix_memflash *m = mem_of(p);
 	struct nf_posix_memwrite *w = m->w;
+	struct nf_posix_memimage img;
 	int rc = -1;
 
 	if (w == NULL)
@@ -348,17 +350,22 @@ static int mem_finish(struct nf_posix *p)
 		nf_posix_logf(p, NULL, "flash: %u of %u bytes written", w->written, w->size);
 		goto done;
 	}
-	/* Committed whatever it holds, as the directory renames whatever it
-	 * wrote: the bootloader judges it (the core has checked length and
-	 * x-MD5 already). */
+	/* Committed only when it verifies whole, as the directory verifies
+	 * the file it wrote: its metadata's payload MD5 is checked even when
+	 * the server sent no x-MD5. */
+	write_result(w, &img);
+	if (img.status != NF_POSIX_MEM_VALID) {
+		nf_posix_logf(p, NULL, "flash: not committed: %s", nf_posix_mem_strstatus(img.status));
+		goto done;
+	}
 	if (w->image == NF_IMAGE_FIRMWARE) {
 		struct nf_posix_slots next, now = get_slots(m);
 
-		write_result(w, &m->slot[w->target]);
+		m->slot[w->target] = img;
 		nf_posix_slots_try(&now, w->target, &next);
 		set_slots(m, &next);
 	} else {
-		write_result(w, &m->fs);
+		m->fs = img;
 	}
 	rc = 0;
 done:

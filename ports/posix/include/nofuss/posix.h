@@ -292,8 +292,9 @@ extern const struct nf_posix_flash_ops nf_posix_flash_dir_ops;
  * streams in (its 128-byte head and two running MD5s are all that is held,
  * and only while it is written), and whether it verified as a whole image
  * exactly as the directory's bootloader verifies a file (headers, recorded
- * size, payload MD5, kind). Finish commits by switching: a filesystem at
- * once, a firmware as the trial slot of the next boot; the bootloader
+ * size, payload MD5, kind). Finish commits only an image that verified,
+ * as the directory's finish does, by switching: a filesystem at once, a
+ * firmware as the trial slot of the next boot; the bootloader
  * below then boots, reverts and falls back exactly as the directory's
  * does. Nothing survives the process. ---- */
 
