@@ -8,9 +8,11 @@ timeout); the upload and its proof are in test_push.py. Without --dry-run
 push uploads: here only once, to a fake device on loopback that refuses
 the image (exit 4, upload failed).
 
-Exit codes under test (the original deploy script's): 1 bad usage, 2
-unknown environment or no topic, 3 no valid IP, 4 upload failed.
+Exit codes under test (the table every subcommand shares, nofuss --help):
+1 unknown environment, no topic or no project file, 2 bad usage, 3 no
+usable IP, 4 upload failed.
 """
+EXIT_PROJECT, EXIT_USAGE = 1, 2
 import os
 import shutil
 import socket
@@ -232,17 +234,17 @@ class PushDiscoveryTest(PushTestBase):
 
     def test_unknown_environment(self):
         p = self.push("-n", "nosuch")
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, EXIT_PROJECT)
         self.assertIn("unknown environment 'nosuch'", p.stderr)
 
     def test_environment_without_topic(self):
         p = self.push("-n", "notopic")
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, EXIT_PROJECT)
         self.assertIn("no topic", p.stderr)
 
     def test_missing_config_file(self):
         p = self.push("-n", "washer", "-c", os.path.join(self.project.dir, "nope.ini"))
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, EXIT_PROJECT)
         self.assertIn("nope.ini", p.stderr)
 
     def test_bad_usage(self):
@@ -251,7 +253,7 @@ class PushDiscoveryTest(PushTestBase):
                      ["--broker", "host:notaport", "washer"]):
             with self.subTest(args=args):
                 p = self.push(*args)
-                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertEqual(p.returncode, EXIT_USAGE, p.stderr)
                 self.assertNotEqual(p.stderr, "")
 
     def test_help(self):
@@ -330,7 +332,7 @@ class PushDiscoveryTest(PushTestBase):
 
     def test_no_upload_when_one_environment_fails(self):
         p = self.push("washer", "nosuch")
-        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.returncode, EXIT_PROJECT, p.stderr)
         self.assertNotIn("upload", p.stdout + p.stderr)
 
 

@@ -25,6 +25,30 @@
 #define RECV_EXIT_AUTH    4 /* a host gave a wrong password */
 #define RECV_EXIT_TIMEOUT 5 /* no invitation within --wait */
 
+const struct nf_exit nf_ota_send_exits[] = {
+    {NF_OTA_SEND_OK, "the device acknowledged every byte and answered OK"},
+    {NF_OTA_SEND_LOCAL, "a local error (the file, a socket, the address)"},
+    {NF_OTA_SEND_NO_ANSWER, "no answer to the invitation"},
+    {NF_OTA_SEND_AUTH_FAILED, "authentication failed"},
+    {NF_OTA_SEND_DEVICE_ERROR, "the device refused the image (ERR, e.g. not enough space)"},
+    {NF_OTA_SEND_NO_CONNECT, "the device did not connect back"},
+    {NF_OTA_SEND_CUT, "the transfer was cut (closed, reset, no ack, or the deadline passed)"},
+    {NF_OTA_SEND_FINAL_ERROR, "the device answered ERROR at the end"},
+    {NF_OTA_SEND_PROTOCOL,
+     "the device's answers were not the protocol (an OK before every byte was acknowledged "
+     "among them)"},
+    {0, NULL},
+};
+
+const struct nf_exit nf_ota_recv_exits[] = {
+    {NF_EXIT_OK, "an image was received and committed"},
+    {RECV_EXIT_FAILED, "an update came and failed (nothing committed)"},
+    {RECV_EXIT_SETUP, "cannot listen, or the flash directory is unusable"},
+    {RECV_EXIT_AUTH, "a host gave a wrong password"},
+    {RECV_EXIT_TIMEOUT, "no invitation within --wait"},
+    {0, NULL},
+};
+
 /* ---- ota-send ---- */
 
 static void send_usage(FILE *out)
@@ -40,12 +64,8 @@ static void send_usage(FILE *out)
 	             "      --deadline SEC   give up the whole push after SEC (default: 90 s plus\n"
 	             "                       1 s per 4 KiB of FILE; 1 MiB gets 346 s)\n"
 	             "  -q, --quiet          no progress on stderr\n"
-	             "  -h, --help           show this help and exit\n\n"
-	             "Exit status: 0 the device took the image and answered OK; 1 local error;\n"
-	             "2 bad usage; 3 no answer to the invitation; 4 authentication failed;\n"
-	             "5 the device refused the image (ERR, e.g. not enough space); 6 the device\n"
-	             "did not connect back; 7 transfer cut; 8 the device answered ERROR at the\n"
-	             "end; 9 the device's answers were not the protocol.\n");
+	             "  -h, --help           show this help and exit\n");
+	nf_exit_help(out, nf_ota_send_exits);
 }
 
 struct progress {
@@ -213,11 +233,8 @@ static void recv_usage(FILE *out)
 	        "      --timeout SEC       each answer, the connection back, each read\n"
 	        "                          (default 10)\n"
 	        "      --cut-after N       testing: drop the connection after N bytes\n"
-	        "  -h, --help              show this help and exit\n\n"
-	        "Exit status: 0 an image was received and committed; 1 an update came and\n"
-	        "failed (nothing committed); 2 bad usage; 3 cannot listen, or the flash\n"
-	        "directory is unusable; 4 a host gave a wrong password; 5 no invitation\n"
-	        "within --wait.\n");
+	        "  -h, --help              show this help and exit\n");
+	nf_exit_help(out, nf_ota_recv_exits);
 }
 
 static int parse_listen(const char *text, char *ip, size_t ipcap, uint16_t *port)

@@ -31,6 +31,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "args.h" /* struct nf_exit */
+
 /* ---- proto.c: the messages ---- */
 
 /* Ports and commands: on the wire, do not change. */
@@ -366,9 +368,13 @@ void nf_ota_flash_sink_init(struct nf_ota_flash_sink *s, void *port, uint32_t ma
 
 /* ---- ota.c: the subcommands ---- */
 
-/* `nofuss ota-send`: one push to a device, as espota.py. */
+/* `nofuss ota-send`: one push to a device, as espota.py; its exit
+ * statuses (enum nf_ota_send_result). */
 int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[]);
-/* `nofuss ota-recv`: plays the device for one push, then exits. */
+extern const struct nf_exit nf_ota_send_exits[];
+/* `nofuss ota-recv`: plays the device for one push, then exits; its exit
+ * statuses. */
 int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[]);
+extern const struct nf_exit nf_ota_recv_exits[];
 
 #endif /* NOFUSS_TOOLS_OTA_H */

@@ -19,9 +19,9 @@
  * version is the one expected (--expect-version, else the one the image
  * carries, else merely a different one), and a heartbeat or status "1"
  * arrives after the upload too. A summary table ends the run.
- * Exit codes 1 to 3 are the original script's (1 bad usage, 2 unknown
- * environment or no topic, 3 no valid IP), not the other subcommands' 2 for
- * bad usage: scripts around the original rely on them.
+ * Exit codes follow the table every subcommand shares (2 bad usage); the
+ * original script's 3 (no valid IP) keeps its meaning, its 1 (bad usage)
+ * and 2 (unknown environment or no topic) are swapped.
  */
 #include <errno.h>
 #include <getopt.h> /* optind */
@@ -82,18 +82,29 @@ static void usage(FILE *out)
 	        "  -h, --help            show this help and exit\n\n"
 	        "After the upload the device must come back: announce <base>/version\n"
 	        "(--fs: <base>/fsversion) again, as expected, and a <base>/heartbeat or\n"
-	        "<base>/status = 1, <base> being the topic without its last segment.\n\n"
-	        "Exit status: 0 ok (with --dry-run: every environment resolved); 1 bad usage;\n"
-	        "2 unknown environment, no topic, or an unreadable or invalid " CONFIG_DEFAULT ";\n"
-	        "3 no valid IP address (nothing retained within the timeout, an invalid value,\n"
-	        "or the broker unreachable or refusing); 4 the upload failed (no answer, wrong\n"
-	        "password, the device refused the image or failed it); 5 image missing or\n"
-	        "unreadable; 6 uploaded but no proof: the device did not come back within\n"
-	        "--wait, came back with another version, or could not be watched. When\n"
-	        "resolving fails nothing is uploaded (the status of the first environment\n"
-	        "that failed); otherwise every environment is pushed and the status is the\n"
-	        "first failed one's in the summary.\n");
+	        "<base>/status = 1, <base> being the topic without its last segment.\n"
+	        "When resolving fails nothing is uploaded (the status of the first\n"
+	        "environment that failed); otherwise every environment is pushed and the\n"
+	        "status is the first failed one's in the summary.\n");
+	nf_exit_help(out, nf_push_exits);
 }
+
+const struct nf_exit nf_push_exits[] = {
+    {NF_EXIT_OK, "ok (with --dry-run: every environment resolved)"},
+    {PUSH_EXIT_ENV,
+     "unknown environment, no topic, or an unreadable or invalid " CONFIG_DEFAULT},
+    {PUSH_EXIT_NO_IP,
+     "no usable IP address (nothing retained within the timeout, a value that is not one "
+     "host's IPv4 address, the broker unreachable or refusing)"},
+    {PUSH_EXIT_UPLOAD,
+     "the upload failed (no answer, a wrong password, the device refused or failed the image "
+     "or did not acknowledge all of it, the upload's deadline passed)"},
+    {PUSH_EXIT_IMAGE, "image missing or unreadable"},
+    {PUSH_EXIT_PROOF,
+     "uploaded but no proof: the device did not come back within --wait, came back with "
+     "another version, or could not be watched"},
+    {0, NULL},
+};
 
 /* The len bytes of value (at most NF_PUSH_MAX_PAYLOAD - 1), printable,
  * quoted and escaped ("\x00"-style), for messages. */
@@ -327,7 +338,7 @@ int nf_cmd_push(int argc, char *argv[], char *prog_argv[])
 	(void)prog_argv;
 	rc = parse_options(argc, argv, &o);
 	if (rc != 0)
-		return rc > 0 ? NF_EXIT_OK : PUSH_EXIT_USAGE;
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 
 	cfg = calloc(1, sizeof *cfg);
 	if (cfg == NULL) {

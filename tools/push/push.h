@@ -182,9 +182,9 @@ void nf_push_watch_close(struct nf_push_watch *w);
 #define NF_PUSH_MAX_RESULT                                                                         \
 	(NF_OTA_ERR_MAX + NF_OTA_TEXT_MAX + NF_PUSH_MAX_TOPIC + NF_PUSH_MAX_ERRMSG + 128u)
 
-/* `nofuss push`'s exit status (documented in its --help). */
-#define PUSH_EXIT_USAGE  1
-#define PUSH_EXIT_ENV    2
+/* `nofuss push`'s exit status (nf_push_exits; bad usage is NF_EXIT_USAGE,
+ * 2, as for every subcommand). */
+#define PUSH_EXIT_ENV    1
 #define PUSH_EXIT_NO_IP  3
 #define PUSH_EXIT_UPLOAD 4
 #define PUSH_EXIT_IMAGE  5
@@ -223,7 +223,9 @@ struct nf_push_job {
  * summary. Returns 0, or the first failed job's status. */
 int nf_push_run(const struct nf_push_options *o, struct nf_push_job *jobs, size_t njobs);
 
-/* `nofuss push ENV...`: upload, then prove the device came back (push.c). */
+/* `nofuss push ENV...`: upload, then prove the device came back (push.c);
+ * its exit statuses. */
 int nf_cmd_push(int argc, char *argv[], char *prog_argv[]);
+extern const struct nf_exit nf_push_exits[];
 
 #endif /* NOFUSS_TOOLS_PUSH_H */

@@ -46,12 +46,6 @@
 #define SELF_EXE   "/proc/self/exe"
 #define RESUME_MAX 160u
 
-/* Exit status (documented in --help and docs/man/nofuss.1). */
-#define DEVICE_EXIT_CHECK_FAILED 1
-#define DEVICE_EXIT_FLASH        3
-#define DEVICE_EXIT_BRICKED      4
-#define DEVICE_EXIT_BOOT_LOOP    5
-
 enum reset_reason { RESET_POWER_ON = 0, RESET_SOFTWARE = 1, RESET_EXCEPTION = 2 };
 
 /* What survives a simulated reset; a power-on starts from zero. */
