@@ -280,6 +280,19 @@ static void test_acks_bad(void **state)
 	expect_bad("99", 10);          /* every reading acks bytes not yet sent */
 }
 
+/* The default deadline of a push: espota's waits that happen once (90 s)
+ * plus 1 s per 4 KiB, rounded up. */
+static void test_send_deadline(void **state)
+{
+	(void)state;
+	assert_int_equal(NF_OTA_DEADLINE_BASE_MS, 90000);
+	assert_int_equal(nf_ota_send_deadline_ms(1), 91000);
+	assert_int_equal(nf_ota_send_deadline_ms(4096), 91000);
+	assert_int_equal(nf_ota_send_deadline_ms(4097), 92000);
+	assert_int_equal(nf_ota_send_deadline_ms(1024 * 1024), 346000);
+	assert_int_equal(nf_ota_send_deadline_ms(NF_OTA_SIZE_MAX), 4186000);
+}
+
 /* A device silent while more than the window was sent: no reading left. */
 static void test_acks_window(void **state)
 {
@@ -310,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_acks_bad),
 		cmocka_unit_test(test_acks_every_byte),
 		cmocka_unit_test(test_acks_window),
+		cmocka_unit_test(test_send_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
