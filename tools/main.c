@@ -30,8 +30,7 @@ static const struct {
      nf_info_exits},
     {"fleet", nf_cmd_fleet, "run thousands of simulated devices against one server",
      nf_fleet_exits},
-    {"push", nf_cmd_push, "upload PlatformIO builds to devices found through MQTT",
-     nf_push_exits},
+    {"push", nf_cmd_push, "upload PlatformIO builds to devices found through MQTT", nf_push_exits},
     {"ota-send", nf_cmd_ota_send, "push one image to a device over ArduinoOTA (espota)",
      nf_ota_send_exits},
     {"ota-recv", nf_cmd_ota_recv, "receive one ArduinoOTA push as a device would, then exit",
@@ -50,10 +49,11 @@ static void usage(FILE *out)
 	             "Commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\n'nofuss COMMAND --help' describes a command.\n"
-	             "  -h, --help     show this help and exit\n"
-	             "  -V, --version  show the version and exit\n\n"
-	             "Exit status (each command's --help shows its rows, and nofuss(1) the same):\n");
+	fprintf(out,
+	        "\n'nofuss COMMAND --help' describes a command.\n"
+	        "  -h, --help     show this help and exit\n"
+	        "  -V, --version  show the version and exit\n\n"
+	        "Exit status (each command's --help shows its rows, and nofuss(1) the same):\n");
 	nf_exit_rows(out, usage_row, false, "  any       ");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		char lead[EXIT_LEAD_WIDTH + 1];

@@ -355,7 +355,8 @@ static int mem_finish(struct nf_posix *p)
 	 * the server sent no x-MD5. */
 	write_result(w, &img);
 	if (img.status != NF_POSIX_MEM_VALID) {
-		nf_posix_logf(p, NULL, "flash: not committed: %s", nf_posix_mem_strstatus(img.status));
+		nf_posix_logf(p, NULL, "flash: not committed: %s",
+		              nf_posix_mem_strstatus(img.status));
 		goto done;
 	}
 	if (w->image == NF_IMAGE_FIRMWARE) {

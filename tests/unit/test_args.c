@@ -214,17 +214,19 @@ static void exit_table(void **state)
 
 	(void)state;
 	text = exit_text(rows, true, "  ");
-	assert_string_equal(text, "  0  done\n"
-	                          "  1  failed\n"
-	                          "  2  " NF_EXIT_USAGE_TEXT "\n"
-	                          "  3  a meaning long enough to be wrapped: it goes on and on past the\n"
-	                          "     seventy-ninth column, under itself\n");
+	assert_string_equal(text,
+	                    "  0  done\n"
+	                    "  1  failed\n"
+	                    "  2  " NF_EXIT_USAGE_TEXT "\n"
+	                    "  3  a meaning long enough to be wrapped: it goes on and on past the\n"
+	                    "     seventy-ninth column, under itself\n");
 	free(text);
 	text = exit_text(rows, false, "  push    ");
-	assert_string_equal(text, "  push    0  done\n"
-	                          "          1  failed\n"
-	                          "          3  a meaning long enough to be wrapped: it goes on and on past the\n"
-	                          "             seventy-ninth column, under itself\n");
+	assert_string_equal(
+	    text, "  push    0  done\n"
+	          "          1  failed\n"
+	          "          3  a meaning long enough to be wrapped: it goes on and on past the\n"
+	          "             seventy-ninth column, under itself\n");
 	free(text);
 	text = exit_text(low, true, "  "); /* bad usage last */
 	assert_string_equal(text, "  0  done\n  2  " NF_EXIT_USAGE_TEXT "\n");

@@ -391,8 +391,12 @@ static void test_read_file(void **state)
 	free(cfg);
 }
 
+/* Usable: one host's IPv4 address. Not: 0.0.0.0/8 (no host), multicast,
+ * reserved and broadcast, anything but a strict dotted quad, and IPv6 (the
+ * push is IPv4 only). */
 static void test_usable_ip(void **state)
 {
+	/* clang-format off */
 	static const struct {
 		const char *ip;
 		bool usable;
@@ -403,12 +407,12 @@ static void test_usable_ip(void **state)
 	    {"1.2.3.4", true},
 	    {"100.200.250.99", true},
 	    {"223.255.255.255", true},
-	    {"0.0.0.0", false},         /* not one host */
+	    {"0.0.0.0", false},
 	    {"0.1.2.3", false},
-	    {"224.0.0.1", false},       /* multicast */
+	    {"224.0.0.1", false},
 	    {"239.255.255.250", false},
-	    {"240.0.0.1", false},       /* reserved */
-	    {"255.255.255.255", false}, /* broadcast */
+	    {"240.0.0.1", false},
+	    {"255.255.255.255", false},
 	    {"010.1.1.1", false},
 	    {"1.02.3.4", false},
 	    {"1.2.3.00", false},
@@ -430,11 +434,12 @@ static void test_usable_ip(void **state)
 	    {"0x1.2.3.4", false},
 	    {"a.b.c.d", false},
 	    {"1.2.3.4/24", false},
-	    {"::1", false},             /* IPv6: the push is IPv4 only */
+	    {"::1", false},
 	    {"fe80::1", false},
 	    {"::ffff:192.168.1.5", false},
 	    {"[::1]", false},
 	};
+	/* clang-format on */
 	const char *why = NULL;
 
 	(void)state;

@@ -29,7 +29,8 @@ static const uint32_t pow10_[NF_OTA_ACK_WIDTH + 1] = {1, 10, 100, 1000, 10000};
 /* ---- sets of lags 0..NF_OTA_ACK_WINDOW ---- */
 
 #define LAST_WORD (NF_OTA_ACK_WORDS - 1u)
-#define LAST_MASK ((2ull << (NF_OTA_ACK_WINDOW % 64u)) - 1u) /* the bits of the last word in use */
+/* The bits of the last word in use. */
+#define LAST_MASK ((2ull << (NF_OTA_ACK_WINDOW % 64u)) - 1u)
 
 static bool lag_test(const uint64_t *s, uint64_t d)
 {
@@ -175,7 +176,9 @@ void nf_ota_acks_init(struct nf_ota_acks *a, uint32_t max_ack)
 {
 	memset(a, 0, sizeof *a);
 	a->state = NF_OTA_ACKS_RUNNING;
-	a->max_ack = max_ack == 0 ? NF_OTA_CHUNK : max_ack > NF_OTA_ACK_MAX ? NF_OTA_ACK_MAX : max_ack;
+	a->max_ack = max_ack == 0               ? NF_OTA_CHUNK
+	             : max_ack > NF_OTA_ACK_MAX ? NF_OTA_ACK_MAX
+	                                        : max_ack;
 	a->reading[0][0] = 1; /* nothing acked, nothing sent: lag 0 */
 }
 

@@ -184,8 +184,8 @@ fail:
 }
 
 int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
-                          char value[NF_PUSH_MAX_PAYLOAD], size_t *len, bool *truncated,
-                          char *err, size_t err_len)
+                          char value[NF_PUSH_MAX_PAYLOAD], size_t *len, bool *truncated, char *err,
+                          size_t err_len)
 {
 	struct session s = {topic, ST_CONNECTING, value, len, truncated, err, err_len};
 	struct mosquitto *mosq = NULL;

@@ -91,8 +91,7 @@ static void usage(FILE *out)
 
 const struct nf_exit nf_push_exits[] = {
     {NF_EXIT_OK, "ok (with --dry-run: every environment resolved)"},
-    {PUSH_EXIT_ENV,
-     "unknown environment, no topic, or an unreadable or invalid " CONFIG_DEFAULT},
+    {PUSH_EXIT_ENV, "unknown environment, no topic, or an unreadable or invalid " CONFIG_DEFAULT},
     {PUSH_EXIT_NO_IP,
      "no usable IP address (nothing retained within the timeout, a value that is not one "
      "host's IPv4 address, the broker unreachable or refusing)"},
@@ -261,8 +260,7 @@ static int find_ip(const struct nf_push_options *o, struct nf_push_job *job)
 	size_t n;
 	int rc;
 
-	rc = nf_push_mqtt_retained(&o->broker, e->topic, job->ip, &n, &truncated, err,
-	                           sizeof err);
+	rc = nf_push_mqtt_retained(&o->broker, e->topic, job->ip, &n, &truncated, err, sizeof err);
 	if (rc == NF_PUSH_MQTT_FAILED) {
 		nf_tool_error("%s: %s", e->name, err);
 		return PUSH_EXIT_NO_IP;

@@ -130,8 +130,8 @@ int nf_push_broker_parse(const char *text, int default_port, struct nf_push_brok
  * NF_PUSH_MQTT_FAILED with why in err. Call mosquitto_lib_init() first.
  * Only the broker's name lookup is not bounded by the timeout. */
 int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
-                          char value[NF_PUSH_MAX_PAYLOAD], size_t *len, bool *truncated,
-                          char *err, size_t err_len);
+                          char value[NF_PUSH_MAX_PAYLOAD], size_t *len, bool *truncated, char *err,
+                          size_t err_len);
 
 /* True when the len bytes at ip (ip[len] must be the NUL after them) are
  * an address a push can go to: an IPv4 dotted quad (four decimal octets

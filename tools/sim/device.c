@@ -382,8 +382,8 @@ static int start_services(struct device *d)
 
 		nf_ota_flash_sink_init(&d->ota_sink, &d->port, 0, &sink);
 		if (nf_ota_recv_open(&d->ota, o->ota_ip,
-		                     o->ota_port != 0 ? o->ota_port : (uint16_t)d->r.ota, &cfg, &sink,
-		                     err, sizeof err) != 0) {
+		                     o->ota_port != 0 ? o->ota_port : (uint16_t)d->r.ota, &cfg,
+		                     &sink, err, sizeof err) != 0) {
 			nf_tool_error("--ota: %s", err);
 			return DEVICE_EXIT_FLASH;
 		}
