@@ -1,17 +1,20 @@
 /*
- * args.h - what every subcommand of the `nofuss` program shares (args.c,
- * library nofuss_args): the exit statuses common to all, messages prefixed
- * with the command's name, the option tables, strict parsers for sizes,
- * counts and seconds, and whole-file reading and atomic writing.
+ * args.h - what every subcommand of the `nofuss` program shares (args.c
+ * and exits.c, library nofuss_args): the exit status table, messages
+ * prefixed with the command's name, the option tables, strict parsers for
+ * sizes, counts and seconds, and whole-file reading and atomic writing.
  *
  * The subcommands live in libraries, one folder and one header each:
  * image/ (mkimage, info), ota/ (ota-send, ota-recv), push/ (push), sign/
  * (keygen, pubkey, sign, verify) and sim/ (device, fleet); main.c maps their names to their nf_cmd_* functions. To
  * add one, write its nf_cmd_<name>() in the library it belongs to, declare
- * it in that library's header, and add it to the table in main.c.
+ * it in that library's header with its exit statuses (struct nf_exit),
+ * and add both to the table in main.c.
  *
- * Exit status shared by every subcommand: 0 ok, 2 bad usage; each
- * subcommand documents its others in its --help and in docs/man/nofuss.1.
+ * Exit status: one table (exits.c). Every subcommand exits 0 on success
+ * and 2 on bad usage; each lists its other statuses as rows of struct
+ * nf_exit beside its options, printed in its --help, all together in
+ * `nofuss --help`, and the same in docs/man/nofuss.1's EXIT STATUS.
  */
 #ifndef NOFUSS_TOOLS_ARGS_H
 #define NOFUSS_TOOLS_ARGS_H
@@ -21,8 +24,26 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define NF_EXIT_OK    0
-#define NF_EXIT_USAGE 2
+#define NF_EXIT_OK         0
+#define NF_EXIT_USAGE      2
+#define NF_EXIT_USAGE_TEXT "bad usage (an unknown option or command, a missing or bad value)"
+
+/* ---- exits.c: the exit status table ---- */
+
+/* One exit status of a subcommand; a table of them, in increasing order of
+ * code and without NF_EXIT_USAGE, ends with a NULL meaning. */
+struct nf_exit {
+	int code;
+	const char *meaning; /* one sentence, no final period */
+};
+
+/* Prints rows, one a line: lead, the status, its meaning (wrapped under
+ * itself); the lines after the first are indented as wide as lead. With
+ * usage, NF_EXIT_USAGE's row is printed in its place. */
+void nf_exit_rows(FILE *out, const struct nf_exit *rows, bool usage, const char *lead);
+/* A subcommand's --help ending: a blank line, "Exit status:", and its rows
+ * with bad usage among them. */
+void nf_exit_help(FILE *out, const struct nf_exit *rows);
 
 /* A subcommand: argv[0] is its name; prog_argv is the whole command line
  * as main() got it (for a program that re-executes itself). Returns the

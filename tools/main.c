@@ -21,19 +21,32 @@ static const struct {
 	const char *name;
 	nf_command_fn run;
 	const char *summary;
+	const struct nf_exit *exits; /* its exit statuses, bad usage aside */
 } commands[] = {
-    {"device", nf_cmd_device, "run a simulated ESP8266 that updates itself from a NoFUSS server"},
-    {"mkimage", nf_cmd_mkimage, "write a firmware or filesystem image the simulator accepts"},
-    {"info", nf_cmd_info, "print the version and kind an image carries, and check it"},
-    {"fleet", nf_cmd_fleet, "run thousands of simulated devices against one server"},
-    {"push", nf_cmd_push, "upload PlatformIO builds to devices found through MQTT"},
-    {"ota-send", nf_cmd_ota_send, "push one image to a device over ArduinoOTA (espota)"},
-    {"ota-recv", nf_cmd_ota_recv, "receive one ArduinoOTA push as a device would, then exit"},
-    {"keygen", nf_cmd_keygen, "make an RSA key pair for signed images"},
-    {"pubkey", nf_cmd_pubkey, "write a key's public half as PEM or as a sketch's C header"},
-    {"sign", nf_cmd_sign, "sign an image as the ESP8266 core verifies it"},
-    {"verify", nf_cmd_verify, "check that images are signed by a key"},
+    {"device", nf_cmd_device, "run a simulated ESP8266 that updates itself from a NoFUSS server",
+     nf_device_exits},
+    {"mkimage", nf_cmd_mkimage, "write a firmware or filesystem image the simulator accepts",
+     nf_mkimage_exits},
+    {"info", nf_cmd_info, "print the version and kind an image carries, and check it",
+     nf_info_exits},
+    {"fleet", nf_cmd_fleet, "run thousands of simulated devices against one server",
+     nf_fleet_exits},
+    {"push", nf_cmd_push, "upload PlatformIO builds to devices found through MQTT", nf_push_exits},
+    {"ota-send", nf_cmd_ota_send, "push one image to a device over ArduinoOTA (espota)",
+     nf_ota_send_exits},
+    {"ota-recv", nf_cmd_ota_recv, "receive one ArduinoOTA push as a device would, then exit",
+     nf_ota_recv_exits},
+    {"keygen", nf_cmd_keygen, "make an RSA key pair for signed images", nf_keygen_exits},
+    {"pubkey", nf_cmd_pubkey, "write a key's public half as PEM or as a sketch's C header",
+     nf_pubkey_exits},
+    {"sign", nf_cmd_sign, "sign an image as the ESP8266 core verifies it", nf_sign_exits},
+    {"verify", nf_cmd_verify, "check that images are signed by a key", nf_verify_exits},
 };
+
+#define EXIT_LEAD_WIDTH 12 /* "  ota-send  " */
+
+/* Bad usage: the same status for every command. */
+static const struct nf_exit usage_row[] = {{NF_EXIT_USAGE, NF_EXIT_USAGE_TEXT}, {0, NULL}};
 
 static void usage(FILE *out)
 {
@@ -42,10 +55,18 @@ static void usage(FILE *out)
 	             "Commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\n'nofuss COMMAND --help' describes a command.\n"
-	             "  -h, --help     show this help and exit\n"
-	             "  -V, --version  show the version and exit\n\n"
-	             "Exit status: 0 ok; 2 bad usage; each command documents its others.\n");
+	fprintf(out,
+	        "\n'nofuss COMMAND --help' describes a command.\n"
+	        "  -h, --help     show this help and exit\n"
+	        "  -V, --version  show the version and exit\n\n"
+	        "Exit status (each command's --help shows its rows, and nofuss(1) the same):\n");
+	nf_exit_rows(out, usage_row, false, "  any       ");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		char lead[EXIT_LEAD_WIDTH + 1];
+
+		snprintf(lead, sizeof lead, "  %-*s", EXIT_LEAD_WIDTH - 2, commands[i].name);
+		nf_exit_rows(out, commands[i].exits, false, lead);
+	}
 }
 
 int main(int argc, char *argv[])

@@ -16,7 +16,9 @@
  *
  * Never brick: an image is written to a .new file beside the slot that is
  * not running (or beside fs.bin), in whole sectors as the ESP's Updater
- * does, and published only by nf_port_flash_finish(): fsync the data,
+ * does, and published only by nf_port_flash_finish(): verify it whole as
+ * the bootloader would (its metadata's payload MD5 included, so a corrupt
+ * image is refused even when the server sent no x-MD5), fsync the data,
  * rename it over the slot, fsync the directory. A new firmware is then
  * recorded in the state as "trial": the next boot runs it once; if it does
  * not confirm itself (it crashed, the power went), the boot after reverts to
@@ -543,6 +545,29 @@ static int dir_write(struct nf_posix *p, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* The image written to tmp, before it is committed: whole, as the
+ * bootloader verifies a slot (headers, recorded size, ESP checksum, the
+ * payload MD5 its metadata carries) and of the kind being written. This
+ * does not need the server's x-MD5, and guards the filesystem, which has no
+ * second copy to fall back on. 0, or -1 after logging why. */
+static int verify_new(struct nf_posix *p, const char *tmp)
+{
+	struct nf_posix_flash *f = &p->flash;
+	struct nf_posix_image info;
+	char why[NF_POSIX_ERR_MAX];
+
+	if (nf_posix_image_verify_file(f->dirfd, tmp, f->size, &info, NULL, why, sizeof why) != 0) {
+		nf_posix_logf(p, NULL, "flash: not committed: %s", why);
+		return -1;
+	}
+	if (info.kind != f->image) {
+		nf_posix_logf(p, NULL, "flash: not committed: %s holds a %s image", tmp,
+		              info.kind == NF_IMAGE_FIRMWARE ? "firmware" : "filesystem");
+		return -1;
+	}
+	return 0;
+}
+
 static int dir_finish(struct nf_posix *p)
 {
 	struct nf_posix_flash *f = &p->flash;
@@ -559,7 +584,7 @@ static int dir_finish(struct nf_posix *p)
 		nf_posix_logf(p, NULL, "flash: %u of %u bytes written", f->written, f->size);
 		goto fail;
 	}
-	if (flush_sector(p) != 0)
+	if (flush_sector(p) != 0 || verify_new(p, tmp) != 0)
 		goto fail;
 	op(f, "fsync", tmp);
 	if (fsync(fd) != 0) {

@@ -14,9 +14,10 @@
  * Only the verdict and the version, flags, size and MD5 are kept: about 60
  * bytes per image, and nothing at all between writes but the struct.
  *
- * Committing is switching: a filesystem replaces the old one at once (the
- * directory renames fs.new over fs.bin), a firmware becomes the trial slot
- * of the next boot (the directory rewrites its state file). The bootloader,
+ * Committing is switching, and only an image that verified is committed (as
+ * the directory verifies its .new file): a filesystem replaces the old one
+ * at once (the directory renames fs.new over fs.bin), a firmware becomes the
+ * trial slot of the next boot (the directory rewrites its state file). The bootloader,
  * nf_posix_memflash_boot, runs the directory's own policy (bootloader.c):
  * the trial slot once, a revert when it did not confirm itself, a fallback
  * to the other slot when the confirmed one is broken, bricked when neither
@@ -38,6 +39,8 @@ struct nf_posix_memwrite {
 	uint32_t size, written;
 	bool checked_header; /* firmware: byte 3 checked against the chip size */
 	uint8_t head[NF_POSIX_IMAGE_MIN];
+	uint8_t last4[4];  /* the last bytes written: a signature trailer's length */
+	uint32_t recorded; /* the size the header records, once it is in (else UINT32_MAX) */
 	EVP_MD_CTX *whole, *payload;
 };
 
@@ -75,6 +78,7 @@ static struct nf_posix_memwrite *write_new(enum nf_image image, int target, uint
 	w->image = image;
 	w->target = target;
 	w->size = size;
+	w->recorded = UINT32_MAX;
 	w->whole = EVP_MD_CTX_new();
 	w->payload = EVP_MD_CTX_new();
 	if (w->whole == NULL || w->payload == NULL ||
@@ -86,20 +90,41 @@ static struct nf_posix_memwrite *write_new(enum nf_image image, int target, uint
 	return w;
 }
 
-/* Takes in len more bytes (the caller has checked they fit w->size). */
+/* Keeps the last 4 bytes written, for a signature trailer's length. */
+static void keep_last4(struct nf_posix_memwrite *w, const uint8_t *data, size_t len)
+{
+	if (len >= sizeof w->last4) {
+		memcpy(w->last4, data + len - sizeof w->last4, sizeof w->last4);
+		return;
+	}
+	memmove(w->last4, w->last4 + len, sizeof w->last4 - len);
+	memcpy(w->last4 + sizeof w->last4 - len, data, len);
+}
+
+/* Takes in len more bytes (the caller has checked they fit w->size). The
+ * payload MD5 covers [NF_POSIX_IMAGE_MIN, recorded size): a signature
+ * trailer after the image is not part of it, as on the directory flash. */
 static int write_feed(struct nf_posix_memwrite *w, const uint8_t *data, size_t len)
 {
-	size_t head = 0;
+	struct nf_posix_image info;
+	size_t head = 0, payload;
 
 	if (w->written < NF_POSIX_IMAGE_MIN) {
 		head = NF_POSIX_IMAGE_MIN - w->written;
 		if (head > len)
 			head = len;
 		memcpy(w->head + w->written, data, head);
+		if (w->written + head == NF_POSIX_IMAGE_MIN &&
+		    nf_posix_image_parse(w->head, NF_POSIX_IMAGE_MIN, &info, NULL, 0) == 0)
+			w->recorded = info.size;
 	}
+	payload = len - head;
+	if (w->written + len > w->recorded)
+		payload = w->written + head >= w->recorded ? 0 : w->recorded - w->written - head;
 	if (EVP_DigestUpdate(w->whole, data, len) != 1 ||
-	    (len > head && EVP_DigestUpdate(w->payload, data + head, len - head) != 1))
+	    (payload > 0 && EVP_DigestUpdate(w->payload, data + head, payload) != 1))
 		return -1;
+	keep_last4(w, data, len);
 	w->written += (uint32_t)len;
 	return 0;
 }
@@ -126,7 +151,7 @@ static void write_result(struct nf_posix_memwrite *w, struct nf_posix_memimage *
 	out->flags = info.flags;
 	out->kind = (uint8_t)info.kind;
 	len = 0;
-	if (info.size != w->written)
+	if (info.size != w->written && !nf_posix_signed_tail_bytes(w->last4, info.size, w->written))
 		out->status = NF_POSIX_MEM_SIZE;
 	else if (EVP_DigestFinal_ex(w->payload, digest, &len) != 1 || len != 16 ||
 	         memcmp(digest, info.payload_md5, 16) != 0)
@@ -340,6 +365,7 @@ static int mem_finish(struct nf_posix *p)
 {
 	struct nf_posix_memflash *m = mem_of(p);
 	struct nf_posix_memwrite *w = m->w;
+	struct nf_posix_memimage img;
 	int rc = -1;
 
 	if (w == NULL)
@@ -348,17 +374,23 @@ static int mem_finish(struct nf_posix *p)
 		nf_posix_logf(p, NULL, "flash: %u of %u bytes written", w->written, w->size);
 		goto done;
 	}
-	/* Committed whatever it holds, as the directory renames whatever it
-	 * wrote: the bootloader judges it (the core has checked length and
-	 * x-MD5 already). */
+	/* Committed only when it verifies whole, as the directory verifies
+	 * the file it wrote: its metadata's payload MD5 is checked even when
+	 * the server sent no x-MD5. */
+	write_result(w, &img);
+	if (img.status != NF_POSIX_MEM_VALID) {
+		nf_posix_logf(p, NULL, "flash: not committed: %s",
+		              nf_posix_mem_strstatus(img.status));
+		goto done;
+	}
 	if (w->image == NF_IMAGE_FIRMWARE) {
 		struct nf_posix_slots next, now = get_slots(m);
 
-		write_result(w, &m->slot[w->target]);
+		m->slot[w->target] = img;
 		nf_posix_slots_try(&now, w->target, &next);
 		set_slots(m, &next);
 	} else {
-		write_result(w, &m->fs);
+		m->fs = img;
 	}
 	rc = 0;
 done:

@@ -101,15 +101,23 @@ bool nf_posix_sign_committable(struct nf_posix *p)
 	return p->sign_key == NULL || p->sign_accepted || nf_port_flash_verify(p) == 0;
 }
 
+bool nf_posix_signed_tail_bytes(const unsigned char last4[4], uint32_t recorded, uint64_t size)
+{
+	uint32_t len;
+
+	if (size <= (uint64_t)recorded + NF_SIGN_LEN_FIELD)
+		return false;
+	len = (uint32_t)last4[0] | (uint32_t)last4[1] << 8 | (uint32_t)last4[2] << 16 |
+	      (uint32_t)last4[3] << 24;
+	return len <= NF_SIGN_MAX_SIG && (uint64_t)recorded + len + NF_SIGN_LEN_FIELD == size;
+}
+
 bool nf_posix_signed_tail(int fd, uint32_t recorded, off_t size)
 {
 	unsigned char last4[NF_SIGN_LEN_FIELD];
-	uint32_t len;
 
 	if (size - (off_t)recorded <= NF_SIGN_LEN_FIELD ||
 	    pread(fd, last4, sizeof last4, size - NF_SIGN_LEN_FIELD) != (ssize_t)sizeof last4)
 		return false;
-	len = (uint32_t)last4[0] | (uint32_t)last4[1] << 8 | (uint32_t)last4[2] << 16 |
-	      (uint32_t)last4[3] << 24;
-	return len <= NF_SIGN_MAX_SIG && (off_t)recorded + len + NF_SIGN_LEN_FIELD == size;
+	return nf_posix_signed_tail_bytes(last4, recorded, (uint64_t)size);
 }

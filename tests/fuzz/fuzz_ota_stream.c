@@ -3,8 +3,10 @@
  * from the network (tools/ota/proto.c): the invitation, the AUTH challenge
  * and its answer (each datagram parsed whole), and the device's ack stream
  * fed in pieces whose sizes and the host's sent counts come from the input.
- * Checks the parsers' own invariants: acked never exceeds sent, the text
- * stays NUL-terminated within its buffer, a parsed invitation re-formats.
+ * Checks the parsers' own invariants: acked never exceeds sent, the exact
+ * account is never behind by more than was sent and says "all acked" only
+ * when it is behind by nothing, the text stays NUL-terminated within its
+ * buffer, a parsed invitation re-formats.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		nf_ota_acks_feed(&a, data + off, piece);
 		off += piece;
 		if (a.acked > a.sent || a.text_len >= sizeof a.text ||
-		    strlen(a.text) != a.text_len)
+		    strlen(a.text) != a.text_len || nf_ota_acks_behind(&a) > a.sent ||
+		    nf_ota_acks_all(&a) != (nf_ota_acks_behind(&a) == 0))
 			abort();
 	}
 	nf_ota_acks_end(&a);

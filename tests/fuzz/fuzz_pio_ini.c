@@ -6,8 +6,9 @@
  * leaves no environment; a success gives unique, non-empty names, ports in
  * range, a password only when there is one, build paths that end where
  * PlatformIO puts images, and per-environment problems that name the file.
- * The same bytes, as a C string, also go through nf_push_valid_ip(), which
- * must agree with inet_pton(AF_INET) on everything without a ':'.
+ * The same bytes, up to 79 of them, also go through nf_push_usable_ip(),
+ * which must take exactly what inet_pton(AF_INET) takes as a C string,
+ * without a NUL inside, whose first octet is 1 to 223.
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -59,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char text[80];
 	struct in_addr a4;
 	size_t n;
+	bool want;
 
 	if (nf_push_config_parse_string((const char *)data, size, ORIGIN, "", &cfg) != 0) {
 		if (cfg.count != 0 || strncmp(cfg.error, ORIGIN ":", sizeof ORIGIN) != 0)
@@ -73,8 +75,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size < sizeof text - 1 ? size : sizeof text - 1;
 	memcpy(text, data, n);
 	text[n] = '\0';
-	if (strchr(text, ':') == NULL &&
-	    nf_push_valid_ip(text) != (inet_pton(AF_INET, text, &a4) == 1))
+	want = memchr(text, '\0', n) == NULL && inet_pton(AF_INET, text, &a4) == 1 &&
+	       (ntohl(a4.s_addr) >> 24) >= 1 && (ntohl(a4.s_addr) >> 24) <= 223;
+	if (nf_push_usable_ip(text, n, NULL) != want)
 		abort();
 	return 0;
 }

@@ -367,6 +367,51 @@ class CrashAtBootTest(DeviceTest):
         self.assertIn("[sim] 3 boots without a check: boot loop, giving up", r.lines)
 
 
+COMMANDS = ("device", "mkimage", "info", "fleet", "push", "ota-send", "ota-recv", "keygen", "pubkey",
+            "sign", "verify")
+
+
+def help_exit_table(text):
+    """`nofuss --help`'s exit status table: {command: [(code, meaning)]}."""
+    table, cmd = {}, None
+    for line in text.split("Exit status", 1)[1].splitlines()[1:]:
+        m = re.match(r"^  (\S+) +(\d)  (.*)$", line)
+        if m:
+            cmd = m.group(1)
+            table[cmd] = [[int(m.group(2)), m.group(3)]]
+            continue
+        m = re.match(r"^ +(\d)  (.*)$", line)
+        if m:
+            table[cmd].append([int(m.group(1)), m.group(2)])
+        elif line.strip():
+            table[cmd][-1][1] += " " + line.strip()
+    return {c: [tuple(row) for row in rows] for c, rows in table.items()}
+
+
+def command_exit_rows(text):
+    """A command's --help exit status rows: [(code, meaning)]."""
+    rows = []
+    for line in text.split("\nExit status:\n", 1)[1].splitlines():
+        m = re.match(r"^  (\d)  (.*)$", line)
+        if m:
+            rows.append([int(m.group(1)), m.group(2)])
+        elif line.strip():
+            rows[-1][1] += " " + line.strip()
+    return [tuple(row) for row in rows]
+
+
+def man_exit_table(roff):
+    """The man page's EXIT STATUS: {".B" heading: [(code, meaning)]}."""
+    section = roff.split(".SH EXIT STATUS\n", 1)[1].split("\n.SH ", 1)[0]
+    table = {}
+    for entry in section.split(".TP\n")[1:]:
+        head, _, body = entry.partition("\n")
+        rows = [" ".join(r.split()) for r in body.replace("\\-", "-").split(".br\n")]
+        table[head[len(".B "):].replace("\\-", "-")] = [
+            (int(r.split(" ", 1)[0]), r.split(" ", 1)[1]) for r in rows if r]
+    return table
+
+
 class CommandLineTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="nofuss-cli-")
@@ -389,6 +434,28 @@ class CommandLineTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, cmd)
             for word in words:
                 self.assertIn(word, r.stdout, cmd)
+
+    def test_exit_status_is_one_table(self):
+        """The exit statuses: `nofuss --help`'s table, each command's
+        --help, and the man page's EXIT STATUS hold the same rows, and bad
+        usage is 2 for every command."""
+        table = help_exit_table(nofuss("--help").stdout)
+        usage = table.pop("any")
+        self.assertEqual([code for code, _ in usage], [2])
+        self.assertEqual(sorted(table), sorted(COMMANDS))
+        for cmd in COMMANDS:
+            with self.subTest(cmd=cmd):
+                rows = sorted(table[cmd] + usage)
+                r = nofuss(cmd, "--help")
+                self.assertEqual(r.returncode, 0)
+                self.assertEqual(command_exit_rows(r.stdout), rows)
+                self.assertNotIn(2, [code for code, _ in table[cmd]])
+                r = nofuss(cmd, "--no-such-option")
+                self.assertEqual(r.returncode, 2, r.stderr)
+        with open(os.path.join(SOURCE, "docs", "man", "nofuss.1")) as f:
+            man = man_exit_table(f.read())
+        self.assertEqual(man.pop("any command"), usage)
+        self.assertEqual(man, {"nofuss " + cmd: rows for cmd, rows in table.items()})
 
     def test_bad_usage_exit_2(self):
         flash = os.path.join(self.tmp, "flash")

@@ -1,6 +1,8 @@
 """Faults on the way from nofussd to the simulated device: a small proxy on
 loopback between them cuts the image transfer at 0%, 10%, ... 90%, resets
-the connection, rewrites x-MD5, or sends one byte less than Content-Length;
+the connection, rewrites x-MD5, drops x-MD5 and flips a byte of the image
+(which only the port's own check of the image can catch), or sends one
+byte less than Content-Length;
 the rules point at a firmware not starting with 0xE9, at one too big for the
 slot, at one whose header asks for a bigger flash chip. Each time the device
 must not commit anything (its flash directory is byte for byte unchanged)
@@ -143,6 +145,11 @@ class Proxy:
             conn.sendall(rhead + b"\r\n\r\n" + body)
             return len(body)
         _, action, arg = fault
+        if action == "nomd5-flip":  # no x-MD5, and byte `arg` of the body flipped
+            lines = [l for l in rhead.split(b"\r\n") if not l.lower().startswith(b"x-md5:")]
+            body = body[:arg] + bytes([body[arg] ^ 0xFF]) + body[arg + 1:]
+            conn.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+            return len(body)
         if action == "md5":
             lines = [l if not l.lower().startswith(b"x-md5:") else b"x-MD5: " + arg.encode()
                      for l in rhead.split(b"\r\n")]
@@ -208,10 +215,10 @@ class FaultTest(DeviceTest):
         before = flash_digest(device.flash)
         done = self.proxy.faults_done
         self.proxy.fault = fault
-        r = device.run("--once")
+        r = self.last_run = device.run("--once")
         self.proxy.fault = None
         # A transfer that stops short is resumed, and broken again each time.
-        tries = 1 if fault[1] == "md5" else 1 + RESUMES
+        tries = 1 if fault[1] in ("md5", "nomd5-flip") else 1 + RESUMES
         self.assertEqual(self.proxy.faults_done, done + tries, str(r))
         self.assert_untouched(device, before, r, message, error)
         return device
@@ -244,6 +251,20 @@ class FaultTest(DeviceTest):
         device = self.faulty_run(("spiffs", "md5", "0123"), "FILESYSTEM_UPDATE_ERROR",
                                  "x-MD5 is not 32 hex characters", rules=FS_AND_FW)
         self.assert_updates(device)
+
+    def test_corrupt_image_without_md5(self):
+        # No x-MD5 to compare with: the port checks the payload MD5 the
+        # image's own metadata carries before it commits anything. The
+        # filesystem has no second copy: without that check it would be
+        # committed and the device would boot with fs=invalid.
+        flip = 20000  # in the payload (after the 128-byte header)
+        for mode, message, rules in (("spiffs", "FILESYSTEM_UPDATE_ERROR", FS_AND_FW),
+                                     ("sketch", "FIRMWARE_UPDATE_ERROR", FW_ONLY)):
+            with self.subTest(mode=mode):
+                device = self.faulty_run((mode, "nomd5-flip", flip), message,
+                                         "flash write failed", rules=rules)
+                self.assertIn("payload MD5 mismatch", self.last_run.out)
+                self.assert_updates(device, fs="0.1.1" if mode == "spiffs" else "0.1.0")
 
     def test_truncated(self):
         device = self.faulty_run(("sketch", "truncate", 1), "FIRMWARE_UPDATE_ERROR",

@@ -25,6 +25,7 @@ FLEET_TIMEOUT = 25        # seconds: the fleet's own --timeout
 RUN_TIMEOUT = 60.0        # the subprocess's
 BAD_MAGIC = "firmware does not start with 0xE9 or 0x1F"
 REVERTED = "new firmware did not confirm its trial boot (reverted)"
+FLASH_FAILED = "flash write failed"
 CHECK_RX = re.compile(r"MAC: (\S+) DEVICE: (\S+) VERSION: (\S+) BUILD: \S* UPDATE: (\S+)$")
 IO_TIMEOUT = 10.0
 
@@ -186,11 +187,12 @@ class UpdateTest(FleetTest):
         self.assertEqual((r["checks"], r["crashes"], r["reverted"], r["boots"]),
                          (40, 40, 40, 100))
 
-    def test_corrupt_image_is_not_booted(self):
+    def test_corrupt_image_is_not_committed(self):
         """A firmware file corrupted on the server: its x-MD5 is computed
         from the corrupt bytes, so the core takes it, but the memory flash
-        finds its payload MD5 wrong, as the directory's bootloader would: the
-        trial boot is refused and the device stays on 0.1.0."""
+        finds its payload MD5 wrong before it commits anything, as the
+        directory does: the update fails (FIRMWARE_UPDATE_ERROR, flash write
+        failed), nothing reboots, and the devices stay on 0.1.0."""
         fw = bytearray(image_bytes(self.tmp, "0.1.1"))
         fw[5000] ^= 0xFF
         self.data.add_file("firmware/torn.bin", bytes(fw))
@@ -202,12 +204,13 @@ class UpdateTest(FleetTest):
                        "--reboot-delay", "0.02", "--verbose", "-q", n=20)
         self.assertEqual(r.rc, 1, str(r))
         self.assertEqual((r["failed"], r["updated"]), (20, 0), str(r))
-        self.assertEqual(r["failed_by_error"], {REVERTED: 20})
+        self.assertEqual(r["failed_by_error"], {FLASH_FAILED: 20})
         self.assertEqual((r["checks"], r["checks_failed"], r["crashes"], r["reverted"]),
-                         (40, 0, 0, 40))
+                         (40, 40, 0, 0))
+        self.assertEqual((r["boots"], r["updates_installed"]), (20, 0))
         self.assertEqual(r["firmware_versions"], {"0.1.0": 20})
-        self.assertIn("[%s] TEST 0.1.0: boot: slot b is not bootable: payload MD5 mismatch "
-                      "(corrupt or mixed image): booting slot a" % mac(3), r.err)
+        self.assertIn("[%s] TEST 0.1.0: FIRMWARE_UPDATE_ERROR: flash write failed"
+                      % mac(3), r.err)
 
     def test_duration_and_interval(self):
         """Without --until-updated devices check every --interval until

@@ -3,8 +3,11 @@ against `nofuss ota-recv` (happy path into a file, a firmware into a flash
 directory that then holds it on trial, wrong password, an image too big,
 a transfer cut midway), a fake espota.py host written here from the
 protocol text against ota-recv, and a fake ArduinoOTA device against
-ota-send whose acks run together and arrive split. Loopback addresses only;
-the receivers pause 50 ms instead of the device's 1 s."""
+ota-send whose acks run together and arrive split. Hostile devices against
+ota-send: an "OK" before the whole image was acknowledged is not success,
+a device that dribbles acks is stopped by the push's deadline, an empty
+answer and a cut transfer are reported in plain words. Loopback addresses
+only; the receivers pause 50 ms instead of the device's 1 s."""
 import hashlib
 import os
 import re
@@ -25,6 +28,7 @@ WAIT = 20.0  # one process; every run here is far shorter
 
 # ota-send's exit status
 SEND_OK, SEND_NO_ANSWER, SEND_AUTH, SEND_DEVICE_ERR, SEND_CUT, SEND_FINAL = 0, 3, 4, 5, 7, 8
+SEND_PROTOCOL = 9
 # ota-recv's
 RECV_OK, RECV_FAILED, RECV_AUTH = 0, 1, 4
 
@@ -195,6 +199,8 @@ class OtaTest(unittest.TestCase):
         r = Receiver("-o", self.path("out.bin"), "--cut-after", "20000")
         rc, out, err = send(r.port, img)
         self.assertEqual(rc, SEND_CUT, err)
+        self.assertIn("transfer cut: ", err)
+        self.assertNotIn("transfer cut: transfer cut", err)
         rrc, rout, rerr = r.finish()
         self.assertEqual(rrc, RECV_FAILED)
         self.assertIn("cut", rerr)
@@ -433,6 +439,112 @@ class OtaTest(unittest.TestCase):
         self.assertEqual(rc, SEND_DEVICE_ERR, err)
         self.assertTrue(res["invite"].startswith(b"100 "))
         self.assertIn("Not Enough Space", err)
+
+    # ---- hostile devices against ota-send ----
+
+    def hostile_device(self, transfer, answer=b"OK"):
+        """A device that answers the invitation with `answer` (None: an
+        empty datagram and nothing more) and then runs transfer(conn, size)
+        on the connection back, in a thread. Returns (port, thread)."""
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((DEVICE_IP, 0))
+        udp.settimeout(10)
+
+        def run():
+            try:
+                msg, host = udp.recvfrom(256)
+                _, port, size, _ = msg.decode().split()
+                udp.sendto(answer if answer is not None else b"", host)
+                if answer != b"OK":
+                    return
+                with socket.create_connection((host[0], int(port)), timeout=10) as conn:
+                    transfer(conn, int(size))
+            except OSError:
+                pass
+            finally:
+                udp.close()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return udp.getsockname()[1], t
+
+    def test_ok_after_the_first_chunk_is_not_success(self):
+        # The device takes one chunk, acks it and says OK: 1,460 of 262,144
+        # bytes arrived.
+        def transfer(conn, size):
+            got = conn.recv(CHUNK)
+            conn.sendall(str(len(got)).encode() + b"OK")
+            time.sleep(0.2)
+
+        img = self.write("fw.bin", firmware_bytes(256 * 1024))
+        port, t = self.hostile_device(transfer)
+        rc, out, err = send(port, img)
+        t.join(WAIT)
+        self.assertEqual(rc, SEND_PROTOCOL, out + err)
+        self.assertIn("answered OK after only 1460 of 262144 bytes were sent", err)
+        self.assertNotIn("bytes sent, device answered OK", out)
+
+    def test_ok_without_acking_the_last_bytes_is_not_success(self):
+        # Every byte arrives, but the last read is never acked before OK.
+        def transfer(conn, size):
+            got = 0
+            while got < size:
+                piece = conn.recv(CHUNK)
+                if not piece:
+                    return
+                got += len(piece)
+                if got < size:
+                    conn.sendall(str(len(piece)).encode())
+            conn.sendall(b"OK")
+            time.sleep(0.2)
+
+        size = 10 * CHUNK + 300
+        img = self.write("fw.bin", firmware_bytes(size))
+        port, t = self.hostile_device(transfer)
+        rc, out, err = send(port, img)
+        t.join(WAIT)
+        self.assertEqual(rc, SEND_PROTOCOL, out + err)
+        self.assertIn("acks account for at most %d of %d bytes" % (size - 300, size), err)
+
+    def test_deadline_stops_a_dribbling_device(self):
+        # One ack digit every 0.3 s: each wait for an ack is answered in
+        # time, and only the deadline ends the push.
+        def transfer(conn, size):
+            conn.settimeout(0.3)
+            for _ in range(40):
+                try:
+                    if conn.recv(65536) == b"":
+                        return
+                except socket.timeout:
+                    pass
+                conn.sendall(b"1")
+
+        img = self.write("fw.bin", firmware_bytes(20 * CHUNK))
+        port, t = self.hostile_device(transfer)
+        started = time.monotonic()
+        rc, out, err = send(port, img, "--deadline", "2")
+        took = time.monotonic() - started
+        t.join(WAIT)
+        self.assertEqual(rc, SEND_CUT, out + err)
+        self.assertIn("the push's deadline of 2.0 s passed", err)
+        self.assertGreaterEqual(took, 2.0)
+        self.assertLess(took, 5.0)
+
+    def test_empty_answer_is_named(self):
+        img = self.write("fw.bin", firmware_bytes(3000))
+        port, t = self.hostile_device(None, answer=None)
+        rc, out, err = send(port, img)
+        t.join(WAIT)
+        self.assertEqual(rc, SEND_NO_ANSWER, err)
+        self.assertIn("to the invitation: an empty datagram", err)
+        self.assertNotIn("Success", err)
+
+    def test_deadline_in_help(self):
+        p = subprocess.run([NOFUSS, "ota-send", "--help"], capture_output=True, text=True,
+                           timeout=WAIT)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("--deadline SEC", p.stdout)
+        self.assertIn("90 s plus", p.stdout)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ timeout); the upload and its proof are in test_push.py. Without --dry-run
 push uploads: here only once, to a fake device on loopback that refuses
 the image (exit 4, upload failed).
 
-Exit codes under test (the original deploy script's): 1 bad usage, 2
-unknown environment or no topic, 3 no valid IP, 4 upload failed.
+Exit codes under test (the table every subcommand shares, nofuss --help):
+1 unknown environment, no topic or no project file, 2 bad usage, 3 no
+usable IP, 4 upload failed.
 """
+EXIT_PROJECT, EXIT_USAGE = 1, 2
 import os
 import shutil
 import socket
@@ -163,10 +165,39 @@ class PushDiscoveryTest(PushTestBase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(" ip=10.0.0.7 port=3232 auth=no ", p.stdout)
 
-    def test_ipv6_address(self):
+    def test_ipv6_address_is_refused(self):
+        # The push (ArduinoOTA, espota) is IPv4 only: no usable address.
         p = self.push("-n", "v6")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn(" ip=fe80::1 ", p.stdout)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertIn("no usable IP address", p.stderr)
+        self.assertIn("'fe80::1' is an IPv6 address", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_unusable_addresses_are_refused(self):
+        # Each retained value in turn, published raw (a NUL included).
+        ini = os.path.join(self.project.dir, "odd.ini")
+        with open(ini, "w") as f:
+            f.write("[env:odd]\ntopic = %s\n" % self.topic("odd"))
+        image = os.path.join(self.project.dir, "odd.bin")
+        with open(image, "wb") as f:
+            f.write(b"\xe9" * 100)
+        for value, quoted, why in (
+                (b"::1", "'::1'", "IPv4 only"),
+                (b"127.0.0.1\0evil", "'127.0.0.1\\x00evil'", "not an IPv4 dotted quad"),
+                (b"0.0.0.0", "'0.0.0.0'", "not a host's address"),
+                (b"255.255.255.255", "'255.255.255.255'", "broadcast"),
+                (b"224.0.0.1", "'224.0.0.1'", "multicast"),
+                (b"239.255.255.250", "'239.255.255.250'", "multicast")):
+            with self.subTest(value=value):
+                subprocess.run([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(self.broker.port),
+                                "-t", self.topic("odd"), "-r", "-s"], input=value,
+                               check=True, timeout=RUN_TIMEOUT)
+                p = self.push("-n", "-c", ini, "--file", image, "odd")
+                self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+                self.assertIn("no usable IP address on topic '%s': %s is "
+                              % (self.topic("odd"), quoted), p.stderr)
+                self.assertIn(why, p.stderr)
+                self.assertEqual(p.stdout, "")
 
     def test_filesystem_image(self):
         p = self.push("-n", "--fs", "washer")
@@ -198,22 +229,22 @@ class PushDiscoveryTest(PushTestBase):
     def test_invalid_ip_is_quoted(self):
         p = self.push("-n", "bogus")
         self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
-        self.assertIn("'010.1.1.1'", p.stderr)
+        self.assertIn("'010.1.1.1' is not an IPv4 dotted quad", p.stderr)
         self.assertEqual(p.stdout, "")
 
     def test_unknown_environment(self):
         p = self.push("-n", "nosuch")
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, EXIT_PROJECT)
         self.assertIn("unknown environment 'nosuch'", p.stderr)
 
     def test_environment_without_topic(self):
         p = self.push("-n", "notopic")
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, EXIT_PROJECT)
         self.assertIn("no topic", p.stderr)
 
     def test_missing_config_file(self):
         p = self.push("-n", "washer", "-c", os.path.join(self.project.dir, "nope.ini"))
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, EXIT_PROJECT)
         self.assertIn("nope.ini", p.stderr)
 
     def test_bad_usage(self):
@@ -222,7 +253,7 @@ class PushDiscoveryTest(PushTestBase):
                      ["--broker", "host:notaport", "washer"]):
             with self.subTest(args=args):
                 p = self.push(*args)
-                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertEqual(p.returncode, EXIT_USAGE, p.stderr)
                 self.assertNotEqual(p.stderr, "")
 
     def test_help(self):
@@ -231,12 +262,13 @@ class PushDiscoveryTest(PushTestBase):
         self.assertIn("Exit status", p.stdout)
 
     def test_all_resolves_every_environment_with_a_topic(self):
-        # silent (nothing retained) and bogus (invalid) make --all fail with
-        # 3, after resolving and printing the others.
+        # silent (nothing retained), bogus (invalid) and v6 (IPv6) make
+        # --all fail with 3, after resolving and printing the others.
         p = self.push("-n", "--all", "--timeout", "1")
         self.assertEqual(p.returncode, 3, p.stderr)
-        for env in ("washer", "dryer", "lamp", "v6"):
+        for env in ("washer", "dryer", "lamp"):
             self.assertIn("%s: topic=" % env, p.stdout)
+        self.assertNotIn("v6: topic=", p.stdout)
         self.assertNotIn("notopic", p.stdout + p.stderr)
 
     def test_all_succeeds_when_every_environment_resolves(self):
@@ -300,7 +332,7 @@ class PushDiscoveryTest(PushTestBase):
 
     def test_no_upload_when_one_environment_fails(self):
         p = self.push("washer", "nosuch")
-        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.returncode, EXIT_PROJECT, p.stderr)
         self.assertNotIn("upload", p.stdout + p.stderr)
 
 

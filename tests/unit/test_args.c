@@ -4,7 +4,8 @@
  * (--name VALUE, --name=VALUE, an unambiguous prefix, -x VALUE, clustered
  * flags, options after operands), --help, unknown and ambiguous options,
  * missing and bad values (with the message naming the option), and the
- * setter by name.
+ * setter by name. Also the exit status table's printer (tools/exits.c):
+ * bad usage in its place, long meanings wrapped under themselves.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -186,6 +187,52 @@ static void no_operands(void **state)
 	assert_int_equal(nf_opts_no_operands(3, (char *[]){"test", "-v", "extra", NULL}), -1);
 }
 
+/* The rows as nf_exit_rows prints them, into a string the caller frees. */
+static char *exit_text(const struct nf_exit *rows, bool usage, const char *lead)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	assert_non_null(out);
+	nf_exit_rows(out, rows, usage, lead);
+	fclose(out);
+	return text;
+}
+
+static void exit_table(void **state)
+{
+	static const struct nf_exit rows[] = {
+	    {0, "done"},
+	    {1, "failed"},
+	    {3, "a meaning long enough to be wrapped: it goes on and on past the seventy-ninth "
+	        "column, under itself"},
+	    {0, NULL},
+	};
+	static const struct nf_exit low[] = {{0, "done"}, {0, NULL}};
+	char *text;
+
+	(void)state;
+	text = exit_text(rows, true, "  ");
+	assert_string_equal(text,
+	                    "  0  done\n"
+	                    "  1  failed\n"
+	                    "  2  " NF_EXIT_USAGE_TEXT "\n"
+	                    "  3  a meaning long enough to be wrapped: it goes on and on past the\n"
+	                    "     seventy-ninth column, under itself\n");
+	free(text);
+	text = exit_text(rows, false, "  push    ");
+	assert_string_equal(
+	    text, "  push    0  done\n"
+	          "          1  failed\n"
+	          "          3  a meaning long enough to be wrapped: it goes on and on past the\n"
+	          "             seventy-ninth column, under itself\n");
+	free(text);
+	text = exit_text(low, true, "  "); /* bad usage last */
+	assert_string_equal(text, "  0  done\n  2  " NF_EXIT_USAGE_TEXT "\n");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +241,7 @@ int main(void)
 	    cmocka_unit_test(bad_values_name_the_option),
 	    cmocka_unit_test(setter_by_name),
 	    cmocka_unit_test(no_operands),
+	    cmocka_unit_test(exit_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

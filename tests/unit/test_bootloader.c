@@ -6,7 +6,9 @@
  * nf_port_flash_* for an update), and expects the same boots: a new
  * firmware gets one trial boot, reverts when it does not confirm or does
  * not verify, a broken confirmed slot falls back to the other one, and no
- * bootable slot is bricked (errno ENOEXEC).
+ * bootable slot is bricked (errno ENOEXEC). An update that does not verify
+ * whole (a flipped byte, which the server's missing x-MD5 would not catch)
+ * is refused by the flash's finish on both backends, and nothing changes.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -32,6 +34,7 @@ struct rig {
 	struct nf_posix_memflash mem;
 	bool memory;
 	char dir[512];
+	struct nf_posix_boot last; /* what the last expect_boot booted */
 };
 
 static void build(uint8_t *buf, enum nf_image kind, const char *version)
@@ -79,18 +82,19 @@ static void rig_close(struct rig *r)
 	nf_posix_destroy(&r->port);
 }
 
-/* Boots and expects slot ("a" or "b"), how and the version booted. */
+/* Boots and expects slot ("a" or "b"), how and the version booted; the
+ * boot is left in r->last. */
 static void expect_boot(struct rig *r, const char *slot, enum nf_posix_boot_how how,
                         const char *version)
 {
-	struct nf_posix_boot b;
+	struct nf_posix_boot *b = &r->last;
 	char err[NF_POSIX_ERR_MAX];
 
-	if (nf_posix_boot(&r->port, &b, err, sizeof err) != 0)
+	if (nf_posix_boot(&r->port, b, err, sizeof err) != 0)
 		fail_msg("%s: boot: %s", r->memory ? "memory" : "directory", err);
-	assert_string_equal(nf_posix_slot_name(b.slot), slot);
-	assert_int_equal(b.how, how);
-	assert_string_equal(b.firmware.version, version);
+	assert_string_equal(nf_posix_slot_name(b->slot), slot);
+	assert_int_equal(b->how, how);
+	assert_string_equal(b->firmware.version, version);
 }
 
 static void confirm(struct rig *r)
@@ -100,19 +104,26 @@ static void confirm(struct rig *r)
 	assert_int_equal(nf_posix_confirm(&r->port, err, sizeof err), 0);
 }
 
-/* An update of the running device to version, as the core writes it;
- * corrupt flips one payload byte on the way (the image then fails its
- * payload MD5 at the next boot). */
-static void update(struct rig *r, const char *version, bool corrupt)
+/* Writes an image of kind `kind` to version through the port's flash
+ * calls, as the core writes it, and returns what finish answers; flip (a
+ * byte offset, or -1) is flipped on the way; as_kind is where it goes. */
+static int write_image(struct rig *r, enum nf_image kind, enum nf_image as_kind,
+                       const char *version, long flip)
 {
-	static uint8_t fw[IMAGE_SIZE];
+	static uint8_t img[IMAGE_SIZE];
 
-	build(fw, NF_IMAGE_FIRMWARE, version);
-	if (corrupt)
-		fw[IMAGE_SIZE - 1] ^= 0xFF;
-	assert_int_equal(nf_port_flash_begin(&r->port, NF_IMAGE_FIRMWARE, IMAGE_SIZE), 0);
-	assert_int_equal(nf_port_flash_write(&r->port, fw, IMAGE_SIZE), 0);
-	assert_int_equal(nf_port_flash_finish(&r->port), 0);
+	build(img, kind, version);
+	if (flip >= 0)
+		img[flip] ^= 0xFF;
+	assert_int_equal(nf_port_flash_begin(&r->port, as_kind, IMAGE_SIZE), 0);
+	assert_int_equal(nf_port_flash_write(&r->port, img, IMAGE_SIZE), 0);
+	return nf_port_flash_finish(&r->port);
+}
+
+/* A good firmware update of the running device to version. */
+static void update(struct rig *r, const char *version)
+{
+	assert_int_equal(write_image(r, NF_IMAGE_FIRMWARE, NF_IMAGE_FIRMWARE, version, -1), 0);
 }
 
 /* Breaks the image in slot (0 a, 1 b) behind the bootloader's back. */
@@ -136,7 +147,7 @@ static void scenario_trial_then_confirmed(struct rig *r)
 {
 	expect_boot(r, "a", NF_POSIX_BOOT_NORMAL, "1.0");
 	confirm(r);
-	update(r, "2.0", false);
+	update(r, "2.0");
 	expect_boot(r, "b", NF_POSIX_BOOT_TRIAL, "2.0");
 	confirm(r);
 	expect_boot(r, "b", NF_POSIX_BOOT_NORMAL, "2.0");
@@ -146,21 +157,15 @@ static void scenario_trial_then_confirmed(struct rig *r)
 /* Boots and expects the revert to slot a (1.0), for the reason given. */
 static void expect_revert(struct rig *r, const char *why)
 {
-	struct nf_posix_boot b;
-	char err[NF_POSIX_ERR_MAX];
-
-	assert_int_equal(nf_posix_boot(&r->port, &b, err, sizeof err), 0);
-	assert_string_equal(nf_posix_slot_name(b.slot), "a");
-	assert_int_equal(b.how, NF_POSIX_BOOT_REVERTED);
-	assert_string_equal(b.firmware.version, "1.0");
-	assert_true(strncmp(b.why, why, strlen(why)) == 0);
+	expect_boot(r, "a", NF_POSIX_BOOT_REVERTED, "1.0");
+	assert_true(strncmp(r->last.why, why, strlen(why)) == 0);
 }
 
 static void scenario_unconfirmed_trial_reverts(struct rig *r)
 {
 	expect_boot(r, "a", NF_POSIX_BOOT_NORMAL, "1.0");
 	confirm(r);
-	update(r, "2.0", false);
+	update(r, "2.0");
 	expect_boot(r, "b", NF_POSIX_BOOT_TRIAL, "2.0"); /* and it never confirms */
 	expect_revert(r, "slot b did not confirm its trial boot");
 	expect_boot(r, "a", NF_POSIX_BOOT_NORMAL, "1.0");
@@ -170,8 +175,40 @@ static void scenario_bad_trial_reverts(struct rig *r)
 {
 	expect_boot(r, "a", NF_POSIX_BOOT_NORMAL, "1.0");
 	confirm(r);
-	update(r, "2.0", true);
+	update(r, "2.0");
+	break_slot(r, 1); /* broken after the commit, before the trial boot */
 	expect_revert(r, "slot b is not bootable: ");
+}
+
+/* Boots and expects slot a (1.0) and the filesystem 1.0, as provisioned. */
+static void expect_untouched(struct rig *r)
+{
+	expect_boot(r, "a", NF_POSIX_BOOT_NORMAL, "1.0");
+	assert_true(r->last.fs_valid);
+	assert_string_equal(r->last.fs.version, "1.0");
+}
+
+static void scenario_corrupt_update_not_committed(struct rig *r)
+{
+	/* Offsets: the last payload byte; the firmware's metadata (its version,
+	 * under the ESP checksum); the filesystem's recorded payload MD5. */
+	const long payload = IMAGE_SIZE - 1, header = 33, meta_md5 = 85;
+
+	expect_boot(r, "a", NF_POSIX_BOOT_NORMAL, "1.0");
+	confirm(r);
+	assert_int_equal(write_image(r, NF_IMAGE_FIRMWARE, NF_IMAGE_FIRMWARE, "2.0", payload), -1);
+	assert_int_equal(write_image(r, NF_IMAGE_FIRMWARE, NF_IMAGE_FIRMWARE, "2.0", header), -1);
+	assert_int_equal(write_image(r, NF_IMAGE_FILESYSTEM, NF_IMAGE_FILESYSTEM, "2.0", payload),
+	                 -1);
+	assert_int_equal(write_image(r, NF_IMAGE_FILESYSTEM, NF_IMAGE_FILESYSTEM, "2.0", meta_md5),
+	                 -1);
+	/* A whole image of the other kind. */
+	assert_int_equal(write_image(r, NF_IMAGE_FIRMWARE, NF_IMAGE_FILESYSTEM, "2.0", -1), -1);
+	expect_untouched(r);
+	/* The same images whole go in. */
+	assert_int_equal(write_image(r, NF_IMAGE_FILESYSTEM, NF_IMAGE_FILESYSTEM, "2.0", -1), 0);
+	update(r, "2.0");
+	expect_boot(r, "b", NF_POSIX_BOOT_TRIAL, "2.0");
 }
 
 static void scenario_fallback_then_bricked(struct rig *r)
@@ -226,6 +263,11 @@ static void fallback_then_bricked(void **state)
 	on_both(state, scenario_fallback_then_bricked);
 }
 
+static void corrupt_update_not_committed(void **state)
+{
+	on_both(state, scenario_corrupt_update_not_committed);
+}
+
 int main(void)
 {
 #define TMP_TEST(t)                                                                                \
@@ -236,6 +278,7 @@ int main(void)
 	    TMP_TEST(unconfirmed_trial_reverts),
 	    TMP_TEST(bad_trial_reverts),
 	    TMP_TEST(fallback_then_bricked),
+	    TMP_TEST(corrupt_update_not_committed),
 	};
 #undef TMP_TEST
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,8 +3,9 @@
  * (tools/ota/proto.c): the invitation byte for byte, the MD5 challenge's
  * answer and espota's cnonce against vectors computed independently with
  * Python's hashlib, strict parsing of datagrams (anything malformed or
- * oversized refused), and the ack-stream parser fed acks that run together,
- * split at every byte boundary, then the final OK or ERROR.
+ * oversized refused), and the ack-stream parser (tools/ota/acks.c) fed
+ * acks that run together, split at every byte boundary, then the final OK
+ * or ERROR: its estimate, and its exact account of every byte acked.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -209,6 +210,44 @@ static void test_acks_unlucky_split(void **state)
 	}
 }
 
+/* The exact account: whether some reading acks every byte sent, and how
+ * far behind the device is at least. */
+static void test_acks_every_byte(void **state)
+{
+	static const uint32_t two[] = {1460, 1460}, four[] = {1460, 1460, 1460, 1460};
+	struct nf_ota_acks a;
+
+	(void)state;
+	for (size_t cut = 0; cut <= 12; cut++) {
+		/* Reads of 12, 1448 and 1460: the estimate is low, the account exact. */
+		a = feed("1214481460OK", two, 2, cut);
+		assert_int_equal(a.state, NF_OTA_ACKS_OK);
+		assert_true(nf_ota_acks_all(&a));
+		assert_int_equal(nf_ota_acks_behind(&a), 0);
+		/* One byte acked per chunk, then OK: no reading acks the image
+		 * (the closest one is a single ack of 1111 bytes). */
+		a = feed("1111OK", four, 4, cut);
+		assert_int_equal(a.state, NF_OTA_ACKS_OK);
+		assert_false(nf_ota_acks_all(&a));
+		assert_int_equal(nf_ota_acks_behind(&a), 4 * 1460 - 1111);
+	}
+	/* OK after the first chunk of many: all of it acked, not of what follows. */
+	a = feed("1460OK", two, 1, 0);
+	assert_true(nf_ota_acks_all(&a));
+	nf_ota_acks_sent(&a, 1460);
+	assert_false(nf_ota_acks_all(&a));
+	assert_int_equal(a.state, NF_OTA_ACKS_OK);
+	/* A pending ack counts as complete; more digits may follow. */
+	a = feed("146014", two, 2, 0);
+	assert_false(nf_ota_acks_all(&a));
+	assert_int_equal(nf_ota_acks_behind(&a), 2920 - 1474);
+	nf_ota_acks_feed(&a, (const uint8_t *)"60", 2);
+	assert_true(nf_ota_acks_all(&a));
+	/* Nothing acked yet: behind by everything sent. */
+	a = feed("", two, 2, 0);
+	assert_int_equal(nf_ota_acks_behind(&a), 2920);
+}
+
 static void expect_bad(const char *stream, uint32_t sent)
 {
 	struct nf_ota_acks a;
@@ -237,6 +276,38 @@ static void test_acks_bad(void **state)
 	memset(garbage, 'E', sizeof garbage - 1);
 	garbage[sizeof garbage - 1] = '\0';
 	expect_bad(garbage, 1460);     /* final answer too long */
+	expect_bad("1000000", 1460);   /* no reading cuts it into acks of at most 1460 */
+	expect_bad("99", 10);          /* every reading acks bytes not yet sent */
+}
+
+/* The default deadline of a push: espota's waits that happen once (90 s)
+ * plus 1 s per 4 KiB, rounded up. */
+static void test_send_deadline(void **state)
+{
+	(void)state;
+	assert_int_equal(NF_OTA_DEADLINE_BASE_MS, 90000);
+	assert_int_equal(nf_ota_send_deadline_ms(1), 91000);
+	assert_int_equal(nf_ota_send_deadline_ms(4096), 91000);
+	assert_int_equal(nf_ota_send_deadline_ms(4097), 92000);
+	assert_int_equal(nf_ota_send_deadline_ms(1024 * 1024), 346000);
+	assert_int_equal(nf_ota_send_deadline_ms(NF_OTA_SIZE_MAX), 4186000);
+}
+
+/* A device silent while more than the window was sent: no reading left. */
+static void test_acks_window(void **state)
+{
+	struct nf_ota_acks a;
+
+	(void)state;
+	nf_ota_acks_init(&a, NF_OTA_CHUNK);
+	for (unsigned i = 0; i < NF_OTA_ACK_WINDOW / 1460; i++)
+		nf_ota_acks_sent(&a, 1460);
+	assert_int_equal(a.state, NF_OTA_ACKS_RUNNING);
+	nf_ota_acks_feed(&a, (const uint8_t *)"1460", 4);
+	assert_int_equal(a.state, NF_OTA_ACKS_RUNNING);
+	nf_ota_acks_sent(&a, 1460 * 2);
+	assert_int_equal(a.state, NF_OTA_ACKS_BAD);
+	assert_non_null(strstr(a.text, "behind"));
 }
 
 int main(void)
@@ -250,6 +321,9 @@ int main(void)
 		cmocka_unit_test(test_acks_uneven_reads),
 		cmocka_unit_test(test_acks_unlucky_split),
 		cmocka_unit_test(test_acks_bad),
+		cmocka_unit_test(test_acks_every_byte),
+		cmocka_unit_test(test_acks_window),
+		cmocka_unit_test(test_send_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "args.h"        /* struct nf_exit */
 #include "nofuss/port.h" /* enum nf_image */
 
 /* builder.c: builds a simulator image (nofuss mkimage's format: a 1 MB,
@@ -20,9 +21,13 @@
 uint8_t *nf_tool_make_image(enum nf_image kind, const char *version, const char *device,
                             uint32_t size);
 
-/* mkimage.c: `nofuss mkimage`, images the simulator accepts. */
+/* mkimage.c: `nofuss mkimage`, images the simulator accepts; its exit
+ * statuses. */
 int nf_cmd_mkimage(int argc, char *argv[], char *prog_argv[]);
-/* info.c: `nofuss info`, what an image says about itself. */
+extern const struct nf_exit nf_mkimage_exits[];
+/* info.c: `nofuss info`, what an image says about itself; its exit
+ * statuses. */
 int nf_cmd_info(int argc, char *argv[], char *prog_argv[]);
+extern const struct nf_exit nf_info_exits[];
 
 #endif /* NOFUSS_TOOLS_IMAGE_H */

@@ -15,14 +15,20 @@
 
 #define INFO_EXIT_INVALID 1
 
+const struct nf_exit nf_info_exits[] = {
+    {NF_EXIT_OK, "every file is a whole image"},
+    {INFO_EXIT_INVALID, "a file is not a whole image"},
+    {0, NULL},
+};
+
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: nofuss info FILE...\n"
 	             "Print what each simulator image carries, one line per file:\n"
 	             "  FILE: firmware|filesystem version=V device=D size=N md5=HEX [crash]\n"
 	             "or FILE: invalid: REASON.\n\n"
-	             "  -h, --help  show this help and exit\n\n"
-	             "Exit status: 0 every file is a whole image; 1 one is not; 2 bad usage.\n");
+	             "  -h, --help  show this help and exit\n");
+	nf_exit_help(out, nf_info_exits);
 }
 
 int nf_cmd_info(int argc, char *argv[], char *prog_argv[])

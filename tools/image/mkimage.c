@@ -17,6 +17,12 @@
 #define MKIMAGE_FLASH_DEFAULT (1024u * 1024u)
 #define MKIMAGE_EXIT_WRITE    1
 
+const struct nf_exit nf_mkimage_exits[] = {
+    {NF_EXIT_OK, "the image was written"},
+    {MKIMAGE_EXIT_WRITE, "the file cannot be written"},
+    {0, NULL},
+};
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -36,8 +42,8 @@ static void usage(FILE *out)
 	        "      --flash-size SIZE  flash size written in the header's byte 3: 256K,\n"
 	        "                         512K, 1M (default), 2M, 4M, 8M or 16M\n"
 	        "      --flash-mode MODE  qio, qout, dio (default) or dout\n"
-	        "  -h, --help             show this help and exit\n\n"
-	        "Exit status: 0 written; 1 cannot write the file; 2 bad usage.\n");
+	        "  -h, --help             show this help and exit\n");
+	nf_exit_help(out, nf_mkimage_exits);
 }
 
 struct options {

@@ -25,6 +25,30 @@
 #define RECV_EXIT_AUTH    4 /* a host gave a wrong password */
 #define RECV_EXIT_TIMEOUT 5 /* no invitation within --wait */
 
+const struct nf_exit nf_ota_send_exits[] = {
+    {NF_OTA_SEND_OK, "the device acknowledged every byte and answered OK"},
+    {NF_OTA_SEND_LOCAL, "a local error (the file, a socket, the address)"},
+    {NF_OTA_SEND_NO_ANSWER, "no answer to the invitation"},
+    {NF_OTA_SEND_AUTH_FAILED, "authentication failed"},
+    {NF_OTA_SEND_DEVICE_ERROR, "the device refused the image (ERR, e.g. not enough space)"},
+    {NF_OTA_SEND_NO_CONNECT, "the device did not connect back"},
+    {NF_OTA_SEND_CUT, "the transfer was cut (closed, reset, no ack, or the deadline passed)"},
+    {NF_OTA_SEND_FINAL_ERROR, "the device answered ERROR at the end"},
+    {NF_OTA_SEND_PROTOCOL,
+     "the device's answers were not the protocol (an OK before every byte was acknowledged "
+     "among them)"},
+    {0, NULL},
+};
+
+const struct nf_exit nf_ota_recv_exits[] = {
+    {NF_EXIT_OK, "an image was received and committed"},
+    {RECV_EXIT_FAILED, "an update came and failed (nothing committed)"},
+    {RECV_EXIT_SETUP, "cannot listen, or the flash directory is unusable"},
+    {RECV_EXIT_AUTH, "a host gave a wrong password"},
+    {RECV_EXIT_TIMEOUT, "no invitation within --wait"},
+    {0, NULL},
+};
+
 /* ---- ota-send ---- */
 
 static void send_usage(FILE *out)
@@ -37,13 +61,11 @@ static void send_usage(FILE *out)
 	             "  -s, --fs             FILE is a filesystem image (command 100)\n"
 	             "      --timeout SEC    wait for each UDP answer and the connection back\n"
 	             "                       (default 10)\n"
+	             "      --deadline SEC   give up the whole push after SEC (default: 90 s plus\n"
+	             "                       1 s per 4 KiB of FILE; 1 MiB gets 346 s)\n"
 	             "  -q, --quiet          no progress on stderr\n"
-	             "  -h, --help           show this help and exit\n\n"
-	             "Exit status: 0 the device took the image and answered OK; 1 local error;\n"
-	             "2 bad usage; 3 no answer to the invitation; 4 authentication failed;\n"
-	             "5 the device refused the image (ERR, e.g. not enough space); 6 the device\n"
-	             "did not connect back; 7 transfer cut; 8 the device answered ERROR at the\n"
-	             "end; 9 the device's answers were not the protocol.\n");
+	             "  -h, --help           show this help and exit\n");
+	nf_exit_help(out, nf_ota_send_exits);
 }
 
 struct progress {
@@ -67,7 +89,8 @@ struct send_options {
 	const char *ip, *password;
 	unsigned long port;
 	bool fs, quiet;
-	long timeout_ms; /* 0: the protocol's */
+	long timeout_ms;  /* 0: the protocol's */
+	long deadline_ms; /* 0: nf_ota_send_deadline_ms() */
 };
 
 static const struct nf_opt send_opts[] = {
@@ -76,6 +99,7 @@ static const struct nf_opt send_opts[] = {
     NF_OPT_STRING("auth", 'a', struct send_options, password),
     NF_OPT_FLAG("fs", 's', struct send_options, fs),
     NF_OPT_SECONDS("timeout", 0, struct send_options, timeout_ms, 0.05, 600),
+    NF_OPT_SECONDS("deadline", 0, struct send_options, deadline_ms, 0.1, 86400),
     NF_OPT_FLAG("quiet", 'q', struct send_options, quiet),
     NF_OPT_END,
 };
@@ -99,7 +123,8 @@ int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[])
 	                              .password = so.password,
 	                              .command = so.fs ? NF_OTA_CMD_FS : NF_OTA_CMD_FIRMWARE,
 	                              .answer_timeout_ms = so.timeout_ms,
-	                              .connect_timeout_ms = so.timeout_ms};
+	                              .connect_timeout_ms = so.timeout_ms,
+	                              .deadline_ms = so.deadline_ms};
 	pr.quiet = so.quiet;
 	if (o.ip == NULL || optind != argc - 1) {
 		nf_tool_error("give --ip and one FILE (see --help)");
@@ -208,11 +233,8 @@ static void recv_usage(FILE *out)
 	        "      --timeout SEC       each answer, the connection back, each read\n"
 	        "                          (default 10)\n"
 	        "      --cut-after N       testing: drop the connection after N bytes\n"
-	        "  -h, --help              show this help and exit\n\n"
-	        "Exit status: 0 an image was received and committed; 1 an update came and\n"
-	        "failed (nothing committed); 2 bad usage; 3 cannot listen, or the flash\n"
-	        "directory is unusable; 4 a host gave a wrong password; 5 no invitation\n"
-	        "within --wait.\n");
+	        "  -h, --help              show this help and exit\n");
+	nf_exit_help(out, nf_ota_recv_exits);
 }
 
 static int parse_listen(const char *text, char *ip, size_t ipcap, uint16_t *port)

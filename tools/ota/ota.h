@@ -4,10 +4,12 @@
  * `nofuss ota-recv` subcommands. The table of contents, grouped by file:
  *
  *   proto.c       the protocol's messages as pure functions (no sockets, no
- *                 clocks): the invitation, the AUTH challenge and answer,
- *                 the device's ack stream; byte for byte as espota.py and
- *                 the ESP8266's ArduinoOTA library send them, everything
- *                 read from the network validated here first
+ *                 clocks): the invitation, the AUTH challenge and answer;
+ *                 byte for byte as espota.py and the ESP8266's ArduinoOTA
+ *                 library send them, everything read from the network
+ *                 validated here first
+ *   acks.c        the device's ack stream, read by the host: an estimate
+ *                 for progress and the exact account of the bytes acked
  *   send.c        the host's side, as espota.py: `nofuss ota-send`, and
  *                 what `nofuss push` uploads with
  *   recv.c        the device's side, for the simulator: `nofuss ota-recv`,
@@ -28,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "args.h" /* struct nf_exit */
 
 /* ---- proto.c: the messages ---- */
 
@@ -53,6 +57,14 @@
 #define NF_OTA_CONNECT_TIMEOUT_MS 10000L /* the device's connection back */
 #define NF_OTA_ACK_TIMEOUT_MS     10000L /* an ack after a chunk */
 #define NF_OTA_FINAL_TIMEOUT_MS   60000L /* the final OK / ERROR */
+
+/* The whole push's deadline, ours (espota has none): the waits above that
+ * happen once (two answers, the connection back, the final answer), plus
+ * one second per NF_OTA_DEADLINE_RATE bytes of image, a rate far below any
+ * ESP8266's: 1 MiB gets 346 s, 16 MiB 70 min. */
+#define NF_OTA_DEADLINE_BASE_MS                                                                    \
+	(2 * NF_OTA_ANSWER_TIMEOUT_MS + NF_OTA_CONNECT_TIMEOUT_MS + NF_OTA_FINAL_TIMEOUT_MS)
+#define NF_OTA_DEADLINE_RATE 4096u /* bytes per second */
 
 /* The device's answers on UDP: do not change. */
 #define NF_OTA_ANSWER_OK       "OK"
@@ -119,20 +131,36 @@ int nf_ota_auth_format(const char *cnonce, const char *response, char *buf, size
 int nf_ota_auth_parse(const char *buf, size_t len, char cnonce[NF_OTA_MD5_HEX + 1],
                       char response[NF_OTA_MD5_HEX + 1], char *err, size_t errcap);
 
-/* ---- the device's TCP answer stream, read by the host ----
+/* ---- acks.c: the device's TCP answer stream, read by the host ----
  *
  * After each read the device prints how many bytes it took, in bare
  * decimal with no separator, so acks run together ("14601460..."); then a
  * final answer that starts with a letter: "OK", or "ERROR[n]: text\n".
- * The boundaries between acks are not on the wire, so the byte count acked
- * is an estimate, for progress only: an ack is at least 1, has no leading
- * zero, and is at most min(max_ack, bytes sent and not yet acked); a number
- * is taken as complete as soon as one more digit could not extend it, or a
- * letter follows; until then it is pending (not counted). A device whose
- * reads split unluckily ("12" then "1448") can make the estimate low, never
- * higher than what was sent. The outcome is decided by the final answer's
- * first letter alone, as espota does. Feed the bytes as they arrive, in
- * pieces of any size. */
+ * The boundaries between acks are not on the wire. An ack is at least 1,
+ * has no leading zero, is at most max_ack, and never acks a byte before the
+ * host sent it. Two readings of the digits run side by side:
+ *
+ * - `acked`, an estimate for progress: a number is taken as complete as
+ *   soon as one more digit could not extend it, or a letter follows; until
+ *   then it is pending (not counted). A device whose reads split unluckily
+ *   ("12" then "1448") can make it low, never higher than what was sent.
+ * - the exact account: every way of cutting the digits so far into acks
+ *   that obey the rules above and leave the device at most
+ *   NF_OTA_ACK_WINDOW bytes behind what was sent. It answers whether EVERY
+ *   byte sent is acknowledged in some reading (nf_ota_acks_all), and how
+ *   far behind the device is at least (nf_ota_acks_behind). As soon as a
+ *   reading acks every byte sent it is taken as the truth (a device acks
+ *   each read of what it was sent), and the account starts afresh from
+ *   there. When no reading is left, the digits cannot be acks of the
+ *   bytes sent: BAD.
+ *
+ * The outcome is decided by the final answer's first letter, as espota
+ * does; a sender that wants every byte acknowledged (send.c) also asks
+ * nf_ota_acks_all. Feed the bytes as they arrive, in pieces of any size. */
+
+#define NF_OTA_ACK_WINDOW 8192u /* how far behind the bytes sent the exact account follows */
+#define NF_OTA_ACK_WIDTH  4u    /* digits of the largest ack (NF_OTA_ACK_MAX) */
+#define NF_OTA_ACK_WORDS  (NF_OTA_ACK_WINDOW / 64u + 1u) /* a set of lags 0..NF_OTA_ACK_WINDOW */
 
 enum nf_ota_acks_state {
 	NF_OTA_ACKS_RUNNING = 0, /* acks so far; no final answer yet */
@@ -144,7 +172,7 @@ enum nf_ota_acks_state {
 struct nf_ota_acks {
 	enum nf_ota_acks_state state;
 	uint64_t sent;    /* bytes the host said it sent */
-	uint64_t acked;   /* bytes acked by complete acks */
+	uint64_t acked;   /* bytes acked by complete acks (the estimate) */
 	uint32_t max_ack; /* largest single ack */
 	uint64_t pending; /* digits of an ack not yet known complete */
 	unsigned pending_digits;
@@ -153,22 +181,36 @@ struct nf_ota_acks {
 	bool final_done;    /* the final answer ended with "\n" */
 	size_t text_len;
 	char text[NF_OTA_TEXT_MAX]; /* the final answer without "\n", or the error */
+	/* The exact account: bit d of reading[k] is set when some reading
+	 * leaves complete acks totalling sent - d and the last k digits of the
+	 * stream pending (k = 0: no digit yet). */
+	uint64_t reading[NF_OTA_ACK_WIDTH + 1][NF_OTA_ACK_WORDS];
+	uint32_t last; /* the stream's last NF_OTA_ACK_WIDTH digits, as a number */
 };
 
-/* Starts a stream; max_ack is the device's largest read (NF_OTA_ACK_MAX;
- * 0 means NF_OTA_CHUNK). */
+/* Starts a stream; max_ack is the device's largest read (at most
+ * NF_OTA_ACK_MAX, which larger values are cut to; 0 means NF_OTA_CHUNK). */
 void nf_ota_acks_init(struct nf_ota_acks *a, uint32_t max_ack);
-/* The host sent n more bytes. */
+/* The host sent n more bytes. Readings that leave the device more than
+ * NF_OTA_ACK_WINDOW bytes behind are dropped; when none is left the stream
+ * is BAD. */
 void nf_ota_acks_sent(struct nf_ota_acks *a, uint32_t n);
 /* Feeds len bytes from the device. Returns the state after them. Bytes
  * after a final answer's "\n" are ignored. More digits than bytes sent, a
- * stream starting with '0', a first letter other than 'O' or 'E', a control
- * byte or a final answer longer than NF_OTA_TEXT_MAX - 1 make it
- * NF_OTA_ACKS_BAD, which stays. */
+ * stream starting with '0', digits no reading can cut into acks of the
+ * bytes sent, a first letter other than 'O' or 'E', a control byte or a
+ * final answer longer than NF_OTA_TEXT_MAX - 1 make it NF_OTA_ACKS_BAD,
+ * which stays. */
 enum nf_ota_acks_state nf_ota_acks_feed(struct nf_ota_acks *a, const uint8_t *data, size_t len);
 /* The device closed the stream: a pending ack is completed. Returns the
  * state. */
 enum nf_ota_acks_state nf_ota_acks_end(struct nf_ota_acks *a);
+/* Whether some reading of the digits so far acknowledges every byte sent
+ * (a pending ack taken as complete). */
+bool nf_ota_acks_all(const struct nf_ota_acks *a);
+/* The fewest bytes sent that no reading has acknowledged yet (a pending
+ * ack taken as complete): how far behind the device is at least. */
+uint64_t nf_ota_acks_behind(const struct nf_ota_acks *a);
 
 /* ---- send.c: the host side of a push, compatible with espota.py: TCP
  * listener first, one UDP invitation, the MD5 challenge when a password is
@@ -183,9 +225,9 @@ enum nf_ota_send_result {
 	NF_OTA_SEND_AUTH_FAILED = 4,  /* the device refused the password, or wants one */
 	NF_OTA_SEND_DEVICE_ERROR = 5, /* the device answered "ERR: ..." (e.g. no space) */
 	NF_OTA_SEND_NO_CONNECT = 6,   /* the device did not connect back in time */
-	NF_OTA_SEND_CUT = 7,          /* the transfer was cut (closed, reset, no ack) */
+	NF_OTA_SEND_CUT = 7,          /* the transfer was cut (closed, reset, no ack, deadline) */
 	NF_OTA_SEND_FINAL_ERROR = 8,  /* the device answered "ERROR[n]: ..." at the end */
-	NF_OTA_SEND_PROTOCOL = 9,     /* the device's answers are not the protocol */
+	NF_OTA_SEND_PROTOCOL = 9,     /* not the protocol (e.g. "OK" before every byte was acked) */
 };
 
 struct nf_ota_send_opts {
@@ -197,16 +239,26 @@ struct nf_ota_send_opts {
 	long answer_timeout_ms;  /* 0: NF_OTA_ANSWER_TIMEOUT_MS */
 	long connect_timeout_ms; /* 0: NF_OTA_CONNECT_TIMEOUT_MS */
 	long final_timeout_ms;   /* 0: NF_OTA_FINAL_TIMEOUT_MS */
+	long deadline_ms;        /* the whole push; 0: nf_ota_send_deadline_ms(len) */
 	/* Called after each ack (may be NULL). */
 	void (*progress)(void *ctx, uint64_t acked, uint64_t total);
 	void *ctx;
 };
 
-/* Pushes len bytes (1..NF_OTA_SIZE_MAX) to the device. Returns an enum
- * nf_ota_send_result with a one-line explanation in msg (cap bytes),
- * which for DEVICE_ERROR and FINAL_ERROR quotes the device's text. */
+/* Pushes len bytes (1..NF_OTA_SIZE_MAX) to the device. Success (OK) needs
+ * the device's final "OK" after every byte was sent and acknowledged (some
+ * reading of its acks, nf_ota_acks_all); an "OK" before is PROTOCOL. Each
+ * wait is cut short by the push's deadline, which ends it with the result
+ * of the step it was in (CUT during the transfer) and says so in msg.
+ * Returns an enum nf_ota_send_result with a one-line explanation in msg
+ * (cap bytes), which for DEVICE_ERROR and FINAL_ERROR quotes the device's
+ * text. */
 int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t len, char *msg,
                 size_t cap);
+/* The default deadline of a push of len bytes, in milliseconds:
+ * NF_OTA_DEADLINE_BASE_MS plus one second per NF_OTA_DEADLINE_RATE bytes
+ * (rounded up). */
+long nf_ota_send_deadline_ms(size_t len);
 /* A short name of a result ("auth failed"). */
 const char *nf_ota_send_strresult(int result);
 /* Writes all len bytes to the connected socket fd (no SIGPIPE, retrying
@@ -316,9 +368,13 @@ void nf_ota_flash_sink_init(struct nf_ota_flash_sink *s, void *port, uint32_t ma
 
 /* ---- ota.c: the subcommands ---- */
 
-/* `nofuss ota-send`: one push to a device, as espota.py. */
+/* `nofuss ota-send`: one push to a device, as espota.py; its exit
+ * statuses (enum nf_ota_send_result). */
 int nf_cmd_ota_send(int argc, char *argv[], char *prog_argv[]);
-/* `nofuss ota-recv`: plays the device for one push, then exits. */
+extern const struct nf_exit nf_ota_send_exits[];
+/* `nofuss ota-recv`: plays the device for one push, then exits; its exit
+ * statuses. */
 int nf_cmd_ota_recv(int argc, char *argv[], char *prog_argv[]);
+extern const struct nf_exit nf_ota_recv_exits[];
 
 #endif /* NOFUSS_TOOLS_OTA_H */

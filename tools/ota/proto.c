@@ -1,9 +1,9 @@
 /*
  * proto.c - the ArduinoOTA / espota protocol's messages (see ota.h):
  * formatting, strict parsing of everything that comes from the network,
- * MD5 digests with OpenSSL EVP, and the incremental parser of the device's
- * ack stream. No sockets and no clocks: the unit tests and the fuzz harness
- * drive all of it directly.
+ * and MD5 digests with OpenSSL EVP (the device's ack stream is acks.c's).
+ * No sockets and no clocks: the unit tests and the fuzz harness drive all
+ * of it directly.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -251,114 +251,4 @@ int nf_ota_cnonce(const char *filename, uint32_t size, const char *filemd5, cons
 	if (n < 0 || (size_t)n >= sizeof text)
 		return -1;
 	return nf_ota_md5_hex(text, (size_t)n, out);
-}
-
-/* ---- the ack stream ---- */
-
-void nf_ota_acks_init(struct nf_ota_acks *a, uint32_t max_ack)
-{
-	memset(a, 0, sizeof *a);
-	a->state = NF_OTA_ACKS_RUNNING;
-	a->max_ack = max_ack == 0 ? NF_OTA_CHUNK : max_ack;
-}
-
-void nf_ota_acks_sent(struct nf_ota_acks *a, uint32_t n)
-{
-	a->sent += n;
-}
-
-static enum nf_ota_acks_state bad(struct nf_ota_acks *a, const char *why)
-{
-	a->state = NF_OTA_ACKS_BAD;
-	snprintf(a->text, sizeof a->text, "%s", why);
-	a->text_len = strlen(a->text);
-	return a->state;
-}
-
-/* The largest ack possible now. */
-static uint64_t ack_cap(const struct nf_ota_acks *a)
-{
-	uint64_t outstanding = a->sent - a->acked;
-
-	return outstanding < a->max_ack ? outstanding : a->max_ack;
-}
-
-static void complete_pending(struct nf_ota_acks *a)
-{
-	if (a->pending_digits == 0)
-		return;
-	a->acked += a->pending;
-	a->pending = 0;
-	a->pending_digits = 0;
-}
-
-enum nf_ota_acks_state nf_ota_acks_feed(struct nf_ota_acks *a, const uint8_t *data, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = data[i];
-
-		if (a->state == NF_OTA_ACKS_BAD || a->final_done)
-			break;
-		if (a->state != NF_OTA_ACKS_RUNNING) {
-			/* Inside the final answer. */
-			if (c == '\n') {
-				a->final_done = true;
-				break;
-			}
-			if (c == '\r')
-				continue;
-			if (c < 0x20 || c >= 0x7f)
-				return bad(
-				    a, "control or non-ASCII byte in the device's final answer");
-			if (a->text_len + 1 >= sizeof a->text)
-				return bad(a, "the device's final answer is too long");
-			a->text[a->text_len++] = (char)c;
-			a->text[a->text_len] = '\0';
-			continue;
-		}
-		if (c >= '0' && c <= '9') {
-			uint64_t v = a->pending * 10 + (uint64_t)(c - '0');
-
-			/* Each ack n >= 1 has at most n digits: more digits than
-			 * bytes sent cannot be acks. */
-			if (++a->digits > a->sent)
-				return bad(a, "more ack digits than bytes sent");
-			if (a->digits == 1 && c == '0')
-				return bad(a, "ack with a leading zero");
-			if (a->pending_digits > 0 && v > ack_cap(a)) {
-				/* This digit starts the next ack. */
-				complete_pending(a);
-				v = (uint64_t)(c - '0');
-			}
-			if (v == 0 || v > ack_cap(a)) {
-				/* Not splittable with what is known (a device whose
-				 * reads split unluckily): not counted. */
-				a->uncounted++;
-				continue;
-			}
-			a->pending = v;
-			a->pending_digits++;
-			if (a->pending * 10 > ack_cap(a))
-				complete_pending(a); /* no digit can extend it */
-			continue;
-		}
-		complete_pending(a);
-		if (c == 'O')
-			a->state = NF_OTA_ACKS_OK;
-		else if (c == 'E')
-			a->state = NF_OTA_ACKS_ERROR;
-		else
-			return bad(a, "the device answered neither an ack, OK nor ERROR");
-		a->text[0] = (char)c;
-		a->text[1] = '\0';
-		a->text_len = 1;
-	}
-	return a->state;
-}
-
-enum nf_ota_acks_state nf_ota_acks_end(struct nf_ota_acks *a)
-{
-	if (a->state == NF_OTA_ACKS_RUNNING)
-		complete_pending(a);
-	return a->state;
 }

@@ -5,7 +5,10 @@
  * most NF_OTA_CHUNK bytes each acked with its decimal byte count, the size
  * and MD5 checked, the sink's finish, then "OK" between two pauses as an
  * ESP8266 does before it reboots. Every failure after begin aborts the sink,
- * so nothing half-received is ever committed.
+ * so nothing half-received is ever committed, and drops the connection at
+ * once after the ERROR line, as ArduinoOTA does: a host still sending
+ * (espota.py) then fails its next write instead of waiting for an answer
+ * that will not come.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,8 +28,7 @@
 #include "common.h"
 #include "ota.h"
 
-#define CLOSE_DRAIN_MS     200 /* after an error: wait this long for the host's next bytes */
-#define CLOSE_DRAIN_ROUNDS 64  /* and read at most this many times */
+#define CLOSE_DRAIN_ROUNDS 64 /* after an error: reads of what already arrived, at most */
 
 static void logf_(struct nf_ota_recv *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -210,18 +212,16 @@ fail:
 	return -1;
 }
 
-/* Closes a connection after an error answer without a reset that could
- * destroy the answer in flight: stop writing, drain what the host still
- * sends for a short while, then close. */
-static void close_gently(int fd)
+/* Drops a connection after an error answer, at once, as ArduinoOTA does
+ * (the host's next write fails). What already arrived is read first, without
+ * waiting for more, so that the close is a FIN behind the answer rather than
+ * a reset, unless the host's bytes keep coming. */
+static void close_now(int fd)
 {
 	uint8_t sink[NF_OTA_CHUNK];
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	unsigned rounds = 0;
 
-	shutdown(fd, SHUT_WR);
-	while (rounds++ < CLOSE_DRAIN_ROUNDS && poll(&pfd, 1, CLOSE_DRAIN_MS) > 0 &&
-	       recv(fd, sink, sizeof sink, 0) > 0)
+	while (rounds++ < CLOSE_DRAIN_ROUNDS && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
 		;
 	close(fd);
 }
@@ -407,7 +407,7 @@ int nf_ota_recv_poll(struct nf_ota_recv *r, int timeout_ms)
 		if (r->cfg.cut_after > 0 && r->received >= r->cfg.cut_after)
 			close(fd); /* the reset on purpose */
 		else
-			close_gently(fd);
+			close_now(fd);
 		return NF_OTA_RECV_FAILED;
 	}
 	logf_(r, "received %u bytes, md5 ok: committed", (unsigned)r->received);

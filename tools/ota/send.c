@@ -4,7 +4,11 @@
  * address that reaches the device, the invitation from the UDP socket the
  * answer is read on, the challenge when the device sends one, the device's
  * connection back, then NF_OTA_CHUNK-byte writes each followed by a wait
- * for its ack, and the final answer decided by its first letter.
+ * for its ack, and the final answer decided by its first letter. Stricter
+ * than espota where espota trusts the device: "OK" counts only after every
+ * byte was sent and acknowledged (the exact account of acks.c), the next
+ * chunk goes only when the device acknowledged every byte before it, and
+ * the whole push has a deadline scaled to the image's size.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,8 +67,10 @@ static int wait_readable(int fd, long ms)
 	}
 }
 
+#define UDP_EMPTY (-2) /* udp_answer: an empty datagram (or a lone "\n") */
+
 /* One UDP answer as a NUL-terminated text without a final "\n". Returns
- * its length, 0 on timeout, -1 on error (errno). */
+ * its length, 0 on timeout, -1 on error (errno), or UDP_EMPTY. */
 static ssize_t udp_answer(int fd, char *buf, size_t cap, long ms)
 {
 	ssize_t n;
@@ -78,7 +84,17 @@ static ssize_t udp_answer(int fd, char *buf, size_t cap, long ms)
 	buf[n] = '\0';
 	if (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	return n == 0 ? -1 : n;
+	return n == 0 ? UDP_EMPTY : n;
+}
+
+/* Why there was no usable answer (udp_answer returned got <= 0). */
+static const char *no_answer_why(ssize_t got)
+{
+	if (got == 0)
+		return "none in time";
+	if (got == UDP_EMPTY)
+		return "an empty datagram";
+	return strerror(errno);
 }
 
 int nf_ota_send_all(int fd, const void *data, size_t len)
@@ -132,7 +148,24 @@ struct push {
 	ssize_t got;                        /* the length of the device's last answer */
 	struct nf_ota_acks acks;
 	uint64_t reported; /* bytes acked as last reported to o->progress */
+	uint64_t deadline; /* nf_clock_ms() when the whole push must be over */
 };
+
+long nf_ota_send_deadline_ms(size_t len)
+{
+	return NF_OTA_DEADLINE_BASE_MS +
+	       (long)((len + NF_OTA_DEADLINE_RATE - 1) / NF_OTA_DEADLINE_RATE) * 1000L;
+}
+
+/* A step's wait: ms, or what is left before the deadline when that is less. */
+static long step_ms(const struct push *p, long ms)
+{
+	uint64_t now = nf_clock_ms();
+
+	if (now >= p->deadline)
+		return 0;
+	return p->deadline - now < (uint64_t)ms ? (long)(p->deadline - now) : ms;
+}
 
 /* The image's MD5, the UDP socket connected to the device (its source
  * address is the one that reaches the device) and the TCP listener bound
@@ -180,12 +213,11 @@ static int invite(struct push *p, long answer_ms)
 	if (n < 0 || send(p->udp, p->line, (size_t)n, 0) != n)
 		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "cannot send the invitation: %s",
 		              strerror(errno));
-	p->got = udp_answer(p->udp, p->line, sizeof p->line, answer_ms);
+	p->got = udp_answer(p->udp, p->line, sizeof p->line, step_ms(p, answer_ms));
 	if (p->got <= 0)
 		return result(NF_OTA_SEND_NO_ANSWER, p->msg, p->cap,
-		              "no answer from %s:%u to the invitation%s%s", p->o->ip,
-		              (unsigned)p->o->port, p->got < 0 ? ": " : "",
-		              p->got < 0 ? strerror(errno) : "");
+		              "no answer from %s:%u to the invitation: %s", p->o->ip,
+		              (unsigned)p->o->port, no_answer_why(p->got));
 	return NF_OTA_SEND_OK;
 }
 
@@ -211,10 +243,10 @@ static int authenticate(struct push *p, long answer_ms)
 	if (send(p->udp, p->line, (size_t)n, 0) != n)
 		return result(NF_OTA_SEND_LOCAL, p->msg, p->cap, "cannot send the AUTH answer: %s",
 		              strerror(errno));
-	p->got = udp_answer(p->udp, p->line, sizeof p->line, answer_ms);
+	p->got = udp_answer(p->udp, p->line, sizeof p->line, step_ms(p, answer_ms));
 	if (p->got <= 0)
 		return result(NF_OTA_SEND_NO_ANSWER, p->msg, p->cap,
-		              "no answer to the AUTH answer");
+		              "no answer to the AUTH answer: %s", no_answer_why(p->got));
 	if (strcmp(p->line, NF_OTA_ANSWER_AUTH_BAD) == 0)
 		return result(NF_OTA_SEND_AUTH_FAILED, p->msg, p->cap, "wrong password: %s",
 		              p->line);
@@ -234,15 +266,37 @@ static int accepted(struct push *p)
 	return NF_OTA_SEND_OK;
 }
 
+/* After a chunk: wait until the device acknowledged every byte sent (some
+ * reading of its acks adds up to them) or gave its final answer. espota
+ * waits for any answer; a device reads and acks all it was sent, so this
+ * costs nothing, and it keeps the ack account exact. */
+static int await_acks(struct push *p)
+{
+	struct nf_ota_acks *acks = &p->acks;
+
+	while (acks->state == NF_OTA_ACKS_RUNNING && !nf_ota_acks_all(acks)) {
+		int r = read_acks(p->tcp, acks, step_ms(p, NF_OTA_ACK_TIMEOUT_MS));
+
+		if (r <= 0 && acks->state == NF_OTA_ACKS_RUNNING)
+			return result(NF_OTA_SEND_CUT, p->msg, p->cap,
+			              "about %llu of %zu bytes acked (%s)",
+			              (unsigned long long)acks->acked, p->len,
+			              r == 0 ? "closed by the device" : "no ack");
+	}
+	return NF_OTA_SEND_OK;
+}
+
 /* The device's connection back, then the image in chunks, each followed
- * by a wait for the device to answer something, until all is sent or the
- * device gave its final answer early. */
+ * by a wait for the device's acks, until all is sent or the device gave
+ * its final answer early. */
 static int stream(struct push *p, long connect_ms)
 {
 	struct nf_ota_acks *acks = &p->acks;
 	size_t off = 0;
+	int rc;
 
-	if (wait_readable(p->lsn, connect_ms) <= 0 || (p->tcp = accept(p->lsn, NULL, NULL)) < 0)
+	if (wait_readable(p->lsn, step_ms(p, connect_ms)) <= 0 ||
+	    (p->tcp = accept(p->lsn, NULL, NULL)) < 0)
 		return result(NF_OTA_SEND_NO_CONNECT, p->msg, p->cap,
 		              "the device did not connect back within %ld ms", connect_ms);
 	nf_ota_acks_init(acks, NF_OTA_ACK_MAX);
@@ -251,26 +305,38 @@ static int stream(struct push *p, long connect_ms)
 
 		if (nf_ota_send_all(p->tcp, p->data + off, chunk) != 0)
 			return result(NF_OTA_SEND_CUT, p->msg, p->cap,
-			              "transfer cut after %zu of %zu bytes: %s", off, p->len,
+			              "after %zu of %zu bytes sent: %s", off, p->len,
 			              strerror(errno));
 		off += chunk;
 		nf_ota_acks_sent(acks, (uint32_t)chunk);
-		/* As espota: after each chunk, wait for the device to answer
-		 * something (its acks need not line up with our chunks). */
-		if (acks->state == NF_OTA_ACKS_RUNNING && acks->acked < off) {
-			int r = read_acks(p->tcp, acks, NF_OTA_ACK_TIMEOUT_MS);
-			if (r <= 0 && acks->state == NF_OTA_ACKS_RUNNING)
-				return result(NF_OTA_SEND_CUT, p->msg, p->cap,
-				              "transfer cut: about %llu of %zu bytes acked (%s)",
-				              (unsigned long long)acks->acked, p->len,
-				              r == 0 ? "closed by the device" : "no ack");
-		}
+		rc = await_acks(p);
+		if (rc != NF_OTA_SEND_OK)
+			return rc;
 		if (p->o->progress != NULL && acks->acked != p->reported) {
 			p->reported = acks->acked;
 			p->o->progress(p->o->ctx, acks->acked, p->len);
 		}
 	}
 	return NF_OTA_SEND_OK;
+}
+
+/* "OK": the push worked only if every byte was sent and acknowledged. */
+static int final_ok(struct push *p)
+{
+	struct nf_ota_acks *acks = &p->acks;
+
+	if (acks->sent != p->len)
+		return result(NF_OTA_SEND_PROTOCOL, p->msg, p->cap,
+		              "the device answered OK after only %llu of %zu bytes were sent",
+		              (unsigned long long)acks->sent, p->len);
+	if (!nf_ota_acks_all(acks))
+		return result(NF_OTA_SEND_PROTOCOL, p->msg, p->cap,
+		              "the device answered OK, but its acks account for at most %llu of "
+		              "%zu bytes",
+		              (unsigned long long)(p->len - nf_ota_acks_behind(acks)), p->len);
+	if (p->o->progress != NULL && p->reported != p->len)
+		p->o->progress(p->o->ctx, p->len, p->len); /* OK: the device took it all */
+	return result(NF_OTA_SEND_OK, p->msg, p->cap, "%zu bytes sent, device answered OK", p->len);
 }
 
 /* The final answer: by its first letter. Reads on to its end (a "\n",
@@ -283,16 +349,13 @@ static int final_answer(struct push *p, long final_ms)
 	while (!acks->final_done && acks->state != NF_OTA_ACKS_BAD &&
 	       !(acks->state == NF_OTA_ACKS_OK && acks->text_len >= 2)) {
 		uint64_t now = nf_clock_ms();
-		int r = now < deadline ? read_acks(p->tcp, acks, (long)(deadline - now)) : -1;
+		int r = now < deadline ? read_acks(p->tcp, acks, step_ms(p, (long)(deadline - now)))
+		                       : -1;
 		if (r <= 0)
 			break;
 	}
 	switch (acks->state) {
-	case NF_OTA_ACKS_OK:
-		if (p->o->progress != NULL && p->reported != p->len)
-			p->o->progress(p->o->ctx, p->len, p->len); /* OK: the device took it all */
-		return result(NF_OTA_SEND_OK, p->msg, p->cap, "%zu bytes sent, device answered OK",
-		              p->len);
+	case NF_OTA_ACKS_OK: return final_ok(p);
 	case NF_OTA_ACKS_ERROR:
 		return result(NF_OTA_SEND_FINAL_ERROR, p->msg, p->cap, "device: %s", acks->text);
 	case NF_OTA_ACKS_BAD:
@@ -305,6 +368,16 @@ static int final_answer(struct push *p, long final_ms)
 	}
 }
 
+/* Says in msg that the deadline ended the push, when it did. */
+static void note_deadline(const struct push *p, long deadline_ms)
+{
+	size_t n = strlen(p->msg);
+
+	if (nf_clock_ms() >= p->deadline && n < p->cap)
+		snprintf(p->msg + n, p->cap - n, " (the push's deadline of %.1f s passed)",
+		         (double)deadline_ms / 1000.0);
+}
+
 int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t len, char *msg,
                 size_t cap)
 {
@@ -312,6 +385,7 @@ int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t le
 	long connect_ms =
 	    o->connect_timeout_ms > 0 ? o->connect_timeout_ms : NF_OTA_CONNECT_TIMEOUT_MS;
 	long final_ms = o->final_timeout_ms > 0 ? o->final_timeout_ms : NF_OTA_FINAL_TIMEOUT_MS;
+	long deadline_ms = o->deadline_ms > 0 ? o->deadline_ms : nf_ota_send_deadline_ms(len);
 	struct push p = {.o = o,
 	                 .data = data,
 	                 .len = len,
@@ -319,7 +393,8 @@ int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t le
 	                 .cap = cap,
 	                 .udp = -1,
 	                 .lsn = -1,
-	                 .tcp = -1};
+	                 .tcp = -1,
+	                 .deadline = nf_clock_ms() + (uint64_t)deadline_ms};
 	int rc;
 
 	rc = open_sockets(&p);
@@ -334,6 +409,8 @@ int nf_ota_send(const struct nf_ota_send_opts *o, const uint8_t *data, size_t le
 		rc = stream(&p, connect_ms);
 	if (rc == NF_OTA_SEND_OK)
 		rc = final_answer(&p, final_ms);
+	if (rc != NF_OTA_SEND_OK && rc != NF_OTA_SEND_LOCAL)
+		note_deadline(&p, deadline_ms);
 	if (p.tcp >= 0)
 		close(p.tcp);
 	if (p.lsn >= 0)

@@ -24,7 +24,6 @@
 
 #define LOOP_STEP_MS 100 /* longest single mosquitto_loop() wait */
 #define KEEPALIVE_S  30
-#define MAX_V6_TEXT  64 /* longest IPv6 text accepted, NUL included */
 
 enum state { ST_CONNECTING, ST_SUBSCRIBED, ST_GOT, ST_FAILED };
 
@@ -32,6 +31,7 @@ struct session {
 	const char *topic;
 	enum state state;
 	char *value;
+	size_t *len;
 	bool *truncated;
 	char *err;
 	size_t err_len;
@@ -87,6 +87,7 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 	if (n > 0)
 		memcpy(s->value, m->payload, n);
 	s->value[n] = '\0';
+	*s->len = n;
 	s->state = ST_GOT;
 }
 
@@ -183,15 +184,16 @@ fail:
 }
 
 int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
-                          char value[NF_PUSH_MAX_PAYLOAD], bool *truncated, char *err,
+                          char value[NF_PUSH_MAX_PAYLOAD], size_t *len, bool *truncated, char *err,
                           size_t err_len)
 {
-	struct session s = {topic, ST_CONNECTING, value, truncated, err, err_len};
+	struct session s = {topic, ST_CONNECTING, value, len, truncated, err, err_len};
 	struct mosquitto *mosq = NULL;
 	uint64_t deadline = nf_clock_ms() + (uint64_t)b->timeout_ms, now;
 	int rc = NF_PUSH_MQTT_FAILED, mrc;
 
 	value[0] = '\0';
+	*len = 0;
 	*truncated = false;
 	err[0] = '\0';
 	mosq = client_connect(b, &s, on_connect, on_subscribe, on_message, err, err_len);
@@ -241,22 +243,20 @@ static const char *octet(const char *p)
 	return p + n;
 }
 
-bool nf_push_valid_ip(const char *ip)
+/* The dotted quad at ip (len bytes) in a[4]; false when it is not one. */
+static bool dotted_quad(const char *ip, size_t len, unsigned a[4])
 {
-	struct in6_addr a6;
 	const char *p = ip;
 
-	if (ip == NULL || ip[0] == '\0')
+	if (len == 0 || memchr(ip, '\0', len) != NULL || ip[len] != '\0')
 		return false;
-	if (strchr(ip, ':') != NULL) {
-		if (strlen(ip) >= MAX_V6_TEXT)
-			return false;
-		return inet_pton(AF_INET6, ip, &a6) == 1;
-	}
 	for (int i = 0; i < 4; i++) {
-		p = octet(p);
-		if (p == NULL)
+		const char *q = octet(p);
+
+		if (q == NULL)
 			return false;
+		a[i] = (unsigned)strtoul(p, NULL, 10);
+		p = q;
 		if (i < 3) {
 			if (*p != '.')
 				return false;
@@ -264,6 +264,28 @@ bool nf_push_valid_ip(const char *ip)
 		}
 	}
 	return *p == '\0';
+}
+
+bool nf_push_usable_ip(const char *ip, size_t len, const char **why)
+{
+	const char *no = NULL;
+	unsigned a[4];
+
+	if (ip == NULL)
+		no = "not an IPv4 dotted quad";
+	else if (memchr(ip, ':', len) != NULL)
+		no = "an IPv6 address, and ArduinoOTA pushes go over IPv4 only";
+	else if (!dotted_quad(ip, len, a))
+		no = "not an IPv4 dotted quad";
+	else if (a[0] == 0)
+		no = "not a host's address (0.0.0.0/8)";
+	else if (a[0] >= 224 && a[0] < 240)
+		no = "a multicast address (224.0.0.0/4)";
+	else if (a[0] >= 240)
+		no = "a broadcast or reserved address (240.0.0.0/4)";
+	if (why != NULL)
+		*why = no;
+	return no == NULL;
 }
 
 /* ---- the watch ---- */

@@ -6,8 +6,8 @@
  * For each environment: its section in platformio.ini (config.c) gives
  * the device's MQTT topic, the ArduinoOTA password and port and the built
  * image; the broker's RETAINED value of that topic (mqtt.c) gives the
- * device's IP address, which must be a valid IPv4 dotted quad or IPv6
- * address. Every environment is resolved before anything is uploaded, so a
+ * device's IP address, which must be one host's IPv4 address (the push is
+ * IPv4 only). Every environment is resolved before anything is uploaded, so a
  * typo in the fifth name does not leave a fleet half updated. --dry-run
  * stops after resolving and prints what would be done.
  *
@@ -19,9 +19,9 @@
  * version is the one expected (--expect-version, else the one the image
  * carries, else merely a different one), and a heartbeat or status "1"
  * arrives after the upload too. A summary table ends the run.
- * Exit codes 1 to 3 are the original script's (1 bad usage, 2 unknown
- * environment or no topic, 3 no valid IP), not the other subcommands' 2 for
- * bad usage: scripts around the original rely on them.
+ * Exit codes follow the table every subcommand shares (2 bad usage); the
+ * original script's 3 (no valid IP) keeps its meaning, its 1 (bad usage)
+ * and 2 (unknown environment or no topic) are swapped.
  */
 #include <errno.h>
 #include <getopt.h> /* optind */
@@ -82,30 +82,42 @@ static void usage(FILE *out)
 	        "  -h, --help            show this help and exit\n\n"
 	        "After the upload the device must come back: announce <base>/version\n"
 	        "(--fs: <base>/fsversion) again, as expected, and a <base>/heartbeat or\n"
-	        "<base>/status = 1, <base> being the topic without its last segment.\n\n"
-	        "Exit status: 0 ok (with --dry-run: every environment resolved); 1 bad usage;\n"
-	        "2 unknown environment, no topic, or an unreadable or invalid " CONFIG_DEFAULT ";\n"
-	        "3 no valid IP address (nothing retained within the timeout, an invalid value,\n"
-	        "or the broker unreachable or refusing); 4 the upload failed (no answer, wrong\n"
-	        "password, the device refused the image or failed it); 5 image missing or\n"
-	        "unreadable; 6 uploaded but no proof: the device did not come back within\n"
-	        "--wait, came back with another version, or could not be watched. When\n"
-	        "resolving fails nothing is uploaded (the status of the first environment\n"
-	        "that failed); otherwise every environment is pushed and the status is the\n"
-	        "first failed one's in the summary.\n");
+	        "<base>/status = 1, <base> being the topic without its last segment.\n"
+	        "When resolving fails nothing is uploaded (the status of the first\n"
+	        "environment that failed); otherwise every environment is pushed and the\n"
+	        "status is the first failed one's in the summary.\n");
+	nf_exit_help(out, nf_push_exits);
 }
 
-/* value, printable, quoted and escaped ("\x00"-style), for messages. */
-static void quote(const char *value, bool truncated, char out[NF_PUSH_MAX_QUOTED])
+const struct nf_exit nf_push_exits[] = {
+    {NF_EXIT_OK, "ok (with --dry-run: every environment resolved)"},
+    {PUSH_EXIT_ENV, "unknown environment, no topic, or an unreadable or invalid " CONFIG_DEFAULT},
+    {PUSH_EXIT_NO_IP,
+     "no usable IP address (nothing retained within the timeout, a value that is not one "
+     "host's IPv4 address, the broker unreachable or refusing)"},
+    {PUSH_EXIT_UPLOAD,
+     "the upload failed (no answer, a wrong password, the device refused or failed the image "
+     "or did not acknowledge all of it, the upload's deadline passed)"},
+    {PUSH_EXIT_IMAGE, "image missing or unreadable"},
+    {PUSH_EXIT_PROOF,
+     "uploaded but no proof: the device did not come back within --wait, came back with "
+     "another version, or could not be watched"},
+    {0, NULL},
+};
+
+/* The len bytes of value (at most NF_PUSH_MAX_PAYLOAD - 1), printable,
+ * quoted and escaped ("\x00"-style), for messages. */
+static void quote(const char *value, size_t len, bool truncated, char out[NF_PUSH_MAX_QUOTED])
 {
+	const unsigned char *c = (const unsigned char *)value;
 	size_t n = 0;
 
 	out[n++] = '\'';
-	for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++) {
-		if (*c >= 0x20 && *c < 0x7f && *c != '\\' && *c != '\'')
-			out[n++] = (char)*c;
+	for (size_t i = 0; i < len; i++) {
+		if (c[i] >= 0x20 && c[i] < 0x7f && c[i] != '\\' && c[i] != '\'')
+			out[n++] = (char)c[i];
 		else
-			n += (size_t)snprintf(out + n, 5, "\\x%02x", *c);
+			n += (size_t)snprintf(out + n, 5, "\\x%02x", c[i]);
 	}
 	out[n++] = '\'';
 	if (truncated) {
@@ -243,10 +255,12 @@ static int find_ip(const struct nf_push_options *o, struct nf_push_job *job)
 {
 	const struct nf_push_env *e = job->env;
 	char err[NF_PUSH_MAX_ERRMSG], quoted[NF_PUSH_MAX_QUOTED];
+	const char *why = "longer than an address";
 	bool truncated;
+	size_t n;
 	int rc;
 
-	rc = nf_push_mqtt_retained(&o->broker, e->topic, job->ip, &truncated, err, sizeof err);
+	rc = nf_push_mqtt_retained(&o->broker, e->topic, job->ip, &n, &truncated, err, sizeof err);
 	if (rc == NF_PUSH_MQTT_FAILED) {
 		nf_tool_error("%s: %s", e->name, err);
 		return PUSH_EXIT_NO_IP;
@@ -261,13 +275,12 @@ static int find_ip(const struct nf_push_options *o, struct nf_push_job *job)
 	}
 	/* The original read it with $(mosquitto_sub ...), which drops trailing
 	 * newlines: a device publishing "1.2.3.4\n" worked, so it still does. */
-	for (size_t n = strlen(job->ip);
-	     n > 0 && (job->ip[n - 1] == '\n' || job->ip[n - 1] == '\r');)
+	while (n > 0 && (job->ip[n - 1] == '\n' || job->ip[n - 1] == '\r'))
 		job->ip[--n] = '\0';
-	if (truncated || !nf_push_valid_ip(job->ip)) {
-		quote(job->ip, truncated, quoted);
-		nf_tool_error("%s: invalid IP address %s retained on topic '%s'", e->name, quoted,
-		              e->topic);
+	if (truncated || !nf_push_usable_ip(job->ip, n, &why)) {
+		quote(job->ip, n, truncated, quoted);
+		nf_tool_error("%s: no usable IP address on topic '%s': %s is %s", e->name, e->topic,
+		              quoted, why);
 		return PUSH_EXIT_NO_IP;
 	}
 	return 0;
@@ -323,7 +336,7 @@ int nf_cmd_push(int argc, char *argv[], char *prog_argv[])
 	(void)prog_argv;
 	rc = parse_options(argc, argv, &o);
 	if (rc != 0)
-		return rc > 0 ? NF_EXIT_OK : PUSH_EXIT_USAGE;
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 
 	cfg = calloc(1, sizeof *cfg);
 	if (cfg == NULL) {

@@ -123,19 +123,25 @@ struct nf_push_broker {
 int nf_push_broker_parse(const char *text, int default_port, struct nf_push_broker *b);
 
 /* Reads the retained value of topic: the payload (at most
- * NF_PUSH_MAX_PAYLOAD - 1 bytes; *truncated tells when it was longer; a
- * NUL inside it ends it) goes to value. Non-retained messages published
- * meanwhile are ignored. Returns NF_PUSH_MQTT_OK, NF_PUSH_MQTT_NONE, or
+ * NF_PUSH_MAX_PAYLOAD - 1 bytes; *truncated tells when it was longer) goes
+ * to value, NUL-terminated, its length to *len (a NUL inside it stays, and
+ * len counts past it). Non-retained messages published meanwhile are
+ * ignored. Returns NF_PUSH_MQTT_OK, NF_PUSH_MQTT_NONE, or
  * NF_PUSH_MQTT_FAILED with why in err. Call mosquitto_lib_init() first.
  * Only the broker's name lookup is not bounded by the timeout. */
 int nf_push_mqtt_retained(const struct nf_push_broker *b, const char *topic,
-                          char value[NF_PUSH_MAX_PAYLOAD], bool *truncated, char *err,
+                          char value[NF_PUSH_MAX_PAYLOAD], size_t *len, bool *truncated, char *err,
                           size_t err_len);
 
-/* True when ip is an IPv4 dotted quad (four decimal octets 0-255, no
- * leading zeros, nothing else: "010.1.1.1", "256.0.0.1", "1.2.3" and
- * " 1.2.3.4" are not) or an IPv6 address inet_pton(AF_INET6) accepts. */
-bool nf_push_valid_ip(const char *ip);
+/* True when the len bytes at ip (ip[len] must be the NUL after them) are
+ * an address a push can go to: an IPv4 dotted quad (four decimal octets
+ * 0-255, no leading zeros, nothing else: "010.1.1.1", "256.0.0.1", "1.2.3",
+ * " 1.2.3.4" and a NUL inside are not) of one host, so not in 0.0.0.0/8,
+ * not multicast (224.0.0.0/4), not reserved or broadcast (240.0.0.0/4,
+ * 255.255.255.255 among them). IPv6 addresses are refused too: ArduinoOTA
+ * and espota speak IPv4 only. Otherwise false, and *why (when why is not
+ * NULL) says what the value is, to follow "is" in a message. */
+bool nf_push_usable_ip(const char *ip, size_t len, const char **why);
 
 /* ---- Watching a device come back after a push (docs/PEERS.md section 8) ----
  *
@@ -176,9 +182,9 @@ void nf_push_watch_close(struct nf_push_watch *w);
 #define NF_PUSH_MAX_RESULT                                                                         \
 	(NF_OTA_ERR_MAX + NF_OTA_TEXT_MAX + NF_PUSH_MAX_TOPIC + NF_PUSH_MAX_ERRMSG + 128u)
 
-/* `nofuss push`'s exit status (documented in its --help). */
-#define PUSH_EXIT_USAGE  1
-#define PUSH_EXIT_ENV    2
+/* `nofuss push`'s exit status (nf_push_exits; bad usage is NF_EXIT_USAGE,
+ * 2, as for every subcommand). */
+#define PUSH_EXIT_ENV    1
 #define PUSH_EXIT_NO_IP  3
 #define PUSH_EXIT_UPLOAD 4
 #define PUSH_EXIT_IMAGE  5
@@ -217,7 +223,9 @@ struct nf_push_job {
  * summary. Returns 0, or the first failed job's status. */
 int nf_push_run(const struct nf_push_options *o, struct nf_push_job *jobs, size_t njobs);
 
-/* `nofuss push ENV...`: upload, then prove the device came back (push.c). */
+/* `nofuss push ENV...`: upload, then prove the device came back (push.c);
+ * its exit statuses. */
 int nf_cmd_push(int argc, char *argv[], char *prog_argv[]);
+extern const struct nf_exit nf_push_exits[];
 
 #endif /* NOFUSS_TOOLS_PUSH_H */

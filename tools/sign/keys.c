@@ -27,6 +27,12 @@ struct nf_sign_key *nf_sign_tool_key(const char *path, int need_private, unsigne
 
 /* ---- nofuss keygen ---- */
 
+const struct nf_exit nf_keygen_exits[] = {
+    {NF_EXIT_OK, "the key files were written"},
+    {NF_SIGN_EXIT_FAILED, "not written: a key file exists (without --force), or cannot be written"},
+    {0, NULL},
+};
+
 static void keygen_usage(FILE *out)
 {
 	fprintf(out, "Usage: nofuss keygen [OPTION]... PRIVATE.pem [PUBLIC.pem]\n"
@@ -37,9 +43,8 @@ static void keygen_usage(FILE *out)
 	             "'nofuss pubkey PRIVATE.pem' writes the public key later.\n\n"
 	             "  -b, --bits N   key size: 2048 (default), 3072 or 4096\n"
 	             "  -f, --force    replace existing key files\n"
-	             "  -h, --help     show this help and exit\n\n"
-	             "Exit status: 0 written; 1 not written (a key file exists, or it cannot be\n"
-	             "written); 2 bad usage.\n");
+	             "  -h, --help     show this help and exit\n");
+	nf_exit_help(out, nf_keygen_exits);
 }
 
 struct keygen_options {
@@ -92,6 +97,13 @@ int nf_cmd_keygen(int argc, char *argv[], char *prog_argv[])
 	return NF_EXIT_OK;
 }
 
+const struct nf_exit nf_pubkey_exits[] = {
+    {NF_EXIT_OK, "the public key was written"},
+    {NF_SIGN_EXIT_FAILED, "it cannot be written"},
+    {NF_SIGN_EXIT_KEY, "the key file is missing or unusable"},
+    {0, NULL},
+};
+
 /* ---- nofuss pubkey ---- */
 
 static void pubkey_usage(FILE *out)
@@ -103,9 +115,8 @@ static void pubkey_usage(FILE *out)
 	             "the PEM as the PROGMEM array signing_pubkey; docs/SIGNING.md).\n\n"
 	             "      --header       the C header instead of PEM\n"
 	             "  -o, --output FILE  write to FILE (atomically) instead of standard output\n"
-	             "  -h, --help         show this help and exit\n\n"
-	             "Exit status: 0 written; 1 cannot write; 2 bad usage; 3 the key is\n"
-	             "unusable.\n");
+	             "  -h, --help         show this help and exit\n");
+	nf_exit_help(out, nf_pubkey_exits);
 }
 
 struct pubkey_options {

@@ -15,6 +15,13 @@
 #include "args.h"
 #include "sign.h"
 
+const struct nf_exit nf_sign_exits[] = {
+    {NF_EXIT_OK, "signed (warnings may be on stderr)"},
+    {NF_SIGN_EXIT_FAILED, "not signed"},
+    {NF_SIGN_EXIT_KEY, "the key file is missing or unusable"},
+    {0, NULL},
+};
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -30,9 +37,8 @@ static void usage(FILE *out)
 	        "      --pad                   first pad a gzip image to a multiple of 4 bytes\n"
 	        "                              (in its header's comment)\n"
 	        "  -f, --force                 sign an input that already ends with a signature\n"
-	        "  -h, --help                  show this help and exit\n\n"
-	        "Exit status: 0 signed (warnings may be on stderr); 1 not signed; 2 bad usage;\n"
-	        "3 the key is unusable.\n");
+	        "  -h, --help                  show this help and exit\n");
+	nf_exit_help(out, nf_sign_exits);
 }
 
 struct options {

@@ -22,6 +22,10 @@
 #define NF_SIGN_EXIT_FAILED 1 /* not done: not written, not signed, not verified */
 #define NF_SIGN_EXIT_KEY    3 /* the key file is missing or unusable */
 
+/* Each command's exit statuses (args.h), printed in its --help and by nofuss --help. */
+extern const struct nf_exit nf_keygen_exits[], nf_pubkey_exits[], nf_sign_exits[],
+    nf_verify_exits[];
+
 /* keys.c: loads the PEM key file path for a command (need_private: to
  * sign; min_bits: 0 for NF_SIGN_MIN_BITS). Returns the key (the caller
  * frees it with nf_sign_key_free), or NULL after saying why on stderr. */

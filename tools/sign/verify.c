@@ -19,6 +19,13 @@
 
 #define MIN_BITS_FLOOR 1024u /* the smallest --min-bits: nothing weaker is a signature */
 
+const struct nf_exit nf_verify_exits[] = {
+    {NF_EXIT_OK, "every file verifies"},
+    {NF_SIGN_EXIT_FAILED, "a file does not verify, or cannot be read"},
+    {NF_SIGN_EXIT_KEY, "the key file is missing or unusable"},
+    {0, NULL},
+};
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -29,9 +36,8 @@ static void usage(FILE *out)
 	        "or FILE: refused: REASON.\n\n"
 	        "      --pubkey FILE  the public key (PEM; a private key file will do)\n"
 	        "      --min-bits N   refuse signatures by keys under N bits (default 2048)\n"
-	        "  -h, --help         show this help and exit\n\n"
-	        "Exit status: 0 every file verifies; 1 one does not, or cannot be read; 2 bad\n"
-	        "usage; 3 the key is unusable.\n");
+	        "  -h, --help         show this help and exit\n");
+	nf_exit_help(out, nf_verify_exits);
 }
 
 struct options {

@@ -46,12 +46,6 @@
 #define SELF_EXE   "/proc/self/exe"
 #define RESUME_MAX 160u
 
-/* Exit status (documented in --help and docs/man/nofuss.1). */
-#define DEVICE_EXIT_CHECK_FAILED 1
-#define DEVICE_EXIT_FLASH        3
-#define DEVICE_EXIT_BRICKED      4
-#define DEVICE_EXIT_BOOT_LOOP    5
-
 enum reset_reason { RESET_POWER_ON = 0, RESET_SOFTWARE = 1, RESET_EXCEPTION = 2 };
 
 /* What survives a simulated reset; a power-on starts from zero. */
@@ -62,6 +56,7 @@ struct resume {
 	unsigned long ops;    /* flash operations so far */
 	int last_error;       /* the last check's enum nf_error, -1 for none */
 	int reason;           /* enum reset_reason of this boot */
+	unsigned long ota;    /* the OTA port bound before the reset (--ota IP:0), 0 for none */
 };
 
 struct device {
@@ -138,9 +133,10 @@ static int load_resume(struct resume *r)
 	r->last_error = -1;
 	if (text == NULL || text[0] == '\0')
 		return 0; /* a power-on */
-	if (sscanf(text, "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d%n", &r->boots,
-	           &r->streak, &r->checks, &r->ops, &r->last_error, &r->reason, &used) != 6 ||
-	    used < 0 || text[used] != '\0' || r->boots > NF_DEVICE_COUNTER_MAX ||
+	if (sscanf(text, "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d ota=%lu%n",
+	           &r->boots, &r->streak, &r->checks, &r->ops, &r->last_error, &r->reason, &r->ota,
+	           &used) != 7 ||
+	    used < 0 || text[used] != '\0' || r->ota > 65535 || r->boots > NF_DEVICE_COUNTER_MAX ||
 	    r->streak > NF_DEVICE_COUNTER_MAX || r->checks > NF_DEVICE_COUNTER_MAX ||
 	    r->ops > NF_DEVICE_COUNTER_MAX || r->last_error < -1 || r->last_error > 255 ||
 	    r->reason < RESET_POWER_ON || r->reason > RESET_EXCEPTION) {
@@ -156,9 +152,12 @@ static int reboot(struct device *d, enum reset_reason reason)
 {
 	char text[RESUME_MAX];
 
-	snprintf(text, sizeof text, "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d",
-	         d->r.boots, d->r.streak, d->r.checks, d->port.flash.cut.count, d->r.last_error,
-	         (int)reason);
+	/* A device keeps its OTA port across a reset: a port picked with
+	 * --ota IP:0 rides along. */
+	snprintf(text, sizeof text,
+	         "boots=%lu streak=%lu checks=%lu ops=%lu last=%d reason=%d ota=%u", d->r.boots,
+	         d->r.streak, d->r.checks, d->port.flash.cut.count, d->r.last_error, (int)reason,
+	         (unsigned)nf_ota_recv_port(&d->ota));
 	nf_posix_log(&d->port, "[sim] ", "rebooting");
 	nf_ota_recv_close(&d->ota);
 	nf_announce_stop(&d->mqtt);
@@ -387,8 +386,9 @@ static int start_services(struct device *d)
 		struct nf_ota_sink sink;
 
 		nf_ota_flash_sink_init(&d->ota_sink, &d->port, 0, &sink);
-		if (nf_ota_recv_open(&d->ota, o->ota_ip, o->ota_port, &cfg, &sink, err,
-		                     sizeof err) != 0) {
+		if (nf_ota_recv_open(&d->ota, o->ota_ip,
+		                     o->ota_port != 0 ? o->ota_port : (uint16_t)d->r.ota, &cfg,
+		                     &sink, err, sizeof err) != 0) {
 			nf_tool_error("--ota: %s", err);
 			return DEVICE_EXIT_FLASH;
 		}
@@ -419,27 +419,20 @@ static int start_services(struct device *d)
 	return 0;
 }
 
-/* One wait on the OTA socket. 0, or an exit status when a reboot failed. */
+/* One wait on the OTA socket. 0, or an exit status when a reboot failed.
+ * The receiver logs every push on the console, a failure included. */
 static int handle_ota(struct device *d, long ms)
 {
 	struct nf_ota_recv *r = &d->ota;
 	bool firmware;
 
-	switch (nf_ota_recv_poll(r, (int)ms)) {
-	case NF_OTA_RECV_DONE:
-		firmware = r->invite.command == NF_OTA_CMD_FIRMWARE;
-		nf_posix_logf(&d->port, "[ota] ", "%s image of %u bytes committed",
-		              firmware ? "firmware" : "filesystem", (unsigned)r->received);
-		/* ArduinoOTA restarts after every successful update. */
-		return reboot(d, RESET_SOFTWARE);
-	case NF_OTA_RECV_FAILED:
-		nf_posix_logf(&d->port, "[ota] ", "update failed: %s; running %s", r->err,
-		              d->client.version);
-		break;
-	case NF_OTA_RECV_AUTH_FAILED: nf_posix_logf(&d->port, "[ota] ", "%s", r->err); break;
-	default: break;
-	}
-	return 0;
+	if (nf_ota_recv_poll(r, (int)ms) != NF_OTA_RECV_DONE)
+		return 0;
+	firmware = r->invite.command == NF_OTA_CMD_FIRMWARE;
+	nf_posix_logf(&d->port, "[ota] ", "%s image of %u bytes committed",
+	              firmware ? "firmware" : "filesystem", (unsigned)r->received);
+	/* ArduinoOTA restarts after every successful update. */
+	return reboot(d, RESET_SOFTWARE);
 }
 
 #define IDLE_STEP_MS 100L /* longest wait while MQTT needs servicing */

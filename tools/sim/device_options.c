@@ -20,6 +20,16 @@
 #define MAX_BOOTS_MAX       1000ul
 #define MAX_CHECKS_MAX      100000000ul
 
+const struct nf_exit nf_device_exits[] = {
+    {NF_EXIT_OK, "the checks ran and the last one went well"},
+    {DEVICE_EXIT_CHECK_FAILED, "the last check failed"},
+    {DEVICE_EXIT_FLASH, "the flash directory is unusable, or the reboot failed"},
+    {DEVICE_EXIT_BRICKED, "bricked: no slot holds a bootable firmware"},
+    {DEVICE_EXIT_BOOT_LOOP, "boot loop: --max-boots boots without a check"},
+    {NF_POSIX_POWER_CUT_EXIT, "power cut (the fault injector)"},
+    {0, NULL},
+};
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -57,8 +67,9 @@ static void usage(FILE *out)
 	        "ArduinoOTA (pushes with nofuss ota-send or nofuss push):\n"
 	        "      --ota IP[:PORT]      listen for pushes on this UDP address (default\n"
 	        "                           port 8266; 0 picks a free one, printed on the\n"
-	        "                           console); a pushed image is written to the\n"
-	        "                           spare slot (or the filesystem) and booted\n"
+	        "                           console and kept across reboots); a pushed\n"
+	        "                           image is written to the spare slot (or the\n"
+	        "                           filesystem) and booted\n"
 	        "      --ota-auth PASS      require this OTA password\n"
 	        "      --ota-pause SEC      pause before \"OK\" and before closing (default 1)\n"
 	        "MQTT announcements (retained: BASE/ip, BASE/version, BASE/fsversion,\n"
@@ -72,11 +83,8 @@ static void usage(FILE *out)
 	        "      --power-cut-at N     cut the power right before the Nth flash operation\n"
 	        "                           of this run, counted across reboots (also the\n"
 	        "                           environment variable " POWER_CUT_ENV ")\n"
-	        "  -h, --help               show this help and exit\n\n"
-	        "Exit status: 0 the checks ran and the last one went well; 1 the last check\n"
-	        "failed; 2 bad usage; 3 flash directory unusable or reboot failed; 4 bricked:\n"
-	        "no slot holds a bootable firmware; 5 boot loop: --max-boots boots without a\n"
-	        "check; 6 power cut (the fault injector).\n");
+	        "  -h, --help               show this help and exit\n");
+	nf_exit_help(out, nf_device_exits);
 }
 
 /* HOST[:PORT] or IP[:PORT] into host and port. */

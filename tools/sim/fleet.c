@@ -110,12 +110,18 @@ static void usage(FILE *out)
 	        "                           stderr)\n"
 	        "  -q, --quiet              no progress\n"
 	        "  -v, --verbose            each device's updates, errors and reboots on stderr\n"
-	        "  -h, --help               show this help and exit\n\n"
-	        "Exit status: 0 no device failed; 1 some device failed (its last check or\n"
-	        "update), or with --until-updated the run ended (--timeout, --duration, a\n"
-	        "signal) before every device settled; 2 bad usage; 3 cannot run (memory, open\n"
-	        "files, libcurl).\n");
+	        "  -h, --help               show this help and exit\n");
+	nf_exit_help(out, nf_fleet_exits);
 }
+
+const struct nf_exit nf_fleet_exits[] = {
+    {NF_EXIT_OK, "no device failed"},
+    {FLEET_EXIT_FAILED,
+     "a device failed (its last check or update), or with --until-updated the run ended "
+     "(--timeout, --duration, a signal) before every device settled"},
+    {FLEET_EXIT_SETUP, "cannot run (memory, open files, libcurl)"},
+    {0, NULL},
+};
 
 /* ---- options ---- */
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "args.h" /* struct nf_exit */
 #include "nofuss/posix.h"
 
 /* Sizes of the images a fresh simulated flash is provisioned with (at most
@@ -125,6 +126,12 @@ void nf_announce_stop(struct nf_announce *a);
 
 /* ---- device.c, device_options.c: `nofuss device`'s parts ---- */
 
+/* Exit status (in nf_device_exits). */
+#define DEVICE_EXIT_CHECK_FAILED 1
+#define DEVICE_EXIT_FLASH        3
+#define DEVICE_EXIT_BRICKED      4
+#define DEVICE_EXIT_BOOT_LOOP    5
+
 #define NF_DEVICE_COUNTER_MAX 4000000000ul /* counters carried across reboots */
 #define NF_DEVICE_IP_MAX      16u          /* an IPv4 dotted quad, with the NUL */
 
@@ -157,7 +164,7 @@ int nf_device_options(struct nf_device_options *o, int argc, char *argv[]);
 
 #define FLEET_NAMES_MAX 64u /* device names in --device */
 
-/* Exit status (documented in usage() and docs/man/nofuss.1). */
+/* Exit status (in nf_fleet_exits). */
 #define FLEET_EXIT_FAILED 1
 #define FLEET_EXIT_SETUP  3
 
@@ -289,9 +296,13 @@ int nf_fleet_report(struct nf_fleet *f);
 
 /* ---- device.c, fleet.c: the subcommands ---- */
 
-/* `nofuss device`: a simulated ESP8266. */
+/* `nofuss device`: a simulated ESP8266; its exit statuses
+ * (device_options.c). */
 int nf_cmd_device(int argc, char *argv[], char *prog_argv[]);
-/* `nofuss fleet`: many simulated devices in one process. */
+extern const struct nf_exit nf_device_exits[];
+/* `nofuss fleet`: many simulated devices in one process; its exit
+ * statuses. */
 int nf_cmd_fleet(int argc, char *argv[], char *prog_argv[]);
+extern const struct nf_exit nf_fleet_exits[];
 
 #endif /* NOFUSS_TOOLS_SIM_H */

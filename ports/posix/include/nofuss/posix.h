@@ -294,8 +294,9 @@ extern const struct nf_posix_flash_ops nf_posix_flash_dir_ops;
  * streams in (its 128-byte head and two running MD5s are all that is held,
  * and only while it is written), and whether it verified as a whole image
  * exactly as the directory's bootloader verifies a file (headers, recorded
- * size, payload MD5, kind). Finish commits by switching: a filesystem at
- * once, a firmware as the trial slot of the next boot; the bootloader
+ * size, payload MD5, kind). Finish commits only an image that verified,
+ * as the directory's finish does, by switching: a filesystem at once, a
+ * firmware as the trial slot of the next boot; the bootloader
  * below then boots, reverts and falls back exactly as the directory's
  * does. Nothing survives the process. ---- */
 
@@ -448,6 +449,9 @@ bool nf_posix_sign_committable(struct nf_posix *p);
  * (signature, then its length as le32, at most NF_SIGN_MAX_SIG): what the
  * image checks accept after an image, as firmware without a key ignores it. */
 bool nf_posix_signed_tail(int fd, uint32_t recorded, off_t size);
+/* The same from the last 4 bytes of a size-byte image held elsewhere (the
+ * memory flash keeps them as the image streams in). */
+bool nf_posix_signed_tail_bytes(const unsigned char last4[4], uint32_t recorded, uint64_t size);
 
 /* ---- http.c: one GET of the core's with libcurl. nf_port_http_get runs it
  * blocking on the handle's easy handle; an event loop (the fleet simulator,
