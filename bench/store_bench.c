@@ -26,15 +26,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common.h"
 #include "store.h"
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static long rss_kib(void)
 {
@@ -79,7 +72,7 @@ static void phase(struct nf_store *s, const char *name, unsigned devices, int wh
                     int64_t t0)
 {
 	struct nf_event e;
-	uint64_t start = now_ms(), posted = 0;
+	uint64_t start = nf_clock_ms(), posted = 0;
 	struct nf_store_stats st;
 
 	for (unsigned i = 0; i < devices; i++) {
@@ -97,7 +90,7 @@ static void phase(struct nf_store *s, const char *name, unsigned devices, int wh
 	}
 	if (nf_store_sync(s, 600000) != 0)
 		fprintf(stderr, "store_bench: %s: not written within 600 s\n", name);
-	double secs = (double)(now_ms() - start) / 1000.0;
+	double secs = (double)(nf_clock_ms() - start) / 1000.0;
 	nf_store_stats(s, &st);
 	printf("  %-7s %8" PRIu64 " events in %6.2f s: %9.0f events/s (dropped %" PRIu64 ")\n",
 	       name, posted, secs, (double)posted / secs, st.dropped);

@@ -29,17 +29,10 @@
 
 #include <libpq-fe.h>
 
+#include "common.h"
 #include "store_checks.h"
 
 #define CONTROL_TIMEOUT_MS 60000
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(long ms)
 {
@@ -248,9 +241,9 @@ static void post_one(struct poster *p, unsigned prefix)
 /* Posts to x about rate_per_s events for ms milliseconds. */
 static void post_for(struct poster *x, unsigned prefix, unsigned ms, unsigned rate_per_s)
 {
-	uint64_t until = now_ms() + ms;
+	uint64_t until = nf_clock_ms() + ms;
 
-	while (now_ms() < until) {
+	while (nf_clock_ms() < until) {
 		for (unsigned i = 0; i < rate_per_s / 100; i++)
 			post_one(x, prefix);
 		sleep_ms(10);

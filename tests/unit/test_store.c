@@ -26,6 +26,7 @@
 
 #include <sqlite3.h>
 
+#include "common.h"
 #include "store_checks.h"
 #include "testutil.h"
 
@@ -73,14 +74,6 @@ static long long sql(const char *path, const char *text)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return v;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* The event is small enough to copy into a queue slot. */
@@ -227,20 +220,20 @@ static void test_queue_full_drops(void **state)
 	for (int i = 0; i < 100; i++) {
 		snprintf(mac, sizeof mac, "02:00:00:00:02:%02x", i);
 		struct nf_event e = store_check_event(mac, "10.3.0.1", "FULL", "1.0", STORE_T0 + i);
-		uint64_t t = now_ms();
+		uint64_t t = nf_clock_ms();
 		accepted += nf_store_post(s, &e) == 0;
-		slowest = now_ms() - t > slowest ? now_ms() - t : slowest;
+		slowest = nf_clock_ms() - t > slowest ? nf_clock_ms() - t : slowest;
 	}
 	assert_int_equal(accepted, 64);
 	/* A copy, never a wait: a post that waited for the writer would take
 	 * its 500 ms lock timeout; 200 ms leaves room for a loaded machine or
 	 * valgrind's one-thread-at-a-time scheduling. */
 	assert_true(slowest < 200);
-	until = now_ms() + 10000;
+	until = nf_clock_ms() + 10000;
 	do {
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
 		nf_store_stats(s, &st);
-	} while (st.failures < 2 && now_ms() < until);
+	} while (st.failures < 2 && nf_clock_ms() < until);
 	if (st.failures < 2 || !st.failing)
 		fail_msg("writer not failing: failures %llu failing %d written %llu depth %zu",
 		         (unsigned long long)st.failures, st.failing,
