@@ -619,6 +619,15 @@ struct nf_rules *nf_rules_parse(const char *text, size_t len, const char *name, 
 	size_t i;
 
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL && json_error_code(&jerr) == json_error_duplicate_key) {
+		/* PHP's json_decode, which the original server used, keeps the last
+		 * of a key given twice: so does nofussd, saying where (the first). */
+		nf_log(NF_LOG_WARN,
+		       "%s:%d:%d: %s: the last value is used, as in the original NoFUSS server; "
+		       "remove the others",
+		       name, jerr.line, jerr.column, jerr.text);
+		root = json_loadb(text, len, 0, &jerr);
+	}
 	if (root == NULL) {
 		snprintf(err, errlen, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
 		return NULL;

@@ -616,15 +616,38 @@ static void test_json_syntax_error_names_position(void **state)
 	nf_rules_free(rs);
 }
 
+/* A key given twice: PHP's json_decode (the original server) kept the last
+ * one, so nofussd does too, with a warning naming where the first was. */
 static void test_duplicate_keys(void **state)
 {
+	static const struct {
+		const char *json, *warning, *device, *body;
+	} cases[] = {
+	    {"[{'origin':{'device':'A','device':'B'},'target':{'version':'1'}}]",
+	     "test.json:1:33: duplicate object key near '\"device\"'", "B", "{\"version\":\"1\",\"spiffs\":\"\"}"},
+	    {"[{'origin':{'device':'A'},'target':{'version':'1','version':'2'}}]",
+	     "test.json:1:59: duplicate object key near '\"version\"'", "A",
+	     "{\"version\":\"2\",\"spiffs\":\"\"}"},
+	    {"[{'origin':{'device':'A'},'origin':{'device':'B'},'target':{'version':'1'}}]",
+	     "test.json:1:34: duplicate object key near '\"origin\"'", "B", "{\"version\":\"1\",\"spiffs\":\"\"}"},
+	};
 	(void)state;
-	expect_error("[{'origin':{'device':'A','device':'B'},'target':{'version':'1'}}]",
-	             "test.json:1:33: duplicate object key near '\"device\"'");
-	expect_error("[{'origin':{'device':'A'},'target':{'version':'1','version':'2'}}]",
-	             "test.json:1:59: duplicate object key near '\"version\"'");
-	expect_error("[{'origin':{'device':'A'},'origin':{'device':'B'},'target':{'version':'1'}}]",
-	             "test.json:1:34: duplicate object key near '\"origin\"'");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *log = NULL, want[256];
+		struct nf_rules *rs = parse_logged(cases[i].json, &log);
+		long t;
+
+		snprintf(want, sizeof want,
+		         "nofussd: warning: %s: the last value is used, as in the original NoFUSS "
+		         "server; remove the others\n",
+		         cases[i].warning);
+		assert_non_null(strstr(log, want));
+		t = match(rs, cases[i].device, "1", "5C:CF:7F:8B:6B:26", "1");
+		assert_int_equal(t, 0);
+		assert_string_equal(nf_rules_target(rs, 0)->body, cases[i].body);
+		free(log);
+		nf_rules_free(rs);
+	}
 }
 
 struct bad_rules {
