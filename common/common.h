@@ -17,6 +17,11 @@
  * for dates (it does not follow the wall clock). */
 uint64_t nf_clock_ms(void);
 
+/* errf.c --------------------------------------------------------------- */
+/* Formats a one-line reason into err[cap], as printf does; nothing when err
+ * is NULL or cap is 0. For functions that return -1 and say why. */
+void nf_errf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* hex.c ----------------------------------------------------------------- */
 /* Writes the 2*len lower-case hex digits of bytes into out, then a NUL:
  * out must have room for 2*len+1 bytes. Digests on the wire (x-MD5, the

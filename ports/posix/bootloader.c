@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common.h"
 #include "nofuss/posix.h"
 
 #define ESP_MAGIC 0xE9 /* the only firmware whose header byte 3 is checked */
@@ -73,10 +74,10 @@ static int boot_trial(const struct nf_posix_bootloader *bl, struct nf_posix_slot
 		return t;
 	}
 	if (s->attempts != 0)
-		nf_posix_fail(b->why, sizeof b->why, "slot %s did not confirm its trial boot",
+		nf_errf(b->why, sizeof b->why, "slot %s did not confirm its trial boot",
 		              nf_posix_slot_name(t));
 	else
-		nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+		nf_errf(b->why, sizeof b->why, "slot %s is not bootable: %s",
 		              nf_posix_slot_name(t), why);
 	next.trial = -1;
 	next.attempts = 0;
@@ -103,14 +104,14 @@ int nf_posix_bootloader_run(const struct nf_posix_bootloader *bl, struct nf_posi
 		other = 1 - slot;
 		if (bl->verify(bl->ctx, slot, &b->firmware, why_a, sizeof why_a) != 0) {
 			if (bl->verify(bl->ctx, other, &b->firmware, why_b, sizeof why_b) != 0) {
-				nf_posix_fail(err, errcap,
+				nf_errf(err, errcap,
 				              "no bootable firmware: slot %s: %s; slot %s: %s",
 				              nf_posix_slot_name(slot), why_a,
 				              nf_posix_slot_name(other), why_b);
 				errno = ENOEXEC; /* bricked, as opposed to an I/O error */
 				return -1;
 			}
-			nf_posix_fail(b->why, sizeof b->why, "slot %s is not bootable: %s",
+			nf_errf(b->why, sizeof b->why, "slot %s is not bootable: %s",
 			              nf_posix_slot_name(slot), why_a);
 			next = *s;
 			next.active = other;

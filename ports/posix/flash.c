@@ -98,29 +98,29 @@ static int write_file_atomic(struct nf_posix_flash *f, const char *tmp, const ch
 	op(f, "create", tmp);
 	fd = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		nf_posix_fail(err, errcap, "%s/%s: %s", f->dir, tmp, strerror(errno));
+		nf_errf(err, errcap, "%s/%s: %s", f->dir, tmp, strerror(errno));
 		return -1;
 	}
 	for (size_t off = 0; off < len; off += NF_POSIX_SECTOR_SIZE) {
 		size_t n = len - off < NF_POSIX_SECTOR_SIZE ? len - off : NF_POSIX_SECTOR_SIZE;
 		op(f, "write", tmp);
 		if (write_all(fd, data + off, n) != 0) {
-			nf_posix_fail(err, errcap, "%s/%s: write: %s", f->dir, tmp, strerror(errno));
+			nf_errf(err, errcap, "%s/%s: write: %s", f->dir, tmp, strerror(errno));
 			goto done;
 		}
 	}
 	op(f, "fsync", tmp);
 	if (fsync(fd) != 0) {
-		nf_posix_fail(err, errcap, "%s/%s: fsync: %s", f->dir, tmp, strerror(errno));
+		nf_errf(err, errcap, "%s/%s: fsync: %s", f->dir, tmp, strerror(errno));
 		goto done;
 	}
 	op(f, "rename", tmp);
 	if (renameat(f->dirfd, tmp, f->dirfd, name) != 0) {
-		nf_posix_fail(err, errcap, "%s/%s: rename: %s", f->dir, tmp, strerror(errno));
+		nf_errf(err, errcap, "%s/%s: rename: %s", f->dir, tmp, strerror(errno));
 		goto done;
 	}
 	if (sync_dir(f) != 0) {
-		nf_posix_fail(err, errcap, "%s: fsync: %s", f->dir, strerror(errno));
+		nf_errf(err, errcap, "%s: fsync: %s", f->dir, strerror(errno));
 		goto done;
 	}
 	rc = 0;
@@ -214,7 +214,7 @@ static int read_state(struct nf_posix_flash *f, char *err, size_t errcap)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 1;
-		nf_posix_fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
+		nf_errf(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
 		return -1;
 	}
 	for (;;) {
@@ -222,21 +222,21 @@ static int read_state(struct nf_posix_flash *f, char *err, size_t errcap)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			nf_posix_fail(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
+			nf_errf(err, errcap, "%s/%s: %s", f->dir, STATE_FILE, strerror(errno));
 			goto done;
 		}
 		if (n == 0)
 			break;
 		got += (size_t)n;
 		if (got == sizeof text - 1) {
-			nf_posix_fail(err, errcap, "%s/%s: longer than %u bytes", f->dir, STATE_FILE,
+			nf_errf(err, errcap, "%s/%s: longer than %u bytes", f->dir, STATE_FILE,
 			     NF_POSIX_STATE_MAX);
 			goto done;
 		}
 	}
 	text[got] = '\0';
 	if (strlen(text) != got || parse_state(text, &f->state) != 0) {
-		nf_posix_fail(err, errcap, "%s/%s: not a valid flash state file", f->dir, STATE_FILE);
+		nf_errf(err, errcap, "%s/%s: not a valid flash state file", f->dir, STATE_FILE);
 		goto done;
 	}
 	rc = 0;
@@ -260,7 +260,7 @@ static int write_state(struct nf_posix_flash *f, const struct nf_posix_state *ne
 	             next->slots.attempts,
 	             next->geometry.slot_size, next->geometry.fs_size, next->geometry.chip_size);
 	if (n < 0 || (size_t)n >= sizeof text) {
-		nf_posix_fail(err, errcap, "state does not fit %u bytes", NF_POSIX_STATE_MAX);
+		nf_errf(err, errcap, "state does not fit %u bytes", NF_POSIX_STATE_MAX);
 		return -1;
 	}
 	if (write_file_atomic(f, STATE_TMP, STATE_FILE, (const uint8_t *)text, (size_t)n, err,
@@ -287,30 +287,30 @@ int nf_posix_flash_open(struct nf_posix_flash *f, const char *dir, char *err, si
 	f->dir = NULL;
 	f->sector = NULL;
 	if (len == 0 || len >= NF_POSIX_PATH_MAX) {
-		nf_posix_fail(err, errcap, "flash directory path must be 1 to %u bytes",
+		nf_errf(err, errcap, "flash directory path must be 1 to %u bytes",
 		     NF_POSIX_PATH_MAX - 1);
 		return -1;
 	}
 	f->dir = strdup(dir);
 	f->sector = malloc(NF_POSIX_SECTOR_SIZE);
 	if (f->dir == NULL || f->sector == NULL) {
-		nf_posix_fail(err, errcap, "%s: out of memory", dir);
+		nf_errf(err, errcap, "%s: out of memory", dir);
 		return -1;
 	}
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT) {
-			nf_posix_fail(err, errcap, "%s: %s", dir, strerror(errno));
+			nf_errf(err, errcap, "%s: %s", dir, strerror(errno));
 			return -1;
 		}
 		op(f, "mkdir", dir);
 		if (mkdir(dir, 0755) != 0) {
-			nf_posix_fail(err, errcap, "cannot create %s: %s", dir, strerror(errno));
+			nf_errf(err, errcap, "cannot create %s: %s", dir, strerror(errno));
 			return -1;
 		}
 	}
 	f->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (f->dirfd < 0) {
-		nf_posix_fail(err, errcap, "%s: %s", dir, strerror(errno));
+		nf_errf(err, errcap, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return read_state(f, err, errcap);
@@ -324,16 +324,16 @@ int nf_posix_flash_provision(struct nf_posix_flash *f, const struct nf_posix_geo
 	                           .geometry = *g};
 
 	if (f->dirfd < 0) {
-		nf_posix_fail(err, errcap, "flash directory is not open");
+		nf_errf(err, errcap, "flash directory is not open");
 		return -1;
 	}
 	if (!nf_posix_geometry_ok(g)) {
-		nf_posix_fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
+		nf_errf(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
 		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
 		return -1;
 	}
 	if (fwlen > g->slot_size || (fs != NULL && fslen > g->fs_size)) {
-		nf_posix_fail(err, errcap,
+		nf_errf(err, errcap,
 		     "image too big: firmware %zu bytes for a %u-byte slot, "
 		     "filesystem %zu bytes for %u",
 		     fwlen, g->slot_size, fs ? fslen : 0, g->fs_size);
@@ -362,7 +362,7 @@ static int verify_slot(void *ctx, int slot, struct nf_posix_image *info, char *w
 	                               db->md5, why, cap) != 0)
 		return -1;
 	if (info->kind != NF_IMAGE_FIRMWARE) {
-		nf_posix_fail(why, cap, "%s holds a filesystem image", slot_file[slot]);
+		nf_errf(why, cap, "%s holds a filesystem image", slot_file[slot]);
 		return -1;
 	}
 	return 0;
@@ -400,7 +400,7 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 
 	memset(b, 0, sizeof *b);
 	if (f->dirfd < 0) {
-		nf_posix_fail(err, errcap, "flash directory is not open");
+		nf_errf(err, errcap, "flash directory is not open");
 		return -1;
 	}
 	remove_leftovers(f);
@@ -414,7 +414,7 @@ int nf_posix_flash_boot(struct nf_posix_flash *f, struct nf_posix_boot *b, char 
 	                               b->fs_error, sizeof b->fs_error) == 0) {
 		b->fs_valid = b->fs.kind == NF_IMAGE_FILESYSTEM;
 		if (!b->fs_valid)
-			nf_posix_fail(b->fs_error, sizeof b->fs_error, "%s holds a firmware image", FS_FILE);
+			nf_errf(b->fs_error, sizeof b->fs_error, "%s holds a firmware image", FS_FILE);
 	}
 	return 0;
 }
@@ -424,7 +424,7 @@ int nf_posix_flash_confirm(struct nf_posix_flash *f, char *err, size_t errcap)
 	struct nf_posix_state next = f->state;
 
 	if (f->running < 0) {
-		nf_posix_fail(err, errcap, "nothing booted");
+		nf_errf(err, errcap, "nothing booted");
 		return -1;
 	}
 	if (!nf_posix_slots_confirm(&f->state.slots, f->running, &next.slots))

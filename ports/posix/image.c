@@ -34,6 +34,7 @@
 
 #include <openssl/evp.h>
 
+#include "common.h"
 #include "nofuss/posix.h"
 
 #define ESP_MAGIC         0xE9
@@ -129,32 +130,32 @@ int nf_posix_image_build(struct nf_posix_image *info, uint8_t *buf, size_t cap, 
 	unsigned int mdlen = 0;
 
 	if (info->size < NF_POSIX_IMAGE_MIN || info->size > NF_POSIX_FLASH_SIZE_MAX) {
-		nf_posix_fail(err, errcap, "image size %u is out of range (%u to %u bytes)", info->size,
+		nf_errf(err, errcap, "image size %u is out of range (%u to %u bytes)", info->size,
 		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
 		return -1;
 	}
 	if (cap < info->size) {
-		nf_posix_fail(err, errcap, "buffer of %zu bytes is too small", cap);
+		nf_errf(err, errcap, "buffer of %zu bytes is too small", cap);
 		return -1;
 	}
 	if (!field_ok(info->version, false)) {
-		nf_posix_fail(err, errcap, "version must be 1 to %u printable characters, no spaces or '/'",
+		nf_errf(err, errcap, "version must be 1 to %u printable characters, no spaces or '/'",
 		     NF_POSIX_IMAGE_FIELD - 1);
 		return -1;
 	}
 	if (!field_ok(info->device, true)) {
-		nf_posix_fail(err, errcap,
+		nf_errf(err, errcap,
 		     "device must be at most %u printable characters, no spaces or '/'",
 		     NF_POSIX_IMAGE_FIELD - 1);
 		return -1;
 	}
 	if ((info->flags & ~NF_POSIX_IMAGE_FLAGS) != 0 || (!fw && info->flags != 0)) {
-		nf_posix_fail(err, errcap, "unknown image flags 0x%x", info->flags);
+		nf_errf(err, errcap, "unknown image flags 0x%x", info->flags);
 		return -1;
 	}
 	if (fw &&
 	    (info->flash_mode > 3 || nf_posix_image_flash_bytes(info->flash_size_freq) == 0)) {
-		nf_posix_fail(err, errcap, "bad flash mode %u or flash size code 0x%02x", info->flash_mode,
+		nf_errf(err, errcap, "bad flash mode %u or flash size code 0x%02x", info->flash_mode,
 		     info->flash_size_freq);
 		return -1;
 	}
@@ -169,7 +170,7 @@ int nf_posix_image_build(struct nf_posix_image *info, uint8_t *buf, size_t cap, 
 	if (EVP_Digest(buf + NF_POSIX_IMAGE_MIN, info->size - NF_POSIX_IMAGE_MIN, info->payload_md5,
 	               &mdlen, EVP_md5(), NULL) != 1 ||
 	    mdlen != 16) {
-		nf_posix_fail(err, errcap, "MD5 failed (OpenSSL)");
+		nf_errf(err, errcap, "MD5 failed (OpenSSL)");
 		return -1;
 	}
 	memcpy(meta + META_MD5, info->payload_md5, 16);
@@ -193,7 +194,7 @@ int nf_posix_image_parse(const uint8_t *buf, size_t len, struct nf_posix_image *
 
 	memset(info, 0, sizeof *info);
 	if (len < NF_POSIX_IMAGE_MIN) {
-		nf_posix_fail(err, errcap, "%zu bytes: shorter than an image's %u-byte header", len,
+		nf_errf(err, errcap, "%zu bytes: shorter than an image's %u-byte header", len,
 		     NF_POSIX_IMAGE_MIN);
 		return -1;
 	}
@@ -201,21 +202,21 @@ int nf_posix_image_parse(const uint8_t *buf, size_t len, struct nf_posix_image *
 		info->kind = NF_IMAGE_FIRMWARE;
 		meta = buf + OFF_META_FW;
 		if (memcmp(meta, magic_fw, MAGIC_LEN) != 0) {
-			nf_posix_fail(err, errcap, "an ESP8266 image without NoFUSS simulator metadata");
+			nf_errf(err, errcap, "an ESP8266 image without NoFUSS simulator metadata");
 			return -1;
 		}
 		if (buf[1] != 1 || get32(buf + OFF_SEG_ADDR) != SEG_LOAD_ADDR ||
 		    get32(buf + OFF_SEG_SIZE) != META_SIZE) {
-			nf_posix_fail(err, errcap, "bad ESP8266 segment header");
+			nf_errf(err, errcap, "bad ESP8266 segment header");
 			return -1;
 		}
 		if (buf[2] > 3 || nf_posix_image_flash_bytes(buf[3]) == 0) {
-			nf_posix_fail(err, errcap, "bad flash mode %u or flash size code 0x%02x", buf[2],
+			nf_errf(err, errcap, "bad flash mode %u or flash size code 0x%02x", buf[2],
 			     buf[3]);
 			return -1;
 		}
 		if (buf[OFF_CHECKSUM] != esp_checksum(meta, META_SIZE)) {
-			nf_posix_fail(err, errcap, "bad ESP8266 image checksum");
+			nf_errf(err, errcap, "bad ESP8266 image checksum");
 			return -1;
 		}
 		info->flash_mode = buf[2];
@@ -224,7 +225,7 @@ int nf_posix_image_parse(const uint8_t *buf, size_t len, struct nf_posix_image *
 		info->kind = NF_IMAGE_FILESYSTEM;
 		meta = buf;
 	} else {
-		nf_posix_fail(err, errcap, "not a NoFUSS simulator image (first byte 0x%02x)", buf[0]);
+		nf_errf(err, errcap, "not a NoFUSS simulator image (first byte 0x%02x)", buf[0]);
 		return -1;
 	}
 	info->flags = get32(meta + META_FLAGS);
@@ -233,16 +234,16 @@ int nf_posix_image_parse(const uint8_t *buf, size_t len, struct nf_posix_image *
 	 * writes them into a filesystem image, so the parser refuses them too. */
 	if ((info->flags & ~NF_POSIX_IMAGE_FLAGS) != 0 ||
 	    (info->kind == NF_IMAGE_FILESYSTEM && info->flags != 0)) {
-		nf_posix_fail(err, errcap, "unknown image flags 0x%x", info->flags);
+		nf_errf(err, errcap, "unknown image flags 0x%x", info->flags);
 		return -1;
 	}
 	if (info->size < NF_POSIX_IMAGE_MIN || info->size > NF_POSIX_FLASH_SIZE_MAX) {
-		nf_posix_fail(err, errcap, "recorded image size %u is out of range", info->size);
+		nf_errf(err, errcap, "recorded image size %u is out of range", info->size);
 		return -1;
 	}
 	if (!get_field(meta + META_VERSION, info->version, false) ||
 	    !get_field(meta + META_DEVICE, info->device, true)) {
-		nf_posix_fail(err, errcap, "bad version or device field");
+		nf_errf(err, errcap, "bad version or device field");
 		return -1;
 	}
 	memcpy(info->payload_md5, meta + META_MD5, 16);
@@ -279,27 +280,27 @@ int nf_posix_image_verify_file(int dirfd, const char *name, uint32_t max,
 	fd = openat(dirfd, name, flags);
 	if (fd < 0) {
 		saved = errno;
-		nf_posix_fail(err, errcap, "%s: %s", name, strerror(errno));
+		nf_errf(err, errcap, "%s: %s", name, strerror(errno));
 		goto done;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		nf_posix_fail(err, errcap, "%s: not a regular file", name);
+		nf_errf(err, errcap, "%s: not a regular file", name);
 		goto done;
 	}
 	if (st.st_size < (off_t)NF_POSIX_IMAGE_MIN || st.st_size > (off_t)max) {
-		nf_posix_fail(err, errcap, "%s: %lld bytes, not within %u..%u", name, (long long)st.st_size,
+		nf_errf(err, errcap, "%s: %lld bytes, not within %u..%u", name, (long long)st.st_size,
 		     NF_POSIX_IMAGE_MIN, max);
 		goto done;
 	}
 	if (read_full(fd, buf, NF_POSIX_IMAGE_MIN) != 0) {
 		saved = EIO;
-		nf_posix_fail(err, errcap, "%s: read failed", name);
+		nf_errf(err, errcap, "%s: read failed", name);
 		goto done;
 	}
 	if (nf_posix_image_parse(buf, NF_POSIX_IMAGE_MIN, info, err, errcap) != 0)
 		goto done;
 	if ((off_t)info->size != st.st_size && !nf_posix_signed_tail(fd, info->size, st.st_size)) {
-		nf_posix_fail(err, errcap, "%s: %lld bytes, but the image says %u (torn write?)", name,
+		nf_errf(err, errcap, "%s: %lld bytes, but the image says %u (torn write?)", name,
 		     (long long)st.st_size, info->size);
 		goto done;
 	}
@@ -309,14 +310,14 @@ int nf_posix_image_verify_file(int dirfd, const char *name, uint32_t max,
 	    EVP_DigestInit_ex(payload, EVP_md5(), NULL) != 1 ||
 	    EVP_DigestUpdate(whole, buf, NF_POSIX_IMAGE_MIN) != 1) {
 		saved = ENOMEM;
-		nf_posix_fail(err, errcap, "MD5 failed (OpenSSL)");
+		nf_errf(err, errcap, "MD5 failed (OpenSSL)");
 		goto done;
 	}
 	for (left = info->size - NF_POSIX_IMAGE_MIN; left > 0;) {
 		uint32_t n = left < READ_CHUNK ? left : READ_CHUNK;
 		if (read_full(fd, buf, n) != 0) {
 			saved = EIO;
-			nf_posix_fail(err, errcap, "%s: read failed", name);
+			nf_errf(err, errcap, "%s: read failed", name);
 			goto done;
 		}
 		EVP_DigestUpdate(whole, buf, n);
@@ -325,12 +326,12 @@ int nf_posix_image_verify_file(int dirfd, const char *name, uint32_t max,
 	}
 	if (EVP_DigestFinal_ex(payload, digest, NULL) != 1 ||
 	    memcmp(digest, info->payload_md5, 16) != 0) {
-		nf_posix_fail(err, errcap, "%s: payload MD5 mismatch (corrupt or mixed image)", name);
+		nf_errf(err, errcap, "%s: payload MD5 mismatch (corrupt or mixed image)", name);
 		goto done;
 	}
 	if (md5 != NULL && EVP_DigestFinal_ex(whole, md5, NULL) != 1) {
 		saved = ENOMEM;
-		nf_posix_fail(err, errcap, "MD5 failed (OpenSSL)");
+		nf_errf(err, errcap, "MD5 failed (OpenSSL)");
 		goto done;
 	}
 	rc = 0;

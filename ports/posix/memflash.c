@@ -171,21 +171,21 @@ static int load(enum nf_image image, const uint8_t *data, size_t len, uint32_t r
 	int rc = -1;
 
 	if (len == 0 || len > room) {
-		nf_posix_fail(err, errcap, "%s image of %zu bytes does not fit %u bytes", what, len, room);
+		nf_errf(err, errcap, "%s image of %zu bytes does not fit %u bytes", what, len, room);
 		return -1;
 	}
 	w = write_new(image, image == NF_IMAGE_FIRMWARE ? 0 : -1, (uint32_t)len);
 	if (w == NULL) {
-		nf_posix_fail(err, errcap, "out of memory");
+		nf_errf(err, errcap, "out of memory");
 		return -1;
 	}
 	if (write_feed(w, data, len) != 0) {
-		nf_posix_fail(err, errcap, "MD5 failed (OpenSSL)");
+		nf_errf(err, errcap, "MD5 failed (OpenSSL)");
 		goto done;
 	}
 	write_result(w, out);
 	if (out->status != NF_POSIX_MEM_VALID) {
-		nf_posix_fail(err, errcap, "%s image: %s", what, nf_posix_mem_strstatus(out->status));
+		nf_errf(err, errcap, "%s image: %s", what, nf_posix_mem_strstatus(out->status));
 		goto done;
 	}
 	rc = 0;
@@ -207,7 +207,7 @@ int nf_posix_memflash_provision(struct nf_posix_memflash *m, const struct nf_pos
 	m->slot[1].kind = NF_IMAGE_FIRMWARE;
 	m->fs.kind = NF_IMAGE_FILESYSTEM;
 	if (!nf_posix_geometry_ok(g)) {
-		nf_posix_fail(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
+		nf_errf(err, errcap, "flash geometry out of range (each size %u to %u bytes)",
 		     NF_POSIX_IMAGE_MIN, NF_POSIX_FLASH_SIZE_MAX);
 		return -1;
 	}
@@ -238,7 +238,7 @@ static int verify_slot(void *ctx, int slot, struct nf_posix_image *fw, char *why
 		describe(s, fw);
 		return 0;
 	}
-	nf_posix_fail(why, cap, "%s",
+	nf_errf(why, cap, "%s",
 	              s->status == NF_POSIX_MEM_KIND ? "it holds a filesystem image"
 	                                             : nf_posix_mem_strstatus(s->status));
 	return -1;
@@ -281,7 +281,7 @@ int nf_posix_memflash_boot(struct nf_posix_memflash *m, struct nf_posix_boot *b,
 	describe(&m->fs, &b->fs);
 	b->fs_valid = m->fs.status == NF_POSIX_MEM_VALID;
 	if (!b->fs_valid)
-		nf_posix_fail(b->fs_error, sizeof b->fs_error, "%s",
+		nf_errf(b->fs_error, sizeof b->fs_error, "%s",
 		              m->fs.status == NF_POSIX_MEM_KIND
 		                  ? "the filesystem holds a firmware image"
 		                  : nf_posix_mem_strstatus(m->fs.status));
@@ -425,7 +425,7 @@ static int mem_boot(struct nf_posix *p, struct nf_posix_boot *b, char *err, size
 static int mem_confirm(struct nf_posix *p, char *err, size_t errcap)
 {
 	if (nf_posix_memflash_confirm(mem_of(p)) != 0) {
-		nf_posix_fail(err, errcap, "nothing booted");
+		nf_errf(err, errcap, "nothing booted");
 		return -1;
 	}
 	return 0;

@@ -169,13 +169,3 @@ void nf_port_reboot(void *port)
 	p->reboot_requested = true;
 }
 
-void nf_posix_fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, cap, fmt, ap);
-	va_end(ap);
-}

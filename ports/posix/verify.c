@@ -34,7 +34,7 @@ int nf_posix_load_pubkey(struct nf_posix *p, const char *path, char *err, size_t
 	char why[NF_POSIX_ERR_MAX];
 
 	if (nf_sign_key_load(path, 0, 0, &key, why, sizeof why) != NF_SIGN_OK) {
-		nf_posix_fail(err, errcap, "%s", why);
+		nf_errf(err, errcap, "%s", why);
 		return -1;
 	}
 	nf_posix_sign_close(p);

@@ -14,18 +14,6 @@
 #include "common.h"
 #include "ota.h"
 
-static void fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, cap, fmt, ap);
-	va_end(ap);
-}
 
 const char *nf_ota_update_strerror(int code)
 {
@@ -59,7 +47,7 @@ int nf_ota_format_error(int code, char *buf, size_t cap)
 static int datagram_text(const char *buf, size_t len, size_t *textlen, char *err, size_t errcap)
 {
 	if (len > NF_OTA_DATAGRAM_MAX) {
-		fail(err, errcap, "datagram of %zu bytes: longer than %u", len,
+		nf_errf(err, errcap, "datagram of %zu bytes: longer than %u", len,
 		     NF_OTA_DATAGRAM_MAX);
 		return -1;
 	}
@@ -67,7 +55,7 @@ static int datagram_text(const char *buf, size_t len, size_t *textlen, char *err
 		len--;
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f) {
-			fail(err, errcap, "datagram has a control or non-ASCII byte at %zu", i);
+			nf_errf(err, errcap, "datagram has a control or non-ASCII byte at %zu", i);
 			return -1;
 		}
 	}
@@ -143,21 +131,21 @@ int nf_ota_invite_parse(const char *buf, size_t len, struct nf_ota_invite *inv, 
 		return -1;
 	if (parse_decimal(buf, n, &p, 0, NF_OTA_CMD_AUTH, &command) != 0 ||
 	    (command != NF_OTA_CMD_FIRMWARE && command != NF_OTA_CMD_FS)) {
-		fail(err, errcap, "not an invitation: the command must be %d or %d",
+		nf_errf(err, errcap, "not an invitation: the command must be %d or %d",
 		     NF_OTA_CMD_FIRMWARE, NF_OTA_CMD_FS);
 		return -1;
 	}
 	if (expect_space(buf, n, &p) != 0 || parse_decimal(buf, n, &p, 1, 65535, &port) != 0) {
-		fail(err, errcap, "invitation: bad TCP port (1..65535)");
+		nf_errf(err, errcap, "invitation: bad TCP port (1..65535)");
 		return -1;
 	}
 	if (expect_space(buf, n, &p) != 0 ||
 	    parse_decimal(buf, n, &p, 1, NF_OTA_SIZE_MAX, &size) != 0) {
-		fail(err, errcap, "invitation: bad size (1..%u)", NF_OTA_SIZE_MAX);
+		nf_errf(err, errcap, "invitation: bad size (1..%u)", NF_OTA_SIZE_MAX);
 		return -1;
 	}
 	if (expect_space(buf, n, &p) != 0 || parse_hex32(buf, n, &p, inv->md5) != 0 || p != n) {
-		fail(err, errcap, "invitation: the MD5 must be exactly %u hex characters",
+		nf_errf(err, errcap, "invitation: the MD5 must be exactly %u hex characters",
 		     NF_OTA_MD5_HEX);
 		return -1;
 	}
@@ -176,7 +164,7 @@ int nf_ota_challenge_parse(const char *buf, size_t len, char nonce[NF_OTA_MD5_HE
 		return -1;
 	if (n < p || memcmp(buf, NF_OTA_ANSWER_AUTH, p) != 0 ||
 	    parse_hex32(buf, n, &p, nonce) != 0 || p != n) {
-		fail(err, errcap, "not a challenge \"AUTH <32 hex>\"");
+		nf_errf(err, errcap, "not a challenge \"AUTH <32 hex>\"");
 		return -1;
 	}
 	return 0;
@@ -204,7 +192,7 @@ int nf_ota_auth_parse(const char *buf, size_t len, char cnonce[NF_OTA_MD5_HEX + 
 	if (parse_decimal(buf, n, &p, 0, 999, &command) != 0 || command != NF_OTA_CMD_AUTH ||
 	    expect_space(buf, n, &p) != 0 || parse_hex32(buf, n, &p, cnonce) != 0 ||
 	    expect_space(buf, n, &p) != 0 || parse_hex32(buf, n, &p, response) != 0 || p != n) {
-		fail(err, errcap, "not an answer \"200 <32 hex> <32 hex>\"");
+		nf_errf(err, errcap, "not an answer \"200 <32 hex> <32 hex>\"");
 		return -1;
 	}
 	return 0;

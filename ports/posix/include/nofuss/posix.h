@@ -416,9 +416,7 @@ void nf_posix_log(struct nf_posix *p, const char *prefix, const char *line);
 /* The same with a printf format; a line longer than NF_POSIX_LOG_MAX is cut. */
 void nf_posix_logf(struct nf_posix *p, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Formats an error message into err (cap bytes); does nothing when err is
- * NULL. The port's functions report their errors through it. */
-void nf_posix_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The port's functions report their errors with nf_errf (common/errf.c). */
 
 /* ---- verify.c: signed images (docs/SIGNING.md), the port's answer to
  * nf_port_flash_verify. With a public key the device accepts only images
