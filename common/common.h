@@ -27,6 +27,8 @@ void nf_errf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(
  * out must have room for 2*len+1 bytes. Digests on the wire (x-MD5, the
  * ArduinoOTA MD5s) are lower-case. */
 void nf_hex_encode(const unsigned char *bytes, size_t len, char *out);
+/* The value of one hex digit (either case), or -1 for anything else. */
+int nf_hex_digit(char c);
 /* Reads exactly 2*len hex digits (either case) from hex into bytes.
  * Returns 0, or -1 when hex is shorter or holds anything but hex digits
  * (bytes is then unspecified). */

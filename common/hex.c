@@ -15,7 +15,7 @@ void nf_hex_encode(const unsigned char *bytes, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int hex_value(char c)
+int nf_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -29,10 +29,10 @@ static int hex_value(char c)
 int nf_hex_decode(const char *hex, unsigned char *bytes, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		int hi = hex_value(hex[2 * i]), lo;
+		int hi = nf_hex_digit(hex[2 * i]), lo;
 		if (hi < 0) /* also stops at the NUL of a short string */
 			return -1;
-		lo = hex_value(hex[2 * i + 1]);
+		lo = nf_hex_digit(hex[2 * i + 1]);
 		if (lo < 0)
 			return -1;
 		bytes[i] = (unsigned char)(hi << 4 | lo);

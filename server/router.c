@@ -13,18 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common.h"
 #include "nofussd.h"
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Percent-decodes url into out (cap bytes with the NUL) and collapses
  * repeated slashes. Fails on bad escapes, encoded '/' or NUL, and length. */
@@ -35,7 +25,7 @@ static int decode_path(const char *url, char *out, size_t cap)
 	for (const char *p = url; *p != '\0'; p++) {
 		char c = *p;
 		if (c == '%') {
-			int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+			int hi = nf_hex_digit(p[1]), lo = hi < 0 ? -1 : nf_hex_digit(p[2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);
