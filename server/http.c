@@ -150,12 +150,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (*req_cls != &request_seen) /* a download back from waiting for its MD5 */
 		return nf_image_resumed(srv, conn, *req_cls);
-	if (*upload_size != 0) { /* a body is never needed: drop it */
+	/* refuse_framing answered every request with a body or another method
+	 * on its first call; this only guards against a libmicrohttpd that
+	 * would hand one over anyway. */
+	if (*upload_size != 0) {
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, srv->not_allowed);
 	return route_request(srv, conn, url, req_cls);
 }
 
