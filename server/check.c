@@ -100,6 +100,10 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 		target = nf_rules_match(snap->rules, &q);
 	client_ip(conn, ip, sizeof ip);
 	nf_checklog_header(srv->log, time(NULL), ip, &q, update_for(snap, target));
+	nf_record_check(srv, conn,
+	                &(struct nf_check_record){NF_CLIENT_NOFUSS_HEADER, &q, target,
+	                                          target < 0 ? NF_ANSWER_NONE : NF_ANSWER_OFFERED,
+	                                          NULL, NULL});
 	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(snap, target));
 }
 
@@ -115,5 +119,9 @@ enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn
 
 	client_ip(conn, ip, sizeof ip);
 	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(snap, target));
+	nf_record_check(srv, conn,
+	                &(struct nf_check_record){NF_CLIENT_NOFUSS_PATH, &q, target,
+	                                          target < 0 ? NF_ANSWER_NONE : NF_ANSWER_OFFERED,
+	                                          NULL, NULL});
 	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(snap, target));
 }

@@ -12,7 +12,9 @@
 
 #include <microhttpd.h>
 
+#include "counters.h"
 #include "nofussd.h"
+#include "store.h"
 
 #define NF_TYPE_JSON "application/json"
 #define NF_TYPE_TEXT "text/plain"
@@ -29,6 +31,8 @@ struct nf_server {
 	struct nf_images *images;
 	unsigned active;               /* requests begun and not yet completed */
 	unsigned port;
+	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */
+	struct nf_counters counters;   /* for /metrics; the loop writes, anyone reads */
 	bool started;                  /* MHD's own errors are debug noise after start */
 };
 
@@ -70,5 +74,20 @@ void nf_image_completed(void *req_cls);
 /* True for a request sent by an ESP8266 or ESP32 updater: an image
  * download, never a check. */
 bool nf_image_is_download(struct MHD_Connection *conn);
+
+/* record.c: what the fleet store and the counters learn of each check --- */
+/* One answered check, as every check handler describes it. */
+struct nf_check_record {
+	enum nf_client_kind client;    /* which client form asked */
+	const struct nf_query *q;      /* device, version, mac (NULL: none), build */
+	long target;                   /* the rule that answered, -1 none */
+	enum nf_answer_kind answer;    /* none, offered, or held back */
+	const char *reason;            /* HELD: why, e.g. "image 612 KiB, 480 KiB free" */
+	const struct nf_event_hw *hw;  /* what a stock updater's headers told; NULL */
+};
+/* Counts the check and posts it to the store (when there is one). Never
+ * waits: a full store queue drops the event and counts it. Loop thread. */
+void nf_record_check(struct nf_server *srv, struct MHD_Connection *conn,
+                     const struct nf_check_record *rec);
 
 #endif
