@@ -30,6 +30,9 @@ void nf_config_defaults(struct nf_config *cfg)
 	cfg->idle_timeout = 30;
 	cfg->grace_seconds = 10;
 	cfg->watch = true;
+	snprintf(cfg->admin_listen, sizeof cfg->admin_listen, "127.0.0.1");
+	cfg->admin_port = 8081; /* NF_ADMIN_DEFAULT_PORT (server/admin/admin.h) */
+	cfg->admin_metrics_auth = true;
 }
 
 static int set_string(char *dst, size_t cap, const char *key, const char *value, char *err,
@@ -92,10 +95,16 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	NUM("idle-timeout", idle_timeout, 1, 86400);
 	NUM("grace", grace_seconds, 0, 3600);
 	NUM("sndbuf", sndbuf, 0, 64 * 1024 * 1024);
+	STR("store", store);
+	STR("admin-listen", admin_listen);
+	NUM("admin-port", admin_port, 0, 65535);
+	STR("admin-token-file", admin_token_file);
 #undef STR
 #undef NUM
 	if (strcmp(key, "watch") == 0)
 		return set_bool(&cfg->watch, key, value, err, errlen);
+	if (strcmp(key, "admin-metrics-auth") == 0)
+		return set_bool(&cfg->admin_metrics_auth, key, value, err, errlen);
 	snprintf(err, errlen, "unknown setting \"%s\"", key);
 	return -1;
 }
@@ -197,8 +206,9 @@ static int normalise_base(char *base, size_t cap)
 	return 0;
 }
 
-/* The listen address must be numeric (nofussd never resolves names). */
-static int check_listen(const char *listen, char *err, size_t errlen)
+/* A listen address must be numeric (nofussd never resolves names); key
+ * names the setting in the message. */
+static int check_listen(const char *key, const char *listen, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
@@ -208,7 +218,7 @@ static int check_listen(const char *listen, char *err, size_t errlen)
 		return 0;
 	rc = getaddrinfo(listen, NULL, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, errlen, "listen: \"%s\" is not an IPv4 or IPv6 address", listen);
+		snprintf(err, errlen, "%s: \"%s\" is not an IPv4 or IPv6 address", key, listen);
 		return -1;
 	}
 	freeaddrinfo(res);
@@ -221,7 +231,13 @@ int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "base: longer than %zu bytes", sizeof cfg->base - 1);
 		return -1;
 	}
-	if (check_listen(cfg->listen, err, errlen) != 0)
+	if (check_listen("listen", cfg->listen, err, errlen) != 0)
+		return -1;
+	if (cfg->admin_listen[0] == '\0' || strcmp(cfg->admin_listen, "*") == 0) {
+		snprintf(err, errlen, "admin-listen: name one address (127.0.0.1, ::1, 0.0.0.0, ::)");
+		return -1;
+	}
+	if (check_listen("admin-listen", cfg->admin_listen, err, errlen) != 0)
 		return -1;
 	if (cfg->rules_path[0] == '\0' &&
 	    (size_t)snprintf(cfg->rules_path, sizeof cfg->rules_path, "%s/versions.json",

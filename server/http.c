@@ -374,6 +374,11 @@ unsigned nf_server_port(const struct nf_server *srv)
 	return srv->port;
 }
 
+const struct nf_counters *nf_server_counters(const struct nf_server *srv)
+{
+	return &srv->counters;
+}
+
 int nf_server_run(struct nf_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG ms = NF_LOOP_MAX_SLEEP_MS;

@@ -11,7 +11,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "admin.h"
 #include "nofussd.h"
+#include "store.h"
 
 /* Descriptors kept beyond one per connection: listening socket, epoll,
  * signalfd, inotify, eventfds, log, images being sent, ... */
@@ -48,6 +50,10 @@ static void usage(FILE *out)
 	        "                            kernel's (default 65536)\n"
 	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
 	        "      --watch               reload when the rules file changes (the default)\n"
+	        "      --admin-token-file FILE  serve the admin API and /metrics, to the bearer\n"
+	        "                            tokens in FILE (docs/ADMIN.md; default: off)\n"
+	        "      --admin-listen ADDR   the admin listener's address (default 127.0.0.1)\n"
+	        "      --admin-port N        its TCP port (default 8081; 0 picks a free one)\n"
 	        "  -t, --check               validate the settings and rules, then exit\n"
 	        "  -q, --quiet               only errors on stderr\n"
 	        "  -v, --verbose             debug messages on stderr\n"
@@ -62,7 +68,7 @@ static void usage(FILE *out)
 }
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
-       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH };
+       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -81,6 +87,9 @@ static const struct option long_options[] = {
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},
     {"watch", no_argument, NULL, OPT_WATCH},
+    {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKENS},
+    {"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN},
+    {"admin-port", required_argument, NULL, OPT_ADMIN_PORT},
     {"check", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -118,12 +127,54 @@ static void raise_fd_limit(struct nf_config *cfg)
 	}
 }
 
+static void store_log(void *ctx, enum nf_store_log_level level, const char *msg)
+{
+	(void)ctx;
+	nf_log(level == NF_STORE_LOG_ERROR  ? NF_LOG_ERROR
+	       : level == NF_STORE_LOG_WARN ? NF_LOG_WARN
+	                                    : NF_LOG_INFO,
+	       "store: %s", msg);
+}
+
+/* Starts the admin listener when a token file is set. Returns 0 (with *out
+ * NULL when off) or -1 after saying why. */
+static int start_admin(const struct nf_config *cfg, struct nf_store *store,
+                       const struct nf_server *srv, struct nf_admin **out)
+{
+	struct nf_admin_params p = {
+	    .listen = cfg->admin_listen,
+	    .port = cfg->admin_port,
+	    .token_file = cfg->admin_token_file,
+	    .metrics_open = !cfg->admin_metrics_auth,
+	    .store = store,
+	    .counters = nf_server_counters(srv),
+	};
+	char err[NF_ERR_LEN];
+	bool v6 = strchr(cfg->admin_listen, ':') != NULL;
+
+	*out = NULL;
+	if (cfg->admin_token_file[0] == '\0')
+		return 0;
+	*out = nf_admin_start(&p, err, sizeof err);
+	if (*out == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		return -1;
+	}
+	nf_log(NF_LOG_INFO, "admin API at http://%s%s%s:%u/api/v1/%s", v6 ? "[" : "",
+	       cfg->admin_listen, v6 ? "]" : "", nf_admin_port(*out),
+	       store != NULL ? "" : " (the fleet store is off: the API answers 503)");
+	return 0;
+}
+
 /* Serves snap (whose reference it takes) until told to stop. Returns the
  * exit status. */
 static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 {
 	struct nf_checklog *log;
 	struct nf_server *srv = NULL;
+	struct nf_store *store = NULL;
+	struct nf_admin *admin = NULL;
+	struct nf_store_options sopt = {.log = store_log};
 	char err[NF_ERR_LEN];
 	int status;
 
@@ -138,16 +189,33 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 		nf_snapshot_release(snap);
 		return EXIT_START;
 	}
+	if (cfg->store[0] != '\0') {
+		store = nf_store_open(cfg->store, &sopt, err, sizeof err);
+		if (store == NULL) {
+			nf_log(NF_LOG_ERROR, "store: %s", err);
+			nf_snapshot_release(snap);
+			status = EXIT_START;
+			goto done;
+		}
+	}
 	srv = nf_server_start(cfg, snap, log, err, sizeof err);
 	if (srv == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
 		status = EXIT_START;
 		goto done;
 	}
+	/* After the store is open and the counters exist; stopped before
+	 * either goes. */
+	if (start_admin(cfg, store, srv, &admin) != 0) {
+		status = EXIT_START;
+		goto done;
+	}
 	status = nf_loop_run(cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
 	nf_log(NF_LOG_INFO, "stopped");
 done:
+	nf_admin_stop(admin);
 	nf_server_stop(srv);
+	nf_store_close(store);
 	nf_checklog_close(log);
 	return status;
 }
@@ -215,6 +283,15 @@ int main(int argc, char **argv)
 	if (snap == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
 		return EXIT_INVALID;
+	}
+	if (check_only && cfg.admin_token_file[0] != '\0') {
+		struct nf_admin_tokens tokens;
+		if (nf_admin_tokens_load(&tokens, cfg.admin_token_file, err, sizeof err) != 0) {
+			nf_log(NF_LOG_ERROR, "%s", err);
+			nf_snapshot_release(snap);
+			return EXIT_INVALID;
+		}
+		nf_admin_tokens_free(&tokens);
 	}
 	if (check_only) {
 		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(snap->rules));

@@ -89,6 +89,12 @@ struct nf_config {
 	unsigned grace_seconds;   /* for in-flight downloads on shutdown */
 	unsigned sndbuf;          /* SO_SNDBUF for client sockets, 0 = kernel's */
 	bool watch;               /* reload when versions.json changes */
+	/* The fleet store (docs/STORE.md) and the admin listener (docs/ADMIN.md). */
+	char store[NF_MAX_PATH];  /* store URL; "" = off */
+	char admin_listen[64];    /* numeric address, default 127.0.0.1 */
+	unsigned admin_port;      /* default 8081; 0 picks a free one */
+	char admin_token_file[NF_MAX_PATH]; /* "" = no admin listener */
+	bool admin_metrics_auth;  /* /metrics needs a token (default yes) */
 };
 void nf_config_defaults(struct nf_config *cfg);
 /* Reads an INI file into cfg. Returns 0, or -1 with a message naming the
@@ -414,6 +420,10 @@ int nf_server_hasher_fd(const struct nf_server *srv);
 /* Resumes the downloads whose MD5 is ready. Loop thread. */
 void nf_server_resume(struct nf_server *srv);
 unsigned nf_server_port(const struct nf_server *srv);
+/* The loop's counters (counters.h), for the admin listener's /metrics:
+ * atomics, readable from any thread while srv lives. */
+struct nf_counters;
+const struct nf_counters *nf_server_counters(const struct nf_server *srv);
 /* Runs whatever libmicrohttpd has ready; returns the longest time in ms the
  * loop may sleep before calling again. */
 int nf_server_run(struct nf_server *srv);

@@ -1,0 +1,239 @@
+/*
+ * admin.h - nofussd's admin listener (issue 9, items 5 and 6): the JSON API
+ * under /api/v1 and the Prometheus /metrics, on their own address and port,
+ * and the one header of the nofuss_admin library, grouped by file as its
+ * table of contents (docs/ADMIN.md is the reference for users).
+ *
+ * Threads: the listener is a libmicrohttpd daemon of its own with one thread
+ * per connection (at most NF_ADMIN_MAX_CONNECTIONS), never the device loop's:
+ * its requests may wait on the store's queries (nf_store_devices, ...) and on
+ * the token file. What it reads of the loop is the counters (atomics) and the
+ * store's stats (atomics); the store may be NULL (the store is off), and then
+ * the API answers 503 while /metrics still serves the counters.
+ *
+ * Growing it: routes are one table (listener.c), each with the methods it
+ * takes and the role it needs; a handler gets a struct nf_admin_request and
+ * answers with nf_admin_json/nf_admin_error. TLS is one more set of MHD
+ * options and flags (struct nf_admin_params.mhd_*), passed to the one
+ * function that creates the daemon.
+ */
+#ifndef NOFUSS_ADMIN_H
+#define NOFUSS_ADMIN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "counters.h"
+#include "store.h"
+
+/* Limits on outside input --------------------------------------------------- */
+#define NF_ADMIN_MAX_URL          2048  /* request path and query, raw */
+#define NF_ADMIN_MAX_QUERY_PARAMS 16    /* name=value pairs in one query string */
+#define NF_ADMIN_MAX_REQUEST_MEM  16384 /* MHD's memory per connection: bounds headers */
+#define NF_ADMIN_MAX_BODY         0     /* no endpoint takes a body yet: any is 413 */
+#define NF_ADMIN_MAX_TOKEN        256   /* characters in a token */
+#define NF_ADMIN_MIN_TOKEN        16    /* a shorter token is refused at load */
+#define NF_ADMIN_MAX_TOKENS       256   /* tokens in the token file */
+#define NF_ADMIN_MAX_TOKEN_FILE   65536 /* bytes in the token file */
+#define NF_ADMIN_MAX_TOKEN_NAME   64    /* a token's name, with the NUL */
+#define NF_ADMIN_MAX_OFFSET       100000000 /* the devices list's offset */
+#define NF_ADMIN_MAX_CONNECTIONS  32    /* connections (threads) at once */
+#define NF_ADMIN_MAX_METRIC_SERIES 100  /* device type x version series in /metrics */
+
+/* Tuning -------------------------------------------------------------------- */
+#define NF_ADMIN_DEFAULT_PORT     8081
+#define NF_ADMIN_IDLE_TIMEOUT     30    /* seconds a connection may stay idle */
+#define NF_ADMIN_TOKEN_RECHECK_MS 1000  /* the token file is checked for changes this often */
+#define NF_ADMIN_SUMMARY_CACHE_MS 5000  /* /metrics reuses a fleet summary this long */
+#define NF_ADMIN_DEFAULT_PAGE     100   /* devices per page when no limit is asked */
+
+/* auth.c: the token file ------------------------------------------------------ */
+/*
+ * One token a line, "TOKEN [ROLE [NAME]]", fields separated by blanks; blank
+ * lines and lines starting with '#' are skipped. TOKEN: NF_ADMIN_MIN_TOKEN to
+ * NF_ADMIN_MAX_TOKEN printable ASCII characters without blanks. ROLE: admin
+ * (the default) or read. NAME: [A-Za-z0-9_.@-], default "line-N"; issue 10's
+ * audit log names a token by it. Only the SHA-256 of each token is kept.
+ */
+enum nf_admin_role { NF_ROLE_NONE = 0, NF_ROLE_READ, NF_ROLE_ADMIN };
+
+struct nf_admin_token {
+	unsigned char hash[32];                 /* SHA-256 of the token */
+	enum nf_admin_role role;
+	char name[NF_ADMIN_MAX_TOKEN_NAME];
+};
+
+struct nf_admin_tokens {
+	pthread_mutex_t lock;                   /* the table may be replaced while read */
+	struct nf_admin_token *list;
+	size_t count;
+	char path[1024];
+	/* The file as last loaded: a change of any of these reloads it. */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns, ctime_ns;
+	uint64_t checked_ms;                    /* monotonic time of the last stat */
+};
+
+/* Parses a token file's text (len bytes) into a new list (free with free()).
+ * Returns 0 with *list and *count, or -1 with "LINE: why" in err. Pure. */
+int nf_admin_tokens_parse(const char *text, size_t len, struct nf_admin_token **list,
+                          size_t *count, char *err, size_t errlen);
+/* Loads path: it must be a regular file, not readable or writable by others
+ * (mode & 007 == 0), at most NF_ADMIN_MAX_TOKEN_FILE bytes, with at least one
+ * token. Returns 0, or -1 with a message naming the file (and line). */
+int nf_admin_tokens_load(struct nf_admin_tokens *t, const char *path, char *err, size_t errlen);
+/* Re-reads the file when it changed (checked at most every
+ * NF_ADMIN_TOKEN_RECHECK_MS). A file that became bad keeps the old tokens
+ * and is said once per change. Any thread. */
+void nf_admin_tokens_refresh(struct nf_admin_tokens *t);
+/* The role of the token an "Authorization" header value carries ("Bearer
+ * TOKEN"), or NF_ROLE_NONE; its name into name (NF_ADMIN_MAX_TOKEN_NAME)
+ * when found. Hashes the token and compares with every stored hash in
+ * constant time. Any thread. */
+enum nf_admin_role nf_admin_tokens_check(struct nf_admin_tokens *t, const char *authorization,
+                                         char *name);
+void nf_admin_tokens_free(struct nf_admin_tokens *t);
+
+/* filter.c: the devices list's query string, outside input ------------------- */
+/* The filter and the strings it points to. */
+struct nf_admin_query {
+	struct nf_device_filter filter;
+	char device[NF_STORE_MAX_TEXT], version[NF_STORE_MAX_TEXT];
+	char mac[NF_STORE_MAC_LEN], ip[NF_STORE_IP_LEN], tag[NF_STORE_MAX_TAG];
+};
+/* Parses a raw (percent-encoded) query string of len bytes, without the
+ * '?', into out: type, version, state, seen_after, seen_before, mac, ip, tag,
+ * sort, order, offset, limit (docs/ADMIN.md section 3). Times are RFC 3339
+ * UTC, ms since 1970, or an age ("90s", "15m", "24h", "7d") counted back
+ * from now_ms. An empty value means "any". Returns 0, or -1 with the
+ * parameter's name in param (16 bytes) and a message naming it and the
+ * values it accepts in err: an unknown or repeated parameter, a bad value,
+ * a bad %-escape. Pure: no I/O, no allocation. */
+int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms,
+                         struct nf_admin_query *out, char param[16], char *err, size_t errlen);
+/* Percent-decodes src (len bytes) into dst (cap bytes, NUL-terminated);
+ * plus: '+' is a space (query strings). Returns the length, or -1 for a bad
+ * escape, an encoded NUL, or no room. */
+int nf_admin_unescape(const char *src, size_t len, bool plus, char *dst, size_t cap);
+/* True for a tag the store takes: [A-Za-z0-9_.-]{1,31}. */
+bool nf_admin_tag_valid(const char *tag);
+/* A time as RFC 3339 UTC ("2026-12-02T12:00:00Z", "...00.123Z", "+01:00"
+ * offsets), ms since 1970, or an age back from now_ms. 0 or -1. */
+int nf_admin_parse_time(const char *text, int64_t now_ms, int64_t *out_ms);
+/* ms since 1970 as "2026-12-02T12:00:00.123Z" into out (32 bytes). */
+void nf_admin_format_time(int64_t ms, char out[32]);
+
+/* metrics.c: the Prometheus text format (0.0.4) ------------------------------ */
+/* What /metrics shows, gathered by the caller; written by a pure function. */
+struct nf_metrics_input {
+	const struct nf_counters *counters;     /* never NULL */
+	const struct nf_store_stats *store;     /* NULL when the store is off */
+	const struct nf_fleet_summary *summary; /* NULL when off or failing */
+	/* Offer transitions counted by the store, when it counts them (the
+	 * writer's counters); written only when has_transitions. */
+	bool has_transitions;
+	uint64_t confirmations, reverts;
+};
+/* A growable text buffer; failed is set (and the text dropped) when memory
+ * runs out. */
+struct nf_admin_buf {
+	char *data;
+	size_t len, cap;
+	bool failed;
+};
+void nf_admin_buf_printf(struct nf_admin_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void nf_admin_buf_free(struct nf_admin_buf *b);
+/* Writes every metric of in into b (docs/ADMIN.md section 5). Device types
+ * and versions are label values: escaped (\\ \" \n), invalid UTF-8
+ * replaced, at most NF_ADMIN_MAX_METRIC_SERIES series, the rest summed
+ * into type="other",version="other". Returns 0, or -1 out of memory. */
+int nf_metrics_write(struct nf_admin_buf *b, const struct nf_metrics_input *in);
+/* Appends text (up to len bytes or a NUL) as a label value: escaped,
+ * invalid UTF-8 as U+FFFD. */
+void nf_metrics_label(struct nf_admin_buf *b, const char *text, size_t len);
+/* The length of the valid UTF-8 sequence at s (len bytes left), or 0. */
+size_t nf_admin_utf8_next(const unsigned char *s, size_t len);
+
+/* render.c: the API's JSON -------------------------------------------------- */
+/* jansson values for the API's answers; NULL when out of memory. Strings
+ * from devices are made valid UTF-8 (invalid bytes as U+FFFD). */
+struct json_t;
+struct json_t *nf_render_device(const struct nf_device *dev);
+struct json_t *nf_render_history(const struct nf_history *h, size_t count);
+struct json_t *nf_render_summary(const struct nf_fleet_summary *s, int64_t now_ms);
+/* The decision: which rule answered the device's last check and why, or
+ * why it got nothing, with a sentence saying so. */
+struct json_t *nf_render_decision(const struct nf_device *dev, int64_t now_ms);
+/* A JSON string of text (len bytes; invalid UTF-8 as U+FFFD), or NULL. */
+struct json_t *nf_render_string(const char *text, size_t len);
+/* Sets key to the RFC 3339 string of ms and key_ms to ms (null, null when 0). */
+int nf_render_time(struct json_t *obj, const char *key, int64_t ms);
+
+/* listener.c: the daemon ------------------------------------------------------ */
+struct MHD_OptionItem; /* microhttpd.h, for TLS options; never needed here */
+
+struct nf_admin_params {
+	const char *listen;          /* numeric IPv4 or IPv6 address */
+	unsigned port;               /* 0 picks a free one */
+	const char *token_file;
+	bool metrics_open;           /* /metrics without a token */
+	struct nf_store *store;      /* NULL: the store is off (503) */
+	const struct nf_counters *counters;
+	/* Extra daemon flags and options (e.g. MHD_USE_TLS and the key and
+	 * certificate), ending with MHD_OPTION_END; NULL for none. */
+	unsigned mhd_flags;
+	const struct MHD_OptionItem *mhd_options;
+};
+
+struct nf_admin;
+/* Loads the token file and starts listening on its own threads. Returns
+ * the listener (nf_admin_stop frees it), or NULL with err filled: a bad
+ * token file, an address that cannot be bound. */
+struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size_t errlen);
+/* The port it listens on (the one picked when asked for 0). */
+unsigned nf_admin_port(const struct nf_admin *a);
+/* Stops listening, waits for requests in progress, frees a. NULL is a no-op. */
+void nf_admin_stop(struct nf_admin *a);
+
+/* ========================================================================
+ * Inside the library: between its own files.
+ * ======================================================================== */
+struct MHD_Connection;
+struct nf_admin_request {
+	struct nf_admin *admin;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *query;           /* raw query string ("" for none) */
+	size_t query_len;
+	char args[2][NF_ADMIN_MAX_URL]; /* the route's '*' segments, percent-decoded */
+	enum nf_admin_role role;
+	char token_name[NF_ADMIN_MAX_TOKEN_NAME];
+};
+/* listener.c: answers (each returns MHD's result). */
+/* Sends obj (taking its reference) as JSON with status. */
+int nf_admin_json(struct nf_admin_request *r, unsigned status, struct json_t *obj);
+/* Sends {"error": msg, "status": status[, "parameter": param]}. */
+int nf_admin_error(struct nf_admin_request *r, unsigned status, const char *param,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The store, or NULL after answering 503. */
+struct nf_store *nf_admin_store(struct nf_admin_request *r);
+/* The counters, the store's stats and a fleet summary at most
+ * NF_ADMIN_SUMMARY_CACHE_MS old, for /metrics; the caller frees nothing. */
+int nf_admin_metrics_text(struct nf_admin *a, struct nf_admin_buf *out);
+
+/* api.c: the /api/v1 handlers ------------------------------------------------ */
+int nf_api_devices(struct nf_admin_request *r);
+int nf_api_device(struct nf_admin_request *r);
+int nf_api_decision(struct nf_admin_request *r);
+int nf_api_summary(struct nf_admin_request *r);
+int nf_api_tag_add(struct nf_admin_request *r);
+int nf_api_tag_remove(struct nf_admin_request *r);
+int nf_api_metrics(struct nf_admin_request *r);
+
+#endif /* NOFUSS_ADMIN_H */

@@ -1,0 +1,441 @@
+/*
+ * listener.c - the admin listener: its own libmicrohttpd daemon, one thread
+ * per connection (never the device loop's: the store's queries may wait),
+ * the route table, bearer-token checks, and the answers' common headers.
+ *
+ * Every request is answered on its first call: no endpoint takes a body
+ * yet, so a request that frames one is 413 before it is read (issue 10's
+ * uploads will add a body phase to the route that takes one). Order of
+ * checks: the path's length (414), the route (its pattern), the token (401,
+ * or 403 when the route needs the admin role), then the method (405) and
+ * the path (404). An unauthenticated client learns nothing of the API's
+ * shape but the 401.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "admin.h"
+#include "common.h"
+#include "nofussd.h"
+
+struct nf_admin {
+	struct MHD_Daemon *daemon;
+	struct nf_admin_tokens tokens;
+	struct nf_store *store;
+	const struct nf_counters *counters;
+	bool metrics_open;
+	unsigned port;
+	/* /metrics' fleet summary, refreshed at most every NF_ADMIN_SUMMARY_CACHE_MS. */
+	pthread_mutex_t cache_lock;
+	struct nf_fleet_summary summary;
+	bool summary_ok;
+	uint64_t summary_at;          /* monotonic ms; 0 = never */
+};
+
+typedef int (*handler_fn)(struct nf_admin_request *r);
+
+/* The routes. A '*' segment matches one non-empty segment, percent-decoded
+ * into r->args in order. */
+static const struct route {
+	const char *method;
+	const char *pattern;
+	enum nf_admin_role role;      /* needed; NONE: /metrics when open */
+	handler_fn fn;
+} routes[] = {
+    {"GET", "/api/v1/devices", NF_ROLE_READ, nf_api_devices},
+    {"GET", "/api/v1/devices/*", NF_ROLE_READ, nf_api_device},
+    {"GET", "/api/v1/devices/*/decision", NF_ROLE_READ, nf_api_decision},
+    {"GET", "/api/v1/decision/*", NF_ROLE_READ, nf_api_decision},
+    {"POST", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_add},
+    {"DELETE", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_remove},
+    {"GET", "/api/v1/summary", NF_ROLE_READ, nf_api_summary},
+    {"GET", "/metrics", NF_ROLE_READ, nf_api_metrics},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* Whether path matches pattern; the '*' segments decoded into args. */
+static bool match(const char *pattern, const char *path, char args[2][NF_ADMIN_MAX_URL])
+{
+	int arg = 0;
+
+	while (*pattern != '\0' && *path != '\0') {
+		size_t plen = strcspn(pattern + 1, "/") + 1, slen = strcspn(path + 1, "/") + 1;
+		if (*pattern != '/' || *path != '/')
+			return false;
+		if (plen == 2 && pattern[1] == '*') {
+			if (slen == 1 || arg == 2 ||
+			    nf_admin_unescape(path + 1, slen - 1, false, args[arg++], NF_ADMIN_MAX_URL) < 0)
+				return false;
+		} else if (plen != slen || memcmp(pattern, path, plen) != 0) {
+			return false;
+		}
+		pattern += plen;
+		path += slen;
+	}
+	/* One trailing '/' is forgiven: /api/v1/devices/ is the list. */
+	return *pattern == '\0' && (*path == '\0' || strcmp(path, "/") == 0);
+}
+
+/* ---- answers ---- */
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned status, const char *type,
+                            char *body, size_t len, const char *extra_name, const char *extra)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result rc;
+
+	if (resp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (extra_name != NULL)
+		MHD_add_response_header(resp, extra_name, extra);
+	rc = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
+/* Sends obj; extra: one more header (or NULL). */
+static int send_json(struct MHD_Connection *conn, unsigned status, json_t *obj,
+                     const char *extra_name, const char *extra)
+{
+	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	size_t len;
+
+	json_decref(obj);
+	if (text == NULL) {
+		static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}\n";
+		text = strdup(oom);
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		if (text == NULL)
+			return MHD_NO;
+	}
+	len = strlen(text);
+	char *body = realloc(text, len + 2);
+	if (body == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	body[len++] = '\n';
+	body[len] = '\0';
+	return send_response(conn, status, "application/json", body, len, extra_name, extra);
+}
+
+int nf_admin_json(struct nf_admin_request *r, unsigned status, json_t *obj)
+{
+	return send_json(r->conn, status, obj, NULL, NULL);
+}
+
+static json_t *error_body(unsigned status, const char *param, const char *msg)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "error", nf_render_string(msg, strlen(msg)));
+	json_object_set_new(o, "status", json_integer(status));
+	if (param != NULL && param[0] != '\0')
+		json_object_set_new(o, "parameter", json_string(param));
+	return o;
+}
+
+int nf_admin_error(struct nf_admin_request *r, unsigned status, const char *param,
+                   const char *fmt, ...)
+{
+	char msg[NF_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return send_json(r->conn, status, error_body(status, param, msg), NULL, NULL);
+}
+
+struct nf_store *nf_admin_store(struct nf_admin_request *r)
+{
+	if (r->admin->store == NULL)
+		nf_admin_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+		               "the fleet store is off: set \"store\" in nofussd's configuration "
+		               "(docs/ADMIN.md section 1)");
+	return r->admin->store;
+}
+
+/* ---- /metrics ---- */
+
+int nf_admin_metrics_text(struct nf_admin *a, struct nf_admin_buf *out)
+{
+	struct nf_store_stats stats;
+	struct nf_metrics_input in = {.counters = a->counters};
+	char err[NF_ERR_LEN];
+	int rc;
+
+	if (a->store != NULL) {
+		nf_store_stats(a->store, &stats);
+		in.store = &stats;
+	}
+	pthread_mutex_lock(&a->cache_lock);
+	uint64_t now = nf_clock_ms();
+	if (a->store != NULL &&
+	    (a->summary_at == 0 || now - a->summary_at >= NF_ADMIN_SUMMARY_CACHE_MS)) {
+		/* Refreshed under the lock: scrapes that come meanwhile wait for
+		 * this one query instead of each making their own. */
+		nf_fleet_summary_free(&a->summary);
+		a->summary_ok = nf_store_summary(a->store, 0, &a->summary, err, sizeof err) == 0;
+		if (!a->summary_ok)
+			nf_log(NF_LOG_WARN, "metrics: the fleet summary failed: %s", err);
+		a->summary_at = now;
+	}
+	in.summary = a->summary_ok ? &a->summary : NULL;
+	rc = nf_metrics_write(out, &in);
+	pthread_mutex_unlock(&a->cache_lock);
+	return rc;
+}
+
+int nf_api_metrics(struct nf_admin_request *r)
+{
+	struct nf_admin_buf b = {0};
+
+	if (nf_admin_metrics_text(r->admin, &b) != 0) {
+		nf_admin_buf_free(&b);
+		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+	}
+	return send_response(r->conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len,
+	            NULL, NULL);
+}
+
+/* ---- requests ---- */
+
+struct query_text {
+	char *buf;
+	size_t len, cap;
+	bool too_long;
+};
+
+/* Rebuilds the raw query string from MHD's arguments, which the unescape
+ * callback left encoded: filter.c decodes it itself. */
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+	struct query_text *q = cls;
+	int n = snprintf(q->buf + q->len, q->cap - q->len, "%s%s%s%s", q->len > 0 ? "&" : "", key,
+	                 value != NULL ? "=" : "", value != NULL ? value : "");
+
+	(void)kind;
+	if (n < 0 || (size_t)n >= q->cap - q->len) {
+		q->too_long = true;
+		return MHD_NO;
+	}
+	q->len += (size_t)n;
+	return MHD_YES;
+}
+
+static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
+{
+	(void)cls;
+	(void)conn;
+	return strlen(s);
+}
+
+static bool has_body(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL ||
+	       (cl != NULL && strspn(cl, "0") != strlen(cl));
+}
+
+static int unauthorized(struct MHD_Connection *conn, bool token_given)
+{
+	unsigned status = MHD_HTTP_UNAUTHORIZED;
+	const char *msg = token_given ? "the bearer token is not valid"
+	                              : "a bearer token is needed: Authorization: Bearer TOKEN";
+
+	return send_json(conn, status, error_body(status, NULL, msg), MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+	                 token_given ? "Bearer realm=\"nofussd\", error=\"invalid_token\""
+	                             : "Bearer realm=\"nofussd\"");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+	struct nf_admin *a = cls;
+	struct nf_admin_request *r;
+	const struct route *found = NULL;
+	bool path_known = false, get_like;
+	char allow[64] = "";
+	char qbuf[NF_ADMIN_MAX_URL];
+	struct query_text q = {qbuf, 0, sizeof qbuf, false};
+	enum MHD_Result rc;
+
+	(void)version;
+	(void)upload_data;
+	if (*req_cls != NULL) { /* the body of a request already answered */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	*req_cls = a;
+	r = calloc(1, sizeof *r); /* args are large: not on a thread's stack */
+	if (r == NULL)
+		return MHD_NO;
+	r->admin = a;
+	r->conn = conn;
+	r->method = method;
+	get_like = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	qbuf[0] = '\0';
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+	r->query = qbuf;
+	r->query_len = q.len;
+	if (strlen(url) >= NF_ADMIN_MAX_URL || q.too_long) {
+		rc = nf_admin_error(r, MHD_HTTP_URI_TOO_LONG, NULL, "the URL is longer than %d bytes",
+		                    NF_ADMIN_MAX_URL - 1);
+		goto done;
+	}
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (!match(routes[i].pattern, url, r->args))
+			continue;
+		path_known = true;
+		snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+		         allow[0] ? ", " : "", routes[i].method);
+		if (strcmp(routes[i].method, method) == 0 ||
+		    (get_like && strcmp(routes[i].method, "GET") == 0)) {
+			found = &routes[i];
+			break;
+		}
+	}
+	if (!(found != NULL && found->fn == nf_api_metrics && a->metrics_open)) {
+		const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                               MHD_HTTP_HEADER_AUTHORIZATION);
+		nf_admin_tokens_refresh(&a->tokens);
+		r->role = nf_admin_tokens_check(&a->tokens, auth, r->token_name);
+		if (r->role == NF_ROLE_NONE) {
+			rc = unauthorized(conn, auth != NULL);
+			goto done;
+		}
+	}
+	if (found == NULL && path_known) {
+		if (strstr(allow, "GET") != NULL)
+			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), ", HEAD");
+		rc = send_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+		               error_body(MHD_HTTP_METHOD_NOT_ALLOWED, NULL, "method not allowed here"),
+		               MHD_HTTP_HEADER_ALLOW, allow);
+	} else if (found == NULL) {
+		rc = nf_admin_error(r, MHD_HTTP_NOT_FOUND, NULL,
+		                    "no such endpoint; the API is under /api/v1 (docs/ADMIN.md)");
+	} else if (has_body(conn)) {
+		rc = nf_admin_error(r, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "%s %s takes no request body",
+		                    found->method, found->pattern);
+	} else if (found->role == NF_ROLE_ADMIN && r->role != NF_ROLE_ADMIN) {
+		rc = nf_admin_error(r, MHD_HTTP_FORBIDDEN, NULL,
+		                    "token \"%s\" has the read role; this needs an admin token",
+		                    r->token_name);
+	} else {
+		rc = (enum MHD_Result)found->fn(r);
+	}
+done:
+	free(r);
+	return rc;
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+	char msg[NF_ERR_LEN];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	nf_log(NF_LOG_DEBUG, "admin http: %s", msg);
+}
+
+/* The one place the daemon is made: TLS (or anything else) comes in through
+ * p->mhd_flags and p->mhd_options. */
+static struct MHD_Daemon *start_daemon(struct nf_admin *a, const struct nf_admin_params *p,
+                                       const struct sockaddr *addr, unsigned family_flag)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	                 MHD_USE_ERROR_LOG | family_flag | p->mhd_flags;
+
+	return MHD_start_daemon(
+	    flags, (uint16_t)p->port, NULL, NULL, on_request, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, a,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)NF_ADMIN_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)NF_ADMIN_MAX_REQUEST_MEM,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NF_ADMIN_IDLE_TIMEOUT,
+	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+	    MHD_OPTION_SOCK_ADDR, addr,
+	    p->mhd_options != NULL ? MHD_OPTION_ARRAY : MHD_OPTION_END, p->mhd_options,
+	    MHD_OPTION_END);
+}
+
+struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	struct nf_admin *a = calloc(1, sizeof *a);
+	const union MHD_DaemonInfo *info;
+	char port[8];
+	int gai;
+
+	if (a == NULL)
+		return nf_errf(err, errlen, "out of memory"), NULL;
+	a->store = p->store;
+	a->counters = p->counters;
+	a->metrics_open = p->metrics_open;
+	pthread_mutex_init(&a->cache_lock, NULL);
+	if (nf_admin_tokens_load(&a->tokens, p->token_file, err, errlen) != 0)
+		goto fail;
+	snprintf(port, sizeof port, "%u", p->port);
+	gai = getaddrinfo(p->listen, port, &hints, &res);
+	if (gai != 0) {
+		nf_errf(err, errlen, "admin-listen \"%s\": %s", p->listen, gai_strerror(gai));
+		goto fail;
+	}
+	errno = 0;
+	a->daemon = start_daemon(a, p, res->ai_addr, res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+	freeaddrinfo(res);
+	if (a->daemon == NULL) {
+		nf_errf(err, errlen, "admin listener: cannot listen on %s port %u: %s", p->listen,
+		        p->port, errno ? strerror(errno) : "see above");
+		goto fail;
+	}
+	info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	a->port = info != NULL ? info->port : p->port;
+	return a;
+fail:
+	nf_admin_stop(a);
+	return NULL;
+}
+
+unsigned nf_admin_port(const struct nf_admin *a)
+{
+	return a->port;
+}
+
+void nf_admin_stop(struct nf_admin *a)
+{
+	if (a == NULL)
+		return;
+	if (a->daemon != NULL)
+		MHD_stop_daemon(a->daemon); /* joins every connection's thread */
+	nf_admin_tokens_free(&a->tokens);
+	nf_fleet_summary_free(&a->summary);
+	pthread_mutex_destroy(&a->cache_lock);
+	free(a);
+}

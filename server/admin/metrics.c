@@ -1,0 +1,237 @@
+/*
+ * metrics.c - /metrics in the Prometheus text exposition format 0.0.4,
+ * written by hand (Debian packages no C client, and the format is small).
+ *
+ * The rules kept here: each family has one # HELP and one # TYPE line before
+ * its samples, names match [a-zA-Z_:][a-zA-Z0-9_:]*, counters end in _total,
+ * label values escape \\, \" and \n and are valid UTF-8, no series appears
+ * twice, and lines end with \n. No label names a device: the only labels
+ * from devices are their type and version, at most
+ * NF_ADMIN_MAX_METRIC_SERIES series of them, the rest summed into
+ * type="other",version="other". A pure function of its input.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+
+void nf_admin_buf_printf(struct nf_admin_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->failed)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+		va_start(ap, fmt);
+		n = vsnprintf(b->data != NULL ? b->data + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			break;
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap < 4096 ? 4096 : b->cap;
+		while (cap - b->len <= (size_t)n)
+			cap *= 2;
+		char *data = realloc(b->data, cap);
+		if (data == NULL)
+			break;
+		b->data = data;
+		b->cap = cap;
+	}
+	b->failed = true;
+}
+
+void nf_admin_buf_free(struct nf_admin_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof *b);
+}
+
+size_t nf_admin_utf8_next(const unsigned char *s, size_t len)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and code points above U+10FFFF. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void nf_metrics_label(struct nf_admin_buf *b, const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0;
+
+	while (i < len && s[i] != '\0') {
+		size_t n = nf_admin_utf8_next(s + i, len - i);
+		if (n == 0) {
+			nf_admin_buf_printf(b, "\xef\xbf\xbd");
+			i++;
+		} else if (s[i] == '\\' || s[i] == '"') {
+			nf_admin_buf_printf(b, "\\%c", s[i++]);
+		} else if (s[i] == '\n') {
+			nf_admin_buf_printf(b, "\\n");
+			i++;
+		} else {
+			nf_admin_buf_printf(b, "%.*s", (int)n, (const char *)s + i);
+			i += n;
+		}
+	}
+}
+
+static void family(struct nf_admin_buf *b, const char *name, const char *type, const char *help)
+{
+	nf_admin_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(struct nf_admin_buf *b, const char *name, const char *type, const char *help,
+                uint64_t v)
+{
+	family(b, name, type, help);
+	nf_admin_buf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
+{
+	uint64_t offers = 0, held = 0;
+
+	family(b, "nofuss_checks_total", "counter",
+	       "Checks answered, by client kind and answer (none, offered, held).");
+	for (int k = 0; k < NF_CLIENT_COUNT; k++) {
+		for (int a = 0; a < NF_ANSWER_KINDS; a++) {
+			uint64_t v = nf_counter(&c->checks[k][a]);
+			nf_admin_buf_printf(b, "nofuss_checks_total{client=\"%s\",answer=\"%s\"} %" PRIu64 "\n",
+			                    nf_client_kind_name(k), nf_answer_kind_name(a), v);
+			offers += a == NF_ANSWER_OFFERED ? v : 0;
+			held += a == NF_ANSWER_HELD ? v : 0;
+		}
+	}
+	one(b, "nofuss_offers_total", "counter", "Checks answered with an update.", offers);
+	one(b, "nofuss_held_back_total", "counter",
+	    "Checks a rule matched whose image could not be offered (does not fit).", held);
+	one(b, "nofuss_downloads_started_total", "counter", "Image downloads begun (200 or 206).",
+	    nf_counter(&c->downloads_started));
+	one(b, "nofuss_downloads_completed_total", "counter", "Image downloads whose last byte was sent.",
+	    nf_counter(&c->downloads_completed));
+	one(b, "nofuss_downloads_failed_total", "counter", "Image downloads ended before their last byte.",
+	    nf_counter(&c->downloads_failed));
+	one(b, "nofuss_download_bytes_total", "counter", "Image bytes sent.",
+	    nf_counter(&c->download_bytes));
+	one(b, "nofuss_reloads_total", "counter", "Rules snapshots served after the first.",
+	    nf_counter(&c->reloads));
+	one(b, "nofuss_reload_failures_total", "counter", "Rules reloads that failed.",
+	    nf_counter(&c->reload_failures));
+}
+
+static void write_store(struct nf_admin_buf *b, const struct nf_store_stats *s)
+{
+	one(b, "nofuss_store_events_posted_total", "counter", "Events accepted into the store's queue.",
+	    s->posted);
+	one(b, "nofuss_store_events_written_total", "counter", "Events written to the store.",
+	    s->written);
+	one(b, "nofuss_store_events_dropped_total", "counter",
+	    "Events lost: the queue was full, or unwritten at close.", s->dropped);
+	one(b, "nofuss_store_transactions_total", "counter", "Store transactions committed.",
+	    s->batches);
+	one(b, "nofuss_store_transaction_failures_total", "counter",
+	    "Store transactions failed (each retried).", s->failures);
+	one(b, "nofuss_store_downloads_unmatched_total", "counter",
+	    "Downloads no device could be found for.", s->unmatched);
+	one(b, "nofuss_store_queue_depth", "gauge", "Events queued for the store now.", s->depth);
+	one(b, "nofuss_store_queue_capacity", "gauge", "Events the store's queue holds.", s->capacity);
+	one(b, "nofuss_store_failing", "gauge", "1 while the store's writer retries a failure.",
+	    s->failing ? 1 : 0);
+}
+
+static bool is_other(const struct nf_summary_row *r)
+{
+	return strcmp(r->device, "other") == 0 && strcmp(r->version, "other") == 0;
+}
+
+static void write_fleet(struct nf_admin_buf *b, const struct nf_fleet_summary *s)
+{
+	uint64_t other = 0, listed = 0;
+	bool any_other = false;
+	size_t shown = 0;
+
+	family(b, "nofuss_devices", "gauge",
+	       "Devices by device type and version (the largest series; the rest as other).");
+	for (size_t i = 0; i < s->count; i++) {
+		const struct nf_summary_row *r = &s->rows[i];
+		listed += r->count;
+		/* A real "other"/"other" row joins the sum, so no series repeats. */
+		if (shown == NF_ADMIN_MAX_METRIC_SERIES || is_other(r)) {
+			other += r->count;
+			any_other = true;
+			continue;
+		}
+		nf_admin_buf_printf(b, "nofuss_devices{type=\"");
+		nf_metrics_label(b, r->device, sizeof r->device);
+		nf_admin_buf_printf(b, "\",version=\"");
+		nf_metrics_label(b, r->version, sizeof r->version);
+		nf_admin_buf_printf(b, "\"} %" PRIu64 "\n", r->count);
+		shown++;
+	}
+	if (s->truncated && s->devices > listed) {
+		other += s->devices - listed;
+		any_other = true;
+	}
+	if (any_other)
+		nf_admin_buf_printf(b, "nofuss_devices{type=\"other\",version=\"other\"} %" PRIu64 "\n",
+		                    other);
+	family(b, "nofuss_devices_by_state", "gauge", "Devices by the update state of their offer.");
+	for (int st = 0; st < NF_UPDATE_COUNT; st++)
+		nf_admin_buf_printf(b, "nofuss_devices_by_state{state=\"%s\"} %" PRIu64 "\n",
+		                    nf_update_state_name(st), s->by_state[st]);
+	one(b, "nofuss_devices_known", "gauge", "Devices in the inventory.", s->devices);
+	one(b, "nofuss_devices_seen_24h", "gauge", "Devices seen in the last 24 hours.", s->seen_24h);
+}
+
+int nf_metrics_write(struct nf_admin_buf *b, const struct nf_metrics_input *in)
+{
+	family(b, "nofuss_build_info", "gauge", "The nofussd version, as a label; always 1.");
+	nf_admin_buf_printf(b, "nofuss_build_info{version=\"%s\"} 1\n", NOFUSS_VERSION);
+	write_loop(b, in->counters);
+	if (in->has_transitions) {
+		one(b, "nofuss_confirmations_total", "counter",
+		    "Offers confirmed: a later check reported the target.", in->confirmations);
+		one(b, "nofuss_reverts_total", "counter",
+		    "Offers reverted: a check after a complete download reported another version.",
+		    in->reverts);
+	}
+	one(b, "nofuss_store_up", "gauge",
+	    "1 when the store is on and its last summary query worked.",
+	    in->store != NULL && in->summary != NULL);
+	if (in->store != NULL)
+		write_store(b, in->store);
+	if (in->summary != NULL)
+		write_fleet(b, in->summary);
+	return b->failed ? -1 : 0;
+}

@@ -1,0 +1,260 @@
+/*
+ * render.c - the admin API's JSON: devices, their history, the fleet
+ * summary and the decision, as jansson values (docs/ADMIN.md section 3).
+ *
+ * Device type, version, build and the rest come from devices: they are any
+ * bytes, so every string is made valid UTF-8 here (an invalid byte becomes
+ * U+FFFD) before jansson sees it; a web page shows them as text. Times are
+ * given twice: an RFC 3339 UTC string and an integer of ms since 1970.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "admin.h"
+
+json_t *nf_render_string(const char *text, size_t len)
+{
+	char out[4 * NF_ADMIN_MAX_URL];
+	const unsigned char *s = (const unsigned char *)text;
+	size_t n = 0;
+
+	len = strnlen(text, len);
+	for (size_t i = 0; i < len && n + 4 < sizeof out;) {
+		size_t k = nf_admin_utf8_next(s + i, len - i);
+		if (k == 0) {
+			memcpy(out + n, "\xef\xbf\xbd", 3);
+			n += 3;
+			i++;
+		} else {
+			memcpy(out + n, s + i, k);
+			n += k;
+			i += k;
+		}
+	}
+	return json_stringn(out, n);
+}
+
+/* obj[key] = the string in a char array (cut at its NUL). */
+#define PUT_TEXT(obj, key, arr) json_object_set_new(obj, key, nf_render_string(arr, sizeof(arr)))
+
+int nf_render_time(json_t *obj, const char *key, int64_t ms)
+{
+	char name[64], text[32];
+
+	snprintf(name, sizeof name, "%s_ms", key);
+	if (ms <= 0)
+		return json_object_set_new(obj, key, json_null()) |
+		       json_object_set_new(obj, name, json_null());
+	nf_admin_format_time(ms, text);
+	return json_object_set_new(obj, key, json_string(text)) |
+	       json_object_set_new(obj, name, json_integer(ms));
+}
+
+static json_t *rule_value(int32_t rule)
+{
+	return rule >= 0 ? json_integer(rule) : json_null();
+}
+
+static json_t *tags_value(const char *tags, size_t cap)
+{
+	json_t *list = json_array();
+	const char *p = tags, *end = tags + strnlen(tags, cap);
+
+	while (list != NULL && p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t n = (size_t)((comma != NULL ? comma : end) - p);
+		if (n > 0)
+			json_array_append_new(list, nf_render_string(p, n));
+		p += n + 1;
+	}
+	return list;
+}
+
+static json_t *offer_value(const struct nf_device *d)
+{
+	json_t *offer, *images;
+
+	if (d->target[0] == '\0')
+		return json_null();
+	offer = json_object();
+	images = json_array();
+	if (offer == NULL || images == NULL) {
+		json_decref(offer);
+		json_decref(images);
+		return NULL;
+	}
+	PUT_TEXT(offer, "target", d->target);
+	json_object_set_new(offer, "rule", rule_value(d->rule));
+	nf_render_time(offer, "offered", d->offered_ms);
+	PUT_TEXT(offer, "from_version", d->from_version);
+	for (int i = 0; i < NF_STORE_IMAGES; i++) {
+		const struct nf_store_image *im = &d->images[i];
+		json_t *o = json_object();
+		if (im->path[0] == '\0' || o == NULL) {
+			json_decref(o);
+			continue;
+		}
+		json_object_set_new(o, "kind", json_string(i == 0 ? "firmware" : "filesystem"));
+		PUT_TEXT(o, "path", im->path);
+		json_object_set_new(o, "md5", im->md5[0] ? nf_render_string(im->md5, sizeof im->md5)
+		                                         : json_null());
+		json_object_set_new(o, "size", json_integer((json_int_t)im->size));
+		json_object_set_new(o, "bytes_served", json_integer((json_int_t)d->image_bytes[i]));
+		json_array_append_new(images, o);
+	}
+	json_object_set_new(offer, "images", images);
+	return offer;
+}
+
+json_t *nf_render_device(const struct nf_device *d)
+{
+	json_t *o = json_object(), *hw = json_object(), *answer = json_object();
+
+	if (o == NULL || hw == NULL || answer == NULL) {
+		json_decref(o);
+		json_decref(hw);
+		json_decref(answer);
+		return NULL;
+	}
+	PUT_TEXT(o, "key", d->key);
+	json_object_set_new(o, "mac", d->mac[0] ? nf_render_string(d->mac, sizeof d->mac)
+	                                        : json_null());
+	PUT_TEXT(o, "ip", d->ip);
+	PUT_TEXT(o, "type", d->device);
+	PUT_TEXT(o, "version", d->version);
+	PUT_TEXT(o, "build", d->build);
+	json_object_set_new(o, "client", json_string(nf_client_kind_name(d->client)));
+	json_object_set_new(hw, "chip_id", json_integer((json_int_t)d->hw.chip_id));
+	json_object_set_new(hw, "chip_size", json_integer(d->hw.chip_size));
+	json_object_set_new(hw, "free_space", json_integer(d->hw.free_space));
+	json_object_set_new(hw, "sketch_size", json_integer(d->hw.sketch_size));
+	PUT_TEXT(hw, "sketch_md5", d->hw.sketch_md5);
+	PUT_TEXT(hw, "sdk", d->hw.sdk);
+	json_object_set_new(o, "hardware", hw);
+	nf_render_time(o, "first_seen", d->first_seen_ms);
+	nf_render_time(o, "last_seen", d->last_seen_ms);
+	nf_render_time(o, "last_check", d->last_check_ms);
+	json_object_set_new(o, "checks", json_integer((json_int_t)d->checks));
+	json_object_set_new(o, "state", json_string(nf_update_state_name(d->state)));
+	nf_render_time(o, "state_since", d->state_ms);
+	json_object_set_new(answer, "kind", json_string(nf_answer_kind_name(d->answer)));
+	PUT_TEXT(answer, "target", d->answer_target);
+	json_object_set_new(answer, "rule", rule_value(d->answer_rule));
+	PUT_TEXT(answer, "reason", d->answer_reason);
+	json_object_set_new(o, "answer", answer);
+	json_object_set_new(o, "offer", offer_value(d));
+	json_object_set_new(o, "tags", tags_value(d->tags, sizeof d->tags));
+	return o;
+}
+
+json_t *nf_render_history(const struct nf_history *h, size_t count)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list != NULL && i < count; i++) {
+		json_t *o = json_object();
+		if (o == NULL)
+			break;
+		nf_render_time(o, "at", h[i].at_ms);
+		json_object_set_new(o, "kind", json_string(nf_history_kind_name(h[i].kind)));
+		json_object_set_new(o, "state", json_string(nf_update_state_name(h[i].state)));
+		PUT_TEXT(o, "target", h[i].target);
+		json_object_set_new(o, "rule", rule_value(h[i].rule));
+		PUT_TEXT(o, "version", h[i].version);
+		PUT_TEXT(o, "image", h[i].image);
+		json_object_set_new(o, "bytes", json_integer((json_int_t)h[i].bytes));
+		json_object_set_new(o, "total", json_integer((json_int_t)h[i].total));
+		PUT_TEXT(o, "detail", h[i].detail);
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
+json_t *nf_render_summary(const struct nf_fleet_summary *s, int64_t now_ms)
+{
+	json_t *o = json_object(), *states = json_object(), *rows = json_array();
+
+	if (o == NULL || states == NULL || rows == NULL) {
+		json_decref(o);
+		json_decref(states);
+		json_decref(rows);
+		return NULL;
+	}
+	nf_render_time(o, "generated", now_ms);
+	json_object_set_new(o, "devices", json_integer((json_int_t)s->devices));
+	json_object_set_new(o, "seen_24h", json_integer((json_int_t)s->seen_24h));
+	for (int st = 0; st < NF_UPDATE_COUNT; st++)
+		json_object_set_new(states, nf_update_state_name(st),
+		                    json_integer((json_int_t)s->by_state[st]));
+	json_object_set_new(o, "by_state", states);
+	for (size_t i = 0; i < s->count; i++) {
+		json_t *r = json_object();
+		if (r == NULL)
+			break;
+		PUT_TEXT(r, "type", s->rows[i].device);
+		PUT_TEXT(r, "version", s->rows[i].version);
+		json_object_set_new(r, "devices", json_integer((json_int_t)s->rows[i].count));
+		json_array_append_new(rows, r);
+	}
+	json_object_set_new(o, "by_type_version", rows);
+	json_object_set_new(o, "truncated", json_boolean(s->truncated));
+	return o;
+}
+
+/* The sentence that says why the last check got what it got. */
+static void explain(const struct nf_device *d, char *out, size_t cap)
+{
+	char when[32];
+
+	nf_admin_format_time(d->last_check_ms, when);
+	switch (d->answer) {
+	case NF_ANSWER_OFFERED:
+		snprintf(out, cap,
+		         "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
+		         "offered version %.63s; the offer is now %s.",
+		         when, d->answer_rule, d->answer_target, nf_update_state_name(d->state));
+		break;
+	case NF_ANSWER_HELD:
+		snprintf(out, cap,
+		         "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
+		         "matched and would offer version %.63s, but the offer was held back: %.95s.",
+		         when, d->answer_rule, d->answer_target, d->answer_reason);
+		break;
+	default:
+		snprintf(out, cap,
+		         "At its last check (%s) it got no update: no rule of versions.json offers "
+		         "anything to device type \"%.63s\" at version \"%.63s\"%s, or the rule that "
+		         "matches names the version it already runs.",
+		         when, d->device, d->version, d->mac[0] ? " and its MAC" : "");
+		break;
+	}
+}
+
+json_t *nf_render_decision(const struct nf_device *d, int64_t now_ms)
+{
+	json_t *o = json_object();
+	char sentence[512];
+
+	if (o == NULL)
+		return NULL;
+	PUT_TEXT(o, "key", d->key);
+	PUT_TEXT(o, "type", d->device);
+	PUT_TEXT(o, "version", d->version);
+	json_object_set_new(o, "client", json_string(nf_client_kind_name(d->client)));
+	nf_render_time(o, "last_check", d->last_check_ms);
+	json_object_set_new(o, "answer", json_string(nf_answer_kind_name(d->answer)));
+	json_object_set_new(o, "answer_rule", rule_value(d->answer_rule));
+	PUT_TEXT(o, "answer_target", d->answer_target);
+	PUT_TEXT(o, "answer_reason", d->answer_reason);
+	json_object_set_new(o, "state", json_string(nf_update_state_name(d->state)));
+	nf_render_time(o, "state_since", d->state_ms);
+	PUT_TEXT(o, "target", d->target);
+	json_object_set_new(o, "offer_rule", d->target[0] ? rule_value(d->rule) : json_null());
+	explain(d, sentence, sizeof sentence);
+	json_object_set_new(o, "explanation", nf_render_string(sentence, sizeof sentence));
+	nf_render_time(o, "generated", now_ms);
+	return o;
+}
