@@ -31,7 +31,6 @@
 
 /* Limits on outside input --------------------------------------------------- */
 #define NF_ADMIN_MAX_URL          2048  /* request path and query, raw */
-#define NF_ADMIN_MAX_QUERY_PARAMS 16    /* name=value pairs in one query string */
 #define NF_ADMIN_MAX_REQUEST_MEM  16384 /* MHD's memory per connection: bounds headers */
 #define NF_ADMIN_MAX_BODY         0     /* no endpoint takes a body yet: any is 413 */
 #define NF_ADMIN_MAX_TOKEN        256   /* characters in a token */

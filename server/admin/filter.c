@@ -333,7 +333,6 @@ int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms,
 {
 	const char *p = query, *end = query + len;
 	bool seen[NPARAMS] = {false};
-	unsigned pairs = 0;
 	/* A decoded value is never longer than its encoding; this bounds both. */
 	char name[16], value[NF_ADMIN_MAX_URL];
 
@@ -355,9 +354,6 @@ int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms,
 			p = stop + 1;
 			continue;
 		}
-		if (++pairs > NF_ADMIN_MAX_QUERY_PARAMS)
-			return nf_errf(err, errlen, "more than %d query parameters",
-			               NF_ADMIN_MAX_QUERY_PARAMS), -1;
 		if (nf_admin_unescape(p, (size_t)((eq != NULL ? eq : stop) - p), true, name,
 		                      sizeof name) < 0 ||
 		    !all_in(name, "abcdefghijklmnopqrstuvwxyz_")) {
