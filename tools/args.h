@@ -5,7 +5,7 @@
  * sizes, counts and seconds, and whole-file reading and atomic writing.
  *
  * The subcommands live in libraries, one folder and one header each:
- * image/ (mkimage, info), ota/ (ota-send, ota-recv), push/ (push), sign/
+ * image/ (mkimage, info), inventory/ (devices, explain), ota/ (ota-send, ota-recv), push/ (push), sign/
  * (keygen, pubkey, sign, verify) and sim/ (device, fleet); main.c maps their names to their nf_cmd_* functions. To
  * add one, write its nf_cmd_<name>() in the library it belongs to, declare
  * it in that library's header with its exit statuses (struct nf_exit),

@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "image.h"
+#include "inventory.h"
 #include "ota.h"
 #include "push.h"
 #include "sign.h"
@@ -41,6 +42,10 @@ static const struct {
      nf_pubkey_exits},
     {"sign", nf_cmd_sign, "sign an image as the ESP8266 core verifies it", nf_sign_exits},
     {"verify", nf_cmd_verify, "check that images are signed by a key", nf_verify_exits},
+    {"devices", nf_cmd_devices, "list the fleet nofussd knows, or show one device (admin API)",
+     nf_devices_exits},
+    {"explain", nf_cmd_explain, "say why a device got the answer it got at its last check",
+     nf_explain_exits},
 };
 
 #define EXIT_LEAD_WIDTH 12 /* "  ota-send  " */

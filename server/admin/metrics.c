@@ -118,6 +118,18 @@ static void one(struct nf_admin_buf *b, const char *name, const char *type, cons
 	nf_admin_buf_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
+/* A family of one unlabelled sample. */
+struct metric {
+	const char *name, *type, *help;
+	uint64_t value;
+};
+
+static void write_rows(struct nf_admin_buf *b, const struct metric *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		one(b, rows[i].name, rows[i].type, rows[i].help, rows[i].value);
+}
+
 static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 {
 	uint64_t offers = 0, held = 0;
@@ -133,41 +145,45 @@ static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 			held += a == NF_ANSWER_HELD ? v : 0;
 		}
 	}
-	one(b, "nofuss_offers_total", "counter", "Checks answered with an update.", offers);
-	one(b, "nofuss_held_back_total", "counter",
-	    "Checks a rule matched whose image could not be offered (does not fit).", held);
-	one(b, "nofuss_downloads_started_total", "counter", "Image downloads begun (200 or 206).",
-	    nf_counter(&c->downloads_started));
-	one(b, "nofuss_downloads_completed_total", "counter", "Image downloads whose last byte was sent.",
-	    nf_counter(&c->downloads_completed));
-	one(b, "nofuss_downloads_failed_total", "counter", "Image downloads ended before their last byte.",
-	    nf_counter(&c->downloads_failed));
-	one(b, "nofuss_download_bytes_total", "counter", "Image bytes sent.",
-	    nf_counter(&c->download_bytes));
-	one(b, "nofuss_reloads_total", "counter", "Rules snapshots served after the first.",
-	    nf_counter(&c->reloads));
-	one(b, "nofuss_reload_failures_total", "counter", "Rules reloads that failed.",
-	    nf_counter(&c->reload_failures));
+	const struct metric rows[] = {
+	    {"nofuss_offers_total", "counter", "Checks answered with an update.", offers},
+	    {"nofuss_held_back_total", "counter",
+	     "Checks a rule matched whose image could not be offered (does not fit).", held},
+	    {"nofuss_downloads_started_total", "counter", "Image downloads begun (200 or 206).",
+	     nf_counter(&c->downloads_started)},
+	    {"nofuss_downloads_completed_total", "counter", "Image downloads whose last byte was sent.",
+	     nf_counter(&c->downloads_completed)},
+	    {"nofuss_downloads_failed_total", "counter", "Image downloads ended before their last byte.",
+	     nf_counter(&c->downloads_failed)},
+	    {"nofuss_download_bytes_total", "counter", "Image bytes sent.",
+	     nf_counter(&c->download_bytes)},
+	    {"nofuss_reloads_total", "counter", "Rules snapshots served after the first.",
+	     nf_counter(&c->reloads)},
+	    {"nofuss_reload_failures_total", "counter", "Rules reloads that failed.",
+	     nf_counter(&c->reload_failures)},
+	};
+	write_rows(b, rows, sizeof rows / sizeof rows[0]);
 }
 
 static void write_store(struct nf_admin_buf *b, const struct nf_store_stats *s)
 {
-	one(b, "nofuss_store_events_posted_total", "counter", "Events accepted into the store's queue.",
-	    s->posted);
-	one(b, "nofuss_store_events_written_total", "counter", "Events written to the store.",
-	    s->written);
-	one(b, "nofuss_store_events_dropped_total", "counter",
-	    "Events lost: the queue was full, or unwritten at close.", s->dropped);
-	one(b, "nofuss_store_transactions_total", "counter", "Store transactions committed.",
-	    s->batches);
-	one(b, "nofuss_store_transaction_failures_total", "counter",
-	    "Store transactions failed (each retried).", s->failures);
-	one(b, "nofuss_store_downloads_unmatched_total", "counter",
-	    "Downloads no device could be found for.", s->unmatched);
-	one(b, "nofuss_store_queue_depth", "gauge", "Events queued for the store now.", s->depth);
-	one(b, "nofuss_store_queue_capacity", "gauge", "Events the store's queue holds.", s->capacity);
-	one(b, "nofuss_store_failing", "gauge", "1 while the store's writer retries a failure.",
-	    s->failing ? 1 : 0);
+	const struct metric rows[] = {
+	    {"nofuss_store_events_posted_total", "counter", "Events accepted into the store's queue.",
+	     s->posted},
+	    {"nofuss_store_events_written_total", "counter", "Events written to the store.", s->written},
+	    {"nofuss_store_events_dropped_total", "counter",
+	     "Events lost: the queue was full, or unwritten at close.", s->dropped},
+	    {"nofuss_store_transactions_total", "counter", "Store transactions committed.", s->batches},
+	    {"nofuss_store_transaction_failures_total", "counter",
+	     "Store transactions failed (each retried).", s->failures},
+	    {"nofuss_store_downloads_unmatched_total", "counter",
+	     "Downloads no device could be found for.", s->unmatched},
+	    {"nofuss_store_queue_depth", "gauge", "Events queued for the store now.", s->depth},
+	    {"nofuss_store_queue_capacity", "gauge", "Events the store's queue holds.", s->capacity},
+	    {"nofuss_store_failing", "gauge", "1 while the store's writer retries a failure.",
+	     s->failing ? 1 : 0},
+	};
+	write_rows(b, rows, sizeof rows / sizeof rows[0]);
 }
 
 static bool is_other(const struct nf_summary_row *r)

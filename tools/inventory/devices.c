@@ -1,0 +1,295 @@
+/*
+ * devices.c - `nofuss devices`: the fleet inventory as a table (or the
+ * API's JSON), filtered by the same names as GET /api/v1/devices, one page
+ * or --all of them; and `nofuss devices show KEY`: one device with its
+ * history. The server checks every filter (one validator, docs/ADMIN.md
+ * section 3); this only passes them on, percent-encoded.
+ */
+#include <getopt.h> /* optind */
+#include <stdio.h>
+#include <string.h>
+
+#include "inventory.h"
+
+const struct nf_exit nf_devices_exits[] = {
+    {NF_EXIT_OK, "done"},
+    {NF_INV_EXIT_ERROR, "the server refused the request (a bad filter, the store off, ...)"},
+    {NF_INV_EXIT_CONNECT, "the server cannot be reached, or it is not nofussd's admin API"},
+    {NF_INV_EXIT_AUTH, "no token, or the server refused it"},
+    {NF_INV_EXIT_NOT_FOUND, "show: no such device"},
+    {0, NULL},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: nofuss devices [OPTION]...\n"
+	        "       nofuss devices show KEY [--json]\n"
+	        "List the devices nofussd's fleet store knows, through its admin API\n"
+	        "(docs/ADMIN.md), newest seen first; or show one device (KEY: its MAC in any\n"
+	        "form, or DEVICE@IP) with its history. Not the simulator: that is `nofuss device`.\n"
+	        "\n"
+	        "  -s, --server URL       the admin listener (default " NF_INV_DEFAULT_SERVER ")\n"
+	        "      --token-file FILE  the bearer token: the first field of the first line\n"
+	        "                         (nofussd's token file will do); default $NOFUSS_TOKEN\n"
+	        "      --json             the API's JSON instead of a table\n"
+	        "      --type TYPE        device type, exactly\n"
+	        "      --version VERSION  version, exactly\n"
+	        "      --state STATE      none, offered, downloading, downloaded, confirmed,\n"
+	        "                         reverted, failed or silent\n"
+	        "      --seen-after TIME  last seen at or after TIME: RFC 3339 UTC, ms since\n"
+	        "                         1970, or an age (90s, 15m, 24h, 7d)\n"
+	        "      --seen-before TIME last seen before TIME\n"
+	        "      --mac PREFIX       MAC starting with PREFIX (5C:CF:7F, 5ccf7f)\n"
+	        "      --ip PREFIX        IP address starting with PREFIX (192.168.1.)\n"
+	        "      --tag TAG          devices with this tag\n"
+	        "      --sort FIELD       last_seen (default), first_seen, key, type, version,\n"
+	        "                         state, ip\n"
+	        "      --order ORDER      desc (default) or asc\n"
+	        "      --offset N         skip N devices (default 0)\n"
+	        "      --limit N          devices in a page, 1 to 1000 (default 100)\n"
+	        "      --all              every page, until all matching devices are listed\n"
+	        "  -h, --help             show this help and exit\n");
+	nf_exit_help(out, nf_devices_exits);
+}
+
+struct options {
+	const char *server, *token_file;
+	bool json, all;
+	const char *type, *version, *state, *seen_after, *seen_before, *mac, *ip, *tag;
+	const char *sort, *order, *offset, *limit;
+};
+
+#define COLUMNS 7
+static const struct {
+	const char *head, *key;
+	int width;
+} columns[COLUMNS] = {
+    {"KEY", "key", 24},       {"TYPE", "type", 16},  {"VERSION", "version", 12},
+    {"CLIENT", "client", 15}, {"STATE", "state", 11}, {"LAST SEEN", "last_seen", 24},
+    {"IP", "ip", 0},
+};
+
+static void print_row(json_t *dev)
+{
+	char buf[64];
+
+	for (int i = 0; i < COLUMNS; i++) {
+		const char *text = dev != NULL ? nf_inv_text(dev, columns[i].key, buf, sizeof buf)
+		                               : columns[i].head;
+		nf_inv_print(stdout, text, columns[i].width);
+		if (i + 1 < COLUMNS)
+			fputc(' ', stdout);
+	}
+	fputc('\n', stdout);
+}
+
+/* The list's path with every filter given; offset: a later page's, or
+ * NULL for --offset's. 0 or an exit status. */
+static int list_path(const struct options *o, const size_t *offset, char *path, size_t cap)
+{
+	const struct {
+		const char *name, *value;
+	} params[] = {
+	    {"type", o->type},   {"version", o->version}, {"state", o->state},
+	    {"seen_after", o->seen_after}, {"seen_before", o->seen_before}, {"mac", o->mac},
+	    {"ip", o->ip},       {"tag", o->tag},         {"sort", o->sort},
+	    {"order", o->order}, {"limit", o->limit},     {"offset", o->offset},
+	};
+	char off[32];
+
+	snprintf(path, cap, "/api/v1/devices");
+	snprintf(off, sizeof off, "%zu", offset != NULL ? *offset : 0);
+	for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+		const char *value = params[i].value;
+		if (offset != NULL && strcmp(params[i].name, "offset") == 0)
+			value = off;
+		if (value != NULL && nf_inv_add_param(path, cap, params[i].name, value) != 0) {
+			nf_tool_error("the filters make a URL longer than %zu bytes", cap - 1);
+			return NF_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+/* One page, or with --all every page after it, into *out. 0 or an exit status. */
+static int fetch(const struct nf_inv_conn *c, const struct options *o, json_t **out)
+{
+	char path[NF_INV_MAX_URL];
+	json_t *all = NULL, *page, *next;
+	size_t offset = 0;
+	int rc = 0;
+
+	for (unsigned pages = 0; pages < NF_INV_MAX_PAGES; pages++) {
+		if ((rc = list_path(o, pages > 0 ? &offset : NULL, path, sizeof path)) != 0 ||
+		    (rc = nf_inv_get(c, path, &page)) != 0)
+			break;
+		if (all == NULL) {
+			all = page;
+		} else {
+			json_array_extend(json_object_get(all, "devices"), json_object_get(page, "devices"));
+			json_object_set(all, "next_offset", json_object_get(page, "next_offset"));
+			json_decref(page);
+		}
+		next = json_object_get(all, "next_offset");
+		if (!o->all || !json_is_integer(next))
+			break;
+		offset = (size_t)json_integer_value(next);
+	}
+	if (rc != 0)
+		json_decref(all);
+	*out = rc == 0 ? all : NULL;
+	return rc;
+}
+
+static int list(const struct nf_inv_conn *c, const struct options *o)
+{
+	json_t *all, *devices, *dev;
+	char total[32], offset[32];
+	size_t i;
+	int rc = fetch(c, o, &all);
+
+	if (rc != 0)
+		return rc;
+	devices = json_object_get(all, "devices");
+	json_object_set_new(all, "count", json_integer((json_int_t)json_array_size(devices)));
+	if (o->json) {
+		json_dumpf(all, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		print_row(NULL);
+		json_array_foreach(devices, i, dev)
+			print_row(dev);
+		printf("%zu of %s devices (offset %s)\n", json_array_size(devices),
+		       nf_inv_text(all, "total", total, sizeof total),
+		       nf_inv_text(all, "offset", offset, sizeof offset));
+	}
+	json_decref(all);
+	return 0;
+}
+
+/* "label: value" for each key of obj named in keys. */
+static void print_fields(json_t *obj, const char *const *keys, const char *indent)
+{
+	char buf[64];
+
+	for (; *keys != NULL; keys++) {
+		printf("%s%-14s ", indent, *keys);
+		nf_inv_print(stdout, nf_inv_text(obj, *keys, buf, sizeof buf), 0);
+		fputc('\n', stdout);
+	}
+}
+
+static int show(const struct nf_inv_conn *c, const struct options *o, const char *key)
+{
+	static const char *const fields[] = {"key", "mac", "ip", "type", "version", "build",
+	                                     "client", "first_seen", "last_seen", "checks",
+	                                     "state", "state_since", "tags", NULL};
+	static const char *const answer[] = {"kind", "target", "rule", "reason", NULL};
+	static const char *const offer[] = {"target", "rule", "offered", "from_version", NULL};
+	static const char *const hw[] = {"chip_id", "chip_size", "free_space", "sketch_size",
+	                                 "sketch_md5", "sdk", NULL};
+	char path[NF_INV_MAX_URL], enc[NF_INV_MAX_URL / 2], buf[64], tags[512] = "";
+	json_t *dev, *v;
+	size_t i;
+	int rc;
+
+	if (nf_inv_escape(key, enc, sizeof enc) != 0) {
+		nf_tool_error("the key is too long");
+		return NF_EXIT_USAGE;
+	}
+	snprintf(path, sizeof path, "/api/v1/devices/%s", enc);
+	if ((rc = nf_inv_get(c, path, &dev)) != 0)
+		return rc;
+	if (o->json) {
+		json_dumpf(dev, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(dev);
+		return 0;
+	}
+	json_array_foreach(json_object_get(dev, "tags"), i, v)
+		snprintf(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s", i ? "," : "",
+		         json_string_value(v));
+	json_object_set_new(dev, "tags", json_string(tags));
+	print_fields(dev, fields, "");
+	printf("answer\n");
+	print_fields(json_object_get(dev, "answer"), answer, "  ");
+	if (json_is_object(json_object_get(dev, "offer"))) {
+		printf("offer\n");
+		print_fields(json_object_get(dev, "offer"), offer, "  ");
+		json_array_foreach(json_object_get(json_object_get(dev, "offer"), "images"), i, v) {
+			char b2[32], b3[32];
+			printf("  image          %s ", nf_inv_text(v, "kind", buf, sizeof buf));
+			nf_inv_print(stdout, nf_inv_text(v, "path", buf, sizeof buf), 0);
+			printf(" %s/%s bytes\n", nf_inv_text(v, "bytes_served", b2, sizeof b2),
+			       nf_inv_text(v, "size", b3, sizeof b3));
+		}
+	}
+	printf("hardware\n");
+	print_fields(json_object_get(dev, "hardware"), hw, "  ");
+	printf("history (newest first)\n");
+	json_array_foreach(json_object_get(dev, "history"), i, v) {
+		static const char *const cols[] = {"at", "kind", "state", "target", "version", "image",
+		                                   "detail"};
+		static const int widths[] = {24, 11, 11, 12, 12, 0, 0};
+		printf(" ");
+		for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+			const char *text = nf_inv_text(v, cols[k], buf, sizeof buf);
+			if (widths[k] == 0 && text[0] == '\0')
+				continue;
+			printf(" ");
+			nf_inv_print(stdout, text, widths[k]);
+		}
+		fputc('\n', stdout);
+	}
+	json_decref(dev);
+	return 0;
+}
+
+static const struct nf_opt options_table[] = {
+    NF_OPT_STRING("server", 's', struct options, server),
+    NF_OPT_STRING("token-file", 0, struct options, token_file),
+    NF_OPT_FLAG("json", 0, struct options, json),
+    NF_OPT_FLAG("all", 0, struct options, all),
+    NF_OPT_STRING("type", 0, struct options, type),
+    NF_OPT_STRING("version", 0, struct options, version),
+    NF_OPT_STRING("state", 0, struct options, state),
+    NF_OPT_STRING("seen-after", 0, struct options, seen_after),
+    NF_OPT_STRING("seen-before", 0, struct options, seen_before),
+    NF_OPT_STRING("mac", 0, struct options, mac),
+    NF_OPT_STRING("ip", 0, struct options, ip),
+    NF_OPT_STRING("tag", 0, struct options, tag),
+    NF_OPT_STRING("sort", 0, struct options, sort),
+    NF_OPT_STRING("order", 0, struct options, order),
+    NF_OPT_STRING("offset", 0, struct options, offset),
+    NF_OPT_STRING("limit", 0, struct options, limit),
+    NF_OPT_END,
+};
+
+int nf_cmd_devices(int argc, char *argv[], char *prog_argv[])
+{
+	struct options o = {.server = NF_INV_DEFAULT_SERVER};
+	struct nf_inv_conn c;
+	int rc = nf_opts_parse(options_table, &o, usage, argc, argv);
+	bool filtered;
+
+	(void)prog_argv;
+	if (rc != 0)
+		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
+	filtered = o.type || o.version || o.state || o.seen_after || o.seen_before || o.mac ||
+	           o.ip || o.tag || o.sort || o.order || o.offset || o.limit || o.all;
+	if (optind < argc && (strcmp(argv[optind], "show") != 0 || argc - optind != 2 || filtered)) {
+		nf_tool_error("%s", strcmp(argv[optind], "show") != 0
+		                        ? "unexpected argument (did you mean `nofuss devices show KEY`?)"
+		                    : argc - optind != 2 ? "show takes one KEY: a MAC or DEVICE@IP"
+		                                         : "show takes no filters");
+		usage(stderr);
+		return NF_EXIT_USAGE;
+	}
+	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file};
+	if ((rc = nf_inv_token(&c)) != 0)
+		return rc;
+	rc = optind < argc ? show(&c, &o, argv[optind + 1]) : list(&c, &o);
+	memset(c.token, 0, sizeof c.token);
+	return rc;
+}
