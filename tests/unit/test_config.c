@@ -113,6 +113,41 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.grace_seconds, 10);
 	assert_int_equal(cfg.sndbuf, 65536);
 	assert_true(cfg.watch);
+	assert_string_equal(cfg.store, "");
+	assert_string_equal(cfg.admin_listen, "127.0.0.1");
+	assert_int_equal(cfg.admin_port, 8081);
+	assert_string_equal(cfg.admin_token_file, "");
+	assert_true(cfg.admin_metrics_auth);
+}
+
+/* The admin listener's keys (docs/ADMIN.md section 1). */
+static void test_admin_keys(void **state)
+{
+	(void)state;
+	struct nf_config cfg;
+	char err[512] = "";
+
+	nf_config_defaults(&cfg);
+	set_ok(&cfg, "store", "sqlite:///var/lib/nofuss/store/fleet.db");
+	set_ok(&cfg, "admin-token-file", "/etc/nofuss/admin-tokens");
+	set_ok(&cfg, "admin-port", "0");
+	set_ok(&cfg, "admin-metrics-auth", "no");
+	assert_false(cfg.admin_metrics_auth);
+	set_fails("admin-port", "65536", "admin-port: \"65536\" is not a number from 0 to 65535");
+	set_fails("admin-metrics-auth", "maybe", "admin-metrics-auth: \"maybe\" is not yes or no");
+	set_ok(&cfg, "admin-listen", "::1");
+	assert_int_equal(nf_config_finish(&cfg, err, sizeof err), 0);
+	static const struct { const char *value, *msg; } bad[] = {
+	    {"localhost", "admin-listen: \"localhost\" is not an IPv4 or IPv6 address"},
+	    {"*", "admin-listen: name one address (127.0.0.1, ::1, 0.0.0.0, ::)"},
+	    {"", "admin-listen: name one address (127.0.0.1, ::1, 0.0.0.0, ::)"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		nf_config_defaults(&cfg);
+		set_ok(&cfg, "admin-listen", bad[i].value);
+		assert_int_equal(nf_config_finish(&cfg, err, sizeof err), -1);
+		assert_string_equal(err, bad[i].msg);
+	}
 }
 
 static void test_set_every_key(void **state)
@@ -510,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_string_lengths),
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_watch_bool),
+		cmocka_unit_test(test_admin_keys),
 		cmocka_unit_test(test_load_with_section),
 		cmocka_unit_test(test_load_without_section),
 		cmocka_unit_test(test_load_errors_name_line),
