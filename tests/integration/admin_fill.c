@@ -37,12 +37,18 @@ static void post(struct nf_store *s, const struct nf_event *ev)
 static void check(struct nf_store *s, struct nf_event *ev, int64_t t, const char *version,
                   enum nf_answer_kind answer)
 {
-	ev->kind = NF_EVENT_CHECK;
-	ev->time_ms = t;
-	ev->answer = (uint8_t)answer;
-	ev->rule = answer == NF_ANSWER_NONE ? -1 : 0;
-	nf_store_copy(ev->version, sizeof ev->version, version, strlen(version));
-	post(s, ev);
+	struct nf_event e = *ev;
+
+	e.kind = NF_EVENT_CHECK;
+	e.time_ms = t;
+	e.answer = (uint8_t)answer;
+	e.rule = answer == NF_ANSWER_NONE ? -1 : 0;
+	nf_store_copy(e.version, sizeof e.version, version, strlen(version));
+	if (answer != NF_ANSWER_OFFERED) /* as the loop posts them: images only with an offer */
+		memset(e.images, 0, sizeof e.images);
+	if (answer == NF_ANSWER_NONE)
+		e.target[0] = '\0';
+	post(s, &e);
 }
 
 static void download(struct nf_store *s, struct nf_event *ev, int64_t t, enum nf_event_kind kind,
