@@ -30,24 +30,23 @@
 #include "store.h"
 
 /* Limits on outside input --------------------------------------------------- */
-#define NF_ADMIN_MAX_URL          2048  /* request path and query, raw */
-#define NF_ADMIN_MAX_REQUEST_MEM  16384 /* MHD's memory per connection: bounds headers */
-#define NF_ADMIN_MAX_BODY         0     /* no endpoint takes a body yet: any is 413 */
-#define NF_ADMIN_MAX_TOKEN        256   /* characters in a token */
-#define NF_ADMIN_MIN_TOKEN        16    /* a shorter token is refused at load */
-#define NF_ADMIN_MAX_TOKENS       256   /* tokens in the token file */
-#define NF_ADMIN_MAX_TOKEN_FILE   65536 /* bytes in the token file */
-#define NF_ADMIN_MAX_TOKEN_NAME   64    /* a token's name, with the NUL */
-#define NF_ADMIN_MAX_OFFSET       100000000 /* the devices list's offset */
-#define NF_ADMIN_MAX_CONNECTIONS  32    /* connections (threads) at once */
-#define NF_ADMIN_MAX_METRIC_SERIES 100  /* device type x version series in /metrics */
+#define NF_ADMIN_MAX_URL           2048      /* request path and query, raw */
+#define NF_ADMIN_MAX_REQUEST_MEM   16384     /* MHD's memory per connection: bounds headers */
+#define NF_ADMIN_MAX_TOKEN         256       /* characters in a token */
+#define NF_ADMIN_MIN_TOKEN         16        /* a shorter token is refused at load */
+#define NF_ADMIN_MAX_TOKENS        256       /* tokens in the token file */
+#define NF_ADMIN_MAX_TOKEN_FILE    65536     /* bytes in the token file */
+#define NF_ADMIN_MAX_TOKEN_NAME    64        /* a token's name, with the NUL */
+#define NF_ADMIN_MAX_OFFSET        100000000 /* the devices list's offset */
+#define NF_ADMIN_MAX_CONNECTIONS   32        /* connections (threads) at once */
+#define NF_ADMIN_MAX_METRIC_SERIES 100       /* device type x version series in /metrics */
 
 /* Tuning -------------------------------------------------------------------- */
 #define NF_ADMIN_DEFAULT_PORT     8081
-#define NF_ADMIN_IDLE_TIMEOUT     30    /* seconds a connection may stay idle */
-#define NF_ADMIN_TOKEN_RECHECK_MS 1000  /* the token file is checked for changes this often */
-#define NF_ADMIN_SUMMARY_CACHE_MS 5000  /* /metrics reuses a fleet summary this long */
-#define NF_ADMIN_DEFAULT_PAGE     100   /* devices per page when no limit is asked */
+#define NF_ADMIN_IDLE_TIMEOUT     30   /* seconds a connection may stay idle */
+#define NF_ADMIN_TOKEN_RECHECK_MS 1000 /* the token file is checked for changes this often */
+#define NF_ADMIN_SUMMARY_CACHE_MS 5000 /* /metrics reuses a fleet summary this long */
+#define NF_ADMIN_DEFAULT_PAGE     100  /* devices per page when no limit is asked */
 
 /* auth.c: the token file ------------------------------------------------------ */
 /*
@@ -60,13 +59,13 @@
 enum nf_admin_role { NF_ROLE_NONE = 0, NF_ROLE_READ, NF_ROLE_ADMIN };
 
 struct nf_admin_token {
-	unsigned char hash[32];                 /* SHA-256 of the token */
+	unsigned char hash[32]; /* SHA-256 of the token */
 	enum nf_admin_role role;
 	char name[NF_ADMIN_MAX_TOKEN_NAME];
 };
 
 struct nf_admin_tokens {
-	pthread_mutex_t lock;                   /* the table may be replaced while read */
+	pthread_mutex_t lock; /* the table may be replaced while read */
 	struct nf_admin_token *list;
 	size_t count;
 	char path[1024];
@@ -75,13 +74,13 @@ struct nf_admin_tokens {
 	ino_t ino;
 	off_t size;
 	int64_t mtime_ns, ctime_ns;
-	uint64_t checked_ms;                    /* monotonic time of the last stat */
+	uint64_t checked_ms; /* monotonic time of the last stat */
 };
 
 /* Parses a token file's text (len bytes) into a new list (free with free()).
  * Returns 0 with *list and *count, or -1 with "LINE: why" in err. Pure. */
-int nf_admin_tokens_parse(const char *text, size_t len, struct nf_admin_token **list,
-                          size_t *count, char *err, size_t errlen);
+int nf_admin_tokens_parse(const char *text, size_t len, struct nf_admin_token **list, size_t *count,
+                          char *err, size_t errlen);
 /* Loads path: it must be a regular file, not readable or writable by others
  * (mode & 007 == 0), at most NF_ADMIN_MAX_TOKEN_FILE bytes, with at least one
  * token. Returns 0, or -1 with a message naming the file (and line). */
@@ -113,8 +112,8 @@ struct nf_admin_query {
  * parameter's name in param (16 bytes) and a message naming it and the
  * values it accepts in err: an unknown or repeated parameter, a bad value,
  * a bad %-escape. Pure: no I/O, no allocation. */
-int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms,
-                         struct nf_admin_query *out, char param[16], char *err, size_t errlen);
+int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms, struct nf_admin_query *out,
+                         char param[16], char *err, size_t errlen);
 /* Percent-decodes src (len bytes) into dst (cap bytes, NUL-terminated);
  * plus: '+' is a space (query strings). Returns the length, or -1 for a bad
  * escape, an encoded NUL, or no room. */
@@ -178,11 +177,11 @@ int nf_render_time(struct json_t *obj, const char *key, int64_t ms);
 struct MHD_OptionItem; /* microhttpd.h, for TLS options; never needed here */
 
 struct nf_admin_params {
-	const char *listen;          /* numeric IPv4 or IPv6 address */
-	unsigned port;               /* 0 picks a free one */
+	const char *listen; /* numeric IPv4 or IPv6 address */
+	unsigned port;      /* 0 picks a free one */
 	const char *token_file;
-	bool metrics_open;           /* /metrics without a token */
-	struct nf_store *store;      /* NULL: the store is off (503) */
+	bool metrics_open;      /* /metrics without a token */
+	struct nf_store *store; /* NULL: the store is off (503) */
 	const struct nf_counters *counters;
 	/* Extra daemon flags and options (e.g. MHD_USE_TLS and the key and
 	 * certificate), ending with MHD_OPTION_END; NULL for none. */
@@ -208,7 +207,7 @@ struct nf_admin_request {
 	struct nf_admin *admin;
 	struct MHD_Connection *conn;
 	const char *method;
-	const char *query;           /* raw query string ("" for none) */
+	const char *query; /* raw query string ("" for none) */
 	size_t query_len;
 	char args[2][NF_ADMIN_MAX_URL]; /* the route's '*' segments, percent-decoded */
 	enum nf_admin_role role;
@@ -218,8 +217,8 @@ struct nf_admin_request {
 /* Sends obj (taking its reference) as JSON with status. */
 int nf_admin_json(struct nf_admin_request *r, unsigned status, struct json_t *obj);
 /* Sends {"error": msg, "status": status[, "parameter": param]}. */
-int nf_admin_error(struct nf_admin_request *r, unsigned status, const char *param,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int nf_admin_error(struct nf_admin_request *r, unsigned status, const char *param, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
 /* The store, or NULL after answering 503. */
 struct nf_store *nf_admin_store(struct nf_admin_request *r);
 /* The counters, the store's stats and a fleet summary at most

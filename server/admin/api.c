@@ -25,8 +25,8 @@ static int64_t wall_ms(void)
 
 static int store_failed(struct nf_admin_request *r, const char *err)
 {
-	return nf_admin_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "the fleet store cannot be read: %s",
-	                      err);
+	return nf_admin_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+	                      "the fleet store cannot be read: %s", err);
 }
 
 int nf_api_devices(struct nf_admin_request *r)
@@ -43,7 +43,8 @@ int nf_api_devices(struct nf_admin_request *r)
 	q = malloc(sizeof *q);
 	if (q == NULL)
 		return MHD_NO;
-	if (nf_admin_query_parse(r->query, r->query_len, wall_ms(), q, param, err, sizeof err) != 0) {
+	if (nf_admin_query_parse(r->query, r->query_len, wall_ms(), q, param, err, sizeof err) !=
+	    0) {
 		rc = nf_admin_error(r, MHD_HTTP_BAD_REQUEST, param, "%s", err);
 		free(q);
 		return rc;
@@ -63,8 +64,9 @@ int nf_api_devices(struct nf_admin_request *r)
 		json_object_set_new(o, "limit", json_integer((json_int_t)q->filter.limit));
 		json_object_set_new(o, "count", json_integer((json_int_t)list.count));
 		json_object_set_new(o, "next_offset",
-		                    next < list.total && list.count > 0 ? json_integer((json_int_t)next)
-		                                                        : json_null());
+		                    next < list.total && list.count > 0
+		                        ? json_integer((json_int_t)next)
+		                        : json_null());
 		json_object_set_new(o, "devices", devices);
 	} else {
 		json_decref(devices);
@@ -161,7 +163,8 @@ int nf_api_summary(struct nf_admin_request *r)
 	if (store == NULL)
 		return MHD_YES;
 	if (r->query_len > 0)
-		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, NULL, "the summary takes no parameters");
+		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, NULL,
+		                      "the summary takes no parameters");
 	if (nf_store_summary(store, now, &s, err, sizeof err) != 0)
 		return store_failed(r, err);
 	o = nf_render_summary(&s, now);
@@ -187,8 +190,8 @@ static int tag(struct nf_admin_request *r, bool add)
 		return nf_admin_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
 		                      "the fleet store cannot be written: %s", err);
 	if (rc == 0)
-		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "key", "no device %.80s in the inventory",
-		                      r->args[0]);
+		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "key",
+		                      "no device %.80s in the inventory", r->args[0]);
 	nf_log(NF_LOG_INFO, "admin: token %s %s tag %s %s %s", r->token_name,
 	       add ? "added" : "removed", r->args[1], add ? "to" : "from", r->args[0]);
 	o = json_object();

@@ -62,39 +62,47 @@ static int parse_line(char *line, unsigned lineno, struct nf_admin_token *tok, c
 	if (token[0] == '\0' || token[0] == '#')
 		return 0;
 	if (*field(&p) != '\0')
-		return nf_errf(err, errlen, "%u: more than three fields (TOKEN [ROLE [NAME]])", lineno),
+		return nf_errf(err, errlen, "%u: more than three fields (TOKEN [ROLE [NAME]])",
+		               lineno),
 		       -1;
 	if (len < NF_ADMIN_MIN_TOKEN || len > NF_ADMIN_MAX_TOKEN)
-		return nf_errf(err, errlen, "%u: a token must have %d to %d characters (this one has %zu)",
-		               lineno, NF_ADMIN_MIN_TOKEN, NF_ADMIN_MAX_TOKEN, len), -1;
+		return nf_errf(err, errlen,
+		               "%u: a token must have %d to %d characters (this one has %zu)",
+		               lineno, NF_ADMIN_MIN_TOKEN, NF_ADMIN_MAX_TOKEN, len),
+		       -1;
 	for (const char *c = token; *c != '\0'; c++)
 		if (*c < 0x21 || *c > 0x7e)
 			return nf_errf(err, errlen, "%u: a token is printable ASCII without blanks",
-			               lineno), -1;
+			               lineno),
+			       -1;
 	if (role[0] == '\0' || strcmp(role, "admin") == 0)
 		tok->role = NF_ROLE_ADMIN;
 	else if (strcmp(role, "read") == 0)
 		tok->role = NF_ROLE_READ;
 	else
-		return nf_errf(err, errlen, "%u: role \"%.32s\" is not admin or read", lineno, role), -1;
+		return nf_errf(err, errlen, "%u: role \"%.32s\" is not admin or read", lineno,
+		               role),
+		       -1;
 	if (name[0] == '\0') {
 		snprintf(tok->name, sizeof tok->name, "line-%u", lineno);
 	} else {
 		if (strlen(name) >= sizeof tok->name)
 			return nf_errf(err, errlen, "%u: a name has at most %zu characters", lineno,
-			               sizeof tok->name - 1), -1;
+			               sizeof tok->name - 1),
+			       -1;
 		for (const char *c = name; *c != '\0'; c++)
 			if (!name_char(*c))
-				return nf_errf(err, errlen, "%u: a name is made of A-Z a-z 0-9 _ . @ -",
-				               lineno), -1;
+				return nf_errf(err, errlen,
+				               "%u: a name is made of A-Z a-z 0-9 _ . @ -", lineno),
+				       -1;
 		snprintf(tok->name, sizeof tok->name, "%s", name);
 	}
 	hash_token(token, len, tok->hash);
 	return 1;
 }
 
-int nf_admin_tokens_parse(const char *text, size_t len, struct nf_admin_token **list,
-                          size_t *count, char *err, size_t errlen)
+int nf_admin_tokens_parse(const char *text, size_t len, struct nf_admin_token **list, size_t *count,
+                          char *err, size_t errlen)
 {
 	struct nf_admin_token *out = calloc(NF_ADMIN_MAX_TOKENS, sizeof *out);
 	char line[NF_ADMIN_MAX_TOKEN + 2 * NF_ADMIN_MAX_TOKEN_NAME + 16];
@@ -122,7 +130,8 @@ int nf_admin_tokens_parse(const char *text, size_t len, struct nf_admin_token **
 		pos = next;
 		if (n == NF_ADMIN_MAX_TOKENS && line[strspn(line, " \t")] != '\0' &&
 		    line[strspn(line, " \t")] != '#') {
-			nf_errf(err, errlen, "%u: more than %d tokens", lineno, NF_ADMIN_MAX_TOKENS);
+			nf_errf(err, errlen, "%u: more than %d tokens", lineno,
+			        NF_ADMIN_MAX_TOKENS);
 			goto fail;
 		}
 		rc = parse_line(line, lineno, &out[n], err, errlen);
@@ -163,12 +172,14 @@ static int read_tokens(const char *path, struct stat *st, struct nf_admin_token 
 		return nf_errf(err, errlen,
 		               "admin token file %s: readable or writable by others (mode %04o); "
 		               "chmod o= it (0600 or 0640)",
-		               path, (unsigned)(st->st_mode & 07777)), -1;
+		               path, (unsigned)(st->st_mode & 07777)),
+		       -1;
 	}
 	if (st->st_size > NF_ADMIN_MAX_TOKEN_FILE) {
 		close(fd);
 		return nf_errf(err, errlen, "admin token file %s: larger than %d bytes", path,
-		               NF_ADMIN_MAX_TOKEN_FILE), -1;
+		               NF_ADMIN_MAX_TOKEN_FILE),
+		       -1;
 	}
 	text = malloc((size_t)st->st_size + 1);
 	if (text == NULL) {
@@ -180,7 +191,8 @@ static int read_tokens(const char *path, struct stat *st, struct nf_admin_token 
 	if (got < 0 || got > st->st_size) {
 		free(text);
 		return nf_errf(err, errlen, "admin token file %s: %s", path,
-		               got < 0 ? strerror(errno) : "changed while read"), -1;
+		               got < 0 ? strerror(errno) : "changed while read"),
+		       -1;
 	}
 	rc = nf_admin_tokens_parse(text, (size_t)got, list, count, msg, sizeof msg);
 	OPENSSL_cleanse(text, (size_t)st->st_size + 1);

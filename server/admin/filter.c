@@ -141,8 +141,10 @@ int nf_admin_parse_time(const char *text, int64_t now_ms, int64_t *out_ms)
 			return 0;
 		}
 		if (i > 0 && i + 1 == len) { /* an age */
-			static const struct { char unit; int64_t ms; } units[] = {
-			    {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+			static const struct {
+				char unit;
+				int64_t ms;
+			} units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
 			for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
 				if (text[i] != units[u].unit)
 					continue;
@@ -182,15 +184,20 @@ void nf_admin_format_time(int64_t ms, char out[32])
 /* ---- the parameters ---- */
 
 static const char *const sort_names[NF_SORT_COUNT] = {
-    [NF_SORT_LAST_SEEN] = "last_seen", [NF_SORT_FIRST_SEEN] = "first_seen",
-    [NF_SORT_KEY] = "key",             [NF_SORT_DEVICE] = "type",
-    [NF_SORT_VERSION] = "version",     [NF_SORT_STATE] = "state",
+    [NF_SORT_LAST_SEEN] = "last_seen",
+    [NF_SORT_FIRST_SEEN] = "first_seen",
+    [NF_SORT_KEY] = "key",
+    [NF_SORT_DEVICE] = "type",
+    [NF_SORT_VERSION] = "version",
+    [NF_SORT_STATE] = "state",
     [NF_SORT_IP] = "ip",
 };
 
 #define SORTS  "last_seen, first_seen, key, type, version, state, ip"
 #define STATES "none, offered, downloading, downloaded, confirmed, reverted, failed, silent"
-#define TIMES  "an RFC 3339 UTC time (2026-12-02T12:00:00Z), ms since 1970, or an age (90s, 15m, 24h, 7d)"
+#define TIMES                                                                                      \
+	"an RFC 3339 UTC time (2026-12-02T12:00:00Z), ms since 1970, or an age (90s, 15m, 24h, "   \
+	"7d)"
 
 /* A decimal number up to max. */
 static int parse_size(const char *v, size_t max, size_t *out)
@@ -265,8 +272,10 @@ static int set_param(struct nf_admin_query *q, const char *name, const char *v, 
 	if (strcmp(name, "type") == 0 || strcmp(name, "version") == 0) {
 		char *dst = name[0] == 't' ? q->device : q->version;
 		if (len >= NF_STORE_MAX_TEXT || !printable(v))
-			return nf_errf(err, errlen, "%s: at most %d characters, no control characters",
-			               name, NF_STORE_MAX_TEXT - 1), -1;
+			return nf_errf(err, errlen,
+			               "%s: at most %d characters, no control characters", name,
+			               NF_STORE_MAX_TEXT - 1),
+			       -1;
 		memcpy(dst, v, len + 1);
 		if (name[0] == 't')
 			f->device = dst;
@@ -282,21 +291,28 @@ static int set_param(struct nf_admin_query *q, const char *name, const char *v, 
 			return nf_errf(err, errlen, "%s: \"%s\" is not " TIMES, name, v), -1;
 	} else if (strcmp(name, "mac") == 0) {
 		if (parse_mac_prefix(v, q->mac) != 0)
-			return nf_errf(err, errlen,
-			               "mac: \"%s\" is not the start of a MAC (hex digits, in pairs "
-			               "between ':' or '-', at most 12)", v), -1;
+			return nf_errf(
+			           err, errlen,
+			           "mac: \"%s\" is not the start of a MAC (hex digits, in pairs "
+			           "between ':' or '-', at most 12)",
+			           v),
+			       -1;
 		f->mac_prefix = q->mac;
 	} else if (strcmp(name, "ip") == 0) {
 		if (len >= NF_STORE_IP_LEN || !all_in(v, "0123456789abcdefABCDEF.:"))
 			return nf_errf(err, errlen,
 			               "ip: \"%s\" is not the start of an IP address (digits, '.', "
-			               "hex digits and ':', at most %d)", v, NF_STORE_IP_LEN - 1), -1;
+			               "hex digits and ':', at most %d)",
+			               v, NF_STORE_IP_LEN - 1),
+			       -1;
 		memcpy(q->ip, v, len + 1);
 		f->ip_prefix = q->ip;
 	} else if (strcmp(name, "tag") == 0) {
 		if (!nf_admin_tag_valid(v))
-			return nf_errf(err, errlen, "tag: \"%s\" is not a tag ([A-Za-z0-9_.-], 1 to %d)",
-			               v, NF_STORE_MAX_TAG - 1), -1;
+			return nf_errf(err, errlen,
+			               "tag: \"%s\" is not a tag ([A-Za-z0-9_.-], 1 to %d)", v,
+			               NF_STORE_MAX_TAG - 1),
+			       -1;
 		memcpy(q->tag, v, len + 1);
 		f->tag = q->tag;
 	} else if (strcmp(name, "sort") == 0) {
@@ -312,24 +328,27 @@ static int set_param(struct nf_admin_query *q, const char *name, const char *v, 
 		f->descending = v[0] == 'd';
 	} else if (strcmp(name, "offset") == 0) {
 		if (parse_size(v, NF_ADMIN_MAX_OFFSET, &f->offset) != 0)
-			return nf_errf(err, errlen, "offset: \"%s\" is not a number from 0 to %d", v,
-			               NF_ADMIN_MAX_OFFSET), -1;
+			return nf_errf(err, errlen, "offset: \"%s\" is not a number from 0 to %d",
+			               v, NF_ADMIN_MAX_OFFSET),
+			       -1;
 	} else if (strcmp(name, "limit") == 0) {
 		if (parse_size(v, NF_STORE_MAX_PAGE, &f->limit) != 0 || f->limit == 0)
 			return nf_errf(err, errlen, "limit: \"%s\" is not a number from 1 to %d", v,
-			               NF_STORE_MAX_PAGE), -1;
+			               NF_STORE_MAX_PAGE),
+			       -1;
 	}
 	return 0;
 }
 
-static const char *const param_names[] = {"type", "version", "state", "seen_after",
-                                          "seen_before", "mac", "ip", "tag", "sort",
-                                          "order", "offset", "limit"};
+static const char *const param_names[] = {"type",        "version", "state",  "seen_after",
+                                          "seen_before", "mac",     "ip",     "tag",
+                                          "sort",        "order",   "offset", "limit"};
 #define NPARAMS (sizeof param_names / sizeof param_names[0])
-#define PARAMS "type, version, state, seen_after, seen_before, mac, ip, tag, sort, order, offset, limit"
+#define PARAMS                                                                                     \
+	"type, version, state, seen_after, seen_before, mac, ip, tag, sort, order, offset, limit"
 
-int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms,
-                         struct nf_admin_query *out, char param[16], char *err, size_t errlen)
+int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms, struct nf_admin_query *out,
+                         char param[16], char *err, size_t errlen)
 {
 	const char *p = query, *end = query + len;
 	bool seen[NPARAMS] = {false};
@@ -358,20 +377,27 @@ int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms,
 		                      sizeof name) < 0 ||
 		    !all_in(name, "abcdefghijklmnopqrstuvwxyz_")) {
 			int shown = (int)((eq != NULL ? eq : stop) - p);
-			return nf_errf(err, errlen, "unknown parameter \"%.*s\"; the parameters are " PARAMS,
-			               shown > 32 ? 32 : shown, p), -1;
+			return nf_errf(err, errlen,
+			               "unknown parameter \"%.*s\"; the parameters are " PARAMS,
+			               shown > 32 ? 32 : shown, p),
+			       -1;
 		}
 		for (i = 0; i < NPARAMS && strcmp(name, param_names[i]) != 0; i++)
 			;
 		if (i == NPARAMS)
-			return nf_errf(err, errlen, "unknown parameter \"%s\"; the parameters are " PARAMS,
-			               name), -1;
+			return nf_errf(err, errlen,
+			               "unknown parameter \"%s\"; the parameters are " PARAMS,
+			               name),
+			       -1;
 		snprintf(param, 16, "%s", name);
 		if (seen[i])
 			return nf_errf(err, errlen, "%s: given twice", name), -1;
 		seen[i] = true;
-		if (nf_admin_unescape(vstart, (size_t)(stop - vstart), true, value, sizeof value) < 0)
-			return nf_errf(err, errlen, "%s: a bad %%-escape, an encoded NUL, or too long", name), -1;
+		if (nf_admin_unescape(vstart, (size_t)(stop - vstart), true, value, sizeof value) <
+		    0)
+			return nf_errf(err, errlen,
+			               "%s: a bad %%-escape, an encoded NUL, or too long", name),
+			       -1;
 		if (value[0] != '\0' && set_param(out, name, value, now_ms, err, errlen) != 0)
 			return -1;
 		p = amp != NULL ? amp + 1 : end;

@@ -37,7 +37,7 @@ struct nf_admin {
 	pthread_mutex_t cache_lock;
 	struct nf_fleet_summary summary;
 	bool summary_ok;
-	uint64_t summary_at;          /* monotonic ms; 0 = never */
+	uint64_t summary_at; /* monotonic ms; 0 = never */
 };
 
 typedef int (*handler_fn)(struct nf_admin_request *r);
@@ -47,7 +47,7 @@ typedef int (*handler_fn)(struct nf_admin_request *r);
 static const struct route {
 	const char *method;
 	const char *pattern;
-	enum nf_admin_role role;      /* needed; NONE: /metrics when open */
+	enum nf_admin_role role; /* needed; NONE: /metrics when open */
 	handler_fn fn;
 } routes[] = {
     {"GET", "/api/v1/devices", NF_ROLE_READ, nf_api_devices},
@@ -72,7 +72,8 @@ static bool match(const char *pattern, const char *path, char args[2][NF_ADMIN_M
 			return false;
 		if (plen == 2 && pattern[1] == '*') {
 			if (slen == 1 || arg == 2 ||
-			    nf_admin_unescape(path + 1, slen - 1, false, args[arg++], NF_ADMIN_MAX_URL) < 0)
+			    nf_admin_unescape(path + 1, slen - 1, false, args[arg++],
+			                      NF_ADMIN_MAX_URL) < 0)
 				return false;
 		} else if (plen != slen || memcmp(pattern, path, plen) != 0) {
 			return false;
@@ -87,7 +88,8 @@ static bool match(const char *pattern, const char *path, char args[2][NF_ADMIN_M
 /* ---- answers ---- */
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned status, const char *type,
-                            char *body, size_t len, const char *extra_name, const char *extra)
+                                     char *body, size_t len, const char *extra_name,
+                                     const char *extra)
 {
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -151,8 +153,8 @@ static json_t *error_body(unsigned status, const char *param, const char *msg)
 	return o;
 }
 
-int nf_admin_error(struct nf_admin_request *r, unsigned status, const char *param,
-                   const char *fmt, ...)
+int nf_admin_error(struct nf_admin_request *r, unsigned status, const char *param, const char *fmt,
+                   ...)
 {
 	char msg[NF_ERR_LEN];
 	va_list ap;
@@ -211,8 +213,8 @@ int nf_api_metrics(struct nf_admin_request *r)
 		nf_admin_buf_free(&b);
 		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
 	}
-	return send_response(r->conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len,
-	            NULL, NULL);
+	return send_response(r->conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+	                     b.data, b.len, NULL, NULL);
 }
 
 /* ---- requests ---- */
@@ -250,8 +252,8 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
 
 static bool has_body(struct MHD_Connection *conn)
 {
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL ||
 	       (cl != NULL && strspn(cl, "0") != strlen(cl));
@@ -263,15 +265,15 @@ static int unauthorized(struct MHD_Connection *conn, bool token_given)
 	const char *msg = token_given ? "the bearer token is not valid"
 	                              : "a bearer token is needed: Authorization: Bearer TOKEN";
 
-	return send_json(conn, status, error_body(status, NULL, msg), MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+	return send_json(conn, status, error_body(status, NULL, msg),
+	                 MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	                 token_given ? "Bearer realm=\"nofussd\", error=\"invalid_token\""
 	                             : "Bearer realm=\"nofussd\"");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
 	struct nf_admin *a = cls;
 	struct nf_admin_request *r;
@@ -301,8 +303,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	r->query = qbuf;
 	r->query_len = q.len;
 	if (strlen(url) >= NF_ADMIN_MAX_URL || q.too_long) {
-		rc = nf_admin_error(r, MHD_HTTP_URI_TOO_LONG, NULL, "the URL is longer than %d bytes",
-		                    NF_ADMIN_MAX_URL - 1);
+		rc = nf_admin_error(r, MHD_HTTP_URI_TOO_LONG, NULL,
+		                    "the URL is longer than %d bytes", NF_ADMIN_MAX_URL - 1);
 		goto done;
 	}
 	for (size_t i = 0; i < NROUTES; i++) {
@@ -330,15 +332,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (found == NULL && path_known) {
 		if (strstr(allow, "GET") != NULL)
 			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), ", HEAD");
-		rc = send_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-		               error_body(MHD_HTTP_METHOD_NOT_ALLOWED, NULL, "method not allowed here"),
-		               MHD_HTTP_HEADER_ALLOW, allow);
+		rc = send_json(
+		    conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    error_body(MHD_HTTP_METHOD_NOT_ALLOWED, NULL, "method not allowed here"),
+		    MHD_HTTP_HEADER_ALLOW, allow);
 	} else if (found == NULL) {
 		rc = nf_admin_error(r, MHD_HTTP_NOT_FOUND, NULL,
 		                    "no such endpoint; the API is under /api/v1 (docs/ADMIN.md)");
 	} else if (has_body(conn)) {
-		rc = nf_admin_error(r, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "%s %s takes no request body",
-		                    found->method, found->pattern);
+		rc = nf_admin_error(r, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+		                    "%s %s takes no request body", found->method, found->pattern);
 	} else if (found->role == NF_ROLE_ADMIN && r->role != NF_ROLE_ADMIN) {
 		rc = nf_admin_error(r, MHD_HTTP_FORBIDDEN, NULL,
 		                    "token \"%s\" has the read role; this needs an admin token",
@@ -373,20 +376,19 @@ static struct MHD_Daemon *start_daemon(struct nf_admin *a, const struct nf_admin
 	                 MHD_USE_ERROR_LOG | family_flag | p->mhd_flags;
 
 	return MHD_start_daemon(
-	    flags, (uint16_t)p->port, NULL, NULL, on_request, a,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, a,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)NF_ADMIN_MAX_CONNECTIONS,
+	    flags, (uint16_t)p->port, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER,
+	    on_mhd_error, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned)NF_ADMIN_MAX_CONNECTIONS,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)NF_ADMIN_MAX_REQUEST_MEM,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NF_ADMIN_IDLE_TIMEOUT,
-	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
-	    MHD_OPTION_SOCK_ADDR, addr,
+	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_SOCK_ADDR, addr,
 	    p->mhd_options != NULL ? MHD_OPTION_ARRAY : MHD_OPTION_END, p->mhd_options,
 	    MHD_OPTION_END);
 }
 
 struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size_t errlen)
 {
-	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE,
+	                         .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
 	struct nf_admin *a = calloc(1, sizeof *a);
 	const union MHD_DaemonInfo *info;

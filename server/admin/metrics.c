@@ -139,8 +139,9 @@ static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 	for (int k = 0; k < NF_CLIENT_COUNT; k++) {
 		for (int a = 0; a < NF_ANSWER_KINDS; a++) {
 			uint64_t v = nf_counter(&c->checks[k][a]);
-			nf_admin_buf_printf(b, "nofuss_checks_total{client=\"%s\",answer=\"%s\"} %" PRIu64 "\n",
-			                    nf_client_kind_name(k), nf_answer_kind_name(a), v);
+			nf_admin_buf_printf(
+			    b, "nofuss_checks_total{client=\"%s\",answer=\"%s\"} %" PRIu64 "\n",
+			    nf_client_kind_name(k), nf_answer_kind_name(a), v);
 			offers += a == NF_ANSWER_OFFERED ? v : 0;
 			held += a == NF_ANSWER_HELD ? v : 0;
 		}
@@ -151,10 +152,10 @@ static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 	     "Checks a rule matched whose image could not be offered (does not fit).", held},
 	    {"nofuss_downloads_started_total", "counter", "Image downloads begun (200 or 206).",
 	     nf_counter(&c->downloads_started)},
-	    {"nofuss_downloads_completed_total", "counter", "Image downloads whose last byte was sent.",
-	     nf_counter(&c->downloads_completed)},
-	    {"nofuss_downloads_failed_total", "counter", "Image downloads ended before their last byte.",
-	     nf_counter(&c->downloads_failed)},
+	    {"nofuss_downloads_completed_total", "counter",
+	     "Image downloads whose last byte was sent.", nf_counter(&c->downloads_completed)},
+	    {"nofuss_downloads_failed_total", "counter",
+	     "Image downloads ended before their last byte.", nf_counter(&c->downloads_failed)},
 	    {"nofuss_download_bytes_total", "counter", "Image bytes sent.",
 	     nf_counter(&c->download_bytes)},
 	    {"nofuss_reloads_total", "counter", "Rules snapshots served after the first.",
@@ -168,18 +169,21 @@ static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 static void write_store(struct nf_admin_buf *b, const struct nf_store_stats *s)
 {
 	const struct metric rows[] = {
-	    {"nofuss_store_events_posted_total", "counter", "Events accepted into the store's queue.",
-	     s->posted},
-	    {"nofuss_store_events_written_total", "counter", "Events written to the store.", s->written},
+	    {"nofuss_store_events_posted_total", "counter",
+	     "Events accepted into the store's queue.", s->posted},
+	    {"nofuss_store_events_written_total", "counter", "Events written to the store.",
+	     s->written},
 	    {"nofuss_store_events_dropped_total", "counter",
 	     "Events lost: the queue was full, or unwritten at close.", s->dropped},
-	    {"nofuss_store_transactions_total", "counter", "Store transactions committed.", s->batches},
+	    {"nofuss_store_transactions_total", "counter", "Store transactions committed.",
+	     s->batches},
 	    {"nofuss_store_transaction_failures_total", "counter",
 	     "Store transactions failed (each retried).", s->failures},
 	    {"nofuss_store_downloads_unmatched_total", "counter",
 	     "Downloads no device could be found for.", s->unmatched},
 	    {"nofuss_store_queue_depth", "gauge", "Events queued for the store now.", s->depth},
-	    {"nofuss_store_queue_capacity", "gauge", "Events the store's queue holds.", s->capacity},
+	    {"nofuss_store_queue_capacity", "gauge", "Events the store's queue holds.",
+	     s->capacity},
 	    {"nofuss_store_failing", "gauge", "1 while the store's writer retries a failure.",
 	     s->failing ? 1 : 0},
 	};
@@ -220,14 +224,16 @@ static void write_fleet(struct nf_admin_buf *b, const struct nf_fleet_summary *s
 		any_other = true;
 	}
 	if (any_other)
-		nf_admin_buf_printf(b, "nofuss_devices{type=\"other\",version=\"other\"} %" PRIu64 "\n",
-		                    other);
-	family(b, "nofuss_devices_by_state", "gauge", "Devices by the update state of their offer.");
+		nf_admin_buf_printf(
+		    b, "nofuss_devices{type=\"other\",version=\"other\"} %" PRIu64 "\n", other);
+	family(b, "nofuss_devices_by_state", "gauge",
+	       "Devices by the update state of their offer.");
 	for (int st = 0; st < NF_UPDATE_COUNT; st++)
 		nf_admin_buf_printf(b, "nofuss_devices_by_state{state=\"%s\"} %" PRIu64 "\n",
 		                    nf_update_state_name(st), s->by_state[st]);
 	one(b, "nofuss_devices_known", "gauge", "Devices in the inventory.", s->devices);
-	one(b, "nofuss_devices_seen_24h", "gauge", "Devices seen in the last 24 hours.", s->seen_24h);
+	one(b, "nofuss_devices_seen_24h", "gauge", "Devices seen in the last 24 hours.",
+	    s->seen_24h);
 }
 
 int nf_metrics_write(struct nf_admin_buf *b, const struct nf_metrics_input *in)

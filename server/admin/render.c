@@ -99,8 +99,8 @@ static json_t *offer_value(const struct nf_device *d)
 		}
 		json_object_set_new(o, "kind", json_string(i == 0 ? "firmware" : "filesystem"));
 		PUT_TEXT(o, "path", im->path);
-		json_object_set_new(o, "md5", im->md5[0] ? nf_render_string(im->md5, sizeof im->md5)
-		                                         : json_null());
+		json_object_set_new(
+		    o, "md5", im->md5[0] ? nf_render_string(im->md5, sizeof im->md5) : json_null());
 		json_object_set_new(o, "size", json_integer((json_int_t)im->size));
 		json_object_set_new(o, "bytes_served", json_integer((json_int_t)d->image_bytes[i]));
 		json_array_append_new(images, o);
@@ -120,8 +120,8 @@ json_t *nf_render_device(const struct nf_device *d)
 		return NULL;
 	}
 	PUT_TEXT(o, "key", d->key);
-	json_object_set_new(o, "mac", d->mac[0] ? nf_render_string(d->mac, sizeof d->mac)
-	                                        : json_null());
+	json_object_set_new(o, "mac",
+	                    d->mac[0] ? nf_render_string(d->mac, sizeof d->mac) : json_null());
 	PUT_TEXT(o, "ip", d->ip);
 	PUT_TEXT(o, "type", d->device);
 	PUT_TEXT(o, "version", d->version);
@@ -213,22 +213,25 @@ static void explain(const struct nf_device *d, char *out, size_t cap)
 	switch (d->answer) {
 	case NF_ANSWER_OFFERED:
 		snprintf(out, cap,
-		         "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
+		         "At its last check (%s) rule %" PRId32
+		         " of versions.json (counted from 0) "
 		         "offered version %.63s; the offer is now %s.",
 		         when, d->answer_rule, d->answer_target, nf_update_state_name(d->state));
 		break;
 	case NF_ANSWER_HELD:
-		snprintf(out, cap,
-		         "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
-		         "matched and would offer version %.63s, but the offer was held back: %.95s.",
-		         when, d->answer_rule, d->answer_target, d->answer_reason);
+		snprintf(
+		    out, cap,
+		    "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
+		    "matched and would offer version %.63s, but the offer was held back: %.95s.",
+		    when, d->answer_rule, d->answer_target, d->answer_reason);
 		break;
 	default:
-		snprintf(out, cap,
-		         "At its last check (%s) it got no update: no rule of versions.json offers "
-		         "anything to device type \"%.63s\" at version \"%.63s\"%s, or the rule that "
-		         "matches names the version it already runs.",
-		         when, d->device, d->version, d->mac[0] ? " and its MAC" : "");
+		snprintf(
+		    out, cap,
+		    "At its last check (%s) it got no update: no rule of versions.json offers "
+		    "anything to device type \"%.63s\" at version \"%.63s\"%s, or the rule that "
+		    "matches names the version it already runs.",
+		    when, d->device, d->version, d->mac[0] ? " and its MAC" : "");
 		break;
 	}
 }

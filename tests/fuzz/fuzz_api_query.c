@@ -28,8 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = '\0';
 	if (nf_admin_query_parse(text, size, now, &q, param, err, sizeof err) == 0) {
 		const struct nf_device_filter *f = &q.filter;
-		if (f->limit < 1 || f->limit > NF_STORE_MAX_PAGE || f->offset > NF_ADMIN_MAX_OFFSET ||
-		    f->state < -1 || f->state >= NF_UPDATE_COUNT || (unsigned)f->sort >= NF_SORT_COUNT)
+		if (f->limit < 1 || f->limit > NF_STORE_MAX_PAGE ||
+		    f->offset > NF_ADMIN_MAX_OFFSET || f->state < -1 ||
+		    f->state >= NF_UPDATE_COUNT || (unsigned)f->sort >= NF_SORT_COUNT)
 			abort();
 		if ((f->device != NULL && strlen(f->device) >= NF_STORE_MAX_TEXT) ||
 		    (f->version != NULL && strlen(f->version) >= NF_STORE_MAX_TEXT) ||

@@ -142,7 +142,8 @@ int main(int argc, char **argv)
 	}
 	n = (unsigned)strtoul(argv[2], NULL, 10);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	now = argc > 3 ? strtoll(argv[3], NULL, 10) : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = argc > 3 ? strtoll(argv[3], NULL, 10)
+	               : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	s = nf_store_open(argv[1], &opt, err, sizeof err);
 	if (s == NULL) {
 		fprintf(stderr, "admin_fill: %s\n", err);

@@ -118,9 +118,18 @@ static void test_times(void **state)
 	assert_int_equal(t, NOW - 900000);
 	assert_int_equal(nf_admin_parse_time("1796212800000", NOW, &t), 0);
 	assert_int_equal(t, NOW);
-	const char *bad[] = {"", "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-12-02T12:00:00",
-	                     "2026-12-02T24:00:00Z", "2026-12-02 12:00Z", "12x", "-5", "10w",
-	                     "2026-12-02T12:00:00.Z", "99999999999999999999", "2026-12-02T12:00:00+1:00"};
+	const char *bad[] = {"",
+	                     "2026-02-29T00:00:00Z",
+	                     "2026-13-01T00:00:00Z",
+	                     "2026-12-02T12:00:00",
+	                     "2026-12-02T24:00:00Z",
+	                     "2026-12-02 12:00Z",
+	                     "12x",
+	                     "-5",
+	                     "10w",
+	                     "2026-12-02T12:00:00.Z",
+	                     "99999999999999999999",
+	                     "2026-12-02T12:00:00+1:00"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		if (nf_admin_parse_time(bad[i], NOW, &t) == 0)
 			fail_msg("\"%s\" was read as %lld", bad[i], (long long)t);
@@ -153,8 +162,8 @@ static void test_refusals(void **state)
 	FAILS("type=a%0Ab", "type", "no control characters");
 	FAILS("seen_after=yesterday", "seen_after", "seen_after: \"yesterday\"", "RFC 3339");
 	FAILS("seen_after=1h&seen_before=2h", "seen_after", "earlier than seen_before");
-	FAILS("version=0123456789012345678901234567890123456789012345678901234567890123",
-	      "version", "at most 63 characters");
+	FAILS("version=0123456789012345678901234567890123456789012345678901234567890123", "version",
+	      "at most 63 characters");
 	FAILS("%ff=1", "", "unknown parameter \"%ff\"");
 }
 
@@ -172,7 +181,8 @@ static void test_token_lines(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(nf_admin_tokens_parse(text, strlen(text), &list, &count, err, sizeof err), 0);
+	assert_int_equal(nf_admin_tokens_parse(text, strlen(text), &list, &count, err, sizeof err),
+	                 0);
 	assert_int_equal(count, 3);
 	assert_int_equal(list[0].role, NF_ROLE_ADMIN);
 	assert_string_equal(list[0].name, "line-3");
@@ -181,16 +191,20 @@ static void test_token_lines(void **state)
 	assert_string_equal(list[2].name, "ops@site");
 	free(list);
 
-	static const struct { const char *text, *msg; } bad[] = {
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
 	    {"short\n", "1: a token must have 16 to 256 characters (this one has 5)"},
 	    {"# only a comment\n", "no token (one a line: TOKEN [admin|read [NAME]])"},
 	    {"0123456789abcdef0123 root\n", "1: role \"root\" is not admin or read"},
-	    {"\n0123456789abcdef0123 read x y\n", "2: more than three fields (TOKEN [ROLE [NAME]])"},
+	    {"\n0123456789abcdef0123 read x y\n",
+	     "2: more than three fields (TOKEN [ROLE [NAME]])"},
 	    {"0123456789abcdef0123 read bad/name\n", "1: a name is made of A-Z a-z 0-9 _ . @ -"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		assert_int_equal(nf_admin_tokens_parse(bad[i].text, strlen(bad[i].text), &list, &count,
-		                                       err, sizeof err), -1);
+		assert_int_equal(nf_admin_tokens_parse(bad[i].text, strlen(bad[i].text), &list,
+		                                       &count, err, sizeof err),
+		                 -1);
 		assert_string_equal(err, bad[i].msg);
 	}
 }
@@ -213,9 +227,11 @@ static void test_token_file(void **state)
 	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmin", name),
 	                 NF_ROLE_ADMIN);
 	assert_string_equal(name, "ops");
-	assert_int_equal(nf_admin_tokens_check(&t, "bearer  readerreaderreader ", name), NF_ROLE_READ);
+	assert_int_equal(nf_admin_tokens_check(&t, "bearer  readerreaderreader ", name),
+	                 NF_ROLE_READ);
 	assert_string_equal(name, "graf");
-	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmiN", name), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmiN", name),
+	                 NF_ROLE_NONE);
 	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmin x", name),
 	                 NF_ROLE_NONE);
 	assert_int_equal(nf_admin_tokens_check(&t, "Basic YWRtaW46YWRtaW4=", name), NF_ROLE_NONE);

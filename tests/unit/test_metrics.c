@@ -141,7 +141,8 @@ static void check_format(const char *text, struct parsed *p)
 
 	memset(p, 0, sizeof *p);
 	assert_true(len > 0 && text[len - 1] == '\n');
-	for (char *line = strtok_r(copy, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+	for (char *line = strtok_r(copy, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "# HELP ", 7) == 0 || strncmp(line, "# TYPE ", 7) == 0) {
 			const char *name = line + 7;
 			size_t n = strcspn(name, " ");
@@ -163,7 +164,8 @@ static void check_format(const char *text, struct parsed *p)
 				if (strcmp(type, "counter") != 0 && strcmp(type, "gauge") != 0)
 					fail_msg("unexpected type: %s", line);
 				snprintf(f->type, sizeof f->type, "%s", type);
-				if (strcmp(type, "counter") == 0 && strstr(f->name, "_total") == NULL)
+				if (strcmp(type, "counter") == 0 &&
+				    strstr(f->name, "_total") == NULL)
 					fail_msg("counter not named _total: %s", line);
 			}
 		} else if (line[0] == '#') {
@@ -221,7 +223,8 @@ static void test_counters_only(void **state)
 	assert_int_equal(nf_metrics_write(&b, &in), 0);
 	check_format(b.data, &p);
 	assert_true(value_of(&p, "nofuss_checks_total{client=\"nofuss\",answer=\"offered\"}") == 7);
-	assert_true(value_of(&p, "nofuss_checks_total{client=\"esp32-updater\",answer=\"held\"}") == 2);
+	assert_true(value_of(&p, "nofuss_checks_total{client=\"esp32-updater\",answer=\"held\"}") ==
+	            2);
 	assert_true(value_of(&p, "nofuss_offers_total") == 10);
 	assert_true(value_of(&p, "nofuss_held_back_total") == 2);
 	assert_true(value_of(&p, "nofuss_download_bytes_total") == 123456789012.0);
@@ -238,11 +241,19 @@ static void test_counters_only(void **state)
 static void test_store_and_fleet(void **state)
 {
 	struct nf_counters c;
-	struct nf_store_stats st = {.posted = 10, .written = 8, .dropped = 2, .depth = 5,
-	                            .capacity = 16384, .failing = true};
+	struct nf_store_stats st = {.posted = 10,
+	                            .written = 8,
+	                            .dropped = 2,
+	                            .depth = 5,
+	                            .capacity = 16384,
+	                            .failing = true};
 	struct nf_fleet_summary s = {.devices = 0, .seen_24h = 40};
-	struct nf_metrics_input in = {.counters = &c, .store = &st, .summary = &s,
-	                              .has_transitions = true, .confirmations = 4, .reverts = 1};
+	struct nf_metrics_input in = {.counters = &c,
+	                              .store = &st,
+	                              .summary = &s,
+	                              .has_transitions = true,
+	                              .confirmations = 4,
+	                              .reverts = 1};
 	struct nf_admin_buf b = {0};
 	struct parsed p;
 	uint64_t expected_other = 0, sum = 0;
@@ -276,7 +287,8 @@ static void test_store_and_fleet(void **state)
 	assert_int_equal(count_of(&p, "nofuss_devices{"), NF_ADMIN_MAX_METRIC_SERIES + 1);
 	assert_true(value_of(&p, "nofuss_devices{type=\"other\",version=\"other\"}") ==
 	            (double)expected_other);
-	assert_true(value_of(&p, "nofuss_devices{type=\"a\\\"b\\\\c\\nd\",version=\"1.0\"}") == 1000);
+	assert_true(value_of(&p, "nofuss_devices{type=\"a\\\"b\\\\c\\nd\",version=\"1.0\"}") ==
+	            1000);
 	assert_true(value_of(&p, "nofuss_devices{type=\"bad\xef\xbf\xbd\xef\xbf\xbd(utf8)\","
 	                         "version=\"1.1\"}") == 999);
 	for (int i = 0; i < p.nseries; i++)

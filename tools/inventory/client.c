@@ -116,13 +116,16 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 	memset(auth, 0, sizeof auth);
 	if (rc != CURLE_OK) {
 		nf_tool_error("%s: %s", url,
-		              a.too_big ? "the answer is too large" : errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		              a.too_big   ? "the answer is too large"
+		              : errbuf[0] ? errbuf
+		                          : curl_easy_strerror(rc));
 		goto done;
 	}
 	*out = a.data != NULL ? json_loads(a.data, 0, &jerr) : NULL;
 	if (*out == NULL || !json_is_object(*out)) {
 		nf_tool_error("%s: HTTP %ld, and not the admin API's JSON (is --server the admin "
-		              "listener?)", url, status);
+		              "listener?)",
+		              url, status);
 		goto done;
 	}
 	if (status == 200) {
@@ -130,8 +133,8 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 		goto done;
 	}
 	msg = json_object_get(*out, "error");
-	nf_tool_error("%s: %s (HTTP %ld)", path, json_is_string(msg) ? json_string_value(msg) : "error",
-	              status);
+	nf_tool_error("%s: %s (HTTP %ld)", path,
+	              json_is_string(msg) ? json_string_value(msg) : "error", status);
 	exit_status = status == 401 || status == 403 ? NF_INV_EXIT_AUTH
 	              : status == 404                ? NF_INV_EXIT_NOT_FOUND
 	                                             : NF_INV_EXIT_ERROR;

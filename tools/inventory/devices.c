@@ -22,34 +22,35 @@ const struct nf_exit nf_devices_exits[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: nofuss devices [OPTION]...\n"
-	        "       nofuss devices show KEY [--json]\n"
-	        "List the devices nofussd's fleet store knows, through its admin API\n"
-	        "(docs/ADMIN.md), newest seen first; or show one device (KEY: its MAC in any\n"
-	        "form, or DEVICE@IP) with its history. Not the simulator: that is `nofuss device`.\n"
-	        "\n"
-	        "  -s, --server URL       the admin listener (default " NF_INV_DEFAULT_SERVER ")\n"
-	        "      --token-file FILE  the bearer token: the first field of the first line\n"
-	        "                         (nofussd's token file will do); default $NOFUSS_TOKEN\n"
-	        "      --json             the API's JSON instead of a table\n"
-	        "      --type TYPE        device type, exactly\n"
-	        "      --version VERSION  version, exactly\n"
-	        "      --state STATE      none, offered, downloading, downloaded, confirmed,\n"
-	        "                         reverted, failed or silent\n"
-	        "      --seen-after TIME  last seen at or after TIME: RFC 3339 UTC, ms since\n"
-	        "                         1970, or an age (90s, 15m, 24h, 7d)\n"
-	        "      --seen-before TIME last seen before TIME\n"
-	        "      --mac PREFIX       MAC starting with PREFIX (5C:CF:7F, 5ccf7f)\n"
-	        "      --ip PREFIX        IP address starting with PREFIX (192.168.1.)\n"
-	        "      --tag TAG          devices with this tag\n"
-	        "      --sort FIELD       last_seen (default), first_seen, key, type, version,\n"
-	        "                         state, ip\n"
-	        "      --order ORDER      desc (default) or asc\n"
-	        "      --offset N         skip N devices (default 0)\n"
-	        "      --limit N          devices in a page, 1 to 1000 (default 100)\n"
-	        "      --all              every page, until all matching devices are listed\n"
-	        "  -h, --help             show this help and exit\n");
+	fprintf(
+	    out,
+	    "Usage: nofuss devices [OPTION]...\n"
+	    "       nofuss devices show KEY [--json]\n"
+	    "List the devices nofussd's fleet store knows, through its admin API\n"
+	    "(docs/ADMIN.md), newest seen first; or show one device (KEY: its MAC in any\n"
+	    "form, or DEVICE@IP) with its history. Not the simulator: that is `nofuss device`.\n"
+	    "\n"
+	    "  -s, --server URL       the admin listener (default " NF_INV_DEFAULT_SERVER ")\n"
+	    "      --token-file FILE  the bearer token: the first field of the first line\n"
+	    "                         (nofussd's token file will do); default $NOFUSS_TOKEN\n"
+	    "      --json             the API's JSON instead of a table\n"
+	    "      --type TYPE        device type, exactly\n"
+	    "      --version VERSION  version, exactly\n"
+	    "      --state STATE      none, offered, downloading, downloaded, confirmed,\n"
+	    "                         reverted, failed or silent\n"
+	    "      --seen-after TIME  last seen at or after TIME: RFC 3339 UTC, ms since\n"
+	    "                         1970, or an age (90s, 15m, 24h, 7d)\n"
+	    "      --seen-before TIME last seen before TIME\n"
+	    "      --mac PREFIX       MAC starting with PREFIX (5C:CF:7F, 5ccf7f)\n"
+	    "      --ip PREFIX        IP address starting with PREFIX (192.168.1.)\n"
+	    "      --tag TAG          devices with this tag\n"
+	    "      --sort FIELD       last_seen (default), first_seen, key, type, version,\n"
+	    "                         state, ip\n"
+	    "      --order ORDER      desc (default) or asc\n"
+	    "      --offset N         skip N devices (default 0)\n"
+	    "      --limit N          devices in a page, 1 to 1000 (default 100)\n"
+	    "      --all              every page, until all matching devices are listed\n"
+	    "  -h, --help             show this help and exit\n");
 	nf_exit_help(out, nf_devices_exits);
 }
 
@@ -65,7 +66,7 @@ static const struct {
 	const char *head, *key;
 	int width;
 } columns[COLUMNS] = {
-    {"KEY", "key", 24},       {"TYPE", "type", 16},  {"VERSION", "version", 12},
+    {"KEY", "key", 24},       {"TYPE", "type", 16},   {"VERSION", "version", 12},
     {"CLIENT", "client", 15}, {"STATE", "state", 11}, {"LAST SEEN", "last_seen", 24},
     {"IP", "ip", 0},
 };
@@ -91,10 +92,18 @@ static int list_path(const struct options *o, const size_t *offset, char *path, 
 	const struct {
 		const char *name, *value;
 	} params[] = {
-	    {"type", o->type},   {"version", o->version}, {"state", o->state},
-	    {"seen_after", o->seen_after}, {"seen_before", o->seen_before}, {"mac", o->mac},
-	    {"ip", o->ip},       {"tag", o->tag},         {"sort", o->sort},
-	    {"order", o->order}, {"limit", o->limit},     {"offset", o->offset},
+	    {"type", o->type},
+	    {"version", o->version},
+	    {"state", o->state},
+	    {"seen_after", o->seen_after},
+	    {"seen_before", o->seen_before},
+	    {"mac", o->mac},
+	    {"ip", o->ip},
+	    {"tag", o->tag},
+	    {"sort", o->sort},
+	    {"order", o->order},
+	    {"limit", o->limit},
+	    {"offset", o->offset},
 	};
 	char off[32];
 
@@ -127,7 +136,8 @@ static int fetch(const struct nf_inv_conn *c, const struct options *o, json_t **
 		if (all == NULL) {
 			all = page;
 		} else {
-			json_array_extend(json_object_get(all, "devices"), json_object_get(page, "devices"));
+			json_array_extend(json_object_get(all, "devices"),
+			                  json_object_get(page, "devices"));
 			json_object_set(all, "next_offset", json_object_get(page, "next_offset"));
 			json_decref(page);
 		}
@@ -158,8 +168,7 @@ static int list(const struct nf_inv_conn *c, const struct options *o)
 		fputc('\n', stdout);
 	} else {
 		print_row(NULL);
-		json_array_foreach(devices, i, dev)
-			print_row(dev);
+		json_array_foreach(devices, i, dev) print_row(dev);
 		printf("%zu of %s devices (offset %s)\n", json_array_size(devices),
 		       nf_inv_text(all, "total", total, sizeof total),
 		       nf_inv_text(all, "offset", offset, sizeof offset));
@@ -182,13 +191,13 @@ static void print_fields(json_t *obj, const char *const *keys, const char *inden
 
 static int show(const struct nf_inv_conn *c, const struct options *o, const char *key)
 {
-	static const char *const fields[] = {"key", "mac", "ip", "type", "version", "build",
-	                                     "client", "first_seen", "last_seen", "checks",
-	                                     "state", "state_since", "tags", NULL};
+	static const char *const fields[] = {
+	    "key",        "mac",       "ip",     "type",  "version",     "build", "client",
+	    "first_seen", "last_seen", "checks", "state", "state_since", "tags",  NULL};
 	static const char *const answer[] = {"kind", "target", "rule", "reason", NULL};
 	static const char *const offer[] = {"target", "rule", "offered", "from_version", NULL};
-	static const char *const hw[] = {"chip_id", "chip_size", "free_space", "sketch_size",
-	                                 "sketch_md5", "sdk", NULL};
+	static const char *const hw[] = {"chip_id",    "chip_size", "free_space", "sketch_size",
+	                                 "sketch_md5", "sdk",       NULL};
 	char path[NF_INV_MAX_URL], enc[NF_INV_MAX_URL / 2], buf[64], tags[512] = "";
 	json_t *dev, *v;
 	size_t i;
@@ -208,8 +217,8 @@ static int show(const struct nf_inv_conn *c, const struct options *o, const char
 		return 0;
 	}
 	json_array_foreach(json_object_get(dev, "tags"), i, v)
-		snprintf(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s", i ? "," : "",
-		         json_string_value(v));
+	    snprintf(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s", i ? "," : "",
+	             json_string_value(v));
 	json_object_set_new(dev, "tags", json_string(tags));
 	print_fields(dev, fields, "");
 	printf("answer\n");
@@ -217,7 +226,8 @@ static int show(const struct nf_inv_conn *c, const struct options *o, const char
 	if (json_is_object(json_object_get(dev, "offer"))) {
 		printf("offer\n");
 		print_fields(json_object_get(dev, "offer"), offer, "  ");
-		json_array_foreach(json_object_get(json_object_get(dev, "offer"), "images"), i, v) {
+		json_array_foreach(json_object_get(json_object_get(dev, "offer"), "images"), i, v)
+		{
 			char b2[32], b3[32];
 			printf("  image          %s ", nf_inv_text(v, "kind", buf, sizeof buf));
 			nf_inv_print(stdout, nf_inv_text(v, "path", buf, sizeof buf), 0);
@@ -228,9 +238,10 @@ static int show(const struct nf_inv_conn *c, const struct options *o, const char
 	printf("hardware\n");
 	print_fields(json_object_get(dev, "hardware"), hw, "  ");
 	printf("history (newest first)\n");
-	json_array_foreach(json_object_get(dev, "history"), i, v) {
-		static const char *const cols[] = {"at", "kind", "state", "target", "version", "image",
-		                                   "detail"};
+	json_array_foreach(json_object_get(dev, "history"), i, v)
+	{
+		static const char *const cols[] = {"at",      "kind",  "state", "target",
+		                                   "version", "image", "detail"};
 		static const int widths[] = {24, 11, 11, 12, 12, 0, 0};
 		printf(" ");
 		for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
@@ -278,11 +289,13 @@ int nf_cmd_devices(int argc, char *argv[], char *prog_argv[])
 		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 	filtered = o.type || o.version || o.state || o.seen_after || o.seen_before || o.mac ||
 	           o.ip || o.tag || o.sort || o.order || o.offset || o.limit || o.all;
-	if (optind < argc && (strcmp(argv[optind], "show") != 0 || argc - optind != 2 || filtered)) {
-		nf_tool_error("%s", strcmp(argv[optind], "show") != 0
-		                        ? "unexpected argument (did you mean `nofuss devices show KEY`?)"
-		                    : argc - optind != 2 ? "show takes one KEY: a MAC or DEVICE@IP"
-		                                         : "show takes no filters");
+	if (optind < argc &&
+	    (strcmp(argv[optind], "show") != 0 || argc - optind != 2 || filtered)) {
+		nf_tool_error("%s",
+		              strcmp(argv[optind], "show") != 0
+		                  ? "unexpected argument (did you mean `nofuss devices show KEY`?)"
+		              : argc - optind != 2 ? "show takes one KEY: a MAC or DEVICE@IP"
+		                                   : "show takes no filters");
 		usage(stderr);
 		return NF_EXIT_USAGE;
 	}

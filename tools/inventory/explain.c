@@ -48,10 +48,10 @@ int nf_cmd_explain(int argc, char *argv[], char *prog_argv[])
 	    NF_OPT_FLAG("json", 0, struct options, json),
 	    NF_OPT_END,
 	};
-	static const char *const fields[] = {"key", "type", "version", "client", "last_check",
-	                                     "answer", "answer_rule", "answer_target",
-	                                     "answer_reason", "state", "state_since", "target",
-	                                     NULL};
+	static const char *const fields[] = {
+	    "key",         "type",          "version",       "client", "last_check",  "answer",
+	    "answer_rule", "answer_target", "answer_reason", "state",  "state_since", "target",
+	    NULL};
 	struct options o = {.server = NF_INV_DEFAULT_SERVER};
 	struct nf_inv_conn c;
 	char path[NF_INV_MAX_URL], enc[NF_INV_MAX_URL / 2], buf[64];
@@ -62,8 +62,9 @@ int nf_cmd_explain(int argc, char *argv[], char *prog_argv[])
 	if (rc != 0)
 		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 	if (argc - optind != 1) {
-		nf_tool_error("%s", optind == argc ? "which device? give its KEY (a MAC or DEVICE@IP)"
-		                                   : "one KEY only");
+		nf_tool_error("%s", optind == argc
+		                        ? "which device? give its KEY (a MAC or DEVICE@IP)"
+		                        : "one KEY only");
 		usage(stderr);
 		return NF_EXIT_USAGE;
 	}

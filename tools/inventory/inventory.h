@@ -30,8 +30,8 @@
 #define NF_INV_DEFAULT_SERVER "http://127.0.0.1:8081" /* nofussd's admin-port default */
 #define NF_INV_MAX_ANSWER     (64u * 1024 * 1024)     /* bytes of one answer */
 #define NF_INV_MAX_URL        4096
-#define NF_INV_TIMEOUT_S      60                      /* one request, whole */
-#define NF_INV_MAX_PAGES      100000                  /* --all: pages fetched at most */
+#define NF_INV_TIMEOUT_S      60     /* one request, whole */
+#define NF_INV_MAX_PAGES      100000 /* --all: pages fetched at most */
 
 extern const struct nf_exit nf_devices_exits[], nf_explain_exits[];
 
