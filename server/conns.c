@@ -49,6 +49,7 @@ struct nf_conns {
 	unsigned max, used;            /* slots; slots ever taken (the rest untouched) */
 	unsigned open, shut;           /* open connections; of those, asked to close */
 	unsigned headroom;
+	bool full;                     /* max were open since the last sweep */
 	uint64_t header_ms, idle_ms;
 	struct conn_list first, next;
 	void (*close)(void *owner);
@@ -134,7 +135,8 @@ struct nf_conn *nf_conns_opened(struct nf_conns *c, void *owner, uint64_t now_ms
 	n->deadline_ms = now_ms + c->header_ms;
 	n->state = CONN_FIRST;
 	list_push(&c->first, n);
-	c->open++;
+	if (++c->open == c->max)
+		c->full = true;
 	return n;
 }
 
@@ -206,6 +208,14 @@ int nf_conns_sweep(struct nf_conns *c, uint64_t now_ms)
 	}
 	if (done == NF_SWEEP_MAX)
 		return 0; /* more to do: come back at once */
+	/* At its limit libmicrohttpd stops watching the listening socket, and
+	 * watches it again only at the start of its next run: after closings
+	 * that run must come at once, not when some socket happens to stir
+	 * (up to a second later), or new connections wait in the queue. */
+	if (c->full && c->open < c->max) {
+		c->full = false;
+		return 0;
+	}
 	if (c->first.head != NULL)
 		wake = c->first.head->deadline_ms;
 	if (c->next.head != NULL && c->next.head->deadline_ms < wake)
