@@ -130,6 +130,25 @@ class HeadLimitsTest(ServerTest):
                 r = read_response(s)
                 self.assertEqual((r.status, r.body), (206, IMAGE[:10]))
 
+    def test_pipelined_heads(self):
+        # Three pipelined requests with up to 16 headers each: all answered.
+        # (With more, libmicrohttpd may read the next requests into the room
+        # kept for the answer: docs/PROTOCOL.md section 4.)
+        for n in range(0, 17, 2):
+            lines = b"".join(b"X-H%02d: %s\r\n" % (i, b"v" * 20) for i in range(n))
+            one = b"GET /LAMP/1.0 HTTP/1.1\r\nHost: h\r\n" + lines + b"\r\n"
+            last = one.replace(b"Host: h\r\n", b"Host: h\r\nConnection: close\r\n")
+            want = [200] * 3 if expected(one, 200) == 200 else [431]
+            with connect(self.server.port) as s:
+                s.sendall(one + one + last)
+                got = []
+                for _ in range(3):
+                    try:
+                        got.append(read_response(s).status)
+                    except ConnectionError:
+                        break
+            self.assertEqual(got, want, "%d headers, %d bytes" % (n, len(one)))
+
     def test_server_fine_after_refusals(self):
         long_line = b"GET /" + b"a" * 1800 + b" HTTP/1.1\r\nHost: h\r\n\r\n"
         r, closed = answer(self.server.port, long_line)
