@@ -377,6 +377,7 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapsho
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	srv->reported_ms = nf_clock_ms();
 	srv->images = nf_images_new(err, errlen);
 	if (srv->images == NULL || listen_on(srv, err, errlen) != 0)
 		goto fail;
@@ -421,13 +422,34 @@ unsigned nf_server_port(const struct nf_server *srv)
 	return srv->port;
 }
 
+/* Says, at most once a minute, how many connections the head deadline and
+ * the shedding closed since it last said so: the sign of a slowloris. */
+static void report_slow_heads(struct nf_server *srv, uint64_t now)
+{
+	struct nf_conns_stats s = nf_conns_stats(srv->conns);
+	unsigned long expired = s.expired - srv->reported.expired, shed = s.shed - srv->reported.shed;
+
+	if (now - srv->reported_ms < NF_SLOW_REPORT_MS || (expired == 0 && shed == 0))
+		return;
+	nf_log(NF_LOG_WARN,
+	       "slow request heads: %lu connections closed at the %us header-timeout and %lu at "
+	       "the connection limit (%u open) in the last %llus",
+	       expired, srv->cfg->header_timeout, shed, s.open,
+	       (unsigned long long)(now - srv->reported_ms) / 1000);
+	srv->reported = s;
+	srv->reported_ms = now;
+}
+
 int nf_server_run(struct nf_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG ms = NF_LOOP_MAX_SLEEP_MS;
+	uint64_t now;
 	int due;
 
 	MHD_run(srv->daemon);
-	due = nf_conns_sweep(srv->conns, nf_clock_ms());
+	now = nf_clock_ms();
+	due = nf_conns_sweep(srv->conns, now);
+	report_slow_heads(srv, now);
 	if (MHD_get_timeout(srv->daemon, &ms) != MHD_YES || ms > NF_LOOP_MAX_SLEEP_MS)
 		ms = NF_LOOP_MAX_SLEEP_MS;
 	return (int)ms < due ? (int)ms : due;

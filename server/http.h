@@ -34,6 +34,8 @@ struct nf_server {
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */
 	struct nf_counters counters;   /* for /metrics; the loop writes, anyone reads */
 	struct nf_conns *conns;        /* head deadlines and shedding (conns.c) */
+	struct nf_conns_stats reported; /* conns' counts when last logged */
+	uint64_t reported_ms;
 	bool started;                  /* MHD's own errors are debug noise after start */
 };
 
