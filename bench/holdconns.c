@@ -9,11 +9,16 @@
  *   slow   open N connections with a small SO_RCVBUF (-b); each sends the
  *          request (a download) and then reads the answer at about -R bytes
  *          per second (paced recv every 100 ms), never faster.
+ *   drip   a slowloris: open N connections; each sends the request file (an
+ *          unfinished request head), then one more byte every -D seconds,
+ *          never ending it. A connection the server closes is opened again
+ *          (as an attacker would), so N stay open or queued.
  *   probe  send the request N times, one connection each, one after the
- *          other; print how many were answered 200 (and, with -e, with
- *          exactly the expected body) and their latency.
+ *          other (-G ms apart); print how many were answered 200 (and,
+ *          with -e, with exactly the expected body) and their latency
+ *          (min, median, 99th percentile, max).
  *
- * idle/slow print one line "held ..." once every connection is ready (or the
+ * idle/slow/drip print one line "held ..." once every connection is ready (or the
  * setup time -S is over), keep the connections for -H seconds, then print an
  * "end ..." line and exit. Every loop is bounded in count and in time: the
  * program never runs past setup + hold + 5 s. It connects only to 127.0.0.1.
@@ -37,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum state { ST_NEW, ST_CONNECTING, ST_SENDING, ST_HEAD, ST_BODY, ST_READY, ST_GONE };
+enum state { ST_NEW, ST_CONNECTING, ST_SENDING, ST_HEAD, ST_BODY, ST_READY, ST_GONE, ST_DRIP };
 
 #define HEAD_MAX 4096
 #define TICK_MS 100
@@ -52,11 +57,13 @@ struct conn {
 	int status;
 	long long clen, got;    /* body length announced / received */
 	char *head;             /* while the answer head is read */
+	double next_drip;       /* drip mode: when the next byte is due */
 };
 
 static const char *mode = "idle";
 static int port, nconns = 1, maxinflight = 200, rcvbuf, rate = 10240;
-static double hold_s = 10, setup_s = 60, probe_timeout = 5;
+static double hold_s = 10, setup_s = 60, probe_timeout = 5, drip_s = 10;
+static int probe_gap_ms = 20;
 static char *req, *expect;
 static size_t reqlen, expectlen;
 
@@ -214,23 +221,25 @@ static int run_probe(void)
 		double ms;
 		if (probe_once(&ms))
 			lat[answered++] = ms;
-		usleep(20000);
+		usleep((useconds_t)probe_gap_ms * 1000);
 	}
 	if (answered == 0) {
 		printf("probe answered=0/%d\n", n);
 		return 0;
 	}
 	qsort(lat, (size_t)answered, sizeof lat[0], cmp_double);
-	printf("probe answered=%d/%d lat_ms_min=%.2f lat_ms_med=%.2f lat_ms_max=%.2f\n", answered,
-	       n, lat[0], lat[answered / 2], lat[answered - 1]);
+	printf("probe answered=%d/%d lat_ms_min=%.2f lat_ms_med=%.2f lat_ms_p99=%.2f "
+	       "lat_ms_max=%.2f\n",
+	       answered, n, lat[0], lat[answered / 2], lat[(answered * 99 + 99) / 100 - 1],
+	       lat[answered - 1]);
 	return 0;
 }
 
 /* ---- idle and slow modes -------------------------------------------------- */
 
 static struct conn *conns;
-static int epfd, ok, failed, inflight, server_closed, completed;
-static int slow;
+static int epfd, ok, failed, inflight, server_closed, completed, reopened;
+static int slow, drip;
 static long long body_bytes;
 
 static void watch(struct conn *c, unsigned events, int op)
@@ -280,6 +289,13 @@ static void send_request(struct conn *c)
 			return;
 		}
 		c->sent += (unsigned)n;
+	}
+	if (drip) { /* the head never ends: wait for the server to close */
+		c->st = ST_DRIP;
+		c->next_drip = now() + drip_s;
+		finish(c, 1);
+		watch(c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+		return;
 	}
 	c->st = ST_HEAD;
 	c->head = malloc(HEAD_MAX + 1);
@@ -387,6 +403,7 @@ static void on_event(struct conn *c, unsigned events)
 			return;
 		}
 		return;
+	case ST_DRIP:
 	case ST_READY: {
 		ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
@@ -421,6 +438,27 @@ static void paced_reads(void)
 	}
 }
 
+/* One tick of the drip mode: due connections send a byte, and once all
+ * are held (reopen), those the server closed are opened again (a bounded
+ * number in flight). */
+static void drip_tick(double t, int reopen)
+{
+	for (int i = 0; i < nconns; i++) {
+		struct conn *c = &conns[i];
+		if (c->st == ST_DRIP && t >= c->next_drip) {
+			if (send(c->fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+				drop(c, 1);
+			else
+				c->next_drip += drip_s;
+		}
+		if (reopen && c->st == ST_GONE && inflight < maxinflight) {
+			memset(c, 0, sizeof *c);
+			reopened++;
+			start_conn(c);
+		}
+	}
+}
+
 static int count_open(void)
 {
 	int n = 0;
@@ -437,6 +475,7 @@ static int run_hold(void)
 	int started = 0;
 
 	slow = strcmp(mode, "slow") == 0;
+	drip = strcmp(mode, "drip") == 0;
 	conns = calloc((size_t)nconns, sizeof *conns);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (conns == NULL || epfd < 0) {
@@ -471,7 +510,7 @@ static int run_hold(void)
 			fflush(stdout);
 		}
 		timeout = TICK_MS;
-		if (slow) {
+		if (slow || drip) {
 			timeout = (int)((next_tick - t) * 1e3);
 			if (timeout < 0)
 				timeout = 0;
@@ -479,8 +518,11 @@ static int run_hold(void)
 		n = epoll_wait(epfd, evs, 512, timeout);
 		for (int i = 0; i < n; i++)
 			on_event(evs[i].data.ptr, evs[i].events);
-		if (slow && now() >= next_tick) {
-			paced_reads();
+		if ((slow || drip) && now() >= next_tick) {
+			if (drip)
+				drip_tick(now(), held_at > 0);
+			else if (slow)
+				paced_reads();
 			next_tick += TICK_MS / 1e3;
 			if (next_tick < now())
 				next_tick = now() + TICK_MS / 1e3;
@@ -489,9 +531,9 @@ static int run_hold(void)
 	{
 		double held = held_at > 0 ? now() - held_at : 0;
 		int open = count_open();
-		printf("end open=%d server_closed=%d completed=%d body_bytes=%lld held_s=%.1f "
-		       "rate_Bps_per_conn=%.0f\n",
-		       open, server_closed, completed, body_bytes, held,
+		printf("end open=%d server_closed=%d reopened=%d completed=%d body_bytes=%lld "
+		       "held_s=%.1f rate_Bps_per_conn=%.0f\n",
+		       open, server_closed, reopened, completed, body_bytes, held,
 		       (slow && ok > 0 && held_at > 0) ? (double)body_bytes / ok / (now() - t0) : 0.0);
 		fflush(stdout);
 	}
@@ -501,9 +543,10 @@ static int run_hold(void)
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: holdconns -p PORT -r REQUEST_FILE [-m idle|slow|probe] [-n N]\n"
+	        "usage: holdconns -p PORT -r REQUEST_FILE [-m idle|slow|drip|probe] [-n N]\n"
 	        "                 [-H HOLD_S] [-S SETUP_S] [-b RCVBUF] [-R BYTES_PER_S]\n"
-	        "                 [-c MAX_IN_FLIGHT] [-e EXPECTED_BODY_FILE] [-T PROBE_TIMEOUT_S]\n");
+	        "                 [-c MAX_IN_FLIGHT] [-e EXPECTED_BODY_FILE] [-T PROBE_TIMEOUT_S]\n"
+	        "                 [-D DRIP_S] [-G PROBE_GAP_MS]\n");
 	exit(2);
 }
 
@@ -512,7 +555,7 @@ int main(int argc, char **argv)
 	const char *reqfile = NULL, *expfile = NULL;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:r:m:n:H:S:b:R:c:e:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:r:m:n:H:S:b:R:c:e:T:D:G:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'r': reqfile = optarg; break;
@@ -525,12 +568,15 @@ int main(int argc, char **argv)
 		case 'c': maxinflight = atoi(optarg); break;
 		case 'e': expfile = optarg; break;
 		case 'T': probe_timeout = atof(optarg); break;
+		case 'D': drip_s = atof(optarg); break;
+		case 'G': probe_gap_ms = atoi(optarg); break;
 		default: usage();
 		}
 	}
 	if (port <= 0 || port > 65535 || reqfile == NULL || nconns < 1 || nconns > MAX_CONNS ||
 	    maxinflight < 1 || hold_s < 0 || hold_s > 3600 || setup_s <= 0 || setup_s > 3600 ||
-	    probe_timeout <= 0 || probe_timeout > 60 || rate < 1)
+	    probe_timeout <= 0 || probe_timeout > 60 || rate < 1 || drip_s < 0.1 ||
+	    drip_s > 3600 || probe_gap_ms < 0 || probe_gap_ms > 60000)
 		usage();
 	req = slurp(reqfile, &reqlen);
 	if (expfile != NULL)
@@ -539,7 +585,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(mode, "probe") == 0)
 		return run_probe();
-	if (strcmp(mode, "idle") != 0 && strcmp(mode, "slow") != 0)
+	if (strcmp(mode, "idle") != 0 && strcmp(mode, "slow") != 0 && strcmp(mode, "drip") != 0)
 		usage();
 	return run_hold();
 }

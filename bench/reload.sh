@@ -63,24 +63,7 @@ SCRIPT=reload.sh
 
 # ---- the two binaries -----------------------------------------------------------
 
-say "building $BEFORE_REV (before) ..."
-mkdir -p "$T/before-src"
-git -C "$ROOT" archive "$BEFORE_REV" | tar -x -C "$T/before-src" || die "cannot export $BEFORE_REV"
-cmake -S "$T/before-src" -B "$T/before-build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-	>"$T/logs/before-cmake.log" 2>&1 &&
-	cmake --build "$T/before-build" -j2 --target nofussd >>"$T/logs/before-cmake.log" 2>&1 ||
-	die "cannot build $BEFORE_REV: see $T/logs/before-cmake.log (BENCH_KEEP=1 keeps it)"
-cp "$T/before-build/server/nofussd" "$T/bin/nofussd-before"
-if [ -z "${NOFUSSD:-}" ]; then
-	say "building this tree (after) ..."
-	cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null &&
-		cmake --build "$ROOT/build-release" -j2 --target nofussd >/dev/null ||
-		die "cannot build nofussd"
-fi
-cp "${NOFUSSD:-$ROOT/build-release/server/nofussd}" "$T/bin/nofussd-after" || die "no nofussd to measure"
-AFTER_INFO="this tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-[ -z "$(git -C "$ROOT" status --porcelain -- server common 2>/dev/null)" ] ||
-	AFTER_INFO="$AFTER_INFO with uncommitted server changes"
+build_before_after
 
 # ---- data -------------------------------------------------------------------------
 

@@ -28,6 +28,10 @@ void nf_config_defaults(struct nf_config *cfg)
 	 * 2,000 of them held 2.2 GB; capped, 274 MB at the same rate. */
 	cfg->sndbuf = 65536;
 	cfg->idle_timeout = 30;
+	/* nginx's client_header_timeout is 60 s; a device sends its whole head
+	 * in one packet, so 10 s is generous on any link and frees a slot held
+	 * by a dripping client six times sooner. */
+	cfg->header_timeout = 10;
 	cfg->grace_seconds = 10;
 	cfg->watch = true;
 	snprintf(cfg->admin_listen, sizeof cfg->admin_listen, "127.0.0.1");
@@ -93,6 +97,7 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	NUM("per-ip-limit", per_ip_limit, 0, 1000000);
 	NUM("memory-limit", memory_limit, 1024, 1024 * 1024);
 	NUM("idle-timeout", idle_timeout, 1, 86400);
+	NUM("header-timeout", header_timeout, 1, 3600);
 	NUM("grace", grace_seconds, 0, 3600);
 	NUM("sndbuf", sndbuf, 0, 64 * 1024 * 1024);
 	STR("store", store);

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "http.h"
 
 /* Marks a request whose first handler call has been seen (a download
@@ -138,10 +139,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)upload_data;
 	/* Answer on the second call: a response queued on the first goes out
 	 * with Connection: close and kills keep-alive (docs/HTTP-LAYER.md). */
-	if (*req_cls == NULL) {
+	if (*req_cls == NULL || *req_cls == &nf_head_refused) {
 		unsigned status;
-		struct MHD_Response *refusal = refuse_framing(srv, conn, method, version,
-		                                                     &status);
+		struct MHD_Response *refusal;
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+		/* The head is complete: its deadline no longer applies. */
+		nf_conns_head_done(srv->conns, ci != NULL ? ci->socket_context : NULL);
+		if (nf_head_refuse(srv, conn, *req_cls)) {
+			*req_cls = NULL;
+			return MHD_NO; /* answered on the socket; libmicrohttpd closes it */
+		}
+		refusal = refuse_framing(srv, conn, method, version, &status);
 		*req_cls = &request_seen;
 		srv->active++;
 		if (refusal != NULL) /* at once: no body is ever read */
@@ -165,14 +175,41 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
 	struct nf_server *srv = cls;
 
-	(void)conn;
-	(void)toe;
-	if (*req_cls == NULL)
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	/* Kept alive or not: if it is, its next head is due (conns.c). */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && ci != NULL)
+		nf_conns_answered(srv->conns, ci->socket_context, nf_clock_ms());
+	if (*req_cls == NULL || *req_cls == &nf_head_refused) /* never counted */
 		return;
 	if (*req_cls != &request_seen)
 		nf_image_completed(*req_cls);
 	srv->active--;
 	*req_cls = NULL;
+}
+
+/* Every connection is tracked from accept to close (conns.c). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct nf_server *srv = cls;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_context = nf_conns_opened(srv->conns, conn, nf_clock_ms());
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+		nf_conns_closed(srv->conns, *socket_context);
+}
+
+/* conns.c's close: shut the socket down; libmicrohttpd sees it at once
+ * (the socket turns readable) and closes the connection its usual way. */
+static void shut_connection(void *owner)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(owner, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (ci != NULL)
+		shutdown(ci->connect_fd, SHUT_RDWR);
 }
 
 /* The raw path goes to router.c, which decodes it itself and refuses
@@ -243,12 +280,16 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv, /* first, to catch every message */
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->memory_limit,
+	    /* The head may use memory_limit; the answer's head gets its own
+	     * room on top (headlimits.c). */
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->memory_limit + NF_REPLY_ROOM,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)NF_LISTEN_BACKLOG,
 	    /* main.c ignores SIGPIPE; without this MHD will not use sendfile. */
 	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+	    MHD_OPTION_URI_LOG_CALLBACK, nf_head_uri, NULL,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 	    addr != NULL ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, addr,
 	    MHD_OPTION_END);
@@ -330,6 +371,13 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapsho
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	srv->conns = nf_conns_new(cfg->max_connections, cfg->header_timeout, cfg->idle_timeout,
+	                          shut_connection);
+	if (srv->conns == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	srv->reported_ms = nf_clock_ms();
 	srv->images = nf_images_new(err, errlen);
 	if (srv->images == NULL || listen_on(srv, err, errlen) != 0)
 		goto fail;
@@ -379,14 +427,37 @@ const struct nf_counters *nf_server_counters(const struct nf_server *srv)
 	return &srv->counters;
 }
 
+/* Says, at most once a minute, how many connections the head deadline and
+ * the shedding closed since it last said so: the sign of a slowloris. */
+static void report_slow_heads(struct nf_server *srv, uint64_t now)
+{
+	struct nf_conns_stats s = nf_conns_stats(srv->conns);
+	unsigned long expired = s.expired - srv->reported.expired, shed = s.shed - srv->reported.shed;
+
+	if (now - srv->reported_ms < NF_SLOW_REPORT_MS || (expired == 0 && shed == 0))
+		return;
+	nf_log(NF_LOG_WARN,
+	       "slow request heads: %lu connections closed at the %us header-timeout and %lu at "
+	       "the connection limit (%u open) in the last %llus",
+	       expired, srv->cfg->header_timeout, shed, s.open,
+	       (unsigned long long)(now - srv->reported_ms) / 1000);
+	srv->reported = s;
+	srv->reported_ms = now;
+}
+
 int nf_server_run(struct nf_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG ms = NF_LOOP_MAX_SLEEP_MS;
+	uint64_t now;
+	int due;
 
 	MHD_run(srv->daemon);
+	now = nf_clock_ms();
+	due = nf_conns_sweep(srv->conns, now);
+	report_slow_heads(srv, now);
 	if (MHD_get_timeout(srv->daemon, &ms) != MHD_YES || ms > NF_LOOP_MAX_SLEEP_MS)
 		ms = NF_LOOP_MAX_SLEEP_MS;
-	return (int)ms;
+	return (int)ms < due ? (int)ms : due;
 }
 
 void nf_server_quiesce(struct nf_server *srv)
@@ -414,6 +485,7 @@ void nf_server_stop(struct nf_server *srv)
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
 	nf_images_free(srv->images);
+	nf_conns_free(srv->conns); /* after the daemon: stopping it closes every connection */
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		if (*fixed[i] != NULL)
 			MHD_destroy_response(*fixed[i]);

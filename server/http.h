@@ -33,6 +33,9 @@ struct nf_server {
 	unsigned port;
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */
 	struct nf_counters counters;   /* for /metrics; the loop writes, anyone reads */
+	struct nf_conns *conns;        /* head deadlines and shedding (conns.c) */
+	struct nf_conns_stats reported; /* conns' counts when last logged */
+	uint64_t reported_ms;
 	bool started;                  /* MHD's own errors are debug noise after start */
 };
 
@@ -42,6 +45,19 @@ struct nf_server {
 struct MHD_Response *nf_http_response(const void *body, size_t len, const char *type, bool copy);
 /* http.c: a request header's value, or NULL. */
 const char *nf_http_header(struct MHD_Connection *conn, const char *name);
+
+/* headlimits.c: request heads too large to answer in libmicrohttpd's pool --- */
+/* The req_cls of a request already refused with 414. */
+extern char nf_head_refused;
+/* MHD_OPTION_URI_LOG_CALLBACK: a request target over NF_MAX_URL bytes is
+ * answered 414 at once, written to the socket (the pool may have no room
+ * left to build it); returns &nf_head_refused for it, NULL otherwise. */
+void *nf_head_uri(void *cls, const char *uri, struct MHD_Connection *conn);
+/* On the first handler call: true when the request was refused (414
+ * above, or now 431 because its head used more than --memory-limit bytes
+ * of the pool, leaving less than NF_REPLY_ROOM for the answer); the caller
+ * then returns MHD_NO, which closes the connection. */
+bool nf_head_refuse(const struct nf_server *srv, struct MHD_Connection *conn, void *req_cls);
 
 /* check.c: answer a header-form check (GET <base>/ with X-ESP8266-*
  * headers) or a path-form one (GET <base>/DEVICE/VERSION) from the served

@@ -45,6 +45,8 @@ static void usage(FILE *out)
 	        "      --memory-limit BYTES  request memory per connection, which bounds the\n"
 	        "                            request headers (default 2048)\n"
 	        "      --idle-timeout SEC    close a connection idle this long (default 30)\n"
+	        "      --header-timeout SEC  close a connection whose request head is not\n"
+	        "                            complete this long after it began (default 10)\n"
 	        "      --grace SEC           on SIGTERM, time in-flight downloads get (default 10)\n"
 	        "      --sndbuf BYTES        cap each socket's kernel send buffer; 0 leaves the\n"
 	        "                            kernel's (default 65536)\n"
@@ -67,7 +69,7 @@ static void usage(FILE *out)
 	        "3 cannot start (address in use, folder missing, ...).\n");
 }
 
-enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
+enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_HEADER, OPT_GRACE,
        OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT };
 
 static const struct option long_options[] = {
@@ -83,6 +85,7 @@ static const struct option long_options[] = {
     {"per-ip-limit", required_argument, NULL, OPT_PERIP},
     {"memory-limit", required_argument, NULL, OPT_MEMLIMIT},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"header-timeout", required_argument, NULL, OPT_HEADER},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},

@@ -54,6 +54,13 @@
 #define NF_WORKER_NICE       10   /* builder and hasher threads yield the CPU to the loop */
 #define NF_ERR_LEN           (NF_MAX_PATH + 1024) /* one error message: a path and words */
 #define NF_MD5_HEX           33   /* 32 lower-case hex digits and a NUL */
+/* Pool bytes kept for the answer's head (headlimits.c): the largest nofussd
+ * builds, a 206 with every header (~380 bytes), plus one 128-byte step of
+ * libmicrohttpd's read buffer, which may hold the start of a pipelined request. */
+#define NF_REPLY_ROOM        512
+#define NF_SWEEP_MAX         256  /* connections conns.c closes per loop turn, at most */
+#define NF_SHED_HEADROOM_DIV 64   /* shed when open connections are within max/64 of the limit */
+#define NF_SLOW_REPORT_MS    60000 /* at most one log line a minute about slow heads closed */
 
 /* FNV-1a, for the small hash tables of rules.c and files.c. */
 static inline uint64_t nf_hash(const char *s, size_t len)
@@ -86,6 +93,7 @@ struct nf_config {
 	unsigned per_ip_limit;    /* 0 = no limit */
 	unsigned memory_limit;    /* bytes of request memory per connection */
 	unsigned idle_timeout;    /* seconds */
+	unsigned header_timeout;  /* seconds to complete a request head (conns.c) */
 	unsigned grace_seconds;   /* for in-flight downloads on shutdown */
 	unsigned sndbuf;          /* SO_SNDBUF for client sockets, 0 = kernel's */
 	bool watch;               /* reload when versions.json changes */
@@ -431,6 +439,40 @@ int nf_server_run(struct nf_server *srv);
 void nf_server_quiesce(struct nf_server *srv);
 unsigned nf_server_active_requests(const struct nf_server *srv);
 void nf_server_stop(struct nf_server *srv);
+
+/* conns.c: the request-head deadline, and shedding at the connection limit - */
+/* Which connections still wait for a request head, oldest first: those past
+ * their deadline, and near the limit the oldest of them, are handed to the
+ * close function given (http.c shuts their socket down; libmicrohttpd then
+ * closes them and nf_conns_closed follows). Never a connection whose head
+ * is complete: a download is never cut. Loop thread only. */
+struct nf_conns;
+struct nf_conn;
+struct nf_conns_stats {
+	unsigned long expired;         /* closed at the head deadline */
+	unsigned long shed;            /* closed near the limit to make room */
+	unsigned open;
+};
+/* Tracks up to max connections (slots allocated once, touched on use).
+ * NULL when out of memory or max is 0. */
+struct nf_conns *nf_conns_new(unsigned max, unsigned header_s, unsigned idle_s,
+                              void (*close)(void *owner));
+void nf_conns_free(struct nf_conns *c);
+/* A connection opened: its head is due header_s from now. Returns its
+ * entry, or NULL when max are open already (it is then not tracked). */
+struct nf_conn *nf_conns_opened(struct nf_conns *c, void *owner, uint64_t now_ms);
+/* The connection is gone (NULL is ignored): its entry is free again. */
+void nf_conns_closed(struct nf_conns *c, struct nf_conn *n);
+/* Its request head is complete: no deadline until it is answered. */
+void nf_conns_head_done(struct nf_conns *c, struct nf_conn *n);
+/* Answered and kept alive: its next head is due idle_s + header_s from now
+ * (an idle connection meets the idle timeout first). */
+void nf_conns_answered(struct nf_conns *c, struct nf_conn *n, uint64_t now_ms);
+/* Closes the connections past their deadline and, near the limit, the
+ * oldest still waiting for a head; at most NF_SWEEP_MAX per call. Returns
+ * the milliseconds until the next deadline (0: call again at once). */
+int nf_conns_sweep(struct nf_conns *c, uint64_t now_ms);
+struct nf_conns_stats nf_conns_stats(const struct nf_conns *c);
 
 /* loop.c: the event loop, signals and rule reloads ------------------------ */
 /* Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 so that they wait for the
