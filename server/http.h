@@ -50,6 +50,24 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn,
                               const struct nf_route *route);
 
+/* stock.c: a stock ESP8266/ESP32 updater or Tasmota at <base>/update[/DEVICE]
+ * (a request with an x-ESP8266-mode or x-ESP32-mode header): 304, or the
+ * rule's image through nf_image_serve (req_cls as there). Records the check. */
+enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *conn,
+                                const struct nf_route *route, void **req_cls);
+/* Whether target's firmware was built for a flash no bigger than the chip
+ * size a NoFUSS header-form check reported (0: not reported, fits); false
+ * with reason filled. */
+bool nf_stock_check_fits(const struct nf_snapshot *snap, long target, uint64_t chip_size,
+                         char *reason, size_t cap);
+/* A header holding a decimal number (at most 20 digits, nothing else), or 0. */
+uint64_t nf_http_header_u64(struct MHD_Connection *conn, const char *name);
+
+/* esphome.c: the manifest at <base>/esphome/NAME/manifest.json. Records the
+ * check. */
+enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection *conn,
+                                    const struct nf_route *route);
+
 /* image.c ------------------------------------------------------------------ */
 /* The hasher thread and the late-MD5 table. NULL with err filled. */
 struct nf_images *nf_images_new(char *err, size_t errlen);
