@@ -103,10 +103,12 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 	 * that reports its chip size gets "{}" for an image built for more. */
 	if (target >= 0 &&
 	    !nf_stock_check_fits(snap, target, nf_http_header_u64(conn, "X-ESP8266-CHIPSIZE"),
-	                         reason, sizeof reason))
+	                         reason, sizeof reason)) {
 		answer = NF_ANSWER_HELD;
-	else if (target >= 0)
+		nf_stock_log_held(&q, reason);
+	} else if (target >= 0) {
 		answer = NF_ANSWER_OFFERED;
+	}
 	client_ip(conn, ip, sizeof ip);
 	nf_checklog_header(srv->log, time(NULL), ip, &q,
 	                   answer == NF_ANSWER_OFFERED ? update_for(snap, target) : NULL);

@@ -192,8 +192,10 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 		} else
 			answer = NF_ANSWER_OFFERED;
 	}
-	if (held != NULL)
+	if (held != NULL) {
 		answer = NF_ANSWER_HELD;
+		nf_stock_log_held(&q, held);
+	}
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target, answer, held, NULL});
 	if (answer == NF_ANSWER_OFFERED)

@@ -60,6 +60,8 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
  * with reason filled. */
 bool nf_stock_check_fits(const struct nf_snapshot *snap, long target, uint64_t chip_size,
                          char *reason, size_t cap);
+/* Says at debug level (--verbose) why a check was held back. */
+void nf_stock_log_held(const struct nf_query *q, const char *reason);
 /* A header holding a decimal number (at most 20 digits, nothing else), or 0. */
 uint64_t nf_http_header_u64(struct MHD_Connection *conn, const char *name);
 

@@ -43,6 +43,7 @@ struct stock_request {
 	char version[NF_MAX_FIELD + 1]; /* Tasmota: the part before '(' */
 	char image[NF_MAX_FIELD + 1];   /* Tasmota: the image name in the parentheses */
 	bool has_version;
+	bool loader;                    /* Tasmota's minimal or safeboot image: never current */
 	struct nf_event_hw hw;
 };
 
@@ -134,9 +135,11 @@ static void read_request(struct MHD_Connection *conn, struct stock_request *r)
 	v = fam_header(conn, r->esp32, "version", name, sizeof name);
 	if (v != NULL && v[0] != '\0') {
 		r->has_version = true;
-		if (parse_tasmota(v, r))
+		if (parse_tasmota(v, r)) {
 			r->client = NF_CLIENT_TASMOTA;
-		else
+			r->loader = strcmp(r->image, NF_STOCK_MINIMAL) == 0 ||
+			            strcmp(r->image, "safeboot") == 0;
+		} else
 			copy_field(r->version, v, strlen(v));
 	}
 
@@ -195,6 +198,28 @@ static const char *running_version(const struct nf_snapshot *snap, const struct 
 	return rule >= 0 ? nf_rules_target(snap->rules, (size_t)rule)->version : NULL;
 }
 
+/* The rule a Tasmota loader (minimal, safeboot) is answered by. Its version
+ * is the loader's, not the application's: the rule whose minimal image it
+ * runs (nofussd sent it), else the rules matched with its version, else
+ * with an empty one (below every version). */
+static long loader_target(const struct nf_snapshot *snap, const struct stock_request *r,
+                          struct nf_query *q)
+{
+	long rule = nf_stock_rule_by_md5(snap->stock, r->hw.sketch_md5);
+	const struct nf_image_info *min = nf_stock_image(snap->stock, rule, NF_KEY_MINIMAL);
+
+	if (min != NULL && strcasecmp(min->md5, r->hw.sketch_md5) == 0)
+		return rule;
+	rule = nf_rules_match(snap->rules, q);
+	if (rule < 0) {
+		struct nf_query any = *q;
+		any.version = "";
+		any.version_len = 0;
+		rule = nf_rules_match(snap->rules, &any);
+	}
+	return rule;
+}
+
 /* One stock check in the making. */
 struct decision {
 	struct nf_query q;
@@ -217,8 +242,7 @@ static void decide(const struct nf_snapshot *snap, const struct stock_request *r
                    struct decision *d)
 {
 	const struct nf_target *t = nf_rules_target(snap->rules, (size_t)d->target);
-	bool loader = r->client == NF_CLIENT_TASMOTA &&
-	              (strcmp(r->image, NF_STOCK_MINIMAL) == 0 || strcmp(r->image, "safeboot") == 0);
+	bool loader = r->loader;
 	enum nf_image_key key = r->filesystem ? NF_KEY_SPIFFS : minimal ? NF_KEY_MINIMAL
 	                                                                 : NF_KEY_FIRMWARE;
 	const struct nf_image_info *img = nf_stock_image(snap->stock, d->target, key);
@@ -300,7 +324,7 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	 * "safeboot" or "minimal" instead of taking it for a revert. */
 	d.q.build = r.client == NF_CLIENT_TASMOTA ? r.image : NULL;
 	if (d.q.device_len <= NF_MAX_FIELD)
-		d.target = nf_rules_match(snap->rules, &d.q);
+		d.target = r.loader ? loader_target(snap, &r, &d.q) : nf_rules_match(snap->rules, &d.q);
 	if (d.target >= 0)
 		decide(snap, &r, minimal, &d);
 
@@ -308,6 +332,8 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	                &(struct nf_check_record){r.client, &d.q, d.target, d.answer,
 	                                          d.answer == NF_ANSWER_HELD ? d.reason : NULL,
 	                                          &r.hw});
+	if (d.answer == NF_ANSWER_HELD)
+		nf_stock_log_held(&d.q, d.reason);
 	if (r.version_query)
 		return answer_version(conn, snap, &d, &r);
 	if (d.answer != NF_ANSWER_OFFERED)
@@ -316,6 +342,12 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	while (*path == '/')
 		path++;
 	return nf_image_serve(srv, conn, path, req_cls);
+}
+
+void nf_stock_log_held(const struct nf_query *q, const char *reason)
+{
+	nf_log(NF_LOG_DEBUG, "%s%s%.*s: held back: %s", q->mac != NULL ? q->mac : "",
+	       q->mac != NULL ? " " : "", (int)q->device_len, q->device, reason);
 }
 
 bool nf_stock_check_fits(const struct nf_snapshot *snap, long target, uint64_t chip_size,
