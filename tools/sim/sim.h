@@ -135,6 +135,30 @@ void nf_announce_stop(struct nf_announce *a);
 #define NF_DEVICE_COUNTER_MAX 4000000000ul /* counters carried across reboots */
 #define NF_DEVICE_IP_MAX      16u          /* an IPv4 dotted quad, with the NUL */
 
+/* ---- stock.c: the clients that are not NoFUSS (`--client`) ---- */
+enum nf_sim_client {
+	NF_SIM_CLIENT_NOFUSS = 0,  /* the NoFUSS core, header form */
+	NF_SIM_CLIENT_NOFUSS_PATH, /* the NoFUSS core, path form */
+	NF_SIM_CLIENT_ESP8266,     /* ESPhttpUpdate.update(client, SERVER/update/DEVICE, V) */
+	NF_SIM_CLIENT_ESP32,       /* arduino-esp32 3.x httpUpdate, x-ESP32-BASE-MAC */
+	NF_SIM_CLIENT_ESPHOME,     /* http_request update: SERVER/esphome/DEVICE/manifest.json */
+	NF_SIM_CLIENT_TASMOTA,     /* Upgrade 1 with OtaUrl SERVER/update/DEVICE.bin.gz */
+	NF_SIM_CLIENTS
+};
+/* The kind named ("nofuss", "nofuss-path", "esp8266-updater",
+ * "esp32-updater", "esphome", "tasmota"): 0, or -1 for another name. */
+int nf_sim_client_parse(const char *name, enum nf_sim_client *out);
+const char *nf_sim_client_name(enum nf_sim_client kind);
+enum nf_sim_stock { NF_SIM_STOCK_CURRENT, NF_SIM_STOCK_UPDATED, NF_SIM_STOCK_FAILED };
+/* One check of a stock client of kind (not NOFUSS or NOFUSS_PATH) against
+ * server, as device running version, with the port's identity and flash:
+ * CURRENT (304, or ESPHome's no update), UPDATED (the image is committed;
+ * the caller reboots), or FAILED with err filled. Blocks for the requests
+ * (p's timeouts). */
+enum nf_sim_stock nf_sim_stock_check(struct nf_posix *p, enum nf_sim_client kind,
+                                     const char *server, const char *device, const char *version,
+                                     char *err, size_t cap);
+
 /* What `nofuss device`'s command line says. */
 struct nf_device_options {
 	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
@@ -146,6 +170,7 @@ struct nf_device_options {
 	char mqtt_host[NF_ANNOUNCE_TOPIC_MAX]; /* "" without --mqtt */
 	uint16_t mqtt_port;
 	bool path_form, until_current;
+	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, timeout_ms, connect_ms;
 	long max_checks; /* -1: no limit */
 	unsigned long max_boots, power_cut_at;
