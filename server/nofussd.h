@@ -173,9 +173,12 @@ struct nf_stock_index;
 /* An index for rules rules, every slot empty; NULL when out of memory. */
 struct nf_stock_index *nf_stock_index_new(size_t rules);
 void nf_stock_index_free(struct nf_stock_index *x);
-/* The slot the builder fills for rule's image k (NULL when out of range). */
-struct nf_image_info *nf_stock_image_slot(struct nf_stock_index *x, size_t rule,
-                                          enum nf_image_key k);
+/* Records that rule's image k is path (borrowed: it lives in the rules)
+ * and returns the entry for that path: *fresh is true when the path is
+ * new, and the builder then fills the entry. The pointer is good until the
+ * next call. NULL when out of memory or out of range. */
+struct nf_image_info *nf_stock_image_add(struct nf_stock_index *x, size_t rule,
+                                         enum nf_image_key k, const char *path, bool *fresh);
 /* Builds the MD5 and MAC maps once every slot is filled. Returns 0 or -1
  * (out of memory). */
 int nf_stock_index_finish(struct nf_stock_index *x, const struct nf_rules *rules);

@@ -83,23 +83,22 @@ static int record_digest(struct scan *sc, const struct nf_file *f)
 
 /* What the stock clients need to know of an image (stockindex.c): its size,
  * MD5 and the flash its header was built for. */
-static void describe_image(struct scan *sc, enum nf_image_key k, const struct nf_file *f)
+static void describe_image(struct nf_image_info *info, struct scan *sc, const struct nf_file *f)
 {
-	struct nf_image_info *info = nf_stock_image_slot(sc->s->stock, sc->rule - 1, k);
 	unsigned char head[NF_ESP_HEADER_LEN];
 	const char *md5 = nf_digests_get(sc->s->digests, &f->id);
 	ssize_t n = pread(f->fd, head, sizeof head, 0);
 
-	if (info == NULL)
-		return;
 	info->present = f->size > 0;
 	info->size = f->size;
 	snprintf(info->md5, sizeof info->md5, "%s", md5 != NULL ? md5 : "");
 	nf_esp_header_parse(head, n > 0 ? (size_t)n : 0, &info->hdr);
 }
 
-/* Looks at one image a rule names. Returns -1 only when out of memory. */
-static int look_at_image(struct scan *sc, enum nf_image_key k, const char *path)
+/* Looks at one image a rule names, and describes it in info when info is
+ * not NULL (the first rule naming it). Returns -1 only when out of memory. */
+static int look_at_image(struct scan *sc, enum nf_image_key k, const char *path,
+                         struct nf_image_info *info)
 {
 	const char *key = nf_image_keys[k];
 	char full[NF_ERR_LEN];
@@ -123,8 +122,8 @@ static int look_at_image(struct scan *sc, enum nf_image_key k, const char *path)
 	if (f.size == 0) /* the ESP updater refuses it (error -101) */
 		warn_image(sc, key, full, "empty file");
 	rc = record_digest(sc, &f);
-	if (rc == 0)
-		describe_image(sc, k, &f);
+	if (rc == 0 && info != NULL)
+		describe_image(info, sc, &f);
 	close(f.fd);
 	return rc;
 }
@@ -138,8 +137,12 @@ static int scan_images(struct scan *sc)
 		sc->rule_bad = false;
 		for (enum nf_image_key k = NF_KEY_FIRMWARE; k < NF_KEY_COUNT; k++) {
 			const char *path = nf_rules_image(sc->s->rules, i, nf_image_keys[k]);
-			nf_stock_image_slot(sc->s->stock, i, k)->path = path;
-			if (path != NULL && look_at_image(sc, k, path) != 0)
+			struct nf_image_info *info;
+			bool fresh;
+			if (path == NULL)
+				continue;
+			info = nf_stock_image_add(sc->s->stock, i, k, path, &fresh);
+			if (info == NULL || look_at_image(sc, k, path, fresh ? info : NULL) != 0)
 				return -1;
 		}
 		if (sc->rule_bad)
