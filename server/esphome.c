@@ -12,14 +12,17 @@
  * where V is the target's version, P the firmware image's path below the
  * base (the device fetches it from this server; image.c serves it), M its
  * lower-case MD5 (required: the device refuses a manifest without it) and F
- * the target's "chipFamily", or the one the image header tells.
+ * the target's "chipFamily", or the one the image header tells. The MD5 is
+ * that of the file as it is at the request (image.c: the snapshot's, or a
+ * late one), so that it is the digest of what the download will send.
  *
  * ESPHome takes a 304 for an error and takes an empty "version" for "no
  * update", but rejects a manifest whose builds have none for its chip. So
  * "nothing for you" is an empty version with an empty build for every chip
- * family ESPHome knows. When the MD5 of the image is not known yet, the
- * answer is 503 with Retry-After: the device tries again at its next
- * interval, rather than flashing against a wrong digest.
+ * family ESPHome knows. When the MD5 of the image is not known yet (the
+ * file was replaced since the rules were loaded), the answer is 503 with
+ * Retry-After while the hasher thread computes it: the device tries again
+ * at its next interval, rather than flashing against a wrong digest.
  */
 #include <stdio.h>
 #include <string.h>
@@ -113,7 +116,7 @@ static const char *target_text(const struct nf_snapshot *snap, long target, cons
 
 static void manifest_offer(struct out *o, const struct nf_server *srv,
                            const struct nf_route *route, long target,
-                           const struct nf_image_info *img, const char *family)
+                           const struct nf_image_info *img, const char *family, const char *md5)
 {
 	const struct nf_snapshot *snap = srv->snap;
 	const char *path = img->path;
@@ -135,7 +138,7 @@ static void manifest_offer(struct out *o, const struct nf_server *srv,
 		put_json_s(o, joined);
 	}
 	put_s(o, ",\"md5\":");
-	put_json_s(o, img->md5);
+	put_json_s(o, md5);
 	put_s(o, ",\"summary\":");
 	put_json_s(o, target_text(snap, target, "summary"));
 	put_s(o, ",\"release_url\":");
@@ -169,7 +172,9 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	long target = nf_rules_match(snap->rules, &q);
 	const struct nf_image_info *img = nf_stock_image(snap->stock, target, NF_KEY_FIRMWARE);
 	const char *family = NULL, *held = NULL;
-	char buf[NF_MAX_MANIFEST];
+	char buf[NF_MAX_MANIFEST], md5[NF_MD5_HEX];
+	const char *path;
+	int known = -1;
 	struct out o = {buf, sizeof buf, 0, false};
 	enum nf_answer_kind answer = NF_ANSWER_NONE;
 
@@ -183,13 +188,23 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 			held = "image missing or empty when the rules were loaded";
 		else if (family == NULL)
 			held = "chip family unknown: give the target a chipFamily";
-		else if (img->md5[0] == '\0') {
+		else {
+			/* The MD5 of the file as it is now: a file replaced since the
+			 * rules were loaded is not answered with its old digest. */
+			for (path = img->path; *path == '/'; path++)
+				;
+			known = nf_image_md5(srv, path, md5);
+			if (known < 0)
+				held = "image missing";
+		}
+		if (known > 0) {
 			/* Not a wrong digest, and not a 304: try again later. */
 			nf_record_check(srv, conn,
 			                &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target,
 			                                          NF_ANSWER_NONE, NULL, NULL});
 			return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, srv->unavailable);
-		} else
+		}
+		if (known == 0)
 			answer = NF_ANSWER_OFFERED;
 	}
 	if (held != NULL) {
@@ -199,7 +214,7 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target, answer, held, NULL});
 	if (answer == NF_ANSWER_OFFERED)
-		manifest_offer(&o, srv, route, target, img, family);
+		manifest_offer(&o, srv, route, target, img, family, md5);
 	else
 		manifest_none(&o, route);
 	return send_manifest(srv, conn, &o);

@@ -86,6 +86,11 @@ void nf_images_resume(struct nf_images *im);
  * request. */
 enum MHD_Result nf_image_serve(struct nf_server *srv, struct MHD_Connection *conn,
                                const char *relpath, void **req_cls);
+/* The MD5 of relpath in the snapshot's public folder as the file is now
+ * (not as the snapshot saw it): 0 with md5 filled; 1 when it is not known
+ * yet (it is being hashed, and a later call finds it); -1 when the file
+ * cannot be opened. Opens the file, never reads it. */
+int nf_image_md5(struct nf_server *srv, const char *relpath, char md5[NF_MD5_HEX]);
 /* The request in req_cls was resumed: answer it. */
 enum MHD_Result nf_image_resumed(struct nf_server *srv, struct MHD_Connection *conn,
                                  void *req_cls);

@@ -5,11 +5,12 @@ in filesystem mode, "held back" when the image does not fit, Tasmota's .gz,
 -minimal and safeboot, the ESPHome manifest, and the URL scheme's collision
 rules (docs/PROTOCOL.md section 5, docs/PEERS.md section 9)."""
 import json
+import os
 import re
 import unittest
 
 from harness import (DataDir, Server, ServerTest, check_headers, fixture, get, md5,
-                     raw_request)
+                     raw_request, wait_until)
 
 
 def image(tag, size, flash_code=2, load=0x40100000, esp32_chip=None):
@@ -302,6 +303,30 @@ class StockTest(unittest.TestCase):
 
 def fixture_bytes(data, port):
     return re.sub(rb"\r\nHost: [^\r]*\r\n", b"\r\nHost: 127.0.0.1:%d\r\n" % port, data, 1)
+
+
+class ReplacedImageTest(ServerTest):
+    """An image replaced after the rules were loaded: the manifest never
+    carries the old MD5; 503 while the new one is computed, then it."""
+    rules = RULES
+    files = FILES
+
+    def test_manifest_waits_for_the_new_md5(self):
+        self.start()
+        new = image("livingroom-1.1.0-rebuilt", 36000)
+        tmp = self.data.add_file("firmware/.new", new)
+        os.rename(tmp, os.path.join(self.data.public, "firmware", "livingroom-1.1.0.bin"))
+        data = fixture("esphome-2025.11-esp8266-manifest.http", self.server.port)
+        r, _ = raw_request(self.server.port, data)
+        self.assertEqual(r.status, 503)
+        self.assertIsNotNone(r.header("Retry-After"))
+
+        def manifest():
+            r, _ = raw_request(self.server.port, data)
+            return json.loads(r.body) if r.status == 200 else None
+        m = wait_until(manifest, timeout=10)
+        self.assertIsNotNone(m, "still 503 after 10 s")
+        self.assertEqual(m["builds"][0]["ota"]["md5"], md5(new))
 
 
 class ShadowedTest(ServerTest):
