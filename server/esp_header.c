@@ -27,7 +27,7 @@
 
 #include "nofussd.h"
 
-#define ESP_MAGIC 0xE9
+#define ESP_MAGIC   0xE9
 #define GZIP_MAGIC0 0x1F
 #define GZIP_MAGIC1 0x8B
 
@@ -36,9 +36,9 @@ static const struct {
 	uint16_t id;
 	const char *name;
 } esp32_chips[] = {
-    {0x0000, "ESP32"},    {0x0002, "ESP32-S2"}, {0x0005, "ESP32-C3"}, {0x0009, "ESP32-S3"},
-    {0x000C, "ESP32-C2"}, {0x000D, "ESP32-C6"}, {0x0010, "ESP32-H2"}, {0x0012, "ESP32-P4"},
-    {0x0017, "ESP32-C5"},
+    {0x0000, "ESP32"},    {0x0002, "ESP32-S2"}, {0x0005, "ESP32-C3"},
+    {0x0009, "ESP32-S3"}, {0x000C, "ESP32-C2"}, {0x000D, "ESP32-C6"},
+    {0x0010, "ESP32-H2"}, {0x0012, "ESP32-P4"}, {0x0017, "ESP32-C5"},
 };
 
 static const char *esp32_chip_name(uint16_t id)

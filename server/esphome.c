@@ -114,9 +114,9 @@ static const char *target_text(const struct nf_snapshot *snap, long target, cons
 	return v != NULL ? v : "";
 }
 
-static void manifest_offer(struct out *o, const struct nf_server *srv,
-                           const struct nf_route *route, long target,
-                           const struct nf_image_info *img, const char *family, const char *md5)
+static void manifest_offer(struct out *o, const struct nf_server *srv, const struct nf_route *route,
+                           long target, const struct nf_image_info *img, const char *family,
+                           const char *md5)
 {
 	const struct nf_snapshot *snap = srv->snap;
 	const char *path = img->path;
@@ -202,7 +202,8 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 			nf_record_check(srv, conn,
 			                &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target,
 			                                          NF_ANSWER_NONE, NULL, NULL});
-			return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, srv->unavailable);
+			return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+			                          srv->unavailable);
 		}
 		if (known == 0)
 			answer = NF_ANSWER_OFFERED;
@@ -211,8 +212,9 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 		answer = NF_ANSWER_HELD;
 		nf_stock_log_held(&q, held);
 	}
-	nf_record_check(srv, conn,
-	                &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target, answer, held, NULL});
+	nf_record_check(
+	    srv, conn,
+	    &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target, answer, held, NULL});
 	if (answer == NF_ANSWER_OFFERED)
 		manifest_offer(&o, srv, route, target, img, family, md5);
 	else

@@ -92,12 +92,13 @@ void nf_route_warn_shadowed(struct nf_files *files, const char *public_dir)
 
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (nf_files_is_folder(files, names[i], strlen(names[i])))
-			nf_log(NF_LOG_WARN,
-			       "%s/%s: this folder takes the place of nofussd's /%s URLs: they serve "
-			       "its files, not the rules' answers to %s (docs/PROTOCOL.md section 5); "
-			       "rename the folder to use them",
-			       public_dir, names[i], names[i],
-			       i == 0 ? "stock updaters and Tasmota" : "ESPHome");
+			nf_log(
+			    NF_LOG_WARN,
+			    "%s/%s: this folder takes the place of nofussd's /%s URLs: they serve "
+			    "its files, not the rules' answers to %s (docs/PROTOCOL.md section 5); "
+			    "rename the folder to use them",
+			    public_dir, names[i], names[i],
+			    i == 0 ? "stock updaters and Tasmota" : "ESPHome");
 }
 
 void nf_route(const char *base, const char *url, struct nf_route *out)

@@ -43,7 +43,7 @@ struct stock_request {
 	char version[NF_MAX_FIELD + 1]; /* Tasmota: the part before '(' */
 	char image[NF_MAX_FIELD + 1];   /* Tasmota: the image name in the parentheses */
 	bool has_version;
-	bool loader;                    /* Tasmota's minimal or safeboot image: never current */
+	bool loader; /* Tasmota's minimal or safeboot image: never current */
 	struct nf_event_hw hw;
 };
 
@@ -99,7 +99,8 @@ static bool parse_tasmota(const char *v, struct stock_request *r)
 	const char *open = strchr(v, '('), *dash;
 	size_t len = strlen(v);
 
-	if (open == NULL || open == v || len < 3 || v[len - 1] != ')' || strchr(open + 1, '(') != NULL)
+	if (open == NULL || open == v || len < 3 || v[len - 1] != ')' ||
+	    strchr(open + 1, '(') != NULL)
 		return false;
 	copy_field(r->version, v, (size_t)(open - v));
 	dash = memchr(open + 1, '-', (size_t)(v + len - 1 - (open + 1)));
@@ -171,8 +172,8 @@ static void device_of(const struct nf_snapshot *snap, const struct nf_route *rou
 		dot = memchr(route->name, '.', route->name_len);
 		q->device_len = dot != NULL ? (size_t)(dot - route->name) : route->name_len;
 		if (q->device_len > sizeof suffix - 1 &&
-		    memcmp(q->device + q->device_len - (sizeof suffix - 1), suffix, sizeof suffix - 1) ==
-		        0) {
+		    memcmp(q->device + q->device_len - (sizeof suffix - 1), suffix,
+		           sizeof suffix - 1) == 0) {
 			*minimal = true;
 			q->device_len -= sizeof suffix - 1;
 		}
@@ -243,8 +244,9 @@ static void decide(const struct nf_snapshot *snap, const struct stock_request *r
 {
 	const struct nf_target *t = nf_rules_target(snap->rules, (size_t)d->target);
 	bool loader = r->loader;
-	enum nf_image_key key = r->filesystem ? NF_KEY_SPIFFS : minimal ? NF_KEY_MINIMAL
-	                                                                 : NF_KEY_FIRMWARE;
+	enum nf_image_key key = r->filesystem ? NF_KEY_SPIFFS
+	                        : minimal     ? NF_KEY_MINIMAL
+	                                      : NF_KEY_FIRMWARE;
 	const struct nf_image_info *img = nf_stock_image(snap->stock, d->target, key);
 	enum nf_chip_family family = r->esp32 ? NF_CHIP_ESP32 : NF_CHIP_ESP8266;
 
@@ -268,7 +270,8 @@ static void decide(const struct nf_snapshot *snap, const struct stock_request *r
 		return hold(d, "image missing or empty when the rules were loaded");
 	if (!nf_stock_fits(img, family, r->hw.free_space, r->hw.chip_size, r->filesystem, d->reason,
 	                   sizeof d->reason)) {
-		const struct nf_image_info *min = nf_stock_image(snap->stock, d->target, NF_KEY_MINIMAL);
+		const struct nf_image_info *min =
+		    nf_stock_image(snap->stock, d->target, NF_KEY_MINIMAL);
 		char why[NF_STORE_MAX_REASON];
 		/* Tasmota's two steps: the minimal image first, the full one
 		 * from the minimal firmware, which has the space. */
@@ -289,7 +292,8 @@ static void decide(const struct nf_snapshot *snap, const struct stock_request *r
 static enum MHD_Result answer_version(struct MHD_Connection *conn, const struct nf_snapshot *snap,
                                       const struct decision *d, const struct stock_request *r)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	const char *version = d->answer == NF_ANSWER_OFFERED
 	                          ? nf_rules_target(snap->rules, (size_t)d->target)->version
 	                          : r->version;
@@ -324,7 +328,8 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	 * "safeboot" or "minimal" instead of taking it for a revert. */
 	d.q.build = r.client == NF_CLIENT_TASMOTA ? r.image : NULL;
 	if (d.q.device_len <= NF_MAX_FIELD)
-		d.target = r.loader ? loader_target(snap, &r, &d.q) : nf_rules_match(snap->rules, &d.q);
+		d.target =
+		    r.loader ? loader_target(snap, &r, &d.q) : nf_rules_match(snap->rules, &d.q);
 	if (d.target >= 0)
 		decide(snap, &r, minimal, &d);
 

@@ -81,7 +81,8 @@ static size_t smap_slot(const struct smap *m, const char *key, size_t len)
 {
 	size_t i = (size_t)nf_hash(key, len) & (m->cap - 1);
 
-	while (m->keys[i] != NULL && (strlen(m->keys[i]) != len || memcmp(m->keys[i], key, len) != 0))
+	while (m->keys[i] != NULL &&
+	       (strlen(m->keys[i]) != len || memcmp(m->keys[i], key, len) != 0))
 		i = (i + 1) & (m->cap - 1);
 	return i;
 }
@@ -136,8 +137,8 @@ static int smap_put_first(struct smap *m, const char *key, long val)
 	return 0;
 }
 
-struct nf_image_info *nf_stock_image_add(struct nf_stock_index *x, size_t rule,
-                                         enum nf_image_key k, const char *path, bool *fresh)
+struct nf_image_info *nf_stock_image_add(struct nf_stock_index *x, size_t rule, enum nf_image_key k,
+                                         const char *path, bool *fresh)
 {
 	long i = smap_get(&x->by_path, path, strlen(path));
 
@@ -217,9 +218,8 @@ static unsigned long long kib_up(uint64_t n)
 	return (unsigned long long)((n + 1023) / 1024);
 }
 
-bool nf_stock_fits(const struct nf_image_info *img, enum nf_chip_family family,
-                   uint64_t free_space, uint64_t chip_size, bool filesystem, char *reason,
-                   size_t cap)
+bool nf_stock_fits(const struct nf_image_info *img, enum nf_chip_family family, uint64_t free_space,
+                   uint64_t chip_size, bool filesystem, char *reason, size_t cap)
 {
 	uint64_t flash;
 
@@ -240,7 +240,8 @@ bool nf_stock_fits(const struct nf_image_info *img, enum nf_chip_family family,
 	flash = nf_esp_flash_bytes(family, img->hdr.flash_size_code);
 	if (flash > chip_size) {
 		snprintf(reason, cap, "image built for %llu KiB flash, chip has %llu KiB",
-		         (unsigned long long)(flash / 1024), (unsigned long long)(chip_size / 1024));
+		         (unsigned long long)(flash / 1024),
+		         (unsigned long long)(chip_size / 1024));
 		return false;
 	}
 	return true;

@@ -80,28 +80,31 @@ static void test_fits(void **state)
 
 	(void)state;
 	nf_esp_header_parse(esp8266_1m, sizeof esp8266_1m, &img.hdr);
-	assert_false(nf_stock_fits(&img, NF_CHIP_ESP8266, 480 * 1024, 0, false, reason,
-	                           sizeof reason));
+	assert_false(
+	    nf_stock_fits(&img, NF_CHIP_ESP8266, 480 * 1024, 0, false, reason, sizeof reason));
 	assert_string_equal(reason, "image 612 KiB, 480 KiB free");
 	/* Not for filesystem images, and nothing reported is nothing tested. */
-	assert_true(nf_stock_fits(&img, NF_CHIP_ESP8266, 480 * 1024, 0, true, reason, sizeof reason));
+	assert_true(
+	    nf_stock_fits(&img, NF_CHIP_ESP8266, 480 * 1024, 0, true, reason, sizeof reason));
 	assert_true(nf_stock_fits(&img, NF_CHIP_ESP8266, 0, 0, false, reason, sizeof reason));
 	/* Exactly the free space fits; a byte more does not. */
-	assert_true(nf_stock_fits(&img, NF_CHIP_ESP8266, img.size, 0, false, reason, sizeof reason));
+	assert_true(
+	    nf_stock_fits(&img, NF_CHIP_ESP8266, img.size, 0, false, reason, sizeof reason));
 	img.size++;
-	assert_false(nf_stock_fits(&img, NF_CHIP_ESP8266, img.size - 1, 0, false, reason,
-	                           sizeof reason));
+	assert_false(
+	    nf_stock_fits(&img, NF_CHIP_ESP8266, img.size - 1, 0, false, reason, sizeof reason));
 	assert_string_equal(reason, "image 613 KiB, 612 KiB free");
 	/* Built for 1 MB: fits 1 MB, not 512 KB. */
-	assert_true(nf_stock_fits(&img, NF_CHIP_ESP8266, 0, 1u << 20, false, reason, sizeof reason));
-	assert_false(nf_stock_fits(&img, NF_CHIP_ESP8266, 0, 512u << 10, false, reason,
-	                           sizeof reason));
+	assert_true(
+	    nf_stock_fits(&img, NF_CHIP_ESP8266, 0, 1u << 20, false, reason, sizeof reason));
+	assert_false(
+	    nf_stock_fits(&img, NF_CHIP_ESP8266, 0, 512u << 10, false, reason, sizeof reason));
 	assert_string_equal(reason, "image built for 1024 KiB flash, chip has 512 KiB");
 	/* The image's own family wins over the asker's: the ESP32-C3 image
 	 * codes 4 MB with the same nibble. */
 	nf_esp_header_parse(esp32c3_4m, sizeof esp32c3_4m, &img.hdr);
-	assert_false(nf_stock_fits(&img, NF_CHIP_ESP8266, 0, 2u << 20, false, reason,
-	                           sizeof reason));
+	assert_false(
+	    nf_stock_fits(&img, NF_CHIP_ESP8266, 0, 2u << 20, false, reason, sizeof reason));
 	assert_string_equal(reason, "image built for 4096 KiB flash, chip has 2048 KiB");
 }
 

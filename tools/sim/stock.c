@@ -93,7 +93,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 		size_t vlen = len - 6;
 		while (vlen > 0 && (*v == ' ' || *v == '\t'))
 			v++, vlen--;
-		while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+		while (vlen > 0 &&
+		       (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
 			vlen--;
 		if (vlen < sizeof b->md5) {
 			memcpy(b->md5, v, vlen);
@@ -164,8 +165,8 @@ static int headers(struct nf_posix *p, enum nf_sim_client kind, const char *vers
 }
 
 /* One GET. Returns the HTTP status, or -1 with err filled. */
-static long fetch(struct nf_posix *p, enum nf_sim_client kind, const char *url,
-                  const char *version, struct body *b, char *err, size_t cap)
+static long fetch(struct nf_posix *p, enum nf_sim_client kind, const char *url, const char *version,
+                  struct body *b, char *err, size_t cap)
 {
 	CURL *curl = curl_easy_init();
 	struct curl_slist *l = NULL;
@@ -180,7 +181,8 @@ static long fetch(struct nf_posix *p, enum nf_sim_client kind, const char *url,
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, l);
 	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
-	                 kind == NF_SIM_CLIENT_ESPHOME ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_1_0);
+	                 kind == NF_SIM_CLIENT_ESPHOME ? CURL_HTTP_VERSION_1_1
+	                                               : CURL_HTTP_VERSION_1_0);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -290,12 +292,14 @@ static void join_path(const char *manifest_url, const char *path, char *out, siz
 		snprintf(out, cap, "%s", path);
 	} else if (path[0] == '/') {
 		host_end = strchr(manifest_url + (strlen(manifest_url) > 8 ? 8 : 0), '/');
-		snprintf(out, cap, "%.*s%s",
-		         (int)(host_end != NULL ? host_end - manifest_url : (long)strlen(manifest_url)),
-		         manifest_url, path);
+		snprintf(
+		    out, cap, "%.*s%s",
+		    (int)(host_end != NULL ? host_end - manifest_url : (long)strlen(manifest_url)),
+		    manifest_url, path);
 	} else {
 		host_end = strrchr(manifest_url, '/');
-		snprintf(out, cap, "%.*s%s", (int)(host_end - manifest_url + 1), manifest_url, path);
+		snprintf(out, cap, "%.*s%s", (int)(host_end - manifest_url + 1), manifest_url,
+		         path);
 	}
 }
 
@@ -330,14 +334,16 @@ static enum nf_sim_stock esphome(struct nf_posix *p, const char *server, const c
 		snprintf(err, cap, "manifest: required fields missing");
 		goto out;
 	}
-	json_array_foreach(json_object_get(root, "builds"), i, build) {
+	json_array_foreach(json_object_get(root, "builds"), i, build)
+	{
 		const char *fam = json_string_value(json_object_get(build, "chipFamily"));
 		json_t *ota = json_object_get(build, "ota");
 		if (fam == NULL || strcmp(fam, "ESP8266") != 0)
 			continue;
 		path = json_string_value(json_object_get(ota, "path"));
 		if (json_string_value(json_object_get(ota, "md5")) != NULL)
-			snprintf(md5, sizeof md5, "%s", json_string_value(json_object_get(ota, "md5")));
+			snprintf(md5, sizeof md5, "%s",
+			         json_string_value(json_object_get(ota, "md5")));
 		else
 			path = NULL; /* both are required */
 		break;
