@@ -1,9 +1,11 @@
 """`nofuss device --client KIND` against the real nofussd: a simulated
 device running a stock ESP8266 or ESP32 updater, Tasmota or ESPHome goes from
 0.1.0 to 0.1.1 with one request (ESPHome: the manifest, then the image),
-reboots into the new slot, and then finds itself current; an image larger
+reboots into the new slot, and then finds itself current, alone and as a
+50-device `nofuss fleet`; an image larger
 than the free space is held back and the device stays where it is
 (docs/SIMULATOR.md, docs/PROTOCOL.md section 5)."""
+import json
 import os
 import re
 import shutil
@@ -73,6 +75,21 @@ class StockDeviceTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 self.assertIn("[stock] no update: 0.1.0 is current", r.stdout)
                 self.server.wait_for(re.escape("BIG: held back: image 128 KiB, 96 KiB free"), 10)
+
+    def test_fleet_of_every_client_kind_updates(self):
+        # 50 devices per kind, concurrently (curl's multi interface): each
+        # updates once, reboots into 0.1.1 and then finds itself current.
+        for kind in KINDS:
+            with self.subTest(kind=kind):
+                r = nofuss("fleet", "--server", "http://127.0.0.1:%d/" % self.server.port,
+                           "--devices", 50, "--device", "TEST", "--version", "0.1.0",
+                           "--client", kind, "--until-updated", "--ramp", "0.2",
+                           "--reboot-delay", "0.05", "--interval", "0.1", "--json",
+                           "--timeout", 60, "--seed", 1)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+                summary = json.loads(r.stdout)
+                self.assertEqual((summary["updated"], summary["failed"], summary["unfinished"]),
+                                 (50, 0, 0), r.stdout)
 
     def test_bad_client_name(self):
         r = nofuss("device", "--flash", os.path.join(self.tmp, "x"), "--client", "espurna",

@@ -146,15 +146,7 @@ static int set_client(void *opts, const char *value)
 {
 	struct nf_device_options *o = opts;
 
-	if (nf_sim_client_parse(value, &o->client) != 0) {
-		nf_tool_error("--client: \"%s\": not one of nofuss, nofuss-path, esp8266-updater, "
-		              "esp32-updater, esphome, tasmota",
-		              value);
-		return -1;
-	}
-	if (o->client == NF_SIM_CLIENT_NOFUSS_PATH)
-		o->path_form = true;
-	return 0;
+	return nf_sim_client_option(value, &o->client, &o->path_form);
 }
 
 static int set_mqtt(void *opts, const char *value)

@@ -27,15 +27,14 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "args.h"
 #include "common.h"
 #include "nofuss/port.h"
 #include "nofuss/posix.h"
 #include "sim.h"
 
-#define NF_SIM_MANIFEST_MAX (16u * 1024u)
-#define NF_SIM_URL_MAX      1024
-#define ESP32_SDK           "v5.3.2"
-#define ESPHOME_AGENT       "ESPHome/2025.11.0 (https://esphome.io)"
+#define ESP32_SDK     "v5.3.2"
+#define ESPHOME_AGENT "ESPHome/2025.11.0 (https://esphome.io)"
 
 static const char *const client_names[NF_SIM_CLIENTS] = {
     "nofuss", "nofuss-path", "esp8266-updater", "esp32-updater", "esphome", "tasmota"};
@@ -50,22 +49,27 @@ int nf_sim_client_parse(const char *name, enum nf_sim_client *out)
 	return -1;
 }
 
+int nf_sim_client_option(const char *value, enum nf_sim_client *client, bool *path_form)
+{
+	if (nf_sim_client_parse(value, client) != 0) {
+		nf_tool_error("--client: \"%s\": not one of nofuss, nofuss-path, esp8266-updater, "
+		              "esp32-updater, esphome, tasmota",
+		              value);
+		return -1;
+	}
+	if (*client == NF_SIM_CLIENT_NOFUSS_PATH)
+		*path_form = true;
+	return 0;
+}
+
 const char *nf_sim_client_name(enum nf_sim_client kind)
 {
 	return (unsigned)kind < NF_SIM_CLIENTS ? client_names[kind] : "?";
 }
 
-/* One response, read whole (bounded). */
-struct body {
-	unsigned char *data;
-	size_t len, max;
-	bool too_big;
-	char md5[40]; /* x-MD5, "" when none */
-};
-
 static size_t on_data(char *ptr, size_t size, size_t n, void *ud)
 {
-	struct body *b = ud;
+	struct nf_sim_body *b = ud;
 	size_t len = size * n;
 	unsigned char *grown;
 
@@ -85,7 +89,7 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
-	struct body *b = ud;
+	struct nf_sim_body *b = ud;
 	size_t len = size * n;
 
 	if (len > 6 && strncasecmp(buf, "x-MD5:", 6) == 0) {
@@ -164,50 +168,6 @@ static int headers(struct nf_posix *p, enum nf_sim_client kind, const char *vers
 	return rc == 0 ? 0 : -1;
 }
 
-/* One GET. Returns the HTTP status, or -1 with err filled. */
-static long fetch(struct nf_posix *p, enum nf_sim_client kind, const char *url, const char *version,
-                  struct body *b, char *err, size_t cap)
-{
-	CURL *curl = curl_easy_init();
-	struct curl_slist *l = NULL;
-	char cerr[CURL_ERROR_SIZE] = "";
-	long status = -1;
-	CURLcode rc;
-
-	if (curl == NULL || headers(p, kind, version, &l) != 0) {
-		snprintf(err, cap, "out of memory");
-		goto out;
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, l);
-	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
-	                 kind == NF_SIM_CLIENT_ESPHOME ? CURL_HTTP_VERSION_1_1
-	                                               : CURL_HTTP_VERSION_1_0);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, b);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
-	/* ESPHome follows up to 3 redirects; the updaters follow none. */
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, kind == NF_SIM_CLIENT_ESPHOME ? 1L : 0L);
-	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
-	rc = curl_easy_perform(curl);
-	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b->too_big)) {
-		snprintf(err, cap, "http: %s", cerr[0] ? cerr : curl_easy_strerror(rc));
-		goto out;
-	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-out:
-	curl_slist_free_all(l);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	return status;
-}
-
 static void md5_hex(struct nf_posix *p, const unsigned char *data, size_t len, char out[33])
 {
 	union {
@@ -224,8 +184,8 @@ static void md5_hex(struct nf_posix *p, const unsigned char *data, size_t len, c
 }
 
 /* Writes the image into the flash, as the updater's Update class does. */
-static enum nf_sim_stock flash(struct nf_posix *p, const struct body *b, const char *want_md5,
-                               char *err, size_t cap)
+static enum nf_sim_stock flash(struct nf_posix *p, const struct nf_sim_body *b,
+                               const char *want_md5, char *err, size_t cap)
 {
 	char got[33];
 
@@ -252,37 +212,6 @@ static enum nf_sim_stock flash(struct nf_posix *p, const struct body *b, const c
 	return NF_SIM_STOCK_UPDATED;
 }
 
-static enum nf_sim_stock updater(struct nf_posix *p, enum nf_sim_client kind, const char *server,
-                                 const char *device, const char *version, char *err, size_t cap)
-{
-	struct nf_posix_flash_info f;
-	struct body b = {.max = 0};
-	char url[NF_SIM_URL_MAX];
-	enum nf_sim_stock res = NF_SIM_STOCK_FAILED;
-	long status;
-
-	p->flash_ops->info(p, &f);
-	b.max = f.slot_size;
-	if ((size_t)snprintf(url, sizeof url, "%s/update/%s%s", server, device,
-	                     kind == NF_SIM_CLIENT_TASMOTA ? ".bin.gz" : "") >= sizeof url) {
-		snprintf(err, cap, "URL too long");
-		return NF_SIM_STOCK_FAILED;
-	}
-	nf_posix_logf(p, "[stock] ", "GET %s as %s %s", url, nf_sim_client_name(kind), version);
-	status = fetch(p, kind, url, version, &b, err, cap);
-	if (status == 304) {
-		res = NF_SIM_STOCK_CURRENT;
-	} else if (status == 200 && b.too_big) {
-		snprintf(err, cap, "image larger than the free space (%u bytes)", f.slot_size);
-	} else if (status == 200) {
-		res = flash(p, &b, b.md5, err, cap);
-	} else if (status > 0) {
-		snprintf(err, cap, "HTTP status %ld", status);
-	}
-	free(b.data);
-	return res;
-}
-
 /* ESPHome's join of a manifest's path (http_request_update.cpp). */
 static void join_path(const char *manifest_url, const char *path, char *out, size_t cap)
 {
@@ -303,32 +232,101 @@ static void join_path(const char *manifest_url, const char *path, char *out, siz
 	}
 }
 
-static enum nf_sim_stock esphome(struct nf_posix *p, const char *server, const char *device,
-                                 const char *version, char *err, size_t cap)
+static size_t slot_size(struct nf_posix *p)
 {
-	struct body m = {.max = NF_SIM_MANIFEST_MAX}, img = {.max = 0};
 	struct nf_posix_flash_info f;
-	char url[NF_SIM_URL_MAX], image_url[NF_SIM_URL_MAX], md5[33] = "";
-	enum nf_sim_stock res = NF_SIM_STOCK_FAILED;
-	json_t *root = NULL, *build;
-	const char *latest = NULL, *path = NULL;
-	size_t i;
-	long status;
 
-	if ((size_t)snprintf(url, sizeof url, "%s/esphome/%s/manifest.json", server, device) >=
-	    sizeof url) {
+	p->flash_ops->info(p, &f);
+	return f.slot_size;
+}
+
+/* Sets curl up for r's request to url; 0, or -1 with err filled. */
+static int prepare(struct nf_sim_stock_req *r, void *curl, const char *url, size_t max, char *err,
+                   size_t cap)
+{
+	struct curl_slist *l = NULL;
+
+	free(r->b.data);
+	r->b = (struct nf_sim_body){.max = max};
+	curl_slist_free_all(r->headers);
+	r->headers = NULL;
+	if (headers(r->p, r->kind, r->version, &l) != 0) {
+		curl_slist_free_all(l);
+		snprintf(err, cap, "out of memory");
+		return -1;
+	}
+	r->headers = l;
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, l);
+	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
+	                 r->kind == NF_SIM_CLIENT_ESPHOME ? CURL_HTTP_VERSION_1_1
+	                                                  : CURL_HTTP_VERSION_1_0);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r->b);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r->b);
+	r->errbuf[0] = '\0';
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, r->p->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, r->p->connect_timeout_ms);
+	/* ESPHome follows up to 3 redirects; the updaters follow none. */
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, r->kind == NF_SIM_CLIENT_ESPHOME ? 1L : 0L);
+	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
+	nf_posix_logf(r->p, "[stock] ", "GET %s as %s %s", url, nf_sim_client_name(r->kind),
+	              r->version);
+	return 0;
+}
+
+void nf_sim_stock_free(struct nf_sim_stock_req *r)
+{
+	curl_slist_free_all(r->headers);
+	r->headers = NULL;
+	free(r->b.data);
+	r->b.data = NULL;
+}
+
+int nf_sim_stock_begin(struct nf_sim_stock_req *r, void *curl, struct nf_posix *p,
+                       enum nf_sim_client kind, const char *server, const char *device,
+                       const char *version, char *err, size_t cap)
+{
+	size_t n = strlen(server);
+	char url[NF_SIM_URL_MAX];
+	int len;
+
+	*r = (struct nf_sim_stock_req){.kind = kind, .p = p};
+	snprintf(r->version, sizeof r->version, "%s", version);
+	while (n > 0 && server[n - 1] == '/')
+		n--;
+	if (kind == NF_SIM_CLIENT_ESPHOME)
+		len = snprintf(url, sizeof url, "%.*s/esphome/%s/manifest.json", (int)n, server,
+		               device);
+	else
+		len = snprintf(url, sizeof url, "%.*s/update/%s%s", (int)n, server, device,
+		               kind == NF_SIM_CLIENT_TASMOTA ? ".bin.gz" : "");
+	if (len < 0 || (size_t)len >= sizeof url) {
 		snprintf(err, cap, "URL too long");
-		return NF_SIM_STOCK_FAILED;
+		return -1;
 	}
-	nf_posix_logf(p, "[stock] ", "GET %s as esphome %s", url, version);
-	status = fetch(p, NF_SIM_CLIENT_ESPHOME, url, version, &m, err, cap);
-	if (status != 200) {
-		if (status > 0)
-			snprintf(err, cap, "manifest: HTTP status %ld", status);
-		goto out;
-	}
-	root = m.data != NULL ? json_loadb((const char *)m.data, m.len, 0, NULL) : NULL;
-	latest = json_string_value(json_object_get(root, "version"));
+	snprintf(r->url, sizeof r->url, "%s", url);
+	return prepare(r, curl, url,
+	               kind == NF_SIM_CLIENT_ESPHOME ? NF_SIM_MANIFEST_MAX : slot_size(p), err,
+	               cap);
+}
+
+/* The ESPHome manifest in r->b: CURRENT, FAILED, or AGAIN with curl set
+ * up for the image. */
+static enum nf_sim_stock manifest_read(struct nf_sim_stock_req *r, void *curl, char *err,
+                                       size_t cap)
+{
+	json_t *root = json_loadb((const char *)r->b.data, r->b.len, 0, NULL), *build;
+	const char *latest = json_string_value(json_object_get(root, "version")), *path = NULL;
+	char image_url[NF_SIM_URL_MAX];
+	enum nf_sim_stock res = NF_SIM_STOCK_FAILED;
+	size_t i;
+
 	if (latest == NULL || !json_is_string(json_object_get(root, "name")) ||
 	    !json_is_array(json_object_get(root, "builds"))) {
 		snprintf(err, cap, "manifest: required fields missing");
@@ -338,48 +336,71 @@ static enum nf_sim_stock esphome(struct nf_posix *p, const char *server, const c
 	{
 		const char *fam = json_string_value(json_object_get(build, "chipFamily"));
 		json_t *ota = json_object_get(build, "ota");
+		const char *md5 = json_string_value(json_object_get(ota, "md5"));
 		if (fam == NULL || strcmp(fam, "ESP8266") != 0)
 			continue;
-		path = json_string_value(json_object_get(ota, "path"));
-		if (json_string_value(json_object_get(ota, "md5")) != NULL)
-			snprintf(md5, sizeof md5, "%s",
-			         json_string_value(json_object_get(ota, "md5")));
-		else
-			path = NULL; /* both are required */
+		path = md5 != NULL ? json_string_value(json_object_get(ota, "path")) : NULL;
+		snprintf(r->md5, sizeof r->md5, "%s", md5 != NULL ? md5 : "");
 		break;
 	}
-	if (path == NULL) {
+	if (path == NULL) { /* both are required */
 		snprintf(err, cap, "manifest: no ESP8266 build with a path and an md5");
 		goto out;
 	}
-	if (latest[0] == '\0' || strcmp(latest, version) == 0) {
+	if (latest[0] == '\0' || strcmp(latest, r->version) == 0) {
 		res = NF_SIM_STOCK_CURRENT;
 		goto out;
 	}
-	nf_posix_logf(p, "[stock] ", "manifest offers %s", latest);
-	p->flash_ops->info(p, &f);
-	img.max = f.slot_size;
-	join_path(url, path, image_url, sizeof image_url);
-	status = fetch(p, NF_SIM_CLIENT_ESPHOME, image_url, version, &img, err, cap);
-	if (status != 200) {
-		if (status > 0)
-			snprintf(err, cap, "image: HTTP status %ld", status);
-	} else if (img.too_big) {
-		snprintf(err, cap, "image larger than the free space (%u bytes)", f.slot_size);
-	} else if (strlen(md5) != 32) {
+	if (strlen(r->md5) != 32) {
 		snprintf(err, cap, "manifest: md5 is not 32 characters");
-	} else {
-		char got[33];
-		md5_hex(p, img.data, img.len, got);
-		/* ESPHome compares the lower-case hex it computes byte for byte. */
-		res = strcmp(got, md5) == 0 ? flash(p, &img, "", err, cap) : NF_SIM_STOCK_FAILED;
-		if (res == NF_SIM_STOCK_FAILED && err[0] == '\0')
-			snprintf(err, cap, "image: MD5 %s, manifest says %s", got, md5);
+		goto out;
 	}
+	nf_posix_logf(r->p, "[stock] ", "manifest offers %s", latest);
+	join_path(r->url, path, image_url, sizeof image_url);
+	r->stage = 1;
+	res = prepare(r, curl, image_url, slot_size(r->p), err, cap) == 0 ? NF_SIM_STOCK_AGAIN
+	                                                                  : NF_SIM_STOCK_FAILED;
 out:
 	json_decref(root);
-	free(m.data);
-	free(img.data);
+	return res;
+}
+
+enum nf_sim_stock nf_sim_stock_end(struct nf_sim_stock_req *r, void *curl, int result, char *err,
+                                   size_t cap)
+{
+	enum nf_sim_stock res = NF_SIM_STOCK_FAILED;
+	long status = 0;
+	char got[33];
+
+	err[0] = '\0';
+	if (result != CURLE_OK && !(result == CURLE_WRITE_ERROR && r->b.too_big)) {
+		snprintf(err, cap, "http: %s",
+		         r->errbuf[0] ? r->errbuf : curl_easy_strerror((CURLcode)result));
+		goto done;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 304 && r->kind != NF_SIM_CLIENT_ESPHOME) {
+		res = NF_SIM_STOCK_CURRENT;
+	} else if (status != 200) {
+		snprintf(err, cap, "HTTP status %ld", status);
+	} else if (r->b.too_big) {
+		snprintf(err, cap, "image larger than the free space (%zu bytes)", r->b.max);
+	} else if (r->kind == NF_SIM_CLIENT_ESPHOME && r->stage == 0) {
+		res = manifest_read(r, curl, err, cap);
+		if (res == NF_SIM_STOCK_AGAIN)
+			return res;
+	} else if (r->kind == NF_SIM_CLIENT_ESPHOME) {
+		/* ESPHome compares the lower-case hex it computes byte for byte. */
+		md5_hex(r->p, r->b.data, r->b.len, got);
+		if (strcmp(got, r->md5) == 0)
+			res = flash(r->p, &r->b, "", err, cap);
+		else
+			snprintf(err, cap, "image: MD5 %s, manifest says %s", got, r->md5);
+	} else {
+		res = flash(r->p, &r->b, r->b.md5, err, cap);
+	}
+done:
+	nf_sim_stock_free(r);
 	return res;
 }
 
@@ -387,14 +408,21 @@ enum nf_sim_stock nf_sim_stock_check(struct nf_posix *p, enum nf_sim_client kind
                                      const char *server, const char *device, const char *version,
                                      char *err, size_t cap)
 {
-	char base[NF_SIM_URL_MAX];
-	size_t n = strlen(server);
+	struct nf_sim_stock_req r;
+	enum nf_sim_stock res;
+	CURL *curl = curl_easy_init();
 
 	err[0] = '\0';
-	while (n > 0 && server[n - 1] == '/')
-		n--;
-	snprintf(base, sizeof base, "%.*s", (int)n, server);
-	if (kind == NF_SIM_CLIENT_ESPHOME)
-		return esphome(p, base, device, version, err, cap);
-	return updater(p, kind, base, device, version, err, cap);
+	if (curl == NULL) {
+		snprintf(err, cap, "out of memory");
+		return NF_SIM_STOCK_FAILED;
+	}
+	res = nf_sim_stock_begin(&r, curl, p, kind, server, device, version, err, cap) == 0
+	          ? NF_SIM_STOCK_AGAIN
+	          : NF_SIM_STOCK_FAILED;
+	while (res == NF_SIM_STOCK_AGAIN) /* at most twice: ESPHome's manifest, then its image */
+		res = nf_sim_stock_end(&r, curl, (int)curl_easy_perform(curl), err, cap);
+	nf_sim_stock_free(&r);
+	curl_easy_cleanup(curl);
+	return res;
 }
