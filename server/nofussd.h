@@ -198,6 +198,20 @@ bool nf_stock_fits(const struct nf_image_info *img, enum nf_chip_family family,
                    uint64_t free_space, uint64_t chip_size, bool filesystem, char *reason,
                    size_t cap);
 
+/* stockparse.c: a stock client's request, parsed (docs/PROTOCOL.md section 5) */
+#define NF_MAX_NUMBER_LEN 20 /* digits of a header number (UINT64_MAX has 20) */
+/* A header value that is a decimal number, at most NF_MAX_NUMBER_LEN digits
+ * and nothing else; 0 for anything else (NULL included). */
+uint64_t nf_stock_parse_u64(const char *v);
+/* Tasmota's version "14.3.0(release-tasmota)", "14.3.0.1(8a3b2c1-safeboot)"
+ * or "14.3.0(tasmota)": true with the part before '(' in version and the
+ * image name in image (each cut to NF_MAX_FIELD); false for any other. */
+bool nf_stock_parse_tasmota(const char *v, char version[NF_MAX_FIELD + 1],
+                            char image[NF_MAX_FIELD + 1]);
+/* The device type in an /update/NAME segment of len bytes: up to the first
+ * '.', less a final "-minimal" (then *minimal is true). Returns its length. */
+size_t nf_stock_device_len(const char *name, size_t len, bool *minimal);
+
 /* router.c: what a request path asks for -------------------------------- */
 enum nf_route_kind {
 	NF_ROUTE_CHECK_HEADERS, /* <base>/ : header-form check */

@@ -32,8 +32,6 @@
 
 #include "http.h"
 
-#define NF_MAX_NUMBER_LEN 20 /* digits of a header number (UINT64_MAX) */
-
 /* What a stock updater's headers say. */
 struct stock_request {
 	enum nf_client_kind client;
@@ -49,18 +47,7 @@ struct stock_request {
 
 uint64_t nf_http_header_u64(struct MHD_Connection *conn, const char *name)
 {
-	const char *v = nf_http_header(conn, name);
-	uint64_t n = 0;
-	size_t len = v != NULL ? strspn(v, "0123456789") : 0;
-
-	if (len == 0 || len > NF_MAX_NUMBER_LEN || v[len] != '\0')
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (n > (UINT64_MAX - 9) / 10)
-			return 0;
-		n = n * 10 + (uint64_t)(v[i] - '0');
-	}
-	return n;
+	return nf_stock_parse_u64(nf_http_header(conn, name));
 }
 
 static uint32_t clamp32(uint64_t n)
@@ -84,29 +71,9 @@ static uint64_t fam_u64(struct MHD_Connection *conn, bool esp32, const char *suf
 	return nf_http_header_u64(conn, name);
 }
 
-static void copy_field(char *dst, const char *src, size_t len)
+static void copy_field(char *dst, const char *src)
 {
-	if (len > NF_MAX_FIELD)
-		len = NF_MAX_FIELD;
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
-/* "14.3.0(release-tasmota)", "14.3.0.1(8a3b2c1-safeboot)", "14.3.0(tasmota)":
- * Tasmota's version and image. Returns false for any other version. */
-static bool parse_tasmota(const char *v, struct stock_request *r)
-{
-	const char *open = strchr(v, '('), *dash;
-	size_t len = strlen(v);
-
-	if (open == NULL || open == v || len < 3 || v[len - 1] != ')' ||
-	    strchr(open + 1, '(') != NULL)
-		return false;
-	copy_field(r->version, v, (size_t)(open - v));
-	dash = memchr(open + 1, '-', (size_t)(v + len - 1 - (open + 1)));
-	open = dash != NULL ? dash : open;
-	copy_field(r->image, open + 1, (size_t)(v + len - 1 - (open + 1)));
-	return true;
+	snprintf(dst, NF_MAX_FIELD + 1, "%s", src);
 }
 
 static void read_request(struct MHD_Connection *conn, struct stock_request *r)
@@ -131,17 +98,17 @@ static void read_request(struct MHD_Connection *conn, struct stock_request *r)
 	if (v == NULL && r->esp32)
 		v = fam_header(conn, true, "STA-MAC", name, sizeof name);
 	if (v != NULL)
-		copy_field(r->mac, v, strlen(v));
+		copy_field(r->mac, v);
 
 	v = fam_header(conn, r->esp32, "version", name, sizeof name);
 	if (v != NULL && v[0] != '\0') {
 		r->has_version = true;
-		if (parse_tasmota(v, r)) {
+		if (nf_stock_parse_tasmota(v, r->version, r->image)) {
 			r->client = NF_CLIENT_TASMOTA;
 			r->loader = strcmp(r->image, NF_STOCK_MINIMAL) == 0 ||
 			            strcmp(r->image, "safeboot") == 0;
 		} else
-			copy_field(r->version, v, strlen(v));
+			copy_field(r->version, v);
 	}
 
 	r->hw.chip_id = r->esp32 ? 0 : fam_u64(conn, false, "Chip-ID");
@@ -163,20 +130,10 @@ static void read_request(struct MHD_Connection *conn, struct stock_request *r)
 static void device_of(const struct nf_snapshot *snap, const struct nf_route *route,
                       const struct stock_request *r, struct nf_query *q, bool *minimal)
 {
-	static const char suffix[] = "-" NF_STOCK_MINIMAL;
-	const char *dot;
-
 	*minimal = false;
 	if (route->name != NULL) {
 		q->device = route->name;
-		dot = memchr(route->name, '.', route->name_len);
-		q->device_len = dot != NULL ? (size_t)(dot - route->name) : route->name_len;
-		if (q->device_len > sizeof suffix - 1 &&
-		    memcmp(q->device + q->device_len - (sizeof suffix - 1), suffix,
-		           sizeof suffix - 1) == 0) {
-			*minimal = true;
-			q->device_len -= sizeof suffix - 1;
-		}
+		q->device_len = nf_stock_device_len(route->name, route->name_len, minimal);
 		return;
 	}
 	long rule = nf_stock_rule_by_mac(snap->stock, r->mac);
