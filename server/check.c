@@ -89,7 +89,8 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 	struct nf_query q;
 	size_t mac_len, build_len;
 	long target = -1;
-	char ip[INET6_ADDRSTRLEN];
+	enum nf_answer_kind answer = NF_ANSWER_NONE;
+	char ip[INET6_ADDRSTRLEN], reason[NF_STORE_MAX_REASON];
 
 	q.mac = HEADER_N(conn, "X-ESP8266-MAC", &mac_len);
 	q.device = HEADER_N(conn, "X-ESP8266-DEVICE", &q.device_len);
@@ -98,13 +99,24 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 	if (mac_len > 0 && q.device_len > 0 && q.device_len <= NF_MAX_FIELD &&
 	    q.version_len > 0 && q.version_len <= NF_MAX_FIELD)
 		target = nf_rules_match(snap->rules, &q);
+	/* Never offer what cannot fit (docs/PROTOCOL.md section 5.4): a client
+	 * that reports its chip size gets "{}" for an image built for more. */
+	if (target >= 0 &&
+	    !nf_stock_check_fits(snap, target, nf_http_header_u64(conn, "X-ESP8266-CHIPSIZE"),
+	                         reason, sizeof reason)) {
+		answer = NF_ANSWER_HELD;
+		nf_stock_log_held(&q, reason);
+	} else if (target >= 0) {
+		answer = NF_ANSWER_OFFERED;
+	}
 	client_ip(conn, ip, sizeof ip);
-	nf_checklog_header(srv->log, time(NULL), ip, &q, update_for(snap, target));
+	nf_checklog_header(srv->log, time(NULL), ip, &q,
+	                   answer == NF_ANSWER_OFFERED ? update_for(snap, target) : NULL);
 	nf_record_check(srv, conn,
-	                &(struct nf_check_record){NF_CLIENT_NOFUSS_HEADER, &q, target,
-	                                          target < 0 ? NF_ANSWER_NONE : NF_ANSWER_OFFERED,
-	                                          NULL, NULL});
-	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(snap, target));
+	                &(struct nf_check_record){NF_CLIENT_NOFUSS_HEADER, &q, target, answer,
+	                                          answer == NF_ANSWER_HELD ? reason : NULL, NULL});
+	return MHD_queue_response(conn, MHD_HTTP_OK,
+	                          answer_for(snap, answer == NF_ANSWER_OFFERED ? target : -1));
 }
 
 /* Path form: GET <base>/<DEVICE>/<VERSION> (docs/PEERS.md section 1). */

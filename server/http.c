@@ -51,6 +51,15 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
 	struct nf_route route;
 
 	nf_route(srv->cfg->base, url, &route);
+	/* The reserved URLs (docs/PROTOCOL.md section 5), unless a public
+	 * folder of that name takes their place; a NoFUSS path-form check of a
+	 * device named "update" sends no updater headers and stays a check. */
+	if (route.reserved == NF_RESERVED_ESPHOME &&
+	    !nf_files_is_folder(srv->snap->files, NF_ESPHOME_SEGMENT, sizeof NF_ESPHOME_SEGMENT - 1))
+		return nf_esphome_manifest(srv, conn, &route);
+	if (route.reserved == NF_RESERVED_UPDATE && nf_image_is_download(conn) &&
+	    !nf_files_is_folder(srv->snap->files, NF_STOCK_SEGMENT, sizeof NF_STOCK_SEGMENT - 1))
+		return nf_stock_update(srv, conn, &route, req_cls);
 	switch (route.kind) {
 	case NF_ROUTE_CHECK_HEADERS:
 		return nf_check_headers(srv, conn);

@@ -66,6 +66,26 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn,
                               const struct nf_route *route);
 
+/* stock.c: a stock ESP8266/ESP32 updater or Tasmota at <base>/update[/DEVICE]
+ * (a request with an x-ESP8266-mode or x-ESP32-mode header): 304, or the
+ * rule's image through nf_image_serve (req_cls as there). Records the check. */
+enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *conn,
+                                const struct nf_route *route, void **req_cls);
+/* Whether target's firmware was built for a flash no bigger than the chip
+ * size a NoFUSS header-form check reported (0: not reported, fits); false
+ * with reason filled. */
+bool nf_stock_check_fits(const struct nf_snapshot *snap, long target, uint64_t chip_size,
+                         char *reason, size_t cap);
+/* Says at debug level (--verbose) why a check was held back. */
+void nf_stock_log_held(const struct nf_query *q, const char *reason);
+/* A header holding a decimal number (at most 20 digits, nothing else), or 0. */
+uint64_t nf_http_header_u64(struct MHD_Connection *conn, const char *name);
+
+/* esphome.c: the manifest at <base>/esphome/NAME/manifest.json. Records the
+ * check. */
+enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection *conn,
+                                    const struct nf_route *route);
+
 /* image.c ------------------------------------------------------------------ */
 /* The hasher thread and the late-MD5 table. NULL with err filled. */
 struct nf_images *nf_images_new(char *err, size_t errlen);
@@ -82,6 +102,11 @@ void nf_images_resume(struct nf_images *im);
  * request. */
 enum MHD_Result nf_image_serve(struct nf_server *srv, struct MHD_Connection *conn,
                                const char *relpath, void **req_cls);
+/* The MD5 of relpath in the snapshot's public folder as the file is now
+ * (not as the snapshot saw it): 0 with md5 filled; 1 when it is not known
+ * yet (it is being hashed, and a later call finds it); -1 when the file
+ * cannot be opened. Opens the file, never reads it. */
+int nf_image_md5(struct nf_server *srv, const char *relpath, char md5[NF_MD5_HEX]);
 /* The request in req_cls was resumed: answer it. */
 enum MHD_Result nf_image_resumed(struct nf_server *srv, struct MHD_Connection *conn,
                                  void *req_cls);

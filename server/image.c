@@ -45,7 +45,8 @@ struct wait {
 struct job {
 	struct nf_hash_job hj;         /* first: the hasher hands this back */
 	struct nf_file_id id;
-	struct wait *waiters;          /* hj.fd is the first waiter's descriptor */
+	struct wait *waiters;          /* hj.fd is the first waiter's descriptor, */
+	bool owns_fd;                  /* or the job's own (nf_image_md5: no waiter) */
 	struct job *next;              /* images->pending */
 };
 
@@ -298,6 +299,44 @@ enum MHD_Result nf_image_serve(struct nf_server *srv, struct MHD_Connection *con
 	return wait_for_md5(srv, conn, &f, req_cls);
 }
 
+int nf_image_md5(struct nf_server *srv, const char *relpath, char md5[NF_MD5_HEX])
+{
+	const struct nf_snapshot *snap = srv->snap;
+	struct nf_images *im = srv->images;
+	struct nf_file f;
+	const char *known;
+	struct job *job;
+
+	if (nf_files_get(snap->files, relpath, &f) != 0)
+		return -1;
+	known = nf_digests_get(snap->digests, &f.id);
+	if (known == NULL)
+		known = nf_digests_get(im->late, &f.id);
+	if (known != NULL || pending_job(im, &f.id) != NULL) {
+		close(f.fd);
+		if (known == NULL)
+			return 1;
+		memcpy(md5, known, NF_MD5_HEX);
+		return 0;
+	}
+	/* Hashed with no download waiting; the next call finds it in the late
+	 * table. A full hasher just means the next call tries again. */
+	job = calloc(1, sizeof *job);
+	if (job != NULL) {
+		job->hj.fd = f.fd;
+		job->id = f.id;
+		job->owns_fd = true;
+	}
+	if (job == NULL || nf_hasher_submit(im->hasher, &job->hj) != 0) {
+		close(f.fd);
+		free(job);
+		return 1;
+	}
+	job->next = im->pending;
+	im->pending = job;
+	return 1;
+}
+
 enum MHD_Result nf_image_resumed(struct nf_server *srv, struct MHD_Connection *conn,
                                  void *req_cls)
 {
@@ -336,6 +375,8 @@ static void remember(struct nf_images *im, const struct job *job)
 /* Hands a finished job's outcome to its waiters, resumes them, frees it. */
 static void finish(struct nf_images *im, struct job *job)
 {
+	if (job->owns_fd)
+		close(job->hj.fd);
 	struct job **p = &im->pending;
 
 	while (*p != NULL && *p != job)

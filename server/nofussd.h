@@ -148,6 +148,84 @@ const char *nf_rules_image(const struct nf_rules *rules, size_t i, const char *k
  * matches (the answer is then "{}"). Does not allocate. */
 long nf_rules_match(const struct nf_rules *rules, const struct nf_query *q);
 
+/* The device type rule i's origin names (NULL, with *len 0, for "*"), and
+ * the MACs it lists (NULL, with *n 0, for any MAC). Point into rules. */
+const char *nf_rules_device(const struct nf_rules *rules, size_t i, size_t *len);
+const char *const *nf_rules_macs(const struct nf_rules *rules, size_t i, size_t *n);
+
+/* esp_header.c: what an image's first bytes say (docs/PEERS.md section 5.2) */
+#define NF_ESP_HEADER_LEN 24 /* bytes read from the start of each image */
+enum nf_image_format { NF_IMAGE_UNKNOWN, NF_IMAGE_ESP, NF_IMAGE_GZIP };
+enum nf_chip_family { NF_CHIP_UNKNOWN, NF_CHIP_ESP8266, NF_CHIP_ESP32 };
+struct nf_esp_header {
+	enum nf_image_format format;
+	enum nf_chip_family family;  /* from the ESP32 extended header, or ESP8266's load address */
+	uint8_t flash_mode;          /* byte 2 (QIO, QOUT, DIO, DOUT) */
+	uint8_t flash_size_code;     /* byte 3's high nibble, as the chip family codes it */
+	uint16_t chip_id;            /* ESP32 family: the extended header's chip id */
+};
+/* Reads the first len bytes of an image. Returns 0 with out filled (format
+ * ESP or GZIP; family UNKNOWN when the bytes do not tell), or -1 when the
+ * image is neither (out->format UNKNOWN). Never reads past len. */
+int nf_esp_header_parse(const unsigned char *buf, size_t len, struct nf_esp_header *out);
+/* The flash size in bytes that code means on family, or 0 when unknown. */
+uint64_t nf_esp_flash_bytes(enum nf_chip_family family, unsigned code);
+/* ESPHome's chipFamily for the image ("ESP8266", "ESP32-C3", ...), or NULL. */
+const char *nf_esp_chip_family(const struct nf_esp_header *h);
+
+/* stockindex.c: each rule's images as the snapshot saw them; MD5 and MAC maps */
+enum nf_image_key { NF_KEY_FIRMWARE, NF_KEY_SPIFFS, NF_KEY_MINIMAL, NF_KEY_COUNT };
+extern const char *const nf_image_keys[NF_KEY_COUNT]; /* the target keys that name them */
+struct nf_image_info {
+	const char *path;             /* as the rule names it (into the rules); NULL: none */
+	bool present;                 /* a non-empty file under the public folder at build time */
+	uint64_t size;
+	char md5[NF_MD5_HEX];         /* "" when not hashed (--check, or reading failed) */
+	struct nf_esp_header hdr;
+};
+struct nf_stock_index;
+/* An index for rules rules, every slot empty; NULL when out of memory. */
+struct nf_stock_index *nf_stock_index_new(size_t rules);
+void nf_stock_index_free(struct nf_stock_index *x);
+/* Records that rule's image k is path (borrowed: it lives in the rules)
+ * and returns the entry for that path: *fresh is true when the path is
+ * new, and the builder then fills the entry. The pointer is good until the
+ * next call. NULL when out of memory or out of range. */
+struct nf_image_info *nf_stock_image_add(struct nf_stock_index *x, size_t rule,
+                                         enum nf_image_key k, const char *path, bool *fresh);
+/* Builds the MD5 and MAC maps once every slot is filled. Returns 0 or -1
+ * (out of memory). */
+int nf_stock_index_finish(struct nf_stock_index *x, const struct nf_rules *rules);
+/* Rule's image k, or NULL when rule is -1 or names none. Any thread. */
+const struct nf_image_info *nf_stock_image(const struct nf_stock_index *x, long rule,
+                                           enum nf_image_key k);
+/* The first rule whose firmware or minimal image has this MD5 (either
+ * case), or -1. */
+long nf_stock_rule_by_md5(const struct nf_stock_index *x, const char *md5);
+/* The first rule whose origin lists this MAC (exactly), or -1. */
+long nf_stock_rule_by_mac(const struct nf_stock_index *x, const char *mac);
+/* Whether img can be offered to a device reporting free_space and
+ * chip_size bytes (0: not reported, not tested). false with reason filled
+ * ("image 612 KiB, 480 KiB free"). Filesystem images always fit: the
+ * updaters report the sketch space even in filesystem mode. */
+bool nf_stock_fits(const struct nf_image_info *img, enum nf_chip_family family,
+                   uint64_t free_space, uint64_t chip_size, bool filesystem, char *reason,
+                   size_t cap);
+
+/* stockparse.c: a stock client's request, parsed (docs/PROTOCOL.md section 5) */
+#define NF_MAX_NUMBER_LEN 20 /* digits of a header number (UINT64_MAX has 20) */
+/* A header value that is a decimal number, at most NF_MAX_NUMBER_LEN digits
+ * and nothing else; 0 for anything else (NULL included). */
+uint64_t nf_stock_parse_u64(const char *v);
+/* Tasmota's version "14.3.0(release-tasmota)", "14.3.0.1(8a3b2c1-safeboot)"
+ * or "14.3.0(tasmota)": true with the part before '(' in version and the
+ * image name in image (each cut to NF_MAX_FIELD); false for any other. */
+bool nf_stock_parse_tasmota(const char *v, char version[NF_MAX_FIELD + 1],
+                            char image[NF_MAX_FIELD + 1]);
+/* The device type in an /update/NAME segment of len bytes: up to the first
+ * '.', less a final "-minimal" (then *minimal is true). Returns its length. */
+size_t nf_stock_device_len(const char *name, size_t len, bool *minimal);
+
 /* router.c: what a request path asks for -------------------------------- */
 enum nf_route_kind {
 	NF_ROUTE_CHECK_HEADERS, /* <base>/ : header-form check */
@@ -156,8 +234,16 @@ enum nf_route_kind {
 	NF_ROUTE_NOT_FOUND,     /* outside <base> */
 	NF_ROUTE_BAD,           /* bad encoding, encoded '/', NUL, dot segment, too long */
 };
+/* The first path segments reserved for clients that are not NoFUSS. */
+#define NF_STOCK_SEGMENT    "update"        /* /update, /update/DEVICE: stock updaters, Tasmota */
+#define NF_ESPHOME_SEGMENT  "esphome"       /* /esphome/NAME/manifest.json */
+#define NF_ESPHOME_MANIFEST "manifest.json"
+#define NF_STOCK_MINIMAL    "minimal"       /* Tasmota's -minimal image and target key */
+enum nf_reserved { NF_RESERVED_NONE, NF_RESERVED_UPDATE, NF_RESERVED_ESPHOME };
 struct nf_route {
-	enum nf_route_kind kind;
+	enum nf_route_kind kind;     /* what the path is when the reserved meaning does not apply */
+	enum nf_reserved reserved;   /* the path has a reserved shape (http.c decides) */
+	const char *name;  size_t name_len; /* into path: DEVICE or NAME; NULL for a bare /update */
 	char path[NF_MAX_URL + 1]; /* decoded path below <base>, no leading '/' */
 	const char *device;  size_t device_len;   /* into path, for FILE_OR_CHECK */
 	const char *version; size_t version_len;
@@ -166,6 +252,10 @@ struct nf_route {
 /* Routes the raw (still percent-encoded) request path. base is "" or a
  * normalised prefix such as "/nofuss". Never fails: bad input is a route. */
 void nf_route(const char *base, const char *url, struct nf_route *out);
+struct nf_files;
+/* Warns, once per build, about a public folder named like a reserved
+ * segment: the folder wins, and the reserved URLs serve its files. */
+void nf_route_warn_shadowed(struct nf_files *files, const char *public_dir);
 
 /* range.c: one HTTP byte range ------------------------------------------ */
 enum nf_range_result { NF_RANGE_NONE, NF_RANGE_OK, NF_RANGE_UNSATISFIABLE };
@@ -305,6 +395,8 @@ struct nf_snapshot {
 	struct MHD_Response *empty;    /* "{}" */
 	struct nf_files *files;        /* the public folder, as opened by this build */
 	struct nf_digests *digests;    /* MD5 of each image the rules name that was there */
+	struct nf_stock_index *stock;  /* per-rule image facts, MD5 and MAC indexes (stockindex.c) */
+	struct MHD_Response *not_modified; /* 304, empty: a stock updater's "no update" */
 	size_t hashed, reused;         /* of those: computed by this build, taken from prev */
 	size_t bad_images;             /* rules naming a missing, empty or hidden image */
 	atomic_uint refs;              /* changes after the build, with retired_next */

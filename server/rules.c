@@ -765,6 +765,18 @@ const char *nf_rules_image(const struct nf_rules *rs, size_t i, const char *key)
 	return path != NULL && path[0] != '\0' ? path : NULL;
 }
 
+const char *nf_rules_device(const struct nf_rules *rs, size_t i, size_t *len)
+{
+	*len = i < rs->count ? rs->rules[i].device_len : 0;
+	return i < rs->count ? rs->rules[i].device : NULL;
+}
+
+const char *const *nf_rules_macs(const struct nf_rules *rs, size_t i, size_t *n)
+{
+	*n = i < rs->count ? rs->rules[i].nmacs : 0;
+	return i < rs->count ? rs->rules[i].macs : NULL;
+}
+
 static bool ops_match(const struct rule *rule, const char *version)
 {
 	for (int i = 0; i < OP_COUNT; i++) {

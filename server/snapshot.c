@@ -81,9 +81,26 @@ static int record_digest(struct scan *sc, const struct nf_file *f)
 	return nf_digests_put(sc->s->digests, &f->id, md5);
 }
 
-/* Looks at one image a rule names. Returns -1 only when out of memory. */
-static int look_at_image(struct scan *sc, const char *key, const char *path)
+/* What the stock clients need to know of an image (stockindex.c): its size,
+ * MD5 and the flash its header was built for. */
+static void describe_image(struct nf_image_info *info, struct scan *sc, const struct nf_file *f)
 {
+	unsigned char head[NF_ESP_HEADER_LEN];
+	const char *md5 = nf_digests_get(sc->s->digests, &f->id);
+	ssize_t n = pread(f->fd, head, sizeof head, 0);
+
+	info->present = f->size > 0;
+	info->size = f->size;
+	snprintf(info->md5, sizeof info->md5, "%s", md5 != NULL ? md5 : "");
+	nf_esp_header_parse(head, n > 0 ? (size_t)n : 0, &info->hdr);
+}
+
+/* Looks at one image a rule names, and describes it in info when info is
+ * not NULL (the first rule naming it). Returns -1 only when out of memory. */
+static int look_at_image(struct scan *sc, enum nf_image_key k, const char *path,
+                         struct nf_image_info *info)
+{
+	const char *key = nf_image_keys[k];
 	char full[NF_ERR_LEN];
 	struct nf_file f;
 	int rc;
@@ -105,21 +122,27 @@ static int look_at_image(struct scan *sc, const char *key, const char *path)
 	if (f.size == 0) /* the ESP updater refuses it (error -101) */
 		warn_image(sc, key, full, "empty file");
 	rc = record_digest(sc, &f);
+	if (rc == 0 && info != NULL)
+		describe_image(info, sc, &f);
 	close(f.fd);
 	return rc;
 }
 
 static int scan_images(struct scan *sc)
 {
-	static const char *const keys[] = {"firmware", "spiffs"};
 	size_t n = nf_rules_count(sc->s->rules);
 
 	for (size_t i = 0; i < n; i++) {
 		sc->rule = i + 1;
 		sc->rule_bad = false;
-		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-			const char *path = nf_rules_image(sc->s->rules, i, keys[k]);
-			if (path != NULL && look_at_image(sc, keys[k], path) != 0)
+		for (enum nf_image_key k = NF_KEY_FIRMWARE; k < NF_KEY_COUNT; k++) {
+			const char *path = nf_rules_image(sc->s->rules, i, nf_image_keys[k]);
+			struct nf_image_info *info;
+			bool fresh;
+			if (path == NULL)
+				continue;
+			info = nf_stock_image_add(sc->s->stock, i, k, path, &fresh);
+			if (info == NULL || look_at_image(sc, k, path, fresh ? info : NULL) != 0)
 				return -1;
 		}
 		if (sc->rule_bad)
@@ -147,7 +170,8 @@ static int build_answers(struct nf_snapshot *s)
 			return -1;
 	}
 	s->empty = nf_http_response("{}", 2, NF_TYPE_JSON, false);
-	return s->empty != NULL ? 0 : -1;
+	s->not_modified = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	return s->empty != NULL && s->not_modified != NULL ? 0 : -1;
 }
 
 struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
@@ -168,8 +192,11 @@ struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
 	if (s->files == NULL)
 		goto fail;
 	s->digests = nf_digests_new();
-	if (s->digests == NULL || build_answers(s) != 0 || scan_images(&sc) != 0)
+	s->stock = nf_stock_index_new(nf_rules_count(s->rules));
+	if (s->digests == NULL || s->stock == NULL || build_answers(s) != 0 ||
+	    scan_images(&sc) != 0 || nf_stock_index_finish(s->stock, s->rules) != 0)
 		goto oom;
+	nf_route_warn_shadowed(s->files, p->public_dir);
 	s->built = time(NULL);
 	s->build_ms = nf_clock_ms() - start;
 	return s;
@@ -196,6 +223,9 @@ void nf_snapshot_release(struct nf_snapshot *s)
 	free(s->answers);
 	if (s->empty != NULL)
 		MHD_destroy_response(s->empty);
+	if (s->not_modified != NULL)
+		MHD_destroy_response(s->not_modified);
+	nf_stock_index_free(s->stock);
 	nf_digests_free(s->digests);
 	nf_files_close(s->files);
 	nf_rules_free(s->rules);

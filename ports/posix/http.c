@@ -72,6 +72,24 @@ static int add_number(struct curl_slist **list, const char *name, unsigned long 
 	return add_header(list, name, value);
 }
 
+int nf_posix_updater_headers(struct nf_posix *p, void *list)
+{
+	struct curl_slist **l = list;
+	struct nf_posix_flash_info f;
+	int rc = 0;
+
+	p->flash_ops->info(p, &f);
+	rc |= add_number(l, "x-ESP8266-Chip-ID", p->chip_id);
+	rc |= add_header(l, "x-ESP8266-STA-MAC", p->sta_mac);
+	rc |= add_header(l, "x-ESP8266-AP-MAC", p->ap_mac);
+	rc |= add_number(l, "x-ESP8266-free-space", f.slot_size);
+	rc |= add_number(l, "x-ESP8266-sketch-size", f.sketch_size);
+	rc |= add_header(l, "x-ESP8266-sketch-md5", f.sketch_md5);
+	rc |= add_number(l, "x-ESP8266-chip-size", f.chip_size);
+	rc |= add_header(l, "x-ESP8266-sdk-version", p->sdk_version);
+	return rc == 0 ? 0 : -1;
+}
+
 /* The request headers, in the order the real clients send them (see
  * tests/fixtures/requests/captured-*.http). */
 static int build_headers(struct nf_posix *p, const struct nf_request *req, struct curl_slist **list)
@@ -87,16 +105,8 @@ static int build_headers(struct nf_posix *p, const struct nf_request *req, struc
 			agent = req->headers[i].value;
 	rc |= add_header(list, "User-Agent", agent);
 	rc |= add_header(list, "Connection", "close");
-	if (req->image) {
-		rc |= add_number(list, "x-ESP8266-Chip-ID", p->chip_id);
-		rc |= add_header(list, "x-ESP8266-STA-MAC", p->sta_mac);
-		rc |= add_header(list, "x-ESP8266-AP-MAC", p->ap_mac);
-		rc |= add_number(list, "x-ESP8266-free-space", f.slot_size);
-		rc |= add_number(list, "x-ESP8266-sketch-size", f.sketch_size);
-		rc |= add_header(list, "x-ESP8266-sketch-md5", f.sketch_md5);
-		rc |= add_number(list, "x-ESP8266-chip-size", f.chip_size);
-		rc |= add_header(list, "x-ESP8266-sdk-version", p->sdk_version);
-	}
+	if (req->image)
+		rc |= nf_posix_updater_headers(p, list);
 	for (size_t i = 0; i < req->nheaders; i++)
 		if (strcasecmp(req->headers[i].name, "User-Agent") != 0)
 			rc |= add_header(list, req->headers[i].name, req->headers[i].value);

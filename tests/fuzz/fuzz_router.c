@@ -2,7 +2,8 @@
  * fuzz_router.c - libFuzzer harness for router.c: any request path, under
  * a root and a prefixed base. Checks the promises routes make: a file path
  * never climbs out (no "." segment start), device and version point into
- * the path and the version is NUL-terminated.
+ * the path and the version is NUL-terminated; a reserved path is still an
+ * image or a check, and its name lies inside the path.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,17 @@ static void check(const char *base, const char *url)
 		if (r.device < r.path || r.device + r.device_len > r.path + strlen(r.path))
 			abort();
 		if (strlen(r.version) != r.version_len || r.version_len > NF_MAX_FIELD)
+			abort();
+	}
+	/* A reserved path (/update..., /esphome/NAME/manifest.json) is routed
+	 * as an image or check too, and its name lies inside the path. */
+	if (r.reserved != NF_RESERVED_NONE) {
+		if (r.kind != NF_ROUTE_FILE && r.kind != NF_ROUTE_FILE_OR_CHECK)
+			abort();
+		if (r.name != NULL && (r.name < r.path || r.name_len > NF_MAX_FIELD ||
+		                       r.name + r.name_len > r.path + strlen(r.path)))
+			abort();
+		if (r.reserved == NF_RESERVED_ESPHOME && r.name == NULL)
 			abort();
 	}
 }

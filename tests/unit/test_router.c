@@ -33,14 +33,20 @@ static const char *kind_name(enum nf_route_kind kind)
 	return "?";
 }
 
+/* Routes url under base into *r, poisoned first: no stale field may survive. */
+static void route_fresh(const char *base, const char *url, struct nf_route *r)
+{
+	memset(r, 0x5a, sizeof *r);
+	nf_route(base, url, r);
+}
+
 /* Routes url under base and checks the kind and the decoded path. */
 static void expect_route(const char *base, const char *url, enum nf_route_kind kind,
                          const char *path)
 {
 	struct nf_route r;
 
-	memset(&r, 0x5a, sizeof r); /* no stale field may survive */
-	nf_route(base, url, &r);
+	route_fresh(base, url, &r);
 	if (r.kind != kind)
 		fail_msg("nf_route(\"%s\", \"%s\"): %s, expected %s", base, url, kind_name(r.kind),
 		         kind_name(kind));
@@ -60,8 +66,7 @@ static void expect_path_check(const char *base, const char *url, const char *dev
 {
 	struct nf_route r;
 
-	memset(&r, 0x5a, sizeof r);
-	nf_route(base, url, &r);
+	route_fresh(base, url, &r);
 	if (r.kind != NF_ROUTE_FILE_OR_CHECK)
 		fail_msg("nf_route(\"%s\", \"%s\"): %s, expected FILE_OR_CHECK", base, url,
 		         kind_name(r.kind));
@@ -275,6 +280,54 @@ static void test_field_limits(void **state)
 }
 
 /* A route does not keep anything from the one before. */
+/* Routes url and checks the reserved mark and its name ("" for none). */
+static void expect_reserved(const char *base, const char *url, enum nf_reserved reserved,
+                            const char *name)
+{
+	struct nf_route r;
+
+	route_fresh(base, url, &r);
+	if (r.reserved != reserved)
+		fail_msg("%s under \"%s\": reserved %d, not %d", url, base, (int)r.reserved,
+		         (int)reserved);
+	if (name == NULL) {
+		assert_null(r.name);
+		assert_int_equal(r.name_len, 0);
+	} else {
+		assert_non_null(r.name);
+		assert_int_equal(r.name_len, strlen(name));
+		assert_memory_equal(r.name, name, r.name_len);
+	}
+}
+
+/* /update, /update/DEVICE, /esphome/NAME/manifest.json (docs/PROTOCOL.md
+ * section 5.1): marked, with the kind they would have otherwise (http.c
+ * falls back to it). */
+static void test_reserved(void **state)
+{
+	(void)state;
+	expect_reserved("", "/update", NF_RESERVED_UPDATE, NULL);
+	expect_reserved("", "//update/", NF_RESERVED_UPDATE, NULL);
+	expect_reserved("", "/update/SONOFF", NF_RESERVED_UPDATE, "SONOFF");
+	expect_reserved("", "/update/SONOFF_BASIC-minimal.bin.gz", NF_RESERVED_UPDATE,
+	                "SONOFF_BASIC-minimal.bin.gz");
+	expect_reserved("/nofuss", "/nofuss/update/X", NF_RESERVED_UPDATE, "X");
+	expect_reserved("/nofuss", "/update/X", NF_RESERVED_NONE, NULL);
+	expect_reserved("", "/esphome/livingroom/manifest.json", NF_RESERVED_ESPHOME, "livingroom");
+	expect_reserved("", "/esphome/livingroom%2Dx/manifest.json", NF_RESERVED_ESPHOME,
+	                "livingroom-x");
+	/* Not the shape: images or checks as before. */
+	expect_reserved("", "/update/a/b", NF_RESERVED_NONE, NULL);
+	expect_reserved("", "/Update/X", NF_RESERVED_NONE, NULL);
+	expect_reserved("", "/updates/X", NF_RESERVED_NONE, NULL);
+	expect_reserved("", "/esphome/livingroom", NF_RESERVED_NONE, NULL);
+	expect_reserved("", "/esphome/livingroom/firmware.bin", NF_RESERVED_NONE, NULL);
+	expect_reserved("", "/", NF_RESERVED_NONE, NULL);
+	expect_route("", "/update/SONOFF", NF_ROUTE_FILE_OR_CHECK, "update/SONOFF");
+	expect_route("", "/update", NF_ROUTE_FILE, "update");
+	expect_route("", "/esphome/a/manifest.json", NF_ROUTE_FILE, "esphome/a/manifest.json");
+}
+
 static void test_route_reuse(void **state)
 {
 	(void)state;
@@ -308,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_percent_decoding),
 		cmocka_unit_test(test_field_limits),
 		cmocka_unit_test(test_route_reuse),
+		cmocka_unit_test(test_reserved),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

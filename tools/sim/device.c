@@ -464,6 +464,23 @@ static int idle(struct device *d, long ms)
 	}
 }
 
+/* One check of a stock client (stock.c): no NoFUSS messages, its own. */
+static void stock_check(struct device *d)
+{
+	char err[NF_POSIX_ERR_MAX];
+	enum nf_sim_stock res = nf_sim_stock_check(&d->port, d->o.client, d->o.server, d->name,
+	                                           d->client.version, err, sizeof err);
+
+	d->uptodate = res == NF_SIM_STOCK_CURRENT;
+	d->r.last_error = res == NF_SIM_STOCK_FAILED ? (int)NF_ERR_TRANSPORT : -1;
+	if (res == NF_SIM_STOCK_CURRENT)
+		nf_posix_logf(&d->port, "[stock] ", "no update: %s is current", d->client.version);
+	else if (res == NF_SIM_STOCK_FAILED)
+		nf_posix_logf(&d->port, "[stock] ", "update failed: %s", err);
+	else
+		nf_port_reboot(&d->port);
+}
+
 /* Checks until a limit; reboots after an update. Returns the exit status. */
 static int run(struct device *d)
 {
@@ -482,10 +499,14 @@ static int run(struct device *d)
 				return rc;
 		}
 		first = false;
-		nf_client_handle(&d->client);
+		if (d->o.client >= NF_SIM_CLIENT_ESP8266)
+			stock_check(d);
+		else
+			nf_client_handle(&d->client);
 		d->r.checks++;
 		d->r.streak = 0;
-		d->r.last_error = (int)nf_client_last_error(&d->client);
+		if (d->o.client < NF_SIM_CLIENT_ESP8266)
+			d->r.last_error = (int)nf_client_last_error(&d->client);
 		if (d->port.reboot_requested)
 			return reboot(d, RESET_SOFTWARE);
 		if (d->o.until_current && d->uptodate)

@@ -45,6 +45,9 @@ static void usage(FILE *out)
 	        "  -m, --mac MAC            station MAC (default 5C:CF:7F:00:00:01)\n"
 	        "  -b, --build BUILD        build reported in header-form checks\n"
 	        "  -p, --path-form          check with GET URL/DEVICE/VERSION (v1.0 servers)\n"
+	        "      --client KIND        the client the firmware runs: nofuss (default),\n"
+	        "                           nofuss-path, esp8266-updater, esp32-updater,\n"
+	        "                           esphome, tasmota (docs/SIMULATOR.md)\n"
 	        "      --pubkey FILE        accept only images signed by this key (PEM)\n"
 	        "Checks:\n"
 	        "  -i, --interval SEC       time between checks (default 60)\n"
@@ -139,6 +142,13 @@ static int set_ota(void *opts, const char *value)
 	return 0;
 }
 
+static int set_client(void *opts, const char *value)
+{
+	struct nf_device_options *o = opts;
+
+	return nf_sim_client_option(value, &o->client, &o->path_form);
+}
+
 static int set_mqtt(void *opts, const char *value)
 {
 	struct nf_device_options *o = opts;
@@ -155,6 +165,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_STRING("mac", 'm', O, mac),
     NF_OPT_STRING("build", 'b', O, build),
     NF_OPT_FLAG("path-form", 'p', O, path_form),
+    NF_OPT_CALL("client", 0, NF_OPT_CALL, set_client),
     NF_OPT_STRING("pubkey", 0, O, pubkey),
     NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, INTERVAL_MAX_S),
     NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, INTERVAL_MAX_S),

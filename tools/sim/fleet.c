@@ -84,6 +84,9 @@ static void usage(FILE *out)
 	        "                           " FLEET_MAC_BASE_DEFAULT ")\n"
 	        "  -b, --build BUILD        build reported in header-form checks\n"
 	        "  -p, --path-form          check with GET URL/DEVICE/VERSION (v1.0 servers)\n"
+	        "      --client KIND        the client the devices run: nofuss (default),\n"
+	        "                           nofuss-path, esp8266-updater, esp32-updater,\n"
+	        "                           esphome, tasmota (docs/SIMULATOR.md)\n"
 	        "Timing (seconds, decimals allowed):\n"
 	        "  -r, --ramp SEC           first checks spread at random over SEC (default 0)\n"
 	        "  -i, --interval SEC       time between checks (default 60)\n"
@@ -210,6 +213,13 @@ static int set_duration(void *opts, const char *value)
 	return nf_parse_seconds("--duration", value, 0, FLEET_TIME_MAX_S, &o->duration_ms);
 }
 
+static int set_client(void *opts, const char *value)
+{
+	struct nf_fleet_options *o = opts;
+
+	return nf_sim_client_option(value, &o->client, &o->path_form);
+}
+
 static int set_seed(void *opts, const char *value)
 {
 	struct nf_fleet_options *o = opts;
@@ -228,6 +238,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_STRING("mac-base", 'm', O, mac_base_text),
     NF_OPT_STRING("build", 'b', O, build),
     NF_OPT_FLAG("path-form", 'p', O, path_form),
+    NF_OPT_CALL("client", 0, NF_OPT_CALL, set_client),
     NF_OPT_SECONDS("ramp", 'r', O, ramp_ms, 0, FLEET_TIME_MAX_S),
     NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, FLEET_TIME_MAX_S),
     NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, FLEET_TIME_MAX_S),

@@ -241,8 +241,12 @@ void nf_fleet_boot(struct nf_fleet *f, struct nf_fleet_device *d, int64_t check_
 /* A check is over; the slot is free again. */
 void nf_fleet_check_done(struct nf_fleet *f, struct nf_fleet_slot *s, bool reboot)
 {
+	nf_fleet_check_end(f, s, reboot, (int)nf_client_last_error(&s->d->client));
+}
+
+void nf_fleet_check_end(struct nf_fleet *f, struct nf_fleet_slot *s, bool reboot, int err)
+{
 	struct nf_fleet_device *d = s->d;
-	enum nf_error err = nf_client_last_error(&d->client);
 
 	s->d = NULL;
 	f->free_slots[f->nfree++] = (uint32_t)(s - f->slots);
@@ -258,7 +262,7 @@ void nf_fleet_check_done(struct nf_fleet *f, struct nf_fleet_slot *s, bool reboo
 		schedule(f, d, FLEET_PH_BOOT, f->now + f->o.reboot_ms);
 		return;
 	}
-	if (err != NF_OK) {
+	if (err != (int)NF_OK) {
 		f->checks_failed++;
 		f->check_errors[err < FLEET_ERR_REVERTED ? err : 0]++;
 		set_failed(d, err);

@@ -55,6 +55,55 @@ static void advance(struct nf_fleet *f, struct nf_fleet_slot *s)
 	nf_fleet_check_done(f, s, false); /* a core that never ends its check: cannot happen */
 }
 
+/* A stock client's check is over (stock.c): its result into the fleet's. */
+static void stock_done(struct nf_fleet *f, struct nf_fleet_slot *s, enum nf_sim_stock res,
+                       const char *err)
+{
+	if (res == NF_SIM_STOCK_FAILED)
+		nf_fleet_say(s->d, "%s: update failed: %s", nf_sim_client_name(f->o.client), err);
+	else if (res == NF_SIM_STOCK_CURRENT)
+		nf_fleet_say(s->d, "%s: no update", nf_sim_client_name(f->o.client));
+	nf_fleet_check_end(f, s, res == NF_SIM_STOCK_UPDATED,
+	                   res == NF_SIM_STOCK_FAILED ? (int)NF_ERR_TRANSPORT : (int)NF_OK);
+}
+
+/* Hands the stock request set up on s's handle to libcurl. */
+static void stock_add(struct nf_fleet *f, struct nf_fleet_slot *s)
+{
+	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+	if (curl_multi_add_handle(f->multi, s->easy) != CURLM_OK) {
+		nf_sim_stock_free(&s->stock);
+		stock_done(f, s, NF_SIM_STOCK_FAILED, "cannot start the transfer");
+	}
+}
+
+/* Starts a stock client's check (--client) in slot s. */
+static void stock_start(struct nf_fleet *f, struct nf_fleet_slot *s)
+{
+	struct nf_fleet_device *d = s->d;
+	char err[NF_POSIX_ERR_MAX];
+
+	if (nf_sim_stock_begin(&s->stock, s->easy, &d->port, f->o.client, f->o.server,
+	                       d->client.device, d->client.version, err, sizeof err) != 0)
+		stock_done(f, s, NF_SIM_STOCK_FAILED, err);
+	else
+		stock_add(f, s);
+}
+
+/* A stock client's transfer is over: its next request, or its end. */
+static void stock_reaped(struct nf_fleet *f, struct nf_fleet_slot *s, int result)
+{
+	char err[NF_POSIX_ERR_MAX];
+	enum nf_sim_stock res;
+
+	f->bytes += s->stock.b.len;
+	res = nf_sim_stock_end(&s->stock, s->easy, result, err, sizeof err);
+	if (res == NF_SIM_STOCK_AGAIN)
+		stock_add(f, s);
+	else
+		stock_done(f, s, res, err);
+}
+
 /* Starts the checks of queued devices while slots are free. */
 static void start_checks(struct nf_fleet *f)
 {
@@ -65,6 +114,10 @@ static void start_checks(struct nf_fleet *f)
 		s->d = d;
 		f->active++;
 		d->phase = FLEET_PH_ACTIVE;
+		if (f->o.client >= NF_SIM_CLIENT_ESP8266) {
+			stock_start(f, s);
+			continue;
+		}
 		nf_client_begin(&d->client);
 		advance(f, s);
 	}
@@ -111,7 +164,10 @@ static void cut_all(struct nf_fleet *f)
 		if (s->d == NULL)
 			continue;
 		curl_multi_remove_handle(f->multi, s->easy);
-		nf_posix_transfer_end(&s->t, s->easy, CURLE_OPERATION_TIMEDOUT);
+		if (f->o.client >= NF_SIM_CLIENT_ESP8266)
+			nf_sim_stock_free(&s->stock);
+		else
+			nf_posix_transfer_end(&s->t, s->easy, CURLE_OPERATION_TIMEDOUT);
 		s->d->cut = true;
 		s->d->phase = FLEET_PH_DONE;
 		nf_posix_release(&s->d->port);
@@ -227,6 +283,10 @@ static void reap(struct nf_fleet *f)
 		if (s == NULL || s->d == NULL)
 			continue;
 		f->transfers++;
+		if (f->o.client >= NF_SIM_CLIENT_ESP8266) {
+			stock_reaped(f, s, (int)res);
+			continue;
+		}
 		f->bytes += s->t.body;
 		nf_posix_transfer_end(&s->t, easy, (int)res);
 		advance(f, s);

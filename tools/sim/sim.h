@@ -135,6 +135,71 @@ void nf_announce_stop(struct nf_announce *a);
 #define NF_DEVICE_COUNTER_MAX 4000000000ul /* counters carried across reboots */
 #define NF_DEVICE_IP_MAX      16u          /* an IPv4 dotted quad, with the NUL */
 
+/* ---- stock.c: the clients that are not NoFUSS (`--client`) ---- */
+enum nf_sim_client {
+	NF_SIM_CLIENT_NOFUSS = 0,  /* the NoFUSS core, header form */
+	NF_SIM_CLIENT_NOFUSS_PATH, /* the NoFUSS core, path form */
+	NF_SIM_CLIENT_ESP8266,     /* ESPhttpUpdate.update(client, SERVER/update/DEVICE, V) */
+	NF_SIM_CLIENT_ESP32,       /* arduino-esp32 3.x httpUpdate, x-ESP32-BASE-MAC */
+	NF_SIM_CLIENT_ESPHOME,     /* http_request update: SERVER/esphome/DEVICE/manifest.json */
+	NF_SIM_CLIENT_TASMOTA,     /* Upgrade 1 with OtaUrl SERVER/update/DEVICE.bin.gz */
+	NF_SIM_CLIENTS
+};
+/* The kind named ("nofuss", "nofuss-path", "esp8266-updater",
+ * "esp32-updater", "esphome", "tasmota"): 0, or -1 for another name. */
+int nf_sim_client_parse(const char *name, enum nf_sim_client *out);
+/* --client VALUE: kind into *client (NOFUSS_PATH also sets *path_form).
+ * Returns 0, or -1 after saying what is wrong. */
+int nf_sim_client_option(const char *value, enum nf_sim_client *client, bool *path_form);
+/* The name of kind, as --client takes it. */
+const char *nf_sim_client_name(enum nf_sim_client kind);
+enum nf_sim_stock {
+	NF_SIM_STOCK_CURRENT, /* 304, or ESPHome's "no update" */
+	NF_SIM_STOCK_UPDATED, /* the image is committed: the caller reboots */
+	NF_SIM_STOCK_FAILED,  /* err says why */
+	NF_SIM_STOCK_AGAIN,   /* another request is set up (ESPHome's image): perform it */
+};
+#define NF_SIM_MANIFEST_MAX (16u * 1024u) /* an ESPHome manifest's bytes */
+#define NF_SIM_URL_MAX      1024
+/* A response read whole, bounded by max (an image by the slot). */
+struct nf_sim_body {
+	unsigned char *data;
+	size_t len, max;
+	bool too_big;
+	char md5[40]; /* x-MD5, "" when none */
+};
+/* One stock check in progress: the request set up on a curl easy handle,
+ * and what is kept between ESPHome's two requests. */
+struct nf_sim_stock_req {
+	enum nf_sim_client kind;
+	struct nf_posix *p;
+	void *headers; /* struct curl_slist * */
+	struct nf_sim_body b;
+	char url[NF_SIM_URL_MAX];
+	char version[NF_POSIX_IMAGE_FIELD];
+	char md5[33]; /* ESPHome: the manifest's */
+	int stage;    /* 0: the check (or manifest), 1: ESPHome's image */
+	char errbuf[256]; /* CURL_ERROR_SIZE */
+};
+/* Sets curl (a CURL *, reset here) up for the first request of a check of
+ * kind (not NOFUSS or NOFUSS_PATH) against server, as device running
+ * version, with p's identity and flash. 0: perform curl, then call
+ * nf_sim_stock_end; -1 with err filled. */
+int nf_sim_stock_begin(struct nf_sim_stock_req *r, void *curl, struct nf_posix *p,
+                       enum nf_sim_client kind, const char *server, const char *device,
+                       const char *version, char *err, size_t cap);
+/* After curl finished with result (its CURLcode): what the client makes of
+ * the response (an image is verified, written and committed). AGAIN: curl
+ * is set up for the next request; anything else is final and r is freed. */
+enum nf_sim_stock nf_sim_stock_end(struct nf_sim_stock_req *r, void *curl, int result, char *err,
+                                   size_t cap);
+/* Frees what r holds (a check cut before its end). */
+void nf_sim_stock_free(struct nf_sim_stock_req *r);
+/* One whole check with a handle of its own (`nofuss device`); blocks. */
+enum nf_sim_stock nf_sim_stock_check(struct nf_posix *p, enum nf_sim_client kind,
+                                     const char *server, const char *device, const char *version,
+                                     char *err, size_t cap);
+
 /* What `nofuss device`'s command line says. */
 struct nf_device_options {
 	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
@@ -146,6 +211,7 @@ struct nf_device_options {
 	char mqtt_host[NF_ANNOUNCE_TOPIC_MAX]; /* "" without --mqtt */
 	uint16_t mqtt_port;
 	bool path_form, until_current;
+	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, timeout_ms, connect_ms;
 	long max_checks; /* -1: no limit */
 	unsigned long max_boots, power_cut_at;
@@ -197,6 +263,7 @@ struct nf_fleet_options {
 	unsigned long count, concurrency, give_up;
 	unsigned long long mac_base;
 	bool path_form, until_updated, json, quiet, verbose, duration_set;
+	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, ramp_ms, duration_ms, timeout_ms, reboot_ms;
 	long progress_ms, request_ms, connect_ms;
 	unsigned long seed;
@@ -225,6 +292,7 @@ struct nf_fleet_slot {
 	void *easy;                /* CURL * */
 	struct nf_fleet_device *d; /* NULL when free */
 	struct nf_posix_transfer t;
+	struct nf_sim_stock_req stock; /* --client: a stock client's check */
 };
 
 struct nf_fleet {
@@ -272,6 +340,9 @@ void nf_fleet_boot(struct nf_fleet *f, struct nf_fleet_device *d, int64_t check_
 /* The check of the device in slot s is over (reboot: it installed an
  * update): frees the slot, records the result, schedules what is next. */
 void nf_fleet_check_done(struct nf_fleet *f, struct nf_fleet_slot *s, bool reboot);
+/* The same with the check's error given (a stock client's: NF_OK or
+ * NF_ERR_TRANSPORT), not taken from the NoFUSS core. */
+void nf_fleet_check_end(struct nf_fleet *f, struct nf_fleet_slot *s, bool reboot, int err);
 /* Whether d has settled: nothing to install, or --give-up failures. */
 bool nf_fleet_settled(const struct nf_fleet *f, const struct nf_fleet_device *d);
 

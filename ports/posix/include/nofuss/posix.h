@@ -476,6 +476,13 @@ struct nf_posix_transfer {
 	char errbuf[NF_POSIX_HTTP_ERROR_MAX];
 };
 
+/* Appends the ESP8266 updater's description of device p to list (a
+ * struct curl_slist **): x-ESP8266-Chip-ID, -STA-MAC, -AP-MAC,
+ * -free-space, -sketch-size, -sketch-md5, -chip-size, -sdk-version, in the
+ * core's order (docs/PEERS.md section 9.1). Returns 0, or -1 when out of
+ * memory. Shared by the NoFUSS downloads and the stock clients. */
+int nf_posix_updater_headers(struct nf_posix *p, void *list);
+
 /* Sets up curl (a CURL * easy handle, reset here) to perform req, the
  * core's request for c on the device p, and to feed the response into c
  * as it arrives. Returns 0: perform curl (curl_easy_perform, or add it to

@@ -1,0 +1,102 @@
+"""`nofuss device --client KIND` against the real nofussd: a simulated
+device running a stock ESP8266 or ESP32 updater, Tasmota or ESPHome goes from
+0.1.0 to 0.1.1 with one request (ESPHome: the manifest, then the image),
+reboots into the new slot, and then finds itself current, alone and as a
+50-device `nofuss fleet`; an image larger
+than the free space is held back and the device stays where it is
+(docs/SIMULATOR.md, docs/PROTOCOL.md section 5)."""
+import json
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+from harness import DataDir, Server
+from test_device import BOOT_RX, HALT_RX, mkimage, nofuss
+
+KINDS = ("nofuss", "nofuss-path", "esp8266-updater", "esp32-updater", "tasmota", "esphome")
+
+
+class StockDeviceTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nofuss-stock-")
+        self.data = DataDir([])
+        fw = os.path.join(self.data.public, "firmware")
+        os.makedirs(fw)
+        self.image = mkimage(os.path.join(fw, "test-0.1.1.bin"), "0.1.1")
+        mkimage(os.path.join(fw, "big.bin"), "0.1.1", size="128K", device="BIG")
+        self.data.write_rules([
+            {"origin": {"device": "TEST", "lt": "0.1.1"},
+             "target": {"version": "0.1.1", "firmware": "/firmware/test-0.1.1.bin"}},
+            {"origin": {"device": "BIG", "lt": "0.1.1"},
+             "target": {"version": "0.1.1", "firmware": "/firmware/big.bin"}}])
+        self.server = Server(self.data, "-v")
+
+    def tearDown(self):
+        rc = self.server.stop()
+        self.data.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(rc, 0)
+
+    def device(self, kind, name="TEST", *extra):
+        flash = os.path.join(self.tmp, kind + name)
+        return nofuss("device", "--flash", flash, "--device", name, "--version", "0.1.0",
+                      "--slot-size", "96K", "--server", "http://127.0.0.1:%d/" % self.server.port,
+                      "--client", kind, "--until-up-to-date", "--max-checks", "3", *extra)
+
+    def test_every_client_kind_updates(self):
+        for kind in KINDS:
+            with self.subTest(kind=kind):
+                r = self.device(kind)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                boots = [BOOT_RX.match(l).groups() for l in r.stdout.splitlines()
+                         if BOOT_RX.match(l)]
+                self.assertEqual([(b[0], b[1]) for b in boots], [("a", "0.1.0"), ("b", "0.1.1")],
+                                 r.stdout)
+                halt = HALT_RX.match(r.stdout.splitlines()[-1])
+                self.assertEqual(halt.group(1, 2), ("2", "2"), r.stdout)
+                if kind not in ("nofuss", "nofuss-path"):
+                    self.assertIn("[stock] no update: 0.1.1 is current", r.stdout)
+
+    def test_stock_requests_carry_the_clients_headers(self):
+        r = self.device("esphome")
+        self.assertIn("/esphome/TEST/manifest.json as esphome 0.1.0", r.stdout)
+        self.assertIn("[stock] manifest offers 0.1.1", r.stdout)
+        r = self.device("tasmota")
+        self.assertIn("/update/TEST.bin.gz as tasmota 0.1.0", r.stdout)
+
+    def test_too_big_is_held_back(self):
+        # A 128 KiB image for a 96 KiB slot: 304, the device stays on 0.1.0
+        # and takes it for "current", as the real updater does.
+        for kind in ("esp8266-updater", "esp32-updater", "tasmota"):
+            with self.subTest(kind=kind):
+                r = self.device(kind, "BIG")
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("[stock] no update: 0.1.0 is current", r.stdout)
+                self.server.wait_for(re.escape("BIG: held back: image 128 KiB, 96 KiB free"), 10)
+
+    def test_fleet_of_every_client_kind_updates(self):
+        # 50 devices per kind, concurrently (curl's multi interface): each
+        # updates once, reboots into 0.1.1 and then finds itself current.
+        for kind in KINDS:
+            with self.subTest(kind=kind):
+                r = nofuss("fleet", "--server", "http://127.0.0.1:%d/" % self.server.port,
+                           "--devices", 50, "--device", "TEST", "--version", "0.1.0",
+                           "--client", kind, "--until-updated", "--ramp", "0.2",
+                           "--reboot-delay", "0.05", "--interval", "0.1", "--json",
+                           "--timeout", 60, "--seed", 1)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+                summary = json.loads(r.stdout)
+                self.assertEqual((summary["updated"], summary["failed"], summary["unfinished"]),
+                                 (50, 0, 0), r.stdout)
+
+    def test_bad_client_name(self):
+        r = nofuss("device", "--flash", os.path.join(self.tmp, "x"), "--client", "espurna",
+                   "--server", "http://127.0.0.1:1/")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--client: \"espurna\": not one of", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
