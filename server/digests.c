@@ -27,6 +27,7 @@ struct entry {
 	bool used;
 	struct nf_file_id id;
 	char md5[NF_MD5_HEX];
+	uint32_t tag;             /* the owner's number for the entry (nf_digests_tag) */
 };
 
 struct nf_digests {
@@ -82,6 +83,13 @@ const char *nf_digests_get(const struct nf_digests *d, const struct nf_file_id *
 	return e->used && nf_file_id_equal(&e->id, id) ? e->md5 : NULL;
 }
 
+uint32_t *nf_digests_tag(struct nf_digests *d, const struct nf_file_id *id)
+{
+	struct entry *e = find(d, id->dev, id->ino);
+
+	return e->used && nf_file_id_equal(&e->id, id) ? &e->tag : NULL;
+}
+
 static int grow(struct nf_digests *d)
 {
 	struct entry *old = d->slots;
@@ -109,6 +117,7 @@ int nf_digests_put(struct nf_digests *d, const struct nf_file_id *id, const char
 	if (!e->used)
 		d->count++;
 	e->used = true;
+	e->tag = 0;
 	e->id = *id;
 	memcpy(e->md5, md5, NF_MD5_HEX);
 	e->md5[NF_MD5_HEX - 1] = '\0';

@@ -17,6 +17,11 @@
  * signalfd, inotify, eventfds, log, images being sent, ... */
 #define NF_SPARE_FDS 64
 
+/* At exit, the store gets this long to write what is queued when its
+ * database fails (half waiting, half retrying): the unit's TimeoutStopSec
+ * (30) covers grace (10) and this. */
+#define NF_STORE_CLOSE_MS 10000
+
 /* Exit statuses, documented in --help and nofussd(8). */
 enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
@@ -48,7 +53,15 @@ static void usage(FILE *out)
 	        "                            kernel's (default 65536)\n"
 	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
 	        "      --watch               reload when the rules file changes (the default)\n"
-	        "  -t, --check               validate the settings and rules, then exit\n"
+	        "      --store URL           the fleet store: sqlite:///PATH, postgresql://...,\n"
+	        "                            or off (default sqlite://DATA-DIR/store/fleet.db)\n"
+	        "      --store-queue N       check and download events queued for the store's\n"
+	        "                            writer; more are dropped and counted (default 16384)\n"
+	        "      --store-history N     history entries kept per device (default 32)\n"
+	        "      --store-silent SEC    a device downloaded and not seen since is silent\n"
+	        "                            after SEC (default 86400)\n"
+	        "  -t, --check               validate the settings and rules, open (create,\n"
+	        "                            migrate) the store, then exit\n"
 	        "  -q, --quiet               only errors on stderr\n"
 	        "  -v, --verbose             debug messages on stderr\n"
 	        "  -h, --help                show this help and exit\n"
@@ -58,11 +71,12 @@ static void usage(FILE *out)
 	        "SIGTERM and SIGINT stop gracefully (twice: at once).\n"
 	        "\n"
 	        "Exit status: 0 ok; 1 invalid settings or rules; 2 bad usage;\n"
-	        "3 cannot start (address in use, folder missing, ...).\n");
+	        "3 cannot start (address in use, folder missing, store unusable, ...).\n");
 }
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
-       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH };
+       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_STORE, OPT_STORE_QUEUE, OPT_STORE_HISTORY,
+       OPT_STORE_SILENT };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -81,6 +95,10 @@ static const struct option long_options[] = {
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},
     {"watch", no_argument, NULL, OPT_WATCH},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"store-queue", required_argument, NULL, OPT_STORE_QUEUE},
+    {"store-history", required_argument, NULL, OPT_STORE_HISTORY},
+    {"store-silent", required_argument, NULL, OPT_STORE_SILENT},
     {"check", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -118,13 +136,68 @@ static void raise_fd_limit(struct nf_config *cfg)
 	}
 }
 
+/* The store's messages, through nofussd's own log. */
+static void store_log(void *ctx, enum nf_store_log_level level, const char *msg)
+{
+	(void)ctx;
+	nf_log(level == NF_STORE_LOG_ERROR ? NF_LOG_ERROR
+	       : level == NF_STORE_LOG_WARN ? NF_LOG_WARN
+	                                    : NF_LOG_INFO,
+	       "%s", msg);
+}
+
+/* Opens the store cfg names (creating and migrating it). Returns it, or
+ * NULL: off (*failed false) or failed (*failed true, said). */
+static struct nf_store *open_store(const struct nf_config *cfg, bool *failed)
+{
+	struct nf_store_options o = {
+	    .queue_capacity = cfg->store_queue,
+	    .history_max = cfg->store_history,
+	    .silent_ms = (int64_t)cfg->store_silent * 1000,
+	    .close_timeout_ms = NF_STORE_CLOSE_MS / 2,
+	    .log = store_log,
+	};
+	struct nf_store *store;
+	char err[NF_ERR_LEN];
+
+	*failed = false;
+	if (cfg->store[0] == '\0')
+		return NULL;
+	store = nf_store_open(cfg->store, &o, err, sizeof err);
+	if (store == NULL) {
+		char shown[NF_STORE_MAX_URL];
+		nf_db_redact(cfg->store, shown, sizeof shown);
+		nf_log(NF_LOG_ERROR, "store %s: %s", shown, err);
+		*failed = true;
+	}
+	return store;
+}
+
+/* Writes everything queued (retrying a failing database for a while, see
+ * docs/STORE.md section 6), says what was written and lost, and closes. */
+static void close_store(struct nf_store *store)
+{
+	struct nf_store_stats st;
+
+	if (store == NULL)
+		return;
+	nf_store_sync(store, NF_STORE_CLOSE_MS / 2);
+	nf_store_stats(store, &st);
+	nf_log(NF_LOG_INFO, "store: %llu events written, %llu dropped (queue full)%s",
+	       (unsigned long long)st.written, (unsigned long long)st.dropped,
+	       st.depth > 0 ? "; the database is failing, retrying the rest" : "");
+	nf_store_close(store); /* what a failing database still refuses is dropped, said */
+}
+
 /* Serves snap (whose reference it takes) until told to stop. Returns the
  * exit status. */
 static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 {
 	struct nf_checklog *log;
 	struct nf_server *srv = NULL;
+	struct nf_store *store;
 	char err[NF_ERR_LEN];
+	bool store_failed;
 	int status;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -132,10 +205,18 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 	 * send one: a SIGHUP between start-up and the loop must not kill us. */
 	nf_loop_block_signals();
 	raise_fd_limit(cfg);
+	/* Before listening: a store that cannot be opened is a start-up error,
+	 * not a server that forgets its fleet without saying so. */
+	store = open_store(cfg, &store_failed);
+	if (store_failed) {
+		nf_snapshot_release(snap);
+		return EXIT_START;
+	}
 	log = nf_checklog_open(cfg->check_log, err, sizeof err);
 	if (log == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
 		nf_snapshot_release(snap);
+		nf_store_close(store);
 		return EXIT_START;
 	}
 	srv = nf_server_start(cfg, snap, log, err, sizeof err);
@@ -144,12 +225,36 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 		status = EXIT_START;
 		goto done;
 	}
+	nf_server_set_store(srv, store);
 	status = nf_loop_run(cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
-	nf_log(NF_LOG_INFO, "stopped");
 done:
+	/* The daemon first: closing it ends the downloads still open, whose
+	 * events go to the store; then the store writes everything queued. */
 	nf_server_stop(srv);
+	close_store(store);
 	nf_checklog_close(log);
+	if (srv != NULL)
+		nf_log(NF_LOG_INFO, "stopped");
 	return status;
+}
+
+/* --check: the store opens (created and migrated as at start), and closes. */
+static int check_store(const struct nf_config *cfg)
+{
+	char shown[NF_STORE_MAX_URL];
+	bool failed;
+	struct nf_store *store = open_store(cfg, &failed);
+
+	if (failed)
+		return EXIT_START;
+	if (store == NULL) {
+		printf("nofussd: store off\n");
+		return EXIT_OK;
+	}
+	nf_db_redact(cfg->store, shown, sizeof shown);
+	printf("nofussd: store %s: schema %d, ok\n", shown, nf_store_schema(store));
+	nf_store_close(store);
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -219,7 +324,7 @@ int main(int argc, char **argv)
 	if (check_only) {
 		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(snap->rules));
 		nf_snapshot_release(snap);
-		return EXIT_OK;
+		return check_store(&cfg);
 	}
 
 	return serve(&cfg, snap);

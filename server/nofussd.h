@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "store.h"
 #include "vercmp.h"
 
 /* Limits on outside input ------------------------------------------------ */
@@ -40,6 +41,10 @@
 #define NF_MAX_MD5_CACHE  4096   /* late MD5s (images the snapshot did not know) remembered */
 #define NF_MAX_HASH_JOBS  64     /* distinct images being hashed for waiting downloads */
 #define NF_MAX_IMAGE_WARNINGS 10 /* missing-image warnings printed one by one per build */
+#define NF_MIN_STORE_QUEUE  1024    /* store-queue: events (848 bytes each) */
+#define NF_MAX_STORE_QUEUE  1048576 /* 1 Mi events: about 850 MB */
+#define NF_MIN_STORE_SILENT 60      /* store-silent: seconds */
+#define NF_MAX_STORE_SILENT (366u * 86400)
 /* Not a limit: answers longer than this are served, with a warning at load
  * time, because NoFUSS clients parse the answer into a 500-byte buffer. */
 #define NF_ANSWER_WARN    400
@@ -89,6 +94,13 @@ struct nf_config {
 	unsigned grace_seconds;   /* for in-flight downloads on shutdown */
 	unsigned sndbuf;          /* SO_SNDBUF for client sockets, 0 = kernel's */
 	bool watch;               /* reload when versions.json changes */
+	/* The fleet store (docs/STORE.md): a URL, default
+	 * sqlite://<data_dir>/store/fleet.db; "" after nf_config_finish = off. */
+	char store[NF_STORE_MAX_URL];
+	bool store_set;           /* store was given (else the default follows data_dir) */
+	unsigned store_queue;     /* events queued for the writer at most */
+	unsigned store_history;   /* history entries kept per device */
+	unsigned store_silent;    /* seconds after a download without a check: silent */
 };
 void nf_config_defaults(struct nf_config *cfg);
 /* Reads an INI file into cfg. Returns 0, or -1 with a message naming the
@@ -224,6 +236,10 @@ const char *nf_digests_get(const struct nf_digests *d, const struct nf_file_id *
 /* Remembers md5 for id, replacing what the same device and inode had.
  * Returns 0, or -1 when out of memory (the table is unchanged). */
 int nf_digests_put(struct nf_digests *d, const struct nf_file_id *id, const char *md5);
+/* The owner's number for the entry of this very file (0 when put), to be
+ * changed through the pointer; NULL when there is no such entry. Valid until
+ * the next nf_digests_put or nf_digests_clear. */
+uint32_t *nf_digests_tag(struct nf_digests *d, const struct nf_file_id *id);
 size_t nf_digests_count(const struct nf_digests *d);
 void nf_digests_clear(struct nf_digests *d);
 
@@ -293,9 +309,23 @@ struct nf_snapshot {
 	struct nf_digests *digests;    /* MD5 of each image the rules name that was there */
 	size_t hashed, reused;         /* of those: computed by this build, taken from prev */
 	size_t bad_images;             /* rules naming a missing, empty or hidden image */
+	/* What the fleet store records of each offer (record.c): the size and
+	 * MD5 of each distinct image the rules name whose MD5 the build knows,
+	 * and per rule i, rule_images[2i] (firmware) and [2i+1] (filesystem):
+	 * 1 + its index in images, or 0 when unknown. */
+	struct nf_image_info *images;
+	size_t image_count;
+	uint32_t *rule_images;
 	atomic_uint refs;              /* changes after the build, with retired_next */
 	struct nf_snapshot *retired_next; /* the builder's list of snapshots to free */
 };
+struct nf_image_info {
+	uint64_t size;
+	char md5[NF_MD5_HEX];
+};
+/* The image rule i names under key 0 (firmware) or 1 (filesystem), as
+ * far as the build knows it, or NULL. */
+const struct nf_image_info *nf_snapshot_image(const struct nf_snapshot *s, size_t rule, int key);
 struct nf_snapshot_params {
 	const char *rules_path;
 	const char *public_dir;
@@ -401,6 +431,12 @@ struct nf_server;
  * filled (snap released). */
 struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapshot *snap,
                                   struct nf_checklog *log, char *err, size_t errlen);
+/* Counts a reload for /metrics: a snapshot served (ok) or a build that
+ * failed. Loop thread. */
+void nf_server_count_reload(struct nf_server *srv, bool ok);
+/* Records every check and download in store (NULL: none) from now on; the
+ * store must outlive the server (close it after nf_server_stop). */
+void nf_server_set_store(struct nf_server *srv, struct nf_store *store);
 /* Serves snap (taking its reference) from the next request on. Returns
  * the snapshot served until now, with its reference: the caller releases
  * it (best off the loop, nf_builder_retire). Loop thread, between requests. */

@@ -40,6 +40,7 @@ struct scan {
 	struct nf_snapshot *s;
 	size_t rule;          /* numbered from 1, as in messages */
 	bool rule_bad;        /* this rule names an image that cannot be served */
+	size_t image_cap;     /* room in s->images */
 };
 
 static void warn_image(struct scan *sc, const char *key, const char *path, const char *what)
@@ -81,8 +82,44 @@ static int record_digest(struct scan *sc, const struct nf_file *f)
 	return nf_digests_put(sc->s->digests, &f->id, md5);
 }
 
+/* Numbers f's entry in the digests (once per distinct file) and notes it
+ * as image k of the rule being scanned. Returns -1 only when out of memory. */
+static int note_image(struct scan *sc, const struct nf_file *f, int k)
+{
+	struct nf_snapshot *s = sc->s;
+	uint32_t *tag = nf_digests_tag(s->digests, &f->id);
+
+	if (tag == NULL) /* no MD5 known: the store records the path alone */
+		return 0;
+	if (*tag == 0) {
+		if (s->image_count == sc->image_cap) {
+			size_t cap = sc->image_cap == 0 ? 8 : sc->image_cap * 2;
+			struct nf_image_info *grown = realloc(s->images, cap * sizeof *grown);
+			if (grown == NULL)
+				return -1;
+			s->images = grown;
+			sc->image_cap = cap;
+		}
+		s->images[s->image_count].size = f->size;
+		memcpy(s->images[s->image_count].md5, nf_digests_get(s->digests, &f->id), NF_MD5_HEX);
+		*tag = (uint32_t)++s->image_count;
+	}
+	s->rule_images[2 * (sc->rule - 1) + (size_t)k] = *tag;
+	return 0;
+}
+
+const struct nf_image_info *nf_snapshot_image(const struct nf_snapshot *s, size_t rule, int key)
+{
+	uint32_t i;
+
+	if (s->rule_images == NULL || rule >= nf_rules_count(s->rules) || key < 0 || key > 1)
+		return NULL;
+	i = s->rule_images[2 * rule + (size_t)key];
+	return i == 0 ? NULL : &s->images[i - 1];
+}
+
 /* Looks at one image a rule names. Returns -1 only when out of memory. */
-static int look_at_image(struct scan *sc, const char *key, const char *path)
+static int look_at_image(struct scan *sc, const char *key, int k, const char *path)
 {
 	char full[NF_ERR_LEN];
 	struct nf_file f;
@@ -105,6 +142,8 @@ static int look_at_image(struct scan *sc, const char *key, const char *path)
 	if (f.size == 0) /* the ESP updater refuses it (error -101) */
 		warn_image(sc, key, full, "empty file");
 	rc = record_digest(sc, &f);
+	if (rc == 0)
+		rc = note_image(sc, &f, k);
 	close(f.fd);
 	return rc;
 }
@@ -114,12 +153,15 @@ static int scan_images(struct scan *sc)
 	static const char *const keys[] = {"firmware", "spiffs"};
 	size_t n = nf_rules_count(sc->s->rules);
 
+	sc->s->rule_images = calloc(2 * n + 1, sizeof *sc->s->rule_images);
+	if (sc->s->rule_images == NULL)
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		sc->rule = i + 1;
 		sc->rule_bad = false;
 		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 			const char *path = nf_rules_image(sc->s->rules, i, keys[k]);
-			if (path != NULL && look_at_image(sc, keys[k], path) != 0)
+			if (path != NULL && look_at_image(sc, keys[k], (int)k, path) != 0)
 				return -1;
 		}
 		if (sc->rule_bad)
@@ -197,6 +239,8 @@ void nf_snapshot_release(struct nf_snapshot *s)
 	if (s->empty != NULL)
 		MHD_destroy_response(s->empty);
 	nf_digests_free(s->digests);
+	free(s->images);
+	free(s->rule_images);
 	nf_files_close(s->files);
 	nf_rules_free(s->rules);
 	free(s);
