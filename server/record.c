@@ -170,8 +170,8 @@ static void post_download(struct nf_server *srv, const struct nf_download *d, in
 }
 
 void nf_record_download_start(struct nf_server *srv, struct MHD_Connection *conn,
-                              struct nf_download *d, const char *md5, uint64_t size,
-                              uint64_t first, uint64_t len)
+                              struct nf_download *d, const char *md5, uint64_t size, uint64_t first,
+                              uint64_t len)
 {
 	nf_count(&srv->counters.downloads_started, 1);
 	d->size = size;
