@@ -182,6 +182,17 @@ static void test_digests_reused_and_recomputed(void **state)
 	assert_string_equal(md5_in(s1, "b.bin"), MD5_WORLD);
 	assert_non_null(s1->answers[2]);
 	assert_non_null(s1->empty);
+	/* what the fleet store records of each rule's images: one entry per
+	 * file (rules 0 and 2 share a.bin), none for the external spiffs */
+	assert_int_equal(s1->image_count, 2);
+	assert_ptr_equal(nf_snapshot_image(s1, 0, 0), nf_snapshot_image(s1, 2, 0));
+	assert_string_equal(nf_snapshot_image(s1, 0, 0)->md5, MD5_HELLO);
+	assert_int_equal(nf_snapshot_image(s1, 0, 0)->size, 6);
+	assert_string_equal(nf_snapshot_image(s1, 1, 0)->md5, MD5_WORLD);
+	assert_null(nf_snapshot_image(s1, 0, 1));
+	assert_null(nf_snapshot_image(s1, 1, 1));
+	assert_null(nf_snapshot_image(s1, 3, 0)); /* no such rule */
+	assert_null(nf_snapshot_image(s1, 0, 2));
 
 	/* nothing changed: nothing read */
 	s2 = build_ok(fx, s1);
@@ -197,6 +208,8 @@ static void test_digests_reused_and_recomputed(void **state)
 	assert_int_equal(s3->reused, 1);
 	assert_string_equal(md5_in(s3, "a.bin"), MD5_WORLD);
 	assert_string_equal(md5_in(s3, "b.bin"), MD5_WORLD);
+	assert_string_equal(nf_snapshot_image(s3, 2, 0)->md5, MD5_WORLD);
+	assert_string_equal(nf_snapshot_image(s1, 2, 0)->md5, MD5_HELLO); /* s1 unchanged */
 	/* the older snapshot knows nothing of the new file */
 	assert_null(md5_in(s2, "a.bin"));
 
