@@ -181,12 +181,15 @@ static void close_store(struct nf_store *store)
 
 	if (store == NULL)
 		return;
-	nf_store_sync(store, NF_STORE_CLOSE_MS / 2);
-	nf_store_stats(store, &st);
-	nf_log(NF_LOG_INFO, "store: %llu events written, %llu dropped (queue full)%s",
-	       (unsigned long long)st.written, (unsigned long long)st.dropped,
-	       st.depth > 0 ? "; the database is failing, retrying the rest" : "");
-	nf_store_close(store); /* what a failing database still refuses is dropped, said */
+	if (nf_store_sync(store, NF_STORE_CLOSE_MS / 2) != 0) {
+		nf_store_stats(store, &st);
+		nf_log(NF_LOG_WARN, "store: %zu events still queued after %u s; writing on for %u s",
+		       st.depth, NF_STORE_CLOSE_MS / 2000, NF_STORE_CLOSE_MS / 2000);
+	}
+	/* What a failing database still refuses then is dropped, and said. */
+	nf_store_close_stats(store, &st);
+	nf_log(NF_LOG_INFO, "store: %llu events written, %llu dropped", (unsigned long long)st.written,
+	       (unsigned long long)st.dropped);
 }
 
 /* Serves snap (whose reference it takes) until told to stop. Returns the

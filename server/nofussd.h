@@ -309,10 +309,10 @@ struct nf_snapshot {
 	struct nf_digests *digests;    /* MD5 of each image the rules name that was there */
 	size_t hashed, reused;         /* of those: computed by this build, taken from prev */
 	size_t bad_images;             /* rules naming a missing, empty or hidden image */
-	/* What the fleet store records of each offer (record.c): the size and
-	 * MD5 of each distinct image the rules name whose MD5 the build knows,
-	 * and per rule i, rule_images[2i] (firmware) and [2i+1] (filesystem):
-	 * 1 + its index in images, or 0 when unknown. */
+	/* What the fleet store records of each offer (record.c): the key, size
+	 * and MD5 of each distinct image (file and path) the rules name whose
+	 * MD5 the build knows, and per rule i, rule_images[2i] (firmware) and
+	 * [2i+1] (filesystem): 1 + its index in images, or 0 when unknown. */
 	struct nf_image_info *images;
 	size_t image_count;
 	uint32_t *rule_images;
@@ -322,6 +322,7 @@ struct nf_snapshot {
 struct nf_image_info {
 	uint64_t size;
 	char md5[NF_MD5_HEX];
+	char key[NF_STORE_MAX_IMAGE]; /* the path the rule names, as the store keys it */
 };
 /* The image rule i names under key 0 (firmware) or 1 (filesystem), as
  * far as the build knows it, or NULL. */

@@ -48,22 +48,23 @@ void nf_record_image_key(const char *path, char out[NF_STORE_MAX_IMAGE])
 	nf_store_image_key(slashed, len + 1, out);
 }
 
-/* The offered images of rule target, as the snapshot knows them. */
+/* The offered images of rule target, as the snapshot's build recorded
+ * them (key, size, MD5); an image it knows no MD5 of (a URL, a file that
+ * could not be read) by its path alone. */
 static void offered_images(const struct nf_snapshot *snap, long target, struct nf_event *ev)
 {
 	static const char *const keys[NF_STORE_IMAGES] = {"firmware", "spiffs"};
 
 	for (int k = 0; k < NF_STORE_IMAGES; k++) {
-		const char *path = nf_rules_image(snap->rules, (size_t)target, keys[k]);
-		const struct nf_image_info *info;
+		const struct nf_image_info *info = nf_snapshot_image(snap, (size_t)target, k);
+		const char *path;
 
-		if (path == NULL)
-			continue;
-		nf_record_image_key(path, ev->images[k].path);
-		info = nf_snapshot_image(snap, (size_t)target, k);
 		if (info != NULL) {
+			memcpy(ev->images[k].path, info->key, sizeof ev->images[k].path);
 			memcpy(ev->images[k].md5, info->md5, NF_STORE_MD5_LEN);
 			ev->images[k].size = info->size;
+		} else if ((path = nf_rules_image(snap->rules, (size_t)target, keys[k])) != NULL) {
+			nf_record_image_key(path, ev->images[k].path);
 		}
 	}
 }

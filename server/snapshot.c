@@ -84,14 +84,18 @@ static int record_digest(struct scan *sc, const struct nf_file *f)
 
 /* Numbers f's entry in the digests (once per distinct file) and notes it
  * as image k of the rule being scanned. Returns -1 only when out of memory. */
-static int note_image(struct scan *sc, const struct nf_file *f, int k)
+static int note_image(struct scan *sc, const struct nf_file *f, const char *path, int k)
 {
 	struct nf_snapshot *s = sc->s;
 	uint32_t *tag = nf_digests_tag(s->digests, &f->id);
+	char key[NF_STORE_MAX_IMAGE];
 
 	if (tag == NULL) /* no MD5 known: the store records the path alone */
 		return 0;
-	if (*tag == 0) {
+	nf_record_image_key(path, key);
+	/* One entry per file, and per path to it: a second name of a file (a
+	 * symlink) gets entries of its own, not linked from the tag. */
+	if (*tag == 0 || strcmp(s->images[*tag - 1].key, key) != 0) {
 		if (s->image_count == sc->image_cap) {
 			size_t cap = sc->image_cap == 0 ? 8 : sc->image_cap * 2;
 			struct nf_image_info *grown = realloc(s->images, cap * sizeof *grown);
@@ -100,9 +104,14 @@ static int note_image(struct scan *sc, const struct nf_file *f, int k)
 			s->images = grown;
 			sc->image_cap = cap;
 		}
-		s->images[s->image_count].size = f->size;
-		memcpy(s->images[s->image_count].md5, nf_digests_get(s->digests, &f->id), NF_MD5_HEX);
-		*tag = (uint32_t)++s->image_count;
+		struct nf_image_info *info = &s->images[s->image_count++];
+		info->size = f->size;
+		memcpy(info->md5, nf_digests_get(s->digests, &f->id), NF_MD5_HEX);
+		memcpy(info->key, key, sizeof info->key);
+		if (*tag == 0)
+			*tag = (uint32_t)s->image_count;
+		s->rule_images[2 * (sc->rule - 1) + (size_t)k] = (uint32_t)s->image_count;
+		return 0;
 	}
 	s->rule_images[2 * (sc->rule - 1) + (size_t)k] = *tag;
 	return 0;
@@ -143,7 +152,7 @@ static int look_at_image(struct scan *sc, const char *key, int k, const char *pa
 		warn_image(sc, key, full, "empty file");
 	rc = record_digest(sc, &f);
 	if (rc == 0)
-		rc = note_image(sc, &f, k);
+		rc = note_image(sc, &f, path, k);
 	close(f.fd);
 	return rc;
 }

@@ -389,7 +389,7 @@ fail:
 	return NULL;
 }
 
-void nf_store_close(struct nf_store *s)
+void nf_store_close_stats(struct nf_store *s, struct nf_store_stats *out)
 {
 	if (s == NULL)
 		return;
@@ -398,5 +398,12 @@ void nf_store_close(struct nf_store *s)
 		sem_post(&s->wake);
 		pthread_join(s->writer, NULL);
 	}
+	if (out != NULL)
+		nf_store_stats(s, out);
 	destroy(s);
+}
+
+void nf_store_close(struct nf_store *s)
+{
+	nf_store_close_stats(s, NULL);
 }

@@ -230,6 +230,10 @@ struct nf_store_stats {
 	bool failing;       /* the last transaction failed: retrying */
 };
 void nf_store_stats(struct nf_store *store, struct nf_store_stats *out);
+/* nf_store_close, filling *out (may be NULL) with the final counters
+ * (depth 0) before the store is freed: what was written and dropped, for a
+ * last message. */
+void nf_store_close_stats(struct nf_store *store, struct nf_store_stats *out);
 
 /* The schema version the open database has. */
 int nf_store_schema(const struct nf_store *store);

@@ -888,7 +888,11 @@ void check_close_writes_all(void **state)
 	assert_int_equal(st.posted, 5000);
 	assert_int_equal(st.written, 0);
 	assert_int_equal(st.depth, 5000);
-	nf_store_close(s);
+	memset(&st, 0xff, sizeof st);
+	nf_store_close_stats(s, &st); /* the counters as it closed: all written */
+	assert_int_equal(st.written, 5000);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.depth, 0);
 
 	s = store_check_open(url_of(state), NULL);
 	assert_int_equal(nf_store_summary(s, STORE_T0, &sum, err, sizeof err), 0);

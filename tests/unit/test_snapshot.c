@@ -187,6 +187,8 @@ static void test_digests_reused_and_recomputed(void **state)
 	assert_int_equal(s1->image_count, 2);
 	assert_ptr_equal(nf_snapshot_image(s1, 0, 0), nf_snapshot_image(s1, 2, 0));
 	assert_string_equal(nf_snapshot_image(s1, 0, 0)->md5, MD5_HELLO);
+	assert_string_equal(nf_snapshot_image(s1, 0, 0)->key, "/a.bin");
+	assert_string_equal(nf_snapshot_image(s1, 1, 0)->key, "/b.bin"); /* "b.bin" in the rule */
 	assert_int_equal(nf_snapshot_image(s1, 0, 0)->size, 6);
 	assert_string_equal(nf_snapshot_image(s1, 1, 0)->md5, MD5_WORLD);
 	assert_null(nf_snapshot_image(s1, 0, 1));
