@@ -174,6 +174,27 @@ class StoreFleetTest(FleetTest):
         self.assertGreater(kept, 0)
         self.assertLessEqual(lost, rate)
 
+    def test_identity(self):
+        """The MAC in any accepted form is one device; a MAC that is none
+        (all zeros, too long) and the path form key by device type and IP."""
+        self.start()
+        macs = [b"5c-cf-7f-00-00-aa", b"5CCF7F0000AA", b"00:00:00:00:00:00",
+                b"5C:CF:7F:00:00:AA:00"]
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(b"".join(
+                b"GET / HTTP/1.1\r\nHost: x\r\nX-ESP8266-MAC: %s\r\n"
+                b"X-ESP8266-DEVICE: ID\r\nX-ESP8266-VERSION: 1.0\r\n\r\n" % m for m in macs)
+                + b"GET /PATHDEV/1.0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while got.count(b"HTTP/1.1 200") < 5:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "connection closed")
+                got += chunk
+        inv, written = self.stop_and_read()
+        self.assertEqual(written, 5)
+        self.assertEqual({k: d.checks for k, d in inv.items()},
+                         {"5C:CF:7F:00:00:AA": 2, "ID@127.0.0.1": 2, "PATHDEV@127.0.0.1": 1})
+
 class StoreSettingsTest(unittest.TestCase):
     def setUp(self):
         self.data = DataDir(FS_AND_FW)
