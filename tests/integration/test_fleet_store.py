@@ -18,10 +18,10 @@ import subprocess
 import time
 import unittest
 
-from fleetstore import (CLIENT_NOFUSS_HEADER, CONFIRMED, H_CONFIRMED,
+from fleetstore import (CLIENT_NOFUSS_HEADER, CONFIRMED, DOWNLOADING, H_CONFIRMED, H_DOWNLOADING,
                         H_DOWNLOADED, H_FAILED, H_OFFERED, H_REVERTED, NONE, REVERTED, Proxy,
                         cut_first_download_per_device, sqlite_inventory)
-from harness import NOFUSSD, DataDir, md5
+from harness import NOFUSSD, DataDir, check_headers, get, md5
 from test_device import DEVICE, FW_SIZE, FS_SIZE, image_bytes
 from test_fleet import FS_AND_FW, FleetTest, mac, run_fleet, size_bytes
 
@@ -194,6 +194,34 @@ class StoreFleetTest(FleetTest):
         self.assertEqual(written, 5)
         self.assertEqual({k: d.checks for k, d in inv.items()},
                          {"5C:CF:7F:00:00:AA": 2, "ID@127.0.0.1": 2, "PATHDEV@127.0.0.1": 1})
+
+    def test_ranges_and_head(self):
+        """A HEAD sends no image: no download. A range short of the end is
+        progress (bytes reached), not the end; the range up to the end is."""
+        self.start()
+        dev = "5C:CF:7F:00:00:BB"
+        fw = "/firmware/test-0.1.1.bin"
+        size = size_bytes(FW_SIZE)
+        updater = {"x-ESP8266-STA-MAC": dev, "x-ESP8266-mode": "sketch"}
+        r = get(self.server.port, "/", check_headers(dev, DEVICE, "0.1.0"))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(get(self.server.port, fw, updater, method="HEAD").status, 200)
+        r = get(self.server.port, fw, dict(updater, Range="bytes=0-999"))
+        self.assertEqual((r.status, len(r.body)), (206, 1000))
+        inv, written = self.stop_and_read()
+        d = inv[dev]
+        self.assertEqual(written, 3)  # the check, the range's start and its end
+        self.assertEqual((d.state, d.img0_bytes, d.img0_done, d.img0_size),
+                         (DOWNLOADING, 1000, 0, size))
+
+        self.start()
+        r = get(self.server.port, fw, dict(updater, Range="bytes=1000-"))
+        self.assertEqual((r.status, len(r.body)), (206, size - 1000))
+        inv, written = self.stop_and_read()
+        d = inv[dev]
+        self.assertEqual(written, 2)
+        self.assertEqual((d.img0_bytes, d.img0_done), (size, 1))
+        self.assertEqual(d.history, [H_OFFERED, H_DOWNLOADING])  # the filesystem is left
 
 class StoreSettingsTest(unittest.TestCase):
     def setUp(self):
