@@ -2,9 +2,13 @@
 # bench/store.sh - how many events per second the fleet store's writer
 # records for 100,000 distinct devices, on SQLite and on PostgreSQL, and the
 # memory its queue takes at the default capacity. A measurement, not a test:
-# it exits 0 whenever it ran. Figures: docs/STORE.md section 10.
+# it exits 0 whenever it ran. Then nofussd itself with the store on, against
+# the same nofussd with it off, in the same run (bench/store_server.py).
+# Figures: docs/STORE.md section 10.
 #
 #   bench/store.sh [DEVICES]          (default 100000)
+#   BENCH_SERVER=0 skips the nofussd part; NOFUSSD (default build/server/nofussd),
+#   BENCH_ROUNDS (3), BENCH_DURATION (5 s per wrk run)
 #
 # Needs build/ (cmake --build build) for libnofuss_store.a, gcc, and for the
 # PostgreSQL figures Debian's postgresql (its server runs from a throw-away
@@ -36,5 +40,24 @@ if python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import pgcluster; sy
     sh -c '"$0" "$NOFUSS_PG_BASE/postgres" "$1"' "$tmp/store_bench" "$devices"
 else
   echo "  skipped: PostgreSQL server binaries not found"
+fi
+
+# nofussd with the store against the same nofussd with "store = off", in the
+# same run (bench/store_server.py): checks/s, 100,000 devices checking in
+# within 10 s, the RSS with them in the inventory.
+nofussd=${NOFUSSD:-$build/server/nofussd}
+if [ "${BENCH_SERVER:-1}" = 1 ] && [ -x "$nofussd" ] && command -v wrk >/dev/null && command -v taskset >/dev/null; then
+  cp "$nofussd" "$tmp/nofussd" # a rebuild during the run does not matter
+  echo "nofussd with the store, SQLite"
+  python3 "$here/store_server.py" "$tmp/nofussd" sqlite "$devices"
+  echo "nofussd with the store, PostgreSQL"
+  if pgbin=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import pgcluster; b = pgcluster.find_bin(); print(b or ""); sys.exit(b is None)' "$top/tests/integration"); then
+    PSQL=$pgbin/psql python3 "$top/tests/integration/pgcluster.py" run -- \
+      sh -c 'python3 "$0" "$1" "$NOFUSS_PG_BASE/postgres" "$2"' "$here/store_server.py" "$tmp/nofussd" "$devices"
+  else
+    echo "  skipped: PostgreSQL server binaries not found"
+  fi
+else
+  echo "nofussd with the store: skipped (needs $nofussd, wrk and taskset; BENCH_SERVER=0 skips it)"
 fi
 echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

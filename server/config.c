@@ -37,6 +37,9 @@ void nf_config_defaults(struct nf_config *cfg)
 	snprintf(cfg->admin_listen, sizeof cfg->admin_listen, "127.0.0.1");
 	cfg->admin_port = 8081; /* NF_ADMIN_DEFAULT_PORT (server/admin/admin.h) */
 	cfg->admin_metrics_auth = true;
+	cfg->store_queue = NF_STORE_DEFAULT_QUEUE;
+	cfg->store_history = NF_STORE_DEFAULT_HISTORY;
+	cfg->store_silent = (unsigned)(NF_STORE_DEFAULT_SILENT_MS / 1000);
 }
 
 static int set_string(char *dst, size_t cap, const char *key, const char *value, char *err,
@@ -100,10 +103,16 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	NUM("header-timeout", header_timeout, 1, 3600);
 	NUM("grace", grace_seconds, 0, 3600);
 	NUM("sndbuf", sndbuf, 0, 64 * 1024 * 1024);
-	STR("store", store);
 	STR("admin-listen", admin_listen);
 	NUM("admin-port", admin_port, 0, 65535);
 	STR("admin-token-file", admin_token_file);
+	NUM("store-queue", store_queue, NF_MIN_STORE_QUEUE, NF_MAX_STORE_QUEUE);
+	NUM("store-history", store_history, 1, NF_STORE_MAX_HISTORY);
+	NUM("store-silent", store_silent, NF_MIN_STORE_SILENT, NF_MAX_STORE_SILENT);
+	if (strcmp(key, "store") == 0) {
+		cfg->store_set = true;
+		return set_string(cfg->store, sizeof cfg->store, key, value, err, errlen);
+	}
 #undef STR
 #undef NUM
 	if (strcmp(key, "watch") == 0)
@@ -230,6 +239,32 @@ static int check_listen(const char *key, const char *listen, char *err, size_t e
 	return 0;
 }
 
+/* The store setting: off, or a URL of a backend the store knows; the
+ * default follows data_dir. The URL itself is checked by nf_store_open. */
+static int finish_store(struct nf_config *cfg, char *err, size_t errlen)
+{
+	static const char *const schemes[] = {"sqlite://", "postgresql://", "postgres://"};
+
+	if (!cfg->store_set || cfg->store[0] == '\0') {
+		if (nf_store_default_url(cfg->data_dir, cfg->store, sizeof cfg->store) != 0) {
+			snprintf(err, errlen, "data-dir: path too long for the store's URL");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcasecmp(cfg->store, "off") == 0 || strcasecmp(cfg->store, "none") == 0) {
+		cfg->store[0] = '\0';
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (strncmp(cfg->store, schemes[i], strlen(schemes[i])) == 0)
+			return 0;
+	/* Only what comes before the first ':' is shown: a URL may hold a password. */
+	snprintf(err, errlen, "store: \"%.*s:...\" is not sqlite:///PATH, postgresql://..., "
+	         "off or none", (int)strcspn(cfg->store, ":"), cfg->store);
+	return -1;
+}
+
 int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 {
 	if (normalise_base(cfg->base, sizeof cfg->base) != 0) {
@@ -252,7 +287,7 @@ int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 	    (size_t)snprintf(cfg->public_dir, sizeof cfg->public_dir, "%s/public", cfg->data_dir) >=
 	        sizeof cfg->public_dir)
 		goto too_long;
-	return 0;
+	return finish_store(cfg, err, errlen);
 too_long:
 	snprintf(err, errlen, "data-dir: path too long");
 	return -1;

@@ -10,6 +10,7 @@
 #ifndef NOFUSSD_HTTP_H
 #define NOFUSSD_HTTP_H
 
+#include <arpa/inet.h>
 #include <microhttpd.h>
 
 #include "counters.h"
@@ -32,6 +33,7 @@ struct nf_server {
 	unsigned active;               /* requests begun and not yet completed */
 	unsigned port;
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */
+	bool head;                     /* the request being handled is a HEAD (no body sent) */
 	struct nf_counters counters;   /* for /metrics; the loop writes, anyone reads */
 	struct nf_conns *conns;        /* head deadlines and shedding (conns.c) */
 	struct nf_conns_stats reported; /* conns' counts when last logged */
@@ -45,6 +47,9 @@ struct nf_server {
 struct MHD_Response *nf_http_response(const void *body, size_t len, const char *type, bool copy);
 /* http.c: a request header's value, or NULL. */
 const char *nf_http_header(struct MHD_Connection *conn, const char *name);
+/* http.c: the peer's address as text ("-" when unknown); IPv4-mapped IPv6
+ * shown as IPv4. */
+void nf_http_client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN]);
 
 /* headlimits.c: request heads too large to answer in libmicrohttpd's pool --- */
 /* The req_cls of a request already refused with 414. */
@@ -110,8 +115,10 @@ int nf_image_md5(struct nf_server *srv, const char *relpath, char md5[NF_MD5_HEX
 /* The request in req_cls was resumed: answer it. */
 enum MHD_Result nf_image_resumed(struct nf_server *srv, struct MHD_Connection *conn,
                                  void *req_cls);
-/* The request in req_cls is over: free it. */
-void nf_image_completed(void *req_cls);
+/* The request in req_cls is over (toe: how): tell the store and the
+ * counters how its download ended, and free it. */
+void nf_image_completed(struct nf_server *srv, struct MHD_Connection *conn, void *req_cls,
+                        enum MHD_RequestTerminationCode toe);
 /* True for a request sent by an ESP8266 or ESP32 updater: an image
  * download, never a check. */
 bool nf_image_is_download(struct MHD_Connection *conn);
@@ -130,5 +137,27 @@ struct nf_check_record {
  * waits: a full store queue drops the event and counts it. Loop thread. */
 void nf_record_check(struct nf_server *srv, struct MHD_Connection *conn,
                      const struct nf_check_record *rec);
+/* One image download, from its answer to its end (image.c keeps it). */
+struct nf_download {
+	char image[NF_STORE_MAX_IMAGE]; /* nf_record_image_key of the request's path */
+	char md5[NF_STORE_MD5_LEN];
+	char mac[NF_STORE_MAC_LEN];     /* from the updater's headers, "" none */
+	char ip[NF_STORE_IP_LEN];
+	uint8_t client;                 /* enum nf_client_kind the MAC header tells */
+	uint64_t size;                  /* the image's bytes */
+	uint64_t first, len;            /* the range sent: all of it, or a 206's */
+	uint64_t acked;                 /* TCP bytes acknowledged when it began */
+};
+/* A 200 or 206 with a body was queued for d->image: counts it and posts
+ * DOWNLOAD_PROGRESS at first. Fills the rest of d. Loop thread. */
+void nf_record_download_start(struct nf_server *srv, struct MHD_Connection *conn,
+                              struct nf_download *d, const char *md5, uint64_t size,
+                              uint64_t first, uint64_t len);
+/* The download ended: complete (libmicrohttpd sent its last byte) or not.
+ * Counts it and posts DOWNLOAD_DONE (the image's end was reached),
+ * DOWNLOAD_PROGRESS (a range short of it) or DOWNLOAD_FAILED, with the
+ * bytes the peer acknowledged when cut. Loop thread. */
+void nf_record_download_end(struct nf_server *srv, struct MHD_Connection *conn,
+                            const struct nf_download *d, bool complete);
 
 #endif

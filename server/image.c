@@ -32,13 +32,24 @@
 
 #define NF_CONTENT_RANGE_LEN 96 /* "bytes A-B/SIZE" with three 20-digit numbers */
 
-/* A download suspended until its MD5 is known; the request's req_cls. */
+/* A download's own state, the request's req_cls: while it waits for its
+ * MD5 (suspended), and from its answer to its end (for the store). */
 struct wait {
 	struct wait *next;             /* the job's other waiters */
 	struct MHD_Connection *conn;
 	struct nf_file file;           /* fd owned here until a response takes it (-1) */
 	char md5[NF_MD5_HEX];
 	int error;                     /* once resumed: 0 or the hasher's errno */
+	bool tracked;                  /* dl began: its end is recorded */
+	struct nf_download dl;         /* dl.image set when it starts waiting */
+};
+
+/* Where a download's state lives: the waiting request's (resumed), or a
+ * new one set as the request's req_cls. */
+struct track {
+	const char *relpath;
+	void **req_cls;                /* NULL when w is set */
+	struct wait *w;
 };
 
 /* One file being hashed for the downloads waiting on it. */
@@ -189,8 +200,35 @@ static enum MHD_Result queue_unsatisfiable(struct MHD_Connection *conn, struct n
 	return ret;
 }
 
+/* Queues a body (200 or 206) and, once queued, records the download's
+ * start; its end comes with the request's (nf_image_completed). A HEAD
+ * sends no body: nothing to record. */
+static enum MHD_Result send_image(struct nf_server *srv, struct MHD_Connection *conn,
+                                  const struct image *img, unsigned status, uint64_t first,
+                                  uint64_t len, const struct track *t)
+{
+	uint64_t size = img->f->size;
+	enum MHD_Result ret = queue_file(conn, img, status, first, len);
+	struct wait *w = t->w;
+
+	if (ret != MHD_YES || len == 0 || srv->head)
+		return ret;
+	if (w == NULL) {
+		w = calloc(1, sizeof *w);
+		if (w == NULL)
+			return ret; /* served, not recorded */
+		w->file.fd = -1;
+		nf_record_image_key(t->relpath, w->dl.image);
+		*t->req_cls = w;
+	}
+	w->tracked = true;
+	nf_record_download_start(srv, conn, &w->dl, img->md5, size, first, len);
+	return ret;
+}
+
 /* The answer for an open file whose MD5 is known: 304, 206, 416 or 200. */
-static enum MHD_Result answer(struct MHD_Connection *conn, struct nf_file *f, const char *md5)
+static enum MHD_Result answer(struct nf_server *srv, struct MHD_Connection *conn,
+                              struct nf_file *f, const char *md5, const struct track *t)
 {
 	struct image img = {.f = f, .md5 = md5};
 	const char *inm, *range, *if_range;
@@ -215,11 +253,12 @@ static enum MHD_Result answer(struct MHD_Connection *conn, struct nf_file *f, co
 		range = NULL;
 	switch (nf_range_parse(range, f->size, &first, &last)) {
 	case NF_RANGE_OK:
-		return queue_file(conn, &img, MHD_HTTP_PARTIAL_CONTENT, first, last - first + 1);
+		return send_image(srv, conn, &img, MHD_HTTP_PARTIAL_CONTENT, first, last - first + 1,
+		                  t);
 	case NF_RANGE_UNSATISFIABLE:
 		return queue_unsatisfiable(conn, f);
 	default:
-		return queue_file(conn, &img, MHD_HTTP_OK, 0, f->size);
+		return send_image(srv, conn, &img, MHD_HTTP_OK, 0, f->size, t);
 	}
 }
 
@@ -258,13 +297,14 @@ static int join_job(struct nf_images *im, struct wait *w)
 /* No MD5 for f yet: suspend the download until the hasher has one. Owns
  * f's descriptor from here on. */
 static enum MHD_Result wait_for_md5(struct nf_server *srv, struct MHD_Connection *conn,
-                                    struct nf_file *f, void **req_cls)
+                                    struct nf_file *f, const char *relpath, void **req_cls)
 {
 	struct wait *w = calloc(1, sizeof *w);
 
 	if (w != NULL) {
 		w->file = *f;
 		w->conn = conn;
+		nf_record_image_key(relpath, w->dl.image);
 	}
 	if (w == NULL || join_job(srv->images, w) != 0) {
 		close(f->fd);
@@ -295,8 +335,8 @@ enum MHD_Result nf_image_serve(struct nf_server *srv, struct MHD_Connection *con
 	if (md5 == NULL)
 		md5 = nf_digests_get(srv->images->late, &f.id);
 	if (md5 != NULL)
-		return answer(conn, &f, md5);
-	return wait_for_md5(srv, conn, &f, req_cls);
+		return answer(srv, conn, &f, md5, &(struct track){relpath, req_cls, NULL});
+	return wait_for_md5(srv, conn, &f, relpath, req_cls);
 }
 
 int nf_image_md5(struct nf_server *srv, const char *relpath, char md5[NF_MD5_HEX])
@@ -345,7 +385,7 @@ enum MHD_Result nf_image_resumed(struct nf_server *srv, struct MHD_Connection *c
 	if (w->file.fd < 0) /* answered already: cannot happen, but never answer twice */
 		return MHD_NO;
 	if (w->error == 0)
-		return answer(conn, &w->file, w->md5);
+		return answer(srv, conn, &w->file, w->md5, &(struct track){NULL, NULL, w});
 	close(w->file.fd);
 	w->file.fd = -1;
 	if (w->error == ECANCELED)
@@ -354,9 +394,13 @@ enum MHD_Result nf_image_resumed(struct nf_server *srv, struct MHD_Connection *c
 	return MHD_queue_response(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, srv->server_error);
 }
 
-void nf_image_completed(void *req_cls)
+void nf_image_completed(struct nf_server *srv, struct MHD_Connection *conn, void *req_cls,
+                        enum MHD_RequestTerminationCode toe)
 {
 	struct wait *w = req_cls;
+
+	if (w->tracked)
+		nf_record_download_end(srv, conn, &w->dl, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 
 	if (w->file.fd >= 0)
 		close(w->file.fd);

@@ -109,6 +109,12 @@ static void take_mail(struct loop *l)
 
 	if (!nf_mailbox_take(l->mailbox, &mail))
 		return;
+	/* For /metrics: builds that failed (several failures between two takes
+	 * count once: the mailbox keeps the newest), snapshots served. */
+	if (mail.failure[0] != '\0')
+		nf_server_count_reload(l->srv, false);
+	if (mail.snap != NULL && !l->stopping)
+		nf_server_count_reload(l->srv, true);
 	if (mail.failure[0] != '\0' && !mail.failure_last)
 		log_failure(l, mail.failure);
 	if (mail.snap != NULL && l->stopping) {

@@ -19,6 +19,11 @@
  * signalfd, inotify, eventfds, log, images being sent, ... */
 #define NF_SPARE_FDS 64
 
+/* At exit, the store gets this long to write what is queued when its
+ * database fails (half waiting, half retrying): the unit's TimeoutStopSec
+ * (30) covers grace (10) and this. */
+#define NF_STORE_CLOSE_MS 10000
+
 /* Exit statuses, documented in --help and nofussd(8). */
 enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
@@ -56,7 +61,15 @@ static void usage(FILE *out)
 	        "                            tokens in FILE (docs/ADMIN.md; default: off)\n"
 	        "      --admin-listen ADDR   the admin listener's address (default 127.0.0.1)\n"
 	        "      --admin-port N        its TCP port (default 8081; 0 picks a free one)\n"
-	        "  -t, --check               validate the settings and rules, then exit\n"
+	        "      --store URL           the fleet store: sqlite:///PATH, postgresql://...,\n"
+	        "                            or off (default sqlite://DATA-DIR/store/fleet.db)\n"
+	        "      --store-queue N       check and download events queued for the store's\n"
+	        "                            writer; more are dropped and counted (default 16384)\n"
+	        "      --store-history N     history entries kept per device (default 32)\n"
+	        "      --store-silent SEC    a device downloaded and not seen since is silent\n"
+	        "                            after SEC (default 86400)\n"
+	        "  -t, --check               validate the settings and rules, open (create,\n"
+	        "                            migrate) the store, then exit\n"
 	        "  -q, --quiet               only errors on stderr\n"
 	        "  -v, --verbose             debug messages on stderr\n"
 	        "  -h, --help                show this help and exit\n"
@@ -66,11 +79,12 @@ static void usage(FILE *out)
 	        "SIGTERM and SIGINT stop gracefully (twice: at once).\n"
 	        "\n"
 	        "Exit status: 0 ok; 1 invalid settings or rules; 2 bad usage;\n"
-	        "3 cannot start (address in use, folder missing, ...).\n");
+	        "3 cannot start (address in use, folder missing, store unusable, ...).\n");
 }
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_HEADER, OPT_GRACE,
-       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT };
+       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT,
+       OPT_STORE, OPT_STORE_QUEUE, OPT_STORE_HISTORY, OPT_STORE_SILENT };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -93,6 +107,10 @@ static const struct option long_options[] = {
     {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKENS},
     {"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN},
     {"admin-port", required_argument, NULL, OPT_ADMIN_PORT},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"store-queue", required_argument, NULL, OPT_STORE_QUEUE},
+    {"store-history", required_argument, NULL, OPT_STORE_HISTORY},
+    {"store-silent", required_argument, NULL, OPT_STORE_SILENT},
     {"check", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -130,13 +148,60 @@ static void raise_fd_limit(struct nf_config *cfg)
 	}
 }
 
+/* The store's messages, through nofussd's own log. */
 static void store_log(void *ctx, enum nf_store_log_level level, const char *msg)
 {
 	(void)ctx;
-	nf_log(level == NF_STORE_LOG_ERROR  ? NF_LOG_ERROR
+	nf_log(level == NF_STORE_LOG_ERROR ? NF_LOG_ERROR
 	       : level == NF_STORE_LOG_WARN ? NF_LOG_WARN
 	                                    : NF_LOG_INFO,
-	       "store: %s", msg);
+	       "%s", msg);
+}
+
+/* Opens the store cfg names (creating and migrating it). Returns it, or
+ * NULL: off (*failed false) or failed (*failed true, said). */
+static struct nf_store *open_store(const struct nf_config *cfg, bool *failed)
+{
+	struct nf_store_options o = {
+	    .queue_capacity = cfg->store_queue,
+	    .history_max = cfg->store_history,
+	    .silent_ms = (int64_t)cfg->store_silent * 1000,
+	    .close_timeout_ms = NF_STORE_CLOSE_MS / 2,
+	    .log = store_log,
+	};
+	struct nf_store *store;
+	char err[NF_ERR_LEN];
+
+	*failed = false;
+	if (cfg->store[0] == '\0')
+		return NULL;
+	store = nf_store_open(cfg->store, &o, err, sizeof err);
+	if (store == NULL) {
+		char shown[NF_STORE_MAX_URL];
+		nf_db_redact(cfg->store, shown, sizeof shown);
+		nf_log(NF_LOG_ERROR, "store %s: %s", shown, err);
+		*failed = true;
+	}
+	return store;
+}
+
+/* Writes everything queued (retrying a failing database for a while, see
+ * docs/STORE.md section 6), says what was written and lost, and closes. */
+static void close_store(struct nf_store *store)
+{
+	struct nf_store_stats st;
+
+	if (store == NULL)
+		return;
+	if (nf_store_sync(store, NF_STORE_CLOSE_MS / 2) != 0) {
+		nf_store_stats(store, &st);
+		nf_log(NF_LOG_WARN, "store: %zu events still queued after %u s; writing on for %u s",
+		       st.depth, NF_STORE_CLOSE_MS / 2000, NF_STORE_CLOSE_MS / 2000);
+	}
+	/* What a failing database still refuses then is dropped, and said. */
+	nf_store_close_stats(store, &st);
+	nf_log(NF_LOG_INFO, "store: %llu events written, %llu dropped", (unsigned long long)st.written,
+	       (unsigned long long)st.dropped);
 }
 
 /* Starts the admin listener when a token file is set. Returns 0 (with *out
@@ -175,10 +240,10 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 {
 	struct nf_checklog *log;
 	struct nf_server *srv = NULL;
-	struct nf_store *store = NULL;
+	struct nf_store *store;
 	struct nf_admin *admin = NULL;
-	struct nf_store_options sopt = {.log = store_log};
 	char err[NF_ERR_LEN];
+	bool store_failed;
 	int status;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -186,20 +251,19 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 	 * send one: a SIGHUP between start-up and the loop must not kill us. */
 	nf_loop_block_signals();
 	raise_fd_limit(cfg);
+	/* Before listening: a store that cannot be opened is a start-up error,
+	 * not a server that forgets its fleet without saying so. */
+	store = open_store(cfg, &store_failed);
+	if (store_failed) {
+		nf_snapshot_release(snap);
+		return EXIT_START;
+	}
 	log = nf_checklog_open(cfg->check_log, err, sizeof err);
 	if (log == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
 		nf_snapshot_release(snap);
+		nf_store_close(store);
 		return EXIT_START;
-	}
-	if (cfg->store[0] != '\0') {
-		store = nf_store_open(cfg->store, &sopt, err, sizeof err);
-		if (store == NULL) {
-			nf_log(NF_LOG_ERROR, "store: %s", err);
-			nf_snapshot_release(snap);
-			status = EXIT_START;
-			goto done;
-		}
 	}
 	srv = nf_server_start(cfg, snap, log, err, sizeof err);
 	if (srv == NULL) {
@@ -207,6 +271,7 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 		status = EXIT_START;
 		goto done;
 	}
+	nf_server_set_store(srv, store);
 	/* After the store is open and the counters exist; stopped before
 	 * either goes. */
 	if (start_admin(cfg, store, srv, &admin) != 0) {
@@ -214,13 +279,36 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 		goto done;
 	}
 	status = nf_loop_run(cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
-	nf_log(NF_LOG_INFO, "stopped");
 done:
+	/* The admin listener first (it reads the store), then the daemon:
+	 * closing it ends the downloads still open, whose events go to the
+	 * store; then the store writes everything queued. */
 	nf_admin_stop(admin);
 	nf_server_stop(srv);
-	nf_store_close(store);
+	close_store(store);
 	nf_checklog_close(log);
+	if (srv != NULL)
+		nf_log(NF_LOG_INFO, "stopped");
 	return status;
+}
+
+/* --check: the store opens (created and migrated as at start), and closes. */
+static int check_store(const struct nf_config *cfg)
+{
+	char shown[NF_STORE_MAX_URL];
+	bool failed;
+	struct nf_store *store = open_store(cfg, &failed);
+
+	if (failed)
+		return EXIT_START;
+	if (store == NULL) {
+		printf("nofussd: store off\n");
+		return EXIT_OK;
+	}
+	nf_db_redact(cfg->store, shown, sizeof shown);
+	printf("nofussd: store %s: schema %d, ok\n", shown, nf_store_schema(store));
+	nf_store_close(store);
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -299,7 +387,7 @@ int main(int argc, char **argv)
 	if (check_only) {
 		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(snap->rules));
 		nf_snapshot_release(snap);
-		return EXIT_OK;
+		return check_store(&cfg);
 	}
 
 	return serve(&cfg, snap);

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "store.h"
 #include "vercmp.h"
 
 /* Limits on outside input ------------------------------------------------ */
@@ -40,6 +41,10 @@
 #define NF_MAX_MD5_CACHE  4096   /* late MD5s (images the snapshot did not know) remembered */
 #define NF_MAX_HASH_JOBS  64     /* distinct images being hashed for waiting downloads */
 #define NF_MAX_IMAGE_WARNINGS 10 /* missing-image warnings printed one by one per build */
+#define NF_MIN_STORE_QUEUE  1024    /* store-queue: events (848 bytes each) */
+#define NF_MAX_STORE_QUEUE  1048576 /* 1 Mi events: about 850 MB */
+#define NF_MIN_STORE_SILENT 60      /* store-silent: seconds */
+#define NF_MAX_STORE_SILENT (366u * 86400)
 /* Not a limit: answers longer than this are served, with a warning at load
  * time, because NoFUSS clients parse the answer into a 500-byte buffer. */
 #define NF_ANSWER_WARN    400
@@ -97,8 +102,14 @@ struct nf_config {
 	unsigned grace_seconds;   /* for in-flight downloads on shutdown */
 	unsigned sndbuf;          /* SO_SNDBUF for client sockets, 0 = kernel's */
 	bool watch;               /* reload when versions.json changes */
-	/* The fleet store (docs/STORE.md) and the admin listener (docs/ADMIN.md). */
-	char store[NF_MAX_PATH];  /* store URL; "" = off */
+	/* The fleet store (docs/STORE.md): a URL, default
+	 * sqlite://<data_dir>/store/fleet.db; "" after nf_config_finish = off. */
+	char store[NF_STORE_MAX_URL];
+	bool store_set;           /* store was given (else the default follows data_dir) */
+	unsigned store_queue;     /* events queued for the writer at most */
+	unsigned store_history;   /* history entries kept per device */
+	unsigned store_silent;    /* seconds after a download without a check: silent */
+	/* The admin listener (docs/ADMIN.md). */
 	char admin_listen[64];    /* numeric address, default 127.0.0.1 */
 	unsigned admin_port;      /* default 8081; 0 picks a free one */
 	char admin_token_file[NF_MAX_PATH]; /* "" = no admin listener */
@@ -173,6 +184,13 @@ uint64_t nf_esp_flash_bytes(enum nf_chip_family family, unsigned code);
 /* ESPHome's chipFamily for the image ("ESP8266", "ESP32-C3", ...), or NULL. */
 const char *nf_esp_chip_family(const struct nf_esp_header *h);
 
+/* record.c (the rest is in http.h) ---------------------------------------- */
+/* The key the store knows an image by: the path below the public folder
+ * with one leading '/' ("/firmware/x.bin"; URLs kept as written), through
+ * nf_store_image_key. The check's offer, the download and the
+ * snapshot's image index (stockindex.c) use the same. */
+void nf_record_image_key(const char *path, char out[NF_STORE_MAX_IMAGE]);
+
 /* stockindex.c: each rule's images as the snapshot saw them; MD5 and MAC maps */
 enum nf_image_key { NF_KEY_FIRMWARE, NF_KEY_SPIFFS, NF_KEY_MINIMAL, NF_KEY_COUNT };
 extern const char *const nf_image_keys[NF_KEY_COUNT]; /* the target keys that name them */
@@ -182,6 +200,7 @@ struct nf_image_info {
 	uint64_t size;
 	char md5[NF_MD5_HEX];         /* "" when not hashed (--check, or reading failed) */
 	struct nf_esp_header hdr;
+	char key[NF_STORE_MAX_IMAGE]; /* the path as the fleet store keys it (record.c) */
 };
 struct nf_stock_index;
 /* An index for rules rules, every slot empty; NULL when out of memory. */
@@ -328,6 +347,9 @@ const char *nf_digests_get(const struct nf_digests *d, const struct nf_file_id *
 /* Remembers md5 for id, replacing what the same device and inode had.
  * Returns 0, or -1 when out of memory (the table is unchanged). */
 int nf_digests_put(struct nf_digests *d, const struct nf_file_id *id, const char *md5);
+/* The owner's number for the entry of this very file (0 when put), to be
+ * changed through the pointer; NULL when there is no such entry. Valid until
+ * the next nf_digests_put or nf_digests_clear. */
 size_t nf_digests_count(const struct nf_digests *d);
 void nf_digests_clear(struct nf_digests *d);
 
@@ -402,6 +424,9 @@ struct nf_snapshot {
 	atomic_uint refs;              /* changes after the build, with retired_next */
 	struct nf_snapshot *retired_next; /* the builder's list of snapshots to free */
 };
+/* The image rule i names under key 0 (firmware) or 1 (filesystem), as
+ * the build saw it (stockindex.c), or NULL when it names none. */
+const struct nf_image_info *nf_snapshot_image(const struct nf_snapshot *s, size_t rule, int key);
 struct nf_snapshot_params {
 	const char *rules_path;
 	const char *public_dir;
@@ -507,6 +532,12 @@ struct nf_server;
  * filled (snap released). */
 struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapshot *snap,
                                   struct nf_checklog *log, char *err, size_t errlen);
+/* Counts a reload for /metrics: a snapshot served (ok) or a build that
+ * failed. Loop thread. */
+void nf_server_count_reload(struct nf_server *srv, bool ok);
+/* Records every check and download in store (NULL: none) from now on; the
+ * store must outlive the server (close it after nf_server_stop). */
+void nf_server_set_store(struct nf_server *srv, struct nf_store *store);
 /* Serves snap (taking its reference) from the next request on. Returns
  * the snapshot served until now, with its reference: the caller releases
  * it (best off the loop, nf_builder_retire). Loop thread, between requests. */

@@ -95,6 +95,13 @@ static void describe_image(struct nf_image_info *info, struct scan *sc, const st
 	nf_esp_header_parse(head, n > 0 ? (size_t)n : 0, &info->hdr);
 }
 
+const struct nf_image_info *nf_snapshot_image(const struct nf_snapshot *s, size_t rule, int key)
+{
+	if (s->stock == NULL || rule >= nf_rules_count(s->rules) || key < 0 || key > 1)
+		return NULL;
+	return nf_stock_image(s->stock, (long)rule, key == 0 ? NF_KEY_FIRMWARE : NF_KEY_SPIFFS);
+}
+
 /* Looks at one image a rule names, and describes it in info when info is
  * not NULL (the first rule naming it). Returns -1 only when out of memory. */
 static int look_at_image(struct scan *sc, enum nf_image_key k, const char *path,

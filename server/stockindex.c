@@ -158,6 +158,7 @@ struct nf_image_info *nf_stock_image_add(struct nf_stock_index *x, size_t rule, 
 			return NULL;
 		i = (long)x->ninfo++;
 		x->info[i] = (struct nf_image_info){.path = path};
+		nf_record_image_key(path, x->info[i].key);
 		*fresh = true;
 	}
 	x->slot[rule * NF_KEY_COUNT + k] = (uint32_t)i + 1;

@@ -135,10 +135,6 @@ struct nf_metrics_input {
 	const struct nf_counters *counters;     /* never NULL */
 	const struct nf_store_stats *store;     /* NULL when the store is off */
 	const struct nf_fleet_summary *summary; /* NULL when off or failing */
-	/* Offer transitions counted by the store, when it counts them (the
-	 * writer's counters); written only when has_transitions. */
-	bool has_transitions;
-	uint64_t confirmations, reverts;
 };
 /* A growable text buffer; failed is set (and the text dropped) when memory
  * runs out. */

@@ -241,12 +241,14 @@ int nf_metrics_write(struct nf_admin_buf *b, const struct nf_metrics_input *in)
 	family(b, "nofuss_build_info", "gauge", "The nofussd version, as a label; always 1.");
 	nf_admin_buf_printf(b, "nofuss_build_info{version=\"%s\"} 1\n", NOFUSS_VERSION);
 	write_loop(b, in->counters);
-	if (in->has_transitions) {
+	if (in->store != NULL) {
+		/* Counted by the store's writer as the transitions commit: on
+		 * several nodes, each counts what it wrote. */
 		one(b, "nofuss_confirmations_total", "counter",
-		    "Offers confirmed: a later check reported the target.", in->confirmations);
+		    "Offers confirmed: a later check reported the target.", in->store->confirmed);
 		one(b, "nofuss_reverts_total", "counter",
 		    "Offers reverted: a check after a complete download reported another version.",
-		    in->reverts);
+		    in->store->reverted);
 	}
 	one(b, "nofuss_store_up", "gauge",
 	    "1 when the store is on and its last summary query worked.",

@@ -594,3 +594,12 @@ int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const 
 	*unmatched += lost;
 	return 0;
 }
+
+void nf_batch_count(const struct nf_batch *b, uint64_t counts[NF_HISTORY_COUNT])
+{
+	for (size_t k = 0; k < b->nhist; k++) {
+		int kind = b->hist[k].h.kind;
+		if (kind > 0 && kind < NF_HISTORY_COUNT)
+			counts[kind]++;
+	}
+}

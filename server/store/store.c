@@ -65,6 +65,7 @@ struct nf_store {
 	struct nf_db *rdb;
 
 	_Atomic uint64_t posted, dropped, written, batches, failures, unmatched;
+	_Atomic uint64_t confirmed, reverted, held; /* transitions committed */
 	atomic_bool failing;
 };
 
@@ -111,7 +112,7 @@ static void advance(struct nf_store *s, uint64_t head)
 /* One transaction for up to batch_max queued events. 0 or -1. */
 static int write_some(struct nf_store *s, uint64_t head, size_t n)
 {
-	uint64_t unmatched = 0;
+	uint64_t unmatched = 0, kinds[NF_HISTORY_COUNT] = {0};
 
 	for (size_t i = 0; i < n; i++)
 		s->slots[i] = &s->ring[(head + i) % s->cap];
@@ -124,6 +125,10 @@ static int write_some(struct nf_store *s, uint64_t head, size_t n)
 	atomic_fetch_add(&s->written, n);
 	atomic_fetch_add(&s->batches, 1);
 	atomic_fetch_add(&s->unmatched, unmatched);
+	nf_batch_count(s->batch, kinds);
+	atomic_fetch_add(&s->confirmed, kinds[NF_HISTORY_CONFIRMED]);
+	atomic_fetch_add(&s->reverted, kinds[NF_HISTORY_REVERTED]);
+	atomic_fetch_add(&s->held, kinds[NF_HISTORY_HELD]);
 	if (atomic_exchange(&s->failing, false))
 		say(s, NF_STORE_LOG_WARN, "store %s: writing again", s->shown);
 	advance(s, head + n); /* last: nf_store_sync's waiters see all the above */
@@ -222,6 +227,9 @@ void nf_store_stats(struct nf_store *s, struct nf_store_stats *out)
 	out->batches = atomic_load(&s->batches);
 	out->failures = atomic_load(&s->failures);
 	out->unmatched = atomic_load(&s->unmatched);
+	out->confirmed = atomic_load(&s->confirmed);
+	out->reverted = atomic_load(&s->reverted);
+	out->held = atomic_load(&s->held);
 	out->depth = (size_t)(tail - head);
 	out->capacity = s->cap;
 	out->failing = atomic_load(&s->failing);
@@ -381,7 +389,7 @@ fail:
 	return NULL;
 }
 
-void nf_store_close(struct nf_store *s)
+void nf_store_close_stats(struct nf_store *s, struct nf_store_stats *out)
 {
 	if (s == NULL)
 		return;
@@ -390,5 +398,12 @@ void nf_store_close(struct nf_store *s)
 		sem_post(&s->wake);
 		pthread_join(s->writer, NULL);
 	}
+	if (out != NULL)
+		nf_store_stats(s, out);
 	destroy(s);
+}
+
+void nf_store_close(struct nf_store *s)
+{
+	nf_store_close_stats(s, NULL);
 }

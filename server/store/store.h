@@ -219,11 +219,21 @@ struct nf_store_stats {
 	uint64_t batches;   /* transactions committed */
 	uint64_t failures;  /* transactions failed (each retried) */
 	uint64_t unmatched; /* downloads no device could be found for */
+	/* Transitions committed (history entries written, docs/STORE.md
+	 * section 5): what /metrics counts as confirmations, reverts and
+	 * held-back offers. A transition another node committed is its own. */
+	uint64_t confirmed; /* offers closed as confirmed */
+	uint64_t reverted;  /* offers closed as reverted */
+	uint64_t held;      /* held-back answers with a new reason or target */
 	size_t depth;       /* events queued now */
 	size_t capacity;
 	bool failing;       /* the last transaction failed: retrying */
 };
 void nf_store_stats(struct nf_store *store, struct nf_store_stats *out);
+/* nf_store_close, filling *out (may be NULL) with the final counters
+ * (depth 0) before the store is freed: what was written and dropped, for a
+ * last message. */
+void nf_store_close_stats(struct nf_store *store, struct nf_store_stats *out);
 
 /* The schema version the open database has. */
 int nf_store_schema(const struct nf_store *store);
@@ -535,6 +545,10 @@ void nf_batch_free(struct nf_batch *b);
  * device. */
 int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const *events,
                    size_t n, unsigned history_max, int64_t skew_ms, uint64_t *unmatched);
+/* The history entries of the last batch written, by kind (enum
+ * nf_history_kind), added to counts[0..NF_HISTORY_COUNT). Meaningful only
+ * after nf_batch_write returned 0. */
+void nf_batch_count(const struct nf_batch *b, uint64_t counts[NF_HISTORY_COUNT]);
 
 /* store.c: the queries' connection ----------------------------------------- */
 /* Runs op on the store's reading connection under its mutex, making the

@@ -366,7 +366,7 @@ class AdminStartTest(unittest.TestCase):
 
     def test_store_off(self):
         write_tokens(self.tokens, ADMIN_TOKEN + "\n")
-        srv, port = start(self.data, "--admin-token-file", self.tokens)
+        srv, port = start(self.data, "--admin-token-file", self.tokens, "--store", "off")
         try:
             auth = {"Authorization": "Bearer " + ADMIN_TOKEN}
             r = get(port, "/api/v1/devices", auth)

@@ -164,6 +164,18 @@ static void done_mac1(struct nf_store *s, const char *path, uint64_t size, int64
 	assert_int_equal(nf_store_post(s, &e), 0);
 }
 
+/* The transitions the store counts for /metrics, since it was opened. */
+static void assert_stats(struct nf_store *s, uint64_t confirmed, uint64_t reverted,
+                         uint64_t held)
+{
+	struct nf_store_stats st;
+
+	nf_store_stats(s, &st);
+	assert_int_equal(st.confirmed, confirmed);
+	assert_int_equal(st.reverted, reverted);
+	assert_int_equal(st.held, held);
+}
+
 void check_offer_to_confirmed(void **state)
 {
 	struct nf_store *s = store_check_open(url_of(state), NULL);
@@ -220,6 +232,7 @@ void check_offer_to_confirmed(void **state)
 	ASSERT_KINDS(h, n, NF_HISTORY_CONFIRMED, NF_HISTORY_DOWNLOADED, NF_HISTORY_DOWNLOADING,
 	             NF_HISTORY_OFFERED);
 	assert_string_equal(h[0].version, "1.1");
+	assert_stats(s, 1, 0, 0);
 	assert_string_equal(h[1].image, "/fs/s-1.1.bin");
 	assert_int_equal(h[1].bytes, 500);
 	assert_int_equal(h[1].total, 500);
@@ -262,6 +275,8 @@ void check_reverted(void **state)
 	e = store_check_event(MAC1, "10.0.0.1", "SONOFF", "1.0", STORE_T0 + 200);
 	store_check_post(s, &e);
 	assert_state(s, KEY1, STORE_T0 + 200, NF_UPDATE_REVERTED);
+	/* Two reverts committed (one per downloaded offer), for /metrics. */
+	assert_stats(s, 0, 2, 0);
 	nf_store_close(s);
 }
 
@@ -448,6 +463,7 @@ void check_withdrawn_and_held(void **state)
 	assert_int_equal(h[1].rule, 4);
 	assert_int_equal(h[2].state, NF_UPDATE_NONE);
 	free(h);
+	assert_stats(s, 0, 0, 2); /* two reasons: two held-back transitions */
 	nf_store_close(s);
 }
 
@@ -872,7 +888,11 @@ void check_close_writes_all(void **state)
 	assert_int_equal(st.posted, 5000);
 	assert_int_equal(st.written, 0);
 	assert_int_equal(st.depth, 5000);
-	nf_store_close(s);
+	memset(&st, 0xff, sizeof st);
+	nf_store_close_stats(s, &st); /* the counters as it closed: all written */
+	assert_int_equal(st.written, 5000);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.depth, 0);
 
 	s = store_check_open(url_of(state), NULL);
 	assert_int_equal(nf_store_summary(s, STORE_T0, &sum, err, sizeof err), 0);

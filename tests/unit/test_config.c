@@ -114,6 +114,10 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.sndbuf, 65536);
 	assert_true(cfg.watch);
 	assert_string_equal(cfg.store, "");
+	assert_false(cfg.store_set);
+	assert_int_equal(cfg.store_queue, 16384);
+	assert_int_equal(cfg.store_history, 32);
+	assert_int_equal(cfg.store_silent, 86400);
 	assert_string_equal(cfg.admin_listen, "127.0.0.1");
 	assert_int_equal(cfg.admin_port, 8081);
 	assert_string_equal(cfg.admin_token_file, "");
@@ -170,6 +174,10 @@ static void test_set_every_key(void **state)
 	set_ok(&cfg, "grace", "5");
 	set_ok(&cfg, "sndbuf", "65536");
 	set_ok(&cfg, "watch", "no");
+	set_ok(&cfg, "store", "postgresql://db/fleet");
+	set_ok(&cfg, "store-queue", "2048");
+	set_ok(&cfg, "store-history", "8");
+	set_ok(&cfg, "store-silent", "3600");
 
 	assert_string_equal(cfg.listen, "127.0.0.1");
 	assert_int_equal(cfg.port, 8266);
@@ -185,6 +193,11 @@ static void test_set_every_key(void **state)
 	assert_int_equal(cfg.grace_seconds, 5);
 	assert_int_equal(cfg.sndbuf, 65536);
 	assert_false(cfg.watch);
+	assert_string_equal(cfg.store, "postgresql://db/fleet");
+	assert_true(cfg.store_set);
+	assert_int_equal(cfg.store_queue, 2048);
+	assert_int_equal(cfg.store_history, 8);
+	assert_int_equal(cfg.store_silent, 3600);
 
 	/* strings may be set to empty, later values win */
 	set_ok(&cfg, "check-log", "");
@@ -209,6 +222,9 @@ static const struct range_case ranges[] = {
 	{"idle-timeout", "1", "86400", "0", "86401", 1, 86400},
 	{"grace", "0", "3600", NULL, "3601", 0, 3600},
 	{"sndbuf", "0", "67108864", NULL, "67108865", 0, 67108864},
+	{"store-queue", "1024", "1048576", "1023", "1048577", 1024, 1048576},
+	{"store-history", "1", "1000", "0", "1001", 1, 1000},
+	{"store-silent", "60", "31622400", "59", "31622401", 60, 31622400},
 };
 
 static void test_number_ranges(void **state)
@@ -525,6 +541,13 @@ static void test_finish_paths(void **state)
 	nf_config_defaults(&cfg);
 	set_ok(&cfg, "rules", "/etc/v.json");
 	set_ok(&cfg, "data-dir", dir);
+	/* the default store's URL, "sqlite://DIR/store/fleet.db", cannot fit */
+	assert_int_equal(nf_config_finish(&cfg, err, sizeof err), -1);
+	assert_string_equal(err, "data-dir: path too long for the store's URL");
+	nf_config_defaults(&cfg);
+	set_ok(&cfg, "rules", "/etc/v.json");
+	set_ok(&cfg, "data-dir", dir);
+	set_ok(&cfg, "store", "off");
 	assert_int_equal(nf_config_finish(&cfg, err, sizeof err), 0);
 	assert_int_equal(strlen(cfg.public_dir), sizeof cfg.public_dir - 1);
 	dir[sizeof dir - 1 - strlen("/public")] = 'd';
@@ -536,9 +559,54 @@ static void test_finish_paths(void **state)
 	assert_string_equal(err, "data-dir: path too long");
 }
 
+/* The store: the default follows data-dir, off and none turn it off, the
+ * backends the store knows pass (nf_store_open checks the rest), anything
+ * else is refused without showing what may be a password. */
+static void test_finish_store(void **state)
+{
+	(void)state;
+	struct nf_config cfg;
+	char err[512] = "";
+	static const char *const good[] = {"sqlite:///srv/fleet.db", "sqlite://rel/fleet.db",
+	                                   "postgresql://u:p@db/fleet", "postgres://db/fleet"};
+
+	nf_config_defaults(&cfg);
+	set_ok(&cfg, "data-dir", "/srv/nf");
+	assert_int_equal(nf_config_finish(&cfg, err, sizeof err), 0);
+	assert_string_equal(cfg.store, "sqlite:///srv/nf/store/fleet.db");
+	for (int i = 0; i < 4; i++) {
+		const char *off = (const char *[]){"off", "none", "OFF", "None"}[i];
+		nf_config_defaults(&cfg);
+		set_ok(&cfg, "store", off);
+		assert_int_equal(nf_config_finish(&cfg, err, sizeof err), 0);
+		assert_string_equal(cfg.store, "");
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		nf_config_defaults(&cfg);
+		set_ok(&cfg, "store", good[i]);
+		assert_int_equal(nf_config_finish(&cfg, err, sizeof err), 0);
+		assert_string_equal(cfg.store, good[i]);
+	}
+	/* "store =" (empty) means the default */
+	nf_config_defaults(&cfg);
+	set_ok(&cfg, "store", "");
+	assert_int_equal(nf_config_finish(&cfg, err, sizeof err), 0);
+	assert_string_equal(cfg.store, "sqlite:///var/lib/nofuss/store/fleet.db");
+	nf_config_defaults(&cfg);
+	set_ok(&cfg, "store", "mysql://root:hunter2@db/x");
+	assert_int_equal(nf_config_finish(&cfg, err, sizeof err), -1);
+	assert_string_equal(err, "store: \"mysql:...\" is not sqlite:///PATH, postgresql://..., "
+	                         "off or none");
+	nf_config_defaults(&cfg);
+	set_ok(&cfg, "store", "/var/lib/fleet.db");
+	assert_int_equal(nf_config_finish(&cfg, err, sizeof err), -1);
+	assert_null(strstr(err, "hunter2"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_finish_store),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_set_every_key),
 		cmocka_unit_test(test_number_ranges),

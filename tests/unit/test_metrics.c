@@ -246,14 +246,13 @@ static void test_store_and_fleet(void **state)
 	                            .dropped = 2,
 	                            .depth = 5,
 	                            .capacity = 16384,
-	                            .failing = true};
+	                            .failing = true,
+	                            .confirmed = 4,
+	                            .reverted = 1};
 	struct nf_fleet_summary s = {.devices = 0, .seen_24h = 40};
 	struct nf_metrics_input in = {.counters = &c,
 	                              .store = &st,
-	                              .summary = &s,
-	                              .has_transitions = true,
-	                              .confirmations = 4,
-	                              .reverts = 1};
+	                              .summary = &s};
 	struct nf_admin_buf b = {0};
 	struct parsed p;
 	uint64_t expected_other = 0, sum = 0;

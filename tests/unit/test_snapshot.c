@@ -182,6 +182,21 @@ static void test_digests_reused_and_recomputed(void **state)
 	assert_string_equal(md5_in(s1, "b.bin"), MD5_WORLD);
 	assert_non_null(s1->answers[2]);
 	assert_non_null(s1->empty);
+	/* what the fleet store records of each rule's images: one entry per
+	 * path (rules 0 and 2 share a.bin); the external spiffs by its URL,
+	 * with no size or MD5 */
+	assert_ptr_equal(nf_snapshot_image(s1, 0, 0), nf_snapshot_image(s1, 2, 0));
+	assert_string_equal(nf_snapshot_image(s1, 0, 0)->md5, MD5_HELLO);
+	assert_string_equal(nf_snapshot_image(s1, 0, 0)->key, "/a.bin");
+	assert_string_equal(nf_snapshot_image(s1, 1, 0)->key, "/b.bin"); /* "b.bin" in the rule */
+	assert_int_equal(nf_snapshot_image(s1, 0, 0)->size, 6);
+	assert_string_equal(nf_snapshot_image(s1, 1, 0)->md5, MD5_WORLD);
+	assert_null(nf_snapshot_image(s1, 0, 1));
+	assert_string_equal(nf_snapshot_image(s1, 1, 1)->key, "http://cdn.example/fs.bin");
+	assert_string_equal(nf_snapshot_image(s1, 1, 1)->md5, "");
+	assert_false(nf_snapshot_image(s1, 1, 1)->present);
+	assert_null(nf_snapshot_image(s1, 3, 0)); /* no such rule */
+	assert_null(nf_snapshot_image(s1, 0, 2));
 
 	/* nothing changed: nothing read */
 	s2 = build_ok(fx, s1);
@@ -197,6 +212,8 @@ static void test_digests_reused_and_recomputed(void **state)
 	assert_int_equal(s3->reused, 1);
 	assert_string_equal(md5_in(s3, "a.bin"), MD5_WORLD);
 	assert_string_equal(md5_in(s3, "b.bin"), MD5_WORLD);
+	assert_string_equal(nf_snapshot_image(s3, 2, 0)->md5, MD5_WORLD);
+	assert_string_equal(nf_snapshot_image(s1, 2, 0)->md5, MD5_HELLO); /* s1 unchanged */
 	/* the older snapshot knows nothing of the new file */
 	assert_null(md5_in(s2, "a.bin"));
 
