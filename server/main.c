@@ -215,6 +215,7 @@ static int start_admin(const struct nf_config *cfg, struct nf_store *store,
 	    .token_file = cfg->admin_token_file,
 	    .metrics_open = !cfg->admin_metrics_auth,
 	    .store = store,
+	    .public_dir = cfg->public_dir,
 	    .counters = nf_server_counters(srv),
 	};
 	char err[NF_ERR_LEN];

@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include "counters.h"
+#include "nofussd.h"
 #include "store.h"
 
 /* Limits on outside input --------------------------------------------------- */
@@ -43,6 +44,9 @@
 #define NF_ADMIN_MAX_OFFSET        100000000 /* the devices list's offset */
 #define NF_ADMIN_MAX_CONNECTIONS   32        /* connections (threads) at once */
 #define NF_ADMIN_MAX_METRIC_SERIES 100       /* device type x version series in /metrics */
+#define NF_ADMIN_MAX_IMAGE   (16u * 1024 * 1024) /* bytes of one uploaded image (16 MiB flash) */
+#define NF_ADMIN_MAX_AUDIT_PAGE 1000             /* audit entries in one answer */
+#define NF_RELEASES_DIR      "releases"         /* below the public folder */
 
 /* Tuning -------------------------------------------------------------------- */
 #define NF_ADMIN_DEFAULT_PORT     8081
@@ -181,6 +185,7 @@ struct nf_admin_params {
 	const char *token_file;
 	bool metrics_open;      /* /metrics without a token */
 	struct nf_store *store; /* NULL: the store is off (503) */
+	const char *public_dir; /* releases are stored in its releases/ folder */
 	const struct nf_counters *counters;
 	/* Extra daemon flags and options (e.g. MHD_USE_TLS and the key and
 	 * certificate), ending with MHD_OPTION_END; NULL for none. */
@@ -202,6 +207,7 @@ void nf_admin_stop(struct nf_admin *a);
  * Inside the library: between its own files.
  * ======================================================================== */
 struct MHD_Connection;
+struct held;
 struct nf_admin_request {
 	struct nf_admin *admin;
 	struct MHD_Connection *conn;
@@ -211,6 +217,16 @@ struct nf_admin_request {
 	char args[2][NF_ADMIN_MAX_URL]; /* the route's '*' segments, percent-decoded */
 	enum nf_admin_role role;
 	char token_name[NF_ADMIN_MAX_TOKEN_NAME];
+	/* For the audit log of a write: what it acted on (the handler fills
+	 * it), and the answer sent (nf_admin_json/nf_admin_error fill it). */
+	char target[NF_STORE_MAX_TARGET];
+	unsigned status;
+	char outcome[NF_STORE_MAX_OUTCOME];
+	/* A route that takes a body: the handler's state between calls. */
+	void *body_state;
+	struct held *hold;  /* listener.c: answers held until the body's end */
+	const char *action; /* the route's audit name; NULL for reads */
+	bool audited;
 };
 /* listener.c: answers (each returns MHD's result). */
 /* Sends obj (taking its reference) as JSON with status. */
@@ -223,6 +239,77 @@ struct nf_store *nf_admin_store(struct nf_admin_request *r);
 /* The counters, the store's stats and a fleet summary at most
  * NF_ADMIN_SUMMARY_CACHE_MS old, for /metrics; the caller frees nothing. */
 int nf_admin_metrics_text(struct nf_admin *a, struct nf_admin_buf *out);
+
+/* The store (NULL when off) without answering. */
+struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r);
+/* The public folder releases are stored in. */
+const char *nf_admin_public_dir(const struct nf_admin_request *r);
+/* Serialises the steps of storing and deleting release files with their
+ * rows (upload's link + insert, delete's delete + unlink). */
+void nf_admin_release_lock(struct nf_admin_request *r, bool lock);
+
+/* upload.c: one image streamed to disk ---------------------------------------- */
+struct evp_md_ctx_st;
+struct nf_upload {
+	int fd;
+	char dir[1024], tmp[1100];
+	char field[16];           /* the field errors name: "firmware", "filesystem" */
+	struct evp_md_ctx_st *md5, *sha;
+	uint64_t max;
+	bool firmware;            /* check the ESP/gzip header */
+	unsigned char head[NF_ESP_HEADER_LEN];
+	size_t head_len;
+	struct nf_release_image image; /* filled as it comes; path at finish */
+	unsigned status;          /* 0, or the HTTP status of the refusal */
+	char err[256];
+};
+/* Makes public_dir/releases (mode 0755) when missing and a hidden
+ * temporary file in it; starts the digests. Returns 0, or -1 with u->status
+ * and u->err. Call nf_upload_abort afterwards in every case. */
+int nf_upload_begin(struct nf_upload *u, const char *public_dir, const char *field,
+                    uint64_t max, bool firmware);
+/* Writes and hashes len more bytes; the first NF_ESP_HEADER_LEN checked
+ * (firmware). Returns 0, or -1 with u->status (400 a bad header, 413 past
+ * max, 500 I/O) and u->err naming u->field. */
+int nf_upload_feed(struct nf_upload *u, const void *data, size_t len);
+/* Checks what only the end can tell (empty, short header), fills the
+ * digests into u->image and fsyncs. 0 or -1 as feed. */
+int nf_upload_seal(struct nf_upload *u);
+/* After seal: links the file to releases/<sha256>.bin (kept when it
+ * exists: the same bytes) and sets u->image.path ("/releases/<sha256>.bin").
+ * 0 or -1 as feed. */
+int nf_upload_store(struct nf_upload *u);
+/* The temporary file's descriptor (for a signature check), or -1. */
+int nf_upload_fd(const struct nf_upload *u);
+/* Closes and unlinks the temporary file and frees the digests. */
+void nf_upload_abort(struct nf_upload *u);
+/* "QIO", "QOUT", "DIO", "DOUT", or NULL. */
+const char *nf_upload_flash_mode_name(int mode);
+
+/* releases.c: /api/v1/releases and /api/v1/audit ------------------------------ */
+/* Body routes are called once with data NULL before the body (the headers
+ * and the query: they may answer at once), then with each piece of the body
+ * (len > 0), then once with data NULL and len 0 at its end, when they must
+ * answer if they have not. r->body_state is theirs; nf_release_cleanup
+ * frees it whatever happened. */
+int nf_api_release_add(struct nf_admin_request *r, const char *data, size_t len, bool end);
+int nf_api_release_fs(struct nf_admin_request *r, const char *data, size_t len, bool end);
+void nf_release_cleanup(struct nf_admin_request *r);
+int nf_api_releases(struct nf_admin_request *r);
+int nf_api_release(struct nf_admin_request *r);
+int nf_api_release_delete(struct nf_admin_request *r);
+int nf_api_audit(struct nf_admin_request *r);
+/* True for a release's version: [A-Za-z0-9_.+-]{1,63} with a digit,
+ * starting with a letter or digit. */
+bool nf_release_version_valid(const char *s);
+/* When a public key is configured, refuses (answering 400, returning -1)
+ * an image that does not verify; 0 otherwise. Lock held. */
+int nf_release_sign_check(struct nf_admin_request *r, struct nf_upload *up);
+/* The JSON of a release. */
+struct json_t *nf_render_release(const struct nf_release *rel);
+/* Writes the audit entry of request r (its action, target, status and
+ * outcome) to the store; failures are logged. */
+void nf_admin_audit(struct nf_admin_request *r, const char *action);
 
 /* api.c: the /api/v1 handlers ------------------------------------------------ */
 int nf_api_devices(struct nf_admin_request *r);

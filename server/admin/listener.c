@@ -3,9 +3,12 @@
  * per connection (never the device loop's: the store's queries may wait),
  * the route table, bearer-token checks, and the answers' common headers.
  *
- * Every request is answered on its first call: no endpoint takes a body
- * yet, so a request that frames one is 413 before it is read (issue 10's
- * uploads will add a body phase to the route that takes one). Order of
+ * A request is answered on its first call, except on a route that takes a
+ * body (an upload): its body function is called before the body, with each
+ * piece, and at the end, and the request lives on until MHD says it is over
+ * (on_completed), cut or not. Any other request that frames a body is 413
+ * before it is read. Every write (a route with an action) is recorded in
+ * the audit log once, with what it was answered, a cut upload too. Order of
  * checks: the path's length (414), the route (its pattern), the token (401,
  * or 403 when the route needs the admin role), then the method (405) and
  * the path (404). An unauthenticated client learns nothing of the API's
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -31,6 +35,8 @@ struct nf_admin {
 	struct nf_admin_tokens tokens;
 	struct nf_store *store;
 	const struct nf_counters *counters;
+	char public_dir[1024];
+	pthread_mutex_t release_lock; /* nf_admin_release_lock */
 	bool metrics_open;
 	unsigned port;
 	/* /metrics' fleet summary, refreshed at most every NF_ADMIN_SUMMARY_CACHE_MS. */
@@ -41,6 +47,7 @@ struct nf_admin {
 };
 
 typedef int (*handler_fn)(struct nf_admin_request *r);
+typedef int (*body_fn)(struct nf_admin_request *r, const char *data, size_t len, bool end);
 
 /* The routes. A '*' segment matches one non-empty segment, percent-decoded
  * into r->args in order. */
@@ -49,15 +56,26 @@ static const struct route {
 	const char *pattern;
 	enum nf_admin_role role; /* needed; NONE: /metrics when open */
 	handler_fn fn;
+	body_fn body;       /* instead of fn for a route that takes a body */
+	const char *action; /* a write: its name in the audit log */
 } routes[] = {
-    {"GET", "/api/v1/devices", NF_ROLE_READ, nf_api_devices},
-    {"GET", "/api/v1/devices/*", NF_ROLE_READ, nf_api_device},
-    {"GET", "/api/v1/devices/*/decision", NF_ROLE_READ, nf_api_decision},
-    {"GET", "/api/v1/decision/*", NF_ROLE_READ, nf_api_decision},
-    {"POST", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_add},
-    {"DELETE", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_remove},
-    {"GET", "/api/v1/summary", NF_ROLE_READ, nf_api_summary},
-    {"GET", "/metrics", NF_ROLE_READ, nf_api_metrics},
+    {"GET", "/api/v1/devices", NF_ROLE_READ, nf_api_devices, NULL, NULL},
+    {"GET", "/api/v1/devices/*", NF_ROLE_READ, nf_api_device, NULL, NULL},
+    {"GET", "/api/v1/devices/*/decision", NF_ROLE_READ, nf_api_decision, NULL, NULL},
+    {"GET", "/api/v1/decision/*", NF_ROLE_READ, nf_api_decision, NULL, NULL},
+    {"POST", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_add, NULL, "device.tag"},
+    {"DELETE", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_remove, NULL,
+     "device.untag"},
+    {"GET", "/api/v1/summary", NF_ROLE_READ, nf_api_summary, NULL, NULL},
+    {"GET", "/api/v1/releases", NF_ROLE_READ, nf_api_releases, NULL, NULL},
+    {"POST", "/api/v1/releases", NF_ROLE_ADMIN, NULL, nf_api_release_add, "release.add"},
+    {"GET", "/api/v1/releases/*", NF_ROLE_READ, nf_api_release, NULL, NULL},
+    {"DELETE", "/api/v1/releases/*", NF_ROLE_ADMIN, nf_api_release_delete, NULL,
+     "release.delete"},
+    {"POST", "/api/v1/releases/*/filesystem", NF_ROLE_ADMIN, NULL, nf_api_release_fs,
+     "release.filesystem"},
+    {"GET", "/api/v1/audit", NF_ROLE_READ, nf_api_audit, NULL, NULL},
+    {"GET", "/metrics", NF_ROLE_READ, nf_api_metrics, NULL, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -87,9 +105,18 @@ static bool match(const char *pattern, const char *path, char args[2][NF_ADMIN_M
 
 /* ---- answers ---- */
 
+/* An answer made but not yet queued (struct nf_admin_request.hold). */
+struct held {
+	struct MHD_Response *resp;
+	unsigned status;
+	uint64_t dropped; /* body bytes read and dropped since */
+};
+
+/* Queues the answer, or with hold (a body route that reads its body to
+ * the end first) keeps it in *hold for on_body to queue. */
 static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned status, const char *type,
                                      char *body, size_t len, const char *extra_name,
-                                     const char *extra)
+                                     const char *extra, struct held *hold)
 {
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -104,6 +131,11 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned statu
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (extra_name != NULL)
 		MHD_add_response_header(resp, extra_name, extra);
+	if (hold != NULL) {
+		hold->resp = resp;
+		hold->status = status;
+		return MHD_YES;
+	}
 	rc = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return rc;
@@ -111,7 +143,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned statu
 
 /* Sends obj; extra: one more header (or NULL). */
 static int send_json(struct MHD_Connection *conn, unsigned status, json_t *obj,
-                     const char *extra_name, const char *extra)
+                     const char *extra_name, const char *extra, struct held *hold)
 {
 	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	size_t len;
@@ -132,12 +164,14 @@ static int send_json(struct MHD_Connection *conn, unsigned status, json_t *obj,
 	}
 	body[len++] = '\n';
 	body[len] = '\0';
-	return send_response(conn, status, "application/json", body, len, extra_name, extra);
+	return send_response(conn, status, "application/json", body, len, extra_name, extra, hold);
 }
 
 int nf_admin_json(struct nf_admin_request *r, unsigned status, json_t *obj)
 {
-	return send_json(r->conn, status, obj, NULL, NULL);
+	r->status = status;
+	snprintf(r->outcome, sizeof r->outcome, "ok");
+	return send_json(r->conn, status, obj, NULL, NULL, r->hold);
 }
 
 static json_t *error_body(unsigned status, const char *param, const char *msg)
@@ -162,7 +196,9 @@ int nf_admin_error(struct nf_admin_request *r, unsigned status, const char *para
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return send_json(r->conn, status, error_body(status, param, msg), NULL, NULL);
+	r->status = status;
+	nf_store_copy(r->outcome, sizeof r->outcome, msg, strlen(msg));
+	return send_json(r->conn, status, error_body(status, param, msg), NULL, NULL, r->hold);
 }
 
 struct nf_store *nf_admin_store(struct nf_admin_request *r)
@@ -172,6 +208,24 @@ struct nf_store *nf_admin_store(struct nf_admin_request *r)
 		               "the fleet store is off: set \"store\" in nofussd's configuration "
 		               "(docs/ADMIN.md section 1)");
 	return r->admin->store;
+}
+
+struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r)
+{
+	return r->admin->store;
+}
+
+const char *nf_admin_public_dir(const struct nf_admin_request *r)
+{
+	return r->admin->public_dir;
+}
+
+void nf_admin_release_lock(struct nf_admin_request *r, bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&r->admin->release_lock);
+	else
+		pthread_mutex_unlock(&r->admin->release_lock);
 }
 
 /* ---- /metrics ---- */
@@ -214,7 +268,7 @@ int nf_api_metrics(struct nf_admin_request *r)
 		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
 	}
 	return send_response(r->conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-	                     b.data, b.len, NULL, NULL);
+	                     b.data, b.len, NULL, NULL, NULL);
 }
 
 /* ---- requests ---- */
@@ -268,7 +322,70 @@ static int unauthorized(struct MHD_Connection *conn, bool token_given)
 	return send_json(conn, status, error_body(status, NULL, msg),
 	                 MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	                 token_given ? "Bearer realm=\"nofussd\", error=\"invalid_token\""
-	                             : "Bearer realm=\"nofussd\"");
+	                             : "Bearer realm=\"nofussd\"",
+	                 NULL);
+}
+
+/* A request's audit entry, once: writes only (r->action set). */
+static void audit_once(struct nf_admin_request *r)
+{
+	if (r->action == NULL || r->audited)
+		return;
+	r->audited = true;
+	nf_admin_audit(r, r->action);
+}
+
+/* The rest of a request whose route takes a body: each piece of the body,
+ * then its end. An answer made before the end is held (never queued while
+ * the client still sends: the kernel would reset the connection over it)
+ * and the rest of the body read and dropped, up to twice the image bound;
+ * then the answer goes. */
+static enum MHD_Result on_body(struct nf_admin_request *r, body_fn body, const char *data,
+                               size_t *size)
+{
+	struct held *h = r->hold;
+	int rc = MHD_YES;
+
+	if (*size > 0) {
+		if (r->status == 0)
+			rc = body(r, data, *size, false);
+		else if (h != NULL && h->resp != NULL)
+			h->dropped += *size;
+		*size = 0;
+		if (h == NULL || h->resp == NULL || h->dropped <= 2ull * NF_ADMIN_MAX_IMAGE)
+			return (enum MHD_Result)rc;
+	} else if (r->status == 0) {
+		rc = body(r, NULL, 0, true);
+	}
+	if (h != NULL && h->resp != NULL) {
+		rc = MHD_queue_response(r->conn, h->status, h->resp);
+		MHD_destroy_response(h->resp);
+		h->resp = NULL;
+	}
+	audit_once(r);
+	return (enum MHD_Result)rc;
+}
+
+/* The route of a request kept between calls. */
+struct pending {
+	struct nf_admin_request *r;
+	body_fn body;
+	struct held hold;
+};
+
+/* Whether a body route's refusal before the body waits for the body: not
+ * when the client waits for "100 Continue" (it sends nothing unless told
+ * to), nor when the body is framed larger than is ever read. */
+static bool hold_first(struct MHD_Connection *conn)
+{
+	const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                                 MHD_HTTP_HEADER_EXPECT);
+	const char *cl =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
+		return false;
+	return cl == NULL || strtoull(cl, NULL, 10) <= 2ull * NF_ADMIN_MAX_IMAGE;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -285,10 +402,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	enum MHD_Result rc;
 
 	(void)version;
-	(void)upload_data;
-	if (*req_cls != NULL) { /* the body of a request already answered */
+	if (*req_cls == a) { /* the body of a request already answered */
 		*upload_data_size = 0;
 		return MHD_YES;
+	}
+	if (*req_cls != NULL) { /* a route that takes a body, going on */
+		struct pending *p = *req_cls;
+		return on_body(p->r, p->body, upload_data, upload_data_size);
 	}
 	*req_cls = a;
 	r = calloc(1, sizeof *r); /* args are large: not on a thread's stack */
@@ -329,29 +449,75 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			goto done;
 		}
 	}
+	if (found != NULL) {
+		r->action = found->action;
+		snprintf(r->target, sizeof r->target, "%s", url);
+	}
 	if (found == NULL && path_known) {
 		if (strstr(allow, "GET") != NULL)
 			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), ", HEAD");
 		rc = send_json(
 		    conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    error_body(MHD_HTTP_METHOD_NOT_ALLOWED, NULL, "method not allowed here"),
-		    MHD_HTTP_HEADER_ALLOW, allow);
+		    MHD_HTTP_HEADER_ALLOW, allow, NULL);
 	} else if (found == NULL) {
 		rc = nf_admin_error(r, MHD_HTTP_NOT_FOUND, NULL,
 		                    "no such endpoint; the API is under /api/v1 (docs/ADMIN.md)");
-	} else if (has_body(conn)) {
-		rc = nf_admin_error(r, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-		                    "%s %s takes no request body", found->method, found->pattern);
 	} else if (found->role == NF_ROLE_ADMIN && r->role != NF_ROLE_ADMIN) {
 		rc = nf_admin_error(r, MHD_HTTP_FORBIDDEN, NULL,
 		                    "token \"%s\" has the read role; this needs an admin token",
 		                    r->token_name);
+	} else if (found->body != NULL) {
+		struct pending *p = calloc(1, sizeof *p);
+		if (p == NULL) {
+			rc = MHD_NO;
+			goto done;
+		}
+		p->r = r;
+		p->body = found->body;
+		*req_cls = p;
+		r->hold = hold_first(conn) ? &p->hold : NULL;
+		rc = (enum MHD_Result)found->body(r, NULL, 0, false);
+		if (r->status == 0)
+			r->hold = &p->hold; /* the body comes: later answers held too */
+		else if (r->hold == NULL)
+			audit_once(r); /* answered at once */
+		return rc; /* r lives on until on_completed */
+	} else if (has_body(conn)) {
+		rc = nf_admin_error(r, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+		                    "%s %s takes no request body", found->method, found->pattern);
 	} else {
 		rc = (enum MHD_Result)found->fn(r);
 	}
 done:
+	audit_once(r);
 	free(r);
 	return rc;
+}
+
+/* Frees a body route's request at its end, whatever it was: a cut upload
+ * is audited as such, and its state (a temporary file) dropped. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct nf_admin *a = cls;
+	struct pending *p = *req_cls;
+
+	(void)conn;
+	if (p == NULL || (void *)p == (void *)a)
+		return;
+	*req_cls = NULL;
+	if (p->r->status == 0 && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		p->r->status = 0;
+		snprintf(p->r->outcome, sizeof p->r->outcome,
+		         "cut: the connection ended before the request did; nothing was stored");
+	}
+	audit_once(p->r);
+	if (p->hold.resp != NULL)
+		MHD_destroy_response(p->hold.resp);
+	nf_release_cleanup(p->r);
+	free(p->r);
+	free(p);
 }
 
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
@@ -381,6 +547,7 @@ static struct MHD_Daemon *start_daemon(struct nf_admin *a, const struct nf_admin
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)NF_ADMIN_MAX_REQUEST_MEM,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NF_ADMIN_IDLE_TIMEOUT,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_SOCK_ADDR, addr,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 	    p->mhd_options != NULL ? MHD_OPTION_ARRAY : MHD_OPTION_END, p->mhd_options,
 	    MHD_OPTION_END);
 }
@@ -400,7 +567,10 @@ struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size
 	a->store = p->store;
 	a->counters = p->counters;
 	a->metrics_open = p->metrics_open;
+	snprintf(a->public_dir, sizeof a->public_dir, "%s",
+	         p->public_dir != NULL ? p->public_dir : "");
 	pthread_mutex_init(&a->cache_lock, NULL);
+	pthread_mutex_init(&a->release_lock, NULL);
 	if (nf_admin_tokens_load(&a->tokens, p->token_file, err, errlen) != 0)
 		goto fail;
 	snprintf(port, sizeof port, "%u", p->port);
@@ -439,5 +609,6 @@ void nf_admin_stop(struct nf_admin *a)
 	nf_admin_tokens_free(&a->tokens);
 	nf_fleet_summary_free(&a->summary);
 	pthread_mutex_destroy(&a->cache_lock);
+	pthread_mutex_destroy(&a->release_lock);
 	free(a);
 }

@@ -65,6 +65,24 @@
 	"CREATE INDEX tags_tag ON tags (tag);"                                                \
 	"CREATE TABLE settings (name TEXT PRIMARY KEY, value BIGINT NOT NULL);"
 
+/* Migration 3: releases (issue 10 item 1) and the audit log of admin
+ * writes (item 8). A release's images are stored under public/ by content;
+ * the rows hold their digests as computed once, at upload. */
+#define RELEASE_IMAGE_COLUMNS(p)                                                          \
+	p "_path TEXT NOT NULL DEFAULT '', " p "_size BIGINT NOT NULL DEFAULT 0, " p          \
+	"_md5 TEXT NOT NULL DEFAULT '', " p "_sha256 TEXT NOT NULL DEFAULT '', " p            \
+	"_format INTEGER NOT NULL DEFAULT 0, " p "_flash_mode INTEGER NOT NULL DEFAULT -1, " p \
+	"_flash_size BIGINT NOT NULL DEFAULT 0, " p "_chip TEXT NOT NULL DEFAULT ''"
+#define RELEASE_COLUMNS                                                                   \
+	"device TEXT NOT NULL, version TEXT NOT NULL, created_ms BIGINT NOT NULL, "           \
+	"created_by TEXT NOT NULL DEFAULT '', notes TEXT NOT NULL DEFAULT '', "               \
+	RELEASE_IMAGE_COLUMNS("fw") ", " RELEASE_IMAGE_COLUMNS("fs") ", "                     \
+	"UNIQUE (device, version)"
+#define AUDIT_COLUMNS                                                                     \
+	"at_ms BIGINT NOT NULL, token TEXT NOT NULL, action TEXT NOT NULL, "                  \
+	"target TEXT NOT NULL, status INTEGER NOT NULL, outcome TEXT NOT NULL"
+#define PG_ID "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+
 struct migration {
 	const char *what;
 	const char *sqlite, *pg;
@@ -77,6 +95,11 @@ static const struct migration migrations[NF_STORE_SCHEMA_VERSION] = {
 	 "CREATE TABLE devices (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
 	 DEVICE_COLUMNS ") WITH (fillfactor = 70);" DEVICE_INDEXES HISTORY_TABLE},
 	{"device tags and store settings", TAGS_TABLE, TAGS_TABLE},
+	{"releases and the audit log",
+	 "CREATE TABLE releases (id INTEGER PRIMARY KEY, " RELEASE_COLUMNS ");"
+	 "CREATE TABLE audit (id INTEGER PRIMARY KEY, " AUDIT_COLUMNS ");",
+	 "CREATE TABLE releases (" PG_ID RELEASE_COLUMNS ");"
+	 "CREATE TABLE audit (" PG_ID AUDIT_COLUMNS ");"},
 };
 
 static void get_version(void *user, const struct nf_db_row *row)

@@ -58,7 +58,7 @@
 #define NF_STORE_DEFAULT_RETRY_MS 5000   /* longest pause between retries */
 #define NF_STORE_DEFAULT_CLOSE_MS 10000  /* close keeps retrying a failing database */
 
-#define NF_STORE_SCHEMA_VERSION 2 /* the newest schema this code knows (schema.c) */
+#define NF_STORE_SCHEMA_VERSION 3 /* the newest schema this code knows (schema.c) */
 
 /* Events: what the loop posts -------------------------------------------- */
 enum nf_event_kind {
@@ -359,6 +359,85 @@ void nf_fleet_summary_free(struct nf_fleet_summary *summary);
  * err (a bad tag, a database error). */
 int nf_store_tag(struct nf_store *store, const char *key, const char *tag, bool add,
                  char *err, size_t errlen);
+
+/* release.c: releases and the audit log (issue 10 items 1, 8) -------------- */
+#define NF_STORE_SHA256_LEN   65   /* 64 lower-case hex digits */
+#define NF_STORE_MAX_NOTES    1024 /* a release's notes, with the NUL */
+#define NF_STORE_MAX_CHIP     16   /* "ESP8266", "ESP32-C3", ... */
+#define NF_STORE_MAX_ACTION   32   /* an audit entry's action ("release.add") */
+#define NF_STORE_MAX_TARGET   160  /* what the action was on */
+#define NF_STORE_MAX_OUTCOME  256  /* "ok", or the error the writer was told */
+#define NF_STORE_MAX_RELEASES 10000 /* releases one list returns at most */
+#define NF_STORE_MAX_AUDIT    1000 /* audit entries in one page */
+
+/* One stored image of a release: where it is below public/ and what the
+ * upload found in it. format: enum nf_image_format's values (1 ESP, 2
+ * gzip); flash_mode -1 and flash_size 0 when the image does not tell
+ * (gzip, filesystem images). */
+struct nf_release_image {
+	char path[NF_STORE_MAX_IMAGE]; /* "/releases/<sha256>.bin"; "" for none */
+	uint64_t size;
+	char md5[NF_STORE_MD5_LEN];
+	char sha256[NF_STORE_SHA256_LEN];
+	int format;
+	int flash_mode;
+	uint64_t flash_size;
+	char chip[NF_STORE_MAX_CHIP];
+};
+
+struct nf_release {
+	int64_t id;
+	char device[NF_STORE_MAX_TEXT], version[NF_STORE_MAX_TEXT];
+	int64_t created_ms;
+	char created_by[NF_STORE_MAX_TEXT]; /* the token's name */
+	char notes[NF_STORE_MAX_NOTES];
+	struct nf_release_image fw, fs;     /* fs.path "" when none */
+};
+
+/* Adds rel (its id ignored) at once. Returns 1 with rel->id set, 0 when a
+ * release of that device and version exists (nothing written), -1 with a
+ * message in err. */
+int nf_store_release_add(struct nf_store *store, struct nf_release *rel, char *err,
+                         size_t errlen);
+/* The release with this id (by_id) or this device and version into *out.
+ * Returns 1 found, 0 none, -1 with a message in err. */
+int nf_store_release_get(struct nf_store *store, int64_t id, struct nf_release *out, char *err,
+                         size_t errlen);
+int nf_store_release_find(struct nf_store *store, const char *device, const char *version,
+                          struct nf_release *out, char *err, size_t errlen);
+/* Releases, newest first, of one device type (NULL or "" for all), at most
+ * NF_STORE_MAX_RELEASES. Returns 0 with *out (free()) and *count, or -1. */
+int nf_store_release_list(struct nf_store *store, const char *device, struct nf_release **out,
+                          size_t *count, char *err, size_t errlen);
+/* Gives release id its filesystem image, only when it has none. Returns 1
+ * set, 0 no such release or it has one already (*had_one tells which), -1. */
+int nf_store_release_set_fs(struct nf_store *store, int64_t id, const struct nf_release_image *fs,
+                            bool *had_one, char *err, size_t errlen);
+/* Deletes release id. Returns 1 deleted, with the paths of its images that
+ * no other release uses into unused[0..2) ("" when still used or none), 0
+ * no such release, -1. */
+int nf_store_release_delete(struct nf_store *store, int64_t id,
+                            char unused[2][NF_STORE_MAX_IMAGE], char *err, size_t errlen);
+/* How many releases use the image at path. -1 on error. */
+int64_t nf_store_release_uses(struct nf_store *store, const char *path, char *err, size_t errlen);
+
+/* One admin write as recorded: who (the token's name), what, on what, the
+ * HTTP status it got, and "ok" or the error message. */
+struct nf_audit {
+	int64_t id, at_ms;
+	char token[NF_STORE_MAX_TEXT];
+	char action[NF_STORE_MAX_ACTION];
+	char target[NF_STORE_MAX_TARGET];
+	unsigned status;
+	char outcome[NF_STORE_MAX_OUTCOME];
+};
+/* Appends a (its id ignored) at once. 0, or -1 with a message in err. */
+int nf_store_audit_add(struct nf_store *store, const struct nf_audit *a, char *err,
+                       size_t errlen);
+/* Entries with id < before_id (0: the newest), newest first, at most limit
+ * (1..NF_STORE_MAX_AUDIT). Returns 0 with *out (free()) and *count, or -1. */
+int nf_store_audit_list(struct nf_store *store, int64_t before_id, size_t limit,
+                        struct nf_audit **out, size_t *count, char *err, size_t errlen);
 
 /* names.c: names on the wire of the admin API -------------------------------- */
 /* "none", "offered", ... "silent"; "?" when out of range. */
