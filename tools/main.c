@@ -46,6 +46,8 @@ static const struct {
      nf_devices_exits},
     {"explain", nf_cmd_explain, "say why a device got the answer it got at its last check",
      nf_explain_exits},
+    {"release", nf_cmd_release, "upload, list, show or delete releases (admin API)",
+     nf_release_exits},
 };
 
 #define EXIT_LEAD_WIDTH 12 /* "  ota-send  " */

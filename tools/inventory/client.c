@@ -5,9 +5,11 @@
  * printed with control characters replaced, so a device's name cannot
  * drive the terminal.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -79,6 +81,17 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
 
 int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 {
+	return nf_inv_request(c, "GET", path, NULL, out);
+}
+
+static size_t on_read(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	return fread(ptr, size, nmemb, user);
+}
+
+int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *path,
+                   const char *upload, json_t **out)
+{
 	char url[NF_INV_MAX_URL], auth[320], errbuf[CURL_ERROR_SIZE] = "";
 	struct answer a = {NULL, 0, false};
 	struct curl_slist *headers = NULL;
@@ -87,12 +100,33 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 	long status = 0;
 	CURLcode rc;
 	json_t *msg;
+	FILE *body = NULL;
 	int exit_status = NF_INV_EXIT_CONNECT;
 
 	*out = NULL;
 	if (curl == NULL) {
 		nf_tool_error("cannot initialise libcurl");
 		return NF_INV_EXIT_CONNECT;
+	}
+	if (upload != NULL) {
+		struct stat st;
+		body = fopen(upload, "rb");
+		if (body == NULL || fstat(fileno(body), &st) != 0 || !S_ISREG(st.st_mode)) {
+			nf_tool_error("%s: %s", upload,
+			              body == NULL ? strerror(errno) : "not a regular file");
+			if (body != NULL)
+				fclose(body);
+			curl_easy_cleanup(curl);
+			return NF_INV_EXIT_ERROR;
+		}
+		/* Streamed from the file with its length: never held in memory. */
+		curl_easy_setopt(curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(curl, CURLOPT_READDATA, body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st.st_size);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)NF_INV_UPLOAD_TIMEOUT_S);
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	}
 	snprintf(url, sizeof url, "%s%s", c->server, path);
 	/* Only one '/' between the server and the path. */
@@ -101,18 +135,23 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 	snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
 	headers = curl_slist_append(headers, auth);
 	headers = curl_slist_append(headers, "Accept: application/json");
+	if (body != NULL)
+		headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)NF_INV_TIMEOUT_S);
+	if (body == NULL)
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)NF_INV_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
+	if (body != NULL)
+		fclose(body);
 	memset(auth, 0, sizeof auth);
 	if (rc != CURLE_OK) {
 		nf_tool_error("%s: %s", url,
@@ -128,7 +167,7 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 		              url, status);
 		goto done;
 	}
-	if (status == 200) {
+	if (status == 200 || status == 201) {
 		exit_status = 0;
 		goto done;
 	}

@@ -8,6 +8,7 @@
  *   client.c   the connection: --server, the token, GET, the API's errors
  *   devices.c  devices: the list as a table or JSON, and show
  *   explain.c  explain: the decision for one device
+ *   release.c  release add|list|show|delete: releases (issue 10)
  *
  * Links nofuss_args, libcurl and jansson.
  */
@@ -31,9 +32,10 @@
 #define NF_INV_MAX_ANSWER     (64u * 1024 * 1024)     /* bytes of one answer */
 #define NF_INV_MAX_URL        4096
 #define NF_INV_TIMEOUT_S      60     /* one request, whole */
+#define NF_INV_UPLOAD_TIMEOUT_S 600  /* one upload, whole */
 #define NF_INV_MAX_PAGES      100000 /* --all: pages fetched at most */
 
-extern const struct nf_exit nf_devices_exits[], nf_explain_exits[];
+extern const struct nf_exit nf_devices_exits[], nf_explain_exits[], nf_release_exits[];
 
 /* client.c ----------------------------------------------------------------- */
 /* What every command takes: where the API is and how to prove who we are. */
@@ -51,6 +53,11 @@ int nf_inv_token(struct nf_inv_conn *c);
  * the API's own "error" message for 4xx and 5xx: 401 and 403 are
  * NF_INV_EXIT_AUTH, 404 NF_INV_EXIT_NOT_FOUND, others NF_INV_EXIT_ERROR. */
 int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out);
+/* As nf_inv_get with another method; upload: a file sent as the body of a
+ * POST, streamed (NULL: no body). 201 is success too; a file that cannot
+ * be read is NF_INV_EXIT_ERROR. */
+int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *path,
+                   const char *upload, json_t **out);
 /* Appends "&name=VALUE" (or "?name=..." first), VALUE percent-encoded, to
  * url of cap bytes. Returns 0, or -1 when it does not fit. */
 int nf_inv_add_param(char *url, size_t cap, const char *name, const char *value);
@@ -66,5 +73,7 @@ const char *nf_inv_text(json_t *obj, const char *key, char *buf, size_t cap);
 int nf_cmd_devices(int argc, char *argv[], char *prog_argv[]);
 /* explain.c: `nofuss explain KEY`. */
 int nf_cmd_explain(int argc, char *argv[], char *prog_argv[]);
+/* release.c: `nofuss release add|list|show|delete`. */
+int nf_cmd_release(int argc, char *argv[], char *prog_argv[]);
 
 #endif /* NOFUSS_TOOLS_INVENTORY_H */
