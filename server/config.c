@@ -85,6 +85,7 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	STR("rules", rules_path);
 	STR("public", public_dir);
 	STR("check-log", check_log);
+	STR("pubkey", pubkey);
 	NUM("port", port, 0, 65535);
 	NUM("max-connections", max_connections, 1, 1000000);
 	NUM("per-ip-limit", per_ip_limit, 0, 1000000);

@@ -158,7 +158,9 @@ static void drain_signals(struct loop *l)
 static int setup(struct loop *l)
 {
 	char err[NF_ERR_LEN];
-	struct nf_snapshot_params params = {l->cfg->rules_path, l->cfg->public_dir, true};
+	/* Reloads verify with the key the first snapshot was built with. */
+	struct nf_snapshot_params params = {l->cfg->rules_path, l->cfg->public_dir, true,
+	                                    nf_server_snapshot(l->srv)->pubkey};
 	sigset_t set;
 
 	nf_loop_block_signals();

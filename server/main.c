@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "common.h"
 #include "nofussd.h"
 
 /* Descriptors kept beyond one per connection: listening socket, epoll,
@@ -46,6 +47,9 @@ static void usage(FILE *out)
 	        "      --grace SEC           on SIGTERM, time in-flight downloads get (default 10)\n"
 	        "      --sndbuf BYTES        cap each socket's kernel send buffer; 0 leaves the\n"
 	        "                            kernel's (default 65536)\n"
+	        "      --pubkey FILE         rules may only name images signed by this RSA\n"
+	        "                            key's private half (PEM; docs/SIGNING.md); a rule\n"
+	        "                            naming any other image is skipped with a warning\n"
 	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
 	        "      --watch               reload when the rules file changes (the default)\n"
 	        "  -t, --check               validate the settings and rules, then exit\n"
@@ -62,7 +66,7 @@ static void usage(FILE *out)
 }
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
-       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH };
+       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_PUBKEY };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -79,6 +83,7 @@ static const struct option long_options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+    {"pubkey", required_argument, NULL, OPT_PUBKEY},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},
     {"watch", no_argument, NULL, OPT_WATCH},
     {"check", no_argument, NULL, 't'},
@@ -157,7 +162,9 @@ int main(int argc, char **argv)
 	struct nf_config cfg;
 	struct nf_snapshot_params params;
 	struct nf_snapshot *snap = NULL;
+	struct nf_sign_key *pubkey = NULL;
 	bool check_only = false;
+	int status;
 	char err[NF_ERR_LEN];
 	int opt;
 	struct stat st;
@@ -203,6 +210,11 @@ int main(int argc, char **argv)
 		return EXIT_INVALID;
 	}
 
+	if (cfg.pubkey[0] != '\0' &&
+	    nf_sign_key_load(cfg.pubkey, 0, 0, &pubkey, err, sizeof err) != NF_SIGN_OK) {
+		nf_log(NF_LOG_ERROR, "pubkey: %s", err);
+		return EXIT_INVALID;
+	}
 	if (stat(cfg.public_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		nf_log(NF_LOG_ERROR, "public folder %s: %s", cfg.public_dir,
 		       errno ? strerror(errno) : "not a folder");
@@ -210,19 +222,27 @@ int main(int argc, char **argv)
 	}
 	/* The first snapshot is built here, before listening; reloads are
 	 * built on the builder thread (loop.c). --check skips the MD5s. */
-	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only};
+	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only, pubkey};
 	snap = nf_snapshot_build(&params, NULL, err, sizeof err);
 	if (snap == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
-		return EXIT_INVALID;
-	}
-	if (check_only) {
-		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(snap->rules));
+		status = EXIT_INVALID;
+	} else if (check_only) {
+		printf("nofussd: %s: %zu rules, ok", cfg.rules_path, nf_rules_count(snap->rules));
+		if (pubkey != NULL)
+			printf("; %zu skipped: their images do not verify with %s", snap->refused,
+			       cfg.pubkey);
+		printf("\n");
 		nf_snapshot_release(snap);
-		return EXIT_OK;
+		status = EXIT_OK;
+	} else {
+		if (pubkey != NULL)
+			nf_log(NF_LOG_INFO, "rules may only name images signed for the %u-bit key %s",
+			       nf_sign_key_bits(pubkey), cfg.pubkey);
+		status = serve(&cfg, snap);
 	}
-
-	return serve(&cfg, snap);
+	nf_sign_key_free(pubkey); /* every thread that used it has stopped */
+	return status;
 
 usage_error:
 	fprintf(stderr, "Try 'nofussd --help' for more information.\n");

@@ -36,6 +36,7 @@ struct rule {
 	const char **macs;      /* NULL = any MAC */
 	size_t nmacs;
 	const char *build_not;  /* NULL = not set */
+	bool skipped;           /* refused by the snapshot build (nf_rules_skip) */
 	long next;              /* next rule in the same index chain, or -1 */
 };
 
@@ -765,6 +766,12 @@ const char *nf_rules_image(const struct nf_rules *rs, size_t i, const char *key)
 	return path != NULL && path[0] != '\0' ? path : NULL;
 }
 
+void nf_rules_skip(struct nf_rules *rs, size_t i)
+{
+	if (i < rs->count)
+		rs->rules[i].skipped = true;
+}
+
 static bool ops_match(const struct rule *rule, const char *version)
 {
 	for (int i = 0; i < OP_COUNT; i++) {
@@ -790,6 +797,8 @@ static bool ops_match(const struct rule *rule, const char *version)
 
 static bool rule_matches(const struct rule *rule, const struct nf_query *q)
 {
+	if (rule->skipped)
+		return false;
 	if (rule->macs != NULL) {
 		bool found = false;
 		if (q->mac == NULL) /* path-form checks carry no MAC */

@@ -56,7 +56,7 @@ static int setup(void **state)
 	snprintf(fx->pub, sizeof fx->pub, "%s/public", fx->dir);
 	if (mkdir(fx->pub, 0755) != 0)
 		return -1;
-	fx->params = (struct nf_snapshot_params){fx->rules, fx->pub, true};
+	fx->params = (struct nf_snapshot_params){.rules_path = fx->rules, .public_dir = fx->pub, .hash = true};
 	*state = fx;
 	return 0;
 }
