@@ -191,6 +191,7 @@ enum nf_fleet_result {
 
 struct nf_fleet_options {
 	const char *server, *version, *fs_version, *build, *mac_base_text;
+	const char *pubkey; /* every device accepts only images this key signed */
 	char *names_text; /* a copy of --device; names point into it */
 	const char *names[FLEET_NAMES_MAX];
 	size_t nnames;
@@ -245,6 +246,7 @@ struct nf_fleet {
 	bool stopping, timed_out, interrupted;
 	uint64_t rng;
 	char *prefixes; /* --verbose: each device's console prefix */
+	struct nf_sign_key *sign_key; /* --pubkey, loaded once, shared by every device */
 	/* Counters. */
 	unsigned long checks, checks_failed, transfers, boots, reverts, crashes, installs, cut;
 	unsigned long long bytes;
