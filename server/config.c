@@ -86,6 +86,9 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	STR("public", public_dir);
 	STR("check-log", check_log);
 	STR("pubkey", pubkey);
+	STR("tls-cert", tls_cert);
+	STR("tls-key", tls_key);
+	STR("tls-priorities", tls_priorities);
 	NUM("port", port, 0, 65535);
 	NUM("max-connections", max_connections, 1, 1000000);
 	NUM("per-ip-limit", per_ip_limit, 0, 1000000);
@@ -224,6 +227,14 @@ int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 	}
 	if (check_listen(cfg->listen, err, errlen) != 0)
 		return -1;
+	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+		snprintf(err, errlen, "tls-cert and tls-key: give both (TLS) or neither (plain HTTP)");
+		return -1;
+	}
+	if (cfg->tls_priorities[0] != '\0' && cfg->tls_cert[0] == '\0') {
+		snprintf(err, errlen, "tls-priorities: only with tls-cert and tls-key");
+		return -1;
+	}
 	if (cfg->rules_path[0] == '\0' &&
 	    (size_t)snprintf(cfg->rules_path, sizeof cfg->rules_path, "%s/versions.json",
 	                     cfg->data_dir) >= sizeof cfg->rules_path)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "tls.h"
 
 /* Marks a request whose first handler call has been seen (a download
  * waiting for its MD5 holds its own state instead). */
@@ -238,8 +239,13 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 {
 	const struct nf_config *cfg = srv->cfg;
 
+	struct MHD_OptionItem tls[NF_TLS_MHD_OPTIONS + 1];
+	size_t ntls = nf_tls_mhd_options(srv->tls, tls, NF_TLS_MHD_OPTIONS);
+
+	tls[ntls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	return MHD_start_daemon(
-	    flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
+	    flags | (srv->tls != NULL ? MHD_USE_TLS : 0), (uint16_t)cfg->port, NULL, NULL, on_request,
+	    srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv, /* first, to catch every message */
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
@@ -250,6 +256,7 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+	    MHD_OPTION_ARRAY, tls, /* empty without TLS */
 	    addr != NULL ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, addr,
 	    MHD_OPTION_END);
 }
@@ -330,6 +337,11 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapsho
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (cfg->tls_cert[0] != '\0') {
+		srv->tls = nf_tls_open(cfg->tls_cert, cfg->tls_key, cfg->tls_priorities, err, errlen);
+		if (srv->tls == NULL)
+			goto fail;
+	}
 	srv->images = nf_images_new(err, errlen);
 	if (srv->images == NULL || listen_on(srv, err, errlen) != 0)
 		goto fail;
@@ -396,6 +408,11 @@ unsigned nf_server_active_requests(const struct nf_server *srv)
 	return srv->active;
 }
 
+void nf_server_reload_tls(struct nf_server *srv)
+{
+	nf_tls_reload(srv->tls);
+}
+
 void nf_server_stop(struct nf_server *srv)
 {
 	if (srv == NULL)
@@ -408,6 +425,7 @@ void nf_server_stop(struct nf_server *srv)
 	nf_images_stop(srv->images);
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
+	nf_tls_close(srv->tls); /* no handshake can ask for it any more */
 	nf_images_free(srv->images);
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		if (*fixed[i] != NULL)

@@ -29,6 +29,7 @@ struct nf_server {
 	struct MHD_Response *bad_framing, *bad_version; /* both with Connection: close */
 	struct nf_checklog *log;
 	struct nf_images *images;
+	struct nf_tls *tls;            /* NULL: plain HTTP (tls.h) */
 	unsigned active;               /* requests begun and not yet completed */
 	unsigned port;
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */

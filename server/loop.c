@@ -143,6 +143,7 @@ static void drain_signals(struct loop *l)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			l->reload = true;
+			nf_server_reload_tls(l->srv); /* read on tls.c's thread */
 			break;
 		case SIGUSR1:
 			nf_checklog_reopen(l->log);

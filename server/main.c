@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "nofussd.h"
+#include "tls.h"
 
 /* Descriptors kept beyond one per connection: listening socket, epoll,
  * signalfd, inotify, eventfds, log, images being sent, ... */
@@ -50,6 +51,11 @@ static void usage(FILE *out)
 	        "      --pubkey FILE         rules may only name images signed by this RSA\n"
 	        "                            key's private half (PEM; docs/SIGNING.md); a rule\n"
 	        "                            naming any other image is skipped with a warning\n"
+	        "      --tls-cert FILE       serve HTTPS with this certificate chain (PEM, the\n"
+	        "                            server's certificate first); reread on SIGHUP\n"
+	        "      --tls-key FILE        its private key (PEM)\n"
+	        "      --tls-priorities STR  GnuTLS priority string (default: TLS 1.3 and 1.2,\n"
+	        "                            AEAD ciphers, ECDHE; docs/OPERATIONS.md)\n"
 	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
 	        "      --watch               reload when the rules file changes (the default)\n"
 	        "  -t, --check               validate the settings and rules, then exit\n"
@@ -58,7 +64,7 @@ static void usage(FILE *out)
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n"
 	        "\n"
-	        "Signals: SIGHUP reloads the rules, SIGUSR1 reopens the check log,\n"
+	        "Signals: SIGHUP reloads the rules (and the TLS certificate), SIGUSR1 reopens the check log,\n"
 	        "SIGTERM and SIGINT stop gracefully (twice: at once).\n"
 	        "\n"
 	        "Exit status: 0 ok; 1 invalid settings or rules; 2 bad usage;\n"
@@ -66,7 +72,8 @@ static void usage(FILE *out)
 }
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
-       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_PUBKEY };
+       OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_PUBKEY, OPT_TLS_CERT, OPT_TLS_KEY,
+       OPT_TLS_PRIORITIES };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -84,6 +91,9 @@ static const struct option long_options[] = {
     {"grace", required_argument, NULL, OPT_GRACE},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
     {"pubkey", required_argument, NULL, OPT_PUBKEY},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-priorities", required_argument, NULL, OPT_TLS_PRIORITIES},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},
     {"watch", no_argument, NULL, OPT_WATCH},
     {"check", no_argument, NULL, 't'},
@@ -121,6 +131,24 @@ static void raise_fd_limit(struct nf_config *cfg)
 		nf_log(NF_LOG_WARN, "open files limited to %llu: max-connections lowered to %u",
 		       (unsigned long long)rl.rlim_cur, cfg->max_connections);
 	}
+}
+
+/* The certificate, its key and the priorities, as the server will load
+ * them; say: print "ok" (--check). Returns 0, or -1 (said). */
+static int check_tls(const struct nf_config *cfg, bool say)
+{
+	char err[NF_ERR_LEN];
+	struct nf_tls *tls = nf_tls_open(cfg->tls_cert, cfg->tls_key, cfg->tls_priorities, err,
+	                                 sizeof err);
+
+	if (tls == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		return -1;
+	}
+	nf_tls_close(tls);
+	if (say)
+		printf("nofussd: TLS: %s and %s, ok\n", cfg->tls_cert, cfg->tls_key);
+	return 0;
 }
 
 /* Serves snap (whose reference it takes) until told to stop. Returns the
@@ -215,6 +243,9 @@ int main(int argc, char **argv)
 		nf_log(NF_LOG_ERROR, "pubkey: %s", err);
 		return EXIT_INVALID;
 	}
+	/* At start too, so that a bad certificate is exit 1 like a bad rule. */
+	if (cfg.tls_cert[0] != '\0' && check_tls(&cfg, check_only) != 0)
+		return EXIT_INVALID;
 	if (stat(cfg.public_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		nf_log(NF_LOG_ERROR, "public folder %s: %s", cfg.public_dir,
 		       errno ? strerror(errno) : "not a folder");

@@ -90,6 +90,9 @@ struct nf_config {
 	unsigned sndbuf;          /* SO_SNDBUF for client sockets, 0 = kernel's */
 	bool watch;               /* reload when versions.json changes */
 	char pubkey[NF_MAX_PATH]; /* "" or rules may only name images this key verifies */
+	char tls_cert[NF_MAX_PATH];   /* "" = plain HTTP, else the PEM chain (tls.h) */
+	char tls_key[NF_MAX_PATH];    /* its key (PEM); both or neither */
+	char tls_priorities[512];     /* "" = NF_TLS_PRIORITIES_DEFAULT; NF_MAX_TLS_PRIORITIES */
 };
 void nf_config_defaults(struct nf_config *cfg);
 /* Reads an INI file into cfg. Returns 0, or -1 with a message naming the
@@ -468,6 +471,9 @@ int nf_server_run(struct nf_server *srv);
 /* Stops accepting connections; in-flight requests go on. */
 void nf_server_quiesce(struct nf_server *srv);
 unsigned nf_server_active_requests(const struct nf_server *srv);
+/* With TLS (tls-cert), reads the certificate and key again off the loop
+ * (tls.h): new handshakes get them once they check out. Never blocks. */
+void nf_server_reload_tls(struct nf_server *srv);
 void nf_server_stop(struct nf_server *srv);
 
 /* loop.c: the event loop, signals and rule reloads ------------------------ */
