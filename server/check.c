@@ -33,9 +33,7 @@ static void format_ipv4(const unsigned char *a, char *out)
 	}
 }
 
-/* The peer's address for the check log; IPv4-mapped IPv6 shown as IPv4.
- * out has room for INET6_ADDRSTRLEN bytes. */
-static void client_ip(struct MHD_Connection *conn, char *out, size_t cap)
+void nf_client_ip(struct MHD_Connection *conn, char *out, size_t cap)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -98,7 +96,7 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 	if (mac_len > 0 && q.device_len > 0 && q.device_len <= NF_MAX_FIELD &&
 	    q.version_len > 0 && q.version_len <= NF_MAX_FIELD)
 		target = nf_rules_match(snap->rules, &q);
-	client_ip(conn, ip, sizeof ip);
+	nf_client_ip(conn, ip, sizeof ip);
 	nf_checklog_header(srv->log, time(NULL), ip, &q, update_for(snap, target));
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){NF_CLIENT_NOFUSS_HEADER, &q, target,
@@ -117,7 +115,7 @@ enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn
 	long target = nf_rules_match(snap->rules, &q);
 	char ip[INET6_ADDRSTRLEN];
 
-	client_ip(conn, ip, sizeof ip);
+	nf_client_ip(conn, ip, sizeof ip);
 	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(snap, target));
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){NF_CLIENT_NOFUSS_PATH, &q, target,

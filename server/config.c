@@ -89,6 +89,7 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	STR("tls-cert", tls_cert);
 	STR("tls-key", tls_key);
 	STR("tls-priorities", tls_priorities);
+	STR("credentials", credentials);
 	NUM("port", port, 0, 65535);
 	NUM("max-connections", max_connections, 1, 1000000);
 	NUM("per-ip-limit", per_ip_limit, 0, 1000000);
@@ -100,6 +101,8 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 #undef NUM
 	if (strcmp(key, "watch") == 0)
 		return set_bool(&cfg->watch, key, value, err, errlen);
+	if (strcmp(key, "auth-checks") == 0)
+		return set_bool(&cfg->auth_checks, key, value, err, errlen);
 	snprintf(err, errlen, "unknown setting \"%s\"", key);
 	return -1;
 }
@@ -229,6 +232,10 @@ int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 		return -1;
 	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
 		snprintf(err, errlen, "tls-cert and tls-key: give both (TLS) or neither (plain HTTP)");
+		return -1;
+	}
+	if (cfg->auth_checks && cfg->credentials[0] == '\0') {
+		snprintf(err, errlen, "auth-checks: only with credentials");
 		return -1;
 	}
 	if (cfg->tls_priorities[0] != '\0' && cfg->tls_cert[0] == '\0') {

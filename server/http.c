@@ -45,6 +45,44 @@ const char *nf_http_header(struct MHD_Connection *conn, const char *name)
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
+/* With device credentials (creds.c): whether the request may have an
+ * image, or a check when check is true (only with auth-checks). When not,
+ * the 401 is counted and logged (at most NF_AUTH_LOG_PER_SEC lines a
+ * second: a scan must not flood the journal) and the caller queues
+ * srv->unauthorized. One SHA-256, no lock: the loop. */
+static bool allowed(struct nf_server *srv, struct MHD_Connection *conn, bool check)
+{
+	const struct nf_creds *creds = srv->snap->creds;
+	char who[NF_MAX_CRED_NAME + 1], ip[INET6_ADDRSTRLEN];
+	enum nf_auth verdict;
+	time_t now;
+
+	if (creds == NULL || (check && !srv->cfg->auth_checks))
+		return true;
+	verdict = nf_creds_check(creds, nf_http_header(conn, MHD_HTTP_HEADER_AUTHORIZATION), who,
+	                         sizeof who);
+	if (verdict == NF_AUTH_OK)
+		return true;
+	nf_count(&srv->counters.auth_refused, 1);
+	now = time(NULL);
+	if (now != srv->auth_log_second) {
+		srv->auth_log_second = now;
+		srv->auth_logged = 0;
+	}
+	if (srv->auth_logged++ < NF_AUTH_LOG_PER_SEC) {
+		nf_client_ip(conn, ip, sizeof ip);
+		nf_log(NF_LOG_WARN, "401 to %s for %s: %s%s%s", ip, check ? "a check" : "an image",
+		       nf_auth_text(verdict), who[0] != '\0' ? ", name " : "", who);
+	}
+	return false;
+}
+
+/* queues the 401 */
+static enum MHD_Result unauthorized(struct nf_server *srv, struct MHD_Connection *conn)
+{
+	return MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, srv->unauthorized);
+}
+
 static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connection *conn,
                                      const char *url, void **req_cls)
 {
@@ -53,10 +91,21 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
 	nf_route(srv->cfg->base, url, &route);
 	switch (route.kind) {
 	case NF_ROUTE_CHECK_HEADERS:
+		if (!allowed(srv, conn, true))
+			return unauthorized(srv, conn);
 		return nf_check_headers(srv, conn);
 	case NF_ROUTE_FILE_OR_CHECK:
 		/* "/firmware/x.bin" has the shape of "/DEVICE/VERSION": when the
-		 * first segment is a folder of images, it is a file. */
+		 * first segment is a folder of images, it is a file. An updater's
+		 * request is a download even for a file that is not there: the
+		 * credential comes first, so a 404 tells nobody what exists. */
+		if (nf_files_is_folder(srv->snap->files, route.device, route.device_len) ||
+		    nf_image_is_download(conn)) {
+			if (!allowed(srv, conn, false))
+				return unauthorized(srv, conn);
+		} else if (!allowed(srv, conn, true)) {
+			return unauthorized(srv, conn);
+		}
 		if (nf_files_is_folder(srv->snap->files, route.device, route.device_len))
 			return nf_image_serve(srv, conn, route.path, req_cls);
 		/* An updater fetching an image that is not there is not a check:
@@ -65,6 +114,8 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
 			return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, srv->not_found);
 		return nf_check_path(srv, conn, &route);
 	case NF_ROUTE_FILE:
+		if (!allowed(srv, conn, false))
+			return unauthorized(srv, conn);
 		return nf_image_serve(srv, conn, route.path, req_cls);
 	case NF_ROUTE_NOT_FOUND:
 		return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, srv->not_found);
@@ -307,12 +358,15 @@ static int make_fixed_responses(struct nf_server *srv)
 	srv->unavailable = FIXED("Service Unavailable\n");
 	srv->bad_framing = FIXED("Bad Request\n");
 	srv->bad_version = FIXED("HTTP Version Not Supported\n");
+	srv->unauthorized = FIXED("Unauthorized\n");
 #undef FIXED
 	if (srv->not_found == NULL || srv->bad_request == NULL || srv->not_allowed == NULL ||
 	    srv->server_error == NULL || srv->unavailable == NULL ||
 	    MHD_add_response_header(srv->not_allowed, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES ||
 	    MHD_add_response_header(srv->unavailable, MHD_HTTP_HEADER_RETRY_AFTER, "5") != MHD_YES ||
-	    srv->bad_framing == NULL || srv->bad_version == NULL ||
+	    srv->bad_framing == NULL || srv->bad_version == NULL || srv->unauthorized == NULL ||
+	    MHD_add_response_header(srv->unauthorized, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+	                            "Basic realm=\"nofuss\", charset=\"UTF-8\"") != MHD_YES ||
 	    MHD_add_response_header(srv->bad_framing, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
 	    MHD_add_response_header(srv->bad_version, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
 		return -1;
@@ -419,7 +473,7 @@ void nf_server_stop(struct nf_server *srv)
 		return;
 	struct MHD_Response **fixed[] = {&srv->not_found,  &srv->bad_request, &srv->not_allowed,
 	                                 &srv->server_error, &srv->unavailable, &srv->bad_framing,
-	                                 &srv->bad_version};
+	                                 &srv->bad_version, &srv->unauthorized};
 	/* MHD must not be stopped with suspended connections: the downloads
 	 * waiting for an MD5 are resumed first (and then closed). */
 	nf_images_stop(srv->images);

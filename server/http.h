@@ -35,6 +35,9 @@ struct nf_server {
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */
 	struct nf_counters counters;   /* for /metrics; the loop writes, anyone reads */
 	bool started;                  /* MHD's own errors are debug noise after start */
+	struct MHD_Response *unauthorized; /* 401 with WWW-Authenticate: Basic */
+	time_t auth_log_second;        /* 401s logged in this second, at most NF_AUTH_LOG_PER_SEC */
+	unsigned auth_logged;
 };
 
 /* http.c: a response with a Content-Type. copy: the body is copied (it may
@@ -48,6 +51,9 @@ const char *nf_http_header(struct MHD_Connection *conn, const char *name);
  * headers) or a path-form one (GET <base>/DEVICE/VERSION) from the served
  * snapshot, and log it. No allocation, no lock. */
 enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *conn);
+/* check.c: the peer's address for logs, IPv4-mapped IPv6 shown as IPv4;
+ * out has room for INET6_ADDRSTRLEN bytes ("-" when unknown). */
+void nf_client_ip(struct MHD_Connection *conn, char *out, size_t cap);
 enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn,
                               const struct nf_route *route);
 

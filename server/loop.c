@@ -161,7 +161,7 @@ static int setup(struct loop *l)
 	char err[NF_ERR_LEN];
 	/* Reloads verify with the key the first snapshot was built with. */
 	struct nf_snapshot_params params = {l->cfg->rules_path, l->cfg->public_dir, true,
-	                                    nf_server_snapshot(l->srv)->pubkey};
+	                                    nf_server_snapshot(l->srv)->pubkey, l->cfg->credentials};
 	sigset_t set;
 
 	nf_loop_block_signals();

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <openssl/rand.h>
 
 #include "common.h"
 #include "nofussd.h"
@@ -56,6 +57,13 @@ static void usage(FILE *out)
 	        "      --tls-key FILE        its private key (PEM)\n"
 	        "      --tls-priorities STR  GnuTLS priority string (default: TLS 1.3 and 1.2,\n"
 	        "                            AEAD ciphers, ECDHE; docs/OPERATIONS.md)\n"
+	        "      --credentials FILE    images only for devices presenting a credential of\n"
+	        "                            this file (HTTP Basic or bearer; NAME:SALT:HASH\n"
+	        "                            lines); reread with the rules\n"
+	        "      --auth-checks         checks need a credential too\n"
+	        "      --hash-credential NAME  print the credentials-file line for NAME and the\n"
+	        "                            secret read from stdin (none: one is made and\n"
+	        "                            printed on stderr), then exit\n"
 	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
 	        "      --watch               reload when the rules file changes (the default)\n"
 	        "  -t, --check               validate the settings and rules, then exit\n"
@@ -73,7 +81,7 @@ static void usage(FILE *out)
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_GRACE,
        OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_PUBKEY, OPT_TLS_CERT, OPT_TLS_KEY,
-       OPT_TLS_PRIORITIES };
+       OPT_TLS_PRIORITIES, OPT_CREDENTIALS, OPT_AUTH_CHECKS, OPT_HASH_CREDENTIAL };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -94,6 +102,9 @@ static const struct option long_options[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-priorities", required_argument, NULL, OPT_TLS_PRIORITIES},
+    {"credentials", required_argument, NULL, OPT_CREDENTIALS},
+    {"auth-checks", no_argument, NULL, OPT_AUTH_CHECKS},
+    {"hash-credential", required_argument, NULL, OPT_HASH_CREDENTIAL},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},
     {"watch", no_argument, NULL, OPT_WATCH},
     {"check", no_argument, NULL, 't'},
@@ -109,7 +120,8 @@ static const char short_options[] = "d:r:l:p:b:L:c:tqvhV";
 static const char *setting_name(int opt)
 {
 	for (const struct option *o = long_options; o->name != NULL; o++)
-		if (o->val == opt && o->has_arg == required_argument && opt != 'c')
+		if (o->val == opt && o->has_arg == required_argument && opt != 'c' &&
+		    opt != OPT_HASH_CREDENTIAL)
 			return o->name;
 	return NULL;
 }
@@ -131,6 +143,33 @@ static void raise_fd_limit(struct nf_config *cfg)
 		nf_log(NF_LOG_WARN, "open files limited to %llu: max-connections lowered to %u",
 		       (unsigned long long)rl.rlim_cur, cfg->max_connections);
 	}
+}
+
+/* --hash-credential NAME: the line for the secret on stdin, or for a new
+ * random one (printed on stderr). Returns the exit status. */
+static int hash_credential(const char *name)
+{
+	char secret[NF_MAX_AUTH], line[NF_MAX_AUTH + 256], err[NF_ERR_LEN];
+	unsigned char random[16];
+	size_t len = 0;
+
+	if (fgets(secret, sizeof secret, stdin) != NULL)
+		len = strcspn(secret, "\r\n");
+	secret[len] = '\0';
+	if (len == 0) {
+		if (RAND_bytes(random, sizeof random) != 1) {
+			fprintf(stderr, "nofussd: no random bytes\n");
+			return EXIT_INVALID;
+		}
+		nf_hex_encode(random, sizeof random, secret);
+		fprintf(stderr, "secret for %s: %s\n", name, secret);
+	}
+	if (nf_creds_hash_line(name, secret, line, sizeof line, err, sizeof err) != 0) {
+		fprintf(stderr, "nofussd: --hash-credential: %s\n", err);
+		return EXIT_INVALID;
+	}
+	printf("%s\n", line);
+	return EXIT_OK;
 }
 
 /* The certificate, its key and the priorities, as the server will load
@@ -221,6 +260,8 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case OPT_NOWATCH: cfg.watch = false; break;
 		case OPT_WATCH: cfg.watch = true; break;
+		case OPT_AUTH_CHECKS: cfg.auth_checks = true; break;
+		case OPT_HASH_CREDENTIAL: return hash_credential(optarg);
 		case 't': check_only = true; break;
 		case 'q': nf_log_set_level(NF_LOG_ERROR); break;
 		case 'v': nf_log_set_level(NF_LOG_DEBUG); break;
@@ -253,7 +294,8 @@ int main(int argc, char **argv)
 	}
 	/* The first snapshot is built here, before listening; reloads are
 	 * built on the builder thread (loop.c). --check skips the MD5s. */
-	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only, pubkey};
+	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only, pubkey,
+	                                     cfg.credentials};
 	snap = nf_snapshot_build(&params, NULL, err, sizeof err);
 	if (snap == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
@@ -263,6 +305,8 @@ int main(int argc, char **argv)
 		if (pubkey != NULL)
 			printf("; %zu skipped: their images do not verify with %s", snap->refused,
 			       cfg.pubkey);
+		if (snap->creds != NULL)
+			printf("; %zu device credentials", nf_creds_count(snap->creds));
 		printf("\n");
 		nf_snapshot_release(snap);
 		status = EXIT_OK;

@@ -93,6 +93,8 @@ struct nf_config {
 	char tls_cert[NF_MAX_PATH];   /* "" = plain HTTP, else the PEM chain (tls.h) */
 	char tls_key[NF_MAX_PATH];    /* its key (PEM); both or neither */
 	char tls_priorities[512];     /* "" = NF_TLS_PRIORITIES_DEFAULT; NF_MAX_TLS_PRIORITIES */
+	char credentials[NF_MAX_PATH]; /* "" = anyone; else images need a credential (creds.c) */
+	bool auth_checks;             /* with credentials: checks need one too */
 };
 void nf_config_defaults(struct nf_config *cfg);
 /* Reads an INI file into cfg. Returns 0, or -1 with a message naming the
@@ -268,6 +270,36 @@ struct nf_sign_key;
 int nf_signed_check(const struct nf_sign_key *key, int fd, char md5[NF_MD5_HEX], char *why,
                     size_t whylen);
 
+/* creds.c: device credentials (credentials = FILE) ----------------------- */
+#define NF_MAX_CREDENTIALS 1000000            /* lines in a credentials file */
+#define NF_MAX_CREDS_FILE  (128 * 1024 * 1024) /* its size */
+#define NF_MAX_CRED_NAME   64                 /* a credential's name */
+#define NF_MAX_AUTH        512                /* an Authorization header's value */
+#define NF_AUTH_LOG_PER_SEC 10                /* 401s logged one by one per second */
+struct nf_creds; /* immutable once loaded */
+enum nf_auth { NF_AUTH_OK, NF_AUTH_MISSING, NF_AUTH_MALFORMED, NF_AUTH_UNKNOWN, NF_AUTH_WRONG };
+/* Reads a credentials file ("NAME:SALT:HASH" lines, '#' comments). Returns
+ * the table (nf_creds_free) or NULL with err naming the file and line. Any
+ * thread; reads a file: never on the loop. */
+struct nf_creds *nf_creds_load(const char *path, char *err, size_t errlen);
+/* The same from text; name is used in messages. */
+struct nf_creds *nf_creds_parse(const char *text, size_t len, const char *name, char *err,
+                                size_t errlen);
+void nf_creds_free(struct nf_creds *cs);
+size_t nf_creds_count(const struct nf_creds *cs);
+/* Judges an Authorization header value (NULL: none): "Basic
+ * base64(NAME:SECRET)" or "Bearer NAME:SECRET". who gets the name claimed
+ * ("" when none could be read). One SHA-256, no allocation, no lock: for
+ * the loop. */
+enum nf_auth nf_creds_check(const struct nf_creds *cs, const char *authorization, char *who,
+                            size_t wholen);
+/* A few words for a verdict ("wrong secret"). Static. */
+const char *nf_auth_text(enum nf_auth a);
+/* The file line for name and secret, with a fresh random salt, into out.
+ * 0, or -1 with err filled (a bad name, an empty or too long secret). */
+int nf_creds_hash_line(const char *name, const char *secret, char *out, size_t cap, char *err,
+                       size_t errlen);
+
 /* checkline.c: the text of one check-log line, docs/PEERS.md section 4 ---- */
 /* "[YYYY/MM/DD HH:MM:SS]" in server local time, as the original wrote it. */
 void nf_checkline_stamp(char *out, size_t cap, time_t now);
@@ -337,6 +369,7 @@ struct nf_snapshot {
 	const struct nf_sign_key *pubkey; /* images were verified with it (borrowed), or NULL */
 	size_t verified, verify_reused; /* signature checks: done by this build, taken from prev */
 	size_t refused;                /* rules skipped: an image fails its signature check */
+	struct nf_creds *creds;        /* NULL, or who may download (and check): creds.c */
 	atomic_uint refs;              /* changes after the build, with retired_next */
 	struct nf_snapshot *retired_next; /* the builder's list of snapshots to free */
 };
@@ -346,6 +379,7 @@ struct nf_snapshot_params {
 	bool hash;                     /* false: check that images exist, skip MD5s (--check) */
 	const struct nf_sign_key *pubkey; /* NULL, or rules may only name images it verifies;
 	                                   * must outlive every snapshot built with it */
+	const char *credentials;       /* NULL or "": no device credentials; else their file */
 };
 /* Reads and validates the rules, opens the public folder, builds the
  * answers, looks at every image the rules name and records its MD5: taken

@@ -21,6 +21,9 @@
  * that does not verify is skipped, as if it were not in the file, with a
  * warning that says why.
  *
+ * With device credentials (credentials = FILE), the file is read here too,
+ * so that a reload swaps the rules and the credentials together.
+ *
  * A rule naming a missing, empty or hidden image is a warning, not an
  * error. With 100,000 such rules one line each would drown the journal, so
  * the first NF_MAX_IMAGE_WARNINGS rules get their lines and the rest one
@@ -229,6 +232,11 @@ struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
 	s->files = nf_files_open(p->public_dir, err, errlen);
 	if (s->files == NULL)
 		goto fail;
+	if (p->credentials != NULL && p->credentials[0] != '\0') {
+		s->creds = nf_creds_load(p->credentials, err, errlen);
+		if (s->creds == NULL)
+			goto fail;
+	}
 	s->digests = nf_digests_new();
 	if (s->digests == NULL || build_answers(s) != 0 || scan_images(&sc) != 0)
 		goto oom;
@@ -274,6 +282,7 @@ void nf_snapshot_release(struct nf_snapshot *s)
 	if (s->empty != NULL)
 		MHD_destroy_response(s->empty);
 	nf_digests_free(s->digests);
+	nf_creds_free(s->creds);
 	nf_files_close(s->files);
 	nf_rules_free(s->rules);
 	free(s);
