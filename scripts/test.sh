@@ -25,7 +25,7 @@ step "fuzz: libFuzzer harnesses, ${fuzz_seconds}s each"
 cmake -S . -B build-fuzz -DNOFUSS_FUZZ=ON -DCMAKE_C_COMPILER=clang \
   -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
 cmake --build build-fuzz -j"$jobs" >/dev/null
-for harness in router rules checkline vercmp range config answer ota_stream pio_ini image signed_image; do
+for harness in router rules checkline vercmp range config answer ota_stream pio_ini image signed_image creds; do
   corpus=$(mktemp -d)
   log="build-fuzz/fuzz_$harness.log"
   if ! ./build-fuzz/tests/fuzz/fuzz_$harness -max_total_time="$fuzz_seconds" -timeout=10 \
