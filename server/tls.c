@@ -106,13 +106,30 @@ static int read_pem(const char *what, const char *path, gnutls_datum_t *out, cha
 	return 0;
 }
 
+/* Whether key is the private half of the certificate's public key: a key
+ * that is not is refused here, not at every handshake later. */
+static bool same_key(gnutls_pcert_st *cert, gnutls_privkey_t key)
+{
+	gnutls_pubkey_t pub = NULL;
+	gnutls_datum_t a = {NULL, 0}, b = {NULL, 0};
+	bool same = gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_privkey(pub, key, 0, 0) == 0 &&
+	            gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &a) == 0 &&
+	            gnutls_pubkey_export2(cert->pubkey, GNUTLS_X509_FMT_DER, &b) == 0 &&
+	            a.size == b.size && memcmp(a.data, b.data, a.size) == 0;
+
+	gnutls_free(a.data);
+	gnutls_free(b.data);
+	if (pub != NULL)
+		gnutls_pubkey_deinit(pub);
+	return same;
+}
+
 /* The chain and key from the files, checked to belong together. NULL with
  * err filled. Slow (file reads, parsing): never on the loop. */
 static struct creds *creds_load(const char *cert_path, const char *key_path, char *err,
                                 size_t errlen)
 {
 	gnutls_datum_t cert = {NULL, 0}, key = {NULL, 0};
-	gnutls_certificate_credentials_t check = NULL;
 	struct creds *c = calloc(1, sizeof *c);
 	int rc;
 
@@ -123,17 +140,6 @@ static struct creds *creds_load(const char *cert_path, const char *key_path, cha
 	if (read_pem("tls-cert", cert_path, &cert, err, errlen) != 0 ||
 	    read_pem("tls-key", key_path, &key, err, errlen) != 0)
 		goto fail;
-	/* GnuTLS's own pairing check: a key that is not the certificate's is
-	 * GNUTLS_E_CERTIFICATE_KEY_MISMATCH here, not a handshake failure later. */
-	rc = gnutls_certificate_allocate_credentials(&check);
-	if (rc == 0)
-		rc = gnutls_certificate_set_x509_key_mem2(check, &cert, &key, GNUTLS_X509_FMT_PEM,
-		                                          NULL, 0);
-	if (rc < 0) {
-		nf_errf(err, errlen, "tls-cert %s with tls-key %s: %s", cert_path, key_path,
-		        gnutls_strerror(rc));
-		goto fail;
-	}
 	c->npcerts = NF_MAX_TLS_CHAIN;
 	rc = gnutls_pcert_list_import_x509_raw(c->pcerts, &c->npcerts, &cert, GNUTLS_X509_FMT_PEM,
 	                                       GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
@@ -150,13 +156,16 @@ static struct creds *creds_load(const char *cert_path, const char *key_path, cha
 		nf_errf(err, errlen, "tls-key %s: %s", key_path, gnutls_strerror(rc));
 		goto fail;
 	}
+	if (!same_key(&c->pcerts[0], c->key)) {
+		nf_errf(err, errlen, "tls-cert %s with tls-key %s: the certificate and the key do not "
+		        "match", cert_path, key_path);
+		goto fail;
+	}
 	goto done;
 fail:
 	creds_free(c);
 	c = NULL;
 done:
-	if (check != NULL)
-		gnutls_certificate_free_credentials(check);
 	gnutls_free(cert.data);
 	if (key.data != NULL)
 		gnutls_memset(key.data, 0, key.size);
