@@ -72,8 +72,9 @@ static void usage(FILE *out)
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n"
 	        "\n"
-	        "Signals: SIGHUP reloads the rules (and the TLS certificate), SIGUSR1 reopens the check log,\n"
-	        "SIGTERM and SIGINT stop gracefully (twice: at once).\n"
+	        "Signals: SIGHUP reloads the rules, the credentials and the TLS certificate,\n"
+	        "SIGUSR1 reopens the check log, SIGTERM and SIGINT stop gracefully (twice:\n"
+	        "at once).\n"
 	        "\n"
 	        "Exit status: 0 ok; 1 invalid settings or rules; 2 bad usage;\n"
 	        "3 cannot start (address in use, folder missing, ...).\n");
