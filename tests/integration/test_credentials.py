@@ -7,7 +7,8 @@ updaters send after setAuthorization) and as a bearer token. Without
 auth-checks only images need one. Anything refused is 401 with
 WWW-Authenticate and no body but "Unauthorized", logged with the address
 and the reason, and the file stores no secret. A reload swaps the
-credentials with the rules; a bad file keeps the old ones.
+credentials with the rules; a bad file keeps the old ones. And the
+simulated device with --credential updates through it; without, it cannot.
 """
 import base64
 import os
@@ -15,7 +16,8 @@ import re
 import signal
 import subprocess
 
-from harness import NOFUSSD, ServerTest, check_headers, esp_image, get, md5, wait_until
+from harness import NOFUSSD, Server, ServerTest, check_headers, esp_image, get, md5, wait_until
+import test_device as td
 
 MAC = "5C:CF:7F:8B:6B:26"
 IMAGE = esp_image("auth", 64 * 1024)
@@ -107,11 +109,14 @@ class CredentialsTest(ServerTest):
         self.assertIn("401 to 127.0.0.1 for an image: unknown name, name dev-000000000000", err)
         self.assertIn("401 to 127.0.0.1 for a check: malformed Authorization header", err)
         # The check log holds only the checks that were answered.
-        logged = wait_until(lambda: len(re.findall(r"MAC: ", open(s.check_log).read())) >= 4)
-        self.assertTrue(logged)
-        self.assertEqual(len(re.findall(r"MAC: ", open(s.check_log).read())), 4)
+        def logged():
+            with open(s.check_log) as f:
+                return len(re.findall(r"MAC: ", f.read()))
+        wait_until(lambda: logged() >= 4)
+        self.assertEqual(logged(), 4)
         # No secret is stored.
-        text = open(self.creds).read()
+        with open(self.creds) as f:
+            text = f.read()
         for secret in self.secrets.values():
             self.assertNotIn(secret, text)
         print("\ncredentials: %d of %d wrong, missing or malformed requests refused (401)"
@@ -159,3 +164,35 @@ class CredentialsTest(ServerTest):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1)
         self.assertIn("auth-checks: only with credentials", r.stderr)
+
+
+class DeviceCredentialTest(td.DeviceTest):
+    """`nofuss device --credential` (the POSIX port sends HTTP Basic with
+    every request) against nofussd with credentials and auth-checks: the
+    right one updates the device; a wrong one or none gets nothing."""
+    rules = td.UPDATE_RULES
+
+    def setUp(self):
+        super().setUp()
+        self.data.add_file("firmware/test-0.1.1.bin", td.image_bytes(self.tmp, "0.1.1"))
+        self.data.add_file("firmware/test-0.1.1-fs.bin",
+                           td.image_bytes(self.tmp, "0.1.1", "--fs"))
+        self.flash = td.provision(os.path.join(self.tmp, "flash"))
+        self.creds = os.path.join(self.data.path, "credentials")
+        with open(self.creds, "w") as f:
+            f.write(hash_line("dev-1", "s3cret") + "\n")
+
+    def test_device_with_credential(self):
+        self.server = Server(self.data, "--no-watch", "--credentials", self.creds,
+                             "--auth-checks")
+        # The loop is up once it answers (401: even this needs a credential).
+        self.assertEqual(get(self.server.port, "/nofuss-test-ready").status, 401)
+        self.device = td.Device(self.flash, self.url())
+        for args in ((), ("--credential", "dev-1:wrong")):
+            r = self.device.run("--once", *args)
+            self.assertEqual(r.rc, 1, str(r))
+            self.assertEqual(r.boots, [("a", "0.1.0", "0.1.0", td.DEVICE, "normal")], str(r))
+            self.assertNotIn("UPDATING", r.messages(), str(r))
+        r = self.device.run("--until-up-to-date", "--max-checks", "3",
+                            "--credential", "dev-1:s3cret")
+        td.EndToEndTest.assert_updated(self, r, "--credential", "dev-1:s3cret")

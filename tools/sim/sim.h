@@ -138,7 +138,7 @@ void nf_announce_stop(struct nf_announce *a);
 /* What `nofuss device`'s command line says. */
 struct nf_device_options {
 	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
-	const char *mac, *pubkey;
+	const char *mac, *pubkey, *credential;
 	const char *ota_auth, *mqtt_user, *mqtt_password, *mqtt_base;
 	char ota_ip[NF_DEVICE_IP_MAX]; /* "" without --ota */
 	uint16_t ota_port;

@@ -365,6 +365,8 @@ struct nf_posix {
 	const char *log_prefix;       /* before each nf_port_log line; static string */
 	long connect_timeout_ms;      /* TCP connect */
 	long timeout_ms;              /* one whole request */
+	const char *credential;       /* "NAME:SECRET" sent as HTTP Basic (as an ESP updater
+	                               * given setAuthorization), or NULL; not copied */
 	char sta_mac[18], ap_mac[18]; /* upper-case hex with colons */
 	uint32_t chip_id;             /* the ESP8266's: the MAC's last three bytes */
 	const char *sdk_version;      /* static string */
