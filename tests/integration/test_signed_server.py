@@ -8,7 +8,8 @@ matched gets the next matching rule, or "{}". A rule naming a signed image
 is answered, and the image is served whole with x-MD5 over the bytes sent.
 Each image is verified once per file identity: a reload with nothing
 changed verifies nothing, and an image replaced by a tampered copy is
-verified (and refused) again at the next SIGHUP.
+verified (and refused) again at the next SIGHUP. Every altered, cut or
+wrongly signed copy `nofuss verify` refuses is refused by the server too.
 """
 import os
 import re
@@ -20,6 +21,7 @@ import unittest
 
 from harness import NOFUSSD, DataDir, ServerTest, check_headers, esp_image, get, md5
 from test_device import nofuss
+import test_sign_cli
 from test_sign_cli import OPENSSL, make_keys, openssl_signed, read, write
 
 MAC = "5C:CF:7F:8B:6B:26"
@@ -141,6 +143,25 @@ class SignedServerTest(ServerTest):
                                      r"verify with the public key, rule skipped: .*tampered")
         self.assertEqual(check(s.port, "GOOD"), {})
         self.assertEqual(check(s.port, "TAMPERED"), {})
+
+    def test_every_alteration_refused(self):
+        """Every altered, cut or wrongly signed copy that `nofuss verify`
+        refuses (test_sign_cli.py), each named by a rule of its own: every
+        such rule is skipped, the one naming the intact image answers."""
+        signed = self.images["good.bin"]
+        copies = test_sign_cli.SignCliTest.altered_copies(None, signed, len(signed) - 260)
+        rules = [rule("GOOD", "2.0.0", "good.bin")]
+        for i, (name, data, _why) in enumerate(copies):
+            self.data.add_file("alt/%s.bin" % name, data)
+            rules.append(rule("ALT%d" % i, "2.0.0", "alt/%s.bin" % name))
+        self.data.write_rules(rules)
+        s = self.start("--pubkey", self.key["good"][1])
+        answered = [i for i in range(len(copies)) if check(s.port, "ALT%d" % i) != {}]
+        self.assertEqual(answered, [])
+        self.assertEqual(check(s.port, "GOOD")["version"], "2.0.0")
+        self.assertIn("%d of %d rules skipped" % (len(copies), len(rules)), s.stderr())
+        print("\nnofussd --pubkey: %d of %d altered, cut or wrongly signed images refused "
+              "(their rules skipped), 0 served" % (len(copies), len(copies)))
 
     def test_without_key_everything_served(self):
         s = self.start()
