@@ -87,6 +87,7 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
                                      const char *url, void **req_cls)
 {
 	struct nf_route route;
+	bool folder;
 
 	nf_route(srv->cfg->base, url, &route);
 	switch (route.kind) {
@@ -99,14 +100,10 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
 		 * first segment is a folder of images, it is a file. An updater's
 		 * request is a download even for a file that is not there: the
 		 * credential comes first, so a 404 tells nobody what exists. */
-		if (nf_files_is_folder(srv->snap->files, route.device, route.device_len) ||
-		    nf_image_is_download(conn)) {
-			if (!allowed(srv, conn, false))
-				return unauthorized(srv, conn);
-		} else if (!allowed(srv, conn, true)) {
+		folder = nf_files_is_folder(srv->snap->files, route.device, route.device_len);
+		if (!allowed(srv, conn, !folder && !nf_image_is_download(conn)))
 			return unauthorized(srv, conn);
-		}
-		if (nf_files_is_folder(srv->snap->files, route.device, route.device_len))
+		if (folder)
 			return nf_image_serve(srv, conn, route.path, req_cls);
 		/* An updater fetching an image that is not there is not a check:
 		 * a "{}" would be flashed and rejected, a 404 is a clear error. */
