@@ -30,6 +30,7 @@ struct nf_server {
 	struct MHD_Response *bad_framing, *bad_version; /* both with Connection: close */
 	struct nf_checklog *log;
 	struct nf_images *images;
+	struct nf_tls *tls;            /* NULL: plain HTTP (tls.h) */
 	unsigned active;               /* requests begun and not yet completed */
 	unsigned port;
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */
@@ -39,6 +40,9 @@ struct nf_server {
 	struct nf_conns_stats reported; /* conns' counts when last logged */
 	uint64_t reported_ms;
 	bool started;                  /* MHD's own errors are debug noise after start */
+	struct MHD_Response *unauthorized; /* 401 with WWW-Authenticate: Basic */
+	time_t auth_log_second;        /* 401s logged in this second, at most NF_AUTH_LOG_PER_SEC */
+	unsigned auth_logged;
 };
 
 /* http.c: a response with a Content-Type. copy: the body is copied (it may
