@@ -207,7 +207,7 @@ static struct nf_store *open_store(const struct nf_config *cfg, bool *failed)
 	if (store == NULL) {
 		char shown[NF_STORE_MAX_URL];
 		nf_db_redact(cfg->store, shown, sizeof shown);
-		nf_log(NF_LOG_ERROR, "store %s: %s", shown, err);
+		nf_log(NF_LOG_ERROR, "store %s: %s (set store to another URL, or off)", shown, err);
 		*failed = true;
 	}
 	return store;

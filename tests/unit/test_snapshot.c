@@ -223,6 +223,31 @@ static void test_digests_reused_and_recomputed(void **state)
 	nf_snapshot_release(s3);
 }
 
+/* Two names of one file (a symlink): each rule's image keeps the path it
+ * names, as the device will ask for it, with the file's MD5. */
+static void test_image_keys_per_path(void **state)
+{
+	struct fixture *fx = *state;
+	struct nf_snapshot *s;
+	char link[512];
+
+	put_image(fx, "a.bin", "hello\n", 1559642400);
+	snprintf(link, sizeof link, "%s/c.bin", fx->pub);
+	assert_int_equal(symlink("a.bin", link), 0);
+	nf_test_write_file(fx->rules,
+	    "[{\"origin\":{\"device\":\"A\"},\"target\":{\"version\":\"2\",\"firmware\":\"/a.bin\"}},"
+	    " {\"origin\":{\"device\":\"C\"},\"target\":{\"version\":\"2\",\"firmware\":\"/c.bin\"}},"
+	    " {\"origin\":{\"device\":\"D\"},\"target\":{\"version\":\"2\",\"firmware\":\"//a.bin\"}}]");
+	s = build_ok(fx, NULL);
+	assert_int_equal(s->hashed, 1);
+	assert_string_equal(nf_snapshot_image(s, 0, 0)->key, "/a.bin");
+	assert_string_equal(nf_snapshot_image(s, 1, 0)->key, "/c.bin");
+	assert_string_equal(nf_snapshot_image(s, 1, 0)->md5, MD5_HELLO);
+	assert_ptr_equal(nf_snapshot_image(s, 2, 0), nf_snapshot_image(s, 0, 0));
+	assert_int_equal(s->image_count, 2);
+	nf_snapshot_release(s);
+}
+
 /* A build that fails returns nothing: no rules, no folder, nothing half
  * made; the previous snapshot is untouched. */
 static void test_failed_build_keeps_old(void **state)
@@ -610,6 +635,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_digests_reused_and_recomputed),
+		T(test_image_keys_per_path),
 		T(test_failed_build_keeps_old),
 		T(test_missing_image_warnings_summarised),
 		T(test_few_warnings_not_summarised),
