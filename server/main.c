@@ -195,7 +195,6 @@ static struct nf_store *open_store(const struct nf_config *cfg, bool *failed)
 	    .history_max = cfg->store_history,
 	    .silent_ms = (int64_t)cfg->store_silent * 1000,
 	    .close_timeout_ms = NF_STORE_CLOSE_MS / 2,
-	    .writer_nice = NF_WORKER_NICE, /* like the builder and hasher threads */
 	    .log = store_log,
 	};
 	struct nf_store *store;

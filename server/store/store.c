@@ -29,14 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common.h"
 #include "store.h"
 
-#define RETRY_FIRST_MS  100
+#define RETRY_FIRST_MS 100
 #define DEFAULT_BUSY_MS 1000
 
 struct nf_store {
@@ -49,7 +47,7 @@ struct nf_store {
 	size_t cap;
 	pthread_mutex_t post_lock; /* posters only */
 	_Atomic uint64_t head, tail;
-	atomic_bool kicked; /* the writer was woken since it last slept */
+	atomic_bool kicked;        /* the writer was woken since it last slept */
 	sem_t wake;
 	atomic_bool stop;
 
@@ -74,7 +72,7 @@ struct nf_store {
 /* Messages --------------------------------------------------------------- */
 
 static void say(const struct nf_store *s, enum nf_store_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 static void say(const struct nf_store *s, enum nf_store_log_level level, const char *fmt, ...)
 {
 	char msg[768];
@@ -168,10 +166,6 @@ static void *writer_main(void *arg)
 	unsigned backoff = 0;
 	bool waited = false;
 
-	if (s->opt.writer_nice != 0 &&
-	    setpriority(PRIO_PROCESS, (id_t)gettid(), s->opt.writer_nice) != 0)
-		say(s, NF_STORE_LOG_WARN, "store %s: writer nice %d: %s", s->shown,
-		    s->opt.writer_nice, strerror(errno));
 	for (;;) {
 		uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
 		uint64_t depth = atomic_load_explicit(&s->tail, memory_order_acquire) - head;
@@ -361,8 +355,8 @@ static void destroy(struct nf_store *s)
 	free(s);
 }
 
-struct nf_store *nf_store_open(const char *url, const struct nf_store_options *options, char *err,
-                               size_t errlen)
+struct nf_store *nf_store_open(const char *url, const struct nf_store_options *options,
+                               char *err, size_t errlen)
 {
 	struct nf_store *s = calloc(1, sizeof *s);
 	pthread_condattr_t attr;

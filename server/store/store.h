@@ -178,11 +178,6 @@ struct nf_store_options {
 	unsigned close_timeout_ms;  /* nf_store_close retries a failing database this long */
 	unsigned busy_timeout_ms;   /* SQLite: wait this long for a lock (default 1000) */
 	int migrate_to;             /* stop migrating at this schema version (tests); 0 = newest */
-	/* The writer thread's nice value (Linux: per thread), 0 = the caller's.
-	 * nofussd sets its background threads' value: on a saturated CPU the
-	 * checks come first, and events beyond the queue are dropped and
-	 * counted rather than slowing an answer. */
-	int writer_nice;
 	/* Messages (failures, recoveries); NULL = stderr. Called from the
 	 * writer thread and from nf_store_open/close. */
 	void (*log)(void *ctx, enum nf_store_log_level level, const char *msg);
