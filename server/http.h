@@ -136,6 +136,13 @@ struct nf_check_record {
 	enum nf_answer_kind answer;    /* none, offered, or held back */
 	const char *reason;            /* HELD: why, e.g. "image 612 KiB, 480 KiB free" */
 	const struct nf_event_hw *hw;  /* what a stock updater's headers told; NULL */
+	/* OFFERED to a client that takes one image (a stock updater, ESPHome):
+	 * that image, recorded in the slot of its kind (firmware or minimal:
+	 * the firmware's; filesystem: the filesystem's), so that the offer is
+	 * downloaded once it is. NULL: the rule's firmware and filesystem
+	 * images, both of which a NoFUSS client takes. */
+	const struct nf_image_info *image;
+	bool image_filesystem;
 };
 /* Counts the check and posts it to the store (when there is one). Never
  * waits: a full store queue drops the event and counts it. Loop thread. */
