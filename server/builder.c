@@ -50,10 +50,7 @@ static void build_once(struct nf_builder *b)
 		nf_mailbox_post(b->mb, NULL, err);
 		return;
 	}
-	snprintf(note, sizeof note,
-	         "reloaded %s: %zu rules (generation %llu; images: %zu hashed, %zu unchanged; %llu ms)",
-	         b->rules_path, nf_rules_count(s->rules), (unsigned long long)s->generation,
-	         s->hashed, s->reused, (unsigned long long)s->build_ms);
+	nf_snapshot_describe(s, b->rules_path, note, sizeof note);
 	nf_mailbox_post(b->mb, s, note);
 }
 

@@ -75,8 +75,12 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 	nf_checklog_header(srv->log, time(NULL), ip, &q,
 	                   answer == NF_ANSWER_OFFERED ? update_for(snap, target) : NULL);
 	nf_record_check(srv, conn,
-	                &(struct nf_check_record){NF_CLIENT_NOFUSS_HEADER, &q, target, answer,
-	                                          answer == NF_ANSWER_HELD ? reason : NULL, NULL});
+	                &(struct nf_check_record){.client = NF_CLIENT_NOFUSS_HEADER,
+	                                          .q = &q,
+	                                          .target = target,
+	                                          .answer = answer,
+	                                          .reason = answer == NF_ANSWER_HELD ? reason
+	                                                                             : NULL});
 	return MHD_queue_response(conn, MHD_HTTP_OK,
 	                          answer_for(snap, answer == NF_ANSWER_OFFERED ? target : -1));
 }
@@ -94,8 +98,10 @@ enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn
 	nf_http_client_ip(conn, ip);
 	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(snap, target));
 	nf_record_check(srv, conn,
-	                &(struct nf_check_record){NF_CLIENT_NOFUSS_PATH, &q, target,
-	                                          target < 0 ? NF_ANSWER_NONE : NF_ANSWER_OFFERED,
-	                                          NULL, NULL});
+	                &(struct nf_check_record){.client = NF_CLIENT_NOFUSS_PATH,
+	                                          .q = &q,
+	                                          .target = target,
+	                                          .answer = target < 0 ? NF_ANSWER_NONE
+	                                                               : NF_ANSWER_OFFERED});
 	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(snap, target));
 }

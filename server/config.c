@@ -95,6 +95,11 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	STR("rules", rules_path);
 	STR("public", public_dir);
 	STR("check-log", check_log);
+	STR("pubkey", pubkey);
+	STR("tls-cert", tls_cert);
+	STR("tls-key", tls_key);
+	STR("tls-priorities", tls_priorities);
+	STR("credentials", credentials);
 	NUM("port", port, 0, 65535);
 	NUM("max-connections", max_connections, 1, 1000000);
 	NUM("per-ip-limit", per_ip_limit, 0, 1000000);
@@ -119,6 +124,8 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 		return set_bool(&cfg->watch, key, value, err, errlen);
 	if (strcmp(key, "admin-metrics-auth") == 0)
 		return set_bool(&cfg->admin_metrics_auth, key, value, err, errlen);
+	if (strcmp(key, "auth-checks") == 0)
+		return set_bool(&cfg->auth_checks, key, value, err, errlen);
 	snprintf(err, errlen, "unknown setting \"%s\"", key);
 	return -1;
 }
@@ -279,6 +286,18 @@ int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 	}
 	if (check_listen("admin-listen", cfg->admin_listen, err, errlen) != 0)
 		return -1;
+	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+		snprintf(err, errlen, "tls-cert and tls-key: give both (TLS) or neither (plain HTTP)");
+		return -1;
+	}
+	if (cfg->auth_checks && cfg->credentials[0] == '\0') {
+		snprintf(err, errlen, "auth-checks: only with credentials");
+		return -1;
+	}
+	if (cfg->tls_priorities[0] != '\0' && cfg->tls_cert[0] == '\0') {
+		snprintf(err, errlen, "tls-priorities: only with tls-cert and tls-key");
+		return -1;
+	}
 	if (cfg->rules_path[0] == '\0' &&
 	    (size_t)snprintf(cfg->rules_path, sizeof cfg->rules_path, "%s/versions.json",
 	                     cfg->data_dir) >= sizeof cfg->rules_path)

@@ -26,6 +26,7 @@ struct nf_counters {
 	atomic_uint_fast64_t download_bytes;      /* image bytes sent */
 	atomic_uint_fast64_t reloads;             /* snapshots served after the first */
 	atomic_uint_fast64_t reload_failures;     /* builds that failed */
+	atomic_uint_fast64_t auth_refused;        /* 401: no, a malformed or a wrong credential */
 };
 
 /* Adds n to a counter; loop thread. */

@@ -8,6 +8,9 @@
  * identity, not path, also lets two names of one file (a symlink) share one
  * entry.
  *
+ * An entry may also carry the result of verifying the file's signature
+ * (signed.c), so that, like its MD5, it is computed once per file.
+ *
  * Two users: each snapshot has an immutable table of the images its rules
  * name (filled by the builder, then only read), and image.c keeps a bounded
  * table of late MD5s on the loop thread. A table does no locking: one
@@ -16,6 +19,7 @@
  * Open addressing with linear probing in a power-of-two array that doubles
  * when half full; there is no removal, only nf_digests_clear.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +30,9 @@
 struct entry {
 	bool used;
 	struct nf_file_id id;
-	char md5[NF_MD5_HEX];
+	char md5[NF_MD5_HEX];  /* "" when not computed (--check) */
+	int signature;         /* NF_DIGEST_UNCHECKED or an enum nf_sign_err */
+	char *why;             /* NULL, or the reason of a refusal (owned) */
 };
 
 struct nf_digests {
@@ -50,10 +56,17 @@ struct nf_digests *nf_digests_new(void)
 	return d;
 }
 
+static void free_reasons(struct nf_digests *d)
+{
+	for (size_t i = 0; i < d->cap; i++)
+		free(d->slots[i].why);
+}
+
 void nf_digests_free(struct nf_digests *d)
 {
 	if (d == NULL)
 		return;
+	free_reasons(d);
 	free(d->slots);
 	free(d);
 }
@@ -79,7 +92,19 @@ const char *nf_digests_get(const struct nf_digests *d, const struct nf_file_id *
 {
 	const struct entry *e = find(d, id->dev, id->ino);
 
-	return e->used && nf_file_id_equal(&e->id, id) ? e->md5 : NULL;
+	return e->used && nf_file_id_equal(&e->id, id) && e->md5[0] != '\0' ? e->md5 : NULL;
+}
+
+int nf_digests_signature(const struct nf_digests *d, const struct nf_file_id *id,
+                         const char **why)
+{
+	const struct entry *e = find(d, id->dev, id->ino);
+
+	if (!e->used || !nf_file_id_equal(&e->id, id))
+		return NF_DIGEST_UNCHECKED;
+	if (why != NULL)
+		*why = e->why != NULL ? e->why : "";
+	return e->signature;
 }
 
 static int grow(struct nf_digests *d)
@@ -101,17 +126,30 @@ static int grow(struct nf_digests *d)
 
 int nf_digests_put(struct nf_digests *d, const struct nf_file_id *id, const char *md5)
 {
+	return nf_digests_put_checked(d, id, md5, NF_DIGEST_UNCHECKED, NULL);
+}
+
+int nf_digests_put_checked(struct nf_digests *d, const struct nf_file_id *id, const char *md5,
+                           int signature, const char *why)
+{
+	char *copy = NULL;
 	struct entry *e;
 
-	if ((d->count + 1) * 2 > d->cap && grow(d) != 0)
+	if (why != NULL && why[0] != '\0' && (copy = strdup(why)) == NULL)
 		return -1;
+	if ((d->count + 1) * 2 > d->cap && grow(d) != 0) {
+		free(copy);
+		return -1;
+	}
 	e = find(d, id->dev, id->ino);
 	if (!e->used)
 		d->count++;
+	free(e->why);
+	e->why = copy;
 	e->used = true;
 	e->id = *id;
-	memcpy(e->md5, md5, NF_MD5_HEX);
-	e->md5[NF_MD5_HEX - 1] = '\0';
+	snprintf(e->md5, sizeof e->md5, "%s", md5);
+	e->signature = signature;
 	return 0;
 }
 
@@ -122,6 +160,7 @@ size_t nf_digests_count(const struct nf_digests *d)
 
 void nf_digests_clear(struct nf_digests *d)
 {
+	free_reasons(d);
 	memset(d->slots, 0, d->cap * sizeof *d->slots);
 	d->count = 0;
 }

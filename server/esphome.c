@@ -200,8 +200,10 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 		if (known > 0) {
 			/* Not a wrong digest, and not a 304: try again later. */
 			nf_record_check(srv, conn,
-			                &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target,
-			                                          NF_ANSWER_NONE, NULL, NULL});
+			                &(struct nf_check_record){.client = NF_CLIENT_ESPHOME,
+			                                          .q = &q,
+			                                          .target = target,
+			                                          .answer = NF_ANSWER_NONE});
 			return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 			                          srv->unavailable);
 		}
@@ -214,7 +216,12 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	}
 	nf_record_check(
 	    srv, conn,
-	    &(struct nf_check_record){NF_CLIENT_ESPHOME, &q, target, answer, held, NULL});
+	    &(struct nf_check_record){.client = NF_CLIENT_ESPHOME,
+	                              .q = &q,
+	                              .target = target,
+	                              .answer = answer,
+	                              .reason = held,
+	                              .image = answer == NF_ANSWER_OFFERED ? img : NULL});
 	if (answer == NF_ANSWER_OFFERED)
 		manifest_offer(&o, srv, route, target, img, family, md5);
 	else

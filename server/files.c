@@ -74,6 +74,12 @@ static int open_beneath(struct nf_files *files, const char *relpath, int flags)
 
 int nf_files_md5(int fd, char out[NF_MD5_HEX], const atomic_bool *cancel)
 {
+	return nf_files_md5_feed(fd, out, cancel, NULL, NULL);
+}
+
+int nf_files_md5_feed(int fd, char out[NF_MD5_HEX], const atomic_bool *cancel,
+                      nf_files_feed feed, void *arg)
+{
 	unsigned char buf[NF_HASH_CHUNK], digest[EVP_MAX_MD_SIZE];
 	unsigned int dlen = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -98,6 +104,10 @@ int nf_files_md5(int fd, char out[NF_MD5_HEX], const atomic_bool *cancel)
 			break;
 		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
 			goto done;
+		if (feed != NULL && feed(arg, buf, (size_t)n) != 0) {
+			errno = EIO;
+			goto done;
+		}
 		off += n;
 	}
 	if (EVP_DigestFinal_ex(ctx, digest, &dlen) != 1 || dlen != 16)

@@ -23,6 +23,7 @@
 
 #include "common.h"
 #include "http.h"
+#include "tls.h"
 
 /* Marks a request whose first handler call has been seen (a download
  * waiting for its MD5 holds its own state instead). */
@@ -81,10 +82,49 @@ void nf_http_client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
 	}
 }
 
+/* With device credentials (creds.c): whether the request may have an
+ * image, or a check when check is true (only with auth-checks). When not,
+ * the 401 is counted and logged (at most NF_AUTH_LOG_PER_SEC lines a
+ * second: a scan must not flood the journal) and the caller queues
+ * srv->unauthorized. One SHA-256, no lock: the loop. */
+static bool allowed(struct nf_server *srv, struct MHD_Connection *conn, bool check)
+{
+	const struct nf_creds *creds = srv->snap->creds;
+	char who[NF_MAX_CRED_NAME + 1], ip[INET6_ADDRSTRLEN];
+	enum nf_auth verdict;
+	time_t now;
+
+	if (creds == NULL || (check && !srv->cfg->auth_checks))
+		return true;
+	verdict = nf_creds_check(creds, nf_http_header(conn, MHD_HTTP_HEADER_AUTHORIZATION), who,
+	                         sizeof who);
+	if (verdict == NF_AUTH_OK)
+		return true;
+	nf_count(&srv->counters.auth_refused, 1);
+	now = time(NULL);
+	if (now != srv->auth_log_second) {
+		srv->auth_log_second = now;
+		srv->auth_logged = 0;
+	}
+	if (srv->auth_logged++ < NF_AUTH_LOG_PER_SEC) {
+		nf_http_client_ip(conn, ip);
+		nf_log(NF_LOG_WARN, "401 to %s for %s: %s%s%s", ip, check ? "a check" : "an image",
+		       nf_auth_text(verdict), who[0] != '\0' ? ", name " : "", who);
+	}
+	return false;
+}
+
+/* queues the 401 */
+static enum MHD_Result unauthorized(struct nf_server *srv, struct MHD_Connection *conn)
+{
+	return MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, srv->unauthorized);
+}
+
 static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connection *conn,
                                      const char *url, void **req_cls)
 {
 	struct nf_route route;
+	bool folder;
 
 	nf_route(srv->cfg->base, url, &route);
 	/* The reserved URLs (docs/PROTOCOL.md section 5), unless a public
@@ -98,11 +138,18 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
 		return nf_stock_update(srv, conn, &route, req_cls);
 	switch (route.kind) {
 	case NF_ROUTE_CHECK_HEADERS:
+		if (!allowed(srv, conn, true))
+			return unauthorized(srv, conn);
 		return nf_check_headers(srv, conn);
 	case NF_ROUTE_FILE_OR_CHECK:
 		/* "/firmware/x.bin" has the shape of "/DEVICE/VERSION": when the
-		 * first segment is a folder of images, it is a file. */
-		if (nf_files_is_folder(srv->snap->files, route.device, route.device_len))
+		 * first segment is a folder of images, it is a file. An updater's
+		 * request is a download even for a file that is not there: the
+		 * credential comes first, so a 404 tells nobody what exists. */
+		folder = nf_files_is_folder(srv->snap->files, route.device, route.device_len);
+		if (!allowed(srv, conn, !folder && !nf_image_is_download(conn)))
+			return unauthorized(srv, conn);
+		if (folder)
 			return nf_image_serve(srv, conn, route.path, req_cls);
 		/* An updater fetching an image that is not there is not a check:
 		 * a "{}" would be flashed and rejected, a 404 is a clear error. */
@@ -110,6 +157,8 @@ static enum MHD_Result route_request(struct nf_server *srv, struct MHD_Connectio
 			return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, srv->not_found);
 		return nf_check_path(srv, conn, &route);
 	case NF_ROUTE_FILE:
+		if (!allowed(srv, conn, false))
+			return unauthorized(srv, conn);
 		return nf_image_serve(srv, conn, route.path, req_cls);
 	case NF_ROUTE_NOT_FOUND:
 		return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, srv->not_found);
@@ -331,8 +380,13 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 {
 	const struct nf_config *cfg = srv->cfg;
 
+	struct MHD_OptionItem tls[NF_TLS_MHD_OPTIONS + 1];
+	size_t ntls = nf_tls_mhd_options(srv->tls, tls, NF_TLS_MHD_OPTIONS);
+
+	tls[ntls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	return MHD_start_daemon(
-	    flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
+	    flags | (srv->tls != NULL ? MHD_USE_TLS : 0), (uint16_t)cfg->port, NULL, NULL, on_request,
+	    srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv, /* first, to catch every message */
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
@@ -347,6 +401,7 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	    MHD_OPTION_URI_LOG_CALLBACK, nf_head_uri, NULL,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+	    MHD_OPTION_ARRAY, tls, /* empty without TLS */
 	    addr != NULL ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, addr,
 	    MHD_OPTION_END);
 }
@@ -397,12 +452,15 @@ static int make_fixed_responses(struct nf_server *srv)
 	srv->unavailable = FIXED("Service Unavailable\n");
 	srv->bad_framing = FIXED("Bad Request\n");
 	srv->bad_version = FIXED("HTTP Version Not Supported\n");
+	srv->unauthorized = FIXED("Unauthorized\n");
 #undef FIXED
 	if (srv->not_found == NULL || srv->bad_request == NULL || srv->not_allowed == NULL ||
 	    srv->server_error == NULL || srv->unavailable == NULL ||
 	    MHD_add_response_header(srv->not_allowed, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES ||
 	    MHD_add_response_header(srv->unavailable, MHD_HTTP_HEADER_RETRY_AFTER, "5") != MHD_YES ||
-	    srv->bad_framing == NULL || srv->bad_version == NULL ||
+	    srv->bad_framing == NULL || srv->bad_version == NULL || srv->unauthorized == NULL ||
+	    MHD_add_response_header(srv->unauthorized, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+	                            "Basic realm=\"nofuss\", charset=\"UTF-8\"") != MHD_YES ||
 	    MHD_add_response_header(srv->bad_framing, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
 	    MHD_add_response_header(srv->bad_version, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
 		return -1;
@@ -434,6 +492,11 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapsho
 		goto fail;
 	}
 	srv->reported_ms = nf_clock_ms();
+	if (cfg->tls_cert[0] != '\0') {
+		srv->tls = nf_tls_open(cfg->tls_cert, cfg->tls_key, cfg->tls_priorities, err, errlen);
+		if (srv->tls == NULL)
+			goto fail;
+	}
 	srv->images = nf_images_new(err, errlen);
 	if (srv->images == NULL || listen_on(srv, err, errlen) != 0)
 		goto fail;
@@ -528,18 +591,24 @@ unsigned nf_server_active_requests(const struct nf_server *srv)
 	return srv->active;
 }
 
+void nf_server_reload_tls(struct nf_server *srv)
+{
+	nf_tls_reload(srv->tls);
+}
+
 void nf_server_stop(struct nf_server *srv)
 {
 	if (srv == NULL)
 		return;
 	struct MHD_Response **fixed[] = {&srv->not_found,  &srv->bad_request, &srv->not_allowed,
 	                                 &srv->server_error, &srv->unavailable, &srv->bad_framing,
-	                                 &srv->bad_version};
+	                                 &srv->bad_version, &srv->unauthorized};
 	/* MHD must not be stopped with suspended connections: the downloads
 	 * waiting for an MD5 are resumed first (and then closed). */
 	nf_images_stop(srv->images);
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
+	nf_tls_close(srv->tls); /* no handshake can ask for it any more */
 	nf_images_free(srv->images);
 	nf_conns_free(srv->conns); /* after the daemon: stopping it closes every connection */
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)

@@ -30,6 +30,7 @@ struct nf_server {
 	struct MHD_Response *bad_framing, *bad_version; /* both with Connection: close */
 	struct nf_checklog *log;
 	struct nf_images *images;
+	struct nf_tls *tls;            /* NULL: plain HTTP (tls.h) */
 	unsigned active;               /* requests begun and not yet completed */
 	unsigned port;
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */
@@ -39,6 +40,9 @@ struct nf_server {
 	struct nf_conns_stats reported; /* conns' counts when last logged */
 	uint64_t reported_ms;
 	bool started;                  /* MHD's own errors are debug noise after start */
+	struct MHD_Response *unauthorized; /* 401 with WWW-Authenticate: Basic */
+	time_t auth_log_second;        /* 401s logged in this second, at most NF_AUTH_LOG_PER_SEC */
+	unsigned auth_logged;
 };
 
 /* http.c: a response with a Content-Type. copy: the body is copied (it may
@@ -132,6 +136,13 @@ struct nf_check_record {
 	enum nf_answer_kind answer;    /* none, offered, or held back */
 	const char *reason;            /* HELD: why, e.g. "image 612 KiB, 480 KiB free" */
 	const struct nf_event_hw *hw;  /* what a stock updater's headers told; NULL */
+	/* OFFERED to a client that takes one image (a stock updater, ESPHome):
+	 * that image, recorded in the slot of its kind (firmware or minimal:
+	 * the firmware's; filesystem: the filesystem's), so that the offer is
+	 * downloaded once it is. NULL: the rule's firmware and filesystem
+	 * images, both of which a NoFUSS client takes. */
+	const struct nf_image_info *image;
+	bool image_filesystem;
 };
 /* Counts the check and posts it to the store (when there is one). Never
  * waits: a full store queue drops the event and counts it. Loop thread. */

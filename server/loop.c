@@ -149,6 +149,7 @@ static void drain_signals(struct loop *l)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			l->reload = true;
+			nf_server_reload_tls(l->srv); /* read on tls.c's thread */
 			break;
 		case SIGUSR1:
 			nf_checklog_reopen(l->log);
@@ -164,7 +165,9 @@ static void drain_signals(struct loop *l)
 static int setup(struct loop *l)
 {
 	char err[NF_ERR_LEN];
-	struct nf_snapshot_params params = {l->cfg->rules_path, l->cfg->public_dir, true};
+	/* Reloads verify with the key the first snapshot was built with. */
+	struct nf_snapshot_params params = {l->cfg->rules_path, l->cfg->public_dir, true,
+	                                    nf_server_snapshot(l->srv)->pubkey, l->cfg->credentials};
 	sigset_t set;
 
 	nf_loop_block_signals();

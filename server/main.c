@@ -10,10 +10,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <openssl/rand.h>
 
 #include "admin.h"
+#include "common.h"
 #include "nofussd.h"
 #include "store.h"
+#include "tls.h"
 
 /* Descriptors kept beyond one per connection: listening socket, epoll,
  * signalfd, inotify, eventfds, log, images being sent, ... */
@@ -55,6 +58,21 @@ static void usage(FILE *out)
 	        "      --grace SEC           on SIGTERM, time in-flight downloads get (default 10)\n"
 	        "      --sndbuf BYTES        cap each socket's kernel send buffer; 0 leaves the\n"
 	        "                            kernel's (default 65536)\n"
+	        "      --pubkey FILE         rules may only name images signed by this RSA\n"
+	        "                            key's private half (PEM; docs/SIGNING.md); a rule\n"
+	        "                            naming any other image is skipped with a warning\n"
+	        "      --tls-cert FILE       serve HTTPS with this certificate chain (PEM, the\n"
+	        "                            server's certificate first); reread on SIGHUP\n"
+	        "      --tls-key FILE        its private key (PEM)\n"
+	        "      --tls-priorities STR  GnuTLS priority string (default: TLS 1.3 and 1.2,\n"
+	        "                            AEAD ciphers, ECDHE; docs/OPERATIONS.md)\n"
+	        "      --credentials FILE    images only for devices presenting a credential of\n"
+	        "                            this file (HTTP Basic or bearer; NAME:SALT:HASH\n"
+	        "                            lines); reread with the rules\n"
+	        "      --auth-checks         checks need a credential too\n"
+	        "      --hash-credential NAME  print the credentials-file line for NAME and the\n"
+	        "                            secret read from stdin (none: one is made and\n"
+	        "                            printed on stderr), then exit\n"
 	        "      --no-watch            reload only on SIGHUP, not when the rules file changes\n"
 	        "      --watch               reload when the rules file changes (the default)\n"
 	        "      --admin-token-file FILE  serve the admin API and /metrics, to the bearer\n"
@@ -75,8 +93,9 @@ static void usage(FILE *out)
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n"
 	        "\n"
-	        "Signals: SIGHUP reloads the rules, SIGUSR1 reopens the check log,\n"
-	        "SIGTERM and SIGINT stop gracefully (twice: at once).\n"
+	        "Signals: SIGHUP reloads the rules, the credentials and the TLS certificate,\n"
+	        "SIGUSR1 reopens the check log, SIGTERM and SIGINT stop gracefully (twice:\n"
+	        "at once).\n"
 	        "\n"
 	        "Exit status: 0 ok; 1 invalid settings or rules; 2 bad usage;\n"
 	        "3 cannot start (address in use, folder missing, store unusable, ...).\n");
@@ -84,7 +103,8 @@ static void usage(FILE *out)
 
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_HEADER, OPT_GRACE,
        OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT,
-       OPT_STORE, OPT_STORE_QUEUE, OPT_STORE_HISTORY, OPT_STORE_SILENT };
+       OPT_STORE, OPT_STORE_QUEUE, OPT_STORE_HISTORY, OPT_STORE_SILENT, OPT_PUBKEY, OPT_TLS_CERT,
+       OPT_TLS_KEY, OPT_TLS_PRIORITIES, OPT_CREDENTIALS, OPT_AUTH_CHECKS, OPT_HASH_CREDENTIAL };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -102,6 +122,13 @@ static const struct option long_options[] = {
     {"header-timeout", required_argument, NULL, OPT_HEADER},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+    {"pubkey", required_argument, NULL, OPT_PUBKEY},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-priorities", required_argument, NULL, OPT_TLS_PRIORITIES},
+    {"credentials", required_argument, NULL, OPT_CREDENTIALS},
+    {"auth-checks", no_argument, NULL, OPT_AUTH_CHECKS},
+    {"hash-credential", required_argument, NULL, OPT_HASH_CREDENTIAL},
     {"no-watch", no_argument, NULL, OPT_NOWATCH},
     {"watch", no_argument, NULL, OPT_WATCH},
     {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKENS},
@@ -124,7 +151,8 @@ static const char short_options[] = "d:r:l:p:b:L:c:tqvhV";
 static const char *setting_name(int opt)
 {
 	for (const struct option *o = long_options; o->name != NULL; o++)
-		if (o->val == opt && o->has_arg == required_argument && opt != 'c')
+		if (o->val == opt && o->has_arg == required_argument && opt != 'c' &&
+		    opt != OPT_HASH_CREDENTIAL)
 			return o->name;
 	return NULL;
 }
@@ -179,7 +207,7 @@ static struct nf_store *open_store(const struct nf_config *cfg, bool *failed)
 	if (store == NULL) {
 		char shown[NF_STORE_MAX_URL];
 		nf_db_redact(cfg->store, shown, sizeof shown);
-		nf_log(NF_LOG_ERROR, "store %s: %s", shown, err);
+		nf_log(NF_LOG_ERROR, "store %s: %s (set store to another URL, or off)", shown, err);
 		*failed = true;
 	}
 	return store;
@@ -232,6 +260,51 @@ static int start_admin(const struct nf_config *cfg, struct nf_store *store,
 	nf_log(NF_LOG_INFO, "admin API at http://%s%s%s:%u/api/v1/%s", v6 ? "[" : "",
 	       cfg->admin_listen, v6 ? "]" : "", nf_admin_port(*out),
 	       store != NULL ? "" : " (the fleet store is off: the API answers 503)");
+	return 0;
+}
+
+/* --hash-credential NAME: the line for the secret on stdin, or for a new
+ * random one (printed on stderr). Returns the exit status. */
+static int hash_credential(const char *name)
+{
+	char secret[NF_MAX_AUTH], line[NF_MAX_AUTH + 256], err[NF_ERR_LEN];
+	unsigned char random[16];
+	size_t len = 0;
+
+	if (fgets(secret, sizeof secret, stdin) != NULL)
+		len = strcspn(secret, "\r\n");
+	secret[len] = '\0';
+	if (len == 0) {
+		if (RAND_bytes(random, sizeof random) != 1) {
+			fprintf(stderr, "nofussd: no random bytes\n");
+			return EXIT_INVALID;
+		}
+		nf_hex_encode(random, sizeof random, secret);
+		fprintf(stderr, "secret for %s: %s\n", name, secret);
+	}
+	if (nf_creds_hash_line(name, secret, line, sizeof line, err, sizeof err) != 0) {
+		fprintf(stderr, "nofussd: --hash-credential: %s\n", err);
+		return EXIT_INVALID;
+	}
+	printf("%s\n", line);
+	return EXIT_OK;
+}
+
+/* The certificate, its key and the priorities, as the server will load
+ * them; say: print "ok" (--check). Returns 0, or -1 (said). */
+static int check_tls(const struct nf_config *cfg, bool say)
+{
+	char err[NF_ERR_LEN];
+	struct nf_tls *tls = nf_tls_open(cfg->tls_cert, cfg->tls_key, cfg->tls_priorities, err,
+	                                 sizeof err);
+
+	if (tls == NULL) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		return -1;
+	}
+	nf_tls_close(tls);
+	if (say)
+		printf("nofussd: TLS: %s and %s, ok\n", cfg->tls_cert, cfg->tls_key);
 	return 0;
 }
 
@@ -312,12 +385,30 @@ static int check_store(const struct nf_config *cfg)
 	return EXIT_OK;
 }
 
+/* --check: the admin token file loads (when one is set). 0 or -1 (said). */
+static int check_admin_tokens(const struct nf_config *cfg)
+{
+	struct nf_admin_tokens tokens;
+	char err[NF_ERR_LEN];
+
+	if (cfg->admin_token_file[0] == '\0')
+		return 0;
+	if (nf_admin_tokens_load(&tokens, cfg->admin_token_file, err, sizeof err) != 0) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		return -1;
+	}
+	nf_admin_tokens_free(&tokens);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct nf_config cfg;
 	struct nf_snapshot_params params;
 	struct nf_snapshot *snap = NULL;
+	struct nf_sign_key *pubkey = NULL;
 	bool check_only = false;
+	int status;
 	char err[NF_ERR_LEN];
 	int opt;
 	struct stat st;
@@ -346,6 +437,8 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case OPT_NOWATCH: cfg.watch = false; break;
 		case OPT_WATCH: cfg.watch = true; break;
+		case OPT_AUTH_CHECKS: cfg.auth_checks = true; break;
+		case OPT_HASH_CREDENTIAL: return hash_credential(optarg);
 		case 't': check_only = true; break;
 		case 'q': nf_log_set_level(NF_LOG_ERROR); break;
 		case 'v': nf_log_set_level(NF_LOG_DEBUG); break;
@@ -363,6 +456,14 @@ int main(int argc, char **argv)
 		return EXIT_INVALID;
 	}
 
+	if (cfg.pubkey[0] != '\0' &&
+	    nf_sign_key_load(cfg.pubkey, 0, 0, &pubkey, err, sizeof err) != NF_SIGN_OK) {
+		nf_log(NF_LOG_ERROR, "pubkey: %s", err);
+		return EXIT_INVALID;
+	}
+	/* At start too, so that a bad certificate is exit 1 like a bad rule. */
+	if (cfg.tls_cert[0] != '\0' && check_tls(&cfg, check_only) != 0)
+		return EXIT_INVALID;
 	if (stat(cfg.public_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		nf_log(NF_LOG_ERROR, "public folder %s: %s", cfg.public_dir,
 		       errno ? strerror(errno) : "not a folder");
@@ -370,28 +471,30 @@ int main(int argc, char **argv)
 	}
 	/* The first snapshot is built here, before listening; reloads are
 	 * built on the builder thread (loop.c). --check skips the MD5s. */
-	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only};
+	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only, pubkey,
+	                                     cfg.credentials};
 	snap = nf_snapshot_build(&params, NULL, err, sizeof err);
 	if (snap == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
-		return EXIT_INVALID;
-	}
-	if (check_only && cfg.admin_token_file[0] != '\0') {
-		struct nf_admin_tokens tokens;
-		if (nf_admin_tokens_load(&tokens, cfg.admin_token_file, err, sizeof err) != 0) {
-			nf_log(NF_LOG_ERROR, "%s", err);
-			nf_snapshot_release(snap);
-			return EXIT_INVALID;
-		}
-		nf_admin_tokens_free(&tokens);
-	}
-	if (check_only) {
-		printf("nofussd: %s: %zu rules, ok\n", cfg.rules_path, nf_rules_count(snap->rules));
+		status = EXIT_INVALID;
+	} else if (check_only) {
+		printf("nofussd: %s: %zu rules, ok", cfg.rules_path, nf_rules_count(snap->rules));
+		if (pubkey != NULL)
+			printf("; %zu skipped: their images do not verify with %s", snap->refused,
+			       cfg.pubkey);
+		if (snap->creds != NULL)
+			printf("; %zu device credentials", nf_creds_count(snap->creds));
+		printf("\n");
 		nf_snapshot_release(snap);
-		return check_store(&cfg);
+		status = check_admin_tokens(&cfg) != 0 ? EXIT_INVALID : check_store(&cfg);
+	} else {
+		if (pubkey != NULL)
+			nf_log(NF_LOG_INFO, "rules may only name images signed for the %u-bit key %s",
+			       nf_sign_key_bits(pubkey), cfg.pubkey);
+		status = serve(&cfg, snap);
 	}
-
-	return serve(&cfg, snap);
+	nf_sign_key_free(pubkey); /* every thread that used it has stopped */
+	return status;
 
 usage_error:
 	fprintf(stderr, "Try 'nofussd --help' for more information.\n");

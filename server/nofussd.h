@@ -114,6 +114,12 @@ struct nf_config {
 	unsigned admin_port;      /* default 8081; 0 picks a free one */
 	char admin_token_file[NF_MAX_PATH]; /* "" = no admin listener */
 	bool admin_metrics_auth;  /* /metrics needs a token (default yes) */
+	char pubkey[NF_MAX_PATH]; /* "" or rules may only name images this key verifies */
+	char tls_cert[NF_MAX_PATH];   /* "" = plain HTTP, else the PEM chain (tls.h) */
+	char tls_key[NF_MAX_PATH];    /* its key (PEM); both or neither */
+	char tls_priorities[512];     /* "" = NF_TLS_PRIORITIES_DEFAULT; NF_MAX_TLS_PRIORITIES */
+	char credentials[NF_MAX_PATH]; /* "" = anyone; else images need a credential (creds.c) */
+	bool auth_checks;             /* with credentials: checks need one too */
 };
 void nf_config_defaults(struct nf_config *cfg);
 /* Reads an INI file into cfg. Returns 0, or -1 with a message naming the
@@ -155,6 +161,10 @@ const struct nf_target *nf_rules_target(const struct nf_rules *rules, size_t i);
 /* The image target i names under key ("firmware" or "spiffs"), as written
  * in the file, or NULL when it names none (absent or ""). Points into rules. */
 const char *nf_rules_image(const struct nf_rules *rules, size_t i, const char *key);
+/* Makes rule i match nothing, as if it were not in the file: the snapshot
+ * build calls it for a rule naming an image whose signature fails, before
+ * the rules are published (they are read-only from then on). */
+void nf_rules_skip(struct nf_rules *rules, size_t i);
 /* The first rule matching q, as an index into the targets, or -1 when none
  * matches (the answer is then "{}"). Does not allocate. */
 long nf_rules_match(const struct nf_rules *rules, const struct nf_query *q);
@@ -333,6 +343,12 @@ bool nf_files_is_folder(struct nf_files *files, const char *name, size_t len);
  * between two reads. Returns 0, or -1 with errno set (ECANCELED when
  * cancelled). Any thread. */
 int nf_files_md5(int fd, char out[NF_MD5_HEX], const atomic_bool *cancel);
+/* The same, also handing every chunk read to feed (when not NULL), so that
+ * one read of the file serves a second digest (signed.c). feed returns 0,
+ * or -1 to give up (then -1 with errno EIO). */
+typedef int (*nf_files_feed)(void *arg, const void *data, size_t len);
+int nf_files_md5_feed(int fd, char out[NF_MD5_HEX], const atomic_bool *cancel,
+                      nf_files_feed feed, void *arg);
 void nf_file_id_of(const struct stat *st, struct nf_file_id *id);
 bool nf_file_id_equal(const struct nf_file_id *a, const struct nf_file_id *b);
 
@@ -352,6 +368,63 @@ int nf_digests_put(struct nf_digests *d, const struct nf_file_id *id, const char
  * the next nf_digests_put or nf_digests_clear. */
 size_t nf_digests_count(const struct nf_digests *d);
 void nf_digests_clear(struct nf_digests *d);
+/* Signature results ride along with the MD5s (the snapshot's table only):
+ * NF_DIGEST_UNCHECKED, or the enum nf_sign_err of verifying the file with
+ * the snapshot's public key. */
+#define NF_DIGEST_UNCHECKED (-1)
+/* nf_digests_put with the signature result and, for a refusal, why
+ * (copied); md5 may be "" (not computed: nf_digests_get then answers
+ * NULL). Returns 0, or -1 when out of memory (the table is unchanged). */
+int nf_digests_put_checked(struct nf_digests *d, const struct nf_file_id *id, const char *md5,
+                           int signature, const char *why);
+/* The signature result remembered for this very file, with *why (when not
+ * NULL) pointing at the reason of a refusal (into d) or "", or
+ * NF_DIGEST_UNCHECKED when there is no entry for it. Does not allocate. */
+int nf_digests_signature(const struct nf_digests *d, const struct nf_file_id *id,
+                         const char **why);
+
+/* signed.c: images checked against the configured public key ------------ */
+struct nf_sign_key;
+/* Reads the image open on fd once, from offset 0 to its end (pread: the
+ * offset is untouched), computing its MD5 into md5 and, when key is not
+ * NULL, verifying it as a signed image in the ESP8266 core's format
+ * (common.h). Returns NF_SIGN_OK (always, when key is NULL) or the enum
+ * nf_sign_err of the refusal with a one-line reason in why[whylen]
+ * (unsigned, truncated, another key, tampered ...); NF_SIGN_ERR_IO when
+ * the file cannot be read (md5 not filled). Any thread; reads the whole
+ * file, so never on the loop. The check an uploaded release must pass. */
+int nf_signed_check(const struct nf_sign_key *key, int fd, char md5[NF_MD5_HEX], char *why,
+                    size_t whylen);
+
+/* creds.c: device credentials (credentials = FILE) ----------------------- */
+#define NF_MAX_CREDENTIALS 1000000            /* lines in a credentials file */
+#define NF_MAX_CREDS_FILE  (128 * 1024 * 1024) /* its size */
+#define NF_MAX_CRED_NAME   64                 /* a credential's name */
+#define NF_MAX_AUTH        512                /* an Authorization header's value */
+#define NF_AUTH_LOG_PER_SEC 10                /* 401s logged one by one per second */
+struct nf_creds; /* immutable once loaded */
+enum nf_auth { NF_AUTH_OK, NF_AUTH_MISSING, NF_AUTH_MALFORMED, NF_AUTH_UNKNOWN, NF_AUTH_WRONG };
+/* Reads a credentials file ("NAME:SALT:HASH" lines, '#' comments). Returns
+ * the table (nf_creds_free) or NULL with err naming the file and line. Any
+ * thread; reads a file: never on the loop. */
+struct nf_creds *nf_creds_load(const char *path, char *err, size_t errlen);
+/* The same from text; name is used in messages. */
+struct nf_creds *nf_creds_parse(const char *text, size_t len, const char *name, char *err,
+                                size_t errlen);
+void nf_creds_free(struct nf_creds *cs);
+size_t nf_creds_count(const struct nf_creds *cs);
+/* Judges an Authorization header value (NULL: none): "Basic
+ * base64(NAME:SECRET)" or "Bearer NAME:SECRET". who gets the name claimed
+ * ("" when none could be read). One SHA-256, no allocation, no lock: for
+ * the loop. */
+enum nf_auth nf_creds_check(const struct nf_creds *cs, const char *authorization, char *who,
+                            size_t wholen);
+/* A few words for a verdict ("wrong secret"). Static. */
+const char *nf_auth_text(enum nf_auth a);
+/* The file line for name and secret, with a fresh random salt, into out.
+ * 0, or -1 with err filled (a bad name, an empty or too long secret). */
+int nf_creds_hash_line(const char *name, const char *secret, char *out, size_t cap, char *err,
+                       size_t errlen);
 
 /* checkline.c: the text of one check-log line, docs/PEERS.md section 4 ---- */
 /* "[YYYY/MM/DD HH:MM:SS]" in server local time, as the original wrote it. */
@@ -421,6 +494,10 @@ struct nf_snapshot {
 	struct MHD_Response *not_modified; /* 304, empty: a stock updater's "no update" */
 	size_t hashed, reused;         /* of those: computed by this build, taken from prev */
 	size_t bad_images;             /* rules naming a missing, empty or hidden image */
+	const struct nf_sign_key *pubkey; /* images were verified with it (borrowed), or NULL */
+	size_t verified, verify_reused; /* signature checks: done by this build, taken from prev */
+	size_t refused;                /* rules skipped: an image fails its signature check */
+	struct nf_creds *creds;        /* NULL, or who may download (and check): creds.c */
 	atomic_uint refs;              /* changes after the build, with retired_next */
 	struct nf_snapshot *retired_next; /* the builder's list of snapshots to free */
 };
@@ -431,6 +508,9 @@ struct nf_snapshot_params {
 	const char *rules_path;
 	const char *public_dir;
 	bool hash;                     /* false: check that images exist, skip MD5s (--check) */
+	const struct nf_sign_key *pubkey; /* NULL, or rules may only name images it verifies;
+	                                   * must outlive every snapshot built with it */
+	const char *credentials;       /* NULL or "": no device credentials; else their file */
 };
 /* Reads and validates the rules, opens the public folder, builds the
  * answers, looks at every image the rules name and records its MD5: taken
@@ -442,6 +522,11 @@ struct nf_snapshot_params {
  * (it parses up to 16 MiB and may read every image): never on the loop. */
 struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
                                       const struct nf_snapshot *prev, char *err, size_t errlen);
+/* The line logged when s is served after a reload: its rules, images
+ * hashed and reused and, with a public key, signatures verified and reused
+ * and rules skipped. */
+void nf_snapshot_describe(const struct nf_snapshot *s, const char *rules_path, char *out,
+                          size_t cap);
 /* Takes one more reference; returns s. Any thread. */
 struct nf_snapshot *nf_snapshot_retain(struct nf_snapshot *s);
 /* Drops a reference (NULL is ignored); the last one frees the snapshot.
@@ -561,6 +646,9 @@ int nf_server_run(struct nf_server *srv);
 /* Stops accepting connections; in-flight requests go on. */
 void nf_server_quiesce(struct nf_server *srv);
 unsigned nf_server_active_requests(const struct nf_server *srv);
+/* With TLS (tls-cert), reads the certificate and key again off the loop
+ * (tls.h): new handshakes get them once they check out. Never blocks. */
+void nf_server_reload_tls(struct nf_server *srv);
 void nf_server_stop(struct nf_server *srv);
 
 /* conns.c: the request-head deadline, and shedding at the connection limit - */

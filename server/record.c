@@ -51,16 +51,20 @@ void nf_record_image_key(const char *path, char out[NF_STORE_MAX_IMAGE])
 /* The offered images of rule target, as the snapshot's build recorded
  * them (stockindex.c: key, and size and MD5 when the file was there and
  * hashed); no file is read here. */
+static void offered_image(const struct nf_image_info *info, struct nf_store_image *out)
+{
+	memcpy(out->path, info->key, sizeof out->path);
+	memcpy(out->md5, info->md5, NF_STORE_MD5_LEN);
+	out->size = info->present ? info->size : 0;
+}
+
 static void offered_images(const struct nf_snapshot *snap, long target, struct nf_event *ev)
 {
 	for (int k = 0; k < NF_STORE_IMAGES; k++) {
 		const struct nf_image_info *info = nf_snapshot_image(snap, (size_t)target, k);
 
-		if (info == NULL)
-			continue;
-		memcpy(ev->images[k].path, info->key, sizeof ev->images[k].path);
-		memcpy(ev->images[k].md5, info->md5, NF_STORE_MD5_LEN);
-		ev->images[k].size = info->present ? info->size : 0;
+		if (info != NULL)
+			offered_image(info, &ev->images[k]);
 	}
 }
 
@@ -103,7 +107,9 @@ void nf_record_check(struct nf_server *srv, struct MHD_Connection *conn,
 		ev.rule = (int32_t)rec->target;
 		if (version != NULL)
 			nf_store_copy(ev.target, sizeof ev.target, version, NF_STORE_MAX_TEXT);
-		if (rec->answer == NF_ANSWER_OFFERED)
+		if (rec->answer == NF_ANSWER_OFFERED && rec->image != NULL)
+			offered_image(rec->image, &ev.images[rec->image_filesystem ? 1 : 0]);
+		else if (rec->answer == NF_ANSWER_OFFERED)
 			offered_images(snap, rec->target, &ev);
 	}
 	if (rec->answer == NF_ANSWER_HELD && rec->reason != NULL)

@@ -36,6 +36,7 @@ struct rule {
 	const char **macs;      /* NULL = any MAC */
 	size_t nmacs;
 	const char *build_not;  /* NULL = not set */
+	bool skipped;           /* refused by the snapshot build (nf_rules_skip) */
 	long next;              /* next rule in the same index chain, or -1 */
 };
 
@@ -777,6 +778,12 @@ const char *const *nf_rules_macs(const struct nf_rules *rs, size_t i, size_t *n)
 	return i < rs->count ? rs->rules[i].macs : NULL;
 }
 
+void nf_rules_skip(struct nf_rules *rs, size_t i)
+{
+	if (i < rs->count)
+		rs->rules[i].skipped = true;
+}
+
 static bool ops_match(const struct rule *rule, const char *version)
 {
 	for (int i = 0; i < OP_COUNT; i++) {
@@ -802,6 +809,8 @@ static bool ops_match(const struct rule *rule, const char *version)
 
 static bool rule_matches(const struct rule *rule, const struct nf_query *q)
 {
+	if (rule->skipped)
+		return false;
 	if (rule->macs != NULL) {
 		bool found = false;
 		if (q->mac == NULL) /* path-form checks carry no MAC */

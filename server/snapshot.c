@@ -15,6 +15,15 @@
  * as in the previous snapshot keeps its MD5; only new or changed files are
  * read.
  *
+ * With a public key (pubkey = ...), every image a rule names is also
+ * verified as a signed image in the same read that hashes it (signed.c),
+ * and its result is kept and reused with the MD5; a rule naming an image
+ * that does not verify is skipped, as if it were not in the file, with a
+ * warning that says why.
+ *
+ * With device credentials (credentials = FILE), the file is read here too,
+ * so that a reload swaps the rules and the credentials together.
+ *
  * A rule naming a missing, empty or hidden image is a warning, not an
  * error. With 100,000 such rules one line each would drown the journal, so
  * the first NF_MAX_IMAGE_WARNINGS rules get their lines and the rest one
@@ -40,6 +49,7 @@ struct scan {
 	struct nf_snapshot *s;
 	size_t rule;          /* numbered from 1, as in messages */
 	bool rule_bad;        /* this rule names an image that cannot be served */
+	bool rule_refused;    /* ... or one whose signature fails: the rule is skipped */
 };
 
 static void warn_image(struct scan *sc, const char *key, const char *path, const char *what)
@@ -60,25 +70,71 @@ static bool hidden(const char *path)
 	return false;
 }
 
-/* The MD5 of f into the table: already there (two rules, one file), from
- * the previous snapshot, or computed. Returns -1 only when out of memory. */
-static int record_digest(struct scan *sc, const struct nf_file *f)
+/* What an earlier look at this very file found: in this build (two rules,
+ * one file) or in prev, when prev verified with the same key. Returns true
+ * with *md5 ("" when not computed), *sig and *why filled. */
+static bool known(const struct nf_digests *d, const struct nf_file_id *id, bool need_md5,
+                  const char **md5, int *sig, const char **why)
 {
-	const char *md5 = nf_digests_get(sc->s->digests, &f->id);
-	char computed[NF_MD5_HEX];
+	*md5 = nf_digests_get(d, id);
+	*sig = nf_digests_signature(d, id, why);
+	if (*sig == NF_DIGEST_UNCHECKED && *md5 == NULL)
+		return false; /* no entry */
+	if (*md5 == NULL && need_md5)
+		return false;
+	if (*md5 == NULL)
+		*md5 = "";
+	return true;
+}
 
-	if (md5 != NULL)
-		return 0;
-	md5 = sc->prev != NULL ? nf_digests_get(sc->prev->digests, &f->id) : NULL;
-	if (md5 != NULL) {
+/* The MD5 of f, and with a public key its signature check, into the table:
+ * already there, from the previous snapshot when the file is unchanged, or
+ * computed now in one read of the file. A refused signature makes the rule
+ * skipped (sc->rule_refused) with a warning. Returns -1 only when out of
+ * memory. */
+static int record_image(struct scan *sc, const char *key, const char *full,
+                        const struct nf_file *f)
+{
+	const struct nf_sign_key *pubkey = sc->p->pubkey;
+	const char *md5, *why = "";
+	char computed[NF_MD5_HEX] = "", reason[NF_ERR_LEN] = "";
+	int sig = NF_DIGEST_UNCHECKED;
+
+	if (known(sc->s->digests, &f->id, sc->p->hash, &md5, &sig, &why))
+		goto judge;
+	if (sc->prev != NULL && sc->prev->pubkey == pubkey &&
+	    known(sc->prev->digests, &f->id, sc->p->hash, &md5, &sig, &why) &&
+	    (pubkey == NULL || sig != NF_DIGEST_UNCHECKED)) {
 		sc->s->reused++;
-	} else {
-		if (!sc->p->hash || nf_files_md5(f->fd, computed, NULL) != 0)
+		sc->s->verify_reused += pubkey != NULL;
+	} else if (sc->p->hash || pubkey != NULL) {
+		sig = nf_signed_check(pubkey, f->fd, computed, reason, sizeof reason);
+		if (sig == NF_SIGN_ERR_IO && pubkey == NULL)
 			return 0; /* a download will hash it (and report the error) */
 		md5 = computed;
+		why = reason;
 		sc->s->hashed++;
+		sc->s->verified += pubkey != NULL;
+		if (pubkey == NULL)
+			sig = NF_DIGEST_UNCHECKED;
+		nf_log(NF_LOG_DEBUG, "%s: %s", full,
+		       pubkey == NULL        ? "hashed"
+		       : sig == NF_SIGN_OK   ? "hashed, signature verified"
+		                             : "hashed, signature refused");
+	} else {
+		return 0; /* --check without a key: existence is enough */
 	}
-	return nf_digests_put(sc->s->digests, &f->id, md5);
+	if (nf_digests_put_checked(sc->s->digests, &f->id, md5, sig, why) != 0)
+		return -1;
+judge:
+	if (pubkey != NULL && sig != NF_SIGN_OK) {
+		char what[NF_ERR_LEN];
+		snprintf(what, sizeof what, "does not verify with the public key, rule skipped: %s",
+		         why[0] != '\0' ? why : nf_sign_strerror((enum nf_sign_err)sig));
+		sc->rule_refused = true;
+		warn_image(sc, key, full, what);
+	}
+	return 0;
 }
 
 /* What the stock clients need to know of an image (stockindex.c): its size,
@@ -128,7 +184,7 @@ static int look_at_image(struct scan *sc, enum nf_image_key k, const char *path,
 	}
 	if (f.size == 0) /* the ESP updater refuses it (error -101) */
 		warn_image(sc, key, full, "empty file");
-	rc = record_digest(sc, &f);
+	rc = record_image(sc, key, full, &f);
 	if (rc == 0 && info != NULL)
 		describe_image(info, sc, &f);
 	close(f.fd);
@@ -141,7 +197,7 @@ static int scan_images(struct scan *sc)
 
 	for (size_t i = 0; i < n; i++) {
 		sc->rule = i + 1;
-		sc->rule_bad = false;
+		sc->rule_bad = sc->rule_refused = false;
 		for (enum nf_image_key k = NF_KEY_FIRMWARE; k < NF_KEY_COUNT; k++) {
 			const char *path = nf_rules_image(sc->s->rules, i, nf_image_keys[k]);
 			struct nf_image_info *info;
@@ -154,10 +210,18 @@ static int scan_images(struct scan *sc)
 		}
 		if (sc->rule_bad)
 			sc->s->bad_images++;
+		if (sc->rule_refused) {
+			nf_rules_skip(sc->s->rules, i);
+			sc->s->refused++;
+		}
 	}
 	if (sc->s->bad_images > NF_MAX_IMAGE_WARNINGS)
-		nf_log(NF_LOG_WARN, "%s: and %zu more rules name missing or empty images",
-		       sc->p->rules_path, sc->s->bad_images - NF_MAX_IMAGE_WARNINGS);
+		nf_log(NF_LOG_WARN, "%s: and %zu more rules name missing or empty images%s",
+		       sc->p->rules_path, sc->s->bad_images - NF_MAX_IMAGE_WARNINGS,
+		       sc->p->pubkey != NULL ? ", or images that do not verify" : "");
+	if (sc->s->refused > 0)
+		nf_log(NF_LOG_WARN, "%s: %zu of %zu rules skipped: they name images that do not verify",
+		       sc->p->rules_path, sc->s->refused, n);
 	return 0;
 }
 
@@ -191,6 +255,7 @@ struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
 	if (s == NULL)
 		goto oom;
 	atomic_init(&s->refs, 1);
+	s->pubkey = p->pubkey;
 	s->generation = atomic_fetch_add(&next_generation, 1);
 	s->rules = nf_rules_load(p->rules_path, err, errlen);
 	if (s->rules == NULL)
@@ -198,6 +263,11 @@ struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
 	s->files = nf_files_open(p->public_dir, err, errlen);
 	if (s->files == NULL)
 		goto fail;
+	if (p->credentials != NULL && p->credentials[0] != '\0') {
+		s->creds = nf_creds_load(p->credentials, err, errlen);
+		if (s->creds == NULL)
+			goto fail;
+	}
 	s->digests = nf_digests_new();
 	s->stock = nf_stock_index_new(nf_rules_count(s->rules));
 	if (s->digests == NULL || s->stock == NULL || build_answers(s) != 0 ||
@@ -212,6 +282,21 @@ oom:
 fail:
 	nf_snapshot_release(s);
 	return NULL;
+}
+
+void nf_snapshot_describe(const struct nf_snapshot *s, const char *rules_path, char *out,
+                          size_t cap)
+{
+	char sigs[128] = "";
+
+	if (s->pubkey != NULL)
+		snprintf(sigs, sizeof sigs, "; signatures: %zu verified, %zu unchanged, %zu rules skipped",
+		         s->verified, s->verify_reused, s->refused);
+	snprintf(out, cap,
+	         "reloaded %s: %zu rules (generation %llu; images: %zu hashed, %zu unchanged%s; "
+	         "%llu ms)",
+	         rules_path, nf_rules_count(s->rules), (unsigned long long)s->generation, s->hashed,
+	         s->reused, sigs, (unsigned long long)s->build_ms);
 }
 
 struct nf_snapshot *nf_snapshot_retain(struct nf_snapshot *s)
@@ -234,6 +319,7 @@ void nf_snapshot_release(struct nf_snapshot *s)
 		MHD_destroy_response(s->not_modified);
 	nf_stock_index_free(s->stock);
 	nf_digests_free(s->digests);
+	nf_creds_free(s->creds);
 	nf_files_close(s->files);
 	nf_rules_free(s->rules);
 	free(s);

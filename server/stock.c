@@ -291,9 +291,15 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 		decide(snap, &r, minimal, &d);
 
 	nf_record_check(srv, conn,
-	                &(struct nf_check_record){r.client, &d.q, d.target, d.answer,
-	                                          d.answer == NF_ANSWER_HELD ? d.reason : NULL,
-	                                          &r.hw});
+	                &(struct nf_check_record){
+	                    .client = r.client,
+	                    .q = &d.q,
+	                    .target = d.target,
+	                    .answer = d.answer,
+	                    .reason = d.answer == NF_ANSWER_HELD ? d.reason : NULL,
+	                    .hw = &r.hw,
+	                    .image = d.img, /* the one image this updater takes */
+	                    .image_filesystem = r.filesystem});
 	if (d.answer == NF_ANSWER_HELD)
 		nf_stock_log_held(&d.q, d.reason);
 	if (r.version_query)

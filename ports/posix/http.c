@@ -242,6 +242,9 @@ static int setup(CURL *curl, const struct nf_request *req, struct nf_posix *p,
 	rc |= curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
 	rc |= curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
 	rc |= curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	/* Sent with every request, checks and images, without a challenge first. */
+	rc |= curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	rc |= curl_easy_setopt(curl, CURLOPT_USERPWD, p->credential);
 	rc |= curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	rc |= curl_easy_setopt(curl, CURLOPT_HEADERDATA, t);
 	rc |= curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);

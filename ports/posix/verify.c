@@ -42,6 +42,13 @@ int nf_posix_load_pubkey(struct nf_posix *p, const char *path, char *err, size_t
 	return 0;
 }
 
+void nf_posix_share_pubkey(struct nf_posix *p, struct nf_sign_key *key)
+{
+	nf_posix_sign_close(p);
+	p->sign_key = key;
+	p->sign_key_shared = key != NULL;
+}
+
 void nf_posix_sign_begin(struct nf_posix *p)
 {
 	nf_posix_sign_end(p);
@@ -66,8 +73,10 @@ void nf_posix_sign_end(struct nf_posix *p)
 void nf_posix_sign_close(struct nf_posix *p)
 {
 	nf_posix_sign_end(p);
-	nf_sign_key_free(p->sign_key);
+	if (!p->sign_key_shared)
+		nf_sign_key_free(p->sign_key);
 	p->sign_key = NULL;
+	p->sign_key_shared = false;
 }
 
 int nf_port_flash_verify(void *port)

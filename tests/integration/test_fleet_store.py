@@ -9,6 +9,7 @@ opens (creates, migrates) the store and says so, bad values are refused
 with clear errors, and `store = off` writes nothing.
 
 Every run is bounded (the fleet's --timeout, subprocess timeouts)."""
+import json
 import os
 import re
 import signal
@@ -26,6 +27,8 @@ from test_device import DEVICE, FW_SIZE, FS_SIZE, image_bytes
 from test_fleet import FS_AND_FW, FleetTest, mac, run_fleet, size_bytes
 
 CHECK_TIMEOUT = 60
+NOFUSS = os.environ.get("NOFUSS")
+ADMIN_TOKEN = "fleet-admin-0123456789abcdef"
 
 
 class StoreFleetTest(FleetTest):
@@ -43,17 +46,57 @@ class StoreFleetTest(FleetTest):
         self.assertEqual(m.group(2), "0", stderr)
         return sqlite_inventory(self.db_path()), int(m.group(1))
 
+    def admin_summary(self, port):
+        """The admin API's fleet summary, once every device's last check is
+        written (the writer commits within a batch interval, later on a
+        loaded machine): bounded at 20 s."""
+        deadline = time.monotonic() + 20
+        while True:
+            r = get(port, "/api/v1/summary", {"Authorization": "Bearer " + ADMIN_TOKEN})
+            self.assertEqual(r.status, 200, r.body)
+            summary = json.loads(r.body)
+            if summary["by_state"]["confirmed"] == 1000 or time.monotonic() > deadline:
+                return summary
+            time.sleep(0.1)
+
     def test_1000_devices_confirmed(self):
         fw = self.data.public + "/firmware/test-0.1.1.bin"
         fs = self.data.public + "/firmware/test-0.1.1-fs.bin"
+        tokens = os.path.join(self.tmp, "admin-tokens")
         with open(fw, "rb") as f:
             fw_md5 = md5(f.read())
-        self.start()
+        with open(tokens, "w") as f:
+            f.write(ADMIN_TOKEN + " admin fleet-test\n")
+        os.chmod(tokens, 0o600)
+        self.start("--admin-token-file", tokens, "--admin-port", "0")
+        line = self.server.wait_for(r"admin API at http://127\.0\.0\.1:(\d+)/")
+        admin_port = int(re.search(r":(\d+)/", line).group(1))
         r = run_fleet(self.url(), "--until-updated", "--ramp", "2", "--reboot-delay", "0.05",
                       "--interval", "0.5", "--concurrency", "128", "-q", n=1000)
         self.assertEqual(r.rc, 0, str(r))
         self.assertEqual((r["updated"], r["failed"], r["checks"], r["checks_failed"]),
                          (1000, 0, 2000, 0), str(r))
+        # What an operator sees: the API's summary and `nofuss devices`.
+        summary = self.admin_summary(admin_port)
+        self.assertEqual(summary["devices"], 1000, summary)
+        self.assertEqual(summary["by_state"]["confirmed"], 1000, summary)
+        self.assertEqual(sum(summary["by_state"].values()), 1000, summary)
+        self.assertEqual([(v["type"], v["version"], v["devices"])
+                          for v in summary["by_type_version"]], [(DEVICE, "0.1.1", 1000)], summary)
+        cli = subprocess.run([NOFUSS, "devices", "--state", "confirmed", "--json", "--all",
+                              "--server", "http://127.0.0.1:%d" % admin_port,
+                              "--token-file", tokens],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        page = json.loads(cli.stdout)
+        self.assertEqual((page["total"], page["count"]), (1000, 1000))
+        self.assertEqual({d["mac"] for d in page["devices"]}, {mac(i) for i in range(1000)})
+        table = subprocess.run([NOFUSS, "devices", "--version", "0.1.1",
+                                "--server", "http://127.0.0.1:%d" % admin_port,
+                                "--token-file", tokens],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("1000", table.stdout)
         inv, written = self.stop_and_read()
         # Per device: two checks and four downloads events (start and end of
         # firmware and filesystem).
@@ -111,6 +154,15 @@ class StoreFleetTest(FleetTest):
         self.assertEqual(proxy.cuts, 30)
         inv, _ = self.stop_and_read()
         self.assertEqual(len(inv), 30)
+        # How far each cut download got: what the proxy's side acknowledged
+        # (TCP_INFO), past the 8 KiB it passed on, short of the image.
+        db = sqlite3.connect("file:%s?mode=ro" % self.db_path(), uri=True)
+        cut_at = [b for (b,) in db.execute("SELECT bytes FROM history WHERE kind = ?",
+                                           (H_FAILED,))]
+        db.close()
+        self.assertEqual(len(cut_at), 30)
+        for b in cut_at:
+            self.assertTrue(8192 <= b < size_bytes(FW_SIZE), cut_at)
         for key, d in inv.items():
             self.assertEqual(d.state, CONFIRMED, key)
             self.assertIn(H_FAILED, d.history, key)

@@ -6,12 +6,10 @@ as root). The inventory is read with psql afterwards.
 - Two nodes on one database behind a round-robin proxy, so that a device's
   checks and downloads alternate between them: one inventory, every device
   once, its checks counted once.
-- PostgreSQL stopped for 10 s in the middle of a fleet run (the issue asks
-  for 30 s; 10 s shows the same thing: the writer backs off to at most 5 s
-  between retries, so any outage over ~5 s exercises every path, and the
-  test stays within its time budget on a loaded machine): no check fails,
-  and every device and every check is in the inventory afterwards, none
-  dropped.
+- PostgreSQL stopped for 30 s in the middle of a fleet run of 300 devices
+  checking every second (about 9,000 check events queue up meanwhile,
+  within the default queue of 16,384): no check fails, and every device and
+  every check is in the inventory afterwards, none dropped.
 
 Prints SKIPPED and passes only when the PostgreSQL server binaries are
 missing."""
@@ -138,7 +136,7 @@ class PgFleetTest(FleetTest):
         rows = psql(self.bindir, self.db_url, "SELECT count(*), count(DISTINCT key) FROM devices")
         self.assertEqual(rows, [["400", "400"]])
 
-    def test_postgresql_away_for_10s(self):
+    def test_postgresql_away_for_30s(self):
         node = self.node()
         outage = {}
 
@@ -146,7 +144,7 @@ class PgFleetTest(FleetTest):
             time.sleep(3)
             outage["stopped"] = time.monotonic()
             self.cluster.stop("fast")
-            time.sleep(10)
+            time.sleep(30)
             self.cluster.start()
             outage["started"] = time.monotonic()
 
@@ -154,13 +152,13 @@ class PgFleetTest(FleetTest):
         t.start()
         try:
             r = run_fleet("http://127.0.0.1:%d/" % node.port, "--ramp", "2", "--interval", "1",
-                          "--reboot-delay", "0.05", "--duration", "20", "-q", n=300)
+                          "--reboot-delay", "0.05", "--duration", "40", "-q", n=300)
         finally:
             t.join(60)
             if not self.cluster.running:
                 self.cluster.start()
         self.assertEqual((r.rc, r["checks_failed"], r["updated"]), (0, 0, 300), str(r))
-        self.assertGreater(outage["started"] - outage["stopped"], 9.5)
+        self.assertGreater(outage["started"] - outage["stopped"], 29.5)
         node.wait_for(r"store .*: .*retrying, events queue up meanwhile", 5)
         node.wait_for(r"store .*: writing again", 30)
         written, dropped = self.stop_all()

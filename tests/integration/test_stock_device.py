@@ -9,13 +9,18 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 import unittest
 
+from fleetstore import CONFIRMED, H_CONFIRMED, H_DOWNLOADED, sqlite_inventory
 from harness import DataDir, Server
 from test_device import BOOT_RX, HALT_RX, mkimage, nofuss
 
 KINDS = ("nofuss", "nofuss-path", "esp8266-updater", "esp32-updater", "tasmota", "esphome")
+# enum nf_client_kind (server/store/store.h), as the store keeps it.
+CLIENT_KINDS = {"nofuss-path": 1, "nofuss": 2, "esp8266-updater": 3, "esp32-updater": 4,
+                "esphome": 5, "tasmota": 6}
 
 
 class StockDeviceTest(unittest.TestCase):
@@ -58,6 +63,39 @@ class StockDeviceTest(unittest.TestCase):
                 self.assertEqual(halt.group(1, 2), ("2", "2"), r.stdout)
                 if kind not in ("nofuss", "nofuss-path"):
                     self.assertIn("[stock] no update: 0.1.1 is current", r.stdout)
+
+    def test_every_client_kind_confirmed_in_the_inventory(self):
+        """Each kind that sends a MAC, one device each, is recorded with its
+        client kind and the proof of its update: a stock updater takes only
+        the firmware, so its offer is downloaded with it, and confirmed by
+        its next check (its version, or its sketch's MD5)."""
+        kinds = ("nofuss", "esp8266-updater", "esp32-updater", "tasmota")
+        # A rule with a filesystem image too: a NoFUSS client takes both, a
+        # stock updater in sketch mode only the firmware.
+        mkimage(os.path.join(self.data.public, "firmware", "test-0.1.1-fs.bin"), "0.1.1", "--fs",
+                size="16K")
+        self.data.write_rules([
+            {"origin": {"device": "TEST", "lt": "0.1.1"},
+             "target": {"version": "0.1.1", "firmware": "/firmware/test-0.1.1.bin",
+                        "spiffs": "/firmware/test-0.1.1-fs.bin"}}])
+        seen = self.server.line_count()
+        self.server.signal(signal.SIGHUP)
+        self.server.wait_for(r"reloaded .*: 1 rules", 10, start=seen)
+        for i, kind in enumerate(kinds):
+            with self.subTest(kind=kind):
+                r = self.device(kind, "TEST", "--mac", "02:00:00:00:00:%02X" % i)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.server.stop(), 0)
+        self.server = Server(self.data)  # for tearDown
+        inv = sqlite_inventory(os.path.join(self.data.path, "store", "fleet.db"))
+        self.assertEqual({key: (d.version, d.state, d.client) for key, d in inv.items()},
+                         {"02:00:00:00:00:%02X" % i: ("0.1.1", CONFIRMED, CLIENT_KINDS[kind])
+                          for i, kind in enumerate(kinds)})
+        # Downloaded (every offered byte served) before confirmed: without
+        # that, a stock device whose image failed to boot would never show
+        # as reverted.
+        for key, d in inv.items():
+            self.assertEqual(d.history[-2:], [H_DOWNLOADED, H_CONFIRMED], key)
 
     def test_stock_requests_carry_the_clients_headers(self):
         r = self.device("esphome")

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "nofussd.h"
 #include "testutil.h"
 
@@ -56,7 +57,7 @@ static int setup(void **state)
 	snprintf(fx->pub, sizeof fx->pub, "%s/public", fx->dir);
 	if (mkdir(fx->pub, 0755) != 0)
 		return -1;
-	fx->params = (struct nf_snapshot_params){fx->rules, fx->pub, true};
+	fx->params = (struct nf_snapshot_params){.rules_path = fx->rules, .public_dir = fx->pub, .hash = true};
 	*state = fx;
 	return 0;
 }
@@ -220,6 +221,32 @@ static void test_digests_reused_and_recomputed(void **state)
 	nf_snapshot_release(s1);
 	nf_snapshot_release(s2);
 	nf_snapshot_release(s3);
+}
+
+/* Two names of one file (a symlink): each rule's image keeps the path it
+ * names, as the device will ask for it, with the file's MD5. */
+static void test_image_keys_per_path(void **state)
+{
+	struct fixture *fx = *state;
+	struct nf_snapshot *s;
+	char link[512];
+
+	put_image(fx, "a.bin", "hello\n", 1559642400);
+	snprintf(link, sizeof link, "%s/c.bin", fx->pub);
+	assert_int_equal(symlink("a.bin", link), 0);
+	nf_test_write_file(fx->rules,
+	    "[{\"origin\":{\"device\":\"A\"},\"target\":{\"version\":\"2\",\"firmware\":\"/a.bin\"}},"
+	    " {\"origin\":{\"device\":\"C\"},\"target\":{\"version\":\"2\",\"firmware\":\"/c.bin\"}},"
+	    " {\"origin\":{\"device\":\"D\"},\"target\":{\"version\":\"2\",\"firmware\":\"//a.bin\"}}]");
+	s = build_ok(fx, NULL);
+	assert_int_equal(s->hashed, 1);
+	assert_string_equal(nf_snapshot_image(s, 0, 0)->key, "/a.bin");
+	assert_string_equal(nf_snapshot_image(s, 1, 0)->key, "/c.bin");
+	assert_string_equal(nf_snapshot_image(s, 1, 0)->md5, MD5_HELLO);
+	/* "//a.bin" is "/a.bin" to the store: one key, one MD5 */
+	assert_string_equal(nf_snapshot_image(s, 2, 0)->key, "/a.bin");
+	assert_string_equal(nf_snapshot_image(s, 2, 0)->md5, MD5_HELLO);
+	nf_snapshot_release(s);
 }
 
 /* A build that fails returns nothing: no rules, no folder, nothing half
@@ -552,11 +579,64 @@ static void test_hasher(void **state)
 	close(fd);
 }
 
+/* With a public key: each image verified once, its verdict reused while
+ * the file is unchanged; a rule naming an unsigned image matches nothing,
+ * so the device falls through to the next rule. */
+static void test_signatures_verified_once(void **state)
+{
+	struct fixture *fx = *state;
+	char priv[512], pub[512], raw[512], signed_path[512], err[NF_ERR_LEN];
+	struct nf_sign_key *key = NULL, *pubkey = NULL;
+	struct nf_snapshot *s1, *s2, *s3;
+	struct nf_query q = {"A", 1, "1", 1, NULL, NULL};
+	struct timespec old[2] = {{1000000, 0}, {1000000, 0}};
+
+	snprintf(priv, sizeof priv, "%s/k.pem", fx->dir);
+	snprintf(pub, sizeof pub, "%s/k.pub", fx->dir);
+	assert_int_equal(nf_sign_keygen(0, priv, pub, 0, err, sizeof err), NF_SIGN_OK);
+	assert_int_equal(nf_sign_key_load(priv, 1, 0, &key, err, sizeof err), NF_SIGN_OK);
+	assert_int_equal(nf_sign_key_load(pub, 0, 0, &pubkey, err, sizeof err), NF_SIGN_OK);
+	snprintf(raw, sizeof raw, "%s/raw.bin", fx->dir);
+	nf_test_write_file(raw, "an image, signed below\n");
+	snprintf(signed_path, sizeof signed_path, "%s/good.bin", fx->pub);
+	assert_int_equal(nf_sign_image(key, raw, signed_path, NULL, NULL, err, sizeof err), NF_SIGN_OK);
+	assert_int_equal(utimensat(AT_FDCWD, signed_path, old, 0), 0);
+	put_image(fx, "plain.bin", "not signed\n", 1000000);
+	nf_test_write_file(fx->rules,
+	    "[{\"origin\":{\"device\":\"A\"},\"target\":{\"version\":\"3\",\"firmware\":\"/plain.bin\"}},"
+	    " {\"origin\":{\"device\":\"A\"},\"target\":{\"version\":\"2\",\"firmware\":\"/good.bin\"}},"
+	    " {\"origin\":{\"device\":\"B\"},\"target\":{\"version\":\"2\",\"firmware\":\"/good.bin\"}}]");
+	fx->params.pubkey = pubkey;
+	nf_log_set_level(NF_LOG_SILENT);
+	s1 = build_ok(fx, NULL);
+	assert_int_equal(s1->verified, 2); /* good.bin once for two rules, plain.bin */
+	assert_int_equal(s1->verify_reused, 0);
+	assert_int_equal(s1->refused, 1);
+	assert_int_equal(nf_rules_match(s1->rules, &q), 1); /* rule 1 skipped */
+	s2 = build_ok(fx, s1);
+	assert_int_equal(s2->verified, 0);
+	assert_int_equal(s2->verify_reused, 2);
+	assert_int_equal(s2->refused, 1);
+	/* Without a key, the previous verdicts are not reused as if checked. */
+	fx->params.pubkey = NULL;
+	s3 = build_ok(fx, s2);
+	assert_null(s3->pubkey);
+	assert_int_equal(s3->refused, 0);
+	assert_int_equal(nf_rules_match(s3->rules, &q), 0);
+	nf_log_set_level(NF_LOG_INFO);
+	nf_snapshot_release(s1);
+	nf_snapshot_release(s2);
+	nf_snapshot_release(s3);
+	nf_sign_key_free(key);
+	nf_sign_key_free(pubkey);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_digests_reused_and_recomputed),
+		T(test_image_keys_per_path),
 		T(test_failed_build_keeps_old),
 		T(test_missing_image_warnings_summarised),
 		T(test_few_warnings_not_summarised),
@@ -565,6 +645,7 @@ int main(void)
 		T(test_mailbox_one_slot),
 		cmocka_unit_test(test_digests_table),
 		T(test_hasher),
+		T(test_signatures_verified_once),
 	};
 #undef T
 

@@ -347,6 +347,7 @@ static int configure(struct device *d)
 		return NF_EXIT_USAGE;
 	}
 	d->port.timeout_ms = o->timeout_ms;
+	d->port.credential = o->credential;
 	d->port.connect_timeout_ms = o->connect_ms;
 	if (o->mac != NULL && nf_posix_set_mac(&d->port, o->mac) != 0) {
 		nf_tool_error("--mac: '%s' is not six hex pairs separated by colons", o->mac);

@@ -49,6 +49,7 @@ static void usage(FILE *out)
 	        "                           nofuss-path, esp8266-updater, esp32-updater,\n"
 	        "                           esphome, tasmota (docs/SIMULATOR.md)\n"
 	        "      --pubkey FILE        accept only images signed by this key (PEM)\n"
+	        "      --credential NAME:SECRET  send it as HTTP Basic with every request\n"
 	        "Checks:\n"
 	        "  -i, --interval SEC       time between checks (default 60)\n"
 	        "  -j, --jitter SEC         add a random 0..SEC to each interval (default 0)\n"
@@ -167,6 +168,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_FLAG("path-form", 'p', O, path_form),
     NF_OPT_CALL("client", 0, NF_OPT_CALL, set_client),
     NF_OPT_STRING("pubkey", 0, O, pubkey),
+    NF_OPT_STRING("credential", 0, O, credential),
     NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, INTERVAL_MAX_S),
     NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, INTERVAL_MAX_S),
     NF_OPT_CALL("once", '1', NF_OPT_CALL_NOARG, set_once),

@@ -87,6 +87,9 @@ static void usage(FILE *out)
 	        "      --client KIND        the client the devices run: nofuss (default),\n"
 	        "                           nofuss-path, esp8266-updater, esp32-updater,\n"
 	        "                           esphome, tasmota (docs/SIMULATOR.md)\n"
+	        "      --pubkey FILE        every device accepts only images signed by this\n"
+	        "                           key (PEM; docs/SIGNING.md), as sketches built\n"
+	        "                           with ARDUINO_SIGNING\n"
 	        "Timing (seconds, decimals allowed):\n"
 	        "  -r, --ramp SEC           first checks spread at random over SEC (default 0)\n"
 	        "  -i, --interval SEC       time between checks (default 60)\n"
@@ -237,6 +240,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_STRING("fs-version", 0, O, fs_version),
     NF_OPT_STRING("mac-base", 'm', O, mac_base_text),
     NF_OPT_STRING("build", 'b', O, build),
+    NF_OPT_STRING("pubkey", 0, O, pubkey),
     NF_OPT_FLAG("path-form", 'p', O, path_form),
     NF_OPT_CALL("client", 0, NF_OPT_CALL, set_client),
     NF_OPT_SECONDS("ramp", 'r', O, ramp_ms, 0, FLEET_TIME_MAX_S),
@@ -366,11 +370,17 @@ static int setup(struct nf_fleet *f)
 {
 	const struct nf_fleet_options *o = &f->o;
 	struct nf_posix_memflash template;
+	char err[NF_POSIX_ERR_MAX];
 	int rc;
 
 	rc = provision(o, &template);
 	if (rc != 0)
 		return rc;
+	if (o->pubkey != NULL &&
+	    nf_sign_key_load(o->pubkey, 0, 0, &f->sign_key, err, sizeof err) != NF_SIGN_OK) {
+		nf_tool_error("--pubkey: %s", err);
+		return NF_EXIT_USAGE;
+	}
 	if (raise_files(o->concurrency + FLEET_FDS_SPARE) != 0)
 		return FLEET_EXIT_SETUP;
 	f->dev = calloc(o->count, sizeof *f->dev);
@@ -405,6 +415,7 @@ static int setup(struct nf_fleet *f)
 		d->port.connect_timeout_ms = o->connect_ms;
 		format_mac(o->mac_base + i, mac);
 		nf_posix_set_mac(&d->port, mac);
+		nf_posix_share_pubkey(&d->port, f->sign_key);
 		if (o->verbose) {
 			char *prefix = f->prefixes + i * FLEET_PREFIX_MAX;
 			snprintf(prefix, FLEET_PREFIX_MAX, "[%s] ", mac);
@@ -424,6 +435,7 @@ static void teardown(struct nf_fleet *f)
 	nf_fleet_loop_close(f);
 	for (size_t i = 0; i < f->ready; i++)
 		nf_posix_destroy(&f->dev[i].port);
+	nf_sign_key_free(f->sign_key); /* after the devices that borrowed it */
 	free(f->dev);
 	free(f->heap);
 	free(f->queue);

@@ -203,7 +203,7 @@ enum nf_sim_stock nf_sim_stock_check(struct nf_posix *p, enum nf_sim_client kind
 /* What `nofuss device`'s command line says. */
 struct nf_device_options {
 	const char *flash, *server, *device, *version, *fs_version, *image, *fs_image, *build;
-	const char *mac, *pubkey;
+	const char *mac, *pubkey, *credential;
 	const char *ota_auth, *mqtt_user, *mqtt_password, *mqtt_base;
 	char ota_ip[NF_DEVICE_IP_MAX]; /* "" without --ota */
 	uint16_t ota_port;
@@ -257,6 +257,7 @@ enum nf_fleet_result {
 
 struct nf_fleet_options {
 	const char *server, *version, *fs_version, *build, *mac_base_text;
+	const char *pubkey; /* every device accepts only images this key signed */
 	char *names_text; /* a copy of --device; names point into it */
 	const char *names[FLEET_NAMES_MAX];
 	size_t nnames;
@@ -313,6 +314,7 @@ struct nf_fleet {
 	bool stopping, timed_out, interrupted;
 	uint64_t rng;
 	char *prefixes; /* --verbose: each device's console prefix */
+	struct nf_sign_key *sign_key; /* --pubkey, loaded once, shared by every device */
 	/* Counters. */
 	unsigned long checks, checks_failed, transfers, boots, reverts, crashes, installs, cut;
 	unsigned long long bytes;

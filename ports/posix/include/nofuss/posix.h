@@ -365,6 +365,8 @@ struct nf_posix {
 	const char *log_prefix;       /* before each nf_port_log line; static string */
 	long connect_timeout_ms;      /* TCP connect */
 	long timeout_ms;              /* one whole request */
+	const char *credential;       /* "NAME:SECRET" sent as HTTP Basic (as an ESP updater
+	                               * given setAuthorization), or NULL; not copied */
 	char sta_mac[18], ap_mac[18]; /* upper-case hex with colons */
 	uint32_t chip_id;             /* the ESP8266's: the MAC's last three bytes */
 	const char *sdk_version;      /* static string */
@@ -373,6 +375,7 @@ struct nf_posix {
 	void *flash_ctx;              /* the backend's own state: a memflash, or NULL */
 
 	struct nf_sign_key *sign_key; /* verify.c: only images it signed; NULL: any */
+	bool sign_key_shared;         /* sign_key is borrowed (nf_posix_share_pubkey) */
 
 	/* Run-time state. */
 	struct nf_sign_verifier *sign_check; /* the image being written, with a key */
@@ -434,6 +437,9 @@ int nf_posix_load_pubkey(struct nf_posix *p, const char *path, char *err, size_t
 /* port.c's flash calls: begin starts a check of the new image (with a
  * key), write hashes the bytes that reached the flash, end forgets the
  * check (abort, finish), close also frees the key (destroy). */
+/* The same with a key already loaded, shared by many ports (a fleet): p
+ * borrows key, which must outlive p's last image; NULL accepts any image. */
+void nf_posix_share_pubkey(struct nf_posix *p, struct nf_sign_key *key);
 void nf_posix_sign_begin(struct nf_posix *p);
 void nf_posix_sign_write(struct nf_posix *p, const uint8_t *data, size_t len);
 void nf_posix_sign_end(struct nf_posix *p);
