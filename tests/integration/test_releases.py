@@ -48,10 +48,13 @@ class ReleasesTest(unittest.TestCase):
         write_tokens(self.tokens, "%s admin ops\n%s read grafana\n" % (ADMIN_TOKEN, READ_TOKEN))
         self.ini = os.path.join(self.data.path, "nofussd.ini")
         with open(self.ini, "w") as f:
-            f.write("[nofussd]\nstore = sqlite://%s\n" % self.db)
+            f.write("[nofussd]\nstore = %s\n" % self.store_url())
         self.releases = os.path.join(self.data.public, "releases")
         self.srv = None
         self.start()
+
+    def store_url(self):
+        return "sqlite://" + self.db
 
     def start(self):
         self.srv = Server(self.data, "-c", self.ini, "--admin-token-file", self.tokens,
