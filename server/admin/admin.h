@@ -47,6 +47,8 @@
 #define NF_ADMIN_MAX_IMAGE   (16u * 1024 * 1024) /* bytes of one uploaded image (16 MiB flash) */
 #define NF_ADMIN_MAX_AUDIT_PAGE 1000             /* audit entries in one answer */
 #define NF_RELEASES_DIR      "releases"         /* below the public folder */
+#define NF_ADMIN_MAX_BODY    65536               /* bytes of a JSON request body */
+#define NF_ADMIN_MAX_FIELD   48                  /* a field's name in an error, with the NUL */
 
 /* Tuning -------------------------------------------------------------------- */
 #define NF_ADMIN_DEFAULT_PORT     8081
@@ -132,6 +134,30 @@ bool nf_admin_tag_valid(const char *tag);
 int nf_admin_parse_time(const char *text, int64_t now_ms, int64_t *out_ms);
 /* ms since 1970 as "2026-12-02T12:00:00.123Z" into out (32 bytes). */
 void nf_admin_format_time(int64_t ms, char out[32]);
+
+/* body.c: the JSON bodies of writes, outside input ---------------------------- */
+enum nf_body_type {
+	NF_BODY_STRING, NF_BODY_INT, NF_BODY_NUMBER, NF_BODY_BOOL, NF_BODY_STRINGS, NF_BODY_INTS
+};
+/* One field an endpoint takes; a table of them ends with a NULL name. */
+struct nf_body_field {
+	const char *name;
+	enum nf_body_type type;
+	bool required;
+	long long min, max;          /* INT(S), NUMBER: the value's range */
+	size_t min_len, max_len;     /* STRING(S): bytes */
+	size_t min_count, max_count; /* STRINGS, INTS: elements */
+};
+struct json_t;
+/* Parses text (len bytes) as a JSON object and checks it against fields:
+ * no unknown or duplicate field, each of its type and within its bounds,
+ * the required ones present. Returns 0 with the object in *out
+ * (json_decref it), or -1 with the offending field's name in field
+ * ("body" for the body as a whole, "phases[2]" for an element) and a
+ * message naming it and what it must be in err. Pure. */
+int nf_admin_body_parse(const char *text, size_t len, const struct nf_body_field *fields,
+                        struct json_t **out, char field[NF_ADMIN_MAX_FIELD], char *err,
+                        size_t errlen);
 
 /* metrics.c: the Prometheus text format (0.0.4) ------------------------------ */
 /* What /metrics shows, gathered by the caller; written by a pure function. */
@@ -224,6 +250,8 @@ struct nf_admin_request {
 	char outcome[NF_STORE_MAX_OUTCOME];
 	/* A route that takes a body: the handler's state between calls. */
 	void *body_state;
+	const char *body;   /* a JSON route's body (len body_len), NUL-terminated */
+	size_t body_len;
 	struct held *hold;  /* listener.c: answers held until the body's end */
 	const char *action; /* the route's audit name; NULL for reads */
 	bool audited;
@@ -298,6 +326,8 @@ void nf_release_cleanup(struct nf_admin_request *r);
 int nf_api_releases(struct nf_admin_request *r);
 int nf_api_release(struct nf_admin_request *r);
 int nf_api_release_delete(struct nf_admin_request *r);
+/* PATCH: {"notes": TEXT}, the one thing of a release that may change. */
+int nf_api_release_edit(struct nf_admin_request *r);
 int nf_api_audit(struct nf_admin_request *r);
 /* True for a release's version: [A-Za-z0-9_.+-]{1,63} with a digit,
  * starting with a letter or digit. */

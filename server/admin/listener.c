@@ -58,24 +58,27 @@ static const struct route {
 	handler_fn fn;
 	body_fn body;       /* instead of fn for a route that takes a body */
 	const char *action; /* a write: its name in the audit log */
+	bool json;          /* fn gets a JSON body (r->body), NF_ADMIN_MAX_BODY at most */
 } routes[] = {
-    {"GET", "/api/v1/devices", NF_ROLE_READ, nf_api_devices, NULL, NULL},
-    {"GET", "/api/v1/devices/*", NF_ROLE_READ, nf_api_device, NULL, NULL},
-    {"GET", "/api/v1/devices/*/decision", NF_ROLE_READ, nf_api_decision, NULL, NULL},
-    {"GET", "/api/v1/decision/*", NF_ROLE_READ, nf_api_decision, NULL, NULL},
-    {"POST", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_add, NULL, "device.tag"},
+    {"GET", "/api/v1/devices", NF_ROLE_READ, nf_api_devices, NULL, NULL, false},
+    {"GET", "/api/v1/devices/*", NF_ROLE_READ, nf_api_device, NULL, NULL, false},
+    {"GET", "/api/v1/devices/*/decision", NF_ROLE_READ, nf_api_decision, NULL, NULL, false},
+    {"GET", "/api/v1/decision/*", NF_ROLE_READ, nf_api_decision, NULL, NULL, false},
+    {"POST", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_add, NULL, "device.tag", false},
     {"DELETE", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_remove, NULL,
-     "device.untag"},
-    {"GET", "/api/v1/summary", NF_ROLE_READ, nf_api_summary, NULL, NULL},
-    {"GET", "/api/v1/releases", NF_ROLE_READ, nf_api_releases, NULL, NULL},
-    {"POST", "/api/v1/releases", NF_ROLE_ADMIN, NULL, nf_api_release_add, "release.add"},
-    {"GET", "/api/v1/releases/*", NF_ROLE_READ, nf_api_release, NULL, NULL},
+     "device.untag", false},
+    {"GET", "/api/v1/summary", NF_ROLE_READ, nf_api_summary, NULL, NULL, false},
+    {"GET", "/api/v1/releases", NF_ROLE_READ, nf_api_releases, NULL, NULL, false},
+    {"POST", "/api/v1/releases", NF_ROLE_ADMIN, NULL, nf_api_release_add, "release.add", false},
+    {"GET", "/api/v1/releases/*", NF_ROLE_READ, nf_api_release, NULL, NULL, false},
     {"DELETE", "/api/v1/releases/*", NF_ROLE_ADMIN, nf_api_release_delete, NULL,
-     "release.delete"},
+     "release.delete", false},
+    {"PATCH", "/api/v1/releases/*", NF_ROLE_ADMIN, nf_api_release_edit, NULL, "release.edit",
+     true},
     {"POST", "/api/v1/releases/*/filesystem", NF_ROLE_ADMIN, NULL, nf_api_release_fs,
-     "release.filesystem"},
-    {"GET", "/api/v1/audit", NF_ROLE_READ, nf_api_audit, NULL, NULL},
-    {"GET", "/metrics", NF_ROLE_READ, nf_api_metrics, NULL, NULL},
+     "release.filesystem", false},
+    {"GET", "/api/v1/audit", NF_ROLE_READ, nf_api_audit, NULL, NULL, false},
+    {"GET", "/metrics", NF_ROLE_READ, nf_api_metrics, NULL, NULL, false},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -183,7 +186,7 @@ static json_t *error_body(unsigned status, const char *param, const char *msg)
 	json_object_set_new(o, "error", nf_render_string(msg, strlen(msg)));
 	json_object_set_new(o, "status", json_integer(status));
 	if (param != NULL && param[0] != '\0')
-		json_object_set_new(o, "parameter", json_string(param));
+		json_object_set_new(o, "parameter", nf_render_string(param, strlen(param)));
 	return o;
 }
 
@@ -371,7 +374,32 @@ struct pending {
 	struct nf_admin_request *r;
 	body_fn body;
 	struct held hold;
+	handler_fn json_fn; /* a JSON route: its handler, called at the body's end */
+	char *text;         /* the JSON body so far */
+	size_t len;
 };
+
+/* A JSON route's body: gathered (NF_ADMIN_MAX_BODY at most, 413 past it),
+ * then handed to its handler as r->body. */
+static int gather(struct nf_admin_request *r, const char *data, size_t len, bool end)
+{
+	struct pending *p = r->body_state;
+
+	if (data == NULL && !end)
+		return MHD_YES;
+	if (!end) {
+		if (len > NF_ADMIN_MAX_BODY - p->len)
+			return nf_admin_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body",
+			                      "the body is larger than %d bytes", NF_ADMIN_MAX_BODY);
+		memcpy(p->text + p->len, data, len);
+		p->len += len;
+		return MHD_YES;
+	}
+	p->text[p->len] = '\0';
+	r->body = p->text;
+	r->body_len = p->len;
+	return p->json_fn(r);
+}
 
 /* Whether a body route's refusal before the body waits for the body: not
  * when the client waits for "100 Continue" (it sends nothing unless told
@@ -467,17 +495,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rc = nf_admin_error(r, MHD_HTTP_FORBIDDEN, NULL,
 		                    "token \"%s\" has the read role; this needs an admin token",
 		                    r->token_name);
-	} else if (found->body != NULL) {
+	} else if (found->body != NULL || found->json) {
 		struct pending *p = calloc(1, sizeof *p);
-		if (p == NULL) {
+		if (p == NULL || (found->json && (p->text = malloc(NF_ADMIN_MAX_BODY + 1)) == NULL)) {
+			free(p);
 			rc = MHD_NO;
 			goto done;
 		}
 		p->r = r;
-		p->body = found->body;
+		p->body = found->json ? gather : found->body;
+		if (found->json) {
+			p->json_fn = found->fn;
+			r->body_state = p;
+		}
 		*req_cls = p;
 		r->hold = hold_first(conn) ? &p->hold : NULL;
-		rc = (enum MHD_Result)found->body(r, NULL, 0, false);
+		rc = (enum MHD_Result)p->body(r, NULL, 0, false);
 		if (r->status == 0)
 			r->hold = &p->hold; /* the body comes: later answers held too */
 		else if (r->hold == NULL)
@@ -515,7 +548,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	audit_once(p->r);
 	if (p->hold.resp != NULL)
 		MHD_destroy_response(p->hold.resp);
-	nf_release_cleanup(p->r);
+	if (p->json_fn == NULL)
+		nf_release_cleanup(p->r);
+	free(p->text);
 	free(p->r);
 	free(p);
 }

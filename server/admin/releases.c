@@ -499,6 +499,48 @@ int nf_api_release_delete(struct nf_admin_request *r)
 	return nf_admin_json(r, MHD_HTTP_OK, o);
 }
 
+int nf_api_release_edit(struct nf_admin_request *r)
+{
+	static const struct nf_body_field fields[] = {
+	    {"notes", NF_BODY_STRING, true, 0, 0, 0, NF_STORE_MAX_NOTES - 1, 0, 0},
+	    {NULL, 0, false, 0, 0, 0, 0, 0, 0},
+	};
+	struct nf_store *store = nf_admin_store(r);
+	char field[NF_ADMIN_MAX_FIELD], err[NF_ERR_LEN];
+	struct nf_release *rel;
+	json_t *body;
+	int64_t id;
+	int rc;
+
+	if (store == NULL || release_id(r, &id) != 0 || parse_params(r, NULL, 0) != 0)
+		return MHD_YES;
+	snprintf(r->target, sizeof r->target, "release %lld", (long long)id);
+	if (nf_admin_body_parse(r->body, r->body_len, fields, &body, field, err, sizeof err) != 0)
+		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, field, "%s", err);
+	const char *notes = json_string_value(json_object_get(body, "notes"));
+	if (!notes_valid(notes)) {
+		json_decref(body);
+		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "notes",
+		                      "notes must be text without control characters (newlines "
+		                      "and tabs allowed)");
+	}
+	rc = nf_store_release_set_notes(store, id, notes, err, sizeof err);
+	json_decref(body);
+	if (rc < 0)
+		return store_failed(r, err);
+	if (rc == 0)
+		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "id", "no release %lld", (long long)id);
+	rel = malloc(sizeof *rel);
+	if (rel == NULL)
+		return MHD_NO;
+	rc = nf_store_release_get(store, id, rel, err, sizeof err);
+	rc = rc > 0 ? answer_release(r, MHD_HTTP_OK, rel)
+	     : rc == 0 ? nf_admin_error(r, MHD_HTTP_NOT_FOUND, "id", "no release %lld", (long long)id)
+	               : store_failed(r, err);
+	free(rel);
+	return rc;
+}
+
 /* The audit log ---------------------------------------------------------------------- */
 
 void nf_admin_audit(struct nf_admin_request *r, const char *action)

@@ -250,6 +250,33 @@ int nf_store_release_set_fs(struct nf_store *store, int64_t id, const struct nf_
 	return nf_store_read(store, set_fs_op, &f, err, errlen);
 }
 
+struct notes_ctx {
+	int64_t id;
+	const char *notes;
+};
+
+static int notes_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
+{
+	struct notes_ctx *n = ctx;
+	struct nf_db_val v[2] = {NF_DB_INT_V(n->id), NF_DB_TEXT_V(n->notes)};
+	int64_t set = 0;
+
+	(void)opt;
+	if (nf_db_run(db, -1, "UPDATE releases SET notes = $2 WHERE id = $1 RETURNING id", v, 2,
+	              on_id, &set) != 0 ||
+	    nf_db_sync(db) != 0)
+		return -1;
+	return set != 0 ? 1 : 0;
+}
+
+int nf_store_release_set_notes(struct nf_store *store, int64_t id, const char *notes, char *err,
+                               size_t errlen)
+{
+	struct notes_ctx n = {id, notes};
+
+	return nf_store_read(store, notes_op, &n, err, errlen);
+}
+
 struct del_ctx {
 	int64_t id;
 	char (*unused)[NF_STORE_MAX_IMAGE];

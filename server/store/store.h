@@ -418,6 +418,9 @@ int nf_store_release_set_fs(struct nf_store *store, int64_t id, const struct nf_
  * no such release, -1. */
 int nf_store_release_delete(struct nf_store *store, int64_t id,
                             char unused[2][NF_STORE_MAX_IMAGE], char *err, size_t errlen);
+/* Replaces release id's notes. Returns 1 done, 0 no such release, -1. */
+int nf_store_release_set_notes(struct nf_store *store, int64_t id, const char *notes, char *err,
+                               size_t errlen);
 /* How many releases use the image at path. -1 on error. */
 int64_t nf_store_release_uses(struct nf_store *store, const char *path, char *err, size_t errlen);
 

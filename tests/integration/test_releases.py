@@ -300,6 +300,41 @@ class ReleasesTest(unittest.TestCase):
             st, b, _ = self.request("GET", "/api/v1/audit?" + q)
             self.assertEqual((st, b["parameter"]), (400, param))
 
+    def test_edit_notes_json_body(self):
+        rel = self.upload(image("n"), version="7.0.0", notes="old")
+        path = "/api/v1/releases/%d" % rel["id"]
+        st, body, _ = self.request("PATCH", path, b'{"notes": "new\\nnotes"}')
+        self.assertEqual((st, body["notes"]), (200, "new\nnotes"), body)
+        self.assertEqual(body["firmware"], rel["firmware"])
+        cases = [
+            (b"", "body", "empty"),
+            (b"{", "body", "not JSON"),
+            (b'["notes"]', "body", "must be a JSON object"),
+            (b'{"notes": 5}', "notes", "must be a string, not an integer"),
+            (b'{"notes": "a", "version": "9"}', "version", 'unknown field "version"'),
+            (b'{"notes": "a", "notes": "b"}', "body", "duplicate"),
+            (b"{}", "notes", "notes is missing"),
+            (('{"notes": "%s"}' % ("x" * 1024)).encode(), "notes", "0 to 1023 bytes"),
+            (b'{"notes": "bell\u0007"}', "notes", "control characters"),
+        ]
+        for data, field, words in cases:
+            with self.subTest(data=data[:40]):
+                st, body, _ = self.request("PATCH", path, data)
+                self.assertEqual((st, body.get("parameter")), (400, field), body)
+                self.assertIn(words, body["error"])
+        st, body, _ = self.request("PATCH", path, b" " * 70000)
+        self.assertEqual((st, body.get("parameter")), (413, "body"), body)
+        st, body, _ = self.request("PATCH", path, b'{"notes": "x"}', token=READ_TOKEN)
+        self.assertEqual(st, 403)
+        st, body, _ = self.request("PATCH", "/api/v1/releases/999", b'{"notes": "x"}')
+        self.assertEqual((st, body.get("parameter")), (404, "id"))
+        st, shown, _ = self.request("GET", path)
+        self.assertEqual(shown["notes"], "new\nnotes")
+        edits = [e for e in self.audit() if e["action"] == "release.edit"]
+        self.assertEqual(len(edits), len(cases) + 4)
+        self.assertEqual([e["status"] for e in reversed(edits)],
+                         [200] + [400] * len(cases) + [413, 403, 404])
+
     @unittest.skipUnless(NOFUSS, "NOFUSS (the nofuss tool) not set")
     def test_cli(self):
         fw_path = os.path.join(self.data.path, "fw.bin")
