@@ -244,6 +244,7 @@ static int start_admin(const struct nf_config *cfg, struct nf_store *store,
 	    .metrics_open = !cfg->admin_metrics_auth,
 	    .store = store,
 	    .public_dir = cfg->public_dir,
+	    .pubkey = nf_server_snapshot(srv)->pubkey, /* the one key, for the whole run */
 	    .counters = nf_server_counters(srv),
 	};
 	char err[NF_ERR_LEN];

@@ -212,6 +212,9 @@ struct nf_admin_params {
 	bool metrics_open;      /* /metrics without a token */
 	struct nf_store *store; /* NULL: the store is off (503) */
 	const char *public_dir; /* releases are stored in its releases/ folder */
+	/* NULL, or uploaded firmware must verify with it (nf_signed_check);
+	 * must outlive the listener. */
+	const struct nf_sign_key *pubkey;
 	const struct nf_counters *counters;
 	/* Extra daemon flags and options (e.g. MHD_USE_TLS and the key and
 	 * certificate), ending with MHD_OPTION_END; NULL for none. */
@@ -270,6 +273,8 @@ int nf_admin_metrics_text(struct nf_admin *a, struct nf_admin_buf *out);
 
 /* The store (NULL when off) without answering. */
 struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r);
+/* The key uploaded firmware must verify with, or NULL. */
+const struct nf_sign_key *nf_admin_pubkey(const struct nf_admin_request *r);
 /* The public folder releases are stored in. */
 const char *nf_admin_public_dir(const struct nf_admin_request *r);
 /* Serialises the steps of storing and deleting release files with their

@@ -36,6 +36,7 @@ struct nf_admin {
 	struct nf_store *store;
 	const struct nf_counters *counters;
 	char public_dir[1024];
+	const struct nf_sign_key *pubkey;
 	pthread_mutex_t release_lock; /* nf_admin_release_lock */
 	bool metrics_open;
 	unsigned port;
@@ -216,6 +217,11 @@ struct nf_store *nf_admin_store(struct nf_admin_request *r)
 struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r)
 {
 	return r->admin->store;
+}
+
+const struct nf_sign_key *nf_admin_pubkey(const struct nf_admin_request *r)
+{
+	return r->admin->pubkey;
 }
 
 const char *nf_admin_public_dir(const struct nf_admin_request *r)
@@ -602,6 +608,7 @@ struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size
 	a->store = p->store;
 	a->counters = p->counters;
 	a->metrics_open = p->metrics_open;
+	a->pubkey = p->pubkey;
 	snprintf(a->public_dir, sizeof a->public_dir, "%s",
 	         p->public_dir != NULL ? p->public_dir : "");
 	pthread_mutex_init(&a->cache_lock, NULL);

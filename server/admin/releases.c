@@ -163,9 +163,26 @@ static void drop_if_unused(struct nf_admin_request *r, const char *path)
 
 int nf_release_sign_check(struct nf_admin_request *r, struct nf_upload *up)
 {
-	/* Signature enforcement arrives with the pubkey setting (server/signed.c). */
-	(void)r;
-	(void)up;
+	const struct nf_sign_key *key = nf_admin_pubkey(r);
+	char md5[NF_MD5_HEX], why[NF_ERR_LEN];
+	int rc;
+
+	if (key == NULL)
+		return 0;
+	/* The same check the snapshot makes of a rule's image, so a release
+	 * that is accepted here is never skipped there. */
+	rc = nf_signed_check(key, nf_upload_fd(up), md5, why, sizeof why);
+	if (rc == NF_SIGN_ERR_IO) {
+		nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "firmware %s", why);
+		return -1;
+	}
+	if (rc != NF_SIGN_OK) {
+		nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "firmware",
+		               "firmware is not signed by nofussd's public key (pubkey): %s; sign it "
+		               "with `nofuss sign` (docs/SIGNING.md)",
+		               why);
+		return -1;
+	}
 	return 0;
 }
 

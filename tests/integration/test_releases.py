@@ -56,9 +56,9 @@ class ReleasesTest(unittest.TestCase):
     def store_url(self):
         return "sqlite://" + self.db
 
-    def start(self):
+    def start(self, *args):
         self.srv = Server(self.data, "-c", self.ini, "--admin-token-file", self.tokens,
-                          "--admin-port", "0")
+                          "--admin-port", "0", *args)
         line = self.srv.wait_for(r"admin API at http://127\.0\.0\.1:(\d+)/")
         self.port = int(re.search(r":(\d+)/", line).group(1))
 
@@ -334,6 +334,35 @@ class ReleasesTest(unittest.TestCase):
         self.assertEqual(len(edits), len(cases) + 4)
         self.assertEqual([e["status"] for e in reversed(edits)],
                          [200] + [400] * len(cases) + [413, 403, 404])
+
+    @unittest.skipUnless(NOFUSS, "NOFUSS (the nofuss tool) not set")
+    def test_pubkey_refuses_unsigned(self):
+        key, pub = (os.path.join(self.data.path, n) for n in ("key.pem", "pub.pem"))
+        other, other_pub = (os.path.join(self.data.path, n) for n in ("o.pem", "opub.pem"))
+        for k, p in ((key, pub), (other, other_pub)):
+            subprocess.run([NOFUSS, "keygen", k, p], check=True, capture_output=True, timeout=60)
+        raw = os.path.join(self.data.path, "fw.bin")
+        with open(raw, "wb") as f:
+            f.write(image("signed", 30000))
+        signed, wrong = (os.path.join(self.data.path, n) for n in ("s.bin", "w.bin"))
+        for k, out in ((key, signed), (other, wrong)):
+            subprocess.run([NOFUSS, "sign", "--key", k, "-o", out, raw], check=True,
+                           capture_output=True, timeout=60)
+        self.assertEqual(self.srv.stop(), 0)
+        self.start("--pubkey", pub)
+        with open(raw, "rb") as f:
+            body = self.upload(f.read(), version="8.0.0", status=400)
+        self.assertEqual(body["parameter"], "firmware")
+        self.assertIn("is not signed by nofussd's public key", body["error"])
+        with open(wrong, "rb") as f:
+            body = self.upload(f.read(), version="8.0.0", status=400)
+        self.assertEqual(body["parameter"], "firmware")
+        self.assertEqual(self.stored(), [])
+        with open(signed, "rb") as f:
+            data = f.read()
+        rel = self.upload(data, version="8.0.0")
+        self.assertEqual(rel["firmware"]["md5"], hashlib.md5(data).hexdigest())
+        self.assertEqual(self.stored(), [hashlib.sha256(data).hexdigest() + ".bin"])
 
     @unittest.skipUnless(NOFUSS, "NOFUSS (the nofuss tool) not set")
     def test_cli(self):
