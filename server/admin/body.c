@@ -163,8 +163,9 @@ int nf_admin_body_parse(const char *text, size_t len, const struct nf_body_field
 			for (const struct nf_body_field *k = fields; k->name != NULL; k++)
 				snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
 				         k == fields ? "" : ", ", k->name);
-			fail(field, key, err, errlen, "unknown field \"%.40s\": the fields are %s", key,
-			     known);
+			/* An empty name is named as written, "". */
+			fail(field, key[0] != '\0' ? key : "\"\"", err, errlen,
+			     "unknown field \"%.40s\": the fields are %s", key, known);
 			json_decref(root);
 			return -1;
 		}

@@ -76,6 +76,7 @@ static void test_refused(void **state)
 	refused("{\"release\": 1, \"colour\": \"red\"}", "colour",
 	        "unknown field \"colour\": the fields are release, phases, tags");
 	refused("{}", "release", "release is missing (an integer)");
+	refused("{\"release\": 7, \"\": true}", "\"\"", "unknown field \"\"");
 	refused("{\"release\": \"7\"}", "release", "must be an integer, not a string");
 	refused("{\"release\": 7.5}", "release", "not a number with a fraction");
 	refused("{\"release\": 0}", "release", "from 1 to 1000000, not 0");
