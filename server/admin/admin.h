@@ -340,11 +340,36 @@ bool nf_release_version_valid(const char *s);
 /* When a public key is configured, refuses (answering 400, returning -1)
  * an image that does not verify; 0 otherwise. Lock held. */
 int nf_release_sign_check(struct nf_admin_request *r, struct nf_upload *up);
+/* 0 when r has no query parameters, or -1 after answering 400 naming one. */
+int nf_admin_no_params(struct nf_admin_request *r);
+/* r->args[0] as the id of a what ("release") into *id, and no query
+ * parameters. 0, or -1 after answering 400 naming "id" (or the parameter). */
+int nf_admin_path_id(struct nf_admin_request *r, const char *what, int64_t *id);
 /* The JSON of a release. */
 struct json_t *nf_render_release(const struct nf_release *rel);
 /* Writes the audit entry of request r (its action, target, status and
  * outcome) to the store; failures are logged. */
 void nf_admin_audit(struct nf_admin_request *r, const char *action);
+
+/* rollouts.c: /api/v1/rollouts (issue 10 item 2) ------------------------------ */
+/* Defaults of a rollout's gates (docs/ROLLOUTS.md section 2). */
+#define NF_ROLLOUT_DEFAULT_PHASES  {1, 10, 50, 100}
+#define NF_ROLLOUT_DEFAULT_SUCCESS 95.0  /* % of offered devices confirmed */
+#define NF_ROLLOUT_DEFAULT_ERROR   5.0   /* % reverted, failed or silent: halt */
+#define NF_ROLLOUT_DEFAULT_SOAK_S  3600  /* a phase lasts at least this */
+#define NF_ROLLOUT_DEFAULT_SILENT_S 3600 /* offered, no confirmation since: silent */
+#define NF_ROLLOUT_MAX_TAGS  16
+#define NF_ROLLOUT_MAX_MACS  28   /* fits NF_ROLLOUT_MAX_LIST */
+#define NF_ROLLOUT_MAX_SECONDS (30LL * 24 * 3600)
+/* POST {"release", "phases", "min_version", "max_version", "tags", "macs",
+ * "success_threshold", "error_threshold", "soak", "silent_after",
+ * "approval"}: 201 with the rollout. */
+int nf_api_rollout_start(struct nf_admin_request *r);
+int nf_api_rollouts(struct nf_admin_request *r);
+int nf_api_rollout(struct nf_admin_request *r);
+/* POST /api/v1/rollouts/{id}/{pause|resume|advance|abort|halt}. */
+int nf_api_rollout_action(struct nf_admin_request *r);
+struct json_t *nf_render_rollout(const struct nf_rollout *ro);
 
 /* api.c: the /api/v1 handlers ------------------------------------------------ */
 int nf_api_devices(struct nf_admin_request *r);

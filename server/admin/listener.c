@@ -79,6 +79,12 @@ static const struct route {
     {"POST", "/api/v1/releases/*/filesystem", NF_ROLE_ADMIN, NULL, nf_api_release_fs,
      "release.filesystem", false},
     {"GET", "/api/v1/audit", NF_ROLE_READ, nf_api_audit, NULL, NULL, false},
+    {"GET", "/api/v1/rollouts", NF_ROLE_READ, nf_api_rollouts, NULL, NULL, false},
+    {"POST", "/api/v1/rollouts", NF_ROLE_ADMIN, nf_api_rollout_start, NULL, "rollout.start",
+     true},
+    {"GET", "/api/v1/rollouts/*", NF_ROLE_READ, nf_api_rollout, NULL, NULL, false},
+    {"POST", "/api/v1/rollouts/*/*", NF_ROLE_ADMIN, nf_api_rollout_action, NULL,
+     "rollout.action", false},
     {"GET", "/metrics", NF_ROLE_READ, nf_api_metrics, NULL, NULL, false},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

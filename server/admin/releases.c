@@ -249,6 +249,7 @@ static int store_image(struct nf_admin_request *r, struct add_state *s,
 		nf_admin_release_lock(r, false);
 		if (r->status == 0)
 			upload_failed(r, &s->up);
+		nf_upload_abort(&s->up); /* the temporary file goes before the answer */
 		return -1;
 	}
 	nf_upload_abort(&s->up); /* stored under its name: the temporary one goes */
@@ -365,19 +366,28 @@ int nf_api_release_add(struct nf_admin_request *r, const char *data, size_t len,
 	return answer_release(r, MHD_HTTP_CREATED, &s->rel);
 }
 
-/* r->args[0] as a release id into *id, or -1 after answering 400. */
-static int release_id(struct nf_admin_request *r, int64_t *id)
+int nf_admin_no_params(struct nf_admin_request *r)
+{
+	return parse_params(r, NULL, 0);
+}
+
+int nf_admin_path_id(struct nf_admin_request *r, const char *what, int64_t *id)
 {
 	char *end;
 	long long v = strtoll(r->args[0], &end, 10);
 
 	if (r->args[0][0] < '1' || r->args[0][0] > '9' || *end != '\0' || v <= 0) {
 		nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "id",
-		               "\"%.40s\" is not a release id (a positive integer)", r->args[0]);
+		               "\"%.40s\" is not a %s id (a positive integer)", r->args[0], what);
 		return -1;
 	}
 	*id = v;
-	return 0;
+	return parse_params(r, NULL, 0);
+}
+
+static int release_id(struct nf_admin_request *r, int64_t *id)
+{
+	return nf_admin_path_id(r, "release", id);
 }
 
 /* Gives the release its filesystem image; a race lost is answered (0). */
@@ -405,7 +415,7 @@ int nf_api_release_fs(struct nf_admin_request *r, const char *data, size_t len, 
 	if (data == NULL && !end) {
 		int64_t id;
 		store = nf_admin_store(r);
-		if (store == NULL || release_id(r, &id) != 0 || parse_params(r, NULL, 0) != 0 ||
+		if (store == NULL || release_id(r, &id) != 0 ||
 		    check_length(r, "filesystem") != 0)
 			return MHD_YES;
 		snprintf(r->target, sizeof r->target, "release %lld", (long long)id);
@@ -468,7 +478,7 @@ int nf_api_release(struct nf_admin_request *r)
 	int64_t id;
 	int rc;
 
-	if (store == NULL || release_id(r, &id) != 0 || parse_params(r, NULL, 0) != 0)
+	if (store == NULL || release_id(r, &id) != 0)
 		return MHD_YES;
 	rel = malloc(sizeof *rel);
 	if (rel == NULL)
@@ -488,14 +498,14 @@ int nf_api_release_delete(struct nf_admin_request *r)
 {
 	struct nf_store *store = nf_admin_store(r);
 	char unused[2][NF_STORE_MAX_IMAGE], err[NF_ERR_LEN], full[1200];
-	int64_t id;
+	int64_t id, rollout = 0;
 	int rc;
 
-	if (store == NULL || release_id(r, &id) != 0 || parse_params(r, NULL, 0) != 0)
+	if (store == NULL || release_id(r, &id) != 0)
 		return MHD_YES;
 	snprintf(r->target, sizeof r->target, "release %lld", (long long)id);
 	nf_admin_release_lock(r, true);
-	rc = nf_store_release_delete(store, id, unused, err, sizeof err);
+	rc = nf_store_release_delete(store, id, unused, &rollout, err, sizeof err);
 	for (int i = 0; rc > 0 && i < 2; i++) {
 		if (unused[i][0] == '\0')
 			continue;
@@ -503,6 +513,11 @@ int nf_api_release_delete(struct nf_admin_request *r)
 		unlink(full);
 	}
 	nf_admin_release_lock(r, false);
+	if (rc == -2)
+		return nf_admin_error(r, MHD_HTTP_CONFLICT, "id",
+		                      "release %lld is used by rollout %lld, which is not over: abort "
+		                      "it first",
+		                      (long long)id, (long long)rollout);
 	if (rc < 0)
 		return store_failed(r, err);
 	if (rc == 0)
@@ -529,7 +544,7 @@ int nf_api_release_edit(struct nf_admin_request *r)
 	int64_t id;
 	int rc;
 
-	if (store == NULL || release_id(r, &id) != 0 || parse_params(r, NULL, 0) != 0)
+	if (store == NULL || release_id(r, &id) != 0)
 		return MHD_YES;
 	snprintf(r->target, sizeof r->target, "release %lld", (long long)id);
 	if (nf_admin_body_parse(r->body, r->body_len, fields, &body, field, err, sizeof err) != 0)

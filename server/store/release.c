@@ -57,25 +57,31 @@ struct rel_ctx {
 	bool failed;
 };
 
+void *nf_rows_slot(void *one, void **list, size_t count, size_t *cap, size_t size, bool *failed)
+{
+	if (one != NULL)
+		return one;
+	if (count == *cap) {
+		size_t grown_cap = *cap ? *cap * 2 : 16;
+		void *grown = *failed ? NULL : realloc(*list, grown_cap * size);
+		if (grown == NULL) {
+			*failed = true;
+			return NULL;
+		}
+		*list = grown;
+		*cap = grown_cap;
+	}
+	return (char *)*list + count * size;
+}
+
 static void on_release(void *user, const struct nf_db_row *row)
 {
 	struct rel_ctx *c = user;
-	struct nf_release *r = c->one;
+	struct nf_release *r = nf_rows_slot(c->one, (void **)&c->list, c->count, &c->cap,
+	                                    sizeof *r, &c->failed);
 
-	if (r == NULL) {
-		if (c->count == c->cap) {
-			size_t cap = c->cap ? c->cap * 2 : 16;
-			struct nf_release *grown = c->failed ? NULL
-			                                     : realloc(c->list, cap * sizeof *grown);
-			if (grown == NULL) {
-				c->failed = true;
-				return;
-			}
-			c->list = grown;
-			c->cap = cap;
-		}
-		r = &c->list[c->count];
-	}
+	if (r == NULL)
+		return;
 	c->count++;
 	memset(r, 0, sizeof *r);
 	r->id = nf_db_int(row, 0);
@@ -280,6 +286,7 @@ int nf_store_release_set_notes(struct nf_store *store, int64_t id, const char *n
 struct del_ctx {
 	int64_t id;
 	char (*unused)[NF_STORE_MAX_IMAGE];
+	int64_t *rollout;
 };
 
 static int delete_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
@@ -300,6 +307,14 @@ static int delete_op(struct nf_db *db, const struct nf_store_options *opt, void 
 		goto fail;
 	if (rc.count == 0)
 		return nf_db_exec(db, "COMMIT") == 0 ? 0 : -1;
+	switch (nf_rollout_uses_release(db, d->id, d->rollout)) {
+	case 1:
+		return nf_db_exec(db, "COMMIT") == 0 ? -2 : -1;
+	case 0:
+		break;
+	default:
+		goto fail;
+	}
 	if (nf_db_run(db, -1, "DELETE FROM releases WHERE id = $1", &id, 1, NULL, NULL) != 0)
 		goto fail;
 	for (int i = 0; i < 2; i++) {
@@ -325,9 +340,10 @@ fail:
 }
 
 int nf_store_release_delete(struct nf_store *store, int64_t id,
-                            char unused[2][NF_STORE_MAX_IMAGE], char *err, size_t errlen)
+                            char unused[2][NF_STORE_MAX_IMAGE], int64_t *rollout, char *err,
+                            size_t errlen)
 {
-	struct del_ctx d = {id, unused};
+	struct del_ctx d = {id, unused, rollout};
 
 	return nf_store_read(store, delete_op, &d, err, errlen);
 }

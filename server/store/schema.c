@@ -83,6 +83,19 @@
 	"target TEXT NOT NULL, status INTEGER NOT NULL, outcome TEXT NOT NULL"
 #define PG_ID "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
 
+/* Migration 4: rollouts (issue 10 item 2): one release offered in phases.
+ * Percentages as text ("1,10,50,100"), thresholds in basis points. */
+#define ROLLOUT_COLUMNS                                                                   \
+	"release_id BIGINT NOT NULL, device TEXT NOT NULL, state INTEGER NOT NULL, "         \
+	"state_ms BIGINT NOT NULL, reason TEXT NOT NULL DEFAULT '', phases TEXT NOT NULL, "   \
+	"phase INTEGER NOT NULL DEFAULT 0, phase_ms BIGINT NOT NULL, "                        \
+	"min_version TEXT NOT NULL DEFAULT '', max_version TEXT NOT NULL DEFAULT '', "        \
+	"tags TEXT NOT NULL DEFAULT '', macs TEXT NOT NULL DEFAULT '', "                      \
+	"success_bp INTEGER NOT NULL, error_bp INTEGER NOT NULL, soak_ms BIGINT NOT NULL, "   \
+	"silent_ms BIGINT NOT NULL, approval INTEGER NOT NULL DEFAULT 0, "                    \
+	"created_ms BIGINT NOT NULL, created_by TEXT NOT NULL DEFAULT ''"
+#define ROLLOUT_INDEXES "CREATE INDEX rollouts_release ON rollouts (release_id, state);"
+
 struct migration {
 	const char *what;
 	const char *sqlite, *pg;
@@ -100,6 +113,9 @@ static const struct migration migrations[NF_STORE_SCHEMA_VERSION] = {
 	 "CREATE TABLE audit (id INTEGER PRIMARY KEY, " AUDIT_COLUMNS ");",
 	 "CREATE TABLE releases (" PG_ID RELEASE_COLUMNS ");"
 	 "CREATE TABLE audit (" PG_ID AUDIT_COLUMNS ");"},
+	{"rollouts",
+	 "CREATE TABLE rollouts (id INTEGER PRIMARY KEY, " ROLLOUT_COLUMNS ");" ROLLOUT_INDEXES,
+	 "CREATE TABLE rollouts (" PG_ID ROLLOUT_COLUMNS ");" ROLLOUT_INDEXES},
 };
 
 static void get_version(void *user, const struct nf_db_row *row)

@@ -58,7 +58,7 @@
 #define NF_STORE_DEFAULT_RETRY_MS 5000   /* longest pause between retries */
 #define NF_STORE_DEFAULT_CLOSE_MS 10000  /* close keeps retrying a failing database */
 
-#define NF_STORE_SCHEMA_VERSION 3 /* the newest schema this code knows (schema.c) */
+#define NF_STORE_SCHEMA_VERSION 4 /* the newest schema this code knows (schema.c) */
 
 /* Events: what the loop posts -------------------------------------------- */
 enum nf_event_kind {
@@ -415,9 +415,11 @@ int nf_store_release_set_fs(struct nf_store *store, int64_t id, const struct nf_
                             bool *had_one, char *err, size_t errlen);
 /* Deletes release id. Returns 1 deleted, with the paths of its images that
  * no other release uses into unused[0..2) ("" when still used or none), 0
- * no such release, -1. */
+ * no such release, -2 a running, paused or halted rollout uses it (its id
+ * in *rollout; nothing deleted), -1. */
 int nf_store_release_delete(struct nf_store *store, int64_t id,
-                            char unused[2][NF_STORE_MAX_IMAGE], char *err, size_t errlen);
+                            char unused[2][NF_STORE_MAX_IMAGE], int64_t *rollout, char *err,
+                            size_t errlen);
 /* Replaces release id's notes. Returns 1 done, 0 no such release, -1. */
 int nf_store_release_set_notes(struct nf_store *store, int64_t id, const char *notes, char *err,
                                size_t errlen);
@@ -441,6 +443,69 @@ int nf_store_audit_add(struct nf_store *store, const struct nf_audit *a, char *e
  * (1..NF_STORE_MAX_AUDIT). Returns 0 with *out (free()) and *count, or -1. */
 int nf_store_audit_list(struct nf_store *store, int64_t before_id, size_t limit,
                         struct nf_audit **out, size_t *count, char *err, size_t errlen);
+
+/* rollout.c: rollouts, their phases and state (issue 10 item 2) -------------- */
+#define NF_ROLLOUT_MAX_PHASES 10   /* percentages in one rollout */
+#define NF_ROLLOUT_MAX_LIST   512  /* tags or MACs, comma-separated, with the NUL */
+#define NF_STORE_MAX_ROLLOUTS 1000 /* rollouts one list returns at most */
+
+enum nf_rollout_state {
+	NF_ROLLOUT_RUNNING = 0, /* offering to its current phase */
+	NF_ROLLOUT_PAUSED,      /* an operator paused it: no new offers */
+	NF_ROLLOUT_HALTED,      /* its error gate (or an operator) stopped it: no new offers */
+	NF_ROLLOUT_COMPLETED,   /* its last phase passed its gates */
+	NF_ROLLOUT_ABORTED,     /* an operator ended it */
+	NF_ROLLOUT_STATES
+};
+
+struct nf_rollout {
+	int64_t id, release_id;
+	char device[NF_STORE_MAX_TEXT];  /* the release's device type */
+	int state;                       /* enum nf_rollout_state */
+	int64_t state_ms;
+	char reason[NF_STORE_MAX_OUTCOME]; /* why it is in its state (halts, pauses) */
+	unsigned phases[NF_ROLLOUT_MAX_PHASES]; /* percentages, increasing, last <= 100 */
+	unsigned nphases;
+	unsigned phase;                  /* the current one, 0-based */
+	int64_t phase_ms;                /* when it started */
+	char min_version[NF_STORE_MAX_TEXT], max_version[NF_STORE_MAX_TEXT]; /* "" for any */
+	char tags[NF_ROLLOUT_MAX_LIST], macs[NF_ROLLOUT_MAX_LIST]; /* comma-separated; "" any */
+	unsigned success_bp, error_bp;   /* thresholds, basis points (9500 = 95%) */
+	int64_t soak_ms, silent_ms;
+	bool approval;                   /* phases advance only when told */
+	int64_t created_ms;
+	char created_by[NF_STORE_MAX_TEXT];
+};
+
+/* Adds r (id ignored; state RUNNING at phase 0 from r->created_ms) at once,
+ * only when release r->release_id exists and no running, paused or halted
+ * rollout of it exists. Returns 1 with r->id set, 0 no such release, -2 the
+ * release has an active rollout already (its id in *other), -1 with a
+ * message in err. */
+int nf_store_rollout_add(struct nf_store *store, struct nf_rollout *r, int64_t *other, char *err,
+                         size_t errlen);
+/* Rollout id into *out: 1 found, 0 none, -1 error. */
+int nf_store_rollout_get(struct nf_store *store, int64_t id, struct nf_rollout *out, char *err,
+                         size_t errlen);
+/* Rollouts, newest first, at most NF_STORE_MAX_ROLLOUTS: 0 with *out (free())
+ * and *count, or -1. */
+int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_t *count,
+                          char *err, size_t errlen);
+/* Moves rollout id from one of the states in the mask from_mask (1 <<
+ * state) to state, with reason, at now_ms; advance: the phase goes up by
+ * one too (to completed past the last). In one statement, so two nodes
+ * never both move it. Returns 1 moved (the row as it is now in *out), 0 no
+ * such rollout or not in a from state (*out holds it as it is, out->id 0
+ * when none), -1. */
+int nf_store_rollout_move(struct nf_store *store, int64_t id, unsigned from_mask, int state,
+                          bool advance, const char *reason, int64_t now_ms,
+                          struct nf_rollout *out, char *err, size_t errlen);
+/* "running", "paused", "halted", "completed", "aborted"; "?" out of range. */
+const char *nf_rollout_state_name(int state);
+/* 1 when release id is used by a running, paused or halted rollout (its
+ * id in *rollout), 0 not, -1. Inside a delete's transaction (release.c). */
+struct nf_db;
+int nf_rollout_uses_release(struct nf_db *db, int64_t release_id, int64_t *rollout);
 
 /* names.c: names on the wire of the admin API -------------------------------- */
 /* "none", "offered", ... "silent"; "?" when out of range. */
@@ -631,6 +696,12 @@ int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const 
  * nf_history_kind), added to counts[0..NF_HISTORY_COUNT). Meaningful only
  * after nf_batch_write returned 0. */
 void nf_batch_count(const struct nf_batch *b, uint64_t counts[NF_HISTORY_COUNT]);
+
+/* release.c: rows read into one struct (one != NULL: returned as is) or a
+ * growing array *list of count rows of size bytes (16, then doubling; *cap
+ * its room). Returns the slot for the next row, or NULL with *failed set
+ * (out of memory; later rows are dropped). The caller counts the row. */
+void *nf_rows_slot(void *one, void **list, size_t count, size_t *cap, size_t size, bool *failed);
 
 /* store.c: the queries' connection ----------------------------------------- */
 /* Runs op on the store's reading connection under its mutex, making the

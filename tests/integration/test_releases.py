@@ -40,7 +40,9 @@ def image(tag, size=20000, mode=0x02, size_code=0x20):
     return bytes(data)
 
 
-class ReleasesTest(unittest.TestCase):
+class ReleaseServer(unittest.TestCase):
+    """nofussd with a store and an admin listener, and helpers; no tests."""
+
     def setUp(self):
         self.data = DataDir()
         self.db = os.path.join(self.data.path, "fleet.db")
@@ -101,7 +103,9 @@ class ReleasesTest(unittest.TestCase):
         self.assertEqual(st, 200, body)
         return body["entries"]
 
-    # ---- tests ----
+
+
+class ReleasesTest(ReleaseServer):
 
     def test_upload_digests_and_storage(self):
         fw = image("fw-1.2.0")

@@ -1,7 +1,8 @@
-"""test_releases.py's checks with the store on a real PostgreSQL
-(pgcluster.py): the releases and audit tables, their identities, the
-duplicate refused by the database's unique constraint and the delete's
-transaction, on the other backend. One database per test.
+"""test_releases.py's and test_rollouts_api.py's checks with the store on a
+real PostgreSQL (pgcluster.py): the releases, audit and rollouts tables,
+their identities, the duplicate refused by the database's unique
+constraint, the delete's transaction and the rollouts' conditional moves,
+on the other backend. One database per test.
 
 Prints SKIPPED and passes only when the PostgreSQL server binaries are
 missing."""
@@ -10,9 +11,11 @@ import unittest
 import pgcluster
 from fleetstore import psql
 from test_releases import ReleasesTest
+from test_rollouts_api import RolloutsApiTest
 
 
-class PgReleasesTest(ReleasesTest):
+class PgStore:
+    """A throw-away cluster for the class, a database for each test."""
     cluster = None
     bindir = None
     databases = 0
@@ -37,13 +40,21 @@ class PgReleasesTest(ReleasesTest):
             cls.cluster.destroy()
 
     def store_url(self):
-        PgReleasesTest.databases += 1
-        name = "releases%d" % PgReleasesTest.databases
+        PgStore.databases += 1
+        name = "releases%d" % PgStore.databases
         psql(self.bindir, self.cluster.base + "/postgres", "CREATE DATABASE " + name)
         return "%s/%s" % (self.cluster.base, name)
 
 
-del ReleasesTest  # run here on PostgreSQL only
+class PgReleasesTest(PgStore, ReleasesTest):
+    pass
+
+
+class PgRolloutsApiTest(PgStore, RolloutsApiTest):
+    pass
+
+
+del ReleasesTest, RolloutsApiTest  # run here on PostgreSQL only
 
 if __name__ == "__main__":
     unittest.main()

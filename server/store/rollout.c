@@ -1,0 +1,280 @@
+/*
+ * rollout.c - rollouts in the store (issue 10 item 2): one release offered
+ * to the devices of its type in phases by percentage, and the state an
+ * operator (or, later, a health gate) moves it through. Written at once on
+ * the reading connection, like releases (release.c).
+ *
+ * A state change is one conditional UPDATE ("... WHERE id = $1 AND state
+ * IN (...)"), so when two nodes on one PostgreSQL database move the same
+ * rollout at once exactly one of them does, and the other is told what the
+ * row is now. A release has at most one active (running, paused or halted)
+ * rollout: checked in the same transaction that inserts one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define ACTIVE_STATES "(0, 1, 2)" /* running, paused, halted */
+#define ROLLOUT_SELECT                                                                     \
+	"SELECT id, release_id, device, state, state_ms, reason, phases, phase, phase_ms, "  \
+	"min_version, max_version, tags, macs, success_bp, error_bp, soak_ms, silent_ms, "   \
+	"approval, created_ms, created_by FROM rollouts"
+
+static const char *const state_names[NF_ROLLOUT_STATES] = {"running", "paused", "halted",
+                                                             "completed", "aborted"};
+
+const char *nf_rollout_state_name(int state)
+{
+	return state >= 0 && state < NF_ROLLOUT_STATES ? state_names[state] : "?";
+}
+
+/* "1,10,50,100" into r->phases. */
+static void read_phases(const char *text, struct nf_rollout *r)
+{
+	r->nphases = 0;
+	while (text != NULL && *text != '\0' && r->nphases < NF_ROLLOUT_MAX_PHASES) {
+		char *end;
+		unsigned long v = strtoul(text, &end, 10);
+		if (end == text)
+			break;
+		r->phases[r->nphases++] = (unsigned)v;
+		text = *end == ',' ? end + 1 : end;
+	}
+}
+
+static void write_phases(const struct nf_rollout *r, char *out, size_t cap)
+{
+	out[0] = '\0';
+	for (unsigned i = 0; i < r->nphases; i++)
+		snprintf(out + strlen(out), cap - strlen(out), "%s%u", i ? "," : "", r->phases[i]);
+}
+
+struct rows {
+	struct nf_rollout *one; /* get: NULL for a list */
+	struct nf_rollout *list;
+	size_t count, cap;
+	bool failed;
+};
+
+static void on_rollout(void *user, const struct nf_db_row *row)
+{
+	struct rows *c = user;
+	struct nf_rollout *r = nf_rows_slot(c->one, (void **)&c->list, c->count, &c->cap,
+	                                    sizeof *r, &c->failed);
+
+	if (r == NULL)
+		return;
+	c->count++;
+	memset(r, 0, sizeof *r);
+	r->id = nf_db_int(row, 0);
+	r->release_id = nf_db_int(row, 1);
+	nf_db_copy(row, 2, r->device, sizeof r->device);
+	r->state = (int)nf_db_int(row, 3);
+	r->state_ms = nf_db_int(row, 4);
+	nf_db_copy(row, 5, r->reason, sizeof r->reason);
+	read_phases(nf_db_text(row, 6), r);
+	r->phase = (unsigned)nf_db_int(row, 7);
+	r->phase_ms = nf_db_int(row, 8);
+	nf_db_copy(row, 9, r->min_version, sizeof r->min_version);
+	nf_db_copy(row, 10, r->max_version, sizeof r->max_version);
+	nf_db_copy(row, 11, r->tags, sizeof r->tags);
+	nf_db_copy(row, 12, r->macs, sizeof r->macs);
+	r->success_bp = (unsigned)nf_db_int(row, 13);
+	r->error_bp = (unsigned)nf_db_int(row, 14);
+	r->soak_ms = nf_db_int(row, 15);
+	r->silent_ms = nf_db_int(row, 16);
+	r->approval = nf_db_int(row, 17) != 0;
+	r->created_ms = nf_db_int(row, 18);
+	nf_db_copy(row, 19, r->created_by, sizeof r->created_by);
+}
+
+static void on_id(void *user, const struct nf_db_row *row)
+{
+	*(int64_t *)user = nf_db_int(row, 0);
+}
+
+int nf_rollout_uses_release(struct nf_db *db, int64_t release_id, int64_t *rollout)
+{
+	struct nf_db_val v = NF_DB_INT_V(release_id);
+	int64_t id = 0;
+
+	if (nf_db_run(db, -1,
+	              "SELECT id FROM rollouts WHERE release_id = $1 AND state IN " ACTIVE_STATES
+	              " ORDER BY id LIMIT 1",
+	              &v, 1, on_id, &id) != 0 ||
+	    nf_db_sync(db) != 0)
+		return -1;
+	if (rollout != NULL)
+		*rollout = id;
+	return id != 0 ? 1 : 0;
+}
+
+/* Add ------------------------------------------------------------------------ */
+
+struct add_ctx {
+	struct nf_rollout *r;
+	int64_t *other;
+};
+
+static int add_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
+{
+	struct add_ctx *a = ctx;
+	struct nf_rollout *r = a->r;
+	bool sqlite = nf_db_backend(db) == NF_DB_SQLITE;
+	struct nf_db_val rel = NF_DB_INT_V(r->release_id);
+	char phases[NF_ROLLOUT_MAX_PHASES * 4 + 1];
+	int64_t found = 0, id = 0;
+	int used;
+
+	(void)opt;
+	write_phases(r, phases, sizeof phases);
+	if (nf_db_exec(db, sqlite ? "BEGIN IMMEDIATE" : "BEGIN") != 0)
+		return -1;
+	if (nf_db_run(db, -1, "SELECT id FROM releases WHERE id = $1", &rel, 1, on_id, &found) !=
+	        0 ||
+	    nf_db_sync(db) != 0 || (used = nf_rollout_uses_release(db, r->release_id, a->other)) < 0)
+		goto fail;
+	if (found == 0 || used == 1)
+		return nf_db_exec(db, "COMMIT") == 0 ? (found == 0 ? 0 : -2) : -1;
+	struct nf_db_val v[17] = {
+	    NF_DB_INT_V(r->release_id), NF_DB_TEXT_V(r->device),     NF_DB_INT_V(r->created_ms),
+	    NF_DB_TEXT_V(phases),       NF_DB_TEXT_V(r->min_version), NF_DB_TEXT_V(r->max_version),
+	    NF_DB_TEXT_V(r->tags),      NF_DB_TEXT_V(r->macs),        NF_DB_INT_V(r->success_bp),
+	    NF_DB_INT_V(r->error_bp),   NF_DB_INT_V(r->soak_ms),      NF_DB_INT_V(r->silent_ms),
+	    NF_DB_INT_V(r->approval),   NF_DB_TEXT_V(r->created_by),
+	};
+	if (nf_db_run(db, -1,
+	              "INSERT INTO rollouts (release_id, device, state, state_ms, phases, phase, "
+	              "phase_ms, min_version, max_version, tags, macs, success_bp, error_bp, "
+	              "soak_ms, silent_ms, approval, created_ms, created_by) VALUES ($1, $2, 0, $3, "
+	              "$4, 0, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $3, $14) RETURNING id",
+	              v, 14, on_id, &id) != 0 ||
+	    nf_db_sync(db) != 0 || nf_db_exec(db, "COMMIT") != 0)
+		goto fail;
+	r->id = id;
+	r->state = NF_ROLLOUT_RUNNING;
+	r->state_ms = r->phase_ms = r->created_ms;
+	r->phase = 0;
+	return 1;
+fail:
+	nf_db_exec(db, "ROLLBACK");
+	return -1;
+}
+
+int nf_store_rollout_add(struct nf_store *store, struct nf_rollout *r, int64_t *other, char *err,
+                         size_t errlen)
+{
+	struct add_ctx a = {r, other};
+
+	*other = 0;
+	return nf_store_read(store, add_op, &a, err, errlen);
+}
+
+/* Read ----------------------------------------------------------------------- */
+
+struct get_ctx {
+	struct rows rows;
+	int64_t id;
+};
+
+static int get_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
+{
+	struct get_ctx *g = ctx;
+	struct nf_db_val v[1] = {NF_DB_INT_V(g->id)};
+
+	(void)opt;
+	g->rows.count = 0;
+	if (g->id > 0) {
+		if (nf_db_run(db, -1, ROLLOUT_SELECT " WHERE id = $1", v, 1, on_rollout, &g->rows) !=
+		    0)
+			return -1;
+	} else {
+		v[0] = NF_DB_INT_V(NF_STORE_MAX_ROLLOUTS);
+		if (nf_db_run(db, -1, ROLLOUT_SELECT " ORDER BY id DESC LIMIT $1", v, 1, on_rollout,
+		              &g->rows) != 0)
+			return -1;
+	}
+	if (nf_db_sync(db) != 0)
+		return -1;
+	if (g->rows.failed)
+		return nf_db_fail(db, "out of memory");
+	return g->rows.count > 0 ? 1 : 0;
+}
+
+int nf_store_rollout_get(struct nf_store *store, int64_t id, struct nf_rollout *out, char *err,
+                         size_t errlen)
+{
+	struct get_ctx g = {{.one = out}, id > 0 ? id : -1};
+
+	return nf_store_read(store, get_op, &g, err, errlen);
+}
+
+int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_t *count,
+                          char *err, size_t errlen)
+{
+	struct get_ctx g = {{0}, 0};
+
+	*out = NULL;
+	*count = 0;
+	if (nf_store_read(store, get_op, &g, err, errlen) < 0) {
+		free(g.rows.list);
+		return -1;
+	}
+	*out = g.rows.list;
+	*count = g.rows.count;
+	return 0;
+}
+
+/* Move ----------------------------------------------------------------------- */
+
+struct move_ctx {
+	int64_t id;
+	unsigned from_mask;
+	int state;
+	bool advance;
+	const char *reason;
+	int64_t now;
+	struct nf_rollout *out;
+};
+
+static int move_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
+{
+	struct move_ctx *m = ctx;
+	char from[64] = "";
+	char sql[512];
+	int64_t moved = 0;
+	struct rows rows = {.one = m->out};
+	struct nf_db_val v[4] = {NF_DB_INT_V(m->id), NF_DB_INT_V(m->state), NF_DB_TEXT_V(m->reason),
+	                         NF_DB_INT_V(m->now)};
+
+	(void)opt;
+	for (int s = 0; s < NF_ROLLOUT_STATES; s++)
+		if (m->from_mask & (1u << s))
+			snprintf(from + strlen(from), sizeof from - strlen(from), "%s%d",
+			         from[0] ? ", " : "", s);
+	if (from[0] == '\0')
+		return nf_db_fail(db, "internal: no state to move from");
+	/* The SQL text is made of the fixed fragments above and digits only. */
+	snprintf(sql, sizeof sql,
+	         "UPDATE rollouts SET state = $2, reason = $3, state_ms = $4%s "
+	         "WHERE id = $1 AND state IN (%s) RETURNING id",
+	         m->advance ? ", phase = phase + 1, phase_ms = $4" : "", from);
+	memset(m->out, 0, sizeof *m->out);
+	if (nf_db_run(db, -1, sql, v, 4, on_id, &moved) != 0 ||
+	    nf_db_run(db, -1, ROLLOUT_SELECT " WHERE id = $1", v, 1, on_rollout, &rows) != 0 ||
+	    nf_db_sync(db) != 0)
+		return -1;
+	return moved != 0 ? 1 : 0;
+}
+
+int nf_store_rollout_move(struct nf_store *store, int64_t id, unsigned from_mask, int state,
+                          bool advance, const char *reason, int64_t now_ms,
+                          struct nf_rollout *out, char *err, size_t errlen)
+{
+	struct move_ctx m = {id, from_mask, state, advance, reason != NULL ? reason : "", now_ms,
+	                     out};
+
+	return nf_store_read(store, move_op, &m, err, errlen);
+}
