@@ -48,6 +48,8 @@ static const struct {
      nf_explain_exits},
     {"release", nf_cmd_release, "upload, list, show or delete releases (admin API)",
      nf_release_exits},
+    {"rollout", nf_cmd_rollout, "start, list, show, pause, resume, advance or abort rollouts",
+     nf_rollout_exits},
 };
 
 #define EXIT_LEAD_WIDTH 12 /* "  ota-send  " */

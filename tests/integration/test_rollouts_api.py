@@ -6,9 +6,10 @@ that is not over cannot be deleted; everything survives a restart exactly.
 Real nofussd, real SQLite store."""
 import json
 import os
+import subprocess
 import unittest
 
-from test_releases import ADMIN_TOKEN, READ_TOKEN, ReleaseServer, image
+from test_releases import ADMIN_TOKEN, NOFUSS, READ_TOKEN, ReleaseServer, image
 
 DEFAULT_GATES = {"success_threshold": 95.0, "error_threshold": 5.0, "soak": 3600,
                  "silent_after": 3600}
@@ -95,6 +96,36 @@ class RolloutsApiTest(ReleaseServer):
         st, lst, _ = self.request("GET", "/api/v1/rollouts", token=READ_TOKEN)
         self.assertEqual([r["id"] for r in lst["rollouts"]], [ro["id"]])
         self.assertEqual(self.act(ro["id"], "abort")["state"], "aborted")
+
+    @unittest.skipUnless(NOFUSS, "NOFUSS (the nofuss tool) not set")
+    def test_cli(self):
+        rel = self.upload(image("cli"), version="5.0.0")
+        env = dict(os.environ, NOFUSS_TOKEN=ADMIN_TOKEN)
+
+        def run(*args, rc=0):
+            out = subprocess.run([NOFUSS, "rollout"] + list(args) +
+                                 ["--server", "http://127.0.0.1:%d" % self.port],
+                                 capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(out.returncode, rc, out.stderr + out.stdout)
+            return out
+
+        out = run("start", "--release", str(rel["id"]), "--phases", "2,20,100", "--tags",
+                  "attic", "--success", "97.5", "--soak", "60", "--approval", "--json")
+        ro = json.loads(out.stdout)
+        self.assertEqual((ro["phases"], ro["filters"]["tags"], ro["gates"]["success_threshold"],
+                          ro["gates"]["soak"], ro["approval"]),
+                         ([2, 20, 100], ["attic"], 97.5, 60, True))
+        rid = str(ro["id"])
+        self.assertIn("running", run("list").stdout)
+        self.assertIn("percent        20", run("advance", rid).stdout)
+        self.assertIn("state          paused", run("pause", rid).stdout)
+        out = run("pause", rid, rc=1)
+        self.assertIn("is paused: it cannot be told to pause", out.stderr)
+        out = run("start", "--release", str(rel["id"]), "--phases", "10,5", rc=1)
+        self.assertIn("phases[1]", out.stderr)
+        run("start", "--release", "x", rc=2)
+        run("show", "999", rc=5)
+        self.assertIn("state          aborted", run("abort", rid).stdout)
 
     def test_bad_bodies_name_their_field(self):
         rel = self.upload(image("r3"), version="4.0.0")

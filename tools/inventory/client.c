@@ -92,6 +92,13 @@ static size_t on_read(char *ptr, size_t size, size_t nmemb, void *user)
 int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *path,
                    const char *upload, json_t **out)
 {
+	return nf_inv_send(c, method, path, upload, NULL, out);
+}
+
+int nf_inv_send(const struct nf_inv_conn *c, const char *method, const char *path,
+                const char *upload, json_t *body, json_t **out)
+{
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 	char url[NF_INV_MAX_URL], auth[320], errbuf[CURL_ERROR_SIZE] = "";
 	struct answer a = {NULL, 0, false};
 	struct curl_slist *headers = NULL;
@@ -100,33 +107,40 @@ int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *
 	long status = 0;
 	CURLcode rc;
 	json_t *msg;
-	FILE *body = NULL;
+	FILE *file = NULL;
 	int exit_status = NF_INV_EXIT_CONNECT;
 
 	*out = NULL;
 	if (curl == NULL) {
 		nf_tool_error("cannot initialise libcurl");
+		free(text);
 		return NF_INV_EXIT_CONNECT;
 	}
 	if (upload != NULL) {
 		struct stat st;
-		body = fopen(upload, "rb");
-		if (body == NULL || fstat(fileno(body), &st) != 0 || !S_ISREG(st.st_mode)) {
+		file = fopen(upload, "rb");
+		if (file == NULL || fstat(fileno(file), &st) != 0 || !S_ISREG(st.st_mode)) {
 			nf_tool_error("%s: %s", upload,
-			              body == NULL ? strerror(errno) : "not a regular file");
-			if (body != NULL)
-				fclose(body);
+			              file == NULL ? strerror(errno) : "not a regular file");
+			if (file != NULL)
+				fclose(file);
 			curl_easy_cleanup(curl);
+			free(text);
 			return NF_INV_EXIT_ERROR;
 		}
 		/* Streamed from the file with its length: never held in memory. */
 		curl_easy_setopt(curl, CURLOPT_POST, 1L);
 		curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(curl, CURLOPT_READDATA, body);
+		curl_easy_setopt(curl, CURLOPT_READDATA, file);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st.st_size);
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)NF_INV_UPLOAD_TIMEOUT_S);
+	} else if (text != NULL) {
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
 	} else if (strcmp(method, "GET") != 0) {
 		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+		if (strcmp(method, "POST") == 0) /* a bodiless POST: Content-Length 0 */
+			curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
 	}
 	snprintf(url, sizeof url, "%s%s", c->server, path);
 	/* Only one '/' between the server and the path. */
@@ -135,14 +149,16 @@ int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *
 	snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
 	headers = curl_slist_append(headers, auth);
 	headers = curl_slist_append(headers, "Accept: application/json");
-	if (body != NULL)
+	if (upload != NULL)
 		headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+	else if (text != NULL)
+		headers = curl_slist_append(headers, "Content-Type: application/json");
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-	if (body == NULL)
+	if (file == NULL)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)NF_INV_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -150,8 +166,8 @@ int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
-	if (body != NULL)
-		fclose(body);
+	if (file != NULL)
+		fclose(file);
 	memset(auth, 0, sizeof auth);
 	if (rc != CURLE_OK) {
 		nf_tool_error("%s: %s", url,
@@ -183,6 +199,7 @@ done:
 		*out = NULL;
 	}
 	free(a.data);
+	free(text);
 	return exit_status;
 }
 

@@ -9,6 +9,7 @@
  *   devices.c  devices: the list as a table or JSON, and show
  *   explain.c  explain: the decision for one device
  *   release.c  release add|list|show|delete: releases (issue 10)
+ *   rollout.c  rollout start|list|show|pause|resume|advance|abort|halt
  *
  * Links nofuss_args, libcurl and jansson.
  */
@@ -35,7 +36,8 @@
 #define NF_INV_UPLOAD_TIMEOUT_S 600  /* one upload, whole */
 #define NF_INV_MAX_PAGES      100000 /* --all: pages fetched at most */
 
-extern const struct nf_exit nf_devices_exits[], nf_explain_exits[], nf_release_exits[];
+extern const struct nf_exit nf_devices_exits[], nf_explain_exits[], nf_release_exits[],
+    nf_rollout_exits[];
 
 /* client.c ----------------------------------------------------------------- */
 /* What every command takes: where the API is and how to prove who we are. */
@@ -58,6 +60,9 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out);
  * be read is NF_INV_EXIT_ERROR. */
 int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *path,
                    const char *upload, json_t **out);
+/* As nf_inv_request, with body (when not NULL) sent as JSON (a POST). */
+int nf_inv_send(const struct nf_inv_conn *c, const char *method, const char *path,
+                const char *upload, json_t *body, json_t **out);
 /* Appends "&name=VALUE" (or "?name=..." first), VALUE percent-encoded, to
  * url of cap bytes. Returns 0, or -1 when it does not fit. */
 int nf_inv_add_param(char *url, size_t cap, const char *name, const char *value);
@@ -75,5 +80,7 @@ int nf_cmd_devices(int argc, char *argv[], char *prog_argv[]);
 int nf_cmd_explain(int argc, char *argv[], char *prog_argv[]);
 /* release.c: `nofuss release add|list|show|delete`. */
 int nf_cmd_release(int argc, char *argv[], char *prog_argv[]);
+/* rollout.c: `nofuss rollout ...`. */
+int nf_cmd_rollout(int argc, char *argv[], char *prog_argv[]);
 
 #endif /* NOFUSS_TOOLS_INVENTORY_H */
