@@ -48,6 +48,7 @@
 #define NF_ADMIN_MAX_AUDIT_PAGE 1000             /* audit entries in one answer */
 #define NF_RELEASES_DIR      "releases"         /* below the public folder */
 #define NF_ADMIN_MAX_BODY    65536               /* bytes of a JSON request body */
+#define NF_UPLOAD_WRITE      262144              /* bytes an upload gathers per write(2) */
 #define NF_ADMIN_MAX_FIELD   48                  /* a field's name in an error, with the NUL */
 
 /* Tuning -------------------------------------------------------------------- */
@@ -293,6 +294,10 @@ struct nf_upload {
 	unsigned char head[NF_ESP_HEADER_LEN];
 	size_t head_len;
 	struct nf_release_image image; /* filled as it comes; path at finish */
+	/* Bytes not yet written: MHD hands the body over in pieces of its
+	 * connection buffer (~16 KiB), so they are gathered into larger writes. */
+	unsigned char pending[NF_UPLOAD_WRITE];
+	size_t pending_len;
 	unsigned status;          /* 0, or the HTTP status of the refusal */
 	char err[256];
 };

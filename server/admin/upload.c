@@ -123,6 +123,22 @@ static int check_header(struct nf_upload *u)
 	return 0;
 }
 
+/* Writes what is pending. 0, or -1 refused. */
+static int flush(struct nf_upload *u)
+{
+	for (size_t off = 0; off < u->pending_len;) {
+		ssize_t w = write(u->fd, u->pending + off, u->pending_len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return refuse(u, 500, "writing %s: %s", u->tmp,
+			              w < 0 ? strerror(errno) : "no space");
+		off += (size_t)w;
+	}
+	u->pending_len = 0;
+	return 0;
+}
+
 int nf_upload_feed(struct nf_upload *u, const void *data, size_t len)
 {
 	const unsigned char *p = data;
@@ -140,13 +156,14 @@ int nf_upload_feed(struct nf_upload *u, const void *data, size_t len)
 			return -1;
 	}
 	for (size_t off = 0; off < len;) {
-		ssize_t w = write(u->fd, p + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return refuse(u, 500, "writing %s: %s", u->tmp,
-			              w < 0 ? strerror(errno) : "no space");
-		off += (size_t)w;
+		size_t n = len - off < sizeof u->pending - u->pending_len
+		               ? len - off
+		               : sizeof u->pending - u->pending_len;
+		memcpy(u->pending + u->pending_len, p + off, n);
+		u->pending_len += n;
+		off += n;
+		if (u->pending_len == sizeof u->pending && flush(u) != 0)
+			return -1;
 	}
 	if (EVP_DigestUpdate(u->md5, p, len) != 1 || EVP_DigestUpdate(u->sha, p, len) != 1)
 		return refuse(u, 500, "digest failed");
@@ -183,6 +200,8 @@ int nf_upload_seal(struct nf_upload *u)
 		return refuse(u, 500, "digest failed");
 	nf_hex_encode(md5, 16, u->image.md5);
 	nf_hex_encode(sha, 32, u->image.sha256);
+	if (flush(u) != 0)
+		return -1;
 	if (fsync(u->fd) != 0)
 		return refuse(u, 500, "fsync %s: %s", u->tmp, strerror(errno));
 	return 0;
