@@ -109,6 +109,10 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)NF_INV_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* nofussd's admin certificate is often self-signed or from a private
+	 * CA: trust that file instead of the system's store. */
+	if (c->cacert != NULL)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(headers);
