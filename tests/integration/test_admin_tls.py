@@ -183,10 +183,12 @@ class AdminTlsTest(ServerTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("2.0.0", r.stdout)
         # Without the CA, or with another: the certificate is refused (exit 3).
-        for extra in ((), ("--cacert", self.b[0])):
+        for extra, hint in (((), "give it with --cacert FILE"),
+                            (("--cacert", self.b[0]), "is --cacert the admin listener's")):
             r = cli("devices", *extra)
             self.assertEqual(r.returncode, 3, r.stdout)
             self.assertRegex(r.stderr, r"(?i)certificate", r.stderr)
+            self.assertIn(hint, r.stderr)
         r = cli("devices", "--cacert", os.path.join(self.certs, "missing.pem"))
         self.assertEqual(r.returncode, 3)
         self.assertIn("missing.pem", r.stderr)

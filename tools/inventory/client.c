@@ -119,10 +119,16 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out)
 	curl_easy_cleanup(curl);
 	memset(auth, 0, sizeof auth);
 	if (rc != CURLE_OK) {
-		nf_tool_error("%s: %s", url,
+		/* The likely fix for a certificate that does not verify. */
+		const char *hint = rc != CURLE_PEER_FAILED_VERIFICATION ? ""
+		                   : c->cacert != NULL
+		                       ? " (is --cacert the admin listener's certificate or its CA?)"
+		                       : " (a self-signed certificate? give it with --cacert FILE)";
+		nf_tool_error("%s: %s%s", url,
 		              a.too_big   ? "the answer is too large"
 		              : errbuf[0] ? errbuf
-		                          : curl_easy_strerror(rc));
+		                          : curl_easy_strerror(rc),
+		              hint);
 		goto done;
 	}
 	*out = a.data != NULL ? json_loads(a.data, 0, &jerr) : NULL;
