@@ -111,6 +111,8 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	STR("admin-listen", admin_listen);
 	NUM("admin-port", admin_port, 0, 65535);
 	STR("admin-token-file", admin_token_file);
+	STR("admin-tls-cert", admin_tls_cert);
+	STR("admin-tls-key", admin_tls_key);
 	NUM("store-queue", store_queue, NF_MIN_STORE_QUEUE, NF_MAX_STORE_QUEUE);
 	NUM("store-history", store_history, 1, NF_STORE_MAX_HISTORY);
 	NUM("store-silent", store_silent, NF_MIN_STORE_SILENT, NF_MAX_STORE_SILENT);
@@ -294,8 +296,18 @@ int nf_config_finish(struct nf_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "auth-checks: only with credentials");
 		return -1;
 	}
-	if (cfg->tls_priorities[0] != '\0' && cfg->tls_cert[0] == '\0') {
-		snprintf(err, errlen, "tls-priorities: only with tls-cert and tls-key");
+	if ((cfg->admin_tls_cert[0] == '\0') != (cfg->admin_tls_key[0] == '\0')) {
+		snprintf(err, errlen, "admin-tls-cert and admin-tls-key: give both (TLS on the admin "
+		         "listener) or neither (plain HTTP)");
+		return -1;
+	}
+	if (cfg->admin_tls_cert[0] != '\0' && cfg->admin_token_file[0] == '\0') {
+		snprintf(err, errlen, "admin-tls-cert: only with admin-token-file (the admin listener)");
+		return -1;
+	}
+	if (cfg->tls_priorities[0] != '\0' && cfg->tls_cert[0] == '\0' &&
+	    cfg->admin_tls_cert[0] == '\0') {
+		snprintf(err, errlen, "tls-priorities: only with tls-cert or admin-tls-cert");
 		return -1;
 	}
 	if (cfg->rules_path[0] == '\0' &&

@@ -380,13 +380,8 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 {
 	const struct nf_config *cfg = srv->cfg;
 
-	struct MHD_OptionItem tls[NF_TLS_MHD_OPTIONS + 1];
-	size_t ntls = nf_tls_mhd_options(srv->tls, tls, NF_TLS_MHD_OPTIONS);
-
-	tls[ntls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	return MHD_start_daemon(
-	    flags | (srv->tls != NULL ? MHD_USE_TLS : 0), (uint16_t)cfg->port, NULL, NULL, on_request,
-	    srv,
+	    flags | nf_tls_mhd_flags(srv->tls), (uint16_t)cfg->port, NULL, NULL, on_request, srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv, /* first, to catch every message */
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
@@ -401,7 +396,7 @@ static struct MHD_Daemon *start_daemon(struct nf_server *srv, unsigned flags,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	    MHD_OPTION_URI_LOG_CALLBACK, nf_head_uri, NULL,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
-	    MHD_OPTION_ARRAY, tls, /* empty without TLS */
+	    MHD_OPTION_ARRAY, nf_tls_mhd_options(srv->tls), /* empty without TLS */
 	    addr != NULL ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, addr,
 	    MHD_OPTION_END);
 }
@@ -493,7 +488,8 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapsho
 	}
 	srv->reported_ms = nf_clock_ms();
 	if (cfg->tls_cert[0] != '\0') {
-		srv->tls = nf_tls_open(cfg->tls_cert, cfg->tls_key, cfg->tls_priorities, err, errlen);
+		srv->tls = nf_tls_open("tls", cfg->tls_cert, cfg->tls_key, cfg->tls_priorities, err,
+		                       errlen);
 		if (srv->tls == NULL)
 			goto fail;
 	}
@@ -591,9 +587,15 @@ unsigned nf_server_active_requests(const struct nf_server *srv)
 	return srv->active;
 }
 
+void nf_server_set_admin_tls(struct nf_server *srv, struct nf_tls *tls)
+{
+	srv->admin_tls = tls;
+}
+
 void nf_server_reload_tls(struct nf_server *srv)
 {
 	nf_tls_reload(srv->tls);
+	nf_tls_reload(srv->admin_tls); /* each on its own thread: neither waits */
 }
 
 void nf_server_stop(struct nf_server *srv)

@@ -31,6 +31,7 @@ struct nf_server {
 	struct nf_checklog *log;
 	struct nf_images *images;
 	struct nf_tls *tls;            /* NULL: plain HTTP (tls.h) */
+	struct nf_tls *admin_tls;      /* the admin listener's, borrowed: reloaded with tls */
 	unsigned active;               /* requests begun and not yet completed */
 	unsigned port;
 	struct nf_store *store;        /* the fleet store, or NULL when off (record.c) */

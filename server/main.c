@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/rand.h>
 
 #include "admin.h"
@@ -79,6 +81,10 @@ static void usage(FILE *out)
 	        "                            tokens in FILE (docs/ADMIN.md; default: off)\n"
 	        "      --admin-listen ADDR   the admin listener's address (default 127.0.0.1)\n"
 	        "      --admin-port N        its TCP port (default 8081; 0 picks a free one)\n"
+	        "      --admin-tls-cert FILE  serve the admin API over HTTPS with this\n"
+	        "                            certificate chain (PEM); reread on SIGHUP. Without\n"
+	        "                            it, an admin-listen other than loopback is warned of\n"
+	        "      --admin-tls-key FILE  its private key (PEM); priorities: --tls-priorities\n"
 	        "      --store URL           the fleet store: sqlite:///PATH, postgresql://...,\n"
 	        "                            or off (default sqlite://DATA-DIR/store/fleet.db)\n"
 	        "      --store-queue N       check and download events queued for the store's\n"
@@ -93,7 +99,7 @@ static void usage(FILE *out)
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n"
 	        "\n"
-	        "Signals: SIGHUP reloads the rules, the credentials and the TLS certificate,\n"
+	        "Signals: SIGHUP reloads the rules, the credentials and the TLS certificates,\n"
 	        "SIGUSR1 reopens the check log, SIGTERM and SIGINT stop gracefully (twice:\n"
 	        "at once).\n"
 	        "\n"
@@ -104,7 +110,8 @@ static void usage(FILE *out)
 enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_HEADER, OPT_GRACE,
        OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT,
        OPT_STORE, OPT_STORE_QUEUE, OPT_STORE_HISTORY, OPT_STORE_SILENT, OPT_PUBKEY, OPT_TLS_CERT,
-       OPT_TLS_KEY, OPT_TLS_PRIORITIES, OPT_CREDENTIALS, OPT_AUTH_CHECKS, OPT_HASH_CREDENTIAL };
+       OPT_TLS_KEY, OPT_TLS_PRIORITIES, OPT_CREDENTIALS, OPT_AUTH_CHECKS, OPT_HASH_CREDENTIAL,
+       OPT_ADMIN_TLS_CERT, OPT_ADMIN_TLS_KEY };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -134,6 +141,8 @@ static const struct option long_options[] = {
     {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKENS},
     {"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN},
     {"admin-port", required_argument, NULL, OPT_ADMIN_PORT},
+    {"admin-tls-cert", required_argument, NULL, OPT_ADMIN_TLS_CERT},
+    {"admin-tls-key", required_argument, NULL, OPT_ADMIN_TLS_KEY},
     {"store", required_argument, NULL, OPT_STORE},
     {"store-queue", required_argument, NULL, OPT_STORE_QUEUE},
     {"store-history", required_argument, NULL, OPT_STORE_HISTORY},
@@ -232,10 +241,39 @@ static void close_store(struct nf_store *store)
 	       (unsigned long long)st.dropped);
 }
 
-/* Starts the admin listener when a token file is set. Returns 0 (with *out
- * NULL when off) or -1 after saying why. */
+/* Whether addr (numeric, as nf_config_finish checked) is a loopback
+ * address: 127.0.0.0/8, ::1, or ::ffff:127.x.y.z. */
+static bool is_loopback(const char *addr)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, addr, &a6) != 1)
+		return false;
+	return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+}
+
+/* The admin listener reachable from elsewhere without TLS sends its tokens
+ * in clear text: said at start and by --check, never refused (a private
+ * network, or a TLS proxy on the same host, may be the operator's choice). */
+static void warn_clear_admin(const struct nf_config *cfg)
+{
+	if (cfg->admin_token_file[0] == '\0' || cfg->admin_tls_cert[0] != '\0' ||
+	    is_loopback(cfg->admin_listen))
+		return;
+	nf_log(NF_LOG_WARN, "admin-listen %s is not a loopback address and the admin listener has "
+	       "no TLS: its bearer tokens and answers travel in clear text; set admin-tls-cert and "
+	       "admin-tls-key (docs/ADMIN.md section 1)", cfg->admin_listen);
+}
+
+/* Starts the admin listener when a token file is set, with TLS when
+ * admin-tls-cert is. Returns 0 (with *out NULL when off; *tls NULL without
+ * TLS, else the caller's to close after nf_admin_stop) or -1 after saying
+ * why. */
 static int start_admin(const struct nf_config *cfg, struct nf_store *store,
-                       const struct nf_server *srv, struct nf_admin **out)
+                       const struct nf_server *srv, struct nf_admin **out, struct nf_tls **tls)
 {
 	struct nf_admin_params p = {
 	    .listen = cfg->admin_listen,
@@ -251,15 +289,29 @@ static int start_admin(const struct nf_config *cfg, struct nf_store *store,
 	bool v6 = strchr(cfg->admin_listen, ':') != NULL;
 
 	*out = NULL;
+	*tls = NULL;
 	if (cfg->admin_token_file[0] == '\0')
 		return 0;
+	warn_clear_admin(cfg);
+	if (cfg->admin_tls_cert[0] != '\0') {
+		*tls = nf_tls_open("admin-tls", cfg->admin_tls_cert, cfg->admin_tls_key,
+		                   cfg->tls_priorities, err, sizeof err);
+		if (*tls == NULL) {
+			nf_log(NF_LOG_ERROR, "%s", err);
+			return -1;
+		}
+		p.mhd_flags = nf_tls_mhd_flags(*tls);
+		p.mhd_options = nf_tls_mhd_options(*tls);
+	}
 	*out = nf_admin_start(&p, err, sizeof err);
 	if (*out == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
+		nf_tls_close(*tls);
+		*tls = NULL;
 		return -1;
 	}
-	nf_log(NF_LOG_INFO, "admin API at http://%s%s%s:%u/api/v1/%s", v6 ? "[" : "",
-	       cfg->admin_listen, v6 ? "]" : "", nf_admin_port(*out),
+	nf_log(NF_LOG_INFO, "admin API at %s://%s%s%s:%u/api/v1/%s", *tls != NULL ? "https" : "http",
+	       v6 ? "[" : "", cfg->admin_listen, v6 ? "]" : "", nf_admin_port(*out),
 	       store != NULL ? "" : " (the fleet store is off: the API answers 503)");
 	return 0;
 }
@@ -291,21 +343,26 @@ static int hash_credential(const char *name)
 	return EXIT_OK;
 }
 
-/* The certificate, its key and the priorities, as the server will load
- * them; say: print "ok" (--check). Returns 0, or -1 (said). */
-static int check_tls(const struct nf_config *cfg, bool say)
+/* One listener's certificate, its key and the priorities, as the server
+ * will load them (setting: "tls" or "admin-tls"; nothing when cert is "");
+ * say: print "ok" (--check). Returns 0, or -1 (said). */
+static int check_tls(const char *setting, const char *cert, const char *key,
+                     const char *priorities, bool say)
 {
 	char err[NF_ERR_LEN];
-	struct nf_tls *tls = nf_tls_open(cfg->tls_cert, cfg->tls_key, cfg->tls_priorities, err,
-	                                 sizeof err);
+	struct nf_tls *tls;
 
+	if (cert[0] == '\0')
+		return 0;
+	tls = nf_tls_open(setting, cert, key, priorities, err, sizeof err);
 	if (tls == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);
 		return -1;
 	}
 	nf_tls_close(tls);
 	if (say)
-		printf("nofussd: TLS: %s and %s, ok\n", cfg->tls_cert, cfg->tls_key);
+		printf("nofussd: %s: %s and %s, ok\n", strcmp(setting, "tls") == 0 ? "TLS" : "admin TLS",
+		       cert, key);
 	return 0;
 }
 
@@ -317,6 +374,7 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 	struct nf_server *srv = NULL;
 	struct nf_store *store;
 	struct nf_admin *admin = NULL;
+	struct nf_tls *admin_tls = NULL;
 	char err[NF_ERR_LEN];
 	bool store_failed;
 	int status;
@@ -349,16 +407,20 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 	nf_server_set_store(srv, store);
 	/* After the store is open and the counters exist; stopped before
 	 * either goes. */
-	if (start_admin(cfg, store, srv, &admin) != 0) {
+	if (start_admin(cfg, store, srv, &admin, &admin_tls) != 0) {
 		status = EXIT_START;
 		goto done;
 	}
+	nf_server_set_admin_tls(srv, admin_tls); /* SIGHUP reloads it too */
 	status = nf_loop_run(cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
 done:
 	/* The admin listener first (it reads the store), then the daemon:
 	 * closing it ends the downloads still open, whose events go to the
 	 * store; then the store writes everything queued. */
 	nf_admin_stop(admin);
+	if (srv != NULL)
+		nf_server_set_admin_tls(srv, NULL);
+	nf_tls_close(admin_tls); /* after its daemon: no handshake can ask for it */
 	nf_server_stop(srv);
 	close_store(store);
 	nf_checklog_close(log);
@@ -463,8 +525,12 @@ int main(int argc, char **argv)
 		return EXIT_INVALID;
 	}
 	/* At start too, so that a bad certificate is exit 1 like a bad rule. */
-	if (cfg.tls_cert[0] != '\0' && check_tls(&cfg, check_only) != 0)
+	if (check_tls("tls", cfg.tls_cert, cfg.tls_key, cfg.tls_priorities, check_only) != 0 ||
+	    check_tls("admin-tls", cfg.admin_tls_cert, cfg.admin_tls_key, cfg.tls_priorities,
+	              check_only) != 0)
 		return EXIT_INVALID;
+	if (check_only)
+		warn_clear_admin(&cfg);
 	if (stat(cfg.public_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		nf_log(NF_LOG_ERROR, "public folder %s: %s", cfg.public_dir,
 		       errno ? strerror(errno) : "not a folder");

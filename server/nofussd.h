@@ -117,7 +117,10 @@ struct nf_config {
 	char pubkey[NF_MAX_PATH]; /* "" or rules may only name images this key verifies */
 	char tls_cert[NF_MAX_PATH];   /* "" = plain HTTP, else the PEM chain (tls.h) */
 	char tls_key[NF_MAX_PATH];    /* its key (PEM); both or neither */
-	char tls_priorities[512];     /* "" = NF_TLS_PRIORITIES_DEFAULT; NF_MAX_TLS_PRIORITIES */
+	char tls_priorities[512];     /* "" = NF_TLS_PRIORITIES_DEFAULT; NF_MAX_TLS_PRIORITIES;
+	                               * the admin listener's too */
+	char admin_tls_cert[NF_MAX_PATH]; /* "" = the admin listener on plain HTTP */
+	char admin_tls_key[NF_MAX_PATH];  /* its key (PEM); both or neither */
 	char credentials[NF_MAX_PATH]; /* "" = anyone; else images need a credential (creds.c) */
 	bool auth_checks;             /* with credentials: checks need one too */
 };
@@ -646,9 +649,15 @@ int nf_server_run(struct nf_server *srv);
 /* Stops accepting connections; in-flight requests go on. */
 void nf_server_quiesce(struct nf_server *srv);
 unsigned nf_server_active_requests(const struct nf_server *srv);
-/* With TLS (tls-cert), reads the certificate and key again off the loop
- * (tls.h): new handshakes get them once they check out. Never blocks. */
+/* With TLS (tls-cert, admin-tls-cert), reads the certificates and keys
+ * again off the loop (tls.h): new handshakes get them once they check out.
+ * Never blocks. Loop thread (SIGHUP). */
 void nf_server_reload_tls(struct nf_server *srv);
+/* The admin listener's TLS (admin-tls-cert; NULL: none), reloaded with the
+ * device listener's by nf_server_reload_tls. Borrowed: the caller closes
+ * it, after setting NULL here or once the loop has stopped. */
+struct nf_tls;
+void nf_server_set_admin_tls(struct nf_server *srv, struct nf_tls *tls);
 void nf_server_stop(struct nf_server *srv);
 
 /* conns.c: the request-head deadline, and shedding at the connection limit - */

@@ -49,6 +49,9 @@ struct creds {
 
 struct nf_tls {
 	int slot;
+	char setting[NF_MAX_TLS_SETTING]; /* "tls", "admin-tls": messages name SETTING-cert */
+	char label[NF_MAX_TLS_SETTING + 4]; /* the log's "TLS", "admin TLS" */
+	struct MHD_OptionItem options[NF_TLS_MHD_OPTIONS + 1]; /* ends with MHD_OPTION_END */
 	_Atomic(struct creds *) current;
 	struct creds *retired; /* newest first; the reload thread's (then close's) */
 	char cert_path[NF_MAX_PATH], key_path[NF_MAX_PATH];
@@ -72,9 +75,10 @@ static void creds_free(struct creds *c)
 }
 
 /* Reads a whole PEM file of at most NF_MAX_TLS_PEM bytes into *out (a
- * gnutls datum the caller frees). 0, or -1 with err filled. */
-static int read_pem(const char *what, const char *path, gnutls_datum_t *out, char *err,
-                    size_t errlen)
+ * gnutls datum the caller frees). 0, or -1 with err filled, naming the
+ * setting SETTING-what. */
+static int read_pem(const char *setting, const char *what, const char *path, gnutls_datum_t *out,
+                    char *err, size_t errlen)
 {
 	struct stat st;
 	ssize_t n;
@@ -82,12 +86,12 @@ static int read_pem(const char *what, const char *path, gnutls_datum_t *out, cha
 
 	out->data = NULL;
 	if (fd < 0) {
-		nf_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		nf_errf(err, errlen, "%s-%s %s: %s", setting, what, path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
 	    st.st_size > NF_MAX_TLS_PEM) {
-		nf_errf(err, errlen, "%s %s: not a PEM file of 1 to %d bytes", what, path,
+		nf_errf(err, errlen, "%s-%s %s: not a PEM file of 1 to %d bytes", setting, what, path,
 		        NF_MAX_TLS_PEM);
 		close(fd);
 		return -1;
@@ -96,7 +100,7 @@ static int read_pem(const char *what, const char *path, gnutls_datum_t *out, cha
 	n = out->data != NULL ? read(fd, out->data, (size_t)st.st_size) : -1;
 	close(fd);
 	if (n != st.st_size) {
-		nf_errf(err, errlen, "%s %s: cannot be read", what, path);
+		nf_errf(err, errlen, "%s-%s %s: cannot be read", setting, what, path);
 		gnutls_free(out->data);
 		out->data = NULL;
 		return -1;
@@ -125,9 +129,10 @@ static bool same_key(gnutls_pcert_st *cert, gnutls_privkey_t key)
 }
 
 /* The chain and key from the files, checked to belong together. NULL with
- * err filled. Slow (file reads, parsing): never on the loop. */
-static struct creds *creds_load(const char *cert_path, const char *key_path, char *err,
-                                size_t errlen)
+ * err filled (naming SETTING-cert or SETTING-key). Slow (file reads,
+ * parsing): never on the loop. */
+static struct creds *creds_load(const char *setting, const char *cert_path, const char *key_path,
+                                char *err, size_t errlen)
 {
 	gnutls_datum_t cert = {NULL, 0}, key = {NULL, 0};
 	struct creds *c = calloc(1, sizeof *c);
@@ -137,28 +142,28 @@ static struct creds *creds_load(const char *cert_path, const char *key_path, cha
 		nf_errf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (read_pem("tls-cert", cert_path, &cert, err, errlen) != 0 ||
-	    read_pem("tls-key", key_path, &key, err, errlen) != 0)
+	if (read_pem(setting, "cert", cert_path, &cert, err, errlen) != 0 ||
+	    read_pem(setting, "key", key_path, &key, err, errlen) != 0)
 		goto fail;
 	c->npcerts = NF_MAX_TLS_CHAIN;
 	rc = gnutls_pcert_list_import_x509_raw(c->pcerts, &c->npcerts, &cert, GNUTLS_X509_FMT_PEM,
 	                                       GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
 	if (rc < 0) {
 		c->npcerts = 0;
-		nf_errf(err, errlen, "tls-cert %s: %s (at most %d certificates, the server's first)",
-		        cert_path, gnutls_strerror(rc), NF_MAX_TLS_CHAIN);
+		nf_errf(err, errlen, "%s-cert %s: %s (at most %d certificates, the server's first)",
+		        setting, cert_path, gnutls_strerror(rc), NF_MAX_TLS_CHAIN);
 		goto fail;
 	}
 	rc = gnutls_privkey_init(&c->key);
 	if (rc == 0)
 		rc = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (rc < 0) {
-		nf_errf(err, errlen, "tls-key %s: %s", key_path, gnutls_strerror(rc));
+		nf_errf(err, errlen, "%s-key %s: %s", setting, key_path, gnutls_strerror(rc));
 		goto fail;
 	}
 	if (!same_key(&c->pcerts[0], c->key)) {
-		nf_errf(err, errlen, "tls-cert %s with tls-key %s: the certificate and the key do not "
-		        "match", cert_path, key_path);
+		nf_errf(err, errlen, "%s-cert %s with %s-key %s: the certificate and the key do not "
+		        "match", setting, cert_path, setting, key_path);
 		goto fail;
 	}
 	goto done;
@@ -225,19 +230,19 @@ static void trim_retired(struct nf_tls *tls)
 static void reload_once(struct nf_tls *tls)
 {
 	char err[NF_ERR_LEN];
-	struct creds *c = creds_load(tls->cert_path, tls->key_path, err, sizeof err);
+	struct creds *c = creds_load(tls->setting, tls->cert_path, tls->key_path, err, sizeof err);
 	struct creds *old;
 
 	if (c == NULL) {
-		nf_log(NF_LOG_ERROR, "TLS reload failed, still serving the previous certificate: %s",
-		       err);
+		nf_log(NF_LOG_ERROR, "%s reload failed, still serving the previous certificate: %s",
+		       tls->label, err);
 		return;
 	}
 	old = atomic_exchange_explicit(&tls->current, c, memory_order_acq_rel);
 	old->retired_next = tls->retired;
 	tls->retired = old;
 	trim_retired(tls);
-	nf_log(NF_LOG_INFO, "TLS: reloaded %s (%u certificates) and %s", tls->cert_path,
+	nf_log(NF_LOG_INFO, "%s: reloaded %s (%u certificates) and %s", tls->label, tls->cert_path,
 	       c->npcerts, tls->key_path);
 }
 
@@ -282,8 +287,20 @@ int nf_tls_check_priorities(const char *priorities, char *err, size_t errlen)
 	return 0;
 }
 
-struct nf_tls *nf_tls_open(const char *cert, const char *key, const char *priorities,
-                           char *err, size_t errlen)
+/* "admin-tls" -> "admin TLS", "tls" -> "TLS": the prefix before "tls",
+ * dashes as spaces, then "TLS". */
+static void make_label(const char *setting, char *out, size_t cap)
+{
+	size_t len = strlen(setting), n = len >= 3 ? len - 3 : 0;
+
+	snprintf(out, cap, "%.*sTLS", (int)n, setting);
+	for (size_t i = 0; i < n && i < cap; i++)
+		if (out[i] == '-')
+			out[i] = ' ';
+}
+
+struct nf_tls *nf_tls_open(const char *setting, const char *cert, const char *key,
+                           const char *priorities, char *err, size_t errlen)
 {
 	struct nf_tls *tls;
 	struct creds *c;
@@ -300,9 +317,13 @@ struct nf_tls *nf_tls_open(const char *cert, const char *key, const char *priori
 		nf_errf(err, errlen, "tls-priorities: longer than %d bytes", NF_MAX_TLS_PRIORITIES - 1);
 		return NULL;
 	}
+	if (strlen(setting) >= NF_MAX_TLS_SETTING) {
+		nf_errf(err, errlen, "TLS: setting name \"%s\" too long", setting);
+		return NULL;
+	}
 	if (nf_tls_check_priorities(priorities, err, errlen) != 0)
 		return NULL;
-	c = creds_load(cert, key, err, errlen);
+	c = creds_load(setting, cert, key, err, errlen);
 	if (c == NULL)
 		return NULL;
 	tls = calloc(1, sizeof *tls);
@@ -312,6 +333,8 @@ struct nf_tls *nf_tls_open(const char *cert, const char *key, const char *priori
 		return NULL;
 	}
 	atomic_init(&tls->current, c);
+	snprintf(tls->setting, sizeof tls->setting, "%s", setting);
+	make_label(setting, tls->label, sizeof tls->label);
 	snprintf(tls->cert_path, sizeof tls->cert_path, "%s", cert);
 	snprintf(tls->key_path, sizeof tls->key_path, "%s", key);
 	snprintf(tls->priorities, sizeof tls->priorities, "%s", priorities);
@@ -320,6 +343,14 @@ struct nf_tls *nf_tls_open(const char *cert, const char *key, const char *priori
 		struct nf_tls *none = NULL;
 		if (atomic_compare_exchange_strong(&slots[i], &none, tls))
 			tls->slot = i;
+	}
+	if (tls->slot >= 0) {
+		/* Single-pointer options take their value in ptr_value. */
+		tls->options[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+		                                          (void *)callbacks[tls->slot]};
+		tls->options[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+		                                          (void *)tls->priorities};
+		tls->options[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	}
 	pthread_mutex_init(&tls->lock, NULL);
 	pthread_cond_init(&tls->wake, NULL);
@@ -337,17 +368,16 @@ struct nf_tls *nf_tls_open(const char *cert, const char *key, const char *priori
 	return tls;
 }
 
-size_t nf_tls_mhd_options(const struct nf_tls *tls, struct MHD_OptionItem *out, size_t cap)
+unsigned nf_tls_mhd_flags(const struct nf_tls *tls)
 {
-	size_t n = 0;
+	return tls != NULL ? (unsigned)MHD_USE_TLS : 0;
+}
 
-	if (tls == NULL || cap < NF_TLS_MHD_OPTIONS)
-		return 0;
-	/* Single-pointer options take their value in ptr_value. */
-	out[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
-	                                   (void *)callbacks[tls->slot]};
-	out[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls->priorities};
-	return n;
+const struct MHD_OptionItem *nf_tls_mhd_options(const struct nf_tls *tls)
+{
+	static const struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+
+	return tls != NULL ? tls->options : none;
 }
 
 /* Sets one of the thread's flags and wakes it. */

@@ -59,6 +59,21 @@ def tls_connect(port, cafile=None, timeout=10.0):
     return ctx.wrap_socket(raw, server_hostname="127.0.0.1" if cafile else None)
 
 
+def install(pair, cert, key):
+    """Copies pair's (cert, key) over the files cert and key, each by a rename."""
+    for src, dst in zip(pair, (cert, key)):
+        shutil.copy(src, dst + ".new")
+        os.rename(dst + ".new", dst)
+
+
+def s_client(port, cafile, *args):
+    """What `openssl s_client` says connecting to port, trusting cafile."""
+    r = subprocess.run([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-CAfile", cafile] + list(args),
+                       input="", capture_output=True, text=True, timeout=30)
+    return r.stdout + r.stderr
+
+
 def request(port, path, cafile, headers=None):
     """(status, headers dict, body) of one GET over TLS, Connection: close."""
     lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port, "Connection: close"]
@@ -98,9 +113,7 @@ class TlsTest(ServerTest):
         self.install(self.a)
 
     def install(self, pair):
-        for src, dst in zip(pair, (self.cert, self.key)):
-            shutil.copy(src, dst + ".new")
-            os.rename(dst + ".new", dst)
+        install(pair, self.cert, self.key)
 
     def start_tls(self, *args):
         return self.start("--tls-cert", self.cert, "--tls-key", self.key, *args)
@@ -135,10 +148,7 @@ class TlsTest(ServerTest):
             self.assertNotEqual(r.returncode, 0)
 
     def s_client(self, port, *args):
-        r = subprocess.run([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % port,
-                            "-CAfile", self.a[0]] + list(args),
-                           input="", capture_output=True, text=True, timeout=30)
-        return r.stdout + r.stderr
+        return s_client(port, self.a[0], *args)
 
     def test_protocol_versions(self):
         s = self.start_tls()

@@ -154,6 +154,45 @@ static void test_admin_keys(void **state)
 	}
 }
 
+/* admin-tls-cert and admin-tls-key: both or neither, only with the admin
+ * listener; tls-priorities with either listener's TLS (docs/ADMIN.md
+ * section 1). The files themselves are read by main.c (tls.c). */
+static void test_admin_tls_keys(void **state)
+{
+	(void)state;
+	struct nf_config cfg;
+	char err[512] = "";
+	static const struct { const char *cert, *key, *tokens, *priorities, *msg; } cases[] = {
+	    {"/c.pem", "/k.pem", "/t", "", NULL},
+	    {"/c.pem", "/k.pem", "/t", "NORMAL", NULL}, /* priorities for the admin listener alone */
+	    {"", "", "", "", NULL},
+	    {"/c.pem", "", "/t", "", "admin-tls-cert and admin-tls-key: give both (TLS on the admin "
+	                             "listener) or neither (plain HTTP)"},
+	    {"", "/k.pem", "/t", "", "admin-tls-cert and admin-tls-key: give both (TLS on the admin "
+	                             "listener) or neither (plain HTTP)"},
+	    {"/c.pem", "/k.pem", "", "", "admin-tls-cert: only with admin-token-file (the admin "
+	                                 "listener)"},
+	    {"", "", "/t", "NORMAL", "tls-priorities: only with tls-cert or admin-tls-cert"},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		nf_config_defaults(&cfg);
+		set_ok(&cfg, "admin-tls-cert", cases[i].cert);
+		set_ok(&cfg, "admin-tls-key", cases[i].key);
+		set_ok(&cfg, "admin-token-file", cases[i].tokens);
+		set_ok(&cfg, "tls-priorities", cases[i].priorities);
+		assert_string_equal(cfg.admin_tls_cert, cases[i].cert);
+		assert_string_equal(cfg.admin_tls_key, cases[i].key);
+		if (cases[i].msg == NULL) {
+			if (nf_config_finish(&cfg, err, sizeof err) != 0)
+				fail_msg("case %zu: %s", i, err);
+			continue;
+		}
+		assert_int_equal(nf_config_finish(&cfg, err, sizeof err), -1);
+		assert_string_equal(err, cases[i].msg);
+	}
+}
+
 static void test_set_every_key(void **state)
 {
 	(void)state;
@@ -277,6 +316,8 @@ static void test_string_lengths(void **state)
 		{"rules", sizeof ((struct nf_config *)0)->rules_path},
 		{"public", sizeof ((struct nf_config *)0)->public_dir},
 		{"check-log", sizeof ((struct nf_config *)0)->check_log},
+		{"admin-tls-cert", sizeof ((struct nf_config *)0)->admin_tls_cert},
+		{"admin-tls-key", sizeof ((struct nf_config *)0)->admin_tls_key},
 	};
 	char value[2048], msg[256];
 
@@ -614,6 +655,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_watch_bool),
 		cmocka_unit_test(test_admin_keys),
+		cmocka_unit_test(test_admin_tls_keys),
 		cmocka_unit_test(test_load_with_section),
 		cmocka_unit_test(test_load_without_section),
 		cmocka_unit_test(test_load_errors_name_line),

@@ -162,6 +162,10 @@ int nf_inv_send(const struct nf_inv_conn *c, const char *method, const char *pat
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)NF_INV_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* nofussd's admin certificate is often self-signed or from a private
+	 * CA: trust that file instead of the system's store. */
+	if (c->cacert != NULL)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
 	rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(headers);
@@ -170,10 +174,16 @@ int nf_inv_send(const struct nf_inv_conn *c, const char *method, const char *pat
 		fclose(file);
 	memset(auth, 0, sizeof auth);
 	if (rc != CURLE_OK) {
-		nf_tool_error("%s: %s", url,
+		/* The likely fix for a certificate that does not verify. */
+		const char *hint = rc != CURLE_PEER_FAILED_VERIFICATION ? ""
+		                   : c->cacert != NULL
+		                       ? " (is --cacert the admin listener's certificate or its CA?)"
+		                       : " (a self-signed certificate? give it with --cacert FILE)";
+		nf_tool_error("%s: %s%s", url,
 		              a.too_big   ? "the answer is too large"
 		              : errbuf[0] ? errbuf
-		                          : curl_easy_strerror(rc));
+		                          : curl_easy_strerror(rc),
+		              hint);
 		goto done;
 	}
 	*out = a.data != NULL ? json_loads(a.data, 0, &jerr) : NULL;

@@ -33,6 +33,8 @@ static void usage(FILE *out)
 	    "  -s, --server URL       the admin listener (default " NF_INV_DEFAULT_SERVER ")\n"
 	    "      --token-file FILE  the bearer token: the first field of the first line\n"
 	    "                         (nofussd's token file will do); default $NOFUSS_TOKEN\n"
+	    "      --cacert FILE      with an https:// server, trust the certificates in\n"
+	    "                         FILE (PEM) instead of the system's\n"
 	    "      --json             the API's JSON instead of a table\n"
 	    "      --type TYPE        device type, exactly\n"
 	    "      --version VERSION  version, exactly\n"
@@ -55,7 +57,7 @@ static void usage(FILE *out)
 }
 
 struct options {
-	const char *server, *token_file;
+	const char *server, *token_file, *cacert;
 	bool json, all;
 	const char *type, *version, *state, *seen_after, *seen_before, *mac, *ip, *tag;
 	const char *sort, *order, *offset, *limit;
@@ -260,6 +262,7 @@ static int show(const struct nf_inv_conn *c, const struct options *o, const char
 static const struct nf_opt options_table[] = {
     NF_OPT_STRING("server", 's', struct options, server),
     NF_OPT_STRING("token-file", 0, struct options, token_file),
+    NF_OPT_STRING("cacert", 0, struct options, cacert),
     NF_OPT_FLAG("json", 0, struct options, json),
     NF_OPT_FLAG("all", 0, struct options, all),
     NF_OPT_STRING("type", 0, struct options, type),
@@ -299,7 +302,7 @@ int nf_cmd_devices(int argc, char *argv[], char *prog_argv[])
 		usage(stderr);
 		return NF_EXIT_USAGE;
 	}
-	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file};
+	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file, .cacert = o.cacert};
 	if ((rc = nf_inv_token(&c)) != 0)
 		return rc;
 	rc = optind < argc ? show(&c, &o, argv[optind + 1]) : list(&c, &o);

@@ -30,13 +30,15 @@ static void usage(FILE *out)
 	        "\n"
 	        "  -s, --server URL       the admin listener (default " NF_INV_DEFAULT_SERVER ")\n"
 	        "      --token-file FILE  the bearer token (default $NOFUSS_TOKEN)\n"
+	        "      --cacert FILE      with an https:// server, trust the certificates in\n"
+	        "                         FILE (PEM) instead of the system's\n"
 	        "      --json             the API's JSON\n"
 	        "  -h, --help             show this help and exit\n");
 	nf_exit_help(out, nf_explain_exits);
 }
 
 struct options {
-	const char *server, *token_file;
+	const char *server, *token_file, *cacert;
 	bool json;
 };
 
@@ -45,6 +47,7 @@ int nf_cmd_explain(int argc, char *argv[], char *prog_argv[])
 	static const struct nf_opt opts[] = {
 	    NF_OPT_STRING("server", 's', struct options, server),
 	    NF_OPT_STRING("token-file", 0, struct options, token_file),
+	    NF_OPT_STRING("cacert", 0, struct options, cacert),
 	    NF_OPT_FLAG("json", 0, struct options, json),
 	    NF_OPT_END,
 	};
@@ -72,7 +75,7 @@ int nf_cmd_explain(int argc, char *argv[], char *prog_argv[])
 		nf_tool_error("the key is too long");
 		return NF_EXIT_USAGE;
 	}
-	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file};
+	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file, .cacert = o.cacert};
 	if ((rc = nf_inv_token(&c)) != 0)
 		return rc;
 	snprintf(path, sizeof path, "/api/v1/devices/%s/decision", enc);

@@ -5,7 +5,7 @@
  * (docs/ADMIN.md) over libcurl. Not to be confused with `nofuss device`, the
  * simulator. The table of contents, grouped by file:
  *
- *   client.c   the connection: --server, the token, GET, the API's errors
+ *   client.c   the connection: --server, --cacert, the token, GET, the API's errors
  *   devices.c  devices: the list as a table or JSON, and show
  *   explain.c  explain: the decision for one device
  *   release.c  release add|list|show|delete: releases (issue 10)
@@ -44,6 +44,7 @@ extern const struct nf_exit nf_devices_exits[], nf_explain_exits[], nf_release_e
 struct nf_inv_conn {
 	const char *server;     /* base URL, e.g. http://127.0.0.1:8081 */
 	const char *token_file; /* NULL: $NOFUSS_TOKEN */
+	const char *cacert;     /* NULL: the system's CAs; else a PEM file (https://) */
 	char token[260];
 };
 /* Fills c->token from c->token_file (the first field of its first line that
