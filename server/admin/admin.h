@@ -372,6 +372,8 @@ void nf_admin_audit(struct nf_admin_request *r, const char *action);
 int nf_api_rollout_start(struct nf_admin_request *r);
 int nf_api_rollouts(struct nf_admin_request *r);
 int nf_api_rollout(struct nf_admin_request *r);
+/* POST /api/v1/rollouts/halt-all: every running or paused rollout halted. */
+int nf_api_rollout_halt_all(struct nf_admin_request *r);
 /* POST /api/v1/rollouts/{id}/{pause|resume|advance|abort|halt}. */
 int nf_api_rollout_action(struct nf_admin_request *r);
 struct json_t *nf_render_rollout(const struct nf_rollout *ro);

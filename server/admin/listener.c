@@ -82,6 +82,8 @@ static const struct route {
     {"GET", "/api/v1/rollouts", NF_ROLE_READ, nf_api_rollouts, NULL, NULL, false},
     {"POST", "/api/v1/rollouts", NF_ROLE_ADMIN, nf_api_rollout_start, NULL, "rollout.start",
      true},
+    {"POST", "/api/v1/rollouts/halt-all", NF_ROLE_ADMIN, nf_api_rollout_halt_all, NULL,
+     "rollout.halt-all", false},
     {"GET", "/api/v1/rollouts/*", NF_ROLE_READ, nf_api_rollout, NULL, NULL, false},
     {"POST", "/api/v1/rollouts/*/*", NF_ROLE_ADMIN, nf_api_rollout_action, NULL,
      "rollout.action", false},

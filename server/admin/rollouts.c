@@ -302,6 +302,27 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 	return nf_admin_json(r, MHD_HTTP_OK, nf_render_rollout(&now));
 }
 
+int nf_api_rollout_halt_all(struct nf_admin_request *r)
+{
+	struct nf_store *store = nf_admin_store(r);
+	char err[NF_ERR_LEN], reason[NF_STORE_MAX_OUTCOME];
+	json_t *o;
+	int n;
+
+	if (store == NULL || nf_admin_no_params(r) != 0)
+		return MHD_YES;
+	snprintf(r->target, sizeof r->target, "every running or paused rollout");
+	snprintf(reason, sizeof reason, "halt-all by token %s", r->token_name);
+	n = nf_store_rollout_halt_all(store, reason, wall_ms(), err, sizeof err);
+	if (n < 0)
+		return store_failed(r, err);
+	nf_log(NF_LOG_WARN, "admin: token %s halted every rollout (%d)", r->token_name, n);
+	o = json_object();
+	if (o != NULL)
+		json_object_set_new(o, "halted", json_integer(n));
+	return nf_admin_json(r, MHD_HTTP_OK, o);
+}
+
 static json_t *split(const char *list)
 {
 	json_t *a = json_array();

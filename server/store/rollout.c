@@ -278,3 +278,38 @@ int nf_store_rollout_move(struct nf_store *store, int64_t id, unsigned from_mask
 
 	return nf_store_read(store, move_op, &m, err, errlen);
 }
+
+struct halt_ctx {
+	const char *reason;
+	int64_t now, halted;
+};
+
+static void on_halted(void *user, const struct nf_db_row *row)
+{
+	(void)row;
+	((struct halt_ctx *)user)->halted++;
+}
+
+static int halt_all_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
+{
+	struct halt_ctx *h = ctx;
+	struct nf_db_val v[2] = {NF_DB_TEXT_V(h->reason), NF_DB_INT_V(h->now)};
+
+	(void)opt;
+	h->halted = 0;
+	if (nf_db_run(db, -1,
+	              "UPDATE rollouts SET state = 2, reason = $1, state_ms = $2 "
+	              "WHERE state IN (0, 1) RETURNING id",
+	              v, 2, on_halted, h) != 0 ||
+	    nf_db_sync(db) != 0)
+		return -1;
+	return 0;
+}
+
+int nf_store_rollout_halt_all(struct nf_store *store, const char *reason, int64_t now_ms,
+                              char *err, size_t errlen)
+{
+	struct halt_ctx h = {reason, now_ms, 0};
+
+	return nf_store_read(store, halt_all_op, &h, err, errlen) < 0 ? -1 : (int)h.halted;
+}

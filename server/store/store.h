@@ -500,6 +500,10 @@ int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_
 int nf_store_rollout_move(struct nf_store *store, int64_t id, unsigned from_mask, int state,
                           bool advance, const char *reason, int64_t now_ms,
                           struct nf_rollout *out, char *err, size_t errlen);
+/* Halts every running or paused rollout with reason, at now_ms, in one
+ * statement. Returns how many it halted, or -1. */
+int nf_store_rollout_halt_all(struct nf_store *store, const char *reason, int64_t now_ms,
+                              char *err, size_t errlen);
 /* "running", "paused", "halted", "completed", "aborted"; "?" out of range. */
 const char *nf_rollout_state_name(int state);
 /* 1 when release id is used by a running, paused or halted rollout (its

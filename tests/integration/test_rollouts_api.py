@@ -126,6 +126,22 @@ class RolloutsApiTest(ReleaseServer):
         run("start", "--release", "x", rc=2)
         run("show", "999", rc=5)
         self.assertIn("state          aborted", run("abort", rid).stdout)
+        # Halt everything: every running or paused rollout, none other.
+        rels = [self.upload(image("h%d" % i), version="6.0.%d" % i) for i in range(3)]
+        ids = [self.start_rollout({"release": r["id"]})["id"] for r in rels]
+        self.act(ids[1], "pause")
+        self.act(ids[2], "abort")
+        self.assertEqual(run("halt-all").stdout, "2 rollouts halted\n")
+        states = {r["id"]: (r["state"], r["reason"]) for r in
+                  self.request("GET", "/api/v1/rollouts")[1]["rollouts"]}
+        self.assertEqual(states[ids[0]], ("halted", "halt-all by token ops"))
+        self.assertEqual(states[ids[1]], ("halted", "halt-all by token ops"))
+        self.assertEqual(states[ids[2]][0], "aborted")
+        self.assertEqual(states[int(rid)][0], "aborted")
+        st, body, _ = self.request("POST", "/api/v1/rollouts/halt-all", b"", READ_TOKEN)
+        self.assertEqual(st, 403)
+        self.assertEqual([(e["action"], e["status"]) for e in self.audit()[:2]],
+                         [("rollout.halt-all", 403), ("rollout.halt-all", 200)])
 
     def test_bad_bodies_name_their_field(self):
         rel = self.upload(image("r3"), version="4.0.0")

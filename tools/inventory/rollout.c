@@ -28,6 +28,7 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "Usage: nofuss rollout start --release ID [OPTION]...\n"
 	        "       nofuss rollout list\n"
+	        "       nofuss rollout halt-all\n"
 	        "       nofuss rollout show|pause|resume|advance|abort|halt ID\n"
 	        "Offer a release to the devices of its type in phases by percentage, and move\n"
 	        "rollouts through their states, through nofussd's admin API\n"
@@ -218,7 +219,7 @@ int nf_cmd_rollout(int argc, char *argv[], char *prog_argv[])
 	for (const char *const *m = moves; *m != NULL; m++)
 		move = move || strcmp(action, *m) == 0;
 	if (strcmp(action, "start") == 0 ? optind + 1 != argc || o.release == NULL
-	    : strcmp(action, "list") == 0 ? optind + 1 != argc
+	    : strcmp(action, "list") == 0 || strcmp(action, "halt-all") == 0 ? optind + 1 != argc
 	    : move || strcmp(action, "show") == 0
 	        ? optind + 2 != argc || nf_inv_escape(argv[optind + 1], enc, sizeof enc) != 0
 	        : true) {
@@ -238,6 +239,12 @@ int nf_cmd_rollout(int argc, char *argv[], char *prog_argv[])
 	}
 	if (strcmp(action, "list") == 0) {
 		rc = list(&c, &o);
+	} else if (strcmp(action, "halt-all") == 0) {
+		rc = nf_inv_send(&c, "POST", "/api/v1/rollouts/halt-all", NULL, NULL, &out);
+		if (rc == 0)
+			printf("%lld rollouts halted\n",
+			       (long long)json_integer_value(json_object_get(out, "halted")));
+		json_decref(out);
 	} else {
 		if (body != NULL)
 			snprintf(path, sizeof path, "/api/v1/rollouts");
