@@ -537,6 +537,33 @@ struct nf_snapshot *nf_snapshot_retain(struct nf_snapshot *s);
  * references). Any thread. */
 void nf_snapshot_release(struct nf_snapshot *s);
 
+/* rollout_select.c: which devices a rollout offers to (docs/ROLLOUTS.md) -- */
+#define NF_ROLLOUT_BUCKETS 10000 /* a device's bucket: 0..9999, 100 per percent */
+/* The bucket of the device whose identity is key (its MAC as the store
+ * keeps it, or "device@ip") in rollout rollout_id: stable across nodes,
+ * restarts and versions of nofussd; uniform; independent between rollouts.
+ * Pure. */
+unsigned nf_rollout_bucket(int64_t rollout_id, const char *key);
+/* True when that device is among the first percent% (0..100) of the
+ * rollout: bucket < percent x 100, so raising percent only adds devices. */
+bool nf_rollout_selected(int64_t rollout_id, const char *key, unsigned percent);
+/* What a check tells of a device, for eligibility. */
+struct nf_rollout_device {
+	const char *device, *version; /* as the check reports them */
+	const char *mac;              /* "AA:BB:..", or NULL (path-form) */
+	const char *tags;             /* "a,b", or NULL when unknown */
+};
+enum nf_rollout_fit {
+	NF_FIT_YES = 0, NF_FIT_OTHER_TYPE, NF_FIT_CURRENT, NF_FIT_BELOW_MIN, NF_FIT_ABOVE_MAX,
+	NF_FIT_NOT_LISTED, NF_FIT_NO_TAG, NF_FIT_COUNT
+};
+/* Whether d may be offered ro's release (of version release_version), or
+ * the first reason it may not, in the order of enum nf_rollout_fit. Pure. */
+enum nf_rollout_fit nf_rollout_eligible(const struct nf_rollout *ro, const char *release_version,
+                                        const struct nf_rollout_device *d);
+/* A few words for fit ("below min_version"), for explain. */
+const char *nf_rollout_fit_name(enum nf_rollout_fit fit);
+
 /* mailbox.c: where finished snapshots wait for the loop ------------------- */
 /* The seam between the threads that make snapshots (today the builder,
  * later a store publishing staged rollouts) and the loop that serves them.

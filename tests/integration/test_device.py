@@ -368,7 +368,7 @@ class CrashAtBootTest(DeviceTest):
 
 
 COMMANDS = ("device", "mkimage", "info", "fleet", "push", "ota-send", "ota-recv", "keygen", "pubkey",
-            "sign", "verify", "devices", "explain")
+            "sign", "verify", "devices", "explain", "release", "rollout")
 
 
 def help_exit_table(text):
