@@ -43,7 +43,9 @@ int nf_client_set_field(char *dst, size_t cap, const char *value)
 
 	if (n >= cap)
 		return -1;
-	memcpy(dst, value ? value : "", n + 1);
+	dst[n] = '\0';
+	while (n-- > 0) /* a loop: smaller than a call to memcpy on the ESP8266 */
+		dst[n] = value[n];
 	return 0;
 }
 
@@ -53,7 +55,10 @@ void nf_client_init(struct nf_client *c, void *port)
 	c->port = port;
 }
 
-static void message(struct nf_client *c, enum nf_message msg)
+/* Inlined on purpose: on the ESP8266 every call from another function is a
+ * long call with its own literal, which costs more than this body. */
+static inline __attribute__((always_inline)) void message(struct nf_client *c,
+                                                          enum nf_message msg)
 {
 	if (c->on_message != NULL)
 		c->on_message(c->message_ctx, c, msg);
@@ -161,14 +166,18 @@ void nf_client_begin(struct nf_client *c)
 		return;
 	}
 	if (!c->path_form) { /* the header form (docs/PEERS.md section 2) */
-		static const char *const names[] = {"User-Agent", "X-ESP8266-MAC",
-		                                    "X-ESP8266-DEVICE", "X-ESP8266-VERSION",
-		                                    "X-ESP8266-BUILD"};
-		const char *values[] = {"NoFussClient", c->mac, c->device, c->version, c->build};
-		for (int i = 0; i < 5; i++) {
-			c->headers[i].name = names[i];
-			c->headers[i].value = values[i];
-		}
+		/* Stored one by one: no table of pointers in .rodata (RAM on the
+		 * ESP8266 Arduino core) and no loop. */
+		c->headers[0].name = "User-Agent";
+		c->headers[0].value = "NoFussClient";
+		c->headers[1].name = "X-ESP8266-MAC";
+		c->headers[1].value = c->mac;
+		c->headers[2].name = "X-ESP8266-DEVICE";
+		c->headers[2].value = c->device;
+		c->headers[3].name = "X-ESP8266-VERSION";
+		c->headers[3].value = c->version;
+		c->headers[4].name = "X-ESP8266-BUILD";
+		c->headers[4].value = c->build;
 		c->request.nheaders = 5;
 	}
 	c->state = ST_CHECK;
