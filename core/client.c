@@ -204,11 +204,13 @@ static int hex_value(char ch)
 	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* Records the error of an image download and forgets what was written. */
+/* Records the error of an image download and forgets what was written.
+ * c->error is still NF_OK here: response_begin returns early once it is
+ * set, and response_data works only while the flash is open, which an
+ * error always closes. */
 static void image_failed(struct nf_client *c, enum nf_error err)
 {
-	if (c->error == NF_OK)
-		c->error = (uint8_t)err;
+	c->error = (uint8_t)err;
 	if (c->flash_open)
 		nf_port_flash_abort(c->port);
 	c->flash_open = false;
