@@ -164,7 +164,7 @@ echo
 # The deepest paths through the core, by hand: the names are the functions
 # as compiled (end_check, end_image and resume_image are inlined into
 # nf_client_response_end, request_image and image_done into advance,
-# hex4/put_utf8 into read_string). advance calls itself at most once: a
+# message into its callers, hex4/put_utf8 into read_string). advance calls itself at most once: a
 # request_image whose URL does not fit ends the check. A name starting with
 # @ is the port's or the application's frame, not counted here.
 frame() { awk -F'\t' -v f="$1" '{ n = split($1, p, ":") } p[n] == f { print $2; found = 1 }
@@ -187,10 +187,10 @@ while read -r chain; do
 	printf '  %4d  %s\n' "$sum" "${shown# -> }"
 done <<'EOF'
 nf_client_handle nf_client_begin build_url
-nf_client_handle nf_client_begin advance message @on_message
+nf_client_handle nf_client_begin advance @on_message
 nf_client_handle @nf_port_http_get nf_client_response_end nf_answer_parse read_string
 nf_client_handle @nf_port_http_get nf_client_response_end advance build_url
-nf_client_handle @nf_port_http_get nf_client_response_end advance advance message @on_message
+nf_client_handle @nf_port_http_get nf_client_response_end advance advance @on_message
 nf_client_handle @nf_port_http_get nf_client_response_end @nf_port_flash_abort
 nf_client_handle @nf_port_http_get nf_client_response_begin image_failed @nf_port_flash_abort
 nf_client_handle @nf_port_http_get nf_client_response_data image_failed @nf_port_flash_abort
