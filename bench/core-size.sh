@@ -7,8 +7,8 @@
 #     text), data and bss of each object; the core is client.o + answer.o,
 #     strerror.o is listed apart (a device that never prints errors does not
 #     link it);
-#   - the targets: core text <= 2856 bytes (what the core with resumable
-#     downloads and the signature hook measures; issue 11's budget is 3072),
+#   - the targets: core text <= 3072 bytes (the budget; with resumable
+#     downloads and the signature hook it measured 2856 in December 2026),
 #     static RAM (data + bss) <= 256 bytes, no heap (the objects reference
 #     no malloc/calloc/realloc/free);
 #   - sizeof(struct nf_client), the one caller-owned state, on the ESP8266
@@ -27,7 +27,7 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CROSS=xtensa-lx106-elf
 SPECS=/usr/lib/xtensa-lx106-elf/picolibc.specs
-TARGET_TEXT=2856
+TARGET_TEXT=3072
 TARGET_RAM=256
 
 for tool in "$CROSS-gcc" "$CROSS-size" "$CROSS-nm"; do
