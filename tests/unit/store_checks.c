@@ -585,7 +585,7 @@ static void post_download(struct nf_store *s, int kind, const char *mac, const c
 	assert_int_equal(nf_store_post(s, &e), 0);
 }
 
-/* The device at key reports 1.1 at t: confirmed, after exactly these. */
+/* device (no MAC) at ip reports 1.1 at t, written before this returns. */
 static void confirm_path(struct nf_store *s, const char *ip, const char *device, int64_t t)
 {
 	struct nf_event e = store_check_event(NULL, ip, device, "1.1", t);
