@@ -26,7 +26,7 @@
  * Steps 2 and 4 are one statement per kind for the whole batch on
  * PostgreSQL (the rows travel as arrays: nf_db_run_rows), one per row on
  * SQLite (per-row statements would spend the server's time setting up
- * each one); either way each device appears once per statement. Any failure
+ * each one); either way each device is written once per statement. Any failure
  * rolls the whole transaction back; the caller keeps the same events and
  * tries again.
  */
@@ -217,8 +217,9 @@ struct nf_batch *nf_batch_new(size_t batch_max)
 	b->bykey = calloc(b->devcap, sizeof *b->bykey);
 	b->hist = calloc(b->histcap, sizeof *b->hist);
 	b->vals = calloc(nvals, sizeof *b->vals);
-	if (b->order == NULL || b->evdev == NULL || b->sort == NULL || b->key == NULL || b->groups == NULL ||
-	    b->devs == NULL || b->bykey == NULL || b->hist == NULL || b->vals == NULL) {
+	if (b->order == NULL || b->evdev == NULL || b->sort == NULL || b->key == NULL ||
+	    b->groups == NULL || b->devs == NULL || b->bykey == NULL || b->hist == NULL ||
+	    b->vals == NULL) {
 		nf_batch_free(b);
 		return NULL;
 	}
