@@ -35,16 +35,16 @@ static int hex4(const char *s, unsigned *out)
 	unsigned v = 0;
 
 	for (int i = 0; i < 4; i++) {
-		char ch = s[i];
-		v <<= 4;
-		if (ch >= '0' && ch <= '9')
-			v |= (unsigned)(ch - '0');
-		else if (ch >= 'a' && ch <= 'f')
-			v |= (unsigned)(ch - 'a' + 10);
-		else if (ch >= 'A' && ch <= 'F')
-			v |= (unsigned)(ch - 'A' + 10);
-		else
-			return -1;
+		unsigned ch = (unsigned char)s[i];
+		if (ch - '0' <= 9) {
+			ch -= '0';
+		} else {
+			ch = (ch | 0x20) - 'a'; /* 'A'..'F' -> 'a'..'f' -> 0..5 */
+			if (ch > 5)
+				return -1;
+			ch += 10;
+		}
+		v = v << 4 | ch;
 	}
 	*out = v;
 	return 0;
@@ -92,16 +92,7 @@ static char *read_string(struct cursor *c)
 		if (c->p >= c->end)
 			return NULL;
 		ch = *c->p++;
-		switch (ch) {
-		case '"':
-		case '\\':
-		case '/': *w++ = ch; break;
-		case 'b': *w++ = '\b'; break;
-		case 'f': *w++ = '\f'; break;
-		case 'n': *w++ = '\n'; break;
-		case 'r': *w++ = '\r'; break;
-		case 't': *w++ = '\t'; break;
-		case 'u':
+		if (ch == 'u') {
 			if (c->end - c->p < 4 || hex4(c->p, &cp) != 0 || cp == 0)
 				return NULL;
 			c->p += 4;
@@ -110,9 +101,16 @@ static char *read_string(struct cursor *c)
 			if (cp >= 0xD800 && cp <= 0xDFFF)
 				return NULL;
 			w = put_utf8(w, cp);
-			break;
-		default: return NULL;
+			continue;
 		}
+		/* The other escapes: pairs of the letter and what it stands for. */
+		static const char escapes[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+		const char *e = escapes;
+		while (*e != '\0' && *e != ch)
+			e += 2;
+		if (*e == '\0')
+			return NULL;
+		*w++ = e[1];
 	}
 	return NULL;
 }
@@ -138,38 +136,39 @@ int nf_answer_parse(char *buf, size_t len, struct nf_answer *out)
 	memset(out, 0, sizeof *out);
 	if (peek(&c) != '{')
 		return -1;
-	c.p++;
-	if (peek(&c) == '}') {
-		c.p++;
-	} else {
-		do {
-			char *key, *value = NULL;
+	/* Each turn takes the '{' or ',' before it, then a member; "{}" is the
+	 * one way to have none. */
+	do {
+		char *key, *value = NULL;
 
-			peek(&c);
-			key = read_string(&c);
-			if (key == NULL || peek(&c) != ':')
-				return -1;
-			c.p++;
-			if (peek(&c) == '"') {
-				value = read_string(&c);
-				if (value == NULL)
-					return -1;
-			} else if (skip_scalar(&c) != 0) {
-				return -1;
-			}
-			for (int i = 0; i < NF_ANSWER_FIELDS; i++) {
-				if (strcmp(key, nf_answer_keys[i]) != 0)
-					continue;
-				if (value == NULL)
-					return -1; /* the keys we use must be strings */
-				out->field[i] = value;
-			}
-			out->keys++;
-			ch = peek(&c);
-			c.p += ch >= 0; /* never past the end */
-		} while (ch == ',');
-		if (ch != '}')
+		c.p++;
+		if (peek(&c) == '}' && out->keys == 0) {
+			ch = '}';
+			break;
+		}
+		key = read_string(&c);
+		if (key == NULL || peek(&c) != ':')
 			return -1;
-	}
+		c.p++;
+		if (peek(&c) == '"') {
+			value = read_string(&c);
+			if (value == NULL)
+				return -1;
+		} else if (skip_scalar(&c) != 0) {
+			return -1;
+		}
+		for (int i = 0; i < NF_ANSWER_FIELDS; i++) {
+			if (strcmp(key, nf_answer_keys[i]) != 0)
+				continue;
+			if (value == NULL)
+				return -1; /* the keys we use must be strings */
+			out->field[i] = value;
+		}
+		out->keys++;
+		ch = peek(&c);
+	} while (ch == ',');
+	if (ch != '}')
+		return -1;
+	c.p++;
 	return peek(&c) == -1 ? 0 : -1;
 }

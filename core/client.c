@@ -43,7 +43,9 @@ int nf_client_set_field(char *dst, size_t cap, const char *value)
 
 	if (n >= cap)
 		return -1;
-	memcpy(dst, value ? value : "", n + 1);
+	dst[n] = '\0';
+	while (n-- > 0) /* a loop: smaller than a call to memcpy on the ESP8266 */
+		dst[n] = value[n];
 	return 0;
 }
 
@@ -53,163 +55,145 @@ void nf_client_init(struct nf_client *c, void *port)
 	c->port = port;
 }
 
-static void message(struct nf_client *c, enum nf_message msg)
+/* Inlined on purpose: on the ESP8266 every call from another function is a
+ * long call with its own literal, which costs more than this body. */
+static inline __attribute__((always_inline)) void message(struct nf_client *c,
+                                                          enum nf_message msg)
 {
 	if (c->on_message != NULL)
 		c->on_message(c->message_ctx, c, msg);
 }
 
-/* Joins parts[0..n) into c->url; fails when it does not fit. */
+/* Joins parts[0..n) (n >= 1) with "/" into c->url; fails when it does not
+ * fit. Each part takes its characters and one more place: a "/" after it,
+ * and after the last part the NUL instead. */
 static int build_url(struct nf_client *c, const char *const *parts, int n)
 {
-	size_t used = 0;
+	char *w = c->url;
 
 	for (int i = 0; i < n; i++) {
-		size_t len = strlen(parts[i]);
-		if (used + len >= sizeof c->url)
-			return -1;
-		memcpy(c->url + used, parts[i], len + 1);
-		used += len;
+		const char *s = parts[i];
+		do {
+			if (w == c->url + sizeof c->url)
+				return -1;
+			*w++ = *s != '\0' ? *s : '/';
+		} while (*s++ != '\0');
 	}
-	c->request.url = c->url;
+	w[-1] = '\0'; /* the last "/" */
 	return 0;
 }
 
-static void add_header(struct nf_client *c, const char *name, const char *value)
+/* The image of the current state: the filesystem's or the firmware's path
+ * from the answer, or NULL. */
+static const char *image_path(const struct nf_client *c)
 {
-	c->headers[c->request.nheaders].name = name;
-	c->headers[c->request.nheaders].value = value;
-	c->request.nheaders++;
+	return c->state == ST_FIRMWARE ? c->firmware : c->spiffs;
 }
 
-static void finish(struct nf_client *c)
-{
-	if (c->error == NF_OK && c->updated) {
-		message(c, NF_MSG_RESET);
-		c->state = ST_REBOOT;
-		return;
-	}
-	message(c, NF_MSG_END);
-	c->state = ST_IDLE;
-}
+static void request_image(struct nf_client *c);
 
-/* Ends the check on a check-stage failure. */
-static void check_failed(struct nf_client *c, enum nf_error err, enum nf_message msg)
+/* Every step of a check ends here: records err, delivers msg, then asks for
+ * the next image the answer names (the filesystem's, then the firmware's)
+ * or, when there is none or err is set, ends the check: RESET when
+ * something was committed and nothing failed, END otherwise. */
+static void advance(struct nf_client *c, enum nf_error err, enum nf_message msg)
 {
 	c->error = (uint8_t)err;
 	message(c, msg);
-	finish(c);
-}
-
-static void request_image(struct nf_client *c, enum state st, const char *path);
-
-/* After the filesystem (or instead of it): the firmware, or the end. */
-static void next_image(struct nf_client *c)
-{
-	if (c->firmware != NULL && c->firmware[0] != '\0')
-		request_image(c, ST_FIRMWARE, c->firmware);
-	else
-		finish(c);
-}
-
-/* Reports how an image ended (FILESYSTEM_/FIRMWARE_UPDATED or _ERROR) and
- * moves on: to the firmware after a good filesystem, else to the end. */
-static void image_done(struct nf_client *c, bool firmware, enum nf_error err)
-{
-	c->error = (uint8_t)err;
-	/* The four messages are 3/4 (updated) and 9/10 (error): do not change. */
-	message(c, (enum nf_message)(
-	               (err != NF_OK ? NF_MSG_FILESYSTEM_UPDATE_ERROR : NF_MSG_FILESYSTEM_UPDATED) +
-	               firmware));
-	if (err != NF_OK) {
-		finish(c);
-		return;
+	/* The states are in the order of a check: CHECK, FILESYSTEM, FIRMWARE. */
+	while (err == NF_OK && ++c->state <= ST_FIRMWARE) {
+		const char *path = image_path(c);
+		if (path != NULL && path[0] != '\0') {
+			request_image(c);
+			return;
+		}
 	}
-	c->updated = true;
-	if (firmware)
-		finish(c);
-	else
-		next_image(c);
+	bool reboot = err == NF_OK && c->updated;
+	c->state = reboot ? ST_REBOOT : ST_IDLE;
+	message(c, reboot ? NF_MSG_RESET : NF_MSG_END);
 }
 
-/* Asks for an image; with the flash still open (a cut transfer), for the
- * rest of it. */
-static void request_image(struct nf_client *c, enum state st, const char *path)
+/* How an image ended: FILESYSTEM_ or FIRMWARE_UPDATED, or _UPDATE_ERROR.
+ * The four are 3/4 and 9/10, the states FILESYSTEM/FIRMWARE 2/3: so the
+ * message is the state plus 1, or plus 7. Do not change either. */
+static void image_done(struct nf_client *c, enum nf_error err)
 {
-	const char *parts[] = {c->server, "/", path};
+	advance(c, err, (enum nf_message)(c->state + (err != NF_OK ? 7 : 1)));
+}
+
+/* Asks for the image of the current state, from its start. */
+static void request_image(struct nf_client *c)
+{
+	const char *path = image_path(c);
+	const char *parts[] = {c->server, path};
+	bool firmware = c->state == ST_FIRMWARE;
 
 	/* A path starting with "http" is a URL; anything else is relative to
 	 * the server, joined with "/" as the original did (docs/PEERS.md section 6). */
-	if (strncmp(path, "http", 4) == 0 ? build_url(c, parts + 2, 1) : build_url(c, parts, 3)) {
-		image_done(c, st == ST_FIRMWARE, NF_ERR_URL_TOO_LONG);
+	if (strncmp(path, "http", 4) == 0 ? build_url(c, parts + 1, 1) : build_url(c, parts, 2)) {
+		image_done(c, NF_ERR_URL_TOO_LONG);
 		return;
 	}
-	c->state = (uint8_t)st;
+	c->resumes = 0;
 	c->request.image = true;
-	c->request.nheaders = 0;
-	add_header(c, "x-ESP8266-mode", st == ST_FIRMWARE ? "sketch" : "spiffs");
-	if (st == ST_FIRMWARE)
-		add_header(c, "x-ESP8266-version", c->version);
-	if (!c->flash_open) {
-		c->resumes = 0;
-		return;
-	}
-	/* "bytes=N-", written backwards from the end of c->range. */
-	char *p = c->range + sizeof c->range - 1;
-	uint32_t n = (uint32_t)c->received;
-	*p = '\0';
-	*--p = '-';
-	do {
-		uint32_t q = n / 10;
-		*--p = (char)('0' + (n - q * 10));
-		n = q;
-	} while (n != 0);
-	p -= 6;
-	memcpy(p, "bytes=", 6);
-	add_header(c, "Range", p);
-	add_header(c, "If-Range", c->etag);
+	c->headers[0].name = "x-ESP8266-mode";
+	c->headers[0].value = firmware ? "sketch" : "spiffs";
+	c->headers[1].name = "x-ESP8266-version";
+	c->headers[1].value = c->version;
+	c->request.nheaders = 1u + firmware; /* the version with the firmware only */
 }
 
 void nf_client_begin(struct nf_client *c)
 {
 	if (c->flash_open) /* a step-API caller abandoned a download */
 		nf_port_flash_abort(c->port);
-	c->flash_open = false;
-	c->error = NF_OK;
-	c->updated = false;
-	c->status = 0;
-	c->answer_len = 0;
-	c->new_version = c->firmware = c->spiffs = NULL;
-	c->request.nheaders = 0;
-	c->request.image = false;
+	/* One check's state, state to request (client.h), starts at zero. */
+	memset(&c->state, 0, offsetof(struct nf_client, headers) - offsetof(struct nf_client, state));
+	c->request.url = c->url;
 	c->request.headers = c->headers;
 	message(c, NF_MSG_START);
 
+	enum nf_error err = NF_OK;
 	if (c->server[0] == '\0' || c->device[0] == '\0' || c->version[0] == '\0') {
-		check_failed(c, NF_ERR_BAD_SETTINGS, NF_MSG_NO_RESPONSE_ERROR);
-		return;
+		err = NF_ERR_BAD_SETTINGS;
+	} else {
+		const char *parts[] = {c->server, c->device, c->version};
+		if (build_url(c, parts, c->path_form ? 3 : 1) != 0)
+			err = NF_ERR_URL_TOO_LONG;
 	}
-	const char *parts[] = {c->server, "/", c->device, "/", c->version};
-	if (build_url(c, parts, c->path_form ? 5 : 1) != 0) {
-		check_failed(c, NF_ERR_URL_TOO_LONG, NF_MSG_NO_RESPONSE_ERROR);
+	if (err != NF_OK) {
+		advance(c, err, NF_MSG_NO_RESPONSE_ERROR);
 		return;
 	}
 	if (!c->path_form) { /* the header form (docs/PEERS.md section 2) */
-		static const char *const names[] = {"User-Agent", "X-ESP8266-MAC",
-		                                    "X-ESP8266-DEVICE", "X-ESP8266-VERSION",
-		                                    "X-ESP8266-BUILD"};
-		const char *values[] = {"NoFussClient", c->mac, c->device, c->version, c->build};
-		for (int i = 0; i < 5; i++)
-			add_header(c, names[i], values[i]);
+		/* Stored one by one: no table of pointers in .rodata (RAM on the
+		 * ESP8266 Arduino core) and no loop. */
+		c->headers[0].name = "User-Agent";
+		c->headers[0].value = "NoFussClient";
+		c->headers[1].name = "X-ESP8266-MAC";
+		c->headers[1].value = c->mac;
+		c->headers[2].name = "X-ESP8266-DEVICE";
+		c->headers[2].value = c->device;
+		c->headers[3].name = "X-ESP8266-VERSION";
+		c->headers[3].value = c->version;
+		c->headers[4].name = "X-ESP8266-BUILD";
+		c->headers[4].value = c->build;
+		c->request.nheaders = 5;
 	}
 	c->state = ST_CHECK;
+}
+
+/* A check is under way: the caller performs a request. */
+static bool busy(const struct nf_client *c)
+{
+	return c->state != ST_IDLE && c->state != ST_REBOOT;
 }
 
 enum nf_action nf_client_next(const struct nf_client *c)
 {
 	if (c->state == ST_REBOOT)
 		return NF_ACTION_REBOOT;
-	return c->state == ST_IDLE ? NF_ACTION_IDLE : NF_ACTION_HTTP_GET;
+	return busy(c) ? NF_ACTION_HTTP_GET : NF_ACTION_IDLE;
 }
 
 static int hex_value(char ch)
@@ -220,11 +204,13 @@ static int hex_value(char ch)
 	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* Records the error of an image download and forgets what was written. */
+/* Records the error of an image download and forgets what was written.
+ * c->error is still NF_OK here: response_begin returns early once it is
+ * set, and response_data works only while the flash is open, which an
+ * error always closes. */
 static void image_failed(struct nf_client *c, enum nf_error err)
 {
-	if (c->error == NF_OK)
-		c->error = (uint8_t)err;
+	c->error = (uint8_t)err;
 	if (c->flash_open)
 		nf_port_flash_abort(c->port);
 	c->flash_open = false;
@@ -263,17 +249,17 @@ void nf_client_response_begin(struct nf_client *c, int status, long content_leng
 	if (etag != NULL && etag[0] == '"') /* strong only: If-Range needs one */
 		nf_client_set_field(c->etag, sizeof c->etag, etag);
 	if (md5 != NULL) { /* 32 hex characters, or the ESP updater fails too */
-		if (strlen(md5) != 32) {
-			image_failed(c, NF_ERR_BAD_MD5_HEADER);
-			return;
-		}
 		for (int i = 0; i < 32; i++) {
-			int v = hex_value(md5[i]);
+			int v = hex_value(md5[i]); /* the NUL of a shorter one is -1 */
 			if (v < 0) {
 				image_failed(c, NF_ERR_BAD_MD5_HEADER);
 				return;
 			}
 			c->md5_expected[i / 2] = (uint8_t)(c->md5_expected[i / 2] << 4 | v);
+		}
+		if (md5[32] != '\0') {
+			image_failed(c, NF_ERR_BAD_MD5_HEADER);
+			return;
 		}
 		c->has_md5 = true;
 	}
@@ -326,68 +312,80 @@ static void end_check(struct nf_client *c, bool ok)
 	                    : c->status != 200                     ? NF_ERR_HTTP_STATUS
 	                    : c->answer_len > NF_CLIENT_ANSWER_MAX ? NF_ERR_ANSWER_TOO_BIG
 	                    : c->answer_len == 0                   ? NF_ERR_EMPTY_ANSWER
-	                                                           : NF_OK;
+	                    : nf_answer_parse(c->answer, c->answer_len, &a) != 0 ? NF_ERR_PARSE
+	                                                                        : NF_OK;
 
-	if (err == NF_OK) {
-		c->answer[c->answer_len] = '\0';
-		if (nf_answer_parse(c->answer, c->answer_len, &a) != 0)
-			err = NF_ERR_PARSE;
-	}
 	if (err != NF_OK) {
 		/* docs/PEERS.md section 6: nothing usable is NO_RESPONSE_ERROR, a bad
 		 * answer PARSE_ERROR. */
-		check_failed(c, err,
-		             err == NF_ERR_PARSE || err == NF_ERR_ANSWER_TOO_BIG
-		                 ? NF_MSG_PARSE_ERROR
-		                 : NF_MSG_NO_RESPONSE_ERROR);
+		advance(c, err,
+		        err == NF_ERR_PARSE || err == NF_ERR_ANSWER_TOO_BIG ? NF_MSG_PARSE_ERROR
+		                                                            : NF_MSG_NO_RESPONSE_ERROR);
 		return;
 	}
-	if (a.keys == 0) {
-		message(c, NF_MSG_UPTODATE);
-		finish(c);
-		return;
+	/* {} is UPTODATE; the images stay NULL then, so advance() ends. */
+	if (a.keys != 0) {
+		c->new_version = a.field[NF_ANSWER_VERSION];
+		c->firmware = a.field[NF_ANSWER_FIRMWARE];
+		c->spiffs = a.field[NF_ANSWER_SPIFFS];
 	}
-	c->new_version = a.field[NF_ANSWER_VERSION];
-	c->firmware = a.field[NF_ANSWER_FIRMWARE];
-	c->spiffs = a.field[NF_ANSWER_SPIFFS];
-	message(c, NF_MSG_UPDATING);
-	if (c->spiffs != NULL && c->spiffs[0] != '\0')
-		request_image(c, ST_FILESYSTEM, c->spiffs);
-	else
-		next_image(c);
+	advance(c, NF_OK, a.keys == 0 ? NF_MSG_UPTODATE : NF_MSG_UPDATING);
+}
+
+/* Asks for the rest of a cut image: the same URL and headers, then Range
+ * "bytes=N-" (N written backwards from the end of c->range) and If-Range. */
+static void resume_image(struct nf_client *c)
+{
+	char *p = c->range + sizeof c->range - 1;
+	uint32_t n = (uint32_t)c->received;
+
+	c->resumes++;
+	*p = '\0';
+	*--p = '-';
+	do {
+		uint32_t q = n / 10;
+		*--p = (char)('0' + (n - q * 10));
+		n = q;
+	} while (n != 0);
+	p -= 6;
+	memcpy(p, "bytes=", 6);
+	size_t i = 1u + (c->state == ST_FIRMWARE); /* after x-ESP8266-mode (and -version) */
+	c->headers[i].name = "Range";
+	c->headers[i].value = p;
+	c->headers[i + 1].name = "If-Range";
+	c->headers[i + 1].value = c->etag;
+	c->request.nheaders = i + 2;
 }
 
 /* Verifies a finished download and commits it; or, when it stopped short,
  * asks for the rest. */
 static void end_image(struct nf_client *c, bool ok)
 {
-	bool firmware = c->state == ST_FIRMWARE;
 	uint8_t digest[16];
 	enum nf_error err = (enum nf_error)c->error;
 
-	if (c->flash_open && c->received < c->expected && c->etag[0] != '\0' &&
-	    c->resumes < NF_CLIENT_RESUME_MAX) {
-		c->resumes++;
-		request_image(c, (enum state)c->state, firmware ? c->firmware : c->spiffs);
+	if (!c->flash_open) {
+		if (err == NF_OK)
+			err = NF_ERR_TRANSPORT; /* the body never began */
+	} else if (c->received < c->expected && c->etag[0] != '\0' &&
+	           c->resumes < NF_CLIENT_RESUME_MAX) {
+		resume_image(c);
 		return;
-	}
-	if (c->flash_open) {
+	} else {
 		nf_port_md5_final(c->port, c->md5_ctx.bytes, digest);
 		err = !ok                                                      ? NF_ERR_TRANSPORT
 		      : c->received != c->expected                             ? NF_ERR_SHORT
 		      : c->has_md5 && memcmp(digest, c->md5_expected, 16) != 0 ? NF_ERR_MD5
-		                                                               : NF_OK;
-		if (err == NF_OK && nf_port_flash_verify(c->port) != 0)
-			err = NF_ERR_SIGNATURE; /* the port's own check: its signature */
+		      : nf_port_flash_verify(c->port) != 0 ? NF_ERR_SIGNATURE /* the port's own check */
+		                                           : NF_OK;
 		if (err != NF_OK)
 			nf_port_flash_abort(c->port);
 		else if (nf_port_flash_finish(c->port) != 0)
 			err = NF_ERR_FLASH;
 		c->flash_open = false;
-	} else if (err == NF_OK) {
-		err = NF_ERR_TRANSPORT; /* the body never began */
+		c->updated |= err == NF_OK;
 	}
-	image_done(c, firmware, err);
+	image_done(c, err);
 }
 
 void nf_client_response_end(struct nf_client *c, bool ok)
@@ -395,20 +393,20 @@ void nf_client_response_end(struct nf_client *c, bool ok)
 	c->responses++;
 	if (c->state == ST_CHECK)
 		end_check(c, ok);
-	else if (c->state == ST_FILESYSTEM || c->state == ST_FIRMWARE)
+	else if (busy(c))
 		end_image(c, ok);
 }
 
 void nf_client_handle(struct nf_client *c)
 {
 	nf_client_begin(c);
-	while (nf_client_next(c) == NF_ACTION_HTTP_GET) {
+	while (busy(c)) {
 		uint32_t before = c->responses;
 		nf_port_http_get(c->port, &c->request, c);
 		if (c->responses == before) /* a port that forgot to end the response */
 			nf_client_response_end(c, false);
 	}
-	if (nf_client_next(c) == NF_ACTION_REBOOT) {
+	if (c->state == ST_REBOOT) {
 		c->state = ST_IDLE;
 		nf_port_reboot(c->port);
 	}

@@ -109,14 +109,15 @@ struct nf_client {
 	void *port;                               /* handed to every nf_port_* call */
 	nf_message_fn on_message;
 	void *message_ctx;
+	uint32_t responses;                       /* responses ended, ever */
 
-	/* One check in progress. */
+	/* One check in progress: state to request, zeroed at once by
+	 * nf_client_begin (keep them together, in this order). */
 	uint8_t state;
 	uint8_t error;                            /* enum nf_error */
 	bool updated;                             /* something was committed */
 	bool flash_open;
 	int status;                               /* HTTP status of the response */
-	uint32_t responses;                       /* responses ended, ever */
 	int32_t expected;                         /* the whole image's length */
 	int32_t received;                         /* bytes of it written so far */
 	bool has_md5;                             /* the server sent x-MD5 */

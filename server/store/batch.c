@@ -3,26 +3,30 @@
  * proof-of-update state machine (update.c) to each device they concern.
  *
  * 1. Group. The events are sorted, stably, by MAC, or by "@ip" for those
- *    without one (path-form checks, and downloads that can only be matched
- *    by IP), so that each group holds one device's events in the order they
- *    were posted, and every node locks rows in the same order.
- * 2. Fetch. One upsert row per device (INSERT ... ON CONFLICT DO UPDATE
- *    ... RETURNING) records what its checks told (the newest check wins,
- *    checks are added up, first and last seen are a min and a max; a device
- *    that only downloaded gets last seen) and returns its offer as it was,
- *    taking the row's lock until commit on PostgreSQL: a second node
- *    writing the same device waits, then sees this one's result. The
- *    prev_* columns carry the last check and answer as they were before
- *    this upsert. A group of downloads without a MAC also fetches the
- *    devices at that IP with an open offer (FOR UPDATE).
- * 3. Apply. Each group's events run through nf_update_apply in order.
+ *    without one (path-form checks, and MAC-less downloads), so that each
+ *    group holds one device's checks in the order they were posted.
+ * 2. Fetch. One upsert row per device that checked (INSERT ... ON CONFLICT
+ *    DO UPDATE ... RETURNING) records what its checks told (the newest
+ *    check wins, checks are added up, first and last seen are a min and a
+ *    max) and returns its offer as it was, taking the row's lock until
+ *    commit on PostgreSQL: a second node writing the same device waits,
+ *    then sees this one's result. The prev_* columns carry the last check
+ *    and answer as they were before this upsert. Only checks upsert: a
+ *    download never makes a device. When the batch has downloads, one
+ *    lookup (FOR UPDATE, in key order as the upsert) fetches the rows they
+ *    may belong to: the device keyed by a download's MAC, and the devices at
+ *    its IP, without a MAC, whose open offer names its image.
+ * 3. Apply. The events run through nf_update_apply in the order they were
+ *    posted, each check on its device, each download on the device route()
+ *    picks from the offers as applied so far (a path-form device's check
+ *    and its download with a MAC may share a batch).
  * 4. Store. The offers that changed are written back, each new history
  *    entry goes to its device's ring (slot = seq % history_max), commit.
  *
  * Steps 2 and 4 are one statement per kind for the whole batch on
  * PostgreSQL (the rows travel as arrays: nf_db_run_rows), one per row on
  * SQLite (per-row statements would spend the server's time setting up
- * each one); either way each device appears once per statement. Any failure
+ * each one); either way each device is written once per statement. Any failure
  * rolls the whole transaction back; the caller keeps the same events and
  * tries again.
  */
@@ -60,7 +64,8 @@ enum { ST_UPSERT, ST_LOOKUP, ST_SAVE, ST_HISTORY };
 	NEWER("answer_target") NEWER("answer_rule") NEWER("answer_reason")                    \
 	", last_check = CASE WHEN excluded.last_check > devices.last_check "                   \
 	"THEN excluded.last_check ELSE devices.last_check END"                                 \
-	" RETURNING key, id, " NF_OFFER_COLUMNS ", prev_check, prev_answer, prev_target, prev_reason"
+	" RETURNING key, id, " NF_OFFER_COLUMNS ", prev_check, prev_answer, prev_target, "        \
+	"prev_reason, mac, ip"
 #define UPSERT_NCOLS 21
 
 static const char upsert_row[] =
@@ -74,13 +79,24 @@ static const char upsert_arrays[] =
 	"$17::bigint[], $18::int[], $19::text[], $20::int[], $21::text[]) AS u ORDER BY 1"
 	UPSERT_SET;
 
-/* The devices at an IP with an open offer (at most 64), for its downloads. */
-#define LOOKUP_SQL                                                                         \
+/* The rows a batch's downloads may belong to, for each (key, ip, image) of
+ * them: the device keyed by the download's MAC ('' when it sent none, or
+ * when that device's checks in this batch upserted it), and the devices at
+ * its IP, without a MAC, whose open offer names the image. Never inserts:
+ * a download makes no row of its own. In key order, as the upsert. */
+#define LOOKUP_NCOLS 3
+#define LOOKUP_COLS                                                                        \
 	"SELECT key, id, " NF_OFFER_COLUMNS ", last_check, answer, answer_target, "             \
-	"answer_reason FROM devices WHERE ip = $1 AND mac = '' AND state IN (1, 2, 3, 6) "     \
-	"ORDER BY id LIMIT 64"
-static const char lookup_sqlite[] = LOOKUP_SQL;
-static const char lookup_pg[] = LOOKUP_SQL " FOR UPDATE";
+	"answer_reason, mac, ip FROM devices "
+#define LOOKUP_OPEN "mac = '' AND state IN (1, 2, 3, 6) "
+static const char lookup_row[] =
+	LOOKUP_COLS "WHERE key = $1 OR (ip = $2 AND " LOOKUP_OPEN
+	"AND (img0_path = $3 OR img1_path = $3))";
+static const char lookup_arrays[] =
+	LOOKUP_COLS "WHERE id IN (SELECT d.id FROM devices AS d WHERE d.key = ANY($1::text[]) "
+	"UNION ALL SELECT d.id FROM unnest($2::text[], $3::text[]) AS u (ip, img) "
+	"JOIN devices AS d ON d.ip = u.ip AND d." LOOKUP_OPEN
+	"AND (d.img0_path = u.img OR d.img1_path = u.img)) ORDER BY key FOR UPDATE";
 
 /* The offer written back: id, NF_OFFER_COLUMNS, and the newest download
  * matched by IP for last_seen. */
@@ -141,9 +157,10 @@ struct group;
 struct bdev {
 	int64_t id;
 	char key[NF_STORE_MAX_KEY];
-	char mac[NF_STORE_MAC_LEN];
+	char mac[NF_STORE_MAC_LEN]; /* as stored: "" for a device keyed by device@ip */
+	char ip[NF_STORE_IP_LEN];
 	bool fetched;
-	int64_t seen_ms;   /* newest download matched by IP (last seen) */
+	int64_t seen_ms;   /* newest download matched to it (last seen) */
 	long next;         /* next device of the group, -1 */
 	struct merge m;
 	struct nf_offer before, o;
@@ -166,6 +183,7 @@ struct nf_batch {
 	size_t max;
 	struct nf_event *const *events;
 	size_t *order;
+	long *evdev;           /* per event: its device (checks), -1 */
 	char (*sort)[NF_STORE_IP_LEN + 1];
 	char (*key)[NF_STORE_MAX_KEY];
 	struct group *groups;
@@ -191,6 +209,7 @@ struct nf_batch *nf_batch_new(size_t batch_max)
 	nvals = b->devcap * SAVE_NCOLS > b->histcap * HISTORY_NCOLS ? b->devcap * SAVE_NCOLS
 	                                                            : b->histcap * HISTORY_NCOLS;
 	b->order = calloc(batch_max, sizeof *b->order);
+	b->evdev = calloc(batch_max, sizeof *b->evdev);
 	b->sort = calloc(batch_max, sizeof *b->sort);
 	b->key = calloc(batch_max, sizeof *b->key);
 	b->groups = calloc(batch_max, sizeof *b->groups);
@@ -198,8 +217,9 @@ struct nf_batch *nf_batch_new(size_t batch_max)
 	b->bykey = calloc(b->devcap, sizeof *b->bykey);
 	b->hist = calloc(b->histcap, sizeof *b->hist);
 	b->vals = calloc(nvals, sizeof *b->vals);
-	if (b->order == NULL || b->sort == NULL || b->key == NULL || b->groups == NULL ||
-	    b->devs == NULL || b->bykey == NULL || b->hist == NULL || b->vals == NULL) {
+	if (b->order == NULL || b->evdev == NULL || b->sort == NULL || b->key == NULL ||
+	    b->groups == NULL || b->devs == NULL || b->bykey == NULL || b->hist == NULL ||
+	    b->vals == NULL) {
 		nf_batch_free(b);
 		return NULL;
 	}
@@ -211,6 +231,7 @@ void nf_batch_free(struct nf_batch *b)
 	if (b == NULL)
 		return;
 	free(b->order);
+	free(b->evdev);
 	free(b->sort);
 	free(b->key);
 	free(b->groups);
@@ -288,6 +309,8 @@ static struct bdev *add_dev(struct nf_batch *b, struct group *g, const char *key
 	memset(d, 0, sizeof *d);
 	snprintf(d->key, sizeof d->key, "%s", key);
 	d->next = -1;
+	if (g == NULL)
+		return b->ndevs++, d;
 	if (g->tail >= 0)
 		b->devs[g->tail].next = (long)b->ndevs;
 	else
@@ -328,6 +351,8 @@ static void read_dev(struct bdev *d, const struct nf_db_row *row)
 	d->o.answer = (int)nf_db_int(row, 3 + NF_OFFER_NCOLS);
 	nf_db_copy(row, 4 + NF_OFFER_NCOLS, d->o.answer_target, sizeof d->o.answer_target);
 	nf_db_copy(row, 5 + NF_OFFER_NCOLS, d->o.answer_reason, sizeof d->o.answer_reason);
+	nf_db_copy(row, 6 + NF_OFFER_NCOLS, d->mac, sizeof d->mac);
+	nf_db_copy(row, 7 + NF_OFFER_NCOLS, d->ip, sizeof d->ip);
 	d->before = d->o;
 	d->fetched = true;
 }
@@ -348,36 +373,38 @@ static void on_upsert(void *user, const struct nf_db_row *row)
 		read_dev(*found, row);
 }
 
+/* A row a download may belong to; each device once (SQLite's per-row
+ * lookups may return one twice, and a device with a check in this batch
+ * was fetched by the upsert). Beyond the table, rows are left out: their
+ * downloads count as unmatched. */
 static void on_lookup(void *user, const struct nf_db_row *row)
 {
-	struct group *g = user;
+	struct nf_batch *b = user;
 	int64_t id = nf_db_int(row, 1);
 	struct bdev *d;
 
-	for (long i = g->head; i >= 0; i = g->b->devs[i].next)
-		if (g->b->devs[i].fetched && g->b->devs[i].id == id)
-			return; /* its own check in this batch fetched it already */
-	if ((d = add_dev(g->b, g, nf_db_text(row, 0))) != NULL)
+	for (size_t i = 0; i < b->ndevs; i++)
+		if (b->devs[i].fetched && b->devs[i].id == id)
+			return;
+	if ((d = add_dev(b, NULL, nf_db_text(row, 0))) != NULL)
 		read_dev(d, row);
 }
 
 /* The upsert's values for device d, into v[UPSERT_NCOLS]: from its last
- * check, or, when it only downloaded, blanks that never overwrite a
- * check's (last_check 0 is older than any). */
+ * check (only checks upsert). */
 static void upsert_values(struct bdev *d, struct nf_db_val *v)
 {
-	static const struct nf_event blank = {.rule = -1};
-	const struct nf_event *c = d->m.check != NULL ? d->m.check : &blank;
-	const struct nf_event *ev = d->m.any;
+	const struct nf_event *c = d->m.check;
 
-	nf_store_mac_normalize(ev->mac, d->mac);
+	if (nf_store_mac_normalize(c->mac, d->mac) != 0)
+		d->mac[0] = '\0';
 	v[0] = NF_DB_TEXT_V(d->key);
 	v[1] = NF_DB_TEXT_V(d->mac);
-	v[2] = NF_DB_TEXT_V(d->m.check != NULL ? c->ip : ev->ip);
+	v[2] = NF_DB_TEXT_V(c->ip);
 	v[3] = NF_DB_TEXT_V(c->device);
 	v[4] = NF_DB_TEXT_V(c->version);
 	v[5] = NF_DB_TEXT_V(c->build);
-	v[6] = NF_DB_INT_V(d->m.check != NULL ? c->client : ev->client);
+	v[6] = NF_DB_INT_V(c->client);
 	v[7] = NF_DB_INT_V(c->hw.chip_id);
 	v[8] = NF_DB_INT_V(c->hw.chip_size);
 	v[9] = NF_DB_INT_V(c->hw.free_space);
@@ -394,8 +421,8 @@ static void upsert_values(struct bdev *d, struct nf_db_val *v)
 	v[20] = NF_DB_TEXT_V(c->reason);
 }
 
-/* The devices group g's events name (one per key; downloads without a MAC
- * name none: they are found by IP in step 3). 0 or -1 (table full). */
+/* The devices group g's checks name (one per key). Downloads name none:
+ * they go to a device their checks made (step 3). 0 or -1 (table full). */
 static int collect(struct nf_batch *b, struct group *g)
 {
 	for (size_t k = g->first; k < g->first + g->count; k++) {
@@ -403,25 +430,60 @@ static int collect(struct nf_batch *b, struct group *g)
 		const struct nf_event *ev = b->events[i];
 		struct bdev *d;
 
+		b->evdev[i] = -1;
 		if (!valid_kind(ev))
 			continue;
-		if (ev->kind != NF_EVENT_CHECK && !g->by_mac) {
+		if (ev->kind != NF_EVENT_CHECK) {
 			g->downloads = true;
 			continue;
 		}
 		d = find_key(b, g, b->key[i]);
 		if (d == NULL && (d = add_dev(b, g, b->key[i])) == NULL)
 			return -1;
+		b->evdev[i] = d - b->devs;
 		merge(&d->m, ev);
 	}
 	return 0;
 }
 
-/* Every device's row, upserted, and those at the IPs of downloads without
- * a MAC. Their rows arrive by nf_db_sync. */
+/* The lookup's rows (key, ip, image) for the downloads of every group,
+ * into v from its start; the same row twice in a row once. Returns their
+ * number. */
+static size_t lookup_values(struct nf_batch *b, struct nf_db_val *v)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < b->ngroups; k++) {
+		const struct group *g = &b->groups[k];
+
+		for (size_t j = g->first; g->downloads && j < g->first + g->count; j++) {
+			size_t i = b->order[j];
+			const struct nf_event *ev = b->events[i];
+			struct nf_db_val *r = v + n * LOOKUP_NCOLS;
+
+			if (!valid_kind(ev) || ev->kind == NF_EVENT_CHECK ||
+			    ev->images[0].path[0] == '\0')
+				continue;
+			/* The MAC's device: fetched already when it checked. */
+			r[0] = NF_DB_TEXT_V(g->by_mac && g->head < 0 ? b->key[i] : "");
+			r[1] = NF_DB_TEXT_V(ev->ip);
+			r[2] = NF_DB_TEXT_V(ev->images[0].path);
+			if (n > 0 && strcmp(r[0].s, r[-3].s) == 0 && strcmp(r[1].s, r[-2].s) == 0 &&
+			    strcmp(r[2].s, r[-1].s) == 0)
+				continue;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Every device with a check, upserted, then the rows the downloads may
+ * belong to (lookup), both in key order. Their rows arrive by
+ * nf_db_sync. */
 static int fetch(struct nf_batch *b, struct nf_db *db)
 {
-	bool pg = nf_db_backend(db) == NF_DB_PG;
+	struct nf_db_val *lv;
+	size_t nlook;
 
 	for (size_t k = 0; k < b->ngroups; k++)
 		if (collect(b, &b->groups[k]) != 0)
@@ -435,69 +497,76 @@ static int fetch(struct nf_batch *b, struct nf_db *db)
 	if (nf_db_run_rows(db, ST_UPSERT, upsert_row, upsert_arrays, b->vals, b->nfetch,
 	                   UPSERT_NCOLS, on_upsert, b) != 0)
 		return -1;
-	for (size_t k = 0; k < b->ngroups; k++) {
-		struct group *g = &b->groups[k];
-		struct nf_db_val ip;
-
-		if (!g->downloads)
-			continue;
-		ip = NF_DB_TEXT_V(b->sort[b->order[g->first]] + 1); /* "@ip" */
-		if (nf_db_run(db, ST_LOOKUP, pg ? lookup_pg : lookup_sqlite, &ip, 1, on_lookup, g) !=
-		    0)
-			return -1;
-	}
-	return 0;
+	/* After the upsert's values (nf_batch_new sized vals for both). */
+	lv = b->vals + b->nfetch * UPSERT_NCOLS;
+	nlook = lookup_values(b, lv);
+	if (nlook == 0)
+		return 0; /* a batch of checks only: the check path's cost as before */
+	return nf_db_run_rows(db, ST_LOOKUP, lookup_row, lookup_arrays, lv, nlook, LOOKUP_NCOLS,
+	                      on_lookup, b);
 }
 
 /* Step 3 ------------------------------------------------------------------ */
 
-/* The device an event of group g is about, or NULL. A download without a
- * MAC goes to the device at that IP whose open offer names the image (the
- * newest offer when several do). */
-static struct bdev *pick(struct nf_batch *b, const struct group *g, size_t i)
+/* The device download ev (event i) belongs to, or NULL: identity follows
+ * what checks established (docs/STORE.md section 4). The device keyed by
+ * its MAC when that device's open offer names the image (header-form
+ * NoFUSS, stock updaters); else the device at its IP, without a MAC, whose
+ * open offer names it, the newest offer first (path-form NoFUSS, whose
+ * updater sends a MAC its checks never did); else the MAC's device when it
+ * exists, which keeps the download for an offer yet to come (update.c). */
+static struct bdev *route(struct nf_batch *b, size_t i)
 {
 	const struct nf_event *ev = b->events[i];
-	struct bdev *best = NULL;
+	const char *path = ev->images[0].path;
+	bool by_mac = b->sort[i][0] != '@';
+	struct bdev *own = NULL, *best = NULL;
 
-	if (g->by_mac)
-		return g->head >= 0 ? &b->devs[g->head] : NULL;
-	if (ev->kind == NF_EVENT_CHECK)
-		return find_key(b, g, b->key[i]);
-	for (long k = g->head; k >= 0; k = b->devs[k].next) {
+	for (size_t k = 0; k < b->ndevs; k++) {
 		struct bdev *d = &b->devs[k];
-		if (nf_update_open(&d->o) && nf_update_image(&d->o, ev->images[0].path) >= 0 &&
-		    (best == NULL || d->o.offered_ms > best->o.offered_ms))
+
+		if (!d->fetched)
+			continue;
+		if (by_mac && strcmp(d->key, b->key[i]) == 0)
+			own = d;
+		else if (d->mac[0] == '\0' && strcmp(d->ip, ev->ip) == 0 && path[0] != '\0' &&
+		         nf_update_open(&d->o) && nf_update_image(&d->o, path) >= 0 &&
+		         (best == NULL || d->o.offered_ms > best->o.offered_ms))
 			best = d;
 	}
-	return best;
+	if (own != NULL && nf_update_open(&own->o) && nf_update_image(&own->o, path) >= 0)
+		return own;
+	return best != NULL ? best : own;
 }
 
-static int apply_group(struct nf_batch *b, const struct group *g, int64_t skew_ms,
-                       uint64_t *unmatched, struct nf_db *db)
+/* Applies the events in the order they were posted (each device's in its
+ * order; a download's device may be one another group's check made). */
+static int apply_events(struct nf_batch *b, size_t n, int64_t skew_ms, uint64_t *unmatched,
+                        struct nf_db *db)
 {
-	for (size_t k = g->first; k < g->first + g->count; k++) {
-		size_t i = b->order[k];
+	for (size_t i = 0; i < n; i++) {
+		const struct nf_event *ev = b->events[i];
 		struct bdev *d;
 		struct nf_history h[NF_UPDATE_MAX_HISTORY];
 		int nh;
 
-		if (!valid_kind(b->events[i]))
+		if (!valid_kind(ev))
 			continue;
-		d = pick(b, g, i);
-		if (d == NULL || !d->fetched) {
-			if (d != NULL)
-				return nf_db_fail(db, "internal: device %s not fetched", d->key);
+		if (ev->kind == NF_EVENT_CHECK) {
+			d = b->evdev[i] >= 0 ? &b->devs[b->evdev[i]] : NULL;
+			if (d == NULL || !d->fetched)
+				return nf_db_fail(db, "internal: device %s not fetched", b->key[i]);
+		} else if ((d = route(b, i)) == NULL) {
 			(*unmatched)++;
 			continue;
 		}
-		nh = nf_update_apply(&d->o, b->events[i], skew_ms, h);
+		nh = nf_update_apply(&d->o, ev, skew_ms, h);
 		if (b->nhist + (size_t)nh > b->histcap)
 			return nf_db_fail(db, "internal: batch history table full");
 		for (int j = 0; j < nh; j++)
 			b->hist[b->nhist++] = (struct hrow){d, ++d->o.hist_seq, h[j]};
-		if (!g->by_mac && b->events[i]->kind != NF_EVENT_CHECK &&
-		    b->events[i]->time_ms > d->seen_ms)
-			d->seen_ms = b->events[i]->time_ms;
+		if (ev->kind != NF_EVENT_CHECK && ev->time_ms > d->seen_ms)
+			d->seen_ms = ev->time_ms;
 	}
 	return 0;
 }
@@ -585,9 +654,8 @@ int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const 
 	if (nf_db_run(db, -1, pg ? "BEGIN" : "BEGIN IMMEDIATE", NULL, 0, NULL, NULL) != 0 ||
 	    fetch(b, db) != 0 || nf_db_sync(db) != 0)
 		return roll_back(db);
-	for (size_t k = 0; k < b->ngroups; k++)
-		if (apply_group(b, &b->groups[k], skew_ms, &lost, db) != 0)
-			return roll_back(db);
+	if (apply_events(b, n, skew_ms, &lost, db) != 0)
+		return roll_back(db);
 	if (save_devices(b, db) != 0 || save_history(b, db, history_max) != 0 ||
 	    nf_db_run(db, -1, "COMMIT", NULL, 0, NULL, NULL) != 0 || nf_db_sync(db) != 0)
 		return roll_back(db);

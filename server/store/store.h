@@ -108,8 +108,11 @@ struct nf_event_hw {
  * Identity: mac when it is a MAC ("aa:bb:cc:dd:ee:ff" in either case, also
  * with '-' or no separators; all zeros counts as none); otherwise the device
  * is keyed by device type and IP, as "device@ip" (path-form checks carry no
- * MAC). A download without a MAC belongs to the device at that IP, keyed
- * without a MAC, whose open offer names that image.
+ * MAC). A download never makes a device: with a MAC it belongs to that
+ * MAC's device when its open offer names the image; otherwise (or without
+ * a MAC) to the device at that IP, keyed without a MAC, whose open offer
+ * names the image; otherwise to the MAC's device if it exists (kept for an
+ * offer yet to come); otherwise it is unmatched (docs/STORE.md section 4).
  *
  * CHECK: device, version, build, hw as the request told them; answer with
  * target, rule and images (images[0] firmware, images[1] filesystem) when

@@ -116,7 +116,7 @@ static void expect_by_state(struct nf_store *s, int state, uint64_t n)
 	nf_fleet_summary_free(&sum);
 }
 
-/* Every device: checked 1 + NODES_ROUNDS times, offered, downloaded and
+/* Every device: checked 2 + NODES_ROUNDS times, offered, downloaded and
  * confirmed exactly once. */
 static void expect_each_once(struct nf_store *s)
 {
@@ -130,7 +130,7 @@ static void expect_each_once(struct nf_store *s)
 		struct nf_history *h;
 		size_t n;
 
-		assert_int_equal(list.devices[i].checks, 1 + NODES_ROUNDS);
+		assert_int_equal(list.devices[i].checks, 2 + NODES_ROUNDS);
 		store_check_device(s, list.devices[i].key, STORE_T0 + 10000, &h, &n);
 		assert_int_equal(n, 3);
 		assert_int_equal(h[0].kind, NF_HISTORY_CONFIRMED);
@@ -154,6 +154,15 @@ static void test_two_nodes(void **state)
 	struct nf_store_stats sa, sb;
 	char mac[18];
 
+	/* The devices known from a first check (a download makes no device of
+	 * its own: docs/STORE.md section 4). */
+	for (int i = 0; i < NODES_DEVICES; i++) {
+		node_mac(mac, i);
+		struct nf_event e = store_check_event(mac, "10.4.0.1", "NODE", "1.0", STORE_T0 - 1);
+		assert_int_equal(nf_store_post(nodes[i % 2], &e), 0);
+	}
+	store_check_sync(a);
+	store_check_sync(b);
 	for (int i = 0; i < NODES_DEVICES; i++) {
 		node_mac(mac, i);
 		struct nf_event e = store_check_event(mac, "10.4.0.1", "NODE", "1.0", STORE_T0);
@@ -181,13 +190,93 @@ static void test_two_nodes(void **state)
 
 	nf_store_stats(a, &sa);
 	nf_store_stats(b, &sb);
-	assert_int_equal(sa.written + sb.written, NODES_DEVICES * (2 + NODES_ROUNDS));
+	assert_int_equal(sa.written + sb.written, NODES_DEVICES * (3 + NODES_ROUNDS));
 	assert_int_equal(sa.dropped + sb.dropped, 0);
 	print_message("two nodes: %d devices, %llu + %llu events in %llu + %llu transactions, "
 	              "%llu + %llu retried\n",
 	              NODES_DEVICES, (unsigned long long)sa.written, (unsigned long long)sb.written,
 	              (unsigned long long)sa.batches, (unsigned long long)sb.batches,
 	              (unsigned long long)sa.failures, (unsigned long long)sb.failures);
+	nf_store_close(a);
+	nf_store_close(b);
+}
+
+/* Path-form devices behind one IP, each of its own type and image, whose
+ * downloads carry a MAC their checks never did: node A offers, node B
+ * serves the downloads while node A takes more checks at that IP, both
+ * writers locking rows of that IP at once. Every download goes to the
+ * device its check made; no device is made for a MAC. */
+#define PATH_DEVICES 200
+
+static void path_device(char name[16], char fw[32], char mac[18], int i)
+{
+	snprintf(name, 16, "PF%03d", i);
+	snprintf(fw, 32, "/fw/pf%03d-2.0.bin", i);
+	snprintf(mac, 18, "02:00:00:05:%02X:%02X", i >> 8, i & 0xff);
+}
+
+static void test_two_nodes_path_form(void **state)
+{
+	struct nf_store_options o = {.batch_max = 50};
+	struct nf_store *a = store_check_open(url_of(state), &o);
+	struct nf_store *b = store_check_open(url_of(state), &o);
+	struct nf_store_stats sa, sb;
+	struct nf_fleet_summary sum;
+	char name[16], fw[32], mac[18], err[512];
+
+	for (int i = 0; i < PATH_DEVICES; i++) {
+		path_device(name, fw, mac, i);
+		struct nf_event e = store_check_event(NULL, "10.5.0.1", name, "1.0", STORE_T0);
+		store_check_offer(&e, "2.0", fw, NULL);
+		assert_int_equal(nf_store_post(a, &e), 0);
+	}
+	store_check_sync(a);
+	for (int i = 0; i < PATH_DEVICES; i++) {
+		path_device(name, fw, mac, i);
+		struct nf_event e = store_check_download(NF_EVENT_DOWNLOAD_DONE, mac, "10.5.0.1", fw,
+		                                         4096, 4096, STORE_T0 + 1);
+		assert_int_equal(nf_store_post(b, &e), 0);
+		/* The same offer again, on the other node, meanwhile. */
+		e = store_check_event(NULL, "10.5.0.1", name, "1.0", STORE_T0 + 2);
+		store_check_offer(&e, "2.0", fw, NULL);
+		assert_int_equal(nf_store_post(a, &e), 0);
+	}
+	store_check_sync(a);
+	store_check_sync(b);
+	for (int i = 0; i < PATH_DEVICES; i++) {
+		path_device(name, fw, mac, i);
+		struct nf_event e = store_check_event(NULL, "10.5.0.1", name, "2.0", STORE_T0 + 100);
+		assert_int_equal(nf_store_post(i % 2 ? a : b, &e), 0);
+	}
+	store_check_sync(a);
+	store_check_sync(b);
+
+	assert_int_equal(nf_store_summary(a, STORE_T0 + 1000, &sum, err, sizeof err), 0);
+	assert_int_equal(sum.devices, PATH_DEVICES);
+	assert_int_equal(sum.by_state[NF_UPDATE_CONFIRMED], PATH_DEVICES);
+	nf_fleet_summary_free(&sum);
+	for (int i = 0; i < PATH_DEVICES; i++) {
+		char key[64];
+		struct nf_history *h;
+		size_t n;
+
+		path_device(name, fw, mac, i);
+		snprintf(key, sizeof key, "%s@10.5.0.1", name);
+		struct nf_device d = store_check_device(a, key, STORE_T0 + 1000, &h, &n);
+		assert_int_equal(d.checks, 3);
+		assert_int_equal(n, 3);
+		assert_int_equal(h[0].kind, NF_HISTORY_CONFIRMED);
+		assert_int_equal(h[1].kind, NF_HISTORY_DOWNLOADED);
+		assert_int_equal(h[2].kind, NF_HISTORY_OFFERED);
+		free(h);
+	}
+	nf_store_stats(a, &sa);
+	nf_store_stats(b, &sb);
+	assert_int_equal(sa.unmatched + sb.unmatched, 0);
+	assert_int_equal(sa.dropped + sb.dropped, 0);
+	print_message("two nodes, path form: %d devices at one IP, %llu + %llu retried\n",
+	              PATH_DEVICES, (unsigned long long)sa.failures,
+	              (unsigned long long)sb.failures);
 	nf_store_close(a);
 	nf_store_close(b);
 }
@@ -311,6 +400,7 @@ int main(void)
 		STORE_CHECKS(X)
 		X(test_newer_schema_refused)
 		X(test_two_nodes)
+		X(test_two_nodes_path_form)
 		X(test_outage)
 	};
 #undef X

@@ -16,6 +16,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 import unittest
 
@@ -117,6 +118,51 @@ class StoreFleetTest(FleetTest):
             self.assertEqual(d.history[0], H_OFFERED, key)
             self.assertEqual(d.history[-2:], [H_DOWNLOADED, H_CONFIRMED], key)
         self.assertEqual(os.path.getsize(fs), size_bytes(FS_SIZE))
+
+    def test_path_form_fleet_one_record_per_device(self):
+        """100 path-form devices, all at 127.0.0.1, each of its own device
+        type with its own image (at one IP the store tells MAC-less devices
+        apart only by type, and their downloads by the image their offer
+        names: docs/STORE.md section 4). Their updater's downloads carry
+        x-ESP8266-STA-MAC; each goes to the device its check made: 100
+        records "Pnn@127.0.0.1", each confirmed after its download, and none
+        for a MAC."""
+        names = ["P%02d" % i for i in range(100)]
+        rules = []
+        for name in names:
+            path = "/firmware/%s-0.1.1.bin" % name
+            self.data.add_file(path, image_bytes(self.tmp, "0.1.1"))
+            rules.append({"origin": {"device": name, "max": "0.1.0"},
+                          "target": {"version": "0.1.1", "firmware": path}})
+        self.data.write_rules(rules)
+        self.start()
+        # A fleet takes at most 64 names: two fleets of 50 at once.
+        runs = [None, None]
+
+        def half(k):
+            runs[k] = run_fleet(self.url(), "--path-form", "--device",
+                                ",".join(names[50 * k:50 * k + 50]), "--mac-base", mac(50 * k),
+                                "--until-updated", "--ramp", "1", "--reboot-delay", "0.05",
+                                "--interval", "0.5", "-q", n=50)
+        threads = [threading.Thread(target=half, args=(k,)) for k in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for r in runs:
+            self.assertEqual(r.rc, 0, str(r))
+            self.assertEqual((r["updated"], r["failed"], r["checks_failed"]), (50, 0, 0), str(r))
+        inv, written = self.stop_and_read()
+        self.assertEqual(set(inv), {name + "@127.0.0.1" for name in names})
+        for key, d in inv.items():
+            path = "/firmware/%s-0.1.1.bin" % key.split("@")[0]
+            self.assertEqual((d.version, d.state, d.client), ("0.1.1", CONFIRMED, 1), key)
+            self.assertEqual((d.img0_path, d.img0_bytes, d.img0_done),
+                             (path, size_bytes(FW_SIZE), 1), key)
+            self.assertEqual(d.history[0], H_OFFERED, key)
+            self.assertEqual(d.history[-2:], [H_DOWNLOADED, H_CONFIRMED], key)
+        # Two checks and two download events (start, end) per device.
+        self.assertEqual(written, 100 * 2 + 100 * 2)
 
     def test_crash_at_boot_reverted(self):
         self.data.add_file("firmware/crash.bin", image_bytes(self.tmp, "0.1.1", "--crash"))

@@ -13,7 +13,7 @@ import signal
 import tempfile
 import unittest
 
-from fleetstore import CONFIRMED, H_CONFIRMED, H_DOWNLOADED, sqlite_inventory
+from fleetstore import CONFIRMED, H_CONFIRMED, H_DOWNLOADED, H_OFFERED, sqlite_inventory
 from harness import DataDir, Server
 from test_device import BOOT_RX, HALT_RX, mkimage, nofuss
 
@@ -96,6 +96,25 @@ class StockDeviceTest(unittest.TestCase):
         # as reverted.
         for key, d in inv.items():
             self.assertEqual(d.history[-2:], [H_DOWNLOADED, H_CONFIRMED], key)
+
+    def test_path_form_device_is_one_device_in_the_inventory(self):
+        """A path-form NoFUSS device checks without a MAC (key "TEST@IP")
+        but downloads with the ESP8266 updater, which sends
+        x-ESP8266-STA-MAC: the download goes to the device its check made,
+        and no device is made for the MAC (docs/STORE.md section 4)."""
+        r = self.device("nofuss-path", "TEST", "--mac", "02:00:00:00:00:01")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.server.stop(), 0)
+        self.server = Server(self.data)  # for tearDown
+        inv = sqlite_inventory(os.path.join(self.data.path, "store", "fleet.db"))
+        self.assertEqual(list(inv), ["TEST@127.0.0.1"])
+        d = inv["TEST@127.0.0.1"]
+        self.assertEqual((d.version, d.state, d.client, d.checks),
+                         ("0.1.1", CONFIRMED, CLIENT_KINDS["nofuss-path"], 2))
+        self.assertEqual((d.img0_path, d.img0_done, d.img0_bytes),
+                         ("/firmware/test-0.1.1.bin", 1, len(self.image)))
+        self.assertEqual(d.history[0], H_OFFERED, d.history)
+        self.assertEqual(d.history[-2:], [H_DOWNLOADED, H_CONFIRMED], d.history)
 
     def test_stock_requests_carry_the_clients_headers(self):
         r = self.device("esphome")

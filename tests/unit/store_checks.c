@@ -141,6 +141,18 @@ static void assert_state(struct nf_store *s, const char *key, int64_t now, int s
 	assert_string_equal(nf_update_state_name(d.state), nf_update_state_name(state));
 }
 
+/* No device is stored under key. */
+static void assert_no_device(struct nf_store *s, const char *key)
+{
+	struct nf_device d;
+	struct nf_history *h = NULL;
+	size_t n = 0;
+	char err[512] = "";
+
+	assert_int_equal(nf_store_device(s, key, STORE_T0, &d, &h, &n, err, sizeof err), 0);
+	free(h);
+}
+
 /* The state machine --------------------------------------------------------- */
 
 #define MAC1 "5c:cf:7f:00:00:01"
@@ -514,11 +526,19 @@ void check_download_before_offer(void **state)
 	struct nf_history *h;
 	size_t n;
 
-	/* Another node's download committed before this node's offer. */
+	/* A download of a MAC no check ever told: no device of its own. */
+	done_mac1(s, "/fw/e.bin", 700, STORE_T0 + 1);
+	store_check_sync(s);
+	assert_no_device(s, KEY1);
+
+	/* Another node's download committed before this node's offer (the
+	 * device known from an earlier check). */
+	e = store_check_event(MAC1, "10.0.0.1", "SONOFF", "1.0", STORE_T0);
+	store_check_post(s, &e);
 	done_mac1(s, "/fw/e.bin", 700, STORE_T0 + 10);
 	store_check_sync(s);
 	assert_state(s, KEY1, STORE_T0 + 10, NF_UPDATE_NONE);
-	e = store_check_event(MAC1, "10.0.0.1", "SONOFF", "1.0", STORE_T0);
+	e = store_check_event(MAC1, "10.0.0.1", "SONOFF", "1.0", STORE_T0 + 5);
 	store_check_offer(&e, "1.1", "/fw/e.bin", NULL);
 	store_check_post(s, &e);
 	struct nf_device d = store_check_device(s, KEY1, STORE_T0 + 10, &h, &n);
@@ -526,6 +546,7 @@ void check_download_before_offer(void **state)
 	assert_string_equal(d.device, "SONOFF");
 	assert_int_equal(d.first_seen_ms, STORE_T0);
 	assert_int_equal(d.last_seen_ms, STORE_T0 + 10);
+	assert_int_equal(d.checks, 2);
 	ASSERT_KINDS(h, n, NF_HISTORY_DOWNLOADED, NF_HISTORY_OFFERED);
 	free(h);
 
@@ -536,6 +557,144 @@ void check_download_before_offer(void **state)
 	store_check_offer(&e, "1.2", "/fw/x.bin", NULL);
 	store_check_post(s, &e);
 	assert_state(s, KEY1, STORE_T0 + 1000 + 3600000, NF_UPDATE_OFFERED);
+	nf_store_close(s);
+}
+
+/* Path form: checks without a MAC, downloads by the ESP8266 updater, which
+ * sends x-ESP8266-STA-MAC with each image request. */
+#define PMAC1 "02:00:00:00:00:01"
+#define PMAC2 "02:00:00:00:00:02"
+#define PMAC3 "02:00:00:00:00:03"
+#define PMAC4 "02:00:00:00:00:04"
+
+/* device (no MAC) at ip, running 1.0, offered 1.1 with firmware fw at t. */
+static void path_offer(struct nf_store *s, const char *ip, const char *device,
+                       const char *fw, int64_t t)
+{
+	struct nf_event e = store_check_event(NULL, ip, device, "1.0", t);
+
+	store_check_offer(&e, "1.1", fw, NULL);
+	assert_int_equal(nf_store_post(s, &e), 0);
+}
+
+static void post_download(struct nf_store *s, int kind, const char *mac, const char *ip,
+                          const char *fw, uint64_t bytes, int64_t t)
+{
+	struct nf_event e = store_check_download(kind, mac, ip, fw, bytes, 800, t);
+
+	assert_int_equal(nf_store_post(s, &e), 0);
+}
+
+/* device (no MAC) at ip reports 1.1 at t, written before this returns. */
+static void confirm_path(struct nf_store *s, const char *ip, const char *device, int64_t t)
+{
+	struct nf_event e = store_check_event(NULL, ip, device, "1.1", t);
+
+	store_check_post(s, &e);
+}
+
+static uint64_t batches(struct nf_store *s)
+{
+	struct nf_store_stats st;
+
+	nf_store_stats(s, &st);
+	return st.batches;
+}
+
+void check_path_form_mac(void **state)
+{
+	/* batch_ms of a minute: the writer writes when synced, so what is
+	 * posted between two syncs is one batch (counted below). */
+	struct nf_store_options o = {.batch_ms = 60000};
+	struct nf_store *s = store_check_open(url_of(state), &o);
+	struct nf_store_stats st;
+	struct nf_fleet_summary sum;
+	struct nf_history *h;
+	size_t n;
+	char err[512];
+	uint64_t b0;
+
+	/* Offer, progress, completion and confirmation in four batches. */
+	path_offer(s, "10.9.0.1", "LIGHT", "/fw/l-1.1.bin", STORE_T0);
+	store_check_sync(s);
+	post_download(s, NF_EVENT_DOWNLOAD_PROGRESS, PMAC1, "10.9.0.1", "/fw/l-1.1.bin", 100,
+	              STORE_T0 + 1);
+	store_check_sync(s);
+	assert_state(s, "LIGHT@10.9.0.1", STORE_T0 + 1, NF_UPDATE_DOWNLOADING);
+	post_download(s, NF_EVENT_DOWNLOAD_DONE, PMAC1, "10.9.0.1", "/fw/l-1.1.bin", 800,
+	              STORE_T0 + 2);
+	store_check_sync(s);
+	assert_state(s, "LIGHT@10.9.0.1", STORE_T0 + 2, NF_UPDATE_DOWNLOADED);
+	confirm_path(s, "10.9.0.1", "LIGHT", STORE_T0 + 10);
+	struct nf_device d = store_check_device(s, "LIGHT@10.9.0.1", STORE_T0 + 10, &h, &n);
+	assert_int_equal(d.state, NF_UPDATE_CONFIRMED);
+	assert_string_equal(d.mac, "");
+	assert_int_equal(d.checks, 2);
+	assert_int_equal(d.last_seen_ms, STORE_T0 + 10);
+	ASSERT_KINDS(h, n, NF_HISTORY_CONFIRMED, NF_HISTORY_DOWNLOADED, NF_HISTORY_DOWNLOADING,
+	             NF_HISTORY_OFFERED);
+	free(h);
+	assert_no_device(s, PMAC1);
+
+	/* Offer and download in one batch: the download goes to the row that
+	 * batch's upsert made. */
+	b0 = batches(s);
+	path_offer(s, "10.9.0.2", "SWITCH", "/fw/s-1.1.bin", STORE_T0 + 20);
+	post_download(s, NF_EVENT_DOWNLOAD_PROGRESS, PMAC2, "10.9.0.2", "/fw/s-1.1.bin", 300,
+	              STORE_T0 + 21);
+	post_download(s, NF_EVENT_DOWNLOAD_DONE, PMAC2, "10.9.0.2", "/fw/s-1.1.bin", 800,
+	              STORE_T0 + 22);
+	store_check_sync(s);
+	assert_int_equal(batches(s) - b0, 1);
+	assert_state(s, "SWITCH@10.9.0.2", STORE_T0 + 22, NF_UPDATE_DOWNLOADED);
+	assert_no_device(s, PMAC2);
+	/* ... and the confirming check in one batch with a repeated download. */
+	post_download(s, NF_EVENT_DOWNLOAD_DONE, PMAC2, "10.9.0.2", "/fw/s-1.1.bin", 800,
+	              STORE_T0 + 23);
+	confirm_path(s, "10.9.0.2", "SWITCH", STORE_T0 + 30);
+	store_check_device(s, "SWITCH@10.9.0.2", STORE_T0 + 30, &h, &n);
+	ASSERT_KINDS(h, n, NF_HISTORY_CONFIRMED, NF_HISTORY_DOWNLOADED, NF_HISTORY_DOWNLOADING,
+	             NF_HISTORY_OFFERED);
+	free(h);
+	assert_no_device(s, PMAC2);
+
+	/* A header-form device and a path-form one at one IP, both offered the
+	 * same image: the download with the header device's MAC is its own. */
+	path_offer(s, "10.9.0.3", "HDR", "/fw/h-1.1.bin", STORE_T0 + 40);
+	struct nf_event e = store_check_event(PMAC3, "10.9.0.3", "HDR", "1.0", STORE_T0 + 41);
+	store_check_offer(&e, "1.1", "/fw/h-1.1.bin", NULL);
+	store_check_post(s, &e);
+	post_download(s, NF_EVENT_DOWNLOAD_DONE, PMAC3, "10.9.0.3", "/fw/h-1.1.bin", 800,
+	              STORE_T0 + 42);
+	store_check_sync(s);
+	assert_state(s, PMAC3, STORE_T0 + 42, NF_UPDATE_DOWNLOADED);
+	assert_state(s, "HDR@10.9.0.3", STORE_T0 + 42, NF_UPDATE_OFFERED);
+	/* Its next download, in the batch of its offer, too. */
+	e = store_check_event(PMAC3, "10.9.0.3", "HDR", "1.1", STORE_T0 + 50);
+	store_check_offer(&e, "1.2", "/fw/h-1.2.bin", NULL);
+	assert_int_equal(nf_store_post(s, &e), 0);
+	path_offer(s, "10.9.0.3", "HDR", "/fw/h-1.2.bin", STORE_T0 + 51);
+	post_download(s, NF_EVENT_DOWNLOAD_DONE, PMAC3, "10.9.0.3", "/fw/h-1.2.bin", 800,
+	              STORE_T0 + 52);
+	store_check_sync(s);
+	assert_state(s, PMAC3, STORE_T0 + 52, NF_UPDATE_DOWNLOADED);
+	assert_state(s, "HDR@10.9.0.3", STORE_T0 + 52, NF_UPDATE_OFFERED);
+
+	/* A MAC and an IP that match nothing, and an image nobody at the IP
+	 * was offered: unmatched, no row. */
+	nf_store_stats(s, &st);
+	assert_int_equal(st.unmatched, 0);
+	post_download(s, NF_EVENT_DOWNLOAD_DONE, PMAC4, "10.9.0.4", "/fw/l-1.1.bin", 800,
+	              STORE_T0 + 60);
+	post_download(s, NF_EVENT_DOWNLOAD_DONE, PMAC4, "10.9.0.1", "/fw/x.bin", 800,
+	              STORE_T0 + 61);
+	store_check_sync(s);
+	nf_store_stats(s, &st);
+	assert_int_equal(st.unmatched, 2);
+	assert_no_device(s, PMAC4);
+	assert_int_equal(nf_store_summary(s, STORE_T0 + 60, &sum, err, sizeof err), 0);
+	assert_int_equal(sum.devices, 4); /* LIGHT@, SWITCH@, HDR@ and PMAC3 */
+	nf_fleet_summary_free(&sum);
 	nf_store_close(s);
 }
 

@@ -54,6 +54,7 @@ void check_stock_updater_md5(void **state);
 void check_withdrawn_and_held(void **state);
 void check_path_form(void **state);
 void check_download_before_offer(void **state);
+void check_path_form_mac(void **state);
 void check_stale_check(void **state);
 void check_odd_strings(void **state);
 void check_history_bound(void **state);
@@ -71,6 +72,7 @@ void check_migrate_old(void **state);
 	X(check_withdrawn_and_held)                                                       \
 	X(check_path_form)                                                                \
 	X(check_download_before_offer)                                                    \
+	X(check_path_form_mac)                                                            \
 	X(check_stale_check)                                                              \
 	X(check_odd_strings)                                                              \
 	X(check_history_bound)                                                            \
