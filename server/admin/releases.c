@@ -443,24 +443,54 @@ int nf_api_release_fs(struct nf_admin_request *r, const char *data, size_t len, 
 
 /* Reads ------------------------------------------------------------------------- */
 
+/* Sets rel["rollouts"] to [{"id","state"}] of the rollouts in list (newest
+ * first) that offer release id: what a page shows beside a release, and
+ * why it cannot be deleted. */
+static void attach_rollouts(json_t *rel, int64_t id, const struct nf_rollout *list, size_t count)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < count; i++) {
+		if (list[i].release_id != id)
+			continue;
+		json_t *o = json_object();
+		if (o == NULL)
+			continue;
+		json_object_set_new(o, "id", json_integer((json_int_t)list[i].id));
+		json_object_set_new(o, "state", json_string(nf_rollout_state_name(list[i].state)));
+		json_array_append_new(a, o);
+	}
+	json_object_set_new(rel, "rollouts", a);
+}
+
 int nf_api_releases(struct nf_admin_request *r)
 {
 	struct nf_store *store = nf_admin_store(r);
 	char device[NF_STORE_MAX_TEXT], err[NF_ERR_LEN];
 	struct param params[] = {{"device", device, sizeof device, false}};
 	struct nf_release *list;
-	size_t count;
+	struct nf_rollout *ros;
+	size_t count, nros;
 	json_t *o, *a;
 
 	if (store == NULL || parse_params(r, params, 1) != 0)
 		return MHD_YES;
 	if (nf_store_release_list(store, device, &list, &count, err, sizeof err) != 0)
 		return store_failed(r, err);
+	if (nf_store_rollout_list(store, &ros, &nros, err, sizeof err) != 0) {
+		free(list);
+		return store_failed(r, err);
+	}
 	o = json_object();
 	a = json_array();
-	for (size_t i = 0; a != NULL && i < count; i++)
-		json_array_append_new(a, nf_render_release(&list[i]));
+	for (size_t i = 0; a != NULL && i < count; i++) {
+		json_t *rel = nf_render_release(&list[i]);
+		if (rel != NULL)
+			attach_rollouts(rel, list[i].id, ros, nros);
+		json_array_append_new(a, rel);
+	}
 	free(list);
+	free(ros);
 	if (o == NULL) {
 		json_decref(a);
 		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
@@ -484,8 +514,19 @@ int nf_api_release(struct nf_admin_request *r)
 	if (rel == NULL)
 		return MHD_NO;
 	rc = nf_store_release_get(store, id, rel, err, sizeof err);
-	if (rc > 0)
-		rc = nf_admin_json(r, MHD_HTTP_OK, nf_render_release(rel));
+	if (rc > 0) {
+		struct nf_rollout *ros;
+		size_t nros;
+		if (nf_store_rollout_list(store, &ros, &nros, err, sizeof err) != 0) {
+			free(rel);
+			return store_failed(r, err);
+		}
+		json_t *o = nf_render_release(rel);
+		if (o != NULL)
+			attach_rollouts(o, id, ros, nros);
+		free(ros);
+		rc = nf_admin_json(r, MHD_HTTP_OK, o);
+	}
 	else if (rc == 0)
 		rc = nf_admin_error(r, MHD_HTTP_NOT_FOUND, "id", "no release %lld", (long long)id);
 	else

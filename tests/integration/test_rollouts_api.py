@@ -39,6 +39,8 @@ class RolloutsApiTest(ReleaseServer):
         self.assertEqual(ro["filters"], {"min_version": None, "max_version": None, "tags": [],
                                          "macs": []})
         rid = ro["id"]
+        st, shown, _ = self.request("GET", "/api/v1/releases/%d" % rel["id"], token=READ_TOKEN)
+        self.assertEqual(shown["rollouts"], [{"id": rid, "state": "running"}])
         # One active rollout per release; the release cannot be deleted.
         body = self.start_rollout({"release": rel["id"]}, status=409)
         self.assertEqual(body["parameter"], "release")
@@ -63,6 +65,8 @@ class RolloutsApiTest(ReleaseServer):
         self.assertIn("is completed", body["error"])
         self.act(rid, "explode", status=404)
         self.act(rid, "pause", token=READ_TOKEN, status=403)
+        st, lst, _ = self.request("GET", "/api/v1/releases", token=READ_TOKEN)
+        self.assertEqual(lst["releases"][0]["rollouts"], [{"id": rid, "state": "completed"}])
         # Over: the release may go now.
         st, _, _ = self.request("DELETE", "/api/v1/releases/%d" % rel["id"])
         self.assertEqual(st, 200)
