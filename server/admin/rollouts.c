@@ -347,6 +347,14 @@ json_t *nf_render_rollout(const struct nf_rollout *ro)
 		json_decref(filters);
 		return NULL;
 	}
+	/* Until the check path reads rollouts (docs/ROLLOUTS.md section 3),
+	 * every answer says so: a started rollout must not look like one
+	 * that offers anything. */
+	json_object_set_new(o, "offering", json_false());
+	json_object_set_new(o, "note",
+	                    json_string("recorded, not yet offered to devices: rollouts do not "
+	                                "reach the check path in this version (docs/ROLLOUTS.md "
+	                                "section 3)"));
 	for (unsigned i = 0; i < ro->nphases; i++)
 		json_array_append_new(phases, json_integer(ro->phases[i]));
 	json_object_set_new(o, "id", json_integer((json_int_t)ro->id));

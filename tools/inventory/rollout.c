@@ -170,6 +170,8 @@ static void print_rollout(json_t *ro)
 	fputc('\n', stdout);
 	json_dumpf(json_object_get(ro, "gates"), stdout, JSON_COMPACT);
 	fputc('\n', stdout);
+	if (json_is_string(json_object_get(ro, "note")))
+		printf("note: %s\n", json_string_value(json_object_get(ro, "note")));
 }
 
 static int list(const struct nf_inv_conn *c, const struct options *o)
