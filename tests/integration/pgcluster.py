@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 START_TIMEOUT = 60
 
@@ -134,6 +135,47 @@ class Cluster:
             self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ClusterPerClass:
+    """unittest mixin: one throw-away cluster for the test class (prints
+    SKIPPED and skips without the server binaries), and a fresh database
+    for each call of new_database()."""
+    cluster = None
+    bindir = None
+    databases = 0
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bindir = find_bin()
+        if cls.bindir is None:
+            print("SKIPPED: PostgreSQL server binaries not found")
+            raise unittest.SkipTest("PostgreSQL server binaries not found")
+        cls.cluster = Cluster(cls.bindir)
+        try:
+            cls.cluster.init()
+            cls.cluster.start()
+        except Exception:
+            cls.cluster.destroy()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.cluster is not None:
+            cls.cluster.destroy()
+        super().tearDownClass()
+
+    def new_database(self, prefix):
+        """Creates a database named prefix and a number; its URL."""
+        ClusterPerClass.databases += 1
+        name = "%s%d" % (prefix, ClusterPerClass.databases)
+        r = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-d",
+                            self.cluster.base + "/postgres", "-c", "CREATE DATABASE " + name],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise AssertionError("CREATE DATABASE %s: %s" % (name, r.stderr))
+        return "%s/%s" % (self.cluster.base, name)
 
 
 def main(argv):

@@ -25,36 +25,10 @@ from harness import Server
 from test_fleet import FleetTest, mac, run_fleet
 
 
-class PgFleetTest(FleetTest):
-    cluster = None
-    bindir = None
-    databases = 0
-
-    @classmethod
-    def setUpClass(cls):
-        cls.bindir = pgcluster.find_bin()
-        if cls.bindir is None:
-            print("SKIPPED: PostgreSQL server binaries not found")
-            raise unittest.SkipTest("PostgreSQL server binaries not found")
-        cls.cluster = pgcluster.Cluster(cls.bindir)
-        try:
-            cls.cluster.init()
-            cls.cluster.start()
-        except Exception:
-            cls.cluster.destroy()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.destroy()
-
+class PgFleetTest(pgcluster.ClusterPerClass, FleetTest):
     def setUp(self):
         super().setUp()
-        PgFleetTest.databases += 1
-        name = "fleet%d" % PgFleetTest.databases
-        psql(self.bindir, self.cluster.base + "/postgres", "CREATE DATABASE " + name)
-        self.db_url = "%s/%s" % (self.cluster.base, name)
+        self.db_url = self.new_database("fleet")
         self.others = []
 
     def tearDown(self):

@@ -9,41 +9,15 @@ missing."""
 import unittest
 
 import pgcluster
-from fleetstore import psql
 from test_releases import ReleasesTest
 from test_rollouts_api import RolloutsApiTest
 
 
-class PgStore:
+class PgStore(pgcluster.ClusterPerClass):
     """A throw-away cluster for the class, a database for each test."""
-    cluster = None
-    bindir = None
-    databases = 0
-
-    @classmethod
-    def setUpClass(cls):
-        cls.bindir = pgcluster.find_bin()
-        if cls.bindir is None:
-            print("SKIPPED: PostgreSQL server binaries not found")
-            raise unittest.SkipTest("PostgreSQL server binaries not found")
-        cls.cluster = pgcluster.Cluster(cls.bindir)
-        try:
-            cls.cluster.init()
-            cls.cluster.start()
-        except Exception:
-            cls.cluster.destroy()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cluster is not None:
-            cls.cluster.destroy()
 
     def store_url(self):
-        PgStore.databases += 1
-        name = "releases%d" % PgStore.databases
-        psql(self.bindir, self.cluster.base + "/postgres", "CREATE DATABASE " + name)
-        return "%s/%s" % (self.cluster.base, name)
+        return self.new_database("releases")
 
 
 class PgReleasesTest(PgStore, ReleasesTest):
