@@ -28,7 +28,9 @@
  * SQLite (per-row statements would spend the server's time setting up
  * each one); either way each device is written once per statement. Any failure
  * rolls the whole transaction back; the caller keeps the same events and
- * tries again.
+ * tries again, except when PostgreSQL's connection was lost: the COMMIT may
+ * have committed, and nf_batch_resolve asks the server by the
+ * transaction's id (txid_status) whether it did.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -664,8 +666,8 @@ int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const 
 	b->ndevs = b->nhist = b->nfetch = 0;
 	make_groups(b, n);
 	/* On PostgreSQL the transaction's id comes in the first round trip, so
-	 * that a COMMIT whose answer is lost can be looked up after (docs/
-	 * STORE.md section 6). txid_current() rather than pg_current_xact_id():
+	 * that a COMMIT whose answer is lost can be looked up after
+	 * (docs/STORE.md section 6). txid_current(), not pg_current_xact_id():
 	 * it exists from PostgreSQL 10 on (txid_status's first release) and
 	 * still in 17. The transaction writes anyway: taking an id costs it
 	 * nothing more. SQLite commits locally and needs none. */

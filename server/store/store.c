@@ -18,7 +18,8 @@
  * committed: that is what a kill -9 can lose (docs/STORE.md section 6). On failure it
  * backs off (100 ms doubling to retry_max_ms), makes the connection again
  * when it was lost, and says once that it failed and once that it writes
- * again. nf_store_close() writes what is queued, retrying for at most
+ * again. A transaction cut off in its COMMIT is looked up on the new
+ * connection before its events are written again (write_some). nf_store_close() writes what is queued, retrying for at most
  * close_timeout_ms.
  */
 #include <errno.h>
