@@ -718,15 +718,28 @@ int nf_batch_resolve(struct nf_batch *b, struct nf_db *db, uint64_t *unmatched)
 		*unmatched += b->lost;
 		return 1;
 	}
-	if (strcmp(status, "in progress") == 0)
-		/* Its backend has not yet seen its client go: it may still
-		 * commit (a COMMIT received is carried out without the client),
-		 * so writing the events again now could count them twice, and
-		 * would wait on its row locks anyway. Ask again after a pause;
-		 * the server ends the orphan when it reads the closed socket. */
+	if (strcmp(status, "in progress") == 0) {
+		/* Its backend has not yet seen its client go (a partition: it
+		 * may not for hours). It may still commit (a COMMIT received is
+		 * carried out without the client), so writing the events again
+		 * now could count them twice, and would wait on its row locks
+		 * anyway. Its client is gone for good: end it (the same role
+		 * may; a backend in its commit finishes it first), and ask
+		 * again after a pause, when the answer is final. Its xid is the
+		 * id's low 32 bits; an error here (no right to) only leaves the
+		 * server to end it by itself. */
+		nf_db_clear(db);
+		nf_db_run(db, -1,
+		          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+		          " WHERE backend_xid::text = ($1 % 4294967296)::text"
+		          " AND pid <> pg_backend_pid()",
+		          &id, 1, NULL, NULL);
+		nf_db_sync(db);
+		nf_db_clear(db);
 		return nf_db_fail(db, "postgresql: transaction %lld, cut off before its COMMIT's "
 		                      "answer, still in progress",
 		                  (long long)b->txid);
+	}
 	/* "aborted", or NULL: too old for the server's commit log, which takes
 	 * hundreds of millions of transactions, not a retry's seconds. Writing
 	 * again is then the safe side: a device counted twice rather than an

@@ -8,8 +8,11 @@
  *   NOFUSS_PG_PROXY    postgresql://user@127.0.0.1:port of a proxy in front
  *                      of the server that, after "cut-commit", cuts the
  *                      next connection whose COMMIT the server answered
- *                      before that answer is passed on ("cut-done" is
- *                      answered "ok" once it did)
+ *                      before that answer is passed on; after
+ *                      "hold-commit", the next whose client sent a
+ *                      COMMIT, before it reaches the server, leaving the
+ *                      server's side open ("cut-done" is answered "ok"
+ *                      once it did either)
  *
  * Each test gets a database of its own (CREATE DATABASE). Here run the
  * checks of store_checks.c (the same as on SQLite), then what only a
@@ -17,8 +20,8 @@
  * writing the same devices at the same time with no device or check
  * counted twice, and the server stopped mid-run: posts never wait, a small
  * queue drops and counts, the writer resumes by itself and nothing it had
- * taken is lost; and a COMMIT that committed but whose answer never came
- * back, whose events are then counted once. Every wait is bounded.
+ * taken is lost; and a COMMIT whose answer never came back, whether it
+ * committed or was still in progress, whose events are counted once. Every wait is bounded.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -404,12 +407,13 @@ static void test_outage(void **state)
 #define CUT_DEVICES 100
 
 /* Devices offered and downloaded; then their confirming checks and one
- * download of no device are posted, and the proxy cuts the connection
- * once the server has committed them, before the writer hears so. The
- * writer must find that transaction committed (docs/STORE.md section 6)
- * rather than write it again: each check counted once, each confirmation
- * and the unmatched download counted once in the stats. */
-static void test_commit_cut(void **state)
+ * download of no device are posted, and the proxy, armed with how
+ * ("cut-commit" or "hold-commit"), cuts the writer's connection in its
+ * COMMIT. The writer must ask what became of that transaction
+ * (docs/STORE.md section 6) rather than write it again blindly: each check
+ * counted once, each confirmation and the unmatched download counted once
+ * in the stats. Returns the failed transactions. */
+static uint64_t commit_cut(void **state, const char *how)
 {
 	struct nf_store_options o = {.retry_max_ms = 200};
 	struct nf_device_filter f = {.state = -1, .limit = NF_STORE_MAX_PAGE};
@@ -418,8 +422,6 @@ static void test_commit_cut(void **state)
 	char url[1024], mac[18], err[512];
 	const char *proxy = getenv("NOFUSS_PG_PROXY");
 
-	if (proxy == NULL || getenv("NOFUSS_PG_CONTROL") == NULL)
-		skip(); /* run by hand, without test_store_pg.py's proxy */
 	snprintf(url, sizeof url, "%s%s", proxy, strrchr(url_of(state), '/'));
 	struct nf_store *s = store_check_open(url, &o);
 	for (int i = 0; i < CUT_DEVICES; i++) {
@@ -433,7 +435,7 @@ static void test_commit_cut(void **state)
 	}
 	store_check_sync(s);
 
-	control("cut-commit");
+	control(how);
 	for (int i = 0; i < CUT_DEVICES; i++) {
 		node_mac(mac, i);
 		struct nf_event e = store_check_event(mac, "10.6.0.1", "CUT", "2.0", STORE_T0 + 100);
@@ -447,7 +449,7 @@ static void test_commit_cut(void **state)
 	control("cut-done"); /* "ok": the cut happened, the test is not vacuous */
 
 	nf_store_stats(s, &st);
-	print_message("commit cut: %llu events in %llu transactions, %llu failed\n",
+	print_message("%s: %llu events in %llu transactions, %llu failed\n", how,
 	              (unsigned long long)st.written, (unsigned long long)st.batches,
 	              (unsigned long long)st.failures);
 	assert_true(st.failures >= 1);
@@ -469,6 +471,28 @@ static void test_commit_cut(void **state)
 	}
 	nf_device_list_free(&list);
 	nf_store_close(s);
+	return st.failures;
+}
+
+/* The server committed, its answer was lost: the batch is not written
+ * again. */
+static void test_commit_cut(void **state)
+{
+	if (getenv("NOFUSS_PG_PROXY") == NULL || getenv("NOFUSS_PG_CONTROL") == NULL)
+		skip(); /* run by hand, without test_store_pg.py's proxy */
+	commit_cut(state, "cut-commit");
+}
+
+/* The COMMIT never reached the server, whose side of the connection stays
+ * open: the transaction stays in progress until the writer ends its
+ * backend; then it is aborted and the batch written again. Without that,
+ * the sync would time out: the proxy never closes the server's side. */
+static void test_commit_held(void **state)
+{
+	if (getenv("NOFUSS_PG_PROXY") == NULL || getenv("NOFUSS_PG_CONTROL") == NULL)
+		skip();
+	/* The write, and at least one answer "in progress". */
+	assert_true(commit_cut(state, "hold-commit") >= 2);
 }
 
 int main(void)
@@ -481,6 +505,7 @@ int main(void)
 		X(test_two_nodes_path_form)
 		X(test_outage)
 		X(test_commit_cut)
+		X(test_commit_held)
 	};
 #undef X
 	if (getenv("NOFUSS_PG_BASE") == NULL) {

@@ -5,8 +5,9 @@ folder, 127.0.0.1 on a free port, as an unprivileged user when run as root),
 runs store_pg_test (NOFUSS_STORE_PG_TEST) against it, and serves its
 requests to stop and start the server during the outage test on a pair of
 pipes, and a proxy in front of the server (CommitCutter) that on request
-cuts a connection between the server's answer to a COMMIT and its client. Prints SKIPPED and passes only when the PostgreSQL server binaries
-are missing. Every wait is bounded; the cluster is always stopped.
+cuts a connection between the server's answer to a COMMIT and its client,
+or before the COMMIT reaches the server. Prints SKIPPED and passes only
+when the PostgreSQL server binaries are missing. Every wait is bounded; the cluster is always stopped.
 """
 import os
 import socket
@@ -24,13 +25,19 @@ RUN_TIMEOUT = 480
 # A CommandComplete message whose tag is COMMIT: the server's answer that
 # the transaction committed (it is sent only once the commit is done).
 COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"
+# A Parse message of an unnamed statement "COMMIT" without parameters: how
+# libpq's pipeline (PQsendQueryParams) sends the client's COMMIT.
+COMMIT_SENT = b"P\x00\x00\x00\x0e\x00COMMIT\x00\x00\x00"
 
 
 class CommitCutter(threading.Thread):
     """A loopback TCP proxy in front of the cluster. Forwards both ways;
-    once armed, the first server-to-client data holding COMMIT_DONE is not
+    armed "cut", the first server-to-client data holding COMMIT_DONE is not
     passed on: both sides of that connection are closed instead, so the
-    client lost the answer to a COMMIT the server carried out."""
+    client lost the answer to a COMMIT the server carried out. Armed
+    "hold", the first client-to-server data holding COMMIT_SENT is not
+    passed on and only the client's side is closed: the server's side
+    stays open, its transaction in progress, until the server ends it."""
 
     def __init__(self, port):
         super().__init__(daemon=True)
@@ -38,7 +45,7 @@ class CommitCutter(threading.Thread):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listen_port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
-        self.armed = False
+        self.armed = None  # "cut", "hold" or None
         self.cuts = 0
 
     def run(self):
@@ -53,31 +60,33 @@ class CommitCutter(threading.Thread):
                 client.close()
                 continue
             server.settimeout(None)
-            for src, dst, watch in ((client, server, False), (server, client, True)):
+            for src, dst, watch in ((client, server, "hold"), (server, client, "cut")):
                 threading.Thread(target=self.pump, args=(src, dst, watch), daemon=True).start()
 
-    def cut_now(self, seen):
+    def cut_now(self, watch, seen):
         with self.lock:
-            if self.armed and COMMIT_DONE in seen:
-                self.armed = False
+            if self.armed == watch and (COMMIT_DONE if watch == "cut" else COMMIT_SENT) in seen:
+                self.armed = None
                 self.cuts += 1
                 return True
         return False
 
     def pump(self, src, dst, watch):
         tail = b""
+        ends = (src, dst)
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                if watch and self.cut_now(tail + data):
+                if self.cut_now(watch, tail + data):
+                    ends = (src, dst) if watch == "cut" else (src,)
                     break
                 dst.sendall(data)
-                tail = data[-len(COMMIT_DONE):]
+                tail = data[-len(COMMIT_SENT):]
         except OSError:
             pass
-        for sock in (src, dst):
+        for sock in ends:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -90,8 +99,8 @@ class CommitCutter(threading.Thread):
 
 class Control(threading.Thread):
     """Reads "stop"/"start" lines from the test program, answers "ok";
-    "cut-commit" arms the CommitCutter, "cut-done" is answered "ok" only
-    when it cut a connection since."""
+    "cut-commit" and "hold-commit" arm the CommitCutter, "cut-done" is
+    answered "ok" only when it cut a connection once since."""
 
     def __init__(self, cluster, cutter, rfd, wfd):
         super().__init__(daemon=True)
@@ -106,9 +115,9 @@ class Control(threading.Thread):
                     self.cluster.stop("fast")
                 elif what == "start":
                     self.cluster.start()
-                elif what == "cut-commit":
+                elif what in ("cut-commit", "hold-commit"):
                     with self.cutter.lock:
-                        self.cutter.armed, self.cutter.cuts = True, 0
+                        self.cutter.armed, self.cutter.cuts = what.split("-")[0], 0
                 elif what == "cut-done":
                     with self.cutter.lock:
                         if self.cutter.cuts != 1:
@@ -154,7 +163,8 @@ class StorePostgres(unittest.TestCase):
             print(output)
             self.assertEqual(proc.returncode, 0,
                              "store_pg_test failed\n" + output + cluster.server_log())
-            self.assertEqual(control.done, ["stop", "start", "cut-commit", "cut-done"])
+            self.assertEqual(control.done, ["stop", "start", "cut-commit", "cut-done",
+                                            "hold-commit", "cut-done"])
             self.assertIn("PASSED", output)
             self.assertNotIn("SKIPPED", output)
         finally:
