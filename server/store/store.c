@@ -19,7 +19,8 @@
  * backs off (100 ms doubling to retry_max_ms), makes the connection again
  * when it was lost, and says once that it failed and once that it writes
  * again. A transaction cut off in its COMMIT is looked up on the new
- * connection before its events are written again (write_some). nf_store_close() writes what is queued, retrying for at most
+ * connection before its events are written again (write_some).
+ * nf_store_close() writes what is queued, retrying for at most
  * close_timeout_ms.
  */
 #include <errno.h>

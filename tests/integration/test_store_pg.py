@@ -7,7 +7,8 @@ requests to stop and start the server during the outage test on a pair of
 pipes, and a proxy in front of the server (CommitCutter) that on request
 cuts a connection between the server's answer to a COMMIT and its client,
 or before the COMMIT reaches the server. Prints SKIPPED and passes only
-when the PostgreSQL server binaries are missing. Every wait is bounded; the cluster is always stopped.
+when the PostgreSQL server binaries are missing. Every wait is bounded;
+the cluster is always stopped.
 """
 import os
 import socket
