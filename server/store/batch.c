@@ -28,7 +28,9 @@
  * SQLite (per-row statements would spend the server's time setting up
  * each one); either way each device is written once per statement. Any failure
  * rolls the whole transaction back; the caller keeps the same events and
- * tries again.
+ * tries again, except when PostgreSQL's connection was lost: the COMMIT may
+ * have committed, and nf_batch_resolve asks the server by the
+ * transaction's id (txid_status) whether it did.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +196,8 @@ struct nf_batch {
 	struct hrow *hist;
 	size_t nhist, histcap;
 	struct nf_db_val *vals; /* rows of values for nf_db_run_rows */
+	int64_t txid;          /* PostgreSQL: the last transaction's id while its fate is unknown */
+	uint64_t lost;         /* its downloads without a device */
 };
 
 struct nf_batch *nf_batch_new(size_t batch_max)
@@ -623,11 +627,15 @@ static int save_history(struct nf_batch *b, struct nf_db *db, unsigned history_m
 	                      HISTORY_NCOLS, NULL, NULL);
 }
 
-/* Rolls back, keeping the error that caused it. */
-static int roll_back(struct nf_db *db)
+/* Rolls back, keeping the error that caused it. A transaction whose
+ * connection was lost keeps its id: its COMMIT may have been sent and done
+ * (nf_batch_resolve); any other failure leaves it aborted for sure. */
+static int roll_back(struct nf_batch *b, struct nf_db *db)
 {
 	char why[sizeof db->error];
 
+	if (nf_db_ok(db))
+		b->txid = 0;
 	memcpy(why, db->error, sizeof why);
 	nf_db_clear(db);
 	nf_db_run(db, -1, "ROLLBACK", NULL, 0, NULL, NULL);
@@ -637,12 +645,18 @@ static int roll_back(struct nf_db *db)
 	return -1;
 }
 
+static void on_txid(void *user, const struct nf_db_row *row)
+{
+	((struct nf_batch *)user)->txid = nf_db_int(row, 0);
+}
+
 int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const *events,
                    size_t n, unsigned history_max, int64_t skew_ms, uint64_t *unmatched)
 {
 	bool pg = nf_db_backend(db) == NF_DB_PG;
-	uint64_t lost = 0;
 
+	b->txid = 0;
+	b->lost = 0;
 	if (n == 0)
 		return 0;
 	if (n > b->max)
@@ -651,15 +665,86 @@ int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const 
 	b->events = events;
 	b->ndevs = b->nhist = b->nfetch = 0;
 	make_groups(b, n);
+	/* On PostgreSQL the transaction's id comes in the first round trip, so
+	 * that a COMMIT whose answer is lost can be looked up after
+	 * (docs/STORE.md section 6). txid_current(), not pg_current_xact_id():
+	 * it exists from PostgreSQL 10 on (txid_status's first release) and
+	 * still in 17. The transaction writes anyway: taking an id costs it
+	 * nothing more. SQLite commits locally and needs none. */
 	if (nf_db_run(db, -1, pg ? "BEGIN" : "BEGIN IMMEDIATE", NULL, 0, NULL, NULL) != 0 ||
+	    (pg && nf_db_run(db, -1, "SELECT txid_current()", NULL, 0, on_txid, b) != 0) ||
 	    fetch(b, db) != 0 || nf_db_sync(db) != 0)
-		return roll_back(db);
-	if (apply_events(b, n, skew_ms, &lost, db) != 0)
-		return roll_back(db);
+		return roll_back(b, db);
+	if (apply_events(b, n, skew_ms, &b->lost, db) != 0)
+		return roll_back(b, db);
 	if (save_devices(b, db) != 0 || save_history(b, db, history_max) != 0 ||
 	    nf_db_run(db, -1, "COMMIT", NULL, 0, NULL, NULL) != 0 || nf_db_sync(db) != 0)
-		return roll_back(db);
-	*unmatched += lost;
+		return roll_back(b, db);
+	b->txid = 0;
+	*unmatched += b->lost;
+	return 0;
+}
+
+bool nf_batch_cut(const struct nf_batch *b)
+{
+	return b->txid != 0;
+}
+
+static void on_status(void *user, const struct nf_db_row *row)
+{
+	nf_db_copy(row, 0, user, 16);
+}
+
+int nf_batch_resolve(struct nf_batch *b, struct nf_db *db, uint64_t *unmatched)
+{
+	struct nf_db_val id = NF_DB_INT_V(b->txid);
+	char status[16] = "";
+
+	if (b->txid == 0)
+		return 0;
+	nf_db_clear(db);
+	if (nf_db_run(db, -1, "SELECT txid_status($1)", &id, 1, on_status, status) != 0 ||
+	    nf_db_sync(db) != 0) {
+		/* Lost again: ask again. An error on a working connection ("in
+		 * the future": a standby promoted without it) means this server
+		 * never committed it: write the events again. */
+		if (!nf_db_ok(db))
+			return -1;
+		b->txid = 0;
+		return 0;
+	}
+	if (strcmp(status, "committed") == 0) {
+		b->txid = 0;
+		*unmatched += b->lost;
+		return 1;
+	}
+	if (strcmp(status, "in progress") == 0) {
+		/* Its backend has not yet seen its client go (a partition: it
+		 * may not for hours). It may still commit (a COMMIT received is
+		 * carried out without the client), so writing the events again
+		 * now could count them twice, and would wait on its row locks
+		 * anyway. Its client is gone for good: end it (the same role
+		 * may; a backend in its commit finishes it first), and ask
+		 * again after a pause, when the answer is final. Its xid is the
+		 * id's low 32 bits; an error here (no right to) only leaves the
+		 * server to end it by itself. */
+		nf_db_clear(db);
+		nf_db_run(db, -1,
+		          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+		          " WHERE backend_xid::text = ($1 % 4294967296)::text"
+		          " AND pid <> pg_backend_pid()",
+		          &id, 1, NULL, NULL);
+		nf_db_sync(db);
+		nf_db_clear(db);
+		return nf_db_fail(db, "postgresql: transaction %lld, cut off before its COMMIT's "
+		                      "answer, still in progress",
+		                  (long long)b->txid);
+	}
+	/* "aborted", or NULL: too old for the server's commit log, which takes
+	 * hundreds of millions of transactions, not a retry's seconds. Writing
+	 * again is then the safe side: a device counted twice rather than an
+	 * update's proof lost. */
+	b->txid = 0;
 	return 0;
 }
 

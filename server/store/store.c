@@ -18,7 +18,9 @@
  * committed: that is what a kill -9 can lose (docs/STORE.md section 6). On failure it
  * backs off (100 ms doubling to retry_max_ms), makes the connection again
  * when it was lost, and says once that it failed and once that it writes
- * again. nf_store_close() writes what is queued, retrying for at most
+ * again. A transaction cut off in its COMMIT is looked up on the new
+ * connection before its events are written again (write_some).
+ * nf_store_close() writes what is queued, retrying for at most
  * close_timeout_ms.
  */
 #include <errno.h>
@@ -57,6 +59,7 @@ struct nf_store {
 	struct nf_db *wdb;
 	struct nf_batch *batch;
 	struct nf_event **slots;
+	size_t cut; /* events of a transaction whose COMMIT's answer was lost, or 0 */
 	pthread_mutex_t done_lock; /* nf_store_sync waits on done for head */
 	pthread_cond_t done;
 
@@ -109,19 +112,11 @@ static void advance(struct nf_store *s, uint64_t head)
 	pthread_mutex_unlock(&s->done_lock);
 }
 
-/* One transaction for up to batch_max queued events. 0 or -1. */
-static int write_some(struct nf_store *s, uint64_t head, size_t n)
+/* A transaction of n events from head committed: counts it, frees them. */
+static void committed(struct nf_store *s, uint64_t head, size_t n, uint64_t unmatched)
 {
-	uint64_t unmatched = 0, kinds[NF_HISTORY_COUNT] = {0};
+	uint64_t kinds[NF_HISTORY_COUNT] = {0};
 
-	for (size_t i = 0; i < n; i++)
-		s->slots[i] = &s->ring[(head + i) % s->cap];
-	nf_db_clear(s->wdb);
-	if (!nf_db_ok(s->wdb) && nf_db_reconnect(s->wdb) != 0)
-		return -1;
-	if (nf_batch_write(s->batch, s->wdb, s->slots, n, s->opt.history_max, s->opt.skew_ms,
-	                   &unmatched) != 0)
-		return -1;
 	atomic_fetch_add(&s->written, n);
 	atomic_fetch_add(&s->batches, 1);
 	atomic_fetch_add(&s->unmatched, unmatched);
@@ -132,6 +127,42 @@ static int write_some(struct nf_store *s, uint64_t head, size_t n)
 	if (atomic_exchange(&s->failing, false))
 		say(s, NF_STORE_LOG_WARN, "store %s: writing again", s->shown);
 	advance(s, head + n); /* last: nf_store_sync's waiters see all the above */
+}
+
+/* One transaction for up to batch_max queued events. 0 or -1. A transaction
+ * whose COMMIT lost its answer is first looked up: if it committed, its
+ * events (the first s->cut from head: head did not move) are done and
+ * counted now, once; if not, they are written again with what came since. */
+static int write_some(struct nf_store *s, uint64_t head, size_t n)
+{
+	uint64_t unmatched = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s->slots[i] = &s->ring[(head + i) % s->cap];
+	nf_db_clear(s->wdb);
+	if (!nf_db_ok(s->wdb) && nf_db_reconnect(s->wdb) != 0)
+		return -1;
+	if (s->cut > 0) {
+		int fate = nf_batch_resolve(s->batch, s->wdb, &unmatched);
+
+		if (fate < 0)
+			return -1;
+		if (fate == 1) {
+			say(s, NF_STORE_LOG_WARN, "store %s: a transaction cut off in its COMMIT "
+			    "had committed; its %zu events are not written again", s->shown, s->cut);
+			committed(s, head, s->cut, unmatched);
+			s->cut = 0;
+			return 0;
+		}
+		s->cut = 0;
+	}
+	if (nf_batch_write(s->batch, s->wdb, s->slots, n, s->opt.history_max, s->opt.skew_ms,
+	                   &unmatched) != 0) {
+		if (nf_batch_cut(s->batch))
+			s->cut = n;
+		return -1;
+	}
+	committed(s, head, n, unmatched);
 	return 0;
 }
 

@@ -695,13 +695,24 @@ void nf_batch_free(struct nf_batch *b);
 /* Writes events[0..n) (pointers into the queue; their strings are
  * terminated in place) in one transaction on db.
  * Returns 0 committed, or -1 rolled back with the reason in db's error: the
- * caller retries the same events. *unmatched counts downloads without a
- * device. */
+ * caller retries the same events, unless nf_batch_cut says the outcome is
+ * unknown. *unmatched counts downloads without a device. */
 int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const *events,
                    size_t n, unsigned history_max, int64_t skew_ms, uint64_t *unmatched);
+/* True after nf_batch_write failed because PostgreSQL's connection was lost
+ * once the transaction had its id: its COMMIT may have committed. The
+ * caller must then nf_batch_resolve before writing anything else. */
+bool nf_batch_cut(const struct nf_batch *b);
+/* Asks the server (db reconnected) what became of the cut transaction
+ * (txid_status). Returns 1 committed: the same events are written, the
+ * batch counts as if nf_batch_write had returned 0 (nf_batch_count, and
+ * *unmatched is added to); 0 aborted or never known: write them again; -1
+ * not known yet (lost again, or still in progress), with db's error: ask
+ * again later. 0 when nothing is cut. */
+int nf_batch_resolve(struct nf_batch *b, struct nf_db *db, uint64_t *unmatched);
 /* The history entries of the last batch written, by kind (enum
  * nf_history_kind), added to counts[0..NF_HISTORY_COUNT). Meaningful only
- * after nf_batch_write returned 0. */
+ * after nf_batch_write returned 0 or nf_batch_resolve 1. */
 void nf_batch_count(const struct nf_batch *b, uint64_t counts[NF_HISTORY_COUNT]);
 
 /* release.c: rows read into one struct (one != NULL: returned as is) or a

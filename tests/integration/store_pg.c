@@ -5,6 +5,14 @@
  *   NOFUSS_PG_BASE     postgresql://user@127.0.0.1:port (no database)
  *   NOFUSS_PG_CONTROL  "W,R": descriptors on which this program asks for
  *                      "stop" or "start" of the server and reads "ok"
+ *   NOFUSS_PG_PROXY    postgresql://user@127.0.0.1:port of a proxy in front
+ *                      of the server that, after "cut-commit", cuts the
+ *                      next connection whose COMMIT the server answered
+ *                      before that answer is passed on; after
+ *                      "hold-commit", the next whose client sent a
+ *                      COMMIT, before it reaches the server, leaving the
+ *                      server's side open ("cut-done" is answered "ok"
+ *                      once it did either)
  *
  * Each test gets a database of its own (CREATE DATABASE). Here run the
  * checks of store_checks.c (the same as on SQLite), then what only a
@@ -12,7 +20,8 @@
  * writing the same devices at the same time with no device or check
  * counted twice, and the server stopped mid-run: posts never wait, a small
  * queue drops and counts, the writer resumes by itself and nothing it had
- * taken is lost. Every wait is bounded.
+ * taken is lost; and a COMMIT whose answer never came back, whether it
+ * committed or was still in progress, whose events are counted once. Every wait is bounded.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -393,6 +402,99 @@ static void test_outage(void **state)
 	nf_store_close(y.s);
 }
 
+/* The COMMIT whose answer is lost ------------------------------------------------ */
+
+#define CUT_DEVICES 100
+
+/* Devices offered and downloaded; then their confirming checks and one
+ * download of no device are posted, and the proxy, armed with how
+ * ("cut-commit" or "hold-commit"), cuts the writer's connection in its
+ * COMMIT. The writer must ask what became of that transaction
+ * (docs/STORE.md section 6) rather than write it again blindly: each check
+ * counted once, each confirmation and the unmatched download counted once
+ * in the stats. Returns the failed transactions. */
+static uint64_t commit_cut(void **state, const char *how)
+{
+	struct nf_store_options o = {.retry_max_ms = 200};
+	struct nf_device_filter f = {.state = -1, .limit = NF_STORE_MAX_PAGE};
+	struct nf_device_list list;
+	struct nf_store_stats st;
+	char url[1024], mac[18], err[512];
+	const char *proxy = getenv("NOFUSS_PG_PROXY");
+
+	snprintf(url, sizeof url, "%s%s", proxy, strrchr(url_of(state), '/'));
+	struct nf_store *s = store_check_open(url, &o);
+	for (int i = 0; i < CUT_DEVICES; i++) {
+		node_mac(mac, i);
+		struct nf_event e = store_check_event(mac, "10.6.0.1", "CUT", "1.0", STORE_T0);
+		store_check_offer(&e, "2.0", "/fw/cut-2.0.bin", NULL);
+		assert_int_equal(nf_store_post(s, &e), 0);
+		e = store_check_download(NF_EVENT_DOWNLOAD_DONE, mac, "10.6.0.1", "/fw/cut-2.0.bin",
+		                         4096, 4096, STORE_T0 + 1);
+		assert_int_equal(nf_store_post(s, &e), 0);
+	}
+	store_check_sync(s);
+
+	control(how);
+	for (int i = 0; i < CUT_DEVICES; i++) {
+		node_mac(mac, i);
+		struct nf_event e = store_check_event(mac, "10.6.0.1", "CUT", "2.0", STORE_T0 + 100);
+		assert_int_equal(nf_store_post(s, &e), 0);
+	}
+	struct nf_event e = store_check_download(NF_EVENT_DOWNLOAD_DONE, "02:00:00:06:FF:FF",
+	                                         "10.6.0.2", "/fw/cut-2.0.bin", 4096, 4096,
+	                                         STORE_T0 + 100);
+	assert_int_equal(nf_store_post(s, &e), 0);
+	store_check_sync(s);
+	control("cut-done"); /* "ok": the cut happened, the test is not vacuous */
+
+	nf_store_stats(s, &st);
+	print_message("%s: %llu events in %llu transactions, %llu failed\n", how,
+	              (unsigned long long)st.written, (unsigned long long)st.batches,
+	              (unsigned long long)st.failures);
+	assert_true(st.failures >= 1);
+	assert_false(st.failing);
+	assert_int_equal(st.written, 3 * CUT_DEVICES + 1);
+	assert_int_equal(st.confirmed, CUT_DEVICES);
+	assert_int_equal(st.unmatched, 1);
+	assert_int_equal(nf_store_devices(s, &f, &list, err, sizeof err), 0);
+	assert_int_equal(list.total, CUT_DEVICES);
+	for (size_t i = 0; i < list.count; i++) {
+		struct nf_history *h;
+		size_t n;
+
+		assert_int_equal(list.devices[i].checks, 2);
+		store_check_device(s, list.devices[i].key, STORE_T0 + 1000, &h, &n);
+		assert_int_equal(n, 3);
+		assert_int_equal(h[0].kind, NF_HISTORY_CONFIRMED);
+		free(h);
+	}
+	nf_device_list_free(&list);
+	nf_store_close(s);
+	return st.failures;
+}
+
+/* The server committed, its answer was lost: the batch is not written
+ * again. */
+static void test_commit_cut(void **state)
+{
+	if (getenv("NOFUSS_PG_PROXY") == NULL || getenv("NOFUSS_PG_CONTROL") == NULL)
+		skip(); /* run by hand, without test_store_pg.py's proxy */
+	commit_cut(state, "cut-commit");
+}
+
+/* The COMMIT never reached the server, whose side of the connection stays
+ * open: the transaction stays in progress until the writer ends its
+ * backend; then it is aborted and the batch written again. Without that,
+ * the sync would time out: the proxy never closes the server's side. */
+static void test_commit_held(void **state)
+{
+	if (getenv("NOFUSS_PG_PROXY") == NULL || getenv("NOFUSS_PG_CONTROL") == NULL)
+		skip();
+	/* The write, and at least one answer "in progress". */
+	assert_true(commit_cut(state, "hold-commit") >= 2);
+}
+
 int main(void)
 {
 #define X(name) cmocka_unit_test_setup_teardown(name, setup, teardown),
@@ -402,6 +504,8 @@ int main(void)
 		X(test_two_nodes)
 		X(test_two_nodes_path_form)
 		X(test_outage)
+		X(test_commit_cut)
+		X(test_commit_held)
 	};
 #undef X
 	if (getenv("NOFUSS_PG_BASE") == NULL) {
