@@ -256,7 +256,7 @@ struct nf_admin_request {
 	void *body_state;
 	const char *body;   /* a JSON route's body (len body_len), NUL-terminated */
 	size_t body_len;
-	struct held *hold;  /* listener.c: answers held until the body's end */
+	struct held *hold;  /* listener.c: answers held until MHD's last call */
 	const char *action; /* the route's audit name; NULL for reads */
 	bool audited;
 };

@@ -3,11 +3,15 @@
  * per connection (never the device loop's: the store's queries may wait),
  * the route table, bearer-token checks, and the answers' common headers.
  *
- * A request is answered on its first call, except on a route that takes a
- * body (an upload): its body function is called before the body, with each
+ * A request without a body is worked out on MHD's first call and its answer
+ * held until the last call (upload_data_size 0): an answer queued on the
+ * first call is sent with "Connection: close" (docs/HTTP-LAYER.md section
+ * 6), so holding it keeps the connection alive. On a route that takes a
+ * body (an upload) its body function is called before the body, with each
  * piece, and at the end, and the request lives on until MHD says it is over
- * (on_completed), cut or not. Any other request that frames a body is 413
- * before it is read. Every write (a route with an action) is recorded in
+ * (on_completed), cut or not. A request that frames a body the route does
+ * not read (413, or any refusal of it before the route: 401, 403, 404, 405)
+ * is answered at once, the body unread, and so its connection closed. Every write (a route with an action) is recorded in
  * the audit log once, with what it was answered, a cut upload too. Order of
  * checks: the path's length (414), the route (its pattern), the token (401,
  * or 403 when the route needs the admin role), then the method (405) and
@@ -284,8 +288,9 @@ int nf_api_metrics(struct nf_admin_request *r)
 		nf_admin_buf_free(&b);
 		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
 	}
+	r->status = MHD_HTTP_OK;
 	return send_response(r->conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-	                     b.data, b.len, NULL, NULL, NULL);
+	                     b.data, b.len, NULL, NULL, r->hold);
 }
 
 /* ---- requests ---- */
@@ -330,7 +335,7 @@ static bool has_body(struct MHD_Connection *conn)
 	       (cl != NULL && strspn(cl, "0") != strlen(cl));
 }
 
-static int unauthorized(struct MHD_Connection *conn, bool token_given)
+static int unauthorized(struct MHD_Connection *conn, bool token_given, struct held *hold)
 {
 	unsigned status = MHD_HTTP_UNAUTHORIZED;
 	const char *msg = token_given ? "the bearer token is not valid"
@@ -340,7 +345,7 @@ static int unauthorized(struct MHD_Connection *conn, bool token_given)
 	                 MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	                 token_given ? "Bearer realm=\"nofussd\", error=\"invalid_token\""
 	                             : "Bearer realm=\"nofussd\"",
-	                 NULL);
+	                 hold);
 }
 
 /* A request's audit entry, once: writes only (r->action set). */
@@ -383,7 +388,8 @@ static enum MHD_Result on_body(struct nf_admin_request *r, body_fn body, const c
 	return (enum MHD_Result)rc;
 }
 
-/* The route of a request kept between calls. */
+/* A request kept between calls: a route that takes a body, or (body NULL)
+ * a request without one whose answer waits in hold for MHD's last call. */
 struct pending {
 	struct nf_admin_request *r;
 	body_fn body;
@@ -430,14 +436,33 @@ static bool hold_first(struct MHD_Connection *conn)
 	return cl == NULL || strtoull(cl, NULL, 10) <= 2ull * NF_ADMIN_MAX_IMAGE;
 }
 
+/* The last call of a request without a body: its held answer goes now,
+ * so MHD keeps the connection alive when the client asked for it. */
+static enum MHD_Result answer_held(struct pending *p, size_t *upload_data_size)
+{
+	enum MHD_Result rc;
+
+	if (*upload_data_size > 0) { /* not framed, so never comes: dropped */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (p->hold.resp == NULL)
+		return MHD_NO;
+	rc = MHD_queue_response(p->r->conn, p->hold.status, p->hold.resp);
+	MHD_destroy_response(p->hold.resp);
+	p->hold.resp = NULL;
+	return rc;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
 	struct nf_admin *a = cls;
 	struct nf_admin_request *r;
+	struct pending *p;
 	const struct route *found = NULL;
-	bool path_known = false, get_like;
+	bool path_known = false, get_like, deferred;
 	char allow[64] = "";
 	char qbuf[NF_ADMIN_MAX_URL];
 	struct query_text q = {qbuf, 0, sizeof qbuf, false};
@@ -448,14 +473,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (*req_cls != NULL) { /* a route that takes a body, going on */
-		struct pending *p = *req_cls;
-		return on_body(p->r, p->body, upload_data, upload_data_size);
+	if (*req_cls != NULL) { /* a request kept from its first call */
+		p = *req_cls;
+		if (p->body != NULL)
+			return on_body(p->r, p->body, upload_data, upload_data_size);
+		return answer_held(p, upload_data_size);
 	}
 	*req_cls = a;
 	r = calloc(1, sizeof *r); /* args are large: not on a thread's stack */
-	if (r == NULL)
+	p = calloc(1, sizeof *p);
+	if (r == NULL || p == NULL) {
+		free(r);
+		free(p);
 		return MHD_NO;
+	}
+	p->r = r;
+	deferred = !has_body(conn);
+	if (deferred)
+		r->hold = &p->hold;
 	r->admin = a;
 	r->conn = conn;
 	r->method = method;
@@ -487,7 +522,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		nf_admin_tokens_refresh(&a->tokens);
 		r->role = nf_admin_tokens_check(&a->tokens, auth, r->token_name);
 		if (r->role == NF_ROLE_NONE) {
-			rc = unauthorized(conn, auth != NULL);
+			rc = unauthorized(conn, auth != NULL, r->hold);
 			goto done;
 		}
 	}
@@ -501,7 +536,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rc = send_json(
 		    conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    error_body(MHD_HTTP_METHOD_NOT_ALLOWED, NULL, "method not allowed here"),
-		    MHD_HTTP_HEADER_ALLOW, allow, NULL);
+		    MHD_HTTP_HEADER_ALLOW, allow, r->hold);
 	} else if (found == NULL) {
 		rc = nf_admin_error(r, MHD_HTTP_NOT_FOUND, NULL,
 		                    "no such endpoint; the API is under /api/v1 (docs/ADMIN.md)");
@@ -510,13 +545,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		                    "token \"%s\" has the read role; this needs an admin token",
 		                    r->token_name);
 	} else if (found->body != NULL || found->json) {
-		struct pending *p = calloc(1, sizeof *p);
-		if (p == NULL || (found->json && (p->text = malloc(NF_ADMIN_MAX_BODY + 1)) == NULL)) {
-			free(p);
+		if (found->json && (p->text = malloc(NF_ADMIN_MAX_BODY + 1)) == NULL) {
 			rc = MHD_NO;
 			goto done;
 		}
-		p->r = r;
 		p->body = found->json ? gather : found->body;
 		if (found->json) {
 			p->json_fn = found->fn;
@@ -538,12 +570,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 done:
 	audit_once(r);
+	if (deferred && rc == MHD_YES) {
+		*req_cls = p; /* the answer goes on the last call: answer_held */
+		return MHD_YES;
+	}
+	if (p->hold.resp != NULL)
+		MHD_destroy_response(p->hold.resp);
+	free(p);
 	free(r);
 	return rc;
 }
 
-/* Frees a body route's request at its end, whatever it was: a cut upload
- * is audited as such, and its state (a temporary file) dropped. */
+/* Frees a kept request at its end, whatever it was: a cut upload is
+ * audited as such, and its state (a temporary file) dropped. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -562,7 +601,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	audit_once(p->r);
 	if (p->hold.resp != NULL)
 		MHD_destroy_response(p->hold.resp);
-	if (p->json_fn == NULL)
+	if (p->body != NULL && p->json_fn == NULL)
 		nf_release_cleanup(p->r);
 	free(p->text);
 	free(p->r);

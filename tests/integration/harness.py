@@ -238,6 +238,29 @@ def get(port, path, headers=None, version="1.0", method="GET"):
     return raw_request(port, data, head_only=(method == "HEAD"))[0]
 
 
+def on_conn(sock, port, method, path, headers=None, body=b""):
+    """One HTTP/1.1 request on an open (kept-alive) socket, plain or TLS,
+    and its response; the socket stays open for the next."""
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:%d" % port]
+    lines += ["%s: %s" % kv for kv in (headers or {}).items()]
+    if body:
+        lines.append("Content-Length: %d" % len(body))
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin1") + body)
+    return read_response(sock, head_only=(method == "HEAD"))
+
+
+def closed_by_peer(sock, wait=0.3):
+    """Whether the peer has closed sock (EOF or reset) within wait seconds;
+    False when it stays open and silent."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except (socket.timeout, TimeoutError):
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
 def check_headers(mac, device, version, build=None):
     """The headers a NoFUSS client sends with a header-form check."""
     h = {"User-Agent": "NoFussClient", "X-ESP8266-MAC": mac, "X-ESP8266-DEVICE": device,

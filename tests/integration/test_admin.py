@@ -17,7 +17,9 @@ import time
 import unittest
 import urllib.parse
 
-from harness import DataDir, Server, get
+import socket
+
+from harness import DataDir, Server, closed_by_peer, get, on_conn, read_response
 
 FILL = os.environ.get("NOFUSS_ADMIN_FILL")
 NOFUSS = os.environ.get("NOFUSS")
@@ -154,6 +156,45 @@ class AdminTest(unittest.TestCase):
                 {"Authorization": "Bearer " + ADMIN_TOKEN, "Content-Length": "5"},
                 version="1.1", method="POST")
         self.assertEqual(r.status, 413)
+
+    def test_keep_alive(self):
+        """Every answer without a request body keeps an HTTP/1.1 connection
+        open: 200s, a 404, a 405, and a 401 (its body, if any, is the
+        only reason to close). A request that frames a body the route does
+        not read is answered at once, the body unread, and closed."""
+        auth = {"Authorization": "Bearer " + ADMIN_TOKEN}
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            seen = []
+            for method, path, h in [("GET", "/api/v1/summary", auth),
+                                    ("GET", "/api/v1/devices?limit=3", auth),
+                                    ("GET", "/api/v1/summary", {}),
+                                    ("GET", "/api/v1/nothing", auth),
+                                    ("PUT", "/api/v1/devices", auth),
+                                    ("GET", "/metrics", auth),
+                                    ("HEAD", "/api/v1/devices?limit=1", auth),
+                                    ("GET", "/api/v1/devices/%s" % self.plan[2]["key"], auth)]:
+                r = on_conn(s, self.port, method, path, h)
+                seen.append(r.status)
+                self.assertNotEqual(r.header("Connection"), "close", (method, path))
+            self.assertEqual(seen, [200, 200, 401, 404, 405, 200, 200, 200])
+            self.assertEqual(len(on_conn(s, self.port, "GET", "/api/v1/devices?limit=3",
+                                         auth).json()["devices"]), 3)
+            self.assertFalse(closed_by_peer(s))
+            # A body where none is read: 413 at once, and the connection goes.
+            s.sendall(b"POST /api/v1/rollouts/halt-all HTTP/1.1\r\nHost: x\r\n"
+                      b"Authorization: Bearer " + ADMIN_TOKEN.encode() +
+                      b"\r\nContent-Length: 5\r\n\r\n")
+            r = read_response(s)
+            self.assertEqual(r.status, 413)
+            self.assertEqual(r.header("Connection"), "close")
+            self.assertTrue(closed_by_peer(s, 5))
+        # A 401 to a request with a body closes too: the body is not read.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"POST /api/v1/rollouts/halt-all HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 5\r\n\r\n")
+            r = read_response(s)
+            self.assertEqual(r.status, 401)
+            self.assertTrue(closed_by_peer(s, 5))
 
     def test_bad_filters(self):
         cases = [
