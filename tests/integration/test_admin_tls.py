@@ -4,7 +4,8 @@ by `openssl req` at test time (test_tls.py's helpers).
 
 The API over TLS answers a token with 200 and no token with 401; plain
 HTTP sent to the admin TLS port gets no answer and the server goes on;
-TLS 1.1 is refused. A certificate swapped on disk + one SIGHUP: new
+TLS 1.1 is refused. Requests on one TLS connection are all answered on it,
+one handshake for all. A certificate swapped on disk + one SIGHUP: new
 handshakes on the admin port (and on the device port, reloaded with it)
 see the new one, while a connection whose handshake was made before is
 still answered. A key that is not the certificate's, on reload, keeps the old
@@ -23,7 +24,8 @@ import tempfile
 import time
 import unittest
 
-from harness import NOFUSSD, ServerTest, check_headers, get, read_response
+from harness import (NOFUSSD, ServerTest, check_headers, closed_by_peer, get, on_conn,
+                     read_response)
 from test_admin import ADMIN_TOKEN, write_tokens
 from test_tls import OPENSSL, der, install, make_cert, request, s_client, tls_connect
 
@@ -93,6 +95,22 @@ class AdminTlsTest(ServerTest):
         self.assertEqual(r.status, 200)
         self.assertIn(b'"version":"2.0.0"', r.body)
         self.assertNotIn("not a loopback address", self.server.stderr())
+
+    def test_keep_alive_one_handshake(self):
+        """Several API requests, a 401 among them, on one TLS connection:
+        one handshake, every one answered, the connection still open."""
+        self.start()
+        with tls_connect(self.port, self.a[0]) as s:
+            statuses = []
+            for path, h in [("/api/v1/summary", AUTH), ("/api/v1/devices?limit=5", AUTH),
+                            ("/api/v1/summary", {}), ("/metrics", AUTH),
+                            ("/api/v1/releases", AUTH), ("/api/v1/summary", AUTH)]:
+                r = on_conn(s, self.port, "GET", path, h)
+                statuses.append(r.status)
+                self.assertNotEqual(r.header("Connection"), "close", path)
+            self.assertEqual(statuses, [200, 200, 401, 200, 200, 200])
+            self.assertIn(b'"devices":0', r.body)
+            self.assertFalse(closed_by_peer(s))
 
     def test_plain_http_and_old_protocols_refused(self):
         self.start()

@@ -18,7 +18,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import DataDir, Server, connect, esp_image, get, read_response, wait_until
+from harness import (DataDir, Server, closed_by_peer, connect, esp_image, get, on_conn,
+                     read_response, wait_until)
 
 NOFUSS = os.environ.get("NOFUSS")
 ADMIN_TOKEN = "adm-0123456789abcdef-ADMIN"
@@ -241,6 +242,28 @@ class ReleasesTest(ReleaseServer):
             s.sendall(b"0\r\n\r\n")
             r = read_response(s, timeout=30)
         return r.status, r.json()
+
+    def test_upload_keeps_the_connection(self):
+        """An upload, a refused upload (its body read and dropped), then
+        other requests, all on one HTTP/1.1 connection that stays open."""
+        auth = {"Authorization": "Bearer " + ADMIN_TOKEN}
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            r = on_conn(s, self.port, "POST", "/api/v1/releases?device=SONOFF&version=1.2.0",
+                        auth, image("A"))
+            self.assertEqual(r.status, 201, r.body)
+            self.assertNotEqual(r.header("Connection"), "close")
+            rid = r.json()["id"]
+            r = on_conn(s, self.port, "POST", "/api/v1/releases?device=SONOFF&version=1.2.0",
+                        auth, image("B"))
+            self.assertEqual(r.status, 409, r.body)
+            r = on_conn(s, self.port, "GET", "/api/v1/releases", auth)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual([x["version"] for x in r.json()["releases"]], ["1.2.0"])
+            r = on_conn(s, self.port, "PATCH", "/api/v1/releases/%d" % rid, auth,
+                        b'{"notes":"kept alive"}')
+            self.assertEqual(r.status, 200, r.body)
+            self.assertFalse(closed_by_peer(s))
+        self.assertEqual(len(self.stored()), 1)
 
     def test_cut_upload_leaves_nothing(self):
         fw = image("cut", 200000)
