@@ -8,7 +8,8 @@
 #
 #   bench/store.sh [DEVICES]          (default 100000)
 #   BENCH_SERVER=0 skips the nofussd part; NOFUSSD (default build/server/nofussd),
-#   BENCH_ROUNDS (3), BENCH_DURATION (5 s per wrk run)
+#   BENCH_ROUNDS (3), BENCH_DURATION (5 s per wrk run); BENCH_BATCH sets the
+#   library bench's batch_max, PGOPTIONS its PostgreSQL session's settings
 #
 # Needs build/ (cmake --build build) for libnofuss_store.a, gcc, and for the
 # PostgreSQL figures Debian's postgresql (its server runs from a throw-away

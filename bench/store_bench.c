@@ -6,6 +6,11 @@
  *   store_bench URL [DEVICES]
  *   store_bench --queue URL
  *
+ * BENCH_BATCH=N sets the writer's batch_max (default NF_STORE_DEFAULT_BATCH),
+ * to compare batch sizes in one run; on PostgreSQL, libpq's PGOPTIONS (for
+ * example "-c synchronous_commit=off" or "-c log_min_duration_statement=0")
+ * reaches the writer's session the same way.
+ *
  * Phases, each with DEVICES distinct devices (default 100,000), posted as
  * fast as nf_store_post takes them into a queue big enough for all of them,
  * then nf_store_sync: the figure is events written per second, from the
@@ -128,6 +133,7 @@ int main(int argc, char **argv)
 {
 	unsigned devices = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 100000;
 	struct nf_store_options o = {.queue_capacity = 3 * (size_t)devices + 16};
+	const char *batch = getenv("BENCH_BATCH"); /* 0 or unset: the default */
 	char err[512];
 	struct nf_store *s;
 	int64_t t0 = (int64_t)time(NULL) * 1000;
@@ -138,12 +144,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: store_bench URL [DEVICES] | store_bench --queue URL\n");
 		return 2;
 	}
+	if (batch != NULL)
+		o.batch_max = (size_t)strtoul(batch, NULL, 10);
 	if ((s = nf_store_open(argv[1], &o, err, sizeof err)) == NULL) {
 		fprintf(stderr, "store_bench: %s\n", err);
 		return 1;
 	}
-	printf("store_bench: %u distinct devices, batch %d events\n", devices,
-	       NF_STORE_DEFAULT_BATCH);
+	printf("store_bench: %u distinct devices, batch %zu events\n", devices,
+	       o.batch_max != 0 ? o.batch_max : (size_t)NF_STORE_DEFAULT_BATCH);
 	phase(s, "first", devices, 0, t0);
 	phase(s, "again", devices, 1, t0 + 1000000);
 	phase(s, "update", devices, 2, t0 + 2000000);
