@@ -201,14 +201,16 @@ class StoreFleetTest(FleetTest):
         inv, _ = self.stop_and_read()
         self.assertEqual(len(inv), 30)
         # How far each cut download got: what the proxy's side acknowledged
-        # (TCP_INFO), past the 8 KiB it passed on, short of the image.
+        # (TCP_INFO) when nofussd saw the cut, short of the image. Not
+        # bounded below by the 8 KiB the proxy passed on: its last ACKs may
+        # still be in flight when the cut arrives (seen once under ASan: 6,433).
         db = sqlite3.connect("file:%s?mode=ro" % self.db_path(), uri=True)
         cut_at = [b for (b,) in db.execute("SELECT bytes FROM history WHERE kind = ?",
                                            (H_FAILED,))]
         db.close()
         self.assertEqual(len(cut_at), 30)
         for b in cut_at:
-            self.assertTrue(8192 <= b < size_bytes(FW_SIZE), cut_at)
+            self.assertTrue(0 < b < size_bytes(FW_SIZE), cut_at)
         for key, d in inv.items():
             self.assertEqual(d.state, CONFIRMED, key)
             self.assertIn(H_FAILED, d.history, key)
