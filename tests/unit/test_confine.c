@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 
 #define RACE_OPENS 10000
 #define RACE_MS    4000
+#define RACE_MIN_OPENS 50 /* opens during the race, however slow the run */
 
 struct fixture {
 	char *dir;
@@ -216,6 +218,10 @@ static void *rename_loop(void *arg)
 	while (!atomic_load(&r->stop) && nf_clock_ms() < end) {
 		if (renameat2(AT_FDCWD, r->a, AT_FDCWD, r->b, RENAME_EXCHANGE) == 0)
 			atomic_fetch_add(&r->swaps, 1);
+		/* Let the opener run: under valgrind, which runs one thread at
+		 * a time, a loop that never yields starved it (1 open in the
+		 * whole race). */
+		sched_yield();
 	}
 	return NULL;
 }
@@ -247,7 +253,9 @@ static void test_folder_swapped_for_symlink_out(void **state)
 
 	assert_int_equal(pthread_create(&t, NULL, rename_loop, &r), 0);
 	uint64_t end = nf_clock_ms() + RACE_MS;
-	for (int i = 0; i < RACE_OPENS && nf_clock_ms() < end; i++) {
+	/* At least RACE_MIN_OPENS even on a slow run (valgrind), while the
+	 * renamer still runs (it stops RACE_MS + 2 s after it started). */
+	for (int i = 0; i < RACE_OPENS && (nf_clock_ms() < end || i < RACE_MIN_OPENS); i++) {
 		fx->c.use_openat2 = i % 2; /* both resolutions */
 		read_beneath(&fx->c, i % 4 < 2 ? "sub/x/abs.bin" : "sub/x/real.bin", got, sizeof got);
 		if (strcmp(got, "inside") == 0)
