@@ -464,7 +464,7 @@ static int tag_op(struct nf_db *db, const struct nf_store_options *opt, void *ct
 	                     : "DELETE FROM tags WHERE tag = $2 AND device_id IN "
 	                       "(SELECT id FROM devices WHERE key = $1)",
 	              v, 2, NULL, NULL) != 0 ||
-	    nf_db_sync(db) != 0)
+	    nf_controls_bump(db) != 0 || nf_db_sync(db) != 0)
 		return -1;
 	return c->found ? 1 : 0;
 }

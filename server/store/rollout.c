@@ -20,7 +20,7 @@
 #define ROLLOUT_SELECT                                                                     \
 	"SELECT id, release_id, device, state, state_ms, reason, phases, phase, phase_ms, "  \
 	"min_version, max_version, tags, macs, success_bp, error_bp, soak_ms, silent_ms, "   \
-	"approval, created_ms, created_by FROM rollouts"
+	"approval, created_ms, created_by, window_start, window_end, rate FROM rollouts"
 
 static const char *const state_names[NF_ROLLOUT_STATES] = {"running", "paused", "halted",
                                                              "completed", "aborted"};
@@ -88,6 +88,9 @@ static void on_rollout(void *user, const struct nf_db_row *row)
 	r->approval = nf_db_int(row, 17) != 0;
 	r->created_ms = nf_db_int(row, 18);
 	nf_db_copy(row, 19, r->created_by, sizeof r->created_by);
+	r->window_start = (int)nf_db_int(row, 20);
+	r->window_end = (int)nf_db_int(row, 21);
+	r->rate = (unsigned)nf_db_int(row, 22);
 }
 
 static void on_id(void *user, const struct nf_db_row *row)
@@ -143,14 +146,16 @@ static int add_op(struct nf_db *db, const struct nf_store_options *opt, void *ct
 	    NF_DB_TEXT_V(phases),       NF_DB_TEXT_V(r->min_version), NF_DB_TEXT_V(r->max_version),
 	    NF_DB_TEXT_V(r->tags),      NF_DB_TEXT_V(r->macs),        NF_DB_INT_V(r->success_bp),
 	    NF_DB_INT_V(r->error_bp),   NF_DB_INT_V(r->soak_ms),      NF_DB_INT_V(r->silent_ms),
-	    NF_DB_INT_V(r->approval),   NF_DB_TEXT_V(r->created_by),
+	    NF_DB_INT_V(r->approval),   NF_DB_TEXT_V(r->created_by),  NF_DB_INT_V(r->window_start),
+	    NF_DB_INT_V(r->window_end), NF_DB_INT_V(r->rate),
 	};
 	if (nf_db_run(db, -1,
 	              "INSERT INTO rollouts (release_id, device, state, state_ms, phases, phase, "
 	              "phase_ms, min_version, max_version, tags, macs, success_bp, error_bp, "
-	              "soak_ms, silent_ms, approval, created_ms, created_by) VALUES ($1, $2, 0, $3, "
-	              "$4, 0, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $3, $14) RETURNING id",
-	              v, 14, on_id, &id) != 0 ||
+	              "soak_ms, silent_ms, approval, created_ms, created_by, window_start, "
+	              "window_end, rate) VALUES ($1, $2, 0, $3, $4, 0, $3, $5, $6, $7, $8, $9, "
+	              "$10, $11, $12, $13, $3, $14, $15, $16, $17) RETURNING id",
+	              v, 17, on_id, &id) != 0 ||
 	    nf_db_sync(db) != 0 || nf_db_exec(db, "COMMIT") != 0)
 		goto fail;
 	r->id = id;
@@ -312,4 +317,105 @@ int nf_store_rollout_halt_all(struct nf_store *store, const char *reason, int64_
 	struct halt_ctx h = {reason, now_ms, 0};
 
 	return nf_store_read(store, halt_all_op, &h, err, errlen) < 0 ? -1 : (int)h.halted;
+}
+
+/* Offers' rule codes ------------------------------------------------------------ */
+
+int32_t nf_rollout_rule(int64_t id, unsigned phase)
+{
+	return (int32_t)-(NF_RULE_ROLLOUT_BASE + id * NF_RULE_PHASES + (int64_t)phase);
+}
+
+bool nf_rollout_of_rule(int32_t rule, int64_t *id, unsigned *phase)
+{
+	int64_t n = -(int64_t)rule - NF_RULE_ROLLOUT_BASE;
+
+	if (rule > -NF_RULE_ROLLOUT_BASE)
+		return false;
+	*id = n / NF_RULE_PHASES;
+	*phase = (unsigned)(n % NF_RULE_PHASES);
+	return true;
+}
+
+/* Counts ---------------------------------------------------------------------- */
+
+const char *nf_rollout_count_name(int kind)
+{
+	static const char *const names[NF_RC_COUNT] = {"pending", "confirmed", "reverted",
+	                                               "failed",  "silent",    "withdrawn"};
+	return kind >= 0 && kind < NF_RC_COUNT ? names[kind] : "?";
+}
+
+struct counts_ctx {
+	const struct nf_rollout *r;
+	int64_t now;
+	struct nf_rollout_counts *out;
+};
+
+/* Which count a device's offer state falls in: an offer still open past
+ * the rollout's silent_after is silent (the device never came back). */
+static int count_kind(int state, bool overdue)
+{
+	switch (state) {
+	case NF_UPDATE_CONFIRMED:
+		return NF_RC_CONFIRMED;
+	case NF_UPDATE_REVERTED:
+		return NF_RC_REVERTED;
+	case NF_UPDATE_FAILED:
+		return NF_RC_FAILED;
+	case NF_UPDATE_OFFERED:
+	case NF_UPDATE_DOWNLOADING:
+	case NF_UPDATE_DOWNLOADED:
+		return overdue ? NF_RC_SILENT : NF_RC_PENDING;
+	default:
+		return NF_RC_WITHDRAWN;
+	}
+}
+
+static void on_count(void *user, const struct nf_db_row *row)
+{
+	struct counts_ctx *c = user;
+	int64_t id;
+	unsigned phase;
+	uint64_t n = (uint64_t)nf_db_int(row, 3);
+
+	if (!nf_rollout_of_rule((int32_t)nf_db_int(row, 0), &id, &phase) || id != c->r->id ||
+	    phase >= NF_ROLLOUT_MAX_PHASES)
+		return;
+	int kind = count_kind((int)nf_db_int(row, 1), nf_db_int(row, 2) != 0);
+	c->out->phase[phase][kind] += n;
+	c->out->offered[phase] += n;
+	c->out->total[kind] += n;
+	c->out->offered_total += n;
+}
+
+static int counts_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
+{
+	struct counts_ctx *c = ctx;
+	/* The partial index devices_rollout covers rule codes <= -2; the
+	 * literal bound lets both planners use it with parameters. */
+	struct nf_db_val v[3] = {
+	    NF_DB_INT_V(nf_rollout_rule(c->r->id, NF_RULE_PHASES - 1)),
+	    NF_DB_INT_V(nf_rollout_rule(c->r->id, 0)),
+	    NF_DB_INT_V(c->now - c->r->silent_ms),
+	};
+
+	(void)opt;
+	memset(c->out, 0, sizeof *c->out);
+	if (nf_db_run(db, -1,
+	              "SELECT offer_rule, state, CASE WHEN offer_ms < $3 THEN 1 ELSE 0 END, "
+	              "COUNT(*) FROM devices WHERE offer_rule <= -2 AND offer_rule BETWEEN $1 AND $2 "
+	              "GROUP BY offer_rule, state, CASE WHEN offer_ms < $3 THEN 1 ELSE 0 END",
+	              v, 3, on_count, c) != 0 ||
+	    nf_db_sync(db) != 0)
+		return -1;
+	return 0;
+}
+
+int nf_store_rollout_counts(struct nf_store *store, const struct nf_rollout *r, int64_t now_ms,
+                            struct nf_rollout_counts *out, char *err, size_t errlen)
+{
+	struct counts_ctx c = {r, now_ms, out};
+
+	return nf_store_read(store, counts_op, &c, err, errlen) < 0 ? -1 : 0;
 }

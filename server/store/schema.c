@@ -96,6 +96,20 @@
 	"created_ms BIGINT NOT NULL, created_by TEXT NOT NULL DEFAULT ''"
 #define ROLLOUT_INDEXES "CREATE INDEX rollouts_release ON rollouts (release_id, state);"
 
+/* Migration 5: rollouts offer (issue 10). Devices get an operator's pin
+ * and exclusion; offers made by rollouts carry rule codes <= -2
+ * (nf_rollout_rule), which a partial index serves to the gates' counts;
+ * rollouts get a time window and an offer rate. */
+#define ROLLOUT_OFFERS                                                                    \
+	"ALTER TABLE devices ADD COLUMN pin_release BIGINT NOT NULL DEFAULT 0;"              \
+	"ALTER TABLE devices ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0;"                 \
+	"CREATE INDEX devices_rollout ON devices (offer_rule, state) WHERE offer_rule <= -2;" \
+	"CREATE INDEX devices_controls ON devices (key) "                                     \
+	"WHERE pin_release <> 0 OR excluded <> 0;"                                             \
+	"ALTER TABLE rollouts ADD COLUMN window_start INTEGER NOT NULL DEFAULT -1;"           \
+	"ALTER TABLE rollouts ADD COLUMN window_end INTEGER NOT NULL DEFAULT -1;"             \
+	"ALTER TABLE rollouts ADD COLUMN rate INTEGER NOT NULL DEFAULT 0;"
+
 struct migration {
 	const char *what;
 	const char *sqlite, *pg;
@@ -116,6 +130,7 @@ static const struct migration migrations[NF_STORE_SCHEMA_VERSION] = {
 	{"rollouts",
 	 "CREATE TABLE rollouts (id INTEGER PRIMARY KEY, " ROLLOUT_COLUMNS ");" ROLLOUT_INDEXES,
 	 "CREATE TABLE rollouts (" PG_ID ROLLOUT_COLUMNS ");" ROLLOUT_INDEXES},
+	{"rollout offers: pins, exclusions, windows", ROLLOUT_OFFERS, ROLLOUT_OFFERS},
 };
 
 static void get_version(void *user, const struct nf_db_row *row)

@@ -58,7 +58,7 @@
 #define NF_STORE_DEFAULT_RETRY_MS 5000   /* longest pause between retries */
 #define NF_STORE_DEFAULT_CLOSE_MS 10000  /* close keeps retrying a failing database */
 
-#define NF_STORE_SCHEMA_VERSION 4 /* the newest schema this code knows (schema.c) */
+#define NF_STORE_SCHEMA_VERSION 5 /* the newest schema this code knows (schema.c) */
 
 /* Events: what the loop posts -------------------------------------------- */
 enum nf_event_kind {
@@ -478,6 +478,8 @@ struct nf_rollout {
 	bool approval;                   /* phases advance only when told */
 	int64_t created_ms;
 	char created_by[NF_STORE_MAX_TEXT];
+	int window_start, window_end;    /* minutes of the server's local day; -1: always */
+	unsigned rate;                   /* new offers a minute at most; 0: no bound */
 };
 
 /* Adds r (id ignored; state RUNNING at phase 0 from r->created_ms) at once,
@@ -513,6 +515,72 @@ const char *nf_rollout_state_name(int state);
  * id in *rollout), 0 not, -1. Inside a delete's transaction (release.c). */
 struct nf_db;
 int nf_rollout_uses_release(struct nf_db *db, int64_t release_id, int64_t *rollout);
+
+/* The rule an offer made by a rollout records (struct nf_event's rule,
+ * the devices' offer_rule, history's rule): versions.json's rules are 0 and
+ * up and -1 is none, so a rollout's offer in phase p (0-based) is
+ * -(2 + id x 16 + p), and a pinned device's offer of release id is the
+ * same with phase NF_RULE_PIN_PHASE. Ids up to 134 million fit an int32. */
+#define NF_RULE_ROLLOUT_BASE 2
+#define NF_RULE_PHASES       16
+#define NF_RULE_PIN_PHASE    15
+int32_t nf_rollout_rule(int64_t id, unsigned phase);
+/* The rollout (or pinned release) id and phase a rule code names; false
+ * for a versions.json rule or none. */
+bool nf_rollout_of_rule(int32_t rule, int64_t *id, unsigned *phase);
+
+/* What became of a rollout's offers, each device counted once, in the
+ * phase it was first offered in (its offer's rule code). */
+enum nf_rollout_count {
+	NF_RC_PENDING = 0, /* offered, downloading or downloaded, within silent_after */
+	NF_RC_CONFIRMED,   /* reports the release's version (or its MD5) */
+	NF_RC_REVERTED,    /* downloaded it, then reported the old version */
+	NF_RC_FAILED,      /* its download was cut or refused, not completed since */
+	NF_RC_SILENT,      /* offered over silent_after ago, and still not confirmed */
+	NF_RC_WITHDRAWN,   /* no longer offered before it downloaded (paused, halted, window) */
+	NF_RC_COUNT
+};
+struct nf_rollout_counts {
+	uint64_t phase[NF_ROLLOUT_MAX_PHASES][NF_RC_COUNT];
+	uint64_t offered[NF_ROLLOUT_MAX_PHASES]; /* the sum of each phase's row */
+	uint64_t total[NF_RC_COUNT];
+	uint64_t offered_total;
+};
+/* "pending", "confirmed", ... */
+const char *nf_rollout_count_name(int kind);
+/* Counts rollout r's offers as of now_ms. 0, or -1 with err filled. */
+int nf_store_rollout_counts(struct nf_store *store, const struct nf_rollout *r, int64_t now_ms,
+                            struct nf_rollout_counts *out, char *err, size_t errlen);
+
+/* controls.c: pins and exclusions (issue 10 item 4) ------------------------- */
+#define NF_CONTROL_TAGS 256 /* a device's tags as rollouts see them, "a,b", with the NUL */
+/* Pins the device with this key to release release_id (0: unpins it).
+ * Returns 1 done, 0 no such device, -1 with err filled. The release is
+ * the caller's to check. */
+int nf_store_device_pin(struct nf_store *store, const char *key, int64_t release_id, char *err,
+                        size_t errlen);
+/* Excludes the device from every rollout, or takes it back. 1, 0, -1 as above. */
+int nf_store_device_exclude(struct nf_store *store, const char *key, bool excluded, char *err,
+                            size_t errlen);
+/* One device that carries a pin, an exclusion or tags. */
+struct nf_control {
+	char key[NF_STORE_MAX_KEY];
+	int64_t pin_release;          /* 0: none */
+	bool excluded;
+	char tags[NF_CONTROL_TAGS];   /* "a,b" ("" none); cut at a whole tag */
+};
+typedef void (*nf_control_fn)(void *user, const struct nf_control *c);
+/* Calls fn for every such device, in key order (a device may come twice if
+ * the connection had to be made again: the later one wins), and gives the
+ * generation read with them. 0, or -1 with err filled. */
+int nf_store_controls(struct nf_store *store, nf_control_fn fn, void *user, int64_t *generation,
+                      char *err, size_t errlen);
+/* The generation alone: it goes up with every pin, exclusion and tag
+ * change, on any node. 0, or -1. */
+int nf_store_controls_generation(struct nf_store *store, int64_t *generation, char *err,
+                                 size_t errlen);
+/* Raises it, inside the caller's statements (query.c's tags). */
+int nf_controls_bump(struct nf_db *db);
 
 /* names.c: names on the wire of the admin API -------------------------------- */
 /* "none", "offered", ... "silent"; "?" when out of range. */
