@@ -419,3 +419,62 @@ int nf_store_rollout_counts(struct nf_store *store, const struct nf_rollout *r, 
 
 	return nf_store_read(store, counts_op, &c, err, errlen) < 0 ? -1 : 0;
 }
+
+/* Gates ------------------------------------------------------------------------ */
+
+const char *nf_gate_action_name(int action)
+{
+	static const char *const names[NF_GATE_ACTIONS] = {"wait", "halt", "advance",
+	                                                   "awaiting approval"};
+	return action >= 0 && action < NF_GATE_ACTIONS ? names[action] : "?";
+}
+
+/* n / d in basis points, rounded down; 0 when d is 0. */
+static unsigned basis_points(uint64_t n, uint64_t d)
+{
+	return d == 0 ? 0 : (unsigned)(n * 10000 / d);
+}
+
+void nf_rollout_judge(const struct nf_rollout *r, const struct nf_rollout_counts *c,
+                      int64_t now_ms, struct nf_gate_verdict *v)
+{
+	uint64_t offered = c->offered_total;
+	uint64_t errors = c->total[NF_RC_REVERTED] + c->total[NF_RC_FAILED] + c->total[NF_RC_SILENT];
+	int64_t soaked = now_ms - r->phase_ms;
+
+	memset(v, 0, sizeof *v);
+	v->success_bp = basis_points(c->total[NF_RC_CONFIRMED], offered);
+	v->error_bp = basis_points(errors, offered);
+	v->soak_left_ms = soaked >= r->soak_ms ? 0 : r->soak_ms - soaked;
+	v->action = NF_GATE_WAIT;
+	if (r->state != NF_ROLLOUT_RUNNING && r->state != NF_ROLLOUT_PAUSED)
+		return;
+	/* Strictly above: an error threshold of 0 halts on the first error. */
+	if (offered > 0 && errors * 10000 > (uint64_t)r->error_bp * offered) {
+		v->action = NF_GATE_HALT;
+		snprintf(v->why, sizeof v->why,
+		         "error gate: %llu of %llu offered failed (%llu reverted, %llu failed, %llu "
+		         "silent): %u.%02u%% > %u.%02u%% in phase %u (%u%%)",
+		         (unsigned long long)errors, (unsigned long long)offered,
+		         (unsigned long long)c->total[NF_RC_REVERTED],
+		         (unsigned long long)c->total[NF_RC_FAILED],
+		         (unsigned long long)c->total[NF_RC_SILENT], v->error_bp / 100,
+		         v->error_bp % 100, r->error_bp / 100, r->error_bp % 100, r->phase + 1,
+		         r->phase < r->nphases ? r->phases[r->phase] : 100);
+		return;
+	}
+	if (r->state != NF_ROLLOUT_RUNNING || v->soak_left_ms > 0)
+		return;
+	/* A phase that offered nothing (no device of it checked in, or too few
+	 * devices for its percentage) has nothing to judge: it passes once
+	 * soaked, and the next, larger phase is judged instead. */
+	if (offered > 0 && c->total[NF_RC_CONFIRMED] * 10000 < (uint64_t)r->success_bp * offered)
+		return;
+	v->action = r->approval ? NF_GATE_APPROVAL : NF_GATE_ADVANCE;
+	snprintf(v->why, sizeof v->why,
+	         "success gate: %llu of %llu offered confirmed (%u.%02u%% >= %u.%02u%%) after the "
+	         "soak",
+	         (unsigned long long)c->total[NF_RC_CONFIRMED], (unsigned long long)offered,
+	         v->success_bp / 100, v->success_bp % 100, r->success_bp / 100,
+	         r->success_bp % 100);
+}

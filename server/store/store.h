@@ -552,6 +552,25 @@ const char *nf_rollout_count_name(int kind);
 int nf_store_rollout_counts(struct nf_store *store, const struct nf_rollout *r, int64_t now_ms,
                             struct nf_rollout_counts *out, char *err, size_t errlen);
 
+/* The health gates of a rollout's current phase, judged on its counts so
+ * far (every phase's offers together): halt when (reverted + failed +
+ * silent) / offered is above error_bp; advance once the phase has soaked
+ * soak_ms and confirmed / offered is at least success_bp (a phase that
+ * offered nothing passes once soaked); with approval, wait for an
+ * operator instead. Pure: the watcher and the API judge alike. */
+enum nf_gate_action { NF_GATE_WAIT = 0, NF_GATE_HALT, NF_GATE_ADVANCE, NF_GATE_APPROVAL,
+	              NF_GATE_ACTIONS };
+struct nf_gate_verdict {
+	int action;                  /* enum nf_gate_action */
+	unsigned success_bp, error_bp; /* the figures now, basis points of offered */
+	int64_t soak_left_ms;        /* 0: soaked */
+	char why[NF_STORE_MAX_OUTCOME]; /* HALT, ADVANCE, APPROVAL: the reason, with the counts */
+};
+void nf_rollout_judge(const struct nf_rollout *r, const struct nf_rollout_counts *c,
+                      int64_t now_ms, struct nf_gate_verdict *v);
+/* "wait", "halt", "advance", "awaiting approval". */
+const char *nf_gate_action_name(int action);
+
 /* controls.c: pins and exclusions (issue 10 item 4) ------------------------- */
 #define NF_CONTROL_TAGS 256 /* a device's tags as rollouts see them, "a,b", with the NUL */
 /* Pins the device with this key to release release_id (0: unpins it).
