@@ -47,61 +47,71 @@ static const char *header_n(struct MHD_Connection *conn, const char *name, size_
  * A missing or empty MAC, device or version is answered "{}". */
 enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *conn)
 {
-	const struct nf_snapshot *snap = srv->snap;
 	struct nf_query q;
+	struct nf_choice c;
 	size_t mac_len, build_len;
-	long target = -1;
 	enum nf_answer_kind answer = NF_ANSWER_NONE;
 	char ip[INET6_ADDRSTRLEN], reason[NF_STORE_MAX_REASON];
 
+	nf_choice_init(srv, &c);
+	nf_http_client_ip(conn, ip);
 	q.mac = HEADER_N(conn, "X-ESP8266-MAC", &mac_len);
 	q.device = HEADER_N(conn, "X-ESP8266-DEVICE", &q.device_len);
 	q.version = HEADER_N(conn, "X-ESP8266-VERSION", &q.version_len);
 	q.build = HEADER_N(conn, "X-ESP8266-BUILD", &build_len);
 	if (mac_len > 0 && q.device_len > 0 && q.device_len <= NF_MAX_FIELD &&
-	    q.version_len > 0 && q.version_len <= NF_MAX_FIELD)
-		target = nf_rules_match(snap->rules, &q);
+	    q.version_len > 0 && q.version_len <= NF_MAX_FIELD && !nf_choose_pin(srv, &q, ip, &c)) {
+		c.target = nf_rules_match(c.src->rules, &q);
+		nf_choose_rollout(srv, &q, ip, &c);
+	}
 	/* Never offer what cannot fit (docs/PROTOCOL.md section 5.4): a client
 	 * that reports its chip size gets "{}" for an image built for more. */
-	if (target >= 0 &&
-	    !nf_stock_check_fits(snap, target, nf_http_header_u64(conn, "X-ESP8266-CHIPSIZE"),
+	if (c.target >= 0 &&
+	    !nf_stock_check_fits(c.src, c.target, nf_http_header_u64(conn, "X-ESP8266-CHIPSIZE"),
 	                         reason, sizeof reason)) {
 		answer = NF_ANSWER_HELD;
 		nf_stock_log_held(&q, reason);
-	} else if (target >= 0) {
+	} else if (c.target >= 0) {
 		answer = NF_ANSWER_OFFERED;
 	}
-	nf_http_client_ip(conn, ip);
 	nf_checklog_header(srv->log, time(NULL), ip, &q,
-	                   answer == NF_ANSWER_OFFERED ? update_for(snap, target) : NULL);
+	                   answer == NF_ANSWER_OFFERED ? update_for(c.src, c.target) : NULL);
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){.client = NF_CLIENT_NOFUSS_HEADER,
 	                                          .q = &q,
-	                                          .target = target,
+	                                          .target = c.target,
 	                                          .answer = answer,
 	                                          .reason = answer == NF_ANSWER_HELD ? reason
-	                                                                             : NULL});
+	                                                                             : NULL,
+	                                          .src = c.src,
+	                                          .code = c.code});
 	return MHD_queue_response(conn, MHD_HTTP_OK,
-	                          answer_for(snap, answer == NF_ANSWER_OFFERED ? target : -1));
+	                          answer_for(c.src, answer == NF_ANSWER_OFFERED ? c.target : -1));
 }
 
 /* Path form: GET <base>/<DEVICE>/<VERSION> (docs/PEERS.md section 1). */
 enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn,
                               const struct nf_route *route)
 {
-	const struct nf_snapshot *snap = srv->snap;
 	struct nf_query q = {route->device, route->device_len, route->version,
 	                     route->version_len, NULL, NULL};
-	long target = nf_rules_match(snap->rules, &q);
+	struct nf_choice c;
 	char ip[INET6_ADDRSTRLEN];
 
+	nf_choice_init(srv, &c);
 	nf_http_client_ip(conn, ip);
-	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(snap, target));
+	if (!nf_choose_pin(srv, &q, ip, &c)) {
+		c.target = nf_rules_match(c.src->rules, &q);
+		nf_choose_rollout(srv, &q, ip, &c);
+	}
+	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(c.src, c.target));
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){.client = NF_CLIENT_NOFUSS_PATH,
 	                                          .q = &q,
-	                                          .target = target,
-	                                          .answer = target < 0 ? NF_ANSWER_NONE
-	                                                               : NF_ANSWER_OFFERED});
-	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(snap, target));
+	                                          .target = c.target,
+	                                          .answer = c.target < 0 ? NF_ANSWER_NONE
+	                                                                 : NF_ANSWER_OFFERED,
+	                                          .src = c.src,
+	                                          .code = c.code});
+	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(c.src, c.target));
 }

@@ -114,11 +114,11 @@ static const char *target_text(const struct nf_snapshot *snap, long target, cons
 	return v != NULL ? v : "";
 }
 
-static void manifest_offer(struct out *o, const struct nf_server *srv, const struct nf_route *route,
+static void manifest_offer(struct out *o, const struct nf_server *srv,
+                           const struct nf_snapshot *snap, const struct nf_route *route,
                            long target, const struct nf_image_info *img, const char *family,
                            const char *md5)
 {
-	const struct nf_snapshot *snap = srv->snap;
 	const char *path = img->path;
 
 	manifest_head(o, route, nf_rules_target(snap->rules, (size_t)target)->version);
@@ -167,9 +167,19 @@ static enum MHD_Result send_manifest(struct nf_server *srv, struct MHD_Connectio
 enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection *conn,
                                     const struct nf_route *route)
 {
-	const struct nf_snapshot *snap = srv->snap;
 	struct nf_query q = {route->name, route->name_len, "", 0, NULL, NULL};
-	long target = nf_rules_match(snap->rules, &q);
+	struct nf_choice c;
+	char ip[INET6_ADDRSTRLEN];
+
+	/* No MAC and no version: the device is NAME@IP to pins and rollouts. */
+	nf_choice_init(srv, &c);
+	nf_http_client_ip(conn, ip);
+	if (!nf_choose_pin(srv, &q, ip, &c)) {
+		c.target = nf_rules_match(c.src->rules, &q);
+		nf_choose_rollout(srv, &q, ip, &c);
+	}
+	const struct nf_snapshot *snap = c.src;
+	long target = c.target;
 	const struct nf_image_info *img = nf_stock_image(snap->stock, target, NF_KEY_FIRMWARE);
 	const char *family = NULL, *held = NULL;
 	char buf[NF_MAX_MANIFEST], md5[NF_MD5_HEX];
@@ -203,7 +213,9 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 			                &(struct nf_check_record){.client = NF_CLIENT_ESPHOME,
 			                                          .q = &q,
 			                                          .target = target,
-			                                          .answer = NF_ANSWER_NONE});
+			                                          .answer = NF_ANSWER_NONE,
+			                                          .src = snap,
+			                                          .code = c.code});
 			return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 			                          srv->unavailable);
 		}
@@ -221,9 +233,11 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	                              .target = target,
 	                              .answer = answer,
 	                              .reason = held,
-	                              .image = answer == NF_ANSWER_OFFERED ? img : NULL});
+	                              .image = answer == NF_ANSWER_OFFERED ? img : NULL,
+	                              .src = snap,
+	                              .code = c.code});
 	if (answer == NF_ANSWER_OFFERED)
-		manifest_offer(&o, srv, route, target, img, family, md5);
+		manifest_offer(&o, srv, snap, route, target, img, family, md5);
 	else
 		manifest_none(&o, route);
 	return send_manifest(srv, conn, &o);

@@ -347,6 +347,19 @@ struct nf_snapshot *nf_server_publish(struct nf_server *srv, struct nf_snapshot 
 	return old;
 }
 
+struct nf_snapshot *nf_server_publish_plan(struct nf_server *srv, struct nf_snapshot *plan)
+{
+	struct nf_snapshot *old = srv->plan;
+
+	srv->plan = plan;
+	return old;
+}
+
+struct nf_store *nf_server_store(const struct nf_server *srv)
+{
+	return srv->store;
+}
+
 struct nf_snapshot *nf_server_snapshot(const struct nf_server *srv)
 {
 	return srv->snap;
@@ -617,5 +630,6 @@ void nf_server_stop(struct nf_server *srv)
 		if (*fixed[i] != NULL)
 			MHD_destroy_response(*fixed[i]);
 	nf_snapshot_release(srv->snap);
+	nf_snapshot_release(srv->plan);
 	free(srv);
 }

@@ -26,6 +26,7 @@ struct nf_server {
 	struct MHD_Daemon *daemon;
 	const struct nf_config *cfg;
 	struct nf_snapshot *snap;      /* served; read by every request */
+	struct nf_snapshot *plan;      /* the rollouts' plan (plan.c), or NULL */
 	struct MHD_Response *not_found, *bad_request, *not_allowed, *server_error, *unavailable;
 	struct MHD_Response *bad_framing, *bad_version; /* both with Connection: close */
 	struct nf_checklog *log;
@@ -128,6 +129,28 @@ void nf_image_completed(struct nf_server *srv, struct MHD_Connection *conn, void
  * download, never a check. */
 bool nf_image_is_download(struct MHD_Connection *conn);
 
+/* choose.c: a pin, then versions.json, then a rollout ------------------------ */
+struct nf_choice {
+	const struct nf_snapshot *src; /* whose rules target indexes: srv->snap or srv->plan */
+	long target;                   /* -1: none */
+	int32_t code;                  /* src is the plan: the rule code the offer records */
+	bool pinned;                   /* a pin decided (target -1: it runs the release) */
+	bool deferred;                 /* a rollout picked it, past its offer rate */
+	bool keyed;
+	char key[NF_STORE_MAX_KEY];    /* the device's, once computed */
+};
+/* Starts a choice: versions.json's snapshot, no target. */
+void nf_choice_init(struct nf_server *srv, struct nf_choice *c);
+/* Before versions.json: true when the device's pin decides the answer
+ * (then c->target is the pinned release's plan rule, or -1 when the device
+ * runs it already). q->version must be NUL-terminated; ip is the peer's. */
+bool nf_choose_pin(struct nf_server *srv, const struct nf_query *q, const char *ip,
+                   struct nf_choice *c);
+/* After versions.json matched nothing (c->target -1, no pin): the rollout
+ * that offers the device something, if any, into c. */
+void nf_choose_rollout(struct nf_server *srv, const struct nf_query *q, const char *ip,
+                       struct nf_choice *c);
+
 /* record.c: what the fleet store and the counters learn of each check --- */
 /* One answered check, as every check handler describes it. */
 struct nf_check_record {
@@ -144,6 +167,11 @@ struct nf_check_record {
 	 * images, both of which a NoFUSS client takes. */
 	const struct nf_image_info *image;
 	bool image_filesystem;
+	/* The snapshot whose rules target indexes when it is not the one
+	 * served (a rollout plan's, choose.c), and the rule code its offer
+	 * records then. NULL: srv->snap, and the code is target. */
+	const struct nf_snapshot *src;
+	int32_t code;
 };
 /* Counts the check and posts it to the store (when there is one). Never
  * waits: a full store queue drops the event and counts it. Loop thread. */

@@ -32,6 +32,8 @@ struct loop {
 	struct nf_checklog *log;
 	struct nf_mailbox *mailbox;
 	struct nf_builder *builder;
+	struct nf_mailbox *plans;      /* rollout plans from the watcher; NULL without a store */
+	struct nf_rollwatch *watcher;
 	int epfd, sigfd, inofd;
 	char rules_dir[NF_MAX_PATH], rules_name[NF_MAX_PATH];
 	bool stopping, reload;
@@ -127,6 +129,41 @@ static void take_mail(struct loop *l)
 		log_failure(l, mail.failure);
 }
 
+/* Serves the rollout plan the watcher posted. */
+static void take_plan(struct loop *l)
+{
+	struct nf_mail mail;
+
+	if (!nf_mailbox_take(l->plans, &mail))
+		return;
+	if (mail.snap != NULL && l->stopping) {
+		nf_snapshot_release(mail.snap);
+	} else if (mail.snap != NULL) {
+		nf_builder_retire(l->builder, nf_server_publish_plan(l->srv, mail.snap));
+		nf_log(NF_LOG_INFO, "%s", mail.note);
+	}
+}
+
+/* The rollout watcher and its mailbox, when there is a store. */
+static int start_watcher(struct loop *l, const struct nf_snapshot_params *params)
+{
+	char err[NF_ERR_LEN];
+	struct nf_store *store = nf_server_store(l->srv);
+
+	if (store == NULL)
+		return 0;
+	l->plans = nf_mailbox_new(NULL, err, sizeof err);
+	if (l->plans != NULL && watch_add(l->epfd, nf_mailbox_fd(l->plans)) != 0)
+		snprintf(err, sizeof err, "%s", strerror(errno));
+	else if (l->plans != NULL)
+		l->watcher = nf_rollwatch_start(store, l->plans, params, err, sizeof err);
+	if (l->watcher == NULL) {
+		nf_log(NF_LOG_ERROR, "event loop: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void begin_shutdown(struct loop *l, int signo)
 {
 	if (l->stopping) { /* a second signal: stop now */
@@ -167,7 +204,7 @@ static int setup(struct loop *l)
 	char err[NF_ERR_LEN];
 	/* Reloads verify with the key the first snapshot was built with. */
 	struct nf_snapshot_params params = {l->cfg->rules_path, l->cfg->public_dir, true,
-	                                    nf_server_snapshot(l->srv)->pubkey, l->cfg->credentials};
+	                                    nf_server_snapshot(l->srv)->pubkey, l->cfg->credentials, NULL, 0};
 	sigset_t set;
 
 	nf_loop_block_signals();
@@ -189,6 +226,8 @@ static int setup(struct loop *l)
 		nf_log(NF_LOG_ERROR, "event loop: %s", err);
 		return -1;
 	}
+	if (start_watcher(l, &params) != 0)
+		return -1;
 	if (l->cfg->watch)
 		watch_rules(l);
 	return 0;
@@ -196,6 +235,8 @@ static int setup(struct loop *l)
 
 static void teardown(struct loop *l)
 {
+	nf_rollwatch_stop(l->watcher); /* before the builder: its plans are retired there */
+	nf_mailbox_free(l->plans);
 	nf_builder_stop(l->builder); /* lets a build under way finish */
 	nf_mailbox_free(l->mailbox);
 	if (l->inofd >= 0)
@@ -226,6 +267,8 @@ static int wait_and_dispatch(struct loop *l, int timeout)
 			nf_server_resume(l->srv);
 		else if (l->mailbox != NULL && fd == nf_mailbox_fd(l->mailbox))
 			take_mail(l);
+		else if (l->plans != NULL && fd == nf_mailbox_fd(l->plans))
+			take_plan(l);
 	}
 	if (l->reload && !l->stopping)
 		nf_builder_request(l->builder);

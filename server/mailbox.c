@@ -52,7 +52,7 @@ struct nf_mailbox *nf_mailbox_new(struct nf_snapshot *current, char *err, size_t
 		return NULL;
 	}
 	pthread_mutex_init(&mb->lock, NULL);
-	mb->latest = nf_snapshot_retain(current);
+	mb->latest = current != NULL ? nf_snapshot_retain(current) : NULL;
 	return mb;
 }
 
@@ -103,7 +103,7 @@ struct nf_snapshot *nf_mailbox_latest(struct nf_mailbox *mb)
 	struct nf_snapshot *s;
 
 	pthread_mutex_lock(&mb->lock);
-	s = nf_snapshot_retain(mb->latest);
+	s = mb->latest != NULL ? nf_snapshot_retain(mb->latest) : NULL;
 	pthread_mutex_unlock(&mb->lock);
 	return s;
 }

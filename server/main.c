@@ -539,7 +539,7 @@ int main(int argc, char **argv)
 	/* The first snapshot is built here, before listening; reloads are
 	 * built on the builder thread (loop.c). --check skips the MD5s. */
 	params = (struct nf_snapshot_params){cfg.rules_path, cfg.public_dir, !check_only, pubkey,
-	                                     cfg.credentials};
+	                                     cfg.credentials, NULL, 0};
 	snap = nf_snapshot_build(&params, NULL, err, sizeof err);
 	if (snap == NULL) {
 		nf_log(NF_LOG_ERROR, "%s", err);

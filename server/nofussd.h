@@ -168,6 +168,8 @@ const char *nf_rules_image(const struct nf_rules *rules, size_t i, const char *k
  * build calls it for a rule naming an image whose signature fails, before
  * the rules are published (they are read-only from then on). */
 void nf_rules_skip(struct nf_rules *rules, size_t i);
+/* Whether rule i was skipped so. */
+bool nf_rules_skipped(const struct nf_rules *rules, size_t i);
 /* The first rule matching q, as an index into the targets, or -1 when none
  * matches (the answer is then "{}"). Does not allocate. */
 long nf_rules_match(const struct nf_rules *rules, const struct nf_query *q);
@@ -501,6 +503,8 @@ struct nf_snapshot {
 	size_t verified, verify_reused; /* signature checks: done by this build, taken from prev */
 	size_t refused;                /* rules skipped: an image fails its signature check */
 	struct nf_creds *creds;        /* NULL, or who may download (and check): creds.c */
+	struct nf_plan *plan;          /* a rollout plan's snapshot (plan.c): its entries; NULL
+	                                * for versions.json's */
 	atomic_uint refs;              /* changes after the build, with retired_next */
 	struct nf_snapshot *retired_next; /* the builder's list of snapshots to free */
 };
@@ -514,6 +518,9 @@ struct nf_snapshot_params {
 	const struct nf_sign_key *pubkey; /* NULL, or rules may only name images it verifies;
 	                                   * must outlive every snapshot built with it */
 	const char *credentials;       /* NULL or "": no device credentials; else their file */
+	const char *rules_text;        /* not NULL: the rules are this text (rules_path names it
+	                                * in messages), not the file */
+	size_t rules_len;
 };
 /* Reads and validates the rules, opens the public folder, builds the
  * answers, looks at every image the rules name and records its MD5: taken
@@ -564,6 +571,83 @@ enum nf_rollout_fit nf_rollout_eligible(const struct nf_rollout *ro, const char 
 /* A few words for fit ("below min_version"), for explain. */
 const char *nf_rollout_fit_name(enum nf_rollout_fit fit);
 
+/* plan.c: the rollouts as the check path sees them (docs/ROLLOUTS.md) ----- */
+/* One release the plan offers: a rollout's, or (rollout_id 0) one that
+ * devices are pinned to. Entry i is the plan snapshot's rule i. */
+struct nf_plan_entry {
+	int64_t rollout_id;            /* 0: a pinned release */
+	int64_t release_id;
+	struct nf_rollout rollout;     /* filters, phases, current phase (rollout_id > 0) */
+	struct nf_release release;     /* device type, version, images */
+	bool offering;                 /* running or completed, inside its window */
+};
+/* What the watcher hands nf_plan_build: entries newest rollout first,
+ * then the pinned releases; the devices with pins, exclusions or tags. */
+struct nf_plan_input {
+	const struct nf_plan_entry *entries;
+	size_t n;
+	const struct nf_control *controls;
+	size_t ncontrols;
+};
+/* The offer rate's count for one entry: the loop's alone. */
+struct nf_plan_rate {
+	int64_t minute;
+	unsigned used;
+};
+/* A check, as the plan needs it. */
+struct nf_plan_ask {
+	const char *key;               /* nf_plan_key */
+	const char *device; size_t device_len;
+	const char *version;           /* NUL-terminated; "" unknown */
+};
+/* What the plan chose. */
+struct nf_plan_pick {
+	long rule;                     /* the plan snapshot's rule, -1 none */
+	int32_t code;                  /* the rule code the offer records (store.h) */
+	int64_t rollout;               /* 0: a pin */
+	bool current;                  /* pinned, and already on the release */
+	bool deferred;                 /* selected, but past the rollout's offer rate */
+};
+/* Builds the plan's snapshot (a reference, with ->plan set) from in, with
+ * base's public folder and key, reusing prev's MD5s. NULL with err filled.
+ * Reads the images: never on the loop. */
+struct nf_snapshot *nf_plan_build(const struct nf_plan_input *in,
+                                  const struct nf_snapshot_params *base,
+                                  const struct nf_snapshot *prev, char *err, size_t errlen);
+void nf_plan_free(struct nf_plan *p);
+size_t nf_plan_count(const struct nf_snapshot *plan);
+const struct nf_plan_entry *nf_plan_entry(const struct nf_snapshot *plan, size_t i);
+/* A device's key as the store keys it: the normalised MAC, else
+ * "device@ip". */
+void nf_plan_key(const char *mac, const char *device, size_t device_len, const char *ip,
+                 char key[NF_STORE_MAX_KEY]);
+/* The plan rule the device's pin offers, or -1 (no pin, or pick->current:
+ * it already runs the pinned release). plan may be NULL. Loop thread. */
+long nf_plan_pin(const struct nf_snapshot *plan, const struct nf_plan_ask *ask,
+                 struct nf_plan_pick *pick);
+/* True when the device is pinned (to anything): nothing else is offered. */
+bool nf_plan_pinned(const struct nf_snapshot *plan, const struct nf_plan_ask *ask);
+/* The plan rule a rollout offers the device, or -1 (pick->deferred: the
+ * rollout's offer rate is spent this minute). Loop thread: the offer rate
+ * counts here. */
+long nf_plan_rollout(const struct nf_snapshot *plan, const struct nf_plan_ask *ask,
+                     int64_t now_ms, struct nf_plan_pick *pick);
+
+/* rollwatch.c: the thread that judges rollouts and publishes the plan ------ */
+#define NF_ROLLWATCH_MS 250 /* how often the gates are judged and the plan checked */
+struct nf_rollwatch;
+struct nf_mailbox;
+/* Starts the watcher on store (which must outlive it), posting plans to mb
+ * (built with base's public folder and key). NULL with err filled. */
+struct nf_rollwatch *nf_rollwatch_start(struct nf_store *store, struct nf_mailbox *mb,
+                                        const struct nf_snapshot_params *base, char *err,
+                                        size_t errlen);
+/* Stops the thread (a tick under way ends first) and frees w; NULL is a no-op. */
+void nf_rollwatch_stop(struct nf_rollwatch *w);
+/* Whether minute (0..1439 of the server's local day) is inside r's window
+ * (always, without one; windows may wrap midnight). */
+bool nf_rollout_window_open(const struct nf_rollout *r, int minute);
+
 /* mailbox.c: where finished snapshots wait for the loop ------------------- */
 /* The seam between the threads that make snapshots (today the builder,
  * later a store publishing staged rollouts) and the loop that serves them.
@@ -578,8 +662,8 @@ struct nf_mail {
 	char failure[NF_ERR_LEN];      /* "" or why a later or earlier build failed */
 	bool failure_last;             /* the failure was posted after snap */
 };
-/* A mailbox whose latest snapshot is current (retained). Returns NULL with
- * err filled. */
+/* A mailbox whose latest snapshot is current (retained; may be NULL: none
+ * yet). Returns NULL with err filled. */
 struct nf_mailbox *nf_mailbox_new(struct nf_snapshot *current, char *err, size_t errlen);
 /* Releases what is still in it. No thread may post any more. */
 void nf_mailbox_free(struct nf_mailbox *mb);
@@ -657,6 +741,12 @@ void nf_server_set_store(struct nf_server *srv, struct nf_store *store);
  * the snapshot served until now, with its reference: the caller releases
  * it (best off the loop, nf_builder_retire). Loop thread, between requests. */
 struct nf_snapshot *nf_server_publish(struct nf_server *srv, struct nf_snapshot *snap);
+/* Offers from plan (a rollout plan's snapshot, plan.c; its reference is
+ * taken) from the next request on. Returns the plan served until now (NULL
+ * at first), whose reference the caller releases. Loop thread. */
+struct nf_snapshot *nf_server_publish_plan(struct nf_server *srv, struct nf_snapshot *plan);
+/* The store set with nf_server_set_store, or NULL. */
+struct nf_store *nf_server_store(const struct nf_server *srv);
 /* The snapshot being served; borrowed (retain it to keep it). */
 struct nf_snapshot *nf_server_snapshot(const struct nf_server *srv);
 int nf_server_epoll_fd(const struct nf_server *srv);

@@ -71,7 +71,7 @@ static void offered_images(const struct nf_snapshot *snap, long target, struct n
 void nf_record_check(struct nf_server *srv, struct MHD_Connection *conn,
                      const struct nf_check_record *rec)
 {
-	const struct nf_snapshot *snap = srv->snap;
+	const struct nf_snapshot *snap = rec->src != NULL ? rec->src : srv->snap;
 	const struct nf_query *q = rec->q;
 	struct nf_event ev;
 
@@ -104,7 +104,7 @@ void nf_record_check(struct nf_server *srv, struct MHD_Connection *conn,
 	if (rec->answer != NF_ANSWER_NONE && rec->target >= 0 &&
 	    (size_t)rec->target < nf_rules_count(snap->rules)) {
 		const char *version = nf_rules_target(snap->rules, (size_t)rec->target)->version;
-		ev.rule = (int32_t)rec->target;
+		ev.rule = snap == srv->snap ? (int32_t)rec->target : rec->code;
 		if (version != NULL)
 			nf_store_copy(ev.target, sizeof ev.target, version, NF_STORE_MAX_TEXT);
 		if (rec->answer == NF_ANSWER_OFFERED && rec->image != NULL)

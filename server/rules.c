@@ -784,6 +784,11 @@ void nf_rules_skip(struct nf_rules *rs, size_t i)
 		rs->rules[i].skipped = true;
 }
 
+bool nf_rules_skipped(const struct nf_rules *rs, size_t i)
+{
+	return i < rs->count && rs->rules[i].skipped;
+}
+
 static bool ops_match(const struct rule *rule, const char *version)
 {
 	for (int i = 0; i < OP_COUNT; i++) {

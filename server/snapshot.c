@@ -257,7 +257,9 @@ struct nf_snapshot *nf_snapshot_build(const struct nf_snapshot_params *p,
 	atomic_init(&s->refs, 1);
 	s->pubkey = p->pubkey;
 	s->generation = atomic_fetch_add(&next_generation, 1);
-	s->rules = nf_rules_load(p->rules_path, err, errlen);
+	s->rules = p->rules_text != NULL
+	               ? nf_rules_parse(p->rules_text, p->rules_len, p->rules_path, err, errlen)
+	               : nf_rules_load(p->rules_path, err, errlen);
 	if (s->rules == NULL)
 		goto fail;
 	s->files = nf_files_open(p->public_dir, err, errlen);
@@ -322,5 +324,6 @@ void nf_snapshot_release(struct nf_snapshot *s)
 	nf_creds_free(s->creds);
 	nf_files_close(s->files);
 	nf_rules_free(s->rules);
+	nf_plan_free(s->plan);
 	free(s);
 }

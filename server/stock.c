@@ -145,15 +145,23 @@ static void device_of(const struct nf_snapshot *snap, const struct nf_route *rou
 }
 
 /* The version the device runs: sent, or the target version of the rule
- * whose firmware has the running sketch's MD5. NULL when neither tells. */
-static const char *running_version(const struct nf_snapshot *snap, const struct stock_request *r)
+ * (versions.json's, else a rollout's or a pin's release) whose firmware
+ * has the running sketch's MD5. NULL when neither tells. */
+static const char *running_version(const struct nf_server *srv, const struct stock_request *r)
 {
+	const struct nf_snapshot *in[2] = {srv->snap, srv->plan};
 	long rule;
 
 	if (r->has_version)
 		return r->version;
-	rule = nf_stock_rule_by_md5(snap->stock, r->hw.sketch_md5);
-	return rule >= 0 ? nf_rules_target(snap->rules, (size_t)rule)->version : NULL;
+	for (int i = 0; i < 2; i++) {
+		if (in[i] == NULL)
+			continue;
+		rule = nf_stock_rule_by_md5(in[i]->stock, r->hw.sketch_md5);
+		if (rule >= 0)
+			return nf_rules_target(in[i]->rules, (size_t)rule)->version;
+	}
+	return NULL;
 }
 
 /* The rule a Tasmota loader (minimal, safeboot) is answered by. Its version
@@ -166,7 +174,10 @@ static long loader_target(const struct nf_snapshot *snap, const struct stock_req
 	long rule = nf_stock_rule_by_md5(snap->stock, r->hw.sketch_md5);
 	const struct nf_image_info *min = nf_stock_image(snap->stock, rule, NF_KEY_MINIMAL);
 
-	if (min != NULL && strcasecmp(min->md5, r->hw.sketch_md5) == 0)
+	/* A rule skipped by the signature check offers nothing, not even to
+	 * the loader its own minimal image put on the device. */
+	if (min != NULL && strcasecmp(min->md5, r->hw.sketch_md5) == 0 &&
+	    !nf_rules_skipped(snap->rules, (size_t)rule))
 		return rule;
 	rule = nf_rules_match(snap->rules, q);
 	if (rule < 0) {
@@ -272,21 +283,33 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	const struct nf_snapshot *snap = srv->snap;
 	struct stock_request r;
 	struct decision d = {.target = -1};
+	struct nf_choice c;
+	char ip[INET6_ADDRSTRLEN];
 	bool minimal;
 
+	nf_choice_init(srv, &c);
+	nf_http_client_ip(conn, ip);
 	read_request(conn, &r);
 	device_of(snap, route, &r, &d.q, &minimal);
 	d.q.mac = r.mac[0] != '\0' ? r.mac : NULL;
-	d.q.version = running_version(snap, &r);
+	d.q.version = running_version(srv, &r);
 	d.q.version_len = d.q.version != NULL ? strlen(d.q.version) : 0;
 	if (d.q.version == NULL)
 		d.q.version = ""; /* unknown: below every version, as the rules compare */
 	/* Tasmota's image name goes where a build would: the inventory shows
 	 * "safeboot" or "minimal" instead of taking it for a revert. */
 	d.q.build = r.client == NF_CLIENT_TASMOTA ? r.image : NULL;
-	if (d.q.device_len <= NF_MAX_FIELD)
-		d.target =
+	/* A pin, then versions.json, then a rollout; a Tasmota loader is
+	 * answered by the rule whose minimal image it runs, never a rollout's
+	 * (a release has no minimal image). */
+	if (d.q.device_len <= NF_MAX_FIELD && !(!r.loader && nf_choose_pin(srv, &d.q, ip, &c))) {
+		c.target =
 		    r.loader ? loader_target(snap, &r, &d.q) : nf_rules_match(snap->rules, &d.q);
+		if (!r.loader)
+			nf_choose_rollout(srv, &d.q, ip, &c);
+	}
+	snap = c.src;
+	d.target = c.target;
 	if (d.target >= 0)
 		decide(snap, &r, minimal, &d);
 
@@ -299,7 +322,9 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	                    .reason = d.answer == NF_ANSWER_HELD ? d.reason : NULL,
 	                    .hw = &r.hw,
 	                    .image = d.img, /* the one image this updater takes */
-	                    .image_filesystem = r.filesystem});
+	                    .image_filesystem = r.filesystem,
+	                    .src = snap,
+	                    .code = c.code});
 	if (d.answer == NF_ANSWER_HELD)
 		nf_stock_log_held(&d.q, d.reason);
 	if (r.version_query)
