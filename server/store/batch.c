@@ -109,7 +109,8 @@ static const char save_row[] =
 	"img0_bytes = $11, img0_done = $12, img1_path = $13, img1_md5 = $14, img1_size = $15, "
 	"img1_bytes = $16, img1_done = $17, early_path = $18, early_md5 = $19, "
 	"early_size = $20, early_bytes = $21, early_done = $22, early_ms = $23, hist_seq = $24, "
-	"last_seen = CASE WHEN $25 > last_seen THEN $25 ELSE last_seen END WHERE id = $1";
+	"offer_reverts = $25, last_seen = CASE WHEN $26 > last_seen THEN $26 ELSE last_seen END "
+	"WHERE id = $1";
 #define IMAGE_TYPES(a, b, c, d, e)                                                          \
 	"$" #a "::text[], $" #b "::text[], $" #c "::bigint[], $" #d "::bigint[], $" #e "::int[], "
 #define IMAGE_NAMES(p) p "_path, " p "_md5, " p "_size, " p "_bytes, " p "_done, "
@@ -120,14 +121,14 @@ static const char save_arrays[] =
 	"UPDATE devices AS d SET state = u.state, state_ms = u.state_ms, "
 	"offer_target = u.offer_target, offer_rule = u.offer_rule, offer_ms = u.offer_ms, "
 	"offer_from = u.offer_from, " IMAGE_SET("img0") IMAGE_SET("img1") IMAGE_SET("early")
-	"early_ms = u.early_ms, hist_seq = u.hist_seq, "
+	"early_ms = u.early_ms, hist_seq = u.hist_seq, offer_reverts = u.offer_reverts, "
 	"last_seen = CASE WHEN u.seen > d.last_seen THEN u.seen ELSE d.last_seen END "
 	"FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[], $5::int[], $6::bigint[], "
 	"$7::text[], " IMAGE_TYPES(8, 9, 10, 11, 12) IMAGE_TYPES(13, 14, 15, 16, 17)
-	IMAGE_TYPES(18, 19, 20, 21, 22) "$23::bigint[], $24::bigint[], $25::bigint[]) "
+	IMAGE_TYPES(18, 19, 20, 21, 22) "$23::bigint[], $24::bigint[], $25::int[], $26::bigint[]) "
 	"AS u (id, state, state_ms, offer_target, offer_rule, offer_ms, offer_from, "
 	IMAGE_NAMES("img0") IMAGE_NAMES("img1") IMAGE_NAMES("early")
-	"early_ms, hist_seq, seen) WHERE d.id = u.id";
+	"early_ms, hist_seq, offer_reverts, seen) WHERE d.id = u.id";
 
 /* One history entry into its device's ring. */
 #define HISTORY_NCOLS 13

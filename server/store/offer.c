@@ -40,6 +40,7 @@ void nf_offer_read(const struct nf_db_row *row, int i, struct nf_offer *o)
 	read_image(row, i + 16, &o->early);
 	o->early_ms = nf_db_int(row, i + 21);
 	o->hist_seq = nf_db_int(row, i + 22);
+	o->reverts = (int32_t)nf_db_int(row, i + 23);
 }
 
 void nf_offer_values(const struct nf_offer *o, struct nf_db_val *v)
@@ -55,6 +56,7 @@ void nf_offer_values(const struct nf_offer *o, struct nf_db_val *v)
 	image_values(&o->early, v + 16);
 	v[21] = NF_DB_INT_V(o->early_ms);
 	v[22] = NF_DB_INT_V(o->hist_seq);
+	v[23] = NF_DB_INT_V(o->reverts);
 }
 
 bool nf_offer_changed(const struct nf_offer *a, const struct nf_offer *b)

@@ -354,8 +354,10 @@ struct counts_ctx {
 
 /* Which count a device's offer state falls in: an offer still open past
  * the rollout's silent_after is silent (the device never came back). */
-static int count_kind(int state, bool overdue)
+static int count_kind(int state, bool overdue, bool reverted_before)
 {
+	if (reverted_before && state != NF_UPDATE_CONFIRMED)
+		return NF_RC_REVERTED; /* offered again after a revert, not confirmed since */
 	switch (state) {
 	case NF_UPDATE_CONFIRMED:
 		return NF_RC_CONFIRMED;
@@ -379,10 +381,11 @@ static void on_count(void *user, const struct nf_db_row *row)
 	unsigned phase;
 	uint64_t n = (uint64_t)nf_db_int(row, 3);
 
+
 	if (!nf_rollout_of_rule((int32_t)nf_db_int(row, 0), &id, &phase) || id != c->r->id ||
 	    phase >= NF_ROLLOUT_MAX_PHASES)
 		return;
-	int kind = count_kind((int)nf_db_int(row, 1), nf_db_int(row, 2) != 0);
+	int kind = count_kind((int)nf_db_int(row, 1), nf_db_int(row, 2) != 0, nf_db_int(row, 4) != 0);
 	c->out->phase[phase][kind] += n;
 	c->out->offered[phase] += n;
 	c->out->total[kind] += n;
@@ -404,8 +407,10 @@ static int counts_op(struct nf_db *db, const struct nf_store_options *opt, void 
 	memset(c->out, 0, sizeof *c->out);
 	if (nf_db_run(db, -1,
 	              "SELECT offer_rule, state, CASE WHEN offer_ms < $3 THEN 1 ELSE 0 END, "
-	              "COUNT(*) FROM devices WHERE offer_rule <= -2 AND offer_rule BETWEEN $1 AND $2 "
-	              "GROUP BY offer_rule, state, CASE WHEN offer_ms < $3 THEN 1 ELSE 0 END",
+	              "COUNT(*), CASE WHEN offer_reverts > 0 THEN 1 ELSE 0 END FROM devices "
+	              "WHERE offer_rule <= -2 AND offer_rule BETWEEN $1 AND $2 GROUP BY offer_rule, "
+	              "state, CASE WHEN offer_ms < $3 THEN 1 ELSE 0 END, "
+	              "CASE WHEN offer_reverts > 0 THEN 1 ELSE 0 END",
 	              v, 3, on_count, c) != 0 ||
 	    nf_db_sync(db) != 0)
 		return -1;

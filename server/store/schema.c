@@ -98,11 +98,13 @@
 
 /* Migration 5: rollouts offer (issue 10). Devices get an operator's pin
  * and exclusion; offers made by rollouts carry rule codes <= -2
- * (nf_rollout_rule), which a partial index serves to the gates' counts;
+ * (nf_rollout_rule), which a partial index serves to the gates' counts,
+ * and how often in a row the device reverted the same target (update.c);
  * rollouts get a time window and an offer rate. */
 #define ROLLOUT_OFFERS                                                                    \
 	"ALTER TABLE devices ADD COLUMN pin_release BIGINT NOT NULL DEFAULT 0;"              \
 	"ALTER TABLE devices ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0;"                 \
+	"ALTER TABLE devices ADD COLUMN offer_reverts INTEGER NOT NULL DEFAULT 0;"            \
 	"CREATE INDEX devices_rollout ON devices (offer_rule, state) WHERE offer_rule <= -2;" \
 	"CREATE INDEX devices_controls ON devices (key) "                                     \
 	"WHERE pin_release <> 0 OR excluded <> 0;"                                             \

@@ -641,6 +641,8 @@ struct nf_offer {
 	struct nf_offer_image early;     /* a download seen before its offer */
 	int64_t early_ms;
 	int64_t hist_seq;                /* history entries written so far */
+	int32_t reverts;                 /* offers of this target before this one that the
+	                                  * device reverted, in a row (the gates count it) */
 	/* Before this batch (returned by the upsert), then as applied: */
 	int64_t checked_ms;              /* newest check applied */
 	int answer;                      /* the last check's answer */
@@ -764,8 +766,9 @@ int nf_schema_history(struct nf_db *db, unsigned history_max, char *err, size_t 
 	"state, state_ms, offer_target, offer_rule, offer_ms, offer_from, "                \
 	"img0_path, img0_md5, img0_size, img0_bytes, img0_done, "                          \
 	"img1_path, img1_md5, img1_size, img1_bytes, img1_done, "                          \
-	"early_path, early_md5, early_size, early_bytes, early_done, early_ms, hist_seq"
-#define NF_OFFER_NCOLS 23
+	"early_path, early_md5, early_size, early_bytes, early_done, early_ms, hist_seq, "     \
+	"offer_reverts"
+#define NF_OFFER_NCOLS 24
 /* The values of o's stored columns, in NF_OFFER_COLUMNS' order, into
  * v[0..NF_OFFER_NCOLS) (strings point into o). */
 void nf_offer_values(const struct nf_offer *o, struct nf_db_val *v);

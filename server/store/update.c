@@ -145,6 +145,12 @@ static void new_offer(struct nf_offer *o, const struct nf_event *ev, int64_t ske
 	int64_t t = ev->time_ms;
 	struct nf_history *h;
 
+	/* Offered again what it just reverted: the revert is remembered, so
+	 * that a device looping on an image that cannot boot counts against
+	 * its rollout's gates instead of looking merely offered. */
+	o->reverts = o->state == NF_UPDATE_REVERTED && strcmp(o->target, ev->target) == 0
+	                 ? o->reverts + 1
+	                 : 0;
 	memcpy(o->target, ev->target, sizeof o->target);
 	o->rule = ev->rule;
 	o->offered_ms = t;

@@ -1068,14 +1068,16 @@ void check_migrate_old(void **state)
 	char err[512];
 
 	assert_int_equal(nf_store_schema(s), 1);
-	store_check_offer(&e, "1.1", "/fw/a.bin", NULL);
-	store_check_post(s, &e);
-	/* Schema 1 has no tags yet. */
+	/* Schema 1 has no tags yet. (The writer writes the newest schema's
+	 * columns: a store is always migrated to it before it writes, so no
+	 * event is posted here.) */
 	assert_int_equal(nf_store_tag(s, KEY1, "old", true, err, sizeof err), -1);
 	nf_store_close(s);
 
 	s = store_check_open(url_of(state), NULL);
 	assert_int_equal(nf_store_schema(s), NF_STORE_SCHEMA_VERSION);
+	store_check_offer(&e, "1.1", "/fw/a.bin", NULL);
+	store_check_post(s, &e);
 	struct nf_device d = store_check_device(s, KEY1, STORE_T0, NULL, NULL);
 	assert_int_equal(d.state, NF_UPDATE_OFFERED);
 	assert_string_equal(d.target, "1.1");
