@@ -150,12 +150,11 @@ static int start_watcher(struct loop *l, const struct nf_snapshot_params *params
 	char err[NF_ERR_LEN];
 	struct nf_store *store = nf_server_store(l->srv);
 
-	if (store == NULL)
+	if (store == NULL || l->plans == NULL)
 		return 0;
-	l->plans = nf_mailbox_new(NULL, err, sizeof err);
-	if (l->plans != NULL && watch_add(l->epfd, nf_mailbox_fd(l->plans)) != 0)
+	if (watch_add(l->epfd, nf_mailbox_fd(l->plans)) != 0)
 		snprintf(err, sizeof err, "%s", strerror(errno));
-	else if (l->plans != NULL)
+	else
 		l->watcher = nf_rollwatch_start(store, l->plans, params, err, sizeof err);
 	if (l->watcher == NULL) {
 		nf_log(NF_LOG_ERROR, "event loop: %s", err);
@@ -217,10 +216,9 @@ static int setup(struct loop *l)
 		nf_log(NF_LOG_ERROR, "event loop: %s", strerror(errno));
 		return -1;
 	}
-	l->mailbox = nf_mailbox_new(nf_server_snapshot(l->srv), err, sizeof err);
-	if (l->mailbox != NULL && watch_add(l->epfd, nf_mailbox_fd(l->mailbox)) != 0)
+	if (watch_add(l->epfd, nf_mailbox_fd(l->mailbox)) != 0)
 		snprintf(err, sizeof err, "%s", strerror(errno));
-	else if (l->mailbox != NULL)
+	else
 		l->builder = nf_builder_start(&params, l->mailbox, err, sizeof err);
 	if (l->builder == NULL) {
 		nf_log(NF_LOG_ERROR, "event loop: %s", err);
@@ -236,9 +234,7 @@ static int setup(struct loop *l)
 static void teardown(struct loop *l)
 {
 	nf_rollwatch_stop(l->watcher); /* before the builder: its plans are retired there */
-	nf_mailbox_free(l->plans);
 	nf_builder_stop(l->builder); /* lets a build under way finish */
-	nf_mailbox_free(l->mailbox);
 	if (l->inofd >= 0)
 		close(l->inofd);
 	if (l->sigfd >= 0)
@@ -288,9 +284,11 @@ static void say_listening(const struct loop *l)
 	       cfg->rules_path, cfg->public_dir);
 }
 
-int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv, struct nf_checklog *log)
+int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv, struct nf_checklog *log,
+                const struct nf_loop_mail *mail)
 {
-	struct loop l = {.cfg = cfg, .srv = srv, .log = log, .epfd = -1, .sigfd = -1, .inofd = -1};
+	struct loop l = {.cfg = cfg, .srv = srv, .log = log, .epfd = -1, .sigfd = -1, .inofd = -1,
+	                 .mailbox = mail->rules, .plans = mail->plans};
 	uint64_t last_flush = nf_clock_ms();
 	int status = 1, timeout;
 

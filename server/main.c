@@ -273,6 +273,7 @@ static void warn_clear_admin(const struct nf_config *cfg)
  * TLS, else the caller's to close after nf_admin_stop) or -1 after saying
  * why. */
 static int start_admin(const struct nf_config *cfg, struct nf_store *store,
+                       const struct nf_loop_mail *mail,
                        const struct nf_server *srv, struct nf_admin **out, struct nf_tls **tls)
 {
 	struct nf_admin_params p = {
@@ -284,6 +285,8 @@ static int start_admin(const struct nf_config *cfg, struct nf_store *store,
 	    .public_dir = cfg->public_dir,
 	    .pubkey = nf_server_snapshot(srv)->pubkey, /* the one key, for the whole run */
 	    .counters = nf_server_counters(srv),
+	    .rules = mail->rules,
+	    .plans = mail->plans,
 	};
 	char err[NF_ERR_LEN];
 	bool v6 = strchr(cfg->admin_listen, ':') != NULL;
@@ -375,6 +378,7 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 	struct nf_store *store;
 	struct nf_admin *admin = NULL;
 	struct nf_tls *admin_tls = NULL;
+	struct nf_loop_mail mail = {NULL, NULL};
 	char err[NF_ERR_LEN];
 	bool store_failed;
 	int status;
@@ -405,14 +409,24 @@ static int serve(struct nf_config *cfg, struct nf_snapshot *snap)
 		goto done;
 	}
 	nf_server_set_store(srv, store);
+	/* Where new rules and rollout plans reach the loop; the admin listener
+	 * reads the newest of each (shadowing, explain). */
+	mail.rules = nf_mailbox_new(nf_server_snapshot(srv), err, sizeof err);
+	if (mail.rules != NULL && store != NULL)
+		mail.plans = nf_mailbox_new(NULL, err, sizeof err);
+	if (mail.rules == NULL || (store != NULL && mail.plans == NULL)) {
+		nf_log(NF_LOG_ERROR, "%s", err);
+		status = EXIT_START;
+		goto done;
+	}
 	/* After the store is open and the counters exist; stopped before
 	 * either goes. */
-	if (start_admin(cfg, store, srv, &admin, &admin_tls) != 0) {
+	if (start_admin(cfg, store, &mail, srv, &admin, &admin_tls) != 0) {
 		status = EXIT_START;
 		goto done;
 	}
 	nf_server_set_admin_tls(srv, admin_tls); /* SIGHUP reloads it too */
-	status = nf_loop_run(cfg, srv, log) == 0 ? EXIT_OK : EXIT_START;
+	status = nf_loop_run(cfg, srv, log, &mail) == 0 ? EXIT_OK : EXIT_START;
 done:
 	/* The admin listener first (it reads the store), then the daemon:
 	 * closing it ends the downloads still open, whose events go to the
@@ -421,6 +435,8 @@ done:
 	if (srv != NULL)
 		nf_server_set_admin_tls(srv, NULL);
 	nf_tls_close(admin_tls); /* after its daemon: no handshake can ask for it */
+	nf_mailbox_free(mail.plans);
+	nf_mailbox_free(mail.rules);
 	nf_server_stop(srv);
 	close_store(store);
 	nf_checklog_close(log);

@@ -633,6 +633,25 @@ bool nf_plan_pinned(const struct nf_snapshot *plan, const struct nf_plan_ask *as
 long nf_plan_rollout(const struct nf_snapshot *plan, const struct nf_plan_ask *ask,
                      int64_t now_ms, struct nf_plan_pick *pick);
 
+/* The versions.json rules that answer first for devices rollout r would
+ * offer to (of its device type, or "*"): their numbers, up to max, into
+ * out; returns how many there are. rules may be NULL. Any thread. */
+size_t nf_plan_shadowing(const struct nf_snapshot *rules, const struct nf_rollout *r, long *out,
+                         size_t max);
+/* Why a device gets what it gets, step by step, for explain: each step
+ * said through fn (chosen: the step that answers). rules and plan may be
+ * NULL; mac NULL for a device without one. Any thread. */
+struct nf_plan_step {
+	int64_t rollout, release;      /* the step's rollout or pinned release; 0 none */
+	const char *what;              /* "pin", "versions.json", "excluded", "tags", "rollout" */
+	bool chosen;
+	char detail[160];
+};
+typedef void (*nf_plan_step_fn)(void *user, const struct nf_plan_step *s);
+void nf_plan_explain(const struct nf_snapshot *rules, const struct nf_snapshot *plan,
+                     const struct nf_plan_ask *ask, const char *mac, nf_plan_step_fn fn,
+                     void *user);
+
 /* rollwatch.c: the thread that judges rollouts and publishes the plan ------ */
 #define NF_ROLLWATCH_MS 250 /* how often the gates are judged and the plan checked */
 struct nf_rollwatch;
@@ -812,6 +831,12 @@ int nf_conns_sweep(struct nf_conns *c, uint64_t now_ms);
 struct nf_conns_stats nf_conns_stats(const struct nf_conns *c);
 
 /* loop.c: the event loop, signals and rule reloads ------------------------ */
+/* The mailboxes the loop takes from: new versions.json snapshots (made
+ * with the first snapshot served) and rollout plans (NULL without a
+ * store). The caller makes them, and frees them after the loop returns. */
+struct nf_loop_mail {
+	struct nf_mailbox *rules, *plans;
+};
 /* Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 so that they wait for the
  * loop's signalfd; call before starting anything. */
 void nf_loop_block_signals(void);
@@ -821,6 +846,6 @@ void nf_loop_block_signals(void);
  * serves what the mailbox brings. Returns 0, or 1 when the loop could not
  * be set up. */
 int nf_loop_run(const struct nf_config *cfg, struct nf_server *srv,
-                struct nf_checklog *log);
+                struct nf_checklog *log, const struct nf_loop_mail *mail);
 
 #endif

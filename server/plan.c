@@ -29,6 +29,7 @@
  * gates count.
  */
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,4 +311,111 @@ long nf_plan_rollout(const struct nf_snapshot *plan, const struct nf_plan_ask *a
 		return out->rule;
 	}
 	return -1;
+}
+
+size_t nf_plan_shadowing(const struct nf_snapshot *rules, const struct nf_rollout *r, long *out,
+                         size_t max)
+{
+	size_t found = 0, n = rules != NULL ? nf_rules_count(rules->rules) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		const char *device = nf_rules_device(rules->rules, i, &len);
+		if (nf_rules_skipped(rules->rules, i) ||
+		    (device != NULL && (len != strlen(r->device) || memcmp(device, r->device, len) != 0)))
+			continue;
+		if (found < max)
+			out[found] = (long)i;
+		found++;
+	}
+	return found;
+}
+
+/* One step of an explanation, said through fn. */
+static void say(nf_plan_step_fn fn, void *user, const struct nf_plan_entry *e, const char *what,
+                bool chosen, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void say(nf_plan_step_fn fn, void *user, const struct nf_plan_entry *e, const char *what,
+                bool chosen, const char *fmt, ...)
+{
+	struct nf_plan_step s = {e != NULL ? e->rollout_id : 0, e != NULL ? e->release_id : 0, what,
+	                         chosen, ""};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s.detail, sizeof s.detail, fmt, ap);
+	va_end(ap);
+	fn(user, &s);
+}
+
+void nf_plan_explain(const struct nf_snapshot *rules, const struct nf_snapshot *plan,
+                     const struct nf_plan_ask *ask, const char *mac, nf_plan_step_fn fn,
+                     void *user)
+{
+	const struct nf_plan *p = plan != NULL ? plan->plan : NULL;
+	const struct plan_control *pc = p != NULL ? find_control(p, ask->key) : NULL;
+	struct nf_query q = {ask->device, ask->device_len, ask->version, strlen(ask->version), mac,
+	                     NULL};
+	struct nf_plan_pick pick;
+	long rule;
+	bool decided = false;
+
+	if (nf_plan_pin(plan, ask, &pick) >= 0 || pick.current) {
+		const struct nf_plan_entry *e = &p->e[pick.rule];
+		say(fn, user, e, "pin", true, "pinned to release %lld (%s %s)%s",
+		    (long long)e->release_id, e->release.device, e->release.version,
+		    pick.current ? ": runs it already, nothing to offer" : ": offered");
+		decided = true;
+	} else if (pc != NULL && pc->c.pin_release != 0) {
+		say(fn, user, NULL, "pin", false,
+		    "pinned to release %lld, which is gone or of another device type: ignored",
+		    (long long)pc->c.pin_release);
+	}
+	rule = rules != NULL ? nf_rules_match(rules->rules, &q) : -1;
+	if (rule >= 0)
+		say(fn, user, NULL, "versions.json", !decided, "rule %ld matches: it answers%s", rule,
+		    decided ? ", after the pin" : " before any rollout");
+	else
+		say(fn, user, NULL, "versions.json", false, "no rule matches");
+	decided = decided || rule >= 0;
+	if (pc != NULL && pc->c.excluded) {
+		say(fn, user, NULL, "excluded", false, "excluded from every rollout");
+		return;
+	}
+	if (pc != NULL && pc->c.tags[0] != '\0')
+		say(fn, user, NULL, "tags", false, "tags: %s", pc->c.tags);
+	char device[NF_STORE_MAX_TEXT];
+	nf_store_copy(device, sizeof device, ask->device, ask->device_len);
+	struct nf_rollout_device d = {device, ask->version,
+	                              strchr(ask->key, '@') == NULL ? ask->key : NULL,
+	                              pc != NULL ? pc->c.tags : NULL};
+	for (size_t i = 0; i < nf_plan_count(plan); i++) {
+		const struct nf_plan_entry *e = &p->e[i];
+		if (e->rollout_id == 0 || !same_type(e, ask))
+			continue;
+		const struct nf_rollout *ro = &e->rollout;
+		enum nf_rollout_fit fit = nf_rollout_eligible(ro, e->release.version, &d);
+		unsigned b = nf_rollout_bucket(e->rollout_id, ask->key);
+		int phase = phase_of(ro, b);
+		if (fit != NF_FIT_YES) {
+			say(fn, user, e, "rollout", false, "not eligible: %s", nf_rollout_fit_name(fit));
+		} else if (ro->min_version[0] == '\0' && ro->max_version[0] == '\0' &&
+		           nf_vercmp(ask->version, e->release.version) > 0) {
+			say(fn, user, e, "rollout", false,
+			    "runs a newer version than %s, and the rollout gives no version range",
+			    e->release.version);
+		} else if (phase < 0 || (unsigned)phase > ro->phase) {
+			say(fn, user, e, "rollout", false,
+			    "bucket %u of 10000: not in phase %u (%u%%) yet%s", b, ro->phase + 1,
+			    ro->phases[ro->phase < ro->nphases ? ro->phase : ro->nphases - 1],
+			    phase >= 0 ? "" : " (nor in any phase)");
+		} else if (!e->offering) {
+			say(fn, user, e, "rollout", false, "bucket %u, phase %d: outside its window", b,
+			    phase + 1);
+		} else {
+			say(fn, user, e, "rollout", !decided, "bucket %u of 10000: phase %d (%u%%)%s", b,
+			    phase + 1, ro->phases[phase],
+			    decided ? ", but answered before" : ": offered");
+			decided = true;
+		}
+	}
 }

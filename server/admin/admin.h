@@ -217,6 +217,9 @@ struct nf_admin_params {
 	 * must outlive the listener. */
 	const struct nf_sign_key *pubkey;
 	const struct nf_counters *counters;
+	/* The newest versions.json snapshot and rollout plan (nf_mailbox_latest;
+	 * plans NULL without a store), for shadowing and explain. */
+	struct nf_mailbox *rules, *plans;
 	/* Extra daemon flags and options (e.g. MHD_USE_TLS and the key and
 	 * certificate), ending with MHD_OPTION_END; NULL for none. */
 	unsigned mhd_flags;
