@@ -82,15 +82,33 @@ class RolloutFleet(ReleaseServer):
         self.assertEqual(st, 200, out)
         return out
 
-    def fleet(self, n, duration, *extra, interval=0.5):
+    def fleet(self, n, until, *extra, interval=0.5, limit=120):
+        """Runs n devices until until() is true (polled), at most limit
+        seconds, then stops them (SIGTERM: transfers in flight finish)."""
         args = [NOFUSS, "fleet", "--server", "http://127.0.0.1:%d/" % self.srv.port,
                 "--devices", str(n), "--device", DEVICE, "--version", "1.0.0",
                 "--mac-base", mac(0), "--interval", str(interval), "--ramp", str(interval),
-                "--reboot-delay", "0.2", "--duration", str(duration), "--timeout",
-                str(duration + 60), "--seed", "7", "--json", "--quiet"] + list(extra)
-        r = subprocess.run(args, capture_output=True, text=True, timeout=duration + 120)
-        self.assertIn(r.returncode, (0, 1), r.stderr[-3000:])
-        return json.loads(r.stdout)
+                "--reboot-delay", "0.2", "--duration", str(limit), "--timeout",
+                str(limit + 30), "--seed", "7", "--json", "--quiet"] + list(extra)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline and proc.poll() is None and not until():
+                time.sleep(0.5)
+            proc.terminate()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertIn(proc.returncode, (0, 1), err[-3000:])
+        return json.loads(out)
+
+    def count(self, sql, *args):
+        try:
+            return self.rows(sql, *args)[0][0]
+        except sqlite3.OperationalError:
+            return 0  # not made yet
 
     def wait_state(self, rid, states, timeout=30):
         deadline = time.monotonic() + timeout
@@ -123,8 +141,9 @@ class StagedRolloutTest(RolloutFleet):
         ro = self.start_rollout({"release": rel["id"], "phases": phases, "soak": 2,
                                  "silent_after": 60})
         rid = ro["id"]
-        self.fleet(n, 25)
-        done = self.wait_state(rid, ("completed",), timeout=5)
+        self.fleet(n, lambda: self.count(
+            "SELECT COUNT(*) FROM devices WHERE version = '2.0.0' AND state = 4") == n)
+        done = self.wait_state(rid, ("completed",), timeout=10)
         self.assertEqual(done["phase"], len(phases) - 1)
         self.settle()
         devices = self.rows("SELECT key, version, state, offer_rule FROM devices")
@@ -149,7 +168,9 @@ class HaltTest(RolloutFleet):
         ro = self.start_rollout({"release": rel["id"], "phases": phases, "soak": 2,
                                  "silent_after": 60})
         rid = ro["id"]
-        self.fleet(n, 12)
+        self.fleet(n, lambda: self.rollout(rid)["state"] == "halted", limit=60)
+        # A few more checks after the halt: none of them is offered anything.
+        self.fleet(n, lambda: False, limit=3)
         halted = self.wait_state(rid, ("halted",), timeout=5)
         self.assertEqual(halted["phase"], 0)
         self.assertIn("error gate", halted["reason"])
@@ -171,3 +192,35 @@ class HaltTest(RolloutFleet):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TenThousandTest(RolloutFleet):
+    """Issue 10's fleet: 10,000 devices through 1 -> 10 -> 50 -> 100%."""
+
+    def test_ten_thousand_devices_four_phases(self):
+        n = 10000
+        rel = self.upload(self.mkimage("2.0.0"), device=DEVICE, version="2.0.0")
+        phases = [1, 10, 50, 100]
+        ro = self.start_rollout({"release": rel["id"], "phases": phases, "soak": 2,
+                                 "silent_after": 120})
+        rid = ro["id"]
+        t0 = time.monotonic()
+        summary = self.fleet(n, lambda: self.count(
+            "SELECT COUNT(*) FROM devices WHERE version = '2.0.0' AND state = 4") == n,
+            "--concurrency", "64", interval=3, limit=300)
+        done = self.wait_state(rid, ("completed",), timeout=10)
+        wall = time.monotonic() - t0
+        self.settle()
+        per_phase = [0] * len(phases)
+        states = {}
+        for key, version, state, rule in self.rows(
+                "SELECT key, version, state, offer_rule FROM devices"):
+            want = phase_of(rid, key, phases)
+            self.assertEqual(decode_rule(rule), (rid, want), key)
+            per_phase[want] += 1
+            states[(version, state)] = states.get((version, state), 0) + 1
+        self.assertEqual(states, {("2.0.0", 4): n})
+        self.assertEqual(sum(per_phase), n)
+        print("\n10,000-device rollout: completed in %.1f s (phase %d); per phase %s; "
+              "fleet summary: %s" % (wall, done["phase"], per_phase,
+                                     {k: summary.get(k) for k in ("updated", "failed", "checks")}))
