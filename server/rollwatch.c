@@ -89,7 +89,7 @@ static void judge(struct nf_rollwatch *w, struct nf_rollout *r, int64_t now)
 {
 	struct nf_rollout_counts c;
 	struct nf_gate_verdict v;
-	struct nf_rollout moved;
+	struct nf_rollout moved = {0};
 	char err[NF_ERR_LEN];
 	int rc = 0;
 

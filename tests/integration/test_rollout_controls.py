@@ -1,0 +1,158 @@
+"""What an operator does to a running rollout, seen from a device (issue 10
+items 3, 4, 5, 7; docs/ROLLOUTS.md section 3): real nofussd with a SQLite
+store and its admin API, header-form checks as a NoFUSS client sends them.
+Pause, resume, halt and abort reach the check path within a second; a
+restart resumes a rollout exactly; a pin beats versions.json and every
+rollout, an exclusion keeps a device out, tags narrow a rollout; a
+versions.json rule answers first and the rollout says it is shadowed; a
+time window that is closed, then opens."""
+import json
+import sqlite3
+import time
+import unittest
+
+from harness import check_headers, get, wait_until
+from test_releases import ADMIN_TOKEN, READ_TOKEN, ReleaseServer, image
+
+DEVICE = "SONOFF"
+MAC = "5C:CF:7F:00:00:01"
+
+
+class ControlsTest(ReleaseServer):
+
+    def setUp(self):
+        super().setUp()
+        self.rel = self.upload(image("fw-2.0.0"), device=DEVICE, version="2.0.0")
+
+    def check(self, mac=MAC, version="1.0.0", device=DEVICE):
+        r = get(self.srv.port, "/", check_headers(mac, device, version))
+        self.assertEqual(r.status, 200)
+        return json.loads(r.body.decode())
+
+    def offered(self, mac=MAC, version="1.0.0", device=DEVICE):
+        return self.check(mac, version, device).get("version")
+
+    def start_rollout(self, **body):
+        body.setdefault("release", self.rel["id"])
+        body.setdefault("phases", [100])
+        st, out, _ = self.request("POST", "/api/v1/rollouts", json.dumps(body).encode())
+        self.assertEqual(st, 201, out)
+        return out["id"]
+
+    def act(self, rid, action):
+        st, out, _ = self.request("POST", "/api/v1/rollouts/%d/%s" % (rid, action), b"")
+        self.assertEqual(st, 200, out)
+        return out
+
+    def until_offered(self, want, timeout=5.0, **kw):
+        """Seconds until the check's offer is want (polled every 20 ms)."""
+        t0 = time.monotonic()
+        got = wait_until(lambda: self.offered(**kw) == want, timeout=timeout, step=0.02)
+        self.assertTrue(got, "still offered %r, not %r\n%s" % (self.offered(**kw), want, self.srv.stderr()[-3000:]))
+        return time.monotonic() - t0
+
+    def test_pause_resume_halt_abort_and_restart(self):
+        rid = self.start_rollout(soak=3600)
+        self.until_offered("2.0.0")
+        self.act(rid, "pause")
+        paused = self.until_offered(None)
+        self.act(rid, "resume")
+        self.until_offered("2.0.0")
+        self.act(rid, "halt")
+        halted = self.until_offered(None)
+        self.act(rid, "resume")
+        self.until_offered("2.0.0")
+        # A restart resumes it exactly: state, phase, and the same devices.
+        before = self.request("GET", "/api/v1/rollouts/%d" % rid, token=READ_TOKEN)[1]
+        self.assertEqual(self.srv.stop(), 0)
+        self.start()
+        after = self.request("GET", "/api/v1/rollouts/%d" % rid, token=READ_TOKEN)[1]
+        for k in ("state", "phase", "phase_started", "state_since", "percent"):
+            self.assertEqual(before.get(k), after.get(k), k)
+        self.until_offered("2.0.0")
+        self.act(rid, "abort")
+        aborted = self.until_offered(None)
+        print("\noffers stop after pause %.2f s, halt %.2f s, abort %.2f s" %
+              (paused, halted, aborted))
+        for t in (paused, halted, aborted):
+            self.assertLess(t, 1.0)
+
+    def test_phase_selection_and_advance(self):
+        # 200 MACs at 10%: about 20 offered, the others not until 100%.
+        macs = ["5C:CF:7F:00:01:%02X" % i for i in range(200)]
+        rid = self.start_rollout(phases=[10, 100], soak=3600)
+        wait_until(lambda: self.offered(macs[0]) is not None or
+                   any(self.offered(m) for m in macs[:30]), timeout=5)
+        first = {m for m in macs if self.offered(m) == "2.0.0"}
+        self.assertTrue(5 <= len(first) <= 45, len(first))
+        self.act(rid, "advance")
+        self.until_offered("2.0.0", mac=next(m for m in macs if m not in first))
+        self.assertEqual({m for m in macs if self.offered(m) == "2.0.0"}, set(macs))
+        # Already on the release: nothing; newer without a version range: nothing.
+        self.assertIsNone(self.offered(macs[0], version="2.0.0"))
+        self.assertIsNone(self.offered(macs[0], version="3.0.0"))
+
+    def sql(self, sql, *args):
+        db = sqlite3.connect(self.db, timeout=10)
+        try:
+            with db:
+                db.execute(sql, args)
+        finally:
+            db.close()
+
+    def set_control(self, column, value, mac=MAC):
+        """As POST /api/v1/devices/{key}/pin and /exclude write it."""
+        self.sql("UPDATE devices SET %s = ? WHERE key = ?" % column, value, mac)
+        self.sql("INSERT INTO settings (name, value) VALUES ('controls', 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = settings.value + 1")
+
+    def test_pin_exclude_and_tags(self):
+        other = self.upload(image("fw-1.5.0"), device=DEVICE, version="1.5.0")
+        self.check()  # the device exists
+        rid = self.start_rollout(soak=3600)
+        self.until_offered("2.0.0")
+        # Excluded: no rollout offers it anything.
+        self.set_control("excluded", 1)
+        self.until_offered(None)
+        # Pinned to 1.5.0: offered that, excluded or not; on it, nothing.
+        self.set_control("pin_release", other["id"])
+        self.until_offered("1.5.0")
+        self.assertIsNone(self.offered(version="1.5.0"))
+        self.set_control("pin_release", 0)
+        self.set_control("excluded", 0)
+        self.until_offered("2.0.0")
+        # Tags: a rollout for tag "attic" offers only tagged devices.
+        self.act(rid, "abort")
+        self.until_offered(None)
+        rel3 = self.upload(image("fw-3.0.0"), device=DEVICE, version="3.0.0")
+        self.start_rollout(release=rel3["id"], tags=["attic"], soak=3600)
+        time.sleep(0.6)
+        self.assertIsNone(self.offered())
+        st, _, _ = self.request("POST", "/api/v1/devices/%s/tags/attic" % MAC, b"")
+        self.assertEqual(st, 200)
+        self.until_offered("3.0.0")
+
+    def test_static_rule_answers_first_and_the_window(self):
+        self.data.add_file("firmware/static.bin", image("static"))
+        self.data.write_rules([{"origin": {"device": DEVICE, "mac": [MAC]},
+                                "target": {"version": "1.9.0", "firmware": "/firmware/static.bin"}}])
+        self.srv.reload()
+        self.start_rollout(soak=3600)
+        # The rule answers its device first; the rollout everyone else.
+        self.until_offered("2.0.0", mac="5C:CF:7F:00:00:02")
+        self.assertEqual(self.offered(), "1.9.0")
+        # A window that opens at the next minute of the server's local day.
+        t = time.localtime(time.time() + 60 + (5 if time.localtime().tm_sec > 55 else 0))
+        start = "%02d:%02d" % (t.tm_hour, t.tm_min)
+        end_t = time.localtime(time.mktime(t) + 600)
+        window = "%s-%02d:%02d" % (start, end_t.tm_hour, end_t.tm_min)
+        rel3 = self.upload(image("fw-3.0.0", ), device="WINDOWED", version="3.0.0")
+        self.start_rollout(release=rel3["id"], window=window, soak=3600)
+        time.sleep(0.6)
+        self.assertIsNone(self.offered(device="WINDOWED"))
+        waited = self.until_offered("3.0.0", device="WINDOWED", timeout=70)
+        print("\nwindow %s opened after %.1f s" % (window, waited))
+
+
+if __name__ == "__main__":
+    unittest.main()
