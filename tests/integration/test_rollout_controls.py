@@ -7,6 +7,7 @@ rollout, an exclusion keeps a device out, tags narrow a rollout; a
 versions.json rule answers first and the rollout says it is shadowed; a
 time window that is closed, then opens."""
 import json
+import signal
 import sqlite3
 import time
 import unittest
@@ -140,7 +141,9 @@ class ControlsTest(ControlsServer):
         self.data.add_file("firmware/static.bin", image("static"))
         self.data.write_rules([{"origin": {"device": DEVICE, "mac": [MAC]},
                                 "target": {"version": "1.9.0", "firmware": "/firmware/static.bin"}}])
-        self.srv.reload()
+        n = self.srv.line_count()
+        self.srv.signal(signal.SIGHUP)
+        self.srv.wait_for(r"reloaded .*: 1 rules", start=n)
         self.start_rollout(soak=3600)
         # The rule answers its device first; the rollout everyone else.
         self.until_offered("2.0.0", mac="5C:CF:7F:00:00:02")
