@@ -1089,3 +1089,61 @@ void check_migrate_old(void **state)
 	assert_int_equal(nf_store_schema(s), NF_STORE_SCHEMA_VERSION);
 	nf_store_close(s);
 }
+
+/* A rollout's counts (issue 10): each device once, in the phase its rule
+ * code names; a device offered again what it reverted counts as
+ * reverted until it confirms; an offer older than silent_after is silent. */
+void check_rollout_counts(void **state)
+{
+	struct nf_store *s = store_check_open(url_of(state), NULL);
+	struct nf_rollout r = {.id = 7, .silent_ms = 1000, .nphases = 2, .phases = {10, 100}};
+	static const char *const macs[] = {"02:00:00:00:00:01", "02:00:00:00:00:02",
+	                                   "02:00:00:00:00:03", "02:00:00:00:00:04",
+	                                   "02:00:00:00:00:05"};
+	struct nf_rollout_counts c;
+	char err[256];
+	int64_t t = STORE_T0;
+
+	for (int i = 0; i < 5; i++) {
+		struct nf_event e = store_check_event(macs[i], "10.0.0.9", "SONOFF", "1.0", t);
+		store_check_offer(&e, "2.0", "/releases/x.bin", NULL);
+		e.rule = nf_rollout_rule(7, i < 2 ? 0 : 1);
+		assert_int_equal(nf_store_post(s, &e), 0);
+	}
+	/* 0: downloads, comes back on 1.0 and is offered it again: reverted. */
+	struct nf_event d = store_check_download(NF_EVENT_DOWNLOAD_DONE, macs[0], "10.0.0.9",
+	                                         "/releases/x.bin", 100, 100, t + 10);
+	assert_int_equal(nf_store_post(s, &d), 0);
+	struct nf_event again = store_check_event(macs[0], "10.0.0.9", "SONOFF", "1.0", t + 20);
+	store_check_offer(&again, "2.0", "/releases/x.bin", NULL);
+	again.rule = nf_rollout_rule(7, 0);
+	assert_int_equal(nf_store_post(s, &again), 0);
+	/* 1: confirms. 2: no longer offered before downloading: withdrawn. */
+	struct nf_event ok = store_check_event(macs[1], "10.0.0.9", "SONOFF", "2.0", t + 30);
+	assert_int_equal(nf_store_post(s, &ok), 0);
+	struct nf_event off = store_check_event(macs[2], "10.0.0.9", "SONOFF", "1.0", t + 40);
+	assert_int_equal(nf_store_post(s, &off), 0);
+	/* 3: its download is cut: failed. 4: nothing since: pending, then silent. */
+	d = store_check_download(NF_EVENT_DOWNLOAD_FAILED, macs[3], "10.0.0.9", "/releases/x.bin",
+	                         10, 100, t + 50);
+	assert_int_equal(nf_store_post(s, &d), 0);
+	store_check_sync(s);
+
+	assert_int_equal(nf_store_rollout_counts(s, &r, t + 500, &c, err, sizeof err), 0);
+	assert_int_equal(c.offered_total, 5);
+	assert_int_equal(c.offered[0], 2);
+	assert_int_equal(c.offered[1], 3);
+	assert_int_equal(c.phase[0][NF_RC_REVERTED], 1);
+	assert_int_equal(c.phase[0][NF_RC_CONFIRMED], 1);
+	assert_int_equal(c.phase[1][NF_RC_WITHDRAWN], 1);
+	assert_int_equal(c.phase[1][NF_RC_FAILED], 1);
+	assert_int_equal(c.phase[1][NF_RC_PENDING], 1);
+	assert_int_equal(nf_store_rollout_counts(s, &r, t + 5000, &c, err, sizeof err), 0);
+	assert_int_equal(c.total[NF_RC_SILENT], 1);
+	assert_int_equal(c.total[NF_RC_PENDING], 0);
+	/* Another rollout's codes are not counted. */
+	r.id = 8;
+	assert_int_equal(nf_store_rollout_counts(s, &r, t + 500, &c, err, sizeof err), 0);
+	assert_int_equal(c.offered_total, 0);
+	nf_store_close(s);
+}

@@ -48,6 +48,7 @@ struct nf_device store_check_device(struct nf_store *s, const char *key, int64_t
 
 void check_offer_to_confirmed(void **state);
 void check_reverted(void **state);
+void check_rollout_counts(void **state);
 void check_failed_then_confirmed(void **state);
 void check_silent(void **state);
 void check_stock_updater_md5(void **state);
@@ -66,6 +67,7 @@ void check_migrate_old(void **state);
 #define STORE_CHECKS(X)                                                                   \
 	X(check_offer_to_confirmed)                                                       \
 	X(check_reverted)                                                                 \
+	X(check_rollout_counts)                                                           \
 	X(check_failed_then_confirmed)                                                    \
 	X(check_silent)                                                                   \
 	X(check_stock_updater_md5)                                                        \
