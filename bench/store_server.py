@@ -89,13 +89,13 @@ def mac(i):
 
 
 class Nofussd:
-    def __init__(self, binary, data, store, cpus=SCPU):
+    def __init__(self, binary, data, store, cpus=SCPU, extra=()):
         self.port = free_port()
         self.err = open(os.path.join(data, "nofussd-%d.err" % self.port), "w+")
         self.proc = subprocess.Popen(
             ["taskset", "-c", cpus, binary, "-d", data, "-l", "127.0.0.1", "-p",
              str(self.port), "--check-log", os.path.join(data, "checks.log"), "--no-watch",
-             "--store", store], stdout=subprocess.DEVNULL, stderr=self.err)
+             "--store", store] + list(extra), stdout=subprocess.DEVNULL, stderr=self.err)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
