@@ -302,6 +302,12 @@ struct nf_device {
 	struct nf_store_image images[NF_STORE_IMAGES];
 	uint64_t image_bytes[NF_STORE_IMAGES]; /* served so far, per image */
 	char tags[4 * NF_STORE_MAX_TAG];  /* "a,b,c", cut to fit */
+	/* Rollout controls (controls.c): the release it is pinned to (0:
+	 * none) and that release's version ("" when none, or deleted since),
+	 * and whether rollouts leave it out. */
+	int64_t pin_release;
+	char pin_version[NF_STORE_MAX_TEXT];
+	bool excluded;
 };
 
 struct nf_device_list {
