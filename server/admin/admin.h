@@ -242,7 +242,8 @@ struct nf_admin_request {
 	struct nf_admin *admin;
 	struct MHD_Connection *conn;
 	const char *method;
-	const char *query; /* raw query string ("" for none) */
+	const char *query; /* raw query string ("" for none): query_buf */
+	char query_buf[NF_ADMIN_MAX_URL];
 	size_t query_len;
 	char args[2][NF_ADMIN_MAX_URL]; /* the route's '*' segments, percent-decoded */
 	enum nf_admin_role role;

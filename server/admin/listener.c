@@ -471,8 +471,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	const struct route *found = NULL;
 	bool path_known = false, get_like, deferred;
 	char allow[64] = "";
-	char qbuf[NF_ADMIN_MAX_URL];
-	struct query_text q = {qbuf, 0, sizeof qbuf, false};
+	struct query_text q = {NULL, 0, NF_ADMIN_MAX_URL, false};
 	enum MHD_Result rc;
 
 	(void)version;
@@ -502,9 +501,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	r->conn = conn;
 	r->method = method;
 	get_like = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-	qbuf[0] = '\0';
+	/* In r, not on this stack: a JSON route reads it at the body's end. */
+	q.buf = r->query_buf;
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
-	r->query = qbuf;
+	r->query = r->query_buf;
 	r->query_len = q.len;
 	if (strlen(url) >= NF_ADMIN_MAX_URL || q.too_long) {
 		rc = nf_admin_error(r, MHD_HTTP_URI_TOO_LONG, NULL,
