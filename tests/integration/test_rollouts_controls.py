@@ -14,6 +14,8 @@ derived from the rows written, never written down by hand.
 import collections
 import json
 import os
+import pty
+import select
 import sqlite3
 import subprocess
 import time
@@ -467,6 +469,22 @@ class RolloutCliTest(ControlsServer):
         self.assertTrue(any("running: phase 2/2 (100%)" in l for l in lines), stdout)
         self.assertIn("completed", lines[-1])
         self.assertEqual(len(lines), len(set(lines)), "a line printed twice: " + stdout)
+        # On a terminal the line is redrawn in place: \r, the line, the rest cleared.
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.run([NOFUSS, "rollout", "show", str(rid), "--watch", "--server",
+                                   "http://127.0.0.1:%d" % self.port], stdout=slave,
+                                  stderr=subprocess.PIPE, timeout=30,
+                                  env=dict(os.environ, NOFUSS_TOKEN=ADMIN_TOKEN))
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            shown = b""
+            while select.select([master], [], [], 0.5)[0]:
+                shown += os.read(master, 65536)
+        finally:
+            os.close(master)
+            os.close(slave)
+        self.assertTrue(shown.startswith(b"\rrollout %d completed: phase 2/2" % rid), shown)
+        self.assertIn(b"\x1b[K", shown)
         # Ended halted or aborted: exit 6 with the reason.
         out = self.nofuss("start", "--release", str(other["id"]), "--json")
         oid = json.loads(out.stdout)["id"]
