@@ -164,6 +164,15 @@ static void make_where(const struct nf_device_filter *f, int64_t cut, struct whe
 	if (set(f->tag))
 		add(w, " AND EXISTS (SELECT 1 FROM tags WHERE tags.device_id = devices.id "
 		       "AND tags.tag = $%d)", NF_DB_TEXT_V(f->tag));
+	/* "<> 0" first: the partial index devices_controls covers these. */
+	if (f->pin > 0)
+		add(w, " AND pin_release <> 0 AND pin_release = $%d", NF_DB_INT_V(f->pin));
+	else if (f->pin < 0)
+		strcat(w->sql, " AND pin_release <> 0");
+	if (f->excluded > 0)
+		strcat(w->sql, " AND excluded <> 0");
+	else if (f->excluded < 0)
+		strcat(w->sql, " AND excluded = 0");
 }
 
 struct list_ctx {

@@ -343,12 +343,41 @@ class DeviceControlsTest(ControlsServer):
                                        if e["action"] == "device.pin")
         self.assertEqual(statuses, {400: 10, 404: 1, 403: 1})
 
-    def test_a_deleted_release_shows_in_the_pin(self):
-        key = mac(1)
+    def test_pinned_release_is_kept_and_listed(self):
+        """A release devices are pinned to cannot be deleted; the list finds
+        pinned and excluded devices without one request per device."""
         other = self.upload(image("p2"), version="2.0.1")
-        self.api("POST", "/api/v1/devices/%s/pin" % key, {"release": other["id"]})
+        self.checks([(mac(1), "SONOFF", "1.0.0"), (mac(2), "LIGHT", "1.0.0"),
+                     (mac(3), "SONOFF", "1.0.0"), (mac(4), "SONOFF", "1.0.0")])
+        for i in (1, 3):
+            self.api("POST", "/api/v1/devices/%s/pin" % mac(i), {"release": other["id"]})
+        self.api("POST", "/api/v1/devices/%s/pin" % mac(4), {"release": self.rel["id"]})
+        self.api("POST", "/api/v1/devices/%s/exclude" % mac(3))
+        self.api("POST", "/api/v1/devices/%s/exclude" % mac(2))
+
+        def keys(query):
+            return sorted(d["key"] for d in
+                          self.api("GET", "/api/v1/devices?" + query, token=READ_TOKEN)["devices"])
+        self.assertEqual(keys("pin=%d" % other["id"]), [mac(1), mac(3)])
+        self.assertEqual(keys("pin=any"), [mac(1), mac(3), mac(4)])
+        self.assertEqual(keys("excluded=true"), [mac(2), mac(3)])
+        self.assertEqual(keys("excluded=false"), [mac(1), mac(4)])
+        self.assertEqual(keys("pin=any&excluded=false&type=SONOFF"), [mac(1), mac(4)])
+        self.assertEqual(self.api("GET", "/api/v1/devices?pin=any")["total"], 3)
+        for query, words in (("pin=0", "is not a release id"), ("pin=x", "or any"),
+                             ("excluded=yes", "is not true or false")):
+            out = self.api("GET", "/api/v1/devices?" + query, status=400)
+            self.assertEqual(out["parameter"], query.split("=")[0])
+            self.assertIn(words, out["error"])
+        out = self.api("DELETE", "/api/v1/releases/%d" % other["id"], status=409)
+        self.assertEqual(out["parameter"], "id")
+        self.assertIn("is pinned on 2 devices: unpin them first", out["error"])
+        self.assertEqual(self.device(mac(1))["pin"], {"release": other["id"],
+                                                      "version": "2.0.1"})
+        for i in (1, 3):
+            self.api("DELETE", "/api/v1/devices/%s/pin" % mac(i))
         self.api("DELETE", "/api/v1/releases/%d" % other["id"])
-        self.assertEqual(self.device(key)["pin"], {"release": other["id"], "version": None})
+        self.assertEqual(keys("pin=any"), [mac(4)])
 
     @unittest.skipUnless(NOFUSS, "NOFUSS (the nofuss tool) not set")
     def test_cli(self):
@@ -388,10 +417,17 @@ class DeviceControlsTest(ControlsServer):
         run("unpin", key, "3", rc=2)
         run("tag", key, rc=2)
         self.assertEqual(self.stored(key), (0, 0))
+        run("pin", key, str(self.rel["id"]))
+        out = run("--pin", str(self.rel["id"]), "--excluded", "false")
+        self.assertIn(key, out.stdout)
+        self.assertIn("1 of 1 devices", out.stdout)
+        self.assertIn("0 of 0 devices", run("--pin", "any", "--excluded", "true").stdout)
+        run("unpin", key)
         actions = [e["action"] for e in reversed(self.audit()) if e["action"].startswith("dev")]
         self.assertEqual(actions, ["device.pin", "device.exclude", "device.include",
                                    "device.unpin", "device.tag", "device.untag", "device.pin",
-                                   "device.pin", "device.exclude"])
+                                   "device.pin", "device.exclude", "device.pin",
+                                   "device.unpin"])
 
 
 class RolloutCliTest(ControlsServer):

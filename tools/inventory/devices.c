@@ -55,6 +55,8 @@ static void usage(FILE *out)
 	    "      --mac PREFIX       MAC starting with PREFIX (5C:CF:7F, 5ccf7f)\n"
 	    "      --ip PREFIX        IP address starting with PREFIX (192.168.1.)\n"
 	    "      --tag TAG          devices with this tag\n"
+	    "      --pin ID|any       devices pinned to release ID, or to any release\n"
+	    "      --excluded BOOL    true: devices excluded from rollouts; false: the others\n"
 	    "      --sort FIELD       last_seen (default), first_seen, key, type, version,\n"
 	    "                         state, ip\n"
 	    "      --order ORDER      desc (default) or asc\n"
@@ -68,7 +70,8 @@ static void usage(FILE *out)
 struct options {
 	const char *server, *token_file, *cacert;
 	bool json, all;
-	const char *type, *version, *state, *seen_after, *seen_before, *mac, *ip, *tag;
+	const char *type, *version, *state, *seen_after, *seen_before, *mac, *ip, *tag, *pin;
+	const char *excluded;
 	const char *sort, *order, *offset, *limit;
 };
 
@@ -111,6 +114,8 @@ static int list_path(const struct options *o, const size_t *offset, char *path, 
 	    {"mac", o->mac},
 	    {"ip", o->ip},
 	    {"tag", o->tag},
+	    {"pin", o->pin},
+	    {"excluded", o->excluded},
 	    {"sort", o->sort},
 	    {"order", o->order},
 	    {"limit", o->limit},
@@ -369,6 +374,8 @@ static const struct nf_opt options_table[] = {
     NF_OPT_STRING("mac", 0, struct options, mac),
     NF_OPT_STRING("ip", 0, struct options, ip),
     NF_OPT_STRING("tag", 0, struct options, tag),
+    NF_OPT_STRING("pin", 0, struct options, pin),
+    NF_OPT_STRING("excluded", 0, struct options, excluded),
     NF_OPT_STRING("sort", 0, struct options, sort),
     NF_OPT_STRING("order", 0, struct options, order),
     NF_OPT_STRING("offset", 0, struct options, offset),
@@ -387,7 +394,7 @@ int nf_cmd_devices(int argc, char *argv[], char *prog_argv[])
 	if (rc != 0)
 		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 	filtered = o.type || o.version || o.state || o.seen_after || o.seen_before || o.mac ||
-	           o.ip || o.tag || o.sort || o.order || o.offset || o.limit || o.all;
+	           o.ip || o.tag || o.pin || o.excluded || o.sort || o.order || o.offset || o.limit || o.all;
 	const struct write *w = optind < argc ? find_write(argv[optind]) : NULL;
 	int want = w != NULL ? w->args + 2 : 2; /* the action, KEY and its arguments */
 	if (optind < argc && ((w == NULL && strcmp(argv[optind], "show") != 0) ||
