@@ -2,10 +2,13 @@
  * rollouts.c - /api/v1/rollouts (issue 10 item 2, docs/ROLLOUTS.md section
  * 2): start a rollout of a release from a JSON body checked field by field
  * (body.c, then what types cannot say: increasing phases, versions, tags,
- * MACs, a release that exists), list and show them, and move them: pause,
- * resume, advance, abort, halt. Each move is one conditional update in the
- * store, so a move that no longer applies (a rollout already aborted) is
- * answered 409 with the state it is in.
+ * MACs, a window, a release that exists), list and show them, and move
+ * them: pause, resume, advance, abort, halt. Each move is one conditional
+ * update in the store, so a move that no longer applies (a rollout already
+ * aborted) is answered 409 with the state it is in. Every answer carries
+ * the rollout's counts, whole and per phase, and its gates judged now
+ * (docs/ROLLOUTS.md section 4): one grouped query per rollout, never one
+ * per device.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -131,6 +131,12 @@ class WindowRateTest(ControlsServer):
 
 class CountsTest(ControlsServer):
     def test_counts_per_phase_and_gates(self):
+        # The devices check in before the rollout starts, and not after: the
+        # offers counted are only the rows written below. The gates are set
+        # so that no watcher moves the rollout meanwhile: errors never halt
+        # (100%) and the soak is an hour.
+        n = 40
+        self.checks([(mac(i), "SONOFF", "1.0.0") for i in range(n)])
         rel = self.upload(image("c"), version="2.0.0")
         ro = self.api("POST", "/api/v1/rollouts", {
             "release": rel["id"], "phases": [10, 50, 100], "silent_after": 60, "soak": 3600,
@@ -146,8 +152,6 @@ class CountsTest(ControlsServer):
                           ro["gates"]["verdict"]), (0.0, 0.0, "wait"))
         self.assertGreater(ro["gates"]["soak_left"], 3500)
 
-        n = 40
-        self.checks([(mac(i), "SONOFF", "1.0.0") for i in range(n)])
         now = int(time.time() * 1000)
         # Offers: (phase, stored state, offered how long ago in ms) for each device.
         plan = []
@@ -224,11 +228,11 @@ class CountsTest(ControlsServer):
     def test_verdict_awaiting_approval(self):
         """Soaked (soak 0), enough confirmed, approval asked: the verdict
         says so and the rollout stays where it is."""
+        self.checks([(mac(100 + i), "SONOFF", "1.0.0") for i in range(4)])
         rel = self.upload(image("a"), version="2.1.0")
         ro = self.api("POST", "/api/v1/rollouts", {
             "release": rel["id"], "soak": 0, "approval": True, "success_threshold": 50,
             "error_threshold": 100}, status=201)
-        self.checks([(mac(100 + i), "SONOFF", "1.0.0") for i in range(4)])
         now = int(time.time() * 1000)
         self.sql([("UPDATE devices SET offer_rule = ?, state = ?, offer_ms = ? WHERE key = ?",
                    (rule_code(ro["id"], 0), CONFIRMED if i < 3 else REVERTED, now,
@@ -441,14 +445,15 @@ class RolloutCliTest(ControlsServer):
 
     @unittest.skipUnless(NOFUSS, "NOFUSS (the nofuss tool) not set")
     def test_start_show_and_watch(self):
+        # Checks first (none after), and approval: no watcher moves it.
+        self.checks([(mac(50 + i), "SONOFF", "1.0.0") for i in range(5)])
         rel = self.upload(image("cli"), version="2.0.0")
         out = self.nofuss("start", "--release", str(rel["id"]), "--phases", "10,100",
                           "--window", "22:00-05:00", "--rate", "30", "--soak", "0",
-                          "--error", "100", "--json")
+                          "--error", "100", "--approval", "--json")
         ro = json.loads(out.stdout)
         self.assertEqual((ro["window"], ro["rate"]), ("22:00-05:00", 30))
         rid = ro["id"]
-        self.checks([(mac(50 + i), "SONOFF", "1.0.0") for i in range(5)])
         now = int(time.time() * 1000)
         self.sql([("UPDATE devices SET offer_rule = ?, state = ?, offer_ms = ? WHERE key = ?",
                    (rule_code(rid, 0), CONFIRMED if i < 4 else FAILED, now, mac(50 + i)))
