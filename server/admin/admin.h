@@ -245,7 +245,8 @@ struct nf_admin_request {
 	struct nf_admin *admin;
 	struct MHD_Connection *conn;
 	const char *method;
-	const char *query; /* raw query string ("" for none) */
+	const char *query; /* raw query string ("" for none): query_buf */
+	char query_buf[NF_ADMIN_MAX_URL];
 	size_t query_len;
 	char args[2][NF_ADMIN_MAX_URL]; /* the route's '*' segments, percent-decoded */
 	enum nf_admin_role role;
@@ -369,9 +370,11 @@ void nf_admin_audit(struct nf_admin_request *r, const char *action);
 #define NF_ROLLOUT_MAX_TAGS  16
 #define NF_ROLLOUT_MAX_MACS  28   /* fits NF_ROLLOUT_MAX_LIST */
 #define NF_ROLLOUT_MAX_SECONDS (30LL * 24 * 3600)
+#define NF_ROLLOUT_WINDOW_LEN 12      /* "HH:MM-HH:MM" with the NUL */
+#define NF_ROLLOUT_MAX_RATE   100000  /* new offers a minute; 0 is no bound */
 /* POST {"release", "phases", "min_version", "max_version", "tags", "macs",
  * "success_threshold", "error_threshold", "soak", "silent_after",
- * "approval"}: 201 with the rollout. */
+ * "approval", "window", "rate"}: 201 with the rollout. */
 int nf_api_rollout_start(struct nf_admin_request *r);
 int nf_api_rollouts(struct nf_admin_request *r);
 int nf_api_rollout(struct nf_admin_request *r);
@@ -379,7 +382,19 @@ int nf_api_rollout(struct nf_admin_request *r);
 int nf_api_rollout_halt_all(struct nf_admin_request *r);
 /* POST /api/v1/rollouts/{id}/{pause|resume|advance|abort|halt}. */
 int nf_api_rollout_action(struct nf_admin_request *r);
-struct json_t *nf_render_rollout(const struct nf_rollout *ro);
+/* The JSON of a rollout (docs/ROLLOUTS.md section 2). With c (its counts
+ * as of now_ms), also "counts", "phase_counts" and the gates' figures and
+ * verdict (nf_rollout_judge); without, none of them. NULL out of memory. */
+struct json_t *nf_render_rollout(const struct nf_rollout *ro, const struct nf_rollout_counts *c,
+                                 int64_t now_ms);
+/* A rollout's window, "HH:MM-HH:MM" in the server's local time (it may
+ * wrap midnight: "22:00-05:00"), into minutes of the day; NULL or ""
+ * is none (-1, -1). Returns 0, or -1 with a message in err: not that
+ * form, an hour past 23 or a minute past 59, or an empty window (it ends
+ * where it starts). Pure. */
+int nf_rollout_window_parse(const char *text, int *start, int *end, char *err, size_t errlen);
+/* The window as "HH:MM-HH:MM", or "" for none (either bound out of range). */
+void nf_rollout_window_format(int start, int end, char out[NF_ROLLOUT_WINDOW_LEN]);
 
 /* api.c: the /api/v1 handlers ------------------------------------------------ */
 int nf_api_devices(struct nf_admin_request *r);
@@ -388,6 +403,24 @@ int nf_api_decision(struct nf_admin_request *r);
 int nf_api_summary(struct nf_admin_request *r);
 int nf_api_tag_add(struct nf_admin_request *r);
 int nf_api_tag_remove(struct nf_admin_request *r);
+/* r->args[0] checked as a device key: 0, or -1 after answering 400. */
+int nf_api_device_key(struct nf_admin_request *r);
+/* Reads the device r->args[0] names, with its history (free *hist).
+ * Returns 1 found; 0 (404) or -1 (400, 503) after answering. */
+int nf_api_read_device(struct nf_admin_request *r, int64_t now, struct nf_device *dev,
+                       struct nf_history **hist, size_t *count);
+
+/* controls.c: a device's pin and exclusion (issue 10 item 4) ------------------ */
+/* POST /api/v1/devices/{key}/pin {"release": ID}: the release must exist
+ * and be for the device's type (400 naming "release"). 200 with the
+ * device (its "pin" set). */
+int nf_api_device_pin(struct nf_admin_request *r);
+/* DELETE /api/v1/devices/{key}/pin: 200 with the device, pinned or not before. */
+int nf_api_device_unpin(struct nf_admin_request *r);
+/* POST and DELETE /api/v1/devices/{key}/exclude: left out of every
+ * rollout, or taken back. 200 with the device. */
+int nf_api_device_exclude(struct nf_admin_request *r);
+int nf_api_device_include(struct nf_admin_request *r);
 int nf_api_metrics(struct nf_admin_request *r);
 
 #endif /* NOFUSS_ADMIN_H */

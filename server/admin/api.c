@@ -76,8 +76,7 @@ int nf_api_devices(struct nf_admin_request *r)
 	return nf_admin_json(r, MHD_HTTP_OK, o);
 }
 
-/* r->args[0] as a device key, or -1 after answering 400. */
-static int check_key(struct nf_admin_request *r)
+int nf_api_device_key(struct nf_admin_request *r)
 {
 	char mac[NF_STORE_MAC_LEN];
 	const char *key = r->args[0];
@@ -92,15 +91,14 @@ static int check_key(struct nf_admin_request *r)
 	return -1;
 }
 
-/* Reads the device r->args[0] names. 1 found (free *hist), 0 or -1 answered. */
-static int read_device(struct nf_admin_request *r, int64_t now, struct nf_device *dev,
+int nf_api_read_device(struct nf_admin_request *r, int64_t now, struct nf_device *dev,
                        struct nf_history **hist, size_t *count)
 {
 	struct nf_store *store = nf_admin_store(r);
 	char err[NF_ERR_LEN];
 	int rc;
 
-	if (store == NULL || check_key(r) != 0)
+	if (store == NULL || nf_api_device_key(r) != 0)
 		return -1;
 	rc = nf_store_device(store, r->args[0], now, dev, hist, count, err, sizeof err);
 	if (rc < 0)
@@ -120,7 +118,7 @@ int nf_api_device(struct nf_admin_request *r)
 
 	if (dev == NULL)
 		return MHD_NO;
-	if (read_device(r, wall_ms(), dev, &hist, &count) != 1) {
+	if (nf_api_read_device(r, wall_ms(), dev, &hist, &count) != 1) {
 		free(dev);
 		return MHD_YES;
 	}
@@ -142,7 +140,7 @@ int nf_api_decision(struct nf_admin_request *r)
 
 	if (dev == NULL)
 		return MHD_NO;
-	if (read_device(r, now, dev, &hist, &count) != 1) {
+	if (nf_api_read_device(r, now, dev, &hist, &count) != 1) {
 		free(dev);
 		return MHD_YES;
 	}
@@ -179,7 +177,7 @@ static int tag(struct nf_admin_request *r, bool add)
 	json_t *o;
 	int rc;
 
-	if (store == NULL || check_key(r) != 0)
+	if (store == NULL || nf_api_device_key(r) != 0)
 		return MHD_YES;
 	if (!nf_admin_tag_valid(r->args[1]))
 		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "tag",

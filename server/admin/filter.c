@@ -315,6 +315,18 @@ static int set_param(struct nf_admin_query *q, const char *name, const char *v, 
 			       -1;
 		memcpy(q->tag, v, len + 1);
 		f->tag = q->tag;
+	} else if (strcmp(name, "pin") == 0) {
+		size_t id = 0;
+		if (strcmp(v, "any") != 0 && (parse_size(v, INT64_MAX / 2, &id) != 0 || id == 0))
+			return nf_errf(err, errlen,
+			               "pin: \"%s\" is not a release id (a positive integer) or any",
+			               v),
+			       -1;
+		f->pin = id > 0 ? (int64_t)id : -1;
+	} else if (strcmp(name, "excluded") == 0) {
+		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+			return nf_errf(err, errlen, "excluded: \"%s\" is not true or false", v), -1;
+		f->excluded = v[0] == 't' ? 1 : -1;
 	} else if (strcmp(name, "sort") == 0) {
 		int i = 0;
 		while (i < NF_SORT_COUNT && strcmp(v, sort_names[i]) != 0)
@@ -340,12 +352,13 @@ static int set_param(struct nf_admin_query *q, const char *name, const char *v, 
 	return 0;
 }
 
-static const char *const param_names[] = {"type",        "version", "state",  "seen_after",
-                                          "seen_before", "mac",     "ip",     "tag",
-                                          "sort",        "order",   "offset", "limit"};
+static const char *const param_names[] = {
+    "type", "version", "state",    "seen_after", "seen_before", "mac",   "ip",
+    "tag",  "pin",     "excluded", "sort",       "order",       "offset", "limit"};
 #define NPARAMS (sizeof param_names / sizeof param_names[0])
 #define PARAMS                                                                                     \
-	"type, version, state, seen_after, seen_before, mac, ip, tag, sort, order, offset, limit"
+	"type, version, state, seen_after, seen_before, mac, ip, tag, pin, excluded, sort, order, "  \
+	"offset, limit"
 
 int nf_admin_query_parse(const char *query, size_t len, int64_t now_ms, struct nf_admin_query *out,
                          char param[16], char *err, size_t errlen)

@@ -72,6 +72,13 @@ static const struct route {
     {"POST", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_add, NULL, "device.tag", false},
     {"DELETE", "/api/v1/devices/*/tags/*", NF_ROLE_ADMIN, nf_api_tag_remove, NULL,
      "device.untag", false},
+    {"POST", "/api/v1/devices/*/pin", NF_ROLE_ADMIN, nf_api_device_pin, NULL, "device.pin", true},
+    {"DELETE", "/api/v1/devices/*/pin", NF_ROLE_ADMIN, nf_api_device_unpin, NULL, "device.unpin",
+     false},
+    {"POST", "/api/v1/devices/*/exclude", NF_ROLE_ADMIN, nf_api_device_exclude, NULL,
+     "device.exclude", false},
+    {"DELETE", "/api/v1/devices/*/exclude", NF_ROLE_ADMIN, nf_api_device_include, NULL,
+     "device.include", false},
     {"GET", "/api/v1/summary", NF_ROLE_READ, nf_api_summary, NULL, NULL, false},
     {"GET", "/api/v1/releases", NF_ROLE_READ, nf_api_releases, NULL, NULL, false},
     {"POST", "/api/v1/releases", NF_ROLE_ADMIN, NULL, nf_api_release_add, "release.add", false},
@@ -464,8 +471,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	const struct route *found = NULL;
 	bool path_known = false, get_like, deferred;
 	char allow[64] = "";
-	char qbuf[NF_ADMIN_MAX_URL];
-	struct query_text q = {qbuf, 0, sizeof qbuf, false};
+	struct query_text q = {NULL, 0, NF_ADMIN_MAX_URL, false};
 	enum MHD_Result rc;
 
 	(void)version;
@@ -495,9 +501,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	r->conn = conn;
 	r->method = method;
 	get_like = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-	qbuf[0] = '\0';
+	/* In r, not on this stack: a JSON route reads it at the body's end. */
+	q.buf = r->query_buf;
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
-	r->query = qbuf;
+	r->query = r->query_buf;
 	r->query_len = q.len;
 	if (strlen(url) >= NF_ADMIN_MAX_URL || q.too_long) {
 		rc = nf_admin_error(r, MHD_HTTP_URI_TOO_LONG, NULL,

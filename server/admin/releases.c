@@ -539,14 +539,14 @@ int nf_api_release_delete(struct nf_admin_request *r)
 {
 	struct nf_store *store = nf_admin_store(r);
 	char unused[2][NF_STORE_MAX_IMAGE], err[NF_ERR_LEN], full[1200];
-	int64_t id, rollout = 0;
+	int64_t id, rollout = 0, pinned = 0;
 	int rc;
 
 	if (store == NULL || release_id(r, &id) != 0)
 		return MHD_YES;
 	snprintf(r->target, sizeof r->target, "release %lld", (long long)id);
 	nf_admin_release_lock(r, true);
-	rc = nf_store_release_delete(store, id, unused, &rollout, err, sizeof err);
+	rc = nf_store_release_delete(store, id, unused, &rollout, &pinned, err, sizeof err);
 	for (int i = 0; rc > 0 && i < 2; i++) {
 		if (unused[i][0] == '\0')
 			continue;
@@ -559,6 +559,13 @@ int nf_api_release_delete(struct nf_admin_request *r)
 		                      "release %lld is used by rollout %lld, which is not over: abort "
 		                      "it first",
 		                      (long long)id, (long long)rollout);
+	if (rc == -3)
+		return nf_admin_error(r, MHD_HTTP_CONFLICT, "id",
+		                      "release %lld is pinned on %lld device%s: unpin %s first (GET "
+		                      "/api/v1/devices?pin=%lld lists %s)",
+		                      (long long)id, (long long)pinned, pinned == 1 ? "" : "s",
+		                      pinned == 1 ? "it" : "them", (long long)id,
+		                      pinned == 1 ? "it" : "them");
 	if (rc < 0)
 		return store_failed(r, err);
 	if (rc == 0)

@@ -37,7 +37,8 @@ json_t *nf_render_string(const char *text, size_t len)
 	return json_stringn(out, n);
 }
 
-/* obj[key] = the string in a char array (cut at its NUL). */
+/* The string in a char array (cut at its NUL), and obj[key] = it. */
+#define PUT_STRING(arr) nf_render_string(arr, sizeof(arr))
 #define PUT_TEXT(obj, key, arr) json_object_set_new(obj, key, nf_render_string(arr, sizeof(arr)))
 
 int nf_render_time(json_t *obj, const char *key, int64_t ms)
@@ -109,6 +110,22 @@ static json_t *offer_value(const struct nf_device *d)
 	return offer;
 }
 
+/* {"release": ID, "version": V} (V null when the release is gone), or null. */
+static json_t *pin_value(const struct nf_device *d)
+{
+	json_t *pin;
+
+	if (d->pin_release <= 0)
+		return json_null();
+	pin = json_object();
+	if (pin == NULL)
+		return NULL;
+	json_object_set_new(pin, "release", json_integer((json_int_t)d->pin_release));
+	json_object_set_new(pin, "version", d->pin_version[0] ? PUT_STRING(d->pin_version)
+	                                                      : json_null());
+	return pin;
+}
+
 json_t *nf_render_device(const struct nf_device *d)
 {
 	json_t *o = json_object(), *hw = json_object(), *answer = json_object();
@@ -147,6 +164,8 @@ json_t *nf_render_device(const struct nf_device *d)
 	json_object_set_new(o, "answer", answer);
 	json_object_set_new(o, "offer", offer_value(d));
 	json_object_set_new(o, "tags", tags_value(d->tags, sizeof d->tags));
+	json_object_set_new(o, "pin", pin_value(d));
+	json_object_set_new(o, "excluded", json_boolean(d->excluded));
 	return o;
 }
 

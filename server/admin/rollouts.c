@@ -2,10 +2,13 @@
  * rollouts.c - /api/v1/rollouts (issue 10 item 2, docs/ROLLOUTS.md section
  * 2): start a rollout of a release from a JSON body checked field by field
  * (body.c, then what types cannot say: increasing phases, versions, tags,
- * MACs, a release that exists), list and show them, and move them: pause,
- * resume, advance, abort, halt. Each move is one conditional update in the
- * store, so a move that no longer applies (a rollout already aborted) is
- * answered 409 with the state it is in.
+ * MACs, a window, a release that exists), list and show them, and move
+ * them: pause, resume, advance, abort, halt. Each move is one conditional
+ * update in the store, so a move that no longer applies (a rollout already
+ * aborted) is answered 409 with the state it is in. Every answer carries
+ * the rollout's counts, whole and per phase, and its gates judged now
+ * (docs/ROLLOUTS.md section 4): one grouped query per rollout, never one
+ * per device.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +42,52 @@ static const struct nf_body_field start_fields[] = {
     {"soak", NF_BODY_INT, false, 0, NF_ROLLOUT_MAX_SECONDS, 0, 0, 0, 0},
     {"silent_after", NF_BODY_INT, false, 60, NF_ROLLOUT_MAX_SECONDS, 0, 0, 0, 0},
     {"approval", NF_BODY_BOOL, false, 0, 0, 0, 0, 0, 0},
+    {"window", NF_BODY_STRING, false, 0, 0, 0, NF_ROLLOUT_WINDOW_LEN - 1, 0, 0},
+    {"rate", NF_BODY_INT, false, 0, NF_ROLLOUT_MAX_RATE, 0, 0, 0, 0},
     {NULL, 0, false, 0, 0, 0, 0, 0, 0},
 };
+
+/* "HH:MM" at s into minutes of the day, or -1. */
+static int clock_minutes(const char *s)
+{
+	for (int i = 0; i < 5; i++)
+		if (i == 2 ? s[i] != ':' : s[i] < '0' || s[i] > '9')
+			return -1;
+	int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+	return h < 24 && m < 60 ? h * 60 + m : -1;
+}
+
+int nf_rollout_window_parse(const char *text, int *start, int *end, char *err, size_t errlen)
+{
+	*start = *end = -1;
+	if (text == NULL || text[0] == '\0')
+		return 0;
+	if (strlen(text) != NF_ROLLOUT_WINDOW_LEN - 1 || text[5] != '-' ||
+	    (*start = clock_minutes(text)) < 0 || (*end = clock_minutes(text + 6)) < 0) {
+		*start = *end = -1;
+		snprintf(err, errlen,
+		         "window \"%.40s\" is not HH:MM-HH:MM (24-hour, the server's local time, "
+		         "e.g. 01:00-05:00 or 22:00-05:00 across midnight; \"\" for always)",
+		         text);
+		return -1;
+	}
+	if (*start == *end) {
+		snprintf(err, errlen,
+		         "window \"%s\" is empty: it starts where it ends (\"\" for always)", text);
+		*start = *end = -1;
+		return -1;
+	}
+	return 0;
+}
+
+void nf_rollout_window_format(int start, int end, char out[NF_ROLLOUT_WINDOW_LEN])
+{
+	if (start < 0 || end < 0 || start >= 1440 || end >= 1440)
+		out[0] = '\0';
+	else
+		snprintf(out, NF_ROLLOUT_WINDOW_LEN, "%02d:%02d-%02d:%02d", start / 60, start % 60,
+		         end / 60, end % 60);
+}
 
 static int store_failed(struct nf_admin_request *r, const char *err)
 {
@@ -88,6 +135,29 @@ static int64_t seconds_ms(json_t *body, const char *name, long long dflt)
 	return (int64_t)(v != NULL ? json_integer_value(v) : dflt) * 1000;
 }
 
+/* The JSON of ro with its counts and gates as of now: one counts query
+ * (the devices_rollout index), whatever the fleet's size. When the counts
+ * cannot be read, the rollout is shown without them ("counts": null and
+ * "counts_error"), never with figures that are not true. */
+static json_t *rollout_json(struct nf_store *store, const struct nf_rollout *ro, int64_t now)
+{
+	struct nf_rollout_counts c;
+	char err[NF_ERR_LEN];
+	json_t *o;
+
+	if (nf_store_rollout_counts(store, ro, now, &c, err, sizeof err) == 0)
+		return nf_render_rollout(ro, &c, now);
+	nf_log(NF_LOG_WARN, "admin: the counts of rollout %lld cannot be read: %s",
+	       (long long)ro->id, err);
+	o = nf_render_rollout(ro, NULL, now);
+	if (o != NULL) {
+		json_object_set_new(o, "counts", json_null());
+		json_object_set_new(o, "phase_counts", json_null());
+		json_object_set_new(o, "counts_error", json_string(err));
+	}
+	return o;
+}
+
 /* The body into ro, checked beyond its types. 0, or -1 answered. */
 static int read_start(struct nf_admin_request *r, json_t *body, struct nf_rollout *ro)
 {
@@ -95,6 +165,7 @@ static int read_start(struct nf_admin_request *r, json_t *body, struct nf_rollou
 	json_t *phases = json_object_get(body, "phases");
 	const char *vmin = json_string_value(json_object_get(body, "min_version"));
 	const char *vmax = json_string_value(json_object_get(body, "max_version"));
+	char err[NF_ERR_LEN];
 
 	ro->release_id = json_integer_value(json_object_get(body, "release"));
 	if (phases == NULL) {
@@ -137,6 +208,10 @@ static int read_start(struct nf_admin_request *r, json_t *body, struct nf_rollou
 	ro->soak_ms = seconds_ms(body, "soak", NF_ROLLOUT_DEFAULT_SOAK_S);
 	ro->silent_ms = seconds_ms(body, "silent_after", NF_ROLLOUT_DEFAULT_SILENT_S);
 	ro->approval = json_is_true(json_object_get(body, "approval"));
+	ro->rate = (unsigned)json_integer_value(json_object_get(body, "rate"));
+	if (nf_rollout_window_parse(json_string_value(json_object_get(body, "window")),
+	                            &ro->window_start, &ro->window_end, err, sizeof err) != 0)
+		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "window", "%s", err), -1;
 	return 0;
 }
 
@@ -182,7 +257,7 @@ int nf_api_rollout_start(struct nf_admin_request *r)
 	if (rc == 1) {
 		snprintf(r->target, sizeof r->target, "rollout %lld (release %lld)", (long long)ro->id,
 		         (long long)ro->release_id);
-		rc = nf_admin_json(r, MHD_HTTP_CREATED, nf_render_rollout(ro));
+		rc = nf_admin_json(r, MHD_HTTP_CREATED, rollout_json(store, ro, wall_ms()));
 	} else if (rc == 0) {
 		rc = nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "release", "no release %lld (deleted?)",
 		                    (long long)ro->release_id);
@@ -205,6 +280,7 @@ int nf_api_rollouts(struct nf_admin_request *r)
 	struct nf_rollout *list;
 	char err[NF_ERR_LEN];
 	size_t count;
+	int64_t now = wall_ms();
 	json_t *o, *a;
 
 	if (store == NULL || nf_admin_no_params(r) != 0)
@@ -214,7 +290,7 @@ int nf_api_rollouts(struct nf_admin_request *r)
 	o = json_object();
 	a = json_array();
 	for (size_t i = 0; a != NULL && i < count; i++)
-		json_array_append_new(a, nf_render_rollout(&list[i]));
+		json_array_append_new(a, rollout_json(store, &list[i], now));
 	free(list);
 	if (o == NULL) {
 		json_decref(a);
@@ -240,7 +316,7 @@ int nf_api_rollout(struct nf_admin_request *r)
 		return store_failed(r, err);
 	if (rc == 0)
 		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "id", "no rollout %lld", (long long)id);
-	return nf_admin_json(r, MHD_HTTP_OK, nf_render_rollout(&ro));
+	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(store, &ro, wall_ms()));
 }
 
 #define S(x) (1u << NF_ROLLOUT_##x)
@@ -299,7 +375,7 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 		                      actions[i].name);
 	nf_log(NF_LOG_INFO, "admin: token %s: rollout %lld %s, now %s at phase %u", r->token_name,
 	       (long long)id, actions[i].name, nf_rollout_state_name(now.state), now.phase);
-	return nf_admin_json(r, MHD_HTTP_OK, nf_render_rollout(&now));
+	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(store, &now, wall_ms()));
 }
 
 int nf_api_rollout_halt_all(struct nf_admin_request *r)
@@ -335,10 +411,49 @@ static json_t *split(const char *list)
 	return a;
 }
 
-json_t *nf_render_rollout(const struct nf_rollout *ro)
+/* {"offered": N, "pending": N, ...} of one row of counts. */
+static json_t *counts_value(uint64_t offered, const uint64_t kinds[NF_RC_COUNT])
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "offered", json_integer((json_int_t)offered));
+	for (int k = 0; k < NF_RC_COUNT; k++)
+		json_object_set_new(o, nf_rollout_count_name(k), json_integer((json_int_t)kinds[k]));
+	return o;
+}
+
+/* Each phase with its counts: "passed" before the current one (and every
+ * phase of a completed rollout), "current", then "next". */
+static json_t *phase_counts_value(const struct nf_rollout *ro, const struct nf_rollout_counts *c)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a != NULL && i < ro->nphases; i++) {
+		json_t *p = counts_value(c->offered[i], c->phase[i]);
+		bool done = i < ro->phase || ro->state == NF_ROLLOUT_COMPLETED;
+		if (p == NULL)
+			break;
+		json_object_set_new(p, "phase", json_integer(i));
+		json_object_set_new(p, "percent", json_integer(ro->phases[i]));
+		json_object_set_new(p, "status", json_string(done              ? "passed"
+		                                             : i == ro->phase ? "current"
+		                                                              : "next"));
+		nf_render_time(p, "started", !done && i == ro->phase ? ro->phase_ms : 0);
+		json_array_append_new(a, p);
+	}
+	return a;
+}
+
+json_t *nf_render_rollout(const struct nf_rollout *ro, const struct nf_rollout_counts *c,
+                          int64_t now_ms)
 {
 	json_t *o = json_object(), *phases = json_array(), *gates = json_object(),
 	       *filters = json_object();
+	char window[NF_ROLLOUT_WINDOW_LEN];
+	struct nf_gate_verdict v;
+	bool active = ro->state == NF_ROLLOUT_RUNNING || ro->state == NF_ROLLOUT_PAUSED;
 
 	if (o == NULL || phases == NULL || gates == NULL || filters == NULL) {
 		json_decref(o);
@@ -376,10 +491,27 @@ json_t *nf_render_rollout(const struct nf_rollout *ro)
 	json_object_set_new(filters, "tags", split(ro->tags));
 	json_object_set_new(filters, "macs", split(ro->macs));
 	json_object_set_new(o, "filters", filters);
+	nf_rollout_window_format(ro->window_start, ro->window_end, window);
+	json_object_set_new(o, "window", window[0] ? json_string(window) : json_null());
+	json_object_set_new(o, "rate", json_integer(ro->rate));
 	json_object_set_new(gates, "success_threshold", json_real(ro->success_bp / 100.0));
 	json_object_set_new(gates, "error_threshold", json_real(ro->error_bp / 100.0));
 	json_object_set_new(gates, "soak", json_integer(ro->soak_ms / 1000));
 	json_object_set_new(gates, "silent_after", json_integer(ro->silent_ms / 1000));
+	if (c != NULL) {
+		nf_rollout_judge(ro, c, now_ms, &v);
+		json_object_set_new(gates, "success_now", json_real(v.success_bp / 100.0));
+		json_object_set_new(gates, "error_now", json_real(v.error_bp / 100.0));
+		/* Whole seconds, rounded up: 0 only once soaked. */
+		json_object_set_new(gates, "soak_left", json_integer((v.soak_left_ms + 999) / 1000));
+		json_object_set_new(gates, "verdict", active ? json_string(nf_gate_action_name(
+		                                                   v.action))
+		                                             : json_null());
+		json_object_set_new(gates, "why", active && v.why[0] ? json_string(v.why)
+		                                                     : json_null());
+		json_object_set_new(o, "counts", counts_value(c->offered_total, c->total));
+		json_object_set_new(o, "phase_counts", phase_counts_value(ro, c));
+	}
 	json_object_set_new(o, "gates", gates);
 	json_object_set_new(o, "approval", json_boolean(ro->approval));
 	nf_render_time(o, "created", ro->created_ms);

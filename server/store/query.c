@@ -25,9 +25,12 @@
 	"free_space, sketch_size, sketch_md5, sdk, first_seen, last_seen, last_check, "      \
 	"checks, answer, answer_target, answer_rule, answer_reason, " NF_OFFER_COLUMNS ", "  \
 	"(SELECT %s FROM (SELECT tag FROM tags WHERE tags.device_id = devices.id "           \
-	"ORDER BY tag) AS t) AS tags FROM devices"
+	"ORDER BY tag) AS t) AS tags, pin_release, excluded, "                               \
+	"(SELECT version FROM releases WHERE releases.id = devices.pin_release) AS pin_version " \
+	"FROM devices"
 #define OFFER_COL 21
 #define TAGS_COL (OFFER_COL + NF_OFFER_NCOLS)
+#define CONTROLS_COL (TAGS_COL + 1) /* pin_release, excluded, pin_version */
 
 static const char *const sort_columns[NF_SORT_COUNT] = {
 	"last_seen", "first_seen", "key", "device", "version", "state", "ip",
@@ -90,6 +93,9 @@ static void read_device(const struct nf_db_row *row, int64_t cut, struct nf_devi
 		d->image_bytes[i] = o.img[i].bytes;
 	}
 	nf_db_copy(row, TAGS_COL, d->tags, sizeof d->tags);
+	d->pin_release = nf_db_int(row, CONTROLS_COL);
+	d->excluded = nf_db_int(row, CONTROLS_COL + 1) != 0;
+	nf_db_copy(row, CONTROLS_COL + 2, d->pin_version, sizeof d->pin_version);
 }
 
 /* Devices ----------------------------------------------------------------- */
@@ -158,6 +164,15 @@ static void make_where(const struct nf_device_filter *f, int64_t cut, struct whe
 	if (set(f->tag))
 		add(w, " AND EXISTS (SELECT 1 FROM tags WHERE tags.device_id = devices.id "
 		       "AND tags.tag = $%d)", NF_DB_TEXT_V(f->tag));
+	/* "<> 0" first: the partial index devices_controls covers these. */
+	if (f->pin > 0)
+		add(w, " AND pin_release <> 0 AND pin_release = $%d", NF_DB_INT_V(f->pin));
+	else if (f->pin < 0)
+		strcat(w->sql, " AND pin_release <> 0");
+	if (f->excluded > 0)
+		strcat(w->sql, " AND excluded <> 0");
+	else if (f->excluded < 0)
+		strcat(w->sql, " AND excluded = 0");
 }
 
 struct list_ctx {

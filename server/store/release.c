@@ -287,6 +287,7 @@ struct del_ctx {
 	int64_t id;
 	char (*unused)[NF_STORE_MAX_IMAGE];
 	int64_t *rollout;
+	int64_t *pinned;
 };
 
 static int delete_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
@@ -315,6 +316,16 @@ static int delete_op(struct nf_db *db, const struct nf_store_options *opt, void 
 	default:
 		goto fail;
 	}
+	/* A pin must name a release that exists (controls.c): "<> 0" lets
+	 * the partial index devices_controls answer. */
+	*d->pinned = 0;
+	if (nf_db_run(db, -1,
+	              "SELECT COUNT(*) FROM devices WHERE pin_release <> 0 AND pin_release = $1",
+	              &id, 1, on_id, d->pinned) != 0 ||
+	    nf_db_sync(db) != 0)
+		goto fail;
+	if (*d->pinned > 0)
+		return nf_db_exec(db, "COMMIT") == 0 ? -3 : -1;
 	if (nf_db_run(db, -1, "DELETE FROM releases WHERE id = $1", &id, 1, NULL, NULL) != 0)
 		goto fail;
 	for (int i = 0; i < 2; i++) {
@@ -340,10 +351,10 @@ fail:
 }
 
 int nf_store_release_delete(struct nf_store *store, int64_t id,
-                            char unused[2][NF_STORE_MAX_IMAGE], int64_t *rollout, char *err,
-                            size_t errlen)
+                            char unused[2][NF_STORE_MAX_IMAGE], int64_t *rollout, int64_t *pinned,
+                            char *err, size_t errlen)
 {
-	struct del_ctx d = {id, unused, rollout};
+	struct del_ctx d = {id, unused, rollout, pinned};
 
 	return nf_store_read(store, delete_op, &d, err, errlen);
 }

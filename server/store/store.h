@@ -270,6 +270,8 @@ struct nf_device_filter {
 	const char *mac_prefix;  /* "AA:BB" (any case) */
 	const char *ip_prefix;   /* "192.168.1." */
 	const char *tag;
+	int64_t pin;             /* 0 any; > 0 pinned to that release; -1 pinned to any */
+	int excluded;            /* 0 any; 1 excluded from rollouts; -1 not excluded */
 	enum nf_device_sort sort;
 	bool descending;
 	size_t offset;           /* pagination: skip this many */
@@ -302,6 +304,12 @@ struct nf_device {
 	struct nf_store_image images[NF_STORE_IMAGES];
 	uint64_t image_bytes[NF_STORE_IMAGES]; /* served so far, per image */
 	char tags[4 * NF_STORE_MAX_TAG];  /* "a,b,c", cut to fit */
+	/* Rollout controls (controls.c): the release it is pinned to (0:
+	 * none) and that release's version ("" when none, or deleted since),
+	 * and whether rollouts leave it out. */
+	int64_t pin_release;
+	char pin_version[NF_STORE_MAX_TEXT];
+	bool excluded;
 };
 
 struct nf_device_list {
@@ -419,10 +427,11 @@ int nf_store_release_set_fs(struct nf_store *store, int64_t id, const struct nf_
 /* Deletes release id. Returns 1 deleted, with the paths of its images that
  * no other release uses into unused[0..2) ("" when still used or none), 0
  * no such release, -2 a running, paused or halted rollout uses it (its id
- * in *rollout; nothing deleted), -1. */
+ * in *rollout; nothing deleted), -3 devices are pinned to it (how many in
+ * *pinned; nothing deleted), -1. */
 int nf_store_release_delete(struct nf_store *store, int64_t id,
-                            char unused[2][NF_STORE_MAX_IMAGE], int64_t *rollout, char *err,
-                            size_t errlen);
+                            char unused[2][NF_STORE_MAX_IMAGE], int64_t *rollout, int64_t *pinned,
+                            char *err, size_t errlen);
 /* Replaces release id's notes. Returns 1 done, 0 no such release, -1. */
 int nf_store_release_set_notes(struct nf_store *store, int64_t id, const char *notes, char *err,
                                size_t errlen);

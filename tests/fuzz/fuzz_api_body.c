@@ -3,7 +3,10 @@
  * (server/admin/body.c): any bytes as the body of a write, against a table
  * with every field type. An accepted body always holds only the table's
  * fields, each of its type and within its bounds; a refused one always
- * names a field and says why.
+ * names a field and says why. An accepted "window" then goes through the
+ * rollout window's parser (nf_rollout_window_parse), as POST
+ * /api/v1/rollouts does: accepted, it is two distinct minutes of the day
+ * that write back as the text read; refused, it says why.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,7 +24,8 @@ static const struct nf_body_field fields[] = {
     {"tags", NF_BODY_STRINGS, false, 0, 0, 1, 31, 0, 16},
     {"threshold", NF_BODY_NUMBER, false, 0, 100, 0, 0, 0, 0},
     {"approval", NF_BODY_BOOL, false, 0, 0, 0, 0, 0, 0},
-    {"window", NF_BODY_STRING, false, 0, 0, 1, 11, 0, 0},
+    {"window", NF_BODY_STRING, false, 0, 0, 0, NF_ROLLOUT_WINDOW_LEN - 1, 0, 0},
+    {"rate", NF_BODY_INT, false, 0, NF_ROLLOUT_MAX_RATE, 0, 0, 0, 0},
     {NULL, 0, false, 0, 0, 0, 0, 0, 0},
 };
 
@@ -61,6 +65,27 @@ static void check_value(const struct nf_body_field *f, json_t *v)
 	}
 }
 
+static void check_window(const char *text)
+{
+	char err[256] = "", back[NF_ROLLOUT_WINDOW_LEN];
+	int start, end;
+
+	if (nf_rollout_window_parse(text, &start, &end, err, sizeof err) != 0) {
+		if (err[0] == '\0' || start != -1 || end != -1)
+			abort();
+		return;
+	}
+	nf_rollout_window_format(start, end, back);
+	if (text == NULL || text[0] == '\0') {
+		if (start != -1 || end != -1 || back[0] != '\0')
+			abort();
+		return;
+	}
+	if (start < 0 || start >= 1440 || end < 0 || end >= 1440 || start == end ||
+	    strcmp(back, text) != 0)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char field[NF_ADMIN_MAX_FIELD], err[1024] = "";
@@ -90,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_value(f, v);
 		}
 	}
+	check_window(json_string_value(json_object_get(out, "window")));
 	json_decref(out);
 	return 0;
 }

@@ -97,11 +97,59 @@ static void test_refused(void **state)
 	refused(big, "body", "more than 65536");
 }
 
+/* A rollout's window (nf_rollout_window_parse): minutes of the day, a
+ * window across midnight kept as written, every malformed or empty one
+ * refused with a message, and written back as it was read. */
+static void test_window(void **state)
+{
+	static const struct {
+		const char *text;
+		int start, end;
+	} good[] = {
+	    {"01:00-05:00", 60, 300}, {"22:00-05:00", 1320, 300}, {"00:00-23:59", 0, 1439},
+	    {"23:59-00:00", 1439, 0}, {"", -1, -1},
+	};
+	static const char *const bad[] = {
+	    "01:00-01:00", "00:00-00:00", "1:00-5:00",  "24:00-05:00", "01:60-05:00",
+	    "01:00/05:00", "01:00-05:0x", "01:00-05:00 ", " 01:00-05:00", "0100-0500",
+	    "01:00-", "-05:00", "aa:bb-cc:dd", "01:00-05:00-07:00",
+	};
+	char err[256], out[NF_ROLLOUT_WINDOW_LEN];
+	int start, end;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		assert_int_equal(nf_rollout_window_parse(good[i].text, &start, &end, err, sizeof err),
+		                 0);
+		assert_int_equal(start, good[i].start);
+		assert_int_equal(end, good[i].end);
+		nf_rollout_window_format(start, end, out);
+		assert_string_equal(out, good[i].text);
+	}
+	assert_int_equal(nf_rollout_window_parse(NULL, &start, &end, err, sizeof err), 0);
+	assert_int_equal(start, -1);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		if (nf_rollout_window_parse(bad[i], &start, &end, err, sizeof err) == 0)
+			fail_msg("accepted window \"%s\"", bad[i]);
+		assert_int_equal(start, -1);
+		assert_int_equal(end, -1);
+		assert_non_null(strstr(err, "window"));
+	}
+	assert_int_equal(nf_rollout_window_parse("05:30-05:30", &start, &end, err, sizeof err), -1);
+	assert_non_null(strstr(err, "is empty"));
+	nf_rollout_window_format(-1, 300, out);
+	assert_string_equal(out, "");
+	nf_rollout_window_format(60, 1440, out);
+	assert_string_equal(out, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_accepted),
 	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,6 +59,8 @@ static void test_defaults(void **state)
 	assert_int_equal(q.filter.offset, 0);
 	assert_null(q.filter.device);
 	assert_null(q.filter.mac_prefix);
+	assert_int_equal(q.filter.pin, 0);
+	assert_int_equal(q.filter.excluded, 0);
 	assert_int_equal(q.filter.now_ms, NOW);
 	/* Empty values and empty pairs mean "any". */
 	parse_ok("type=&state=&&limit=", &q);
@@ -93,6 +95,16 @@ static void test_every_parameter(void **state)
 	assert_string_equal(q.filter.mac_prefix, "5C:CF:7F:0");
 	parse_ok("mac=AA%3Abb%3Acc%3Add%3Aee%3AFF", &q);
 	assert_string_equal(q.filter.mac_prefix, "AA:BB:CC:DD:EE:FF");
+	/* Rollout controls: a release id or any; true or false. */
+	parse_ok("pin=42&excluded=true", &q);
+	assert_int_equal(q.filter.pin, 42);
+	assert_int_equal(q.filter.excluded, 1);
+	parse_ok("pin=any&excluded=false", &q);
+	assert_int_equal(q.filter.pin, -1);
+	assert_int_equal(q.filter.excluded, -1);
+	parse_ok("pin=&excluded=", &q);
+	assert_int_equal(q.filter.pin, 0);
+	assert_int_equal(q.filter.excluded, 0);
 	parse_ok("sort=type&order=desc&state=silent", &q);
 	assert_int_equal(q.filter.sort, NF_SORT_DEVICE);
 	assert_int_equal(q.filter.state, NF_UPDATE_SILENT);
@@ -165,6 +177,12 @@ static void test_refusals(void **state)
 	FAILS("version=0123456789012345678901234567890123456789012345678901234567890123", "version",
 	      "at most 63 characters");
 	FAILS("%ff=1", "", "unknown parameter \"%ff\"");
+	FAILS("pin=0", "pin", "pin: \"0\" is not a release id");
+	FAILS("pin=-1", "pin", "pin: \"-1\"");
+	FAILS("pin=99999999999999999999", "pin", "pin:");
+	FAILS("pin=all", "pin", "or any");
+	FAILS("excluded=1", "excluded", "excluded: \"1\" is not true or false");
+	FAILS("colour=red", "", "tag, pin, excluded, sort");
 }
 
 /* ---- tokens ---- */

@@ -1,12 +1,15 @@
 /*
  * devices.c - `nofuss devices`: the fleet inventory as a table (or the
  * API's JSON), filtered by the same names as GET /api/v1/devices, one page
- * or --all of them; and `nofuss devices show KEY`: one device with its
- * history. The server checks every filter (one validator, docs/ADMIN.md
- * section 3); this only passes them on, percent-encoded.
+ * or --all of them; `nofuss devices show KEY`: one device with its
+ * history; and the writes on one device: pin, unpin, exclude, include, tag
+ * and untag (docs/ROLLOUTS.md section 4). The server checks every filter
+ * and value (one validator, docs/ADMIN.md section 3); this only passes
+ * them on, percent-encoded.
  */
 #include <getopt.h> /* optind */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "inventory.h"
@@ -16,7 +19,7 @@ const struct nf_exit nf_devices_exits[] = {
     {NF_INV_EXIT_ERROR, "the server refused the request (a bad filter, the store off, ...)"},
     {NF_INV_EXIT_CONNECT, "the server cannot be reached, or it is not nofussd's admin API"},
     {NF_INV_EXIT_AUTH, "no token, or the server refused it"},
-    {NF_INV_EXIT_NOT_FOUND, "show: no such device"},
+    {NF_INV_EXIT_NOT_FOUND, "show and the writes: no such device"},
     {0, NULL},
 };
 
@@ -26,9 +29,15 @@ static void usage(FILE *out)
 	    out,
 	    "Usage: nofuss devices [OPTION]...\n"
 	    "       nofuss devices show KEY [--json]\n"
+	    "       nofuss devices pin KEY RELEASE_ID | unpin KEY\n"
+	    "       nofuss devices exclude KEY | include KEY\n"
+	    "       nofuss devices tag KEY TAG | untag KEY TAG\n"
 	    "List the devices nofussd's fleet store knows, through its admin API\n"
 	    "(docs/ADMIN.md), newest seen first; or show one device (KEY: its MAC in any\n"
 	    "form, or DEVICE@IP) with its history. Not the simulator: that is `nofuss device`.\n"
+	    "pin offers the device that release (of its type) whatever the rollouts do;\n"
+	    "exclude leaves it out of every rollout; tags are what rollouts target\n"
+	    "(docs/ROLLOUTS.md section 4). The writes need an admin token.\n"
 	    "\n"
 	    "  -s, --server URL       the admin listener (default " NF_INV_DEFAULT_SERVER ")\n"
 	    "      --token-file FILE  the bearer token: the first field of the first line\n"
@@ -46,6 +55,8 @@ static void usage(FILE *out)
 	    "      --mac PREFIX       MAC starting with PREFIX (5C:CF:7F, 5ccf7f)\n"
 	    "      --ip PREFIX        IP address starting with PREFIX (192.168.1.)\n"
 	    "      --tag TAG          devices with this tag\n"
+	    "      --pin ID|any       devices pinned to release ID, or to any release\n"
+	    "      --excluded BOOL    true: devices excluded from rollouts; false: the others\n"
 	    "      --sort FIELD       last_seen (default), first_seen, key, type, version,\n"
 	    "                         state, ip\n"
 	    "      --order ORDER      desc (default) or asc\n"
@@ -59,7 +70,8 @@ static void usage(FILE *out)
 struct options {
 	const char *server, *token_file, *cacert;
 	bool json, all;
-	const char *type, *version, *state, *seen_after, *seen_before, *mac, *ip, *tag;
+	const char *type, *version, *state, *seen_after, *seen_before, *mac, *ip, *tag, *pin;
+	const char *excluded;
 	const char *sort, *order, *offset, *limit;
 };
 
@@ -102,6 +114,8 @@ static int list_path(const struct options *o, const size_t *offset, char *path, 
 	    {"mac", o->mac},
 	    {"ip", o->ip},
 	    {"tag", o->tag},
+	    {"pin", o->pin},
+	    {"excluded", o->excluded},
 	    {"sort", o->sort},
 	    {"order", o->order},
 	    {"limit", o->limit},
@@ -195,7 +209,8 @@ static int show(const struct nf_inv_conn *c, const struct options *o, const char
 {
 	static const char *const fields[] = {
 	    "key",        "mac",       "ip",     "type",  "version",     "build", "client",
-	    "first_seen", "last_seen", "checks", "state", "state_since", "tags",  NULL};
+	    "first_seen", "last_seen", "checks", "state", "state_since", "tags",  "pin",
+	    "excluded",   NULL};
 	static const char *const answer[] = {"kind", "target", "rule", "reason", NULL};
 	static const char *const offer[] = {"target", "rule", "offered", "from_version", NULL};
 	static const char *const hw[] = {"chip_id",    "chip_size", "free_space", "sketch_size",
@@ -222,6 +237,16 @@ static int show(const struct nf_inv_conn *c, const struct options *o, const char
 	    snprintf(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s", i ? "," : "",
 	             json_string_value(v));
 	json_object_set_new(dev, "tags", json_string(tags));
+	if (json_is_object(json_object_get(dev, "pin"))) {
+		json_t *pin = json_object_get(dev, "pin");
+		char b2[64];
+		snprintf(tags, sizeof tags, "release %s (%s)",
+		         nf_inv_text(pin, "release", buf, sizeof buf),
+		         json_is_string(json_object_get(pin, "version"))
+		             ? nf_inv_text(pin, "version", b2, sizeof b2)
+		             : "deleted");
+		json_object_set_new(dev, "pin", json_string(tags));
+	}
 	print_fields(dev, fields, "");
 	printf("answer\n");
 	print_fields(json_object_get(dev, "answer"), answer, "  ");
@@ -259,6 +284,82 @@ static int show(const struct nf_inv_conn *c, const struct options *o, const char
 	return 0;
 }
 
+/* The writes on one device: the action, its arguments after KEY, the
+ * method, and the path after /api/v1/devices/KEY/. */
+static const struct write {
+	const char *name;
+	int args;
+	const char *method, *path;
+} writes[] = {
+    {"pin", 1, "POST", "pin"},        {"unpin", 0, "DELETE", "pin"},
+    {"exclude", 0, "POST", "exclude"}, {"include", 0, "DELETE", "exclude"},
+    {"tag", 1, "POST", "tags"},       {"untag", 1, "DELETE", "tags"},
+};
+
+static const struct write *find_write(const char *name)
+{
+	for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+		if (strcmp(writes[i].name, name) == 0)
+			return &writes[i];
+	return NULL;
+}
+
+/* One write; prints what the device is now (or the API's JSON). */
+static int write_one(const struct nf_inv_conn *c, const struct options *o,
+                     const struct write *w, const char *key, const char *arg)
+{
+	char path[NF_INV_MAX_URL], enc[NF_INV_MAX_URL / 4], encarg[NF_INV_MAX_URL / 4];
+	char buf[64], b2[64];
+	json_t *body = NULL, *out = NULL, *pin;
+	int rc;
+
+	if (nf_inv_escape(key, enc, sizeof enc) != 0 ||
+	    (arg != NULL && nf_inv_escape(arg, encarg, sizeof encarg) != 0)) {
+		nf_tool_error("the key or the value is too long");
+		return NF_EXIT_USAGE;
+	}
+	if (strcmp(w->name, "pin") == 0) {
+		char *end;
+		long long id = strtoll(arg, &end, 10);
+		if (arg[0] < '0' || arg[0] > '9' || *end != '\0') {
+			nf_tool_error("pin: \"%s\" is not a release id", arg);
+			return NF_EXIT_USAGE;
+		}
+		body = json_pack("{s:I}", "release", (json_int_t)id);
+	}
+	if (strcmp(w->path, "tags") == 0)
+		snprintf(path, sizeof path, "/api/v1/devices/%s/tags/%s", enc, encarg);
+	else
+		snprintf(path, sizeof path, "/api/v1/devices/%s/%s", enc, w->path);
+	rc = nf_inv_send(c, w->method, path, NULL, body, &out);
+	json_decref(body);
+	if (rc != 0)
+		return rc;
+	if (o->json) {
+		json_dumpf(out, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else if (strcmp(w->path, "tags") == 0) {
+		printf("%s: tag %s %s\n", nf_inv_text(out, "key", buf, sizeof buf), arg,
+		       json_is_true(json_object_get(out, "added")) ? "added" : "removed");
+	} else if (strcmp(w->path, "pin") == 0) {
+		pin = json_object_get(out, "pin");
+		nf_inv_print(stdout, nf_inv_text(out, "key", buf, sizeof buf), 0);
+		if (json_is_object(pin))
+			printf(": pinned to release %s (%s)\n",
+			       nf_inv_text(pin, "release", buf, sizeof buf),
+			       nf_inv_text(pin, "version", b2, sizeof b2));
+		else
+			printf(": not pinned\n");
+	} else {
+		nf_inv_print(stdout, nf_inv_text(out, "key", buf, sizeof buf), 0);
+		printf(": %s\n", json_is_true(json_object_get(out, "excluded"))
+		                     ? "excluded from rollouts"
+		                     : "included in rollouts");
+	}
+	json_decref(out);
+	return 0;
+}
+
 static const struct nf_opt options_table[] = {
     NF_OPT_STRING("server", 's', struct options, server),
     NF_OPT_STRING("token-file", 0, struct options, token_file),
@@ -273,6 +374,8 @@ static const struct nf_opt options_table[] = {
     NF_OPT_STRING("mac", 0, struct options, mac),
     NF_OPT_STRING("ip", 0, struct options, ip),
     NF_OPT_STRING("tag", 0, struct options, tag),
+    NF_OPT_STRING("pin", 0, struct options, pin),
+    NF_OPT_STRING("excluded", 0, struct options, excluded),
     NF_OPT_STRING("sort", 0, struct options, sort),
     NF_OPT_STRING("order", 0, struct options, order),
     NF_OPT_STRING("offset", 0, struct options, offset),
@@ -291,21 +394,30 @@ int nf_cmd_devices(int argc, char *argv[], char *prog_argv[])
 	if (rc != 0)
 		return rc > 0 ? NF_EXIT_OK : NF_EXIT_USAGE;
 	filtered = o.type || o.version || o.state || o.seen_after || o.seen_before || o.mac ||
-	           o.ip || o.tag || o.sort || o.order || o.offset || o.limit || o.all;
-	if (optind < argc &&
-	    (strcmp(argv[optind], "show") != 0 || argc - optind != 2 || filtered)) {
+	           o.ip || o.tag || o.pin || o.excluded || o.sort || o.order || o.offset || o.limit || o.all;
+	const struct write *w = optind < argc ? find_write(argv[optind]) : NULL;
+	int want = w != NULL ? w->args + 2 : 2; /* the action, KEY and its arguments */
+	if (optind < argc && ((w == NULL && strcmp(argv[optind], "show") != 0) ||
+	                      argc - optind != want || filtered)) {
 		nf_tool_error("%s",
-		              strcmp(argv[optind], "show") != 0
+		              w == NULL && strcmp(argv[optind], "show") != 0
 		                  ? "unexpected argument (did you mean `nofuss devices show KEY`?)"
-		              : argc - optind != 2 ? "show takes one KEY: a MAC or DEVICE@IP"
-		                                   : "show takes no filters");
+		              : argc - optind != want
+		                  ? (w == NULL ? "show takes one KEY: a MAC or DEVICE@IP"
+		                     : strcmp(w->name, "pin") == 0 ? "pin takes KEY RELEASE_ID"
+		                     : w->args > 0                 ? "tag and untag take KEY TAG"
+		                                                   : "this action takes one KEY")
+		                  : "show and the writes take no filters");
 		usage(stderr);
 		return NF_EXIT_USAGE;
 	}
 	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file, .cacert = o.cacert};
 	if ((rc = nf_inv_token(&c)) != 0)
 		return rc;
-	rc = optind < argc ? show(&c, &o, argv[optind + 1]) : list(&c, &o);
+	if (w != NULL)
+		rc = write_one(&c, &o, w, argv[optind + 1], w->args > 0 ? argv[optind + 2] : NULL);
+	else
+		rc = optind < argc ? show(&c, &o, argv[optind + 1]) : list(&c, &o);
 	memset(c.token, 0, sizeof c.token);
 	return rc;
 }

@@ -6,10 +6,11 @@
  * simulator. The table of contents, grouped by file:
  *
  *   client.c   the connection: --server, --cacert, the token, GET, the API's errors
- *   devices.c  devices: the list as a table or JSON, and show
+ *   devices.c  devices: the list as a table or JSON, show, and pin, unpin,
+ *              exclude, include, tag, untag
  *   explain.c  explain: the decision for one device
  *   release.c  release add|list|show|delete: releases (issue 10)
- *   rollout.c  rollout start|list|show|pause|resume|advance|abort|halt
+ *   rollout.c  rollout start|list|show [--watch]|pause|resume|advance|abort|halt
  *
  * Links nofuss_args, libcurl and jansson.
  */
@@ -28,6 +29,8 @@
 #define NF_INV_EXIT_CONNECT   3 /* the server cannot be reached, or it is not the admin API */
 #define NF_INV_EXIT_AUTH      4 /* no token, or the server refused it */
 #define NF_INV_EXIT_NOT_FOUND 5 /* no such device */
+#define NF_INV_EXIT_STOPPED   6 /* rollout show --watch: it ended halted or aborted */
+#define NF_INV_EXIT_DEADLINE  7 /* rollout show --watch: --deadline passed first */
 
 #define NF_INV_DEFAULT_SERVER "http://127.0.0.1:8081" /* nofussd's admin-port default */
 #define NF_INV_MAX_ANSWER     (64u * 1024 * 1024)     /* bytes of one answer */

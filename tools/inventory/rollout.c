@@ -4,12 +4,18 @@
  * turns its options into the JSON body of POST /api/v1/rollouts; the server
  * checks every value and its message (naming the field) is printed as is.
  * Only what cannot be put into JSON (a number that is not one) is refused
- * here.
+ * here. `show` prints the per-phase counts and the gates' figures; with
+ * --watch it asks again every second and redraws one progress line (in
+ * place on a terminal, one line per change otherwise) until the rollout
+ * is completed, halted or aborted, or --deadline passes.
  */
+#include <errno.h>
 #include <getopt.h> /* optind */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "inventory.h"
 
@@ -20,8 +26,12 @@ const struct nf_exit nf_rollout_exits[] = {
     {NF_INV_EXIT_CONNECT, "the server cannot be reached, or it is not nofussd's admin API"},
     {NF_INV_EXIT_AUTH, "no token, or the server refused it (a read token cannot write)"},
     {NF_INV_EXIT_NOT_FOUND, "no such rollout"},
+    {NF_INV_EXIT_STOPPED, "show --watch: the rollout ended halted or aborted"},
+    {NF_INV_EXIT_DEADLINE, "show --watch: the deadline passed before the rollout ended"},
     {0, NULL},
 };
+
+#define WATCH_EVERY_MS 1000 /* --watch asks this often */
 
 static void usage(FILE *out)
 {
@@ -29,13 +39,15 @@ static void usage(FILE *out)
 	        "Usage: nofuss rollout start --release ID [OPTION]...\n"
 	        "       nofuss rollout list\n"
 	        "       nofuss rollout halt-all\n"
-	        "       nofuss rollout show|pause|resume|advance|abort|halt ID\n"
+	        "       nofuss rollout show ID [--watch [--deadline SECONDS]]\n"
+	        "       nofuss rollout pause|resume|advance|abort|halt ID\n"
 	        "Offer a release to the devices of its type in phases by percentage, and move\n"
 	        "rollouts through their states, through nofussd's admin API\n"
 	        "(docs/ROLLOUTS.md). Writing needs an admin token.\n"
 	        "\n"
 	        "  -s, --server URL          the admin listener (default " NF_INV_DEFAULT_SERVER ")\n"
 	        "      --token-file FILE     the bearer token (default $NOFUSS_TOKEN)\n"
+	        "      --cacert FILE         with an https:// server, trust the certificates in FILE\n"
 	        "      --release ID          start: the release to offer\n"
 	        "      --phases LIST         start: percentages, increasing (default 1,10,50,100)\n"
 	        "      --min-version V       start: only devices running V or later\n"
@@ -47,15 +59,23 @@ static void usage(FILE *out)
 	        "      --soak SECONDS        start: a phase lasts at least this (3600)\n"
 	        "      --silent-after SECONDS start: offered and unconfirmed this long: silent (3600)\n"
 	        "      --approval            start: phases advance only with `advance`\n"
+	        "      --window HH:MM-HH:MM  start: offer only then, the server's local time\n"
+	        "                            (22:00-05:00 wraps midnight; default always)\n"
+	        "      --rate N              start: new offers a minute at most (default 0: no\n"
+	        "                            bound)\n"
+	        "      --watch               show: redraw a progress line every second until the\n"
+	        "                            rollout is completed, halted or aborted\n"
+	        "      --deadline SECONDS    show --watch: give up after this long (default none)\n"
 	        "      --json                the API's JSON\n"
 	        "  -h, --help                show this help and exit\n");
 	nf_exit_help(out, nf_rollout_exits);
 }
 
 struct options {
-	const char *server, *token_file, *release, *phases, *min_version, *max_version, *tags;
-	const char *macs, *success, *error, *soak, *silent_after;
-	bool approval, json;
+	const char *server, *token_file, *cacert, *release, *phases, *min_version, *max_version;
+	const char *tags, *macs, *success, *error, *soak, *silent_after, *window, *rate;
+	bool approval, json, watch;
+	long deadline_ms;
 };
 
 static const struct nf_opt options_table[] = {
@@ -72,6 +92,11 @@ static const struct nf_opt options_table[] = {
     NF_OPT_STRING("soak", 0, struct options, soak),
     NF_OPT_STRING("silent-after", 0, struct options, silent_after),
     NF_OPT_FLAG("approval", 0, struct options, approval),
+    NF_OPT_STRING("cacert", 0, struct options, cacert),
+    NF_OPT_STRING("window", 0, struct options, window),
+    NF_OPT_STRING("rate", 0, struct options, rate),
+    NF_OPT_FLAG("watch", 0, struct options, watch),
+    NF_OPT_SECONDS("deadline", 0, struct options, deadline_ms, 0.1, 30.0 * 24 * 3600),
     NF_OPT_FLAG("json", 0, struct options, json),
     NF_OPT_END,
 };
@@ -135,7 +160,8 @@ static json_t *start_body(const struct options *o)
 	    (o->error && put_number(b, "error_threshold", "error", o->error, true) != 0) ||
 	    (o->soak && put_number(b, "soak", "soak", o->soak, false) != 0) ||
 	    (o->silent_after &&
-	     put_number(b, "silent_after", "silent-after", o->silent_after, false) != 0)) {
+	     put_number(b, "silent_after", "silent-after", o->silent_after, false) != 0) ||
+	    (o->rate && put_number(b, "rate", "rate", o->rate, false) != 0)) {
 		json_decref(b);
 		return NULL;
 	}
@@ -145,7 +171,62 @@ static json_t *start_body(const struct options *o)
 		json_object_set_new(b, "max_version", json_string(o->max_version));
 	if (o->approval)
 		json_object_set_new(b, "approval", json_true());
+	if (o->window)
+		json_object_set_new(b, "window", json_string(o->window));
 	return b;
+}
+
+/* obj[key] as a number (integer or real), 0 when neither. */
+static double number(json_t *obj, const char *key)
+{
+	return json_number_value(json_object_get(obj, key));
+}
+
+/* One row of the phases table: counts (an object with "offered", "pending", ...). */
+static void print_counts(const char *phase, const char *percent, const char *status, json_t *c)
+{
+	static const char *const kinds[] = {"offered", "pending", "confirmed", "reverted",
+	                                    "failed",  "silent",  "withdrawn"};
+	char buf[32];
+
+	printf("  %-6s %-8s %-8s", phase, percent, status);
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+		printf(" %9s", nf_inv_text(c, kinds[k], buf, sizeof buf));
+	fputc('\n', stdout);
+}
+
+/* The per-phase table (each phase and the total) and the gates' figures. */
+static void print_progress(json_t *ro)
+{
+	json_t *gates = json_object_get(ro, "gates"), *p;
+	char phase[24], percent[24], buf[32];
+	size_t i;
+
+	if (!json_is_array(json_object_get(ro, "phase_counts"))) {
+		printf("counts         unavailable: %s\n",
+		       nf_inv_text(ro, "counts_error", buf, sizeof buf));
+		return;
+	}
+	printf("  %-6s %-8s %-8s %9s %9s %9s %9s %9s %9s %9s\n", "PHASE", "PERCENT", "STATUS",
+	       "OFFERED", "PENDING", "CONFIRMED", "REVERTED", "FAILED", "SILENT", "WITHDRAWN");
+	json_array_foreach(json_object_get(ro, "phase_counts"), i, p)
+	{
+		snprintf(phase, sizeof phase, "%zu", i + 1);
+		snprintf(percent, sizeof percent, "%.0f%%", number(p, "percent"));
+		print_counts(phase, percent, nf_inv_text(p, "status", buf, sizeof buf), p);
+	}
+	print_counts("total", "", "", json_object_get(ro, "counts"));
+	printf("gates          confirmed %.2f%% (passes at %.2f%%), errors %.2f%% (halts above "
+	       "%.2f%%), soak left %.0f s of %.0f s, silent after %.0f s\n",
+	       number(gates, "success_now"), number(gates, "success_threshold"),
+	       number(gates, "error_now"), number(gates, "error_threshold"),
+	       number(gates, "soak_left"), number(gates, "soak"), number(gates, "silent_after"));
+	if (json_is_string(json_object_get(gates, "verdict")))
+		printf("verdict        %s%s%s\n", json_string_value(json_object_get(gates, "verdict")),
+		       json_is_string(json_object_get(gates, "why")) ? ": " : "",
+		       json_is_string(json_object_get(gates, "why"))
+		           ? json_string_value(json_object_get(gates, "why"))
+		           : "");
 }
 
 static void print_rollout(json_t *ro)
@@ -162,16 +243,106 @@ static void print_rollout(json_t *ro)
 		nf_inv_print(stdout, nf_inv_text(ro, keys[k], buf, sizeof buf), 0);
 		fputc('\n', stdout);
 	}
+	printf("%-14s %s\n", "window",
+	       json_is_string(json_object_get(ro, "window"))
+	           ? json_string_value(json_object_get(ro, "window"))
+	           : "always");
+	if (number(ro, "rate") > 0)
+		printf("%-14s %.0f new offers a minute at most\n", "rate", number(ro, "rate"));
+	else
+		printf("%-14s no bound\n", "rate");
 	printf("%-14s", "phases");
 	json_array_foreach(json_object_get(ro, "phases"), i, v)
 	    printf(" %lld%%", (long long)json_integer_value(v));
 	fputc('\n', stdout);
+	print_progress(ro);
+	printf("%-14s ", "filters");
 	json_dumpf(json_object_get(ro, "filters"), stdout, JSON_COMPACT);
-	fputc('\n', stdout);
-	json_dumpf(json_object_get(ro, "gates"), stdout, JSON_COMPACT);
 	fputc('\n', stdout);
 	if (json_is_string(json_object_get(ro, "note")))
 		printf("note: %s\n", json_string_value(json_object_get(ro, "note")));
+}
+
+/* The one progress line of --watch. */
+static void progress_line(json_t *ro, char *out, size_t cap)
+{
+	json_t *c = json_object_get(ro, "counts"), *gates = json_object_get(ro, "gates");
+	char state[16], verdict[32];
+
+	snprintf(state, sizeof state, "%s", json_string_value(json_object_get(ro, "state")));
+	snprintf(verdict, sizeof verdict, "%s",
+	         json_is_string(json_object_get(gates, "verdict"))
+	             ? json_string_value(json_object_get(gates, "verdict"))
+	             : "-");
+	snprintf(out, cap,
+	         "rollout %.0f %s: phase %.0f/%zu (%.0f%%), offered %.0f, confirmed %.0f (%.2f%%), "
+	         "errors %.0f (%.2f%%), pending %.0f, soak left %.0f s: %s",
+	         number(ro, "id"), state, number(ro, "phase") + 1,
+	         json_array_size(json_object_get(ro, "phases")), number(ro, "percent"),
+	         number(c, "offered"), number(c, "confirmed"), number(gates, "success_now"),
+	         number(c, "reverted") + number(c, "failed") + number(c, "silent"),
+	         number(gates, "error_now"), number(c, "pending"), number(gates, "soak_left"),
+	         verdict);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* show --watch: the progress line until the rollout ends or the deadline
+ * (deadline_ms 0: none) passes. */
+static int watch(const struct nf_inv_conn *c, const char *path, long deadline_ms)
+{
+	bool tty = isatty(STDOUT_FILENO) == 1;
+	int64_t end = deadline_ms > 0 ? mono_ms() + deadline_ms : 0;
+	char line[512], last[512] = "";
+	json_t *ro;
+	int rc;
+
+	for (;;) {
+		if ((rc = nf_inv_get(c, path, &ro)) != 0) {
+			if (tty && last[0] != '\0')
+				fputc('\n', stdout);
+			return rc;
+		}
+		const char *state = json_string_value(json_object_get(ro, "state"));
+		bool over = state == NULL ||
+		            (strcmp(state, "running") != 0 && strcmp(state, "paused") != 0);
+		progress_line(ro, line, sizeof line);
+		if (tty)
+			printf("\r%s\033[K", line); /* redrawn in place, the rest cleared */
+		else if (strcmp(line, last) != 0)
+			printf("%s\n", line);
+		fflush(stdout);
+		snprintf(last, sizeof last, "%s", line);
+		if (over) {
+			if (tty)
+				fputc('\n', stdout);
+			if (state != NULL && strcmp(state, "completed") != 0)
+				printf("%s: %s\n", state,
+				       json_string_value(json_object_get(ro, "reason")) != NULL
+				           ? json_string_value(json_object_get(ro, "reason"))
+				           : "");
+			rc = state != NULL && strcmp(state, "completed") == 0 ? NF_EXIT_OK
+			                                                      : NF_INV_EXIT_STOPPED;
+			json_decref(ro);
+			return rc;
+		}
+		json_decref(ro);
+		if (end != 0 && mono_ms() >= end) {
+			if (tty)
+				fputc('\n', stdout);
+			nf_tool_error("--deadline passed; the rollout goes on");
+			return NF_INV_EXIT_DEADLINE;
+		}
+		struct timespec ts = {WATCH_EVERY_MS / 1000, (WATCH_EVERY_MS % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 }
 
 static int list(const struct nf_inv_conn *c, const struct options *o)
@@ -234,7 +405,13 @@ int nf_cmd_rollout(int argc, char *argv[], char *prog_argv[])
 	}
 	if (strcmp(action, "start") == 0 && (body = start_body(&o)) == NULL)
 		return NF_EXIT_USAGE;
-	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file};
+	if ((o.watch || o.deadline_ms > 0) && (strcmp(action, "show") != 0 || o.json ||
+	                                       (o.deadline_ms > 0 && !o.watch))) {
+		nf_tool_error("--watch goes with show only, without --json; --deadline with --watch");
+		json_decref(body);
+		return NF_EXIT_USAGE;
+	}
+	c = (struct nf_inv_conn){.server = o.server, .token_file = o.token_file, .cacert = o.cacert};
 	if ((rc = nf_inv_token(&c)) != 0) {
 		json_decref(body);
 		return rc;
@@ -254,6 +431,11 @@ int nf_cmd_rollout(int argc, char *argv[], char *prog_argv[])
 			snprintf(path, sizeof path, "/api/v1/rollouts/%s/%s", enc, action);
 		else
 			snprintf(path, sizeof path, "/api/v1/rollouts/%s", enc);
+		if (o.watch) {
+			rc = watch(&c, path, o.deadline_ms);
+			memset(c.token, 0, sizeof c.token);
+			return rc;
+		}
 		rc = nf_inv_send(&c, body != NULL || move ? "POST" : "GET", path, NULL, body, &out);
 		if (rc == 0 && o.json) {
 			json_dumpf(out, stdout, JSON_INDENT(2));
