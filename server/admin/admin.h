@@ -280,6 +280,11 @@ int nf_admin_metrics_text(struct nf_admin *a, struct nf_admin_buf *out);
 struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r);
 /* The key uploaded firmware must verify with, or NULL. */
 const struct nf_sign_key *nf_admin_pubkey(const struct nf_admin_request *r);
+/* The newest versions.json snapshot (plan false) or rollout plan (true),
+ * retained (the caller releases it), or NULL when there is none. */
+struct nf_snapshot *nf_admin_latest(const struct nf_admin_request *r, bool plan);
+/* Shadowing rules listed in one rollout's answer at most. */
+#define NF_ADMIN_MAX_SHADOWS 16
 /* The public folder releases are stored in. */
 const char *nf_admin_public_dir(const struct nf_admin_request *r);
 /* Serialises the steps of storing and deleting release files with their

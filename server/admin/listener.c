@@ -41,6 +41,7 @@ struct nf_admin {
 	const struct nf_counters *counters;
 	char public_dir[1024];
 	const struct nf_sign_key *pubkey;
+	struct nf_mailbox *rules, *plans; /* the newest rules and plan (nf_mailbox_latest) */
 	pthread_mutex_t release_lock; /* nf_admin_release_lock */
 	bool metrics_open;
 	unsigned port;
@@ -241,6 +242,13 @@ struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r)
 const struct nf_sign_key *nf_admin_pubkey(const struct nf_admin_request *r)
 {
 	return r->admin->pubkey;
+}
+
+struct nf_snapshot *nf_admin_latest(const struct nf_admin_request *r, bool plan)
+{
+	struct nf_mailbox *mb = plan ? r->admin->plans : r->admin->rules;
+
+	return mb != NULL ? nf_mailbox_latest(mb) : NULL;
 }
 
 const char *nf_admin_public_dir(const struct nf_admin_request *r)
@@ -663,6 +671,8 @@ struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size
 	a->counters = p->counters;
 	a->metrics_open = p->metrics_open;
 	a->pubkey = p->pubkey;
+	a->rules = p->rules;
+	a->plans = p->plans;
 	snprintf(a->public_dir, sizeof a->public_dir, "%s",
 	         p->public_dir != NULL ? p->public_dir : "");
 	pthread_mutex_init(&a->cache_lock, NULL);

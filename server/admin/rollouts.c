@@ -139,22 +139,44 @@ static int64_t seconds_ms(json_t *body, const char *name, long long dflt)
  * (the devices_rollout index), whatever the fleet's size. When the counts
  * cannot be read, the rollout is shown without them ("counts": null and
  * "counts_error"), never with figures that are not true. */
-static json_t *rollout_json(struct nf_store *store, const struct nf_rollout *ro, int64_t now)
+/* "shadowed_by": the versions.json rules (their numbers, 0-based) that
+ * answer first for some devices of ro's type (docs/ROLLOUTS.md section 3),
+ * from the newest rules snapshot; [] when none. */
+static void add_shadows(struct nf_admin_request *r, const struct nf_rollout *ro, json_t *o)
+{
+	struct nf_snapshot *rules = nf_admin_latest(r, false);
+	long found[NF_ADMIN_MAX_SHADOWS];
+	size_t n = nf_plan_shadowing(rules, ro, found, NF_ADMIN_MAX_SHADOWS);
+	json_t *a = json_array();
+
+	nf_snapshot_release(rules);
+	for (size_t i = 0; a != NULL && i < n && i < NF_ADMIN_MAX_SHADOWS; i++)
+		json_array_append_new(a, json_integer(found[i]));
+	json_object_set_new(o, "shadowed_by", a != NULL ? a : json_null());
+	if (n > NF_ADMIN_MAX_SHADOWS)
+		json_object_set_new(o, "shadowed_by_more", json_integer((json_int_t)n));
+}
+
+static json_t *rollout_json(struct nf_admin_request *r, const struct nf_rollout *ro, int64_t now)
 {
 	struct nf_rollout_counts c;
 	char err[NF_ERR_LEN];
 	json_t *o;
 
-	if (nf_store_rollout_counts(store, ro, now, &c, err, sizeof err) == 0)
-		return nf_render_rollout(ro, &c, now);
-	nf_log(NF_LOG_WARN, "admin: the counts of rollout %lld cannot be read: %s",
-	       (long long)ro->id, err);
-	o = nf_render_rollout(ro, NULL, now);
-	if (o != NULL) {
-		json_object_set_new(o, "counts", json_null());
-		json_object_set_new(o, "phase_counts", json_null());
-		json_object_set_new(o, "counts_error", json_string(err));
+	if (nf_store_rollout_counts(nf_admin_peek_store(r), ro, now, &c, err, sizeof err) == 0) {
+		o = nf_render_rollout(ro, &c, now);
+	} else {
+		nf_log(NF_LOG_WARN, "admin: the counts of rollout %lld cannot be read: %s",
+		       (long long)ro->id, err);
+		o = nf_render_rollout(ro, NULL, now);
+		if (o != NULL) {
+			json_object_set_new(o, "counts", json_null());
+			json_object_set_new(o, "phase_counts", json_null());
+			json_object_set_new(o, "counts_error", json_string(err));
+		}
 	}
+	if (o != NULL)
+		add_shadows(r, ro, o);
 	return o;
 }
 
@@ -257,7 +279,7 @@ int nf_api_rollout_start(struct nf_admin_request *r)
 	if (rc == 1) {
 		snprintf(r->target, sizeof r->target, "rollout %lld (release %lld)", (long long)ro->id,
 		         (long long)ro->release_id);
-		rc = nf_admin_json(r, MHD_HTTP_CREATED, rollout_json(store, ro, wall_ms()));
+		rc = nf_admin_json(r, MHD_HTTP_CREATED, rollout_json(r, ro, wall_ms()));
 	} else if (rc == 0) {
 		rc = nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "release", "no release %lld (deleted?)",
 		                    (long long)ro->release_id);
@@ -290,7 +312,7 @@ int nf_api_rollouts(struct nf_admin_request *r)
 	o = json_object();
 	a = json_array();
 	for (size_t i = 0; a != NULL && i < count; i++)
-		json_array_append_new(a, rollout_json(store, &list[i], now));
+		json_array_append_new(a, rollout_json(r, &list[i], now));
 	free(list);
 	if (o == NULL) {
 		json_decref(a);
@@ -316,7 +338,7 @@ int nf_api_rollout(struct nf_admin_request *r)
 		return store_failed(r, err);
 	if (rc == 0)
 		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "id", "no rollout %lld", (long long)id);
-	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(store, &ro, wall_ms()));
+	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(r, &ro, wall_ms()));
 }
 
 #define S(x) (1u << NF_ROLLOUT_##x)
@@ -375,7 +397,7 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 		                      actions[i].name);
 	nf_log(NF_LOG_INFO, "admin: token %s: rollout %lld %s, now %s at phase %u", r->token_name,
 	       (long long)id, actions[i].name, nf_rollout_state_name(now.state), now.phase);
-	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(store, &now, wall_ms()));
+	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(r, &now, wall_ms()));
 }
 
 int nf_api_rollout_halt_all(struct nf_admin_request *r)
@@ -462,14 +484,6 @@ json_t *nf_render_rollout(const struct nf_rollout *ro, const struct nf_rollout_c
 		json_decref(filters);
 		return NULL;
 	}
-	/* Until the check path reads rollouts (docs/ROLLOUTS.md section 3),
-	 * every answer says so: a started rollout must not look like one
-	 * that offers anything. */
-	json_object_set_new(o, "offering", json_false());
-	json_object_set_new(o, "note",
-	                    json_string("recorded, not yet offered to devices: rollouts do not "
-	                                "reach the check path in this version (docs/ROLLOUTS.md "
-	                                "section 3)"));
 	for (unsigned i = 0; i < ro->nphases; i++)
 		json_array_append_new(phases, json_integer(ro->phases[i]));
 	json_object_set_new(o, "id", json_integer((json_int_t)ro->id));

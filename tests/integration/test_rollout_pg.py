@@ -2,7 +2,7 @@
 nofussd nodes on one database, sharing the public folder. A rollout started
 through one node offers on both; a halt taken on one node stops offers on
 the other within two seconds (each node's watcher polls the rollouts table
-every 250 ms). Also test_rollout_controls.py's operator moves on this
+every 250 ms). Also test_rollout_checks.py's operator moves on this
 backend.
 
 Prints SKIPPED and passes only when the PostgreSQL server binaries are
@@ -14,7 +14,11 @@ import unittest
 from harness import Server, check_headers, get, wait_until
 from test_releases import ADMIN_TOKEN
 from test_releases_pg import PgStore
-from test_rollout_controls import MAC, ControlsServer
+from test_rollout_checks import MAC, ControlsServer, ControlsTest
+
+
+class PgControlsTest(PgStore, ControlsTest):
+    pass
 
 
 class TwoNodesTest(PgStore, ControlsServer):
@@ -62,6 +66,8 @@ class TwoNodesTest(PgStore, ControlsServer):
         finally:
             self.port = saved
 
+
+del ControlsTest  # run here on PostgreSQL only
 
 if __name__ == "__main__":
     unittest.main()

@@ -8,7 +8,6 @@ versions.json rule answers first and the rollout says it is shadowed; a
 time window that is closed, then opens."""
 import json
 import signal
-import sqlite3
 import time
 import unittest
 
@@ -97,19 +96,15 @@ class ControlsTest(ControlsServer):
         self.assertIsNone(self.offered(macs[0], version="2.0.0"))
         self.assertIsNone(self.offered(macs[0], version="3.0.0"))
 
-    def sql(self, sql, *args):
-        db = sqlite3.connect(self.db, timeout=10)
-        try:
-            with db:
-                db.execute(sql, args)
-        finally:
-            db.close()
-
-    def set_control(self, column, value, mac=MAC):
-        """As POST /api/v1/devices/{key}/pin and /exclude write it."""
-        self.sql("UPDATE devices SET %s = ? WHERE key = ?" % column, value, mac)
-        self.sql("INSERT INTO settings (name, value) VALUES ('controls', 1) "
-                "ON CONFLICT (name) DO UPDATE SET value = settings.value + 1")
+    def set_control(self, what, value, mac=MAC):
+        """POST or DELETE /api/v1/devices/{key}/pin or /exclude."""
+        if what == "pin_release":
+            st, out, _ = self.request("POST" if value else "DELETE", "/api/v1/devices/%s/pin" % mac,
+                                      json.dumps({"release": value}).encode() if value else b"")
+        else:
+            st, out, _ = self.request("POST" if value else "DELETE",
+                                      "/api/v1/devices/%s/exclude" % mac, b"")
+        self.assertEqual(st, 200, out)
 
     def test_pin_exclude_and_tags(self):
         other = self.upload(image("fw-1.5.0"), device=DEVICE, version="1.5.0")
@@ -144,10 +139,24 @@ class ControlsTest(ControlsServer):
         n = self.srv.line_count()
         self.srv.signal(signal.SIGHUP)
         self.srv.wait_for(r"reloaded .*: 1 rules", start=n)
-        self.start_rollout(soak=3600)
+        rid = self.start_rollout(soak=3600)
+        st, ro, _ = self.request("GET", "/api/v1/rollouts/%d" % rid, token=READ_TOKEN)
+        self.assertEqual(ro["shadowed_by"], [0])
         # The rule answers its device first; the rollout everyone else.
         self.until_offered("2.0.0", mac="5C:CF:7F:00:00:02")
         self.assertEqual(self.offered(), "1.9.0")
+
+        # A window that opens at the next minute of the server's local day.
+        t = time.localtime(time.time() + 60 + (5 if time.localtime().tm_sec > 55 else 0))
+        start = "%02d:%02d" % (t.tm_hour, t.tm_min)
+        end_t = time.localtime(time.mktime(t) + 600)
+        window = "%s-%02d:%02d" % (start, end_t.tm_hour, end_t.tm_min)
+        rel3 = self.upload(image("fw-3.0.0", ), device="WINDOWED", version="3.0.0")
+        self.start_rollout(release=rel3["id"], window=window, soak=3600)
+        time.sleep(0.6)
+        self.assertIsNone(self.offered(device="WINDOWED"))
+        waited = self.until_offered("3.0.0", device="WINDOWED", timeout=70)
+        print("\nwindow %s opened after %.1f s" % (window, waited))
 
 
 if __name__ == "__main__":
