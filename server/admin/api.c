@@ -130,6 +130,35 @@ int nf_api_device(struct nf_admin_request *r)
 	return nf_admin_json(r, MHD_HTTP_OK, o);
 }
 
+static void on_step(void *user, const struct nf_plan_step *st)
+{
+	json_t *step = json_pack("{s:s, s:b, s:s}", "step", st->what, "chosen", st->chosen,
+	                         "detail", st->detail);
+
+	if (step != NULL && st->rollout != 0)
+		json_object_set_new(step, "rollout", json_integer((json_int_t)st->rollout));
+	else if (step != NULL && st->release != 0)
+		json_object_set_new(step, "release", json_integer((json_int_t)st->release));
+	json_array_append_new(user, step);
+}
+
+/* "now": what the device would get if it checked again now, step by step
+ * (a pin, versions.json, an exclusion, its tags, each rollout of its type),
+ * from the rules and the plan being served (docs/ROLLOUTS.md section 3). */
+static json_t *decision_now(struct nf_admin_request *r, const struct nf_device *dev)
+{
+	struct nf_snapshot *rules = nf_admin_latest(r, false), *plan = nf_admin_latest(r, true);
+	struct nf_plan_ask ask = {dev->key, dev->device, strlen(dev->device), dev->version};
+	json_t *steps = json_array();
+
+	if (steps != NULL)
+		nf_plan_explain(rules, plan, &ask, dev->mac[0] != '\0' ? dev->mac : NULL, on_step,
+		                steps);
+	nf_snapshot_release(plan);
+	nf_snapshot_release(rules);
+	return steps;
+}
+
 int nf_api_decision(struct nf_admin_request *r)
 {
 	struct nf_device *dev = malloc(sizeof *dev);
@@ -145,6 +174,8 @@ int nf_api_decision(struct nf_admin_request *r)
 		return MHD_YES;
 	}
 	o = nf_render_decision(dev, now);
+	if (o != NULL)
+		json_object_set_new(o, "now", decision_now(r, dev));
 	free(hist);
 	free(dev);
 	return nf_admin_json(r, MHD_HTTP_OK, o);

@@ -59,6 +59,39 @@ static json_t *rule_value(int32_t rule)
 	return rule >= 0 ? json_integer(rule) : json_null();
 }
 
+/* Where an offer came from: {"from": "versions.json", "rule": N},
+ * {"from": "rollout", "rollout": ID, "phase": P} (P 1-based) or
+ * {"from": "pin", "release": ID}; null for none. */
+static json_t *source_value(int32_t rule)
+{
+	int64_t id;
+	unsigned phase;
+
+	if (rule >= 0)
+		return json_pack("{s:s, s:i}", "from", "versions.json", "rule", (int)rule);
+	if (!nf_rollout_of_rule(rule, &id, &phase))
+		return json_null();
+	if (phase == NF_RULE_PIN_PHASE)
+		return json_pack("{s:s, s:I}", "from", "pin", "release", (json_int_t)id);
+	return json_pack("{s:s, s:I, s:i}", "from", "rollout", "rollout", (json_int_t)id, "phase",
+	                 (int)phase + 1);
+}
+
+/* "rule 3 of versions.json (counted from 0)", "rollout 7 (phase 2)" or
+ * "the pin to release 4". */
+static void source_text(int32_t rule, char *out, size_t cap)
+{
+	int64_t id;
+	unsigned phase;
+
+	if (!nf_rollout_of_rule(rule, &id, &phase))
+		snprintf(out, cap, "rule %" PRId32 " of versions.json (counted from 0)", rule);
+	else if (phase == NF_RULE_PIN_PHASE)
+		snprintf(out, cap, "the pin to release %lld", (long long)id);
+	else
+		snprintf(out, cap, "rollout %lld (phase %u)", (long long)id, phase + 1);
+}
+
 static json_t *tags_value(const char *tags, size_t cap)
 {
 	json_t *list = json_array();
@@ -89,6 +122,7 @@ static json_t *offer_value(const struct nf_device *d)
 	}
 	PUT_TEXT(offer, "target", d->target);
 	json_object_set_new(offer, "rule", rule_value(d->rule));
+	json_object_set_new(offer, "source", source_value(d->rule));
 	nf_render_time(offer, "offered", d->offered_ms);
 	PUT_TEXT(offer, "from_version", d->from_version);
 	for (int i = 0; i < NF_STORE_IMAGES; i++) {
@@ -226,23 +260,20 @@ json_t *nf_render_summary(const struct nf_fleet_summary *s, int64_t now_ms)
 /* The sentence that says why the last check got what it got. */
 static void explain(const struct nf_device *d, char *out, size_t cap)
 {
-	char when[32];
+	char when[32], source[96];
 
 	nf_admin_format_time(d->last_check_ms, when);
+	source_text(d->answer_rule, source, sizeof source);
 	switch (d->answer) {
 	case NF_ANSWER_OFFERED:
-		snprintf(out, cap,
-		         "At its last check (%s) rule %" PRId32
-		         " of versions.json (counted from 0) "
-		         "offered version %.63s; the offer is now %s.",
-		         when, d->answer_rule, d->answer_target, nf_update_state_name(d->state));
+		snprintf(out, cap, "At its last check (%s) %s offered version %.63s; the offer is now %s.",
+		         when, source, d->answer_target, nf_update_state_name(d->state));
 		break;
 	case NF_ANSWER_HELD:
-		snprintf(
-		    out, cap,
-		    "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
-		    "matched and would offer version %.63s, but the offer was held back: %.95s.",
-		    when, d->answer_rule, d->answer_target, d->answer_reason);
+		snprintf(out, cap,
+		         "At its last check (%s) %s matched and would offer version %.63s, but the "
+		         "offer was held back: %.95s.",
+		         when, source, d->answer_target, d->answer_reason);
 		break;
 	default:
 		snprintf(
@@ -269,12 +300,16 @@ json_t *nf_render_decision(const struct nf_device *d, int64_t now_ms)
 	nf_render_time(o, "last_check", d->last_check_ms);
 	json_object_set_new(o, "answer", json_string(nf_answer_kind_name(d->answer)));
 	json_object_set_new(o, "answer_rule", rule_value(d->answer_rule));
+	json_object_set_new(o, "answer_source", d->answer != NF_ANSWER_NONE
+	                                            ? source_value(d->answer_rule)
+	                                            : json_null());
 	PUT_TEXT(o, "answer_target", d->answer_target);
 	PUT_TEXT(o, "answer_reason", d->answer_reason);
 	json_object_set_new(o, "state", json_string(nf_update_state_name(d->state)));
 	nf_render_time(o, "state_since", d->state_ms);
 	PUT_TEXT(o, "target", d->target);
 	json_object_set_new(o, "offer_rule", d->target[0] ? rule_value(d->rule) : json_null());
+	json_object_set_new(o, "offer_source", d->target[0] ? source_value(d->rule) : json_null());
 	explain(d, sentence, sizeof sentence);
 	json_object_set_new(o, "explanation", nf_render_string(sentence, sizeof sentence));
 	nf_render_time(o, "generated", now_ms);

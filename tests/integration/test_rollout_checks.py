@@ -7,12 +7,14 @@ rollout, an exclusion keeps a device out, tags narrow a rollout; a
 versions.json rule answers first and the rollout says it is shadowed; a
 time window that is closed, then opens."""
 import json
+import os
 import signal
+import subprocess
 import time
 import unittest
 
 from harness import check_headers, get, wait_until
-from test_releases import ADMIN_TOKEN, READ_TOKEN, ReleaseServer, image
+from test_releases import ADMIN_TOKEN, NOFUSS, READ_TOKEN, ReleaseServer, image
 
 DEVICE = "SONOFF"
 MAC = "5C:CF:7F:00:00:01"
@@ -96,6 +98,25 @@ class ControlsTest(ControlsServer):
         self.assertIsNone(self.offered(macs[0], version="2.0.0"))
         self.assertIsNone(self.offered(macs[0], version="3.0.0"))
 
+    def decision(self, ok, mac=MAC):
+        """The device's decision once ok(decision) holds (the store commits
+        a check within its batch interval)."""
+        got = {}
+
+        def fetch():
+            got["d"] = self.request("GET", "/api/v1/devices/%s/decision" % mac,
+                                    token=READ_TOKEN)[1]
+            return ok(got["d"])
+        self.assertTrue(wait_until(fetch, timeout=5), got.get("d"))
+        return got["d"]
+
+    def token_file(self):
+        path = os.path.join(self.data.path, "admin.token")
+        with open(path, "w") as f:
+            f.write(ADMIN_TOKEN + "\n")
+        os.chmod(path, 0o600)
+        return path
+
     def set_control(self, what, value, mac=MAC):
         """POST or DELETE /api/v1/devices/{key}/pin or /exclude."""
         if what == "pin_release":
@@ -117,10 +138,26 @@ class ControlsTest(ControlsServer):
         # Pinned to 1.5.0: offered that, excluded or not; on it, nothing.
         self.set_control("pin_release", other["id"])
         self.until_offered("1.5.0")
+        # The decision says which step answered, and would answer now.
+        d = self.decision(lambda d: d["answer_source"] == {"from": "pin",
+                                                            "release": other["id"]})
+        chosen = [s for s in d["now"] if s["chosen"]]
+        self.assertEqual([s["step"] for s in chosen], ["pin"], d["now"])
+        self.assertIn("excluded", [s["step"] for s in d["now"]])
+        out = subprocess.run([NOFUSS, "explain", "--server", "http://127.0.0.1:%d" % self.port,
+                              "--token-file", self.token_file(), MAC], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("the pin to release %d" % other["id"], out.stdout)
+        self.assertRegex(out.stdout, r"\* pin +pinned to release %d" % other["id"])
         self.assertIsNone(self.offered(version="1.5.0"))
         self.set_control("pin_release", 0)
         self.set_control("excluded", 0)
         self.until_offered("2.0.0")
+        d = self.decision(lambda d: d["answer_source"] == {"from": "rollout", "rollout": rid,
+                                                            "phase": 1})
+        self.assertRegex([s for s in d["now"] if s["chosen"]][0]["detail"],
+                         r"^bucket \d+ of 10000: phase 1 \(100%\): offered$")
         # Tags: a rollout for tag "attic" offers only tagged devices.
         self.act(rid, "abort")
         self.until_offered(None)

@@ -42,6 +42,28 @@ struct options {
 	bool json;
 };
 
+/* What it would get now, step by step; "*" marks the step that answers. */
+static void print_steps(json_t *steps)
+{
+	size_t i;
+	json_t *step;
+	char buf[256];
+
+	if (!json_is_array(steps) || json_array_size(steps) == 0)
+		return;
+	printf("\nIf it checked now:\n");
+	json_array_foreach(steps, i, step) {
+		const char *what = json_string_value(json_object_get(step, "step"));
+		printf("  %s %-14s ", json_is_true(json_object_get(step, "chosen")) ? "*" : " ",
+		       what != NULL ? what : "?");
+		if (json_object_get(step, "rollout") != NULL)
+			printf("rollout %lld: ",
+			       (long long)json_integer_value(json_object_get(step, "rollout")));
+		nf_inv_print(stdout, nf_inv_text(step, "detail", buf, sizeof buf), 0);
+		fputc('\n', stdout);
+	}
+}
+
 int nf_cmd_explain(int argc, char *argv[], char *prog_argv[])
 {
 	static const struct nf_opt opts[] = {
@@ -94,6 +116,7 @@ int nf_cmd_explain(int argc, char *argv[], char *prog_argv[])
 			nf_inv_print(stdout, nf_inv_text(d, *k, buf, sizeof buf), 0);
 			fputc('\n', stdout);
 		}
+		print_steps(json_object_get(d, "now"));
 	}
 	json_decref(d);
 	return 0;
