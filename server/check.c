@@ -69,7 +69,7 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 		answer = NF_ANSWER_HELD;
 		nf_stock_log_held(&q, reason);
 	} else if (target >= 0) {
-		answer = NF_ANSWER_OFFERED;
+		answer = nf_downloads_full(srv) ? NF_ANSWER_DEFERRED : NF_ANSWER_OFFERED;
 	}
 	nf_http_client_ip(conn, ip);
 	nf_checklog_header(srv->log, time(NULL), ip, &q,
@@ -93,15 +93,18 @@ enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn
 	struct nf_query q = {route->device, route->device_len, route->version,
 	                     route->version_len, NULL, NULL};
 	long target = nf_rules_match(snap->rules, &q);
+	enum nf_answer_kind answer = target < 0             ? NF_ANSWER_NONE
+	                             : nf_downloads_full(srv) ? NF_ANSWER_DEFERRED
+	                                                      : NF_ANSWER_OFFERED;
+	long offer = answer == NF_ANSWER_OFFERED ? target : -1;
 	char ip[INET6_ADDRSTRLEN];
 
 	nf_http_client_ip(conn, ip);
-	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(snap, target));
+	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(snap, offer));
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){.client = NF_CLIENT_NOFUSS_PATH,
 	                                          .q = &q,
 	                                          .target = target,
-	                                          .answer = target < 0 ? NF_ANSWER_NONE
-	                                                               : NF_ANSWER_OFFERED});
-	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(snap, target));
+	                                          .answer = answer});
+	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(snap, offer));
 }

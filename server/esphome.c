@@ -208,7 +208,7 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 			                          srv->unavailable);
 		}
 		if (known == 0)
-			answer = NF_ANSWER_OFFERED;
+			answer = nf_downloads_full(srv) ? NF_ANSWER_DEFERRED : NF_ANSWER_OFFERED;
 	}
 	if (held != NULL) {
 		answer = NF_ANSWER_HELD;
@@ -222,6 +222,8 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	                              .answer = answer,
 	                              .reason = held,
 	                              .image = answer == NF_ANSWER_OFFERED ? img : NULL});
+	if (answer == NF_ANSWER_DEFERRED) /* ESPHome has no "not now": it retries */
+		return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, srv->busy);
 	if (answer == NF_ANSWER_OFFERED)
 		manifest_offer(&o, srv, route, target, img, family, md5);
 	else

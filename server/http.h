@@ -42,6 +42,8 @@ struct nf_server {
 	uint64_t reported_ms;
 	bool started;                  /* MHD's own errors are debug noise after start */
 	struct MHD_Response *unauthorized; /* 401 with WWW-Authenticate: Basic */
+	struct MHD_Response *busy;     /* 503 with Retry-After: retry-after (downloads.c) */
+	unsigned downloads;            /* image transfers in flight (downloads.c) */
 	time_t auth_log_second;        /* 401s logged in this second, at most NF_AUTH_LOG_PER_SEC */
 	unsigned auth_logged;
 };
@@ -96,6 +98,22 @@ uint64_t nf_http_header_u64(struct MHD_Connection *conn, const char *name);
 enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection *conn,
                                     const struct nf_route *route);
 
+/* downloads.c: load control (max-downloads) ----------------------------- */
+/* True when max-downloads is set and that many image transfers are in
+ * flight: a check that would be an offer is deferred (NF_ANSWER_DEFERRED),
+ * a transfer refused (nf_downloads_refuse). The one place that decides. */
+bool nf_downloads_full(const struct nf_server *srv);
+/* An image answer with a body was queued: one more in flight (and the
+ * gauge and high-water mark for /metrics). Each begin has one end. */
+void nf_downloads_begin(struct nf_server *srv);
+/* That transfer's request is over, however it ended. */
+void nf_downloads_end(struct nf_server *srv);
+/* Queues 503 with Retry-After: retry-after, and counts it refused. */
+enum MHD_Result nf_downloads_refuse(struct nf_server *srv, struct MHD_Connection *conn);
+/* The reason a deferred check records ("20 image transfers in flight
+ * (max-downloads 20)"), cut to cap. */
+void nf_downloads_reason(const struct nf_server *srv, char *out, size_t cap);
+
 /* image.c ------------------------------------------------------------------ */
 /* The hasher thread and the late-MD5 table. NULL with err filled. */
 struct nf_images *nf_images_new(char *err, size_t errlen);
@@ -134,8 +152,8 @@ struct nf_check_record {
 	enum nf_client_kind client;    /* which client form asked */
 	const struct nf_query *q;      /* device, version, mac (NULL: none), build */
 	long target;                   /* the rule that answered, -1 none */
-	enum nf_answer_kind answer;    /* none, offered, or held back */
-	const char *reason;            /* HELD: why, e.g. "image 612 KiB, 480 KiB free" */
+	enum nf_answer_kind answer;    /* none, offered, held back or deferred */
+	const char *reason;            /* HELD, DEFERRED: why, e.g. "image 612 KiB, 480 KiB free" */
 	const struct nf_event_hw *hw;  /* what a stock updater's headers told; NULL */
 	/* OFFERED to a client that takes one image (a stock updater, ESPHome):
 	 * that image, recorded in the slot of its kind (firmware or minimal:

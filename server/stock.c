@@ -289,6 +289,10 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 		    r.loader ? loader_target(snap, &r, &d.q) : nf_rules_match(snap->rules, &d.q);
 	if (d.target >= 0)
 		decide(snap, &r, minimal, &d);
+	if (d.answer == NF_ANSWER_OFFERED && nf_downloads_full(srv)) {
+		d.answer = NF_ANSWER_DEFERRED; /* the version query: "no update"; else 503 */
+		d.img = NULL;
+	}
 
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){
@@ -304,6 +308,8 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 		nf_stock_log_held(&d.q, d.reason);
 	if (r.version_query)
 		return answer_version(conn, snap, &d, &r);
+	if (d.answer == NF_ANSWER_DEFERRED)
+		return nf_downloads_refuse(srv, conn);
 	if (d.answer != NF_ANSWER_OFFERED)
 		return MHD_queue_response(conn, MHD_HTTP_NOT_MODIFIED, snap->not_modified);
 	const char *path = d.img->path;
