@@ -30,7 +30,7 @@ from harness import (NOFUSSD, DataDir, Server, check_headers, esp_image, fixture
                      raw_request, read_response, wait_until)
 from test_admin import parse_metrics, write_tokens
 from test_device import NOFUSS, image_bytes, sanitizer_env
-from test_stock import image
+from test_stock import image, with_header
 
 TOKEN = "adm-0123456789abcdef-LOADCTL"
 BIG = esp_image("big-2.0", 4 * 1024 * 1024)   # held open by readers that read nothing
@@ -171,13 +171,18 @@ class LoadControlTest(unittest.TestCase):
                                                    port))[0])
         self.assert_busy(raw_request(port, fixture("esphome-2025.11-esp8266-manifest.http",
                                                    port))[0])
+        # getAvailableVersion(): nothing on offer now, its own version back.
+        r = raw_request(port, with_header(fixture("esp8266-httpupdate-3.1-update-url.http", port),
+                                          "x-ESP8266-mode", "version"))[0]
+        self.assertEqual((r.status, r.header("x-version"), r.header("x-MD5")), (200, "1.0.0", None))
         m = metrics(self.admin)
         self.assertEqual(m["nofuss_downloads_refused_total"], 4)  # 3 images, 1 stock update
-        self.assertEqual(m["nofuss_checks_deferred_total"], 4)    # header, path, stock, ESPHome
+        self.assertEqual(m["nofuss_checks_deferred_total"], 5)  # header, path, 2 stock, ESPHome
         self.assertEqual(m['nofuss_checks_total{client="nofuss",answer="deferred"}'], 1)
         self.assertEqual(m['nofuss_checks_total{client="nofuss-path",answer="deferred"}'], 1)
         self.assertEqual(m['nofuss_checks_total{client="nofuss-path",answer="none"}'], 1)
         self.assertEqual(m['nofuss_checks_total{client="esphome",answer="deferred"}'], 1)
+        self.assertEqual(m['nofuss_checks_total{client="esp8266-updater",answer="deferred"}'], 2)
         self.assertEqual(m["nofuss_downloads_active"], 2)
         self.assertEqual(m["nofuss_downloads_started_total"], 2)
 

@@ -479,6 +479,19 @@ void check_withdrawn_and_held(void **state)
 	nf_store_close(s);
 }
 
+/* A check from mac at version whose offer of target (rule) was deferred. */
+static struct nf_event deferred(const char *mac, const char *version, int64_t t, int32_t rule,
+                                const char *target)
+{
+	struct nf_event e = store_check_event(mac, "10.0.0.1", "SONOFF", version, t);
+
+	e.answer = NF_ANSWER_DEFERRED;
+	e.rule = rule;
+	nf_store_copy(e.target, sizeof e.target, target, 64);
+	nf_store_copy(e.reason, sizeof e.reason, "20 image transfers in flight", 128);
+	return e;
+}
+
 /* A deferred check (max-downloads reached) leaves the open offer as it is:
  * not withdrawn, not offered again; a download still counts for it, and a
  * later check reporting the target confirms it. A deferral with no open
@@ -492,11 +505,7 @@ void check_deferred_keeps_offer(void **state)
 
 	offer_mac1(s, STORE_T0, "/fw/a.bin", NULL);
 	for (int i = 0; i < 2; i++) {
-		e = store_check_event(MAC1, "10.0.0.1", "SONOFF", "1.0", STORE_T0 + 10 + 10 * i);
-		e.answer = NF_ANSWER_DEFERRED;
-		e.rule = 3;
-		nf_store_copy(e.target, sizeof e.target, "1.1", 64);
-		nf_store_copy(e.reason, sizeof e.reason, "20 image transfers in flight", 128);
+		e = deferred(MAC1, "1.0", STORE_T0 + 10 + 10 * i, 3, "1.1");
 		assert_int_equal(nf_store_post(s, &e), 0);
 	}
 	store_check_sync(s);
@@ -510,11 +519,10 @@ void check_deferred_keeps_offer(void **state)
 	ASSERT_KINDS(h, n, NF_HISTORY_OFFERED);
 	free(h);
 
+	/* Downloaded, then a check on the target, itself deferred for the next
+	 * version: confirmed all the same. */
 	done_mac1(s, "/fw/a.bin", 1000, STORE_T0 + 40);
-	e = store_check_event(MAC1, "10.0.0.1", "SONOFF", "1.1", STORE_T0 + 50);
-	e.answer = NF_ANSWER_DEFERRED; /* a rule for the next version, deferred too */
-	e.rule = 5;
-	nf_store_copy(e.target, sizeof e.target, "1.2", 64);
+	e = deferred(MAC1, "1.1", STORE_T0 + 50, 5, "1.2");
 	store_check_post(s, &e);
 	d = store_check_device(s, KEY1, STORE_T0 + 60, &h, &n);
 	assert_int_equal(d.state, NF_UPDATE_CONFIRMED);
@@ -523,10 +531,7 @@ void check_deferred_keeps_offer(void **state)
 	free(h);
 
 	/* Another device, deferred at its first check: no offer is opened. */
-	e = store_check_event("5c:cf:7f:00:00:02", "10.0.0.2", "SONOFF", "1.0", STORE_T0 + 70);
-	e.answer = NF_ANSWER_DEFERRED;
-	e.rule = 3;
-	nf_store_copy(e.target, sizeof e.target, "1.1", 64);
+	e = deferred("5c:cf:7f:00:00:02", "1.0", STORE_T0 + 70, 3, "1.1");
 	store_check_post(s, &e);
 	d = store_check_device(s, "5C:CF:7F:00:00:02", STORE_T0 + 80, &h, &n);
 	assert_int_equal(d.state, NF_UPDATE_NONE);
