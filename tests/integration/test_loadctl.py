@@ -10,7 +10,8 @@ tells all of it.
 Then the issue's test: 500 simulated devices (`nofuss fleet`) and
 max-downloads 20, one rule offering a new image to all of them; the peak
 of transfers in flight never exceeds 20, and every device ends on the new
-version, in a bounded time.
+version, in a bounded time. And the same with 500 stock ESP8266 updaters,
+deferred by 503s.
 
 Every wait is bounded (wait_until, socket timeouts, the fleet's --timeout)."""
 import json
@@ -281,13 +282,17 @@ class FleetLimitTest(unittest.TestCase):
     def summary(self):
         return json.loads(admin(self.admin, "/api/v1/summary").body)
 
-    def test_500_devices_max_downloads_20(self):
+    def run_fleet(self, n, *client):
+        """n devices (of the client kind given, NoFUSS by default) until the
+        store has every one confirmed on 0.2.0; checks the bound and returns
+        the metrics."""
         started = time.monotonic()
         self.fleet = subprocess.Popen(
             [NOFUSS, "fleet", "--server", "http://127.0.0.1:%d/" % self.server.port,
-             "--devices", str(FLEET), "--device", "TEST", "--version", "0.1.0",
+             "--devices", str(n), "--device", "TEST", "--version", "0.1.0",
              "--interval", "0.3", "--ramp", "0.5", "--reboot-delay", "0.05",
-             "--duration", "50", "--timeout", "55", "--seed", "1", "--json", "--quiet"],
+             "--duration", "50", "--timeout", "55", "--seed", "1", "--json", "--quiet"] +
+            list(client),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             text=True, env=sanitizer_env())
         # Until the store has every device confirmed on 0.2.0, sampling the
@@ -298,8 +303,8 @@ class FleetLimitTest(unittest.TestCase):
             m = metrics(self.admin)
             samples.append(m["nofuss_downloads_active"])
             s = self.summary()
-            return s["by_state"]["confirmed"] == FLEET and s["by_type_version"] == [
-                {"type": "TEST", "version": "0.2.0", "devices": FLEET}]
+            return s["by_state"]["confirmed"] == n and s["by_type_version"] == [
+                {"type": "TEST", "version": "0.2.0", "devices": n}]
 
         done = wait_until(all_updated, timeout=45, step=0.2)
         took = time.monotonic() - started
@@ -307,8 +312,8 @@ class FleetLimitTest(unittest.TestCase):
         out, err = self.fleet.communicate(timeout=30)
         self.assertTrue(done, "%s\n%s" % (self.summary(), err[-3000:]))
         r = json.loads(out)
-        self.assertEqual(r["firmware_versions"], {"0.2.0": FLEET}, err[-3000:])
-        self.assertEqual(r["updates_installed"], FLEET)
+        self.assertEqual(r["firmware_versions"], {"0.2.0": n}, err[-3000:])
+        self.assertEqual(r["updates_installed"], n)
         m = metrics(self.admin)
         self.assertLessEqual(max(samples), LIMIT)
         self.assertLessEqual(m["nofuss_downloads_peak"], LIMIT)
@@ -316,15 +321,27 @@ class FleetLimitTest(unittest.TestCase):
         # the peak is exactly the limit.
         self.assertGreater(m["nofuss_checks_deferred_total"], 0)
         self.assertEqual(m["nofuss_downloads_peak"], LIMIT)
-        self.assertGreaterEqual(m["nofuss_downloads_completed_total"], FLEET)
+        self.assertGreaterEqual(m["nofuss_downloads_completed_total"], n)
         self.assertEqual(m["nofuss_downloads_started_total"],
                          m["nofuss_downloads_completed_total"] +
                          m["nofuss_downloads_failed_total"])
         self.assertLess(took, 45)
-        print("\n500 devices, max-downloads %d: all on 0.2.0 in %.1f s; peak %d, %d checks "
+        print("\n%d devices %s, max-downloads %d: all on 0.2.0 in %.1f s; peak %d, %d checks "
               "deferred, %d downloads refused" % (
-                  LIMIT, took, m["nofuss_downloads_peak"], m["nofuss_checks_deferred_total"],
-                  m["nofuss_downloads_refused_total"]))
+                  n, " ".join(client) or "(NoFUSS)", LIMIT, took, m["nofuss_downloads_peak"],
+                  m["nofuss_checks_deferred_total"], m["nofuss_downloads_refused_total"]))
+        return m
+
+    def test_500_devices_max_downloads_20(self):
+        self.run_fleet(FLEET)
+
+    def test_stock_updaters_deferred_by_503(self):
+        """The stock updater checks and downloads in one request: its
+        deferral is the 503, counted both ways."""
+        m = self.run_fleet(FLEET, "--client", "esp8266-updater")
+        self.assertEqual(m['nofuss_checks_total{client="esp8266-updater",answer="deferred"}'],
+                         m["nofuss_downloads_refused_total"])
+        self.assertEqual(m["nofuss_downloads_started_total"], FLEET)
 
 
 if __name__ == "__main__":
