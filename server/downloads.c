@@ -14,9 +14,29 @@
  * 503 and Retry-After. It is one comparison, so the check path pays nothing
  * measurable for it (bench/loadctl.sh).
  */
+#include <inttypes.h>
 #include <stdio.h>
 
+#include "common.h"
 #include "http.h"
+
+/* The limit was just reached: says so, at most once a minute, with what it
+ * has cost so far, so that an operator sees a limit that binds. */
+static void report_full(struct nf_server *srv)
+{
+	const struct nf_counters *c = &srv->counters;
+	uint64_t now = nf_clock_ms(), deferred = 0;
+
+	if (srv->full_reported_ms != 0 && now - srv->full_reported_ms < NF_FULL_REPORT_MS)
+		return;
+	srv->full_reported_ms = now;
+	for (int k = 0; k < NF_CLIENT_COUNT; k++)
+		deferred += nf_counter(&c->checks[k][NF_ANSWER_DEFERRED]);
+	nf_log(NF_LOG_INFO,
+	       "max-downloads %u reached: offers are deferred and image requests get 503 "
+	       "(since start: %" PRIu64 " checks deferred, %" PRIu64 " image requests refused)",
+	       srv->cfg->max_downloads, deferred, nf_counter(&c->downloads_refused));
+}
 
 bool nf_downloads_full(const struct nf_server *srv)
 {
@@ -33,6 +53,8 @@ void nf_downloads_begin(struct nf_server *srv)
 	atomic_store_explicit(&c->downloads_active, srv->downloads, memory_order_relaxed);
 	if (srv->downloads > nf_counter(&c->downloads_peak))
 		atomic_store_explicit(&c->downloads_peak, srv->downloads, memory_order_relaxed);
+	if (srv->downloads == srv->cfg->max_downloads)
+		report_full(srv);
 }
 
 void nf_downloads_end(struct nf_server *srv)

@@ -44,6 +44,7 @@ struct nf_server {
 	struct MHD_Response *unauthorized; /* 401 with WWW-Authenticate: Basic */
 	struct MHD_Response *busy;     /* 503 with Retry-After: retry-after (downloads.c) */
 	unsigned downloads;            /* image transfers in flight (downloads.c) */
+	uint64_t full_reported_ms;     /* when max-downloads being reached was last logged */
 	time_t auth_log_second;        /* 401s logged in this second, at most NF_AUTH_LOG_PER_SEC */
 	unsigned auth_logged;
 };

@@ -69,6 +69,7 @@
 #define NF_SWEEP_MAX         256  /* connections conns.c closes per loop turn, at most */
 #define NF_SHED_HEADROOM_DIV 64   /* shed when open connections are within max/64 of the limit */
 #define NF_SLOW_REPORT_MS    60000 /* at most one log line a minute about slow heads closed */
+#define NF_FULL_REPORT_MS    60000 /* at most one a minute saying max-downloads was reached */
 
 /* FNV-1a, for the small hash tables of rules.c and files.c. */
 static inline uint64_t nf_hash(const char *s, size_t len)

@@ -156,6 +156,9 @@ class LoadControlTest(unittest.TestCase):
         self.stall(port, {"Range": "bytes=1000-"})
         m = self.gauge("nofuss_downloads_active", 2)
         self.assertEqual(m["nofuss_downloads_peak"], 2)
+        self.server.wait_for(r"max-downloads 2 reached: offers are deferred and image requests "
+                             r"get 503 \(since start: 0 checks deferred, 0 image requests "
+                             r"refused\)")
 
         # Full: every image request is refused, ranged and HEAD ones too...
         self.assert_busy(get(port, "/firmware/big.bin"))
@@ -214,6 +217,8 @@ class LoadControlTest(unittest.TestCase):
         self.assertEqual(m["nofuss_downloads_peak"], 2)
         self.assertEqual(m["nofuss_downloads_started_total"], 3)
         self.assertEqual(m["nofuss_downloads_refused_total"], 4)
+        # Reached twice (the full download took the freed slot): said once a minute.
+        self.assertEqual(self.server.stderr().count("max-downloads 2 reached"), 1)
 
     def test_no_limit_by_default(self):
         port = self.start()
