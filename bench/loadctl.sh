@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/loadctl.sh - what max-downloads costs the check path
-# (docs/ROLLOUTS.md section 4): checks/s with the limit set, and not reached,
+# (docs/ROLLOUTS.md section 5): checks/s with the limit set, and not reached,
 # against the limit unset, in one run.
 #
 # Starts two nofussd (Release build, same data: 10,000 rules plus the bench's

@@ -1,6 +1,6 @@
 /*
  * downloads.c - load control: how many image transfers are in flight, and
- * whether one more may start (issue 10 item 6; docs/ROLLOUTS.md section 4).
+ * whether one more may start (issue 10 item 6; docs/ROLLOUTS.md section 5).
  *
  * A transfer is an image answer with a body (200 or 206, never a HEAD or a
  * 304), from the moment image.c queues it until libmicrohttpd reports the

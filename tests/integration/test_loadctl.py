@@ -1,4 +1,4 @@
-"""Load control (issue 10 item 6; docs/ROLLOUTS.md section 4) on the real
+"""Load control (issue 10 item 6; docs/ROLLOUTS.md section 5) on the real
 nofussd: with --max-downloads N, N image transfers held open by clients
 that read nothing make every further image request a 503 with Retry-After
 (ranged and HEAD ones too; a 304 is still a 304), every check that would be
