@@ -15,58 +15,16 @@
 # the same run. A measurement, not a test: exits 0 whenever it ran.
 #
 # Usage: bench/stock.sh   (BENCH_DURATION s per run, default 5; NOFUSSD=binary)
-# Needs: wrk, taskset, curl, python3.
+# Needs: wrk, taskset, curl, python3. Shares bench/lib.sh with bench/loadctl.sh.
 set -u -o pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
 DUR=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-if [ -z "${NOFUSSD:-}" ]; then
-	cmake -S "$ROOT" -B "$ROOT/build-release" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null &&
-		cmake --build "$ROOT/build-release" -j2 --target nofussd >/dev/null ||
-		{ echo "bench: cannot build nofussd" >&2; exit 1; }
-fi
-NOFUSSD=${NOFUSSD:-$ROOT/build-release/server/nofussd}
-for tool in wrk taskset curl python3; do
-	command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 1; }
-done
-
-T=$(mktemp -d)
-SRV=
-cleanup() {
-	[ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-# Data: an image, its MD5, 10,000 other rules ahead of the bench's.
-mkdir -p "$T/data/public/firmware"
-python3 - "$T/data" <<'EOF'
-import hashlib, json, sys
-d = sys.argv[1]
-img = bytes([0xE9, 1, 2, 0x20, 0, 0x10, 0x10, 0x40, 0, 0, 0x10, 0x40]) + bytes(200000)
-open(d + "/public/firmware/bench.bin", "wb").write(img)
-open(d + "/md5", "w").write(hashlib.md5(img).hexdigest())
-rules = [{"origin": {"device": "OTHER%d" % i, "lt": "2.0"},
-          "target": {"version": "2.0", "firmware": "/firmware/bench.bin"}} for i in range(10000)]
-rules.append({"origin": {"device": "BENCH", "ge": "1.0.0"},
-              "target": {"version": "2.0.0", "firmware": "/firmware/bench.bin"}})
-json.dump(rules, open(d + "/versions.json", "w"))
-EOF
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MD5=$(cat "$T/data/md5")
 
-taskset -c 0 "$NOFUSSD" -d "$T/data" -l 127.0.0.1 -p 0 --check-log "$T/checks.log" \
-	2>"$T/nofussd.err" &
-SRV=$!
-PORT=
-for _ in $(seq 100); do
-	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/nofussd.err")
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
-[ -n "$PORT" ] || { echo "bench: nofussd did not start" >&2; cat "$T/nofussd.err" >&2; exit 1; }
-U=http://127.0.0.1:$PORT
+bench_start nofussd
+U=http://127.0.0.1:${PORT[nofussd]}
 
 # The ESP8266 updater's headers (tests/fixtures/requests/esp8266-httpupdate-3.1-*.http).
 UPD=(-H "User-Agent: ESP8266-http-Update" -H "x-ESP8266-Chip-ID: 9923366"
@@ -111,7 +69,6 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 ANCHOR=$(echo "${RUNS[anchor]}" | median)
 printf '%-8s %12s %8s   %s\n' path "checks/s" ratio "runs"
 for n in "${NAMES[@]}"; do

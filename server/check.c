@@ -72,7 +72,7 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 		answer = NF_ANSWER_HELD;
 		nf_stock_log_held(&q, reason);
 	} else if (c.target >= 0) {
-		answer = NF_ANSWER_OFFERED;
+		answer = nf_choice_defer(srv, &c) ? NF_ANSWER_DEFERRED : NF_ANSWER_OFFERED;
 	}
 	nf_checklog_header(srv->log, time(NULL), ip, &q,
 	                   answer == NF_ANSWER_OFFERED ? update_for(c.src, c.target) : NULL);
@@ -82,7 +82,7 @@ enum MHD_Result nf_check_headers(struct nf_server *srv, struct MHD_Connection *c
 	                                          .target = c.target,
 	                                          .answer = answer,
 	                                          .reason = answer == NF_ANSWER_HELD ? reason
-	                                                                             : NULL,
+	                                                                             : c.why,
 	                                          .src = c.src,
 	                                          .code = c.code});
 	return MHD_queue_response(conn, MHD_HTTP_OK,
@@ -96,6 +96,7 @@ enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn
 	struct nf_query q = {route->device, route->device_len, route->version,
 	                     route->version_len, NULL, NULL};
 	struct nf_choice c;
+	enum nf_answer_kind answer;
 	char ip[INET6_ADDRSTRLEN];
 
 	nf_choice_init(srv, &c);
@@ -104,14 +105,19 @@ enum MHD_Result nf_check_path(struct nf_server *srv, struct MHD_Connection *conn
 		c.target = nf_rules_match(c.src->rules, &q);
 		nf_choose_rollout(srv, &q, ip, &c);
 	}
-	nf_checklog_path(srv->log, time(NULL), ip, &q, update_for(c.src, c.target));
+	answer = c.target < 0                 ? NF_ANSWER_NONE
+	         : nf_choice_defer(srv, &c) ? NF_ANSWER_DEFERRED
+	                                      : NF_ANSWER_OFFERED;
+	nf_checklog_path(srv->log, time(NULL), ip, &q,
+	                 answer == NF_ANSWER_OFFERED ? update_for(c.src, c.target) : NULL);
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){.client = NF_CLIENT_NOFUSS_PATH,
 	                                          .q = &q,
 	                                          .target = c.target,
-	                                          .answer = c.target < 0 ? NF_ANSWER_NONE
-	                                                                 : NF_ANSWER_OFFERED,
+	                                          .answer = answer,
+	                                          .reason = c.why,
 	                                          .src = c.src,
 	                                          .code = c.code});
-	return MHD_queue_response(conn, MHD_HTTP_OK, answer_for(c.src, c.target));
+	return MHD_queue_response(conn, MHD_HTTP_OK,
+	                          answer_for(c.src, answer == NF_ANSWER_OFFERED ? c.target : -1));
 }

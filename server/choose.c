@@ -6,6 +6,7 @@
  * loaders, ESPHome's empty version). Loop thread; no allocation, no lock:
  * the plan (plan.c) is read as published.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -63,11 +64,22 @@ void nf_choose_rollout(struct nf_server *srv, const struct nf_query *q, const ch
 	ask_of(srv, q, ip, c, &ask);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (nf_plan_rollout(srv->plan, &ask, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-	                    &pick) < 0) {
-		c->deferred = pick.deferred;
+	                    &pick) < 0 &&
+	    !pick.deferred)
 		return;
-	}
 	c->src = srv->plan;
 	c->target = pick.rule;
 	c->code = pick.code;
+	if (pick.deferred) {
+		const struct nf_plan_entry *e = nf_plan_entry(srv->plan, (size_t)pick.rule);
+		c->deferred = true;
+		snprintf(c->why_buf, sizeof c->why_buf, "rollout %lld's offer rate (%u a minute) spent",
+		         (long long)pick.rollout, e != NULL ? e->rollout.rate : 0);
+		c->why = c->why_buf;
+	}
+}
+
+bool nf_choice_defer(const struct nf_server *srv, const struct nf_choice *c)
+{
+	return c->deferred || nf_downloads_full(srv);
 }

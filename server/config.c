@@ -40,6 +40,9 @@ void nf_config_defaults(struct nf_config *cfg)
 	cfg->store_queue = NF_STORE_DEFAULT_QUEUE;
 	cfg->store_history = NF_STORE_DEFAULT_HISTORY;
 	cfg->store_silent = (unsigned)(NF_STORE_DEFAULT_SILENT_MS / 1000);
+	/* Long enough for a transfer or two to end, short enough that a stock
+	 * updater retrying at its own interval is not what paces the fleet. */
+	cfg->retry_after = 30;
 }
 
 static int set_string(char *dst, size_t cap, const char *key, const char *value, char *err,
@@ -116,6 +119,8 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	NUM("store-queue", store_queue, NF_MIN_STORE_QUEUE, NF_MAX_STORE_QUEUE);
 	NUM("store-history", store_history, 1, NF_STORE_MAX_HISTORY);
 	NUM("store-silent", store_silent, NF_MIN_STORE_SILENT, NF_MAX_STORE_SILENT);
+	NUM("max-downloads", max_downloads, 0, NF_MAX_DOWNLOADS);
+	NUM("retry-after", retry_after, NF_MIN_RETRY_AFTER, NF_MAX_RETRY_AFTER);
 	if (strcmp(key, "store") == 0) {
 		cfg->store_set = true;
 		return set_string(cfg->store, sizeof cfg->store, key, value, err, errlen);

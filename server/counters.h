@@ -3,7 +3,7 @@
  *
  * The loop thread is the only writer (relaxed atomic adds: no lock, no
  * fence on the check path); the admin listener's thread reads them at any
- * time. Counters only ever grow; gauges (devices by type and version, seen
+ * time. Counters only ever grow, but for the two download gauges; the other gauges (devices by type and version, seen
  * in 24 h, the store's queue depth) come from the store, not from here.
  */
 #ifndef NOFUSSD_COUNTERS_H
@@ -14,7 +14,7 @@
 
 #include "store.h"
 
-#define NF_ANSWER_KINDS 3 /* enum nf_answer_kind: none, offered, held */
+#define NF_ANSWER_KINDS 4 /* enum nf_answer_kind: none, offered, held, deferred */
 
 struct nf_counters {
 	/* Checks by client kind (enum nf_client_kind) and answer (enum
@@ -27,6 +27,11 @@ struct nf_counters {
 	atomic_uint_fast64_t reloads;             /* snapshots served after the first */
 	atomic_uint_fast64_t reload_failures;     /* builds that failed */
 	atomic_uint_fast64_t auth_refused;        /* 401: no, a malformed or a wrong credential */
+	/* Load control (downloads.c). Two gauges, stored (not added) by the
+	 * loop: the transfers in flight and their high-water mark since start. */
+	atomic_uint_fast64_t downloads_active;
+	atomic_uint_fast64_t downloads_peak;
+	atomic_uint_fast64_t downloads_refused;   /* 503s past max-downloads */
 };
 
 /* Adds n to a counter; loop thread. */

@@ -220,7 +220,7 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 			                          srv->unavailable);
 		}
 		if (known == 0)
-			answer = NF_ANSWER_OFFERED;
+			answer = nf_choice_defer(srv, &c) ? NF_ANSWER_DEFERRED : NF_ANSWER_OFFERED;
 	}
 	if (held != NULL) {
 		answer = NF_ANSWER_HELD;
@@ -232,10 +232,12 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	                              .q = &q,
 	                              .target = target,
 	                              .answer = answer,
-	                              .reason = held,
+	                              .reason = held != NULL ? held : c.why,
 	                              .image = answer == NF_ANSWER_OFFERED ? img : NULL,
 	                              .src = snap,
 	                              .code = c.code});
+	if (answer == NF_ANSWER_DEFERRED) /* ESPHome has no "not now": it retries */
+		return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, srv->busy);
 	if (answer == NF_ANSWER_OFFERED)
 		manifest_offer(&o, srv, snap, route, target, img, family, md5);
 	else

@@ -461,12 +461,17 @@ static int make_fixed_responses(struct nf_server *srv)
 	srv->bad_framing = FIXED("Bad Request\n");
 	srv->bad_version = FIXED("HTTP Version Not Supported\n");
 	srv->unauthorized = FIXED("Unauthorized\n");
+	srv->busy = FIXED("Service Unavailable: too many downloads, retry later\n");
 #undef FIXED
+	char retry[16];
+	snprintf(retry, sizeof retry, "%u", srv->cfg->retry_after);
 	if (srv->not_found == NULL || srv->bad_request == NULL || srv->not_allowed == NULL ||
 	    srv->server_error == NULL || srv->unavailable == NULL ||
 	    MHD_add_response_header(srv->not_allowed, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES ||
 	    MHD_add_response_header(srv->unavailable, MHD_HTTP_HEADER_RETRY_AFTER, "5") != MHD_YES ||
 	    srv->bad_framing == NULL || srv->bad_version == NULL || srv->unauthorized == NULL ||
+	    srv->busy == NULL ||
+	    MHD_add_response_header(srv->busy, MHD_HTTP_HEADER_RETRY_AFTER, retry) != MHD_YES ||
 	    MHD_add_response_header(srv->unauthorized, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	                            "Basic realm=\"nofuss\", charset=\"UTF-8\"") != MHD_YES ||
 	    MHD_add_response_header(srv->bad_framing, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
@@ -617,7 +622,7 @@ void nf_server_stop(struct nf_server *srv)
 		return;
 	struct MHD_Response **fixed[] = {&srv->not_found,  &srv->bad_request, &srv->not_allowed,
 	                                 &srv->server_error, &srv->unavailable, &srv->bad_framing,
-	                                 &srv->bad_version, &srv->unauthorized};
+	                                 &srv->bad_version, &srv->unauthorized, &srv->busy};
 	/* MHD must not be stopped with suspended connections: the downloads
 	 * waiting for an MD5 are resumed first (and then closed). */
 	nf_images_stop(srv->images);

@@ -43,6 +43,9 @@ struct nf_server {
 	uint64_t reported_ms;
 	bool started;                  /* MHD's own errors are debug noise after start */
 	struct MHD_Response *unauthorized; /* 401 with WWW-Authenticate: Basic */
+	struct MHD_Response *busy;     /* 503 with Retry-After: retry-after (downloads.c) */
+	unsigned downloads;            /* image transfers in flight (downloads.c) */
+	uint64_t full_reported_ms;     /* when max-downloads being reached was last logged */
 	time_t auth_log_second;        /* 401s logged in this second, at most NF_AUTH_LOG_PER_SEC */
 	unsigned auth_logged;
 };
@@ -97,6 +100,22 @@ uint64_t nf_http_header_u64(struct MHD_Connection *conn, const char *name);
 enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection *conn,
                                     const struct nf_route *route);
 
+/* downloads.c: load control (max-downloads) ----------------------------- */
+/* True when max-downloads is set and that many image transfers are in
+ * flight: a check that would be an offer is deferred (NF_ANSWER_DEFERRED),
+ * a transfer refused (nf_downloads_refuse). The one place that decides. */
+bool nf_downloads_full(const struct nf_server *srv);
+/* An image answer with a body was queued: one more in flight (and the
+ * gauge and high-water mark for /metrics). Each begin has one end. */
+void nf_downloads_begin(struct nf_server *srv);
+/* That transfer's request is over, however it ended. */
+void nf_downloads_end(struct nf_server *srv);
+/* Queues 503 with Retry-After: retry-after, and counts it refused. */
+enum MHD_Result nf_downloads_refuse(struct nf_server *srv, struct MHD_Connection *conn);
+/* The reason a deferred check records ("20 image transfers in flight
+ * (max-downloads 20)"), cut to cap. */
+void nf_downloads_reason(const struct nf_server *srv, char *out, size_t cap);
+
 /* image.c ------------------------------------------------------------------ */
 /* The hasher thread and the late-MD5 table. NULL with err filled. */
 struct nf_images *nf_images_new(char *err, size_t errlen);
@@ -136,6 +155,8 @@ struct nf_choice {
 	int32_t code;                  /* src is the plan: the rule code the offer records */
 	bool pinned;                   /* a pin decided (target -1: it runs the release) */
 	bool deferred;                 /* a rollout picked it, past its offer rate */
+	const char *why;               /* deferred: why (into why_buf), else NULL */
+	char why_buf[NF_STORE_MAX_REASON];
 	bool keyed;
 	char key[NF_STORE_MAX_KEY];    /* the device's, once computed */
 };
@@ -147,9 +168,14 @@ void nf_choice_init(struct nf_server *srv, struct nf_choice *c);
 bool nf_choose_pin(struct nf_server *srv, const struct nf_query *q, const char *ip,
                    struct nf_choice *c);
 /* After versions.json matched nothing (c->target -1, no pin): the rollout
- * that offers the device something, if any, into c. */
+ * that offers the device something, if any, into c (also when its offer
+ * rate is spent: then c->deferred). */
 void nf_choose_rollout(struct nf_server *srv, const struct nf_query *q, const char *ip,
                        struct nf_choice *c);
+/* Whether c's offer must wait: its rollout's offer rate is spent, or
+ * max-downloads transfers are in flight (downloads.c). The handlers then
+ * answer "no update now" in their client's words. */
+bool nf_choice_defer(const struct nf_server *srv, const struct nf_choice *c);
 
 /* record.c: what the fleet store and the counters learn of each check --- */
 /* One answered check, as every check handler describes it. */
@@ -157,8 +183,8 @@ struct nf_check_record {
 	enum nf_client_kind client;    /* which client form asked */
 	const struct nf_query *q;      /* device, version, mac (NULL: none), build */
 	long target;                   /* the rule that answered, -1 none */
-	enum nf_answer_kind answer;    /* none, offered, or held back */
-	const char *reason;            /* HELD: why, e.g. "image 612 KiB, 480 KiB free" */
+	enum nf_answer_kind answer;    /* none, offered, held back or deferred */
+	const char *reason;            /* HELD, DEFERRED: why, e.g. "image 612 KiB, 480 KiB free" */
 	const struct nf_event_hw *hw;  /* what a stock updater's headers told; NULL */
 	/* OFFERED to a client that takes one image (a stock updater, ESPHome):
 	 * that image, recorded in the slot of its kind (firmware or minimal:

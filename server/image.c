@@ -201,15 +201,23 @@ static enum MHD_Result queue_unsatisfiable(struct MHD_Connection *conn, struct n
 }
 
 /* Queues a body (200 or 206) and, once queued, records the download's
- * start; its end comes with the request's (nf_image_completed). A HEAD
- * sends no body: nothing to record. */
+ * start and counts it in flight; its end comes with the request's
+ * (nf_image_completed). Past max-downloads it is 503 instead: a resume (a
+ * 206) is a transfer too, and a HEAD is told what its GET would get. A HEAD
+ * sends no body: nothing to record or count. */
 static enum MHD_Result send_image(struct nf_server *srv, struct MHD_Connection *conn,
                                   const struct image *img, unsigned status, uint64_t first,
                                   uint64_t len, const struct track *t)
 {
 	uint64_t size = img->f->size;
-	enum MHD_Result ret = queue_file(conn, img, status, first, len);
 	struct wait *w = t->w;
+
+	if (len > 0 && nf_downloads_full(srv)) {
+		close(img->f->fd);
+		img->f->fd = -1;
+		return nf_downloads_refuse(srv, conn);
+	}
+	enum MHD_Result ret = queue_file(conn, img, status, first, len);
 
 	if (ret != MHD_YES || len == 0 || srv->head)
 		return ret;
@@ -222,6 +230,7 @@ static enum MHD_Result send_image(struct nf_server *srv, struct MHD_Connection *
 		*t->req_cls = w;
 	}
 	w->tracked = true;
+	nf_downloads_begin(srv);
 	nf_record_download_start(srv, conn, &w->dl, img->md5, size, first, len);
 	return ret;
 }
@@ -399,8 +408,10 @@ void nf_image_completed(struct nf_server *srv, struct MHD_Connection *conn, void
 {
 	struct wait *w = req_cls;
 
-	if (w->tracked)
+	if (w->tracked) {
+		nf_downloads_end(srv);
 		nf_record_download_end(srv, conn, &w->dl, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	}
 
 	if (w->file.fd >= 0)
 		close(w->file.fd);

@@ -60,6 +60,10 @@ static void usage(FILE *out)
 	        "      --grace SEC           on SIGTERM, time in-flight downloads get (default 10)\n"
 	        "      --sndbuf BYTES        cap each socket's kernel send buffer; 0 leaves the\n"
 	        "                            kernel's (default 65536)\n"
+	        "      --max-downloads N     image transfers at once (default 0: no limit);\n"
+	        "                            past it, offers are deferred (\"no update now\")\n"
+	        "                            and image requests get 503 (docs/ROLLOUTS.md)\n"
+	        "      --retry-after SEC     the Retry-After of those 503s, 1-3600 (default 30)\n"
 	        "      --pubkey FILE         rules may only name images signed by this RSA\n"
 	        "                            key's private half (PEM; docs/SIGNING.md); a rule\n"
 	        "                            naming any other image is skipped with a warning\n"
@@ -111,7 +115,7 @@ enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_HEA
        OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT,
        OPT_STORE, OPT_STORE_QUEUE, OPT_STORE_HISTORY, OPT_STORE_SILENT, OPT_PUBKEY, OPT_TLS_CERT,
        OPT_TLS_KEY, OPT_TLS_PRIORITIES, OPT_CREDENTIALS, OPT_AUTH_CHECKS, OPT_HASH_CREDENTIAL,
-       OPT_ADMIN_TLS_CERT, OPT_ADMIN_TLS_KEY };
+       OPT_ADMIN_TLS_CERT, OPT_ADMIN_TLS_KEY, OPT_MAX_DOWNLOADS, OPT_RETRY_AFTER };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -129,6 +133,8 @@ static const struct option long_options[] = {
     {"header-timeout", required_argument, NULL, OPT_HEADER},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+    {"max-downloads", required_argument, NULL, OPT_MAX_DOWNLOADS},
+    {"retry-after", required_argument, NULL, OPT_RETRY_AFTER},
     {"pubkey", required_argument, NULL, OPT_PUBKEY},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},

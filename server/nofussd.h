@@ -45,6 +45,9 @@
 #define NF_MAX_STORE_QUEUE  1048576 /* 1 Mi events: about 850 MB */
 #define NF_MIN_STORE_SILENT 60      /* store-silent: seconds */
 #define NF_MAX_STORE_SILENT (366u * 86400)
+#define NF_MAX_DOWNLOADS    1000000 /* max-downloads: image transfers at once (0: no limit) */
+#define NF_MIN_RETRY_AFTER  1       /* retry-after: seconds a 503 past max-downloads asks */
+#define NF_MAX_RETRY_AFTER  3600
 /* Not a limit: answers longer than this are served, with a warning at load
  * time, because NoFUSS clients parse the answer into a 500-byte buffer. */
 #define NF_ANSWER_WARN    400
@@ -66,6 +69,7 @@
 #define NF_SWEEP_MAX         256  /* connections conns.c closes per loop turn, at most */
 #define NF_SHED_HEADROOM_DIV 64   /* shed when open connections are within max/64 of the limit */
 #define NF_SLOW_REPORT_MS    60000 /* at most one log line a minute about slow heads closed */
+#define NF_FULL_REPORT_MS    60000 /* at most one a minute saying max-downloads was reached */
 
 /* FNV-1a, for the small hash tables of rules.c and files.c. */
 static inline uint64_t nf_hash(const char *s, size_t len)
@@ -123,6 +127,8 @@ struct nf_config {
 	char admin_tls_key[NF_MAX_PATH];  /* its key (PEM); both or neither */
 	char credentials[NF_MAX_PATH]; /* "" = anyone; else images need a credential (creds.c) */
 	bool auth_checks;             /* with credentials: checks need one too */
+	unsigned max_downloads;       /* image transfers at once, 0 = no limit (downloads.c) */
+	unsigned retry_after;         /* seconds, the Retry-After of a 503 past it */
 };
 void nf_config_defaults(struct nf_config *cfg);
 /* Reads an INI file into cfg. Returns 0, or -1 with a message naming the

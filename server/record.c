@@ -114,6 +114,10 @@ void nf_record_check(struct nf_server *srv, struct MHD_Connection *conn,
 	}
 	if (rec->answer == NF_ANSWER_HELD && rec->reason != NULL)
 		nf_store_copy(ev.reason, sizeof ev.reason, rec->reason, NF_STORE_MAX_REASON);
+	else if (rec->answer == NF_ANSWER_DEFERRED && rec->reason != NULL)
+		nf_store_copy(ev.reason, sizeof ev.reason, rec->reason, NF_STORE_MAX_REASON);
+	else if (rec->answer == NF_ANSWER_DEFERRED)
+		nf_downloads_reason(srv, ev.reason, sizeof ev.reason);
 	nf_store_post(srv->store, &ev); /* full: dropped and counted by the store */
 }
 

@@ -312,6 +312,10 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	d.target = c.target;
 	if (d.target >= 0)
 		decide(snap, &r, minimal, &d);
+	if (d.answer == NF_ANSWER_OFFERED && nf_choice_defer(srv, &c)) {
+		d.answer = NF_ANSWER_DEFERRED; /* the version query: "no update"; else 503 */
+		d.img = NULL;
+	}
 
 	nf_record_check(srv, conn,
 	                &(struct nf_check_record){
@@ -319,7 +323,7 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 	                    .q = &d.q,
 	                    .target = d.target,
 	                    .answer = d.answer,
-	                    .reason = d.answer == NF_ANSWER_HELD ? d.reason : NULL,
+	                    .reason = d.answer == NF_ANSWER_HELD ? d.reason : c.why,
 	                    .hw = &r.hw,
 	                    .image = d.img, /* the one image this updater takes */
 	                    .image_filesystem = r.filesystem,
@@ -329,6 +333,8 @@ enum MHD_Result nf_stock_update(struct nf_server *srv, struct MHD_Connection *co
 		nf_stock_log_held(&d.q, d.reason);
 	if (r.version_query)
 		return answer_version(conn, snap, &d, &r);
+	if (d.answer == NF_ANSWER_DEFERRED)
+		return nf_downloads_refuse(srv, conn);
 	if (d.answer != NF_ANSWER_OFFERED)
 		return MHD_queue_response(conn, MHD_HTTP_NOT_MODIFIED, snap->not_modified);
 	const char *path = d.img->path;

@@ -132,10 +132,10 @@ static void write_rows(struct nf_admin_buf *b, const struct metric *rows, size_t
 
 static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 {
-	uint64_t offers = 0, held = 0;
+	uint64_t offers = 0, held = 0, deferred = 0;
 
 	family(b, "nofuss_checks_total", "counter",
-	       "Checks answered, by client kind and answer (none, offered, held).");
+	       "Checks answered, by client kind and answer (none, offered, held, deferred).");
 	for (int k = 0; k < NF_CLIENT_COUNT; k++) {
 		for (int a = 0; a < NF_ANSWER_KINDS; a++) {
 			uint64_t v = nf_counter(&c->checks[k][a]);
@@ -144,6 +144,7 @@ static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 			    nf_client_kind_name(k), nf_answer_kind_name(a), v);
 			offers += a == NF_ANSWER_OFFERED ? v : 0;
 			held += a == NF_ANSWER_HELD ? v : 0;
+			deferred += a == NF_ANSWER_DEFERRED ? v : 0;
 		}
 	}
 	const struct metric rows[] = {
@@ -158,6 +159,15 @@ static void write_loop(struct nf_admin_buf *b, const struct nf_counters *c)
 	     "Image downloads ended before their last byte.", nf_counter(&c->downloads_failed)},
 	    {"nofuss_download_bytes_total", "counter", "Image bytes sent.",
 	     nf_counter(&c->download_bytes)},
+	    {"nofuss_checks_deferred_total", "counter",
+	     "Checks whose offer was put off: max-downloads transfers in flight.", deferred},
+	    {"nofuss_downloads_active", "gauge", "Image transfers in flight (200 or 206 bodies).",
+	     nf_counter(&c->downloads_active)},
+	    {"nofuss_downloads_peak", "gauge", "The most image transfers in flight at once since start.",
+	     nf_counter(&c->downloads_peak)},
+	    {"nofuss_downloads_refused_total", "counter",
+	     "Image requests answered 503 because max-downloads transfers were in flight.",
+	     nf_counter(&c->downloads_refused)},
 	    {"nofuss_reloads_total", "counter", "Rules snapshots served after the first.",
 	     nf_counter(&c->reloads)},
 	    {"nofuss_reload_failures_total", "counter", "Rules reloads that failed.",

@@ -275,6 +275,12 @@ static void explain(const struct nf_device *d, char *out, size_t cap)
 		         "offer was held back: %.95s.",
 		         when, source, d->answer_target, d->answer_reason);
 		break;
+	case NF_ANSWER_DEFERRED:
+		snprintf(out, cap,
+		         "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
+		         "would offer version %.63s, but the offer was deferred: %.95s.",
+		         when, d->answer_rule, d->answer_target, d->answer_reason);
+		break;
 	default:
 		snprintf(
 		    out, cap,

@@ -29,7 +29,7 @@ static const char *const history_names[NF_HISTORY_COUNT] = {
 	"?", "offered", "downloading", "downloaded", "confirmed", "reverted", "failed",
 	"withdrawn", "held",
 };
-static const char *const answer_names[] = {"none", "offered", "held"};
+static const char *const answer_names[] = {"none", "offered", "held", "deferred"};
 
 static int parse_name(const char *const *names, int count, const char *name)
 {
@@ -66,7 +66,7 @@ const char *nf_history_kind_name(int kind)
 
 const char *nf_answer_kind_name(int answer)
 {
-	return answer >= 0 && answer <= NF_ANSWER_HELD ? answer_names[answer] : "?";
+	return answer >= 0 && answer <= NF_ANSWER_DEFERRED ? answer_names[answer] : "?";
 }
 
 int nf_store_mac_normalize(const char *text, char out[NF_STORE_MAC_LEN])

@@ -83,6 +83,7 @@ enum nf_answer_kind {
 	NF_ANSWER_NONE = 0,  /* no update: current, or no rule */
 	NF_ANSWER_OFFERED,   /* target and images offered by a rule */
 	NF_ANSWER_HELD,      /* a rule matched but the image cannot be offered: reason */
+	NF_ANSWER_DEFERRED,  /* an offer put off: max-downloads transfers in flight */
 };
 
 /* One image: its path (or key, nf_store_image_key), MD5 and size when known. */
@@ -621,7 +622,7 @@ const char *nf_client_kind_name(int client);
 int nf_client_kind_parse(const char *name);
 /* "offered", "downloading", ... "held". */
 const char *nf_history_kind_name(int kind);
-const char *nf_answer_kind_name(int answer); /* "none", "offered", "held" */
+const char *nf_answer_kind_name(int answer); /* "none", "offered", "held", "deferred" */
 /* Writes the normalised MAC "AA:BB:CC:DD:EE:FF" of text (either case, ':'
  * '-' or no separators) into out. Returns 0, or -1 when text is not a MAC
  * or is all zeros (never a device's identity). */

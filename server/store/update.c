@@ -182,6 +182,9 @@ static void apply_check(struct nf_offer *o, const struct nf_event *ev, int64_t s
 {
 	int64_t t = ev->time_ms;
 	bool offered = ev->answer == NF_ANSWER_OFFERED;
+	/* Deferred (max-downloads): the offer stands, the device is only told
+	 * "not now"; it is not withdrawn, and the device may still confirm. */
+	bool deferred = ev->answer == NF_ANSWER_DEFERRED;
 	struct nf_history *h;
 
 	if (t < o->checked_ms)
@@ -194,7 +197,7 @@ static void apply_check(struct nf_offer *o, const struct nf_event *ev, int64_t s
 		} else if (o->state == NF_UPDATE_DOWNLOADED) {
 			h = enter(o, NF_UPDATE_REVERTED, NF_HISTORY_REVERTED, t, out);
 			memcpy(h->version, ev->version, sizeof h->version);
-		} else if (!offered || !same_offer(o, ev)) {
+		} else if (!deferred && (!offered || !same_offer(o, ev))) {
 			h = enter(o, NF_UPDATE_NONE, NF_HISTORY_WITHDRAWN, t, out);
 			memcpy(h->version, ev->version, sizeof h->version);
 		}

@@ -479,6 +479,68 @@ void check_withdrawn_and_held(void **state)
 	nf_store_close(s);
 }
 
+/* A check from mac at version whose offer of target (rule) was deferred. */
+static struct nf_event deferred(const char *mac, const char *version, int64_t t, int32_t rule,
+                                const char *target)
+{
+	struct nf_event e = store_check_event(mac, "10.0.0.1", "SONOFF", version, t);
+
+	e.answer = NF_ANSWER_DEFERRED;
+	e.rule = rule;
+	nf_store_copy(e.target, sizeof e.target, target, 64);
+	nf_store_copy(e.reason, sizeof e.reason, "20 image transfers in flight", 128);
+	return e;
+}
+
+/* A deferred check (max-downloads reached) leaves the open offer as it is:
+ * not withdrawn, not offered again; a download still counts for it, and a
+ * later check reporting the target confirms it. A deferral with no open
+ * offer opens none. */
+void check_deferred_keeps_offer(void **state)
+{
+	struct nf_store *s = store_check_open(url_of(state), NULL);
+	struct nf_event e;
+	struct nf_history *h;
+	size_t n;
+
+	offer_mac1(s, STORE_T0, "/fw/a.bin", NULL);
+	for (int i = 0; i < 2; i++) {
+		e = deferred(MAC1, "1.0", STORE_T0 + 10 + 10 * i, 3, "1.1");
+		assert_int_equal(nf_store_post(s, &e), 0);
+	}
+	store_check_sync(s);
+	struct nf_device d = store_check_device(s, KEY1, STORE_T0 + 30, &h, &n);
+	assert_int_equal(d.state, NF_UPDATE_OFFERED);
+	assert_int_equal(d.state_ms, STORE_T0);
+	assert_int_equal(d.offered_ms, STORE_T0);
+	assert_int_equal(d.answer, NF_ANSWER_DEFERRED);
+	assert_string_equal(d.answer_target, "1.1");
+	assert_string_equal(d.answer_reason, "20 image transfers in flight");
+	ASSERT_KINDS(h, n, NF_HISTORY_OFFERED);
+	free(h);
+
+	/* Downloaded, then a check on the target, itself deferred for the next
+	 * version: confirmed all the same. */
+	done_mac1(s, "/fw/a.bin", 1000, STORE_T0 + 40);
+	e = deferred(MAC1, "1.1", STORE_T0 + 50, 5, "1.2");
+	store_check_post(s, &e);
+	d = store_check_device(s, KEY1, STORE_T0 + 60, &h, &n);
+	assert_int_equal(d.state, NF_UPDATE_CONFIRMED);
+	assert_string_equal(d.target, "1.1");
+	ASSERT_KINDS(h, n, NF_HISTORY_CONFIRMED, NF_HISTORY_DOWNLOADED, NF_HISTORY_OFFERED);
+	free(h);
+
+	/* Another device, deferred at its first check: no offer is opened. */
+	e = deferred("5c:cf:7f:00:00:02", "1.0", STORE_T0 + 70, 3, "1.1");
+	store_check_post(s, &e);
+	d = store_check_device(s, "5C:CF:7F:00:00:02", STORE_T0 + 80, &h, &n);
+	assert_int_equal(d.state, NF_UPDATE_NONE);
+	assert_int_equal(d.answer, NF_ANSWER_DEFERRED);
+	assert_int_equal(n, 0);
+	free(h);
+	nf_store_close(s);
+}
+
 void check_path_form(void **state)
 {
 	struct nf_store *s = store_check_open(url_of(state), NULL);

@@ -53,6 +53,7 @@ void check_failed_then_confirmed(void **state);
 void check_silent(void **state);
 void check_stock_updater_md5(void **state);
 void check_withdrawn_and_held(void **state);
+void check_deferred_keeps_offer(void **state);
 void check_path_form(void **state);
 void check_download_before_offer(void **state);
 void check_path_form_mac(void **state);
@@ -72,6 +73,7 @@ void check_migrate_old(void **state);
 	X(check_silent)                                                                   \
 	X(check_stock_updater_md5)                                                        \
 	X(check_withdrawn_and_held)                                                       \
+	X(check_deferred_keeps_offer)                                                     \
 	X(check_path_form)                                                                \
 	X(check_download_before_offer)                                                    \
 	X(check_path_form_mac)                                                            \

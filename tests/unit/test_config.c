@@ -118,6 +118,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.store_queue, 16384);
 	assert_int_equal(cfg.store_history, 32);
 	assert_int_equal(cfg.store_silent, 86400);
+	assert_int_equal(cfg.max_downloads, 0); /* no limit */
+	assert_int_equal(cfg.retry_after, 30);
 	assert_string_equal(cfg.admin_listen, "127.0.0.1");
 	assert_int_equal(cfg.admin_port, 8081);
 	assert_string_equal(cfg.admin_token_file, "");
@@ -217,6 +219,8 @@ static void test_set_every_key(void **state)
 	set_ok(&cfg, "store-queue", "2048");
 	set_ok(&cfg, "store-history", "8");
 	set_ok(&cfg, "store-silent", "3600");
+	set_ok(&cfg, "max-downloads", "20");
+	set_ok(&cfg, "retry-after", "90");
 
 	assert_string_equal(cfg.listen, "127.0.0.1");
 	assert_int_equal(cfg.port, 8266);
@@ -237,6 +241,8 @@ static void test_set_every_key(void **state)
 	assert_int_equal(cfg.store_queue, 2048);
 	assert_int_equal(cfg.store_history, 8);
 	assert_int_equal(cfg.store_silent, 3600);
+	assert_int_equal(cfg.max_downloads, 20);
+	assert_int_equal(cfg.retry_after, 90);
 
 	/* strings may be set to empty, later values win */
 	set_ok(&cfg, "check-log", "");
@@ -264,6 +270,8 @@ static const struct range_case ranges[] = {
 	{"store-queue", "1024", "1048576", "1023", "1048577", 1024, 1048576},
 	{"store-history", "1", "1000", "0", "1001", 1, 1000},
 	{"store-silent", "60", "31622400", "59", "31622401", 60, 31622400},
+	{"max-downloads", "0", "1000000", NULL, "1000001", 0, NF_MAX_DOWNLOADS},
+	{"retry-after", "1", "3600", "0", "3601", NF_MIN_RETRY_AFTER, NF_MAX_RETRY_AFTER},
 };
 
 static void test_number_ranges(void **state)

@@ -220,8 +220,19 @@ static void test_counters_only(void **state)
 	nf_count(&c.checks[NF_CLIENT_ESP32_UPDATER][NF_ANSWER_HELD], 2);
 	nf_count(&c.download_bytes, 123456789012ULL);
 	nf_count(&c.reload_failures, 1);
+	nf_count(&c.checks[NF_CLIENT_ESPHOME][NF_ANSWER_DEFERRED], 4);
+	nf_count(&c.checks[NF_CLIENT_NOFUSS_PATH][NF_ANSWER_DEFERRED], 5);
+	nf_count(&c.downloads_active, 19);
+	nf_count(&c.downloads_peak, 20);
+	nf_count(&c.downloads_refused, 6);
 	assert_int_equal(nf_metrics_write(&b, &in), 0);
 	check_format(b.data, &p);
+	assert_true(value_of(&p, "nofuss_checks_total{client=\"esphome\",answer=\"deferred\"}") ==
+	            4);
+	assert_true(value_of(&p, "nofuss_checks_deferred_total") == 9);
+	assert_true(value_of(&p, "nofuss_downloads_active") == 19);
+	assert_true(value_of(&p, "nofuss_downloads_peak") == 20);
+	assert_true(value_of(&p, "nofuss_downloads_refused_total") == 6);
 	assert_true(value_of(&p, "nofuss_checks_total{client=\"nofuss\",answer=\"offered\"}") == 7);
 	assert_true(value_of(&p, "nofuss_checks_total{client=\"esp32-updater\",answer=\"held\"}") ==
 	            2);
