@@ -127,6 +127,21 @@ class ControlsTest(ControlsServer):
                                       "/api/v1/devices/%s/exclude" % mac, b"")
         self.assertEqual(st, 200, out)
 
+    def test_offer_rate(self):
+        # Two offers a minute: of five devices checking now, two are offered
+        # and three deferred, with the reason in the store.
+        rid = self.start_rollout(soak=3600, rate=2)
+        macs = ["5C:CF:7F:00:02:%02X" % i for i in range(5)]
+        wait_until(lambda: self.offered("5C:CF:7F:00:03:00") is not None, timeout=5)
+        got = [self.offered(m) for m in macs]
+        # The probe above took one of the two offers of this minute (or, at a
+        # minute's turn, the count started over): one or two more here.
+        self.assertIn(got.count("2.0.0"), (1, 2), got)
+        deferred = [m for m, g in zip(macs, got) if g is None]
+        d = self.decision(lambda d: d.get("answer") == "deferred", mac=deferred[-1])
+        self.assertEqual(d["answer_target"], "2.0.0")
+        self.assertEqual(d["answer_reason"], "rollout %d's offer rate (2 a minute) spent" % rid)
+
     def test_pin_exclude_and_tags(self):
         other = self.upload(image("fw-1.5.0"), device=DEVICE, version="1.5.0")
         self.check()  # the device exists
