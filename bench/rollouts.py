@@ -136,8 +136,14 @@ def throughput(binary, nofuss):
     for _ in range(ROUNDS):
         for mode in ("static", "rollout"):
             res[mode].append(one_run(binary, nofuss, mode, script))
-    return {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
-            for k, v in res.items()}
+    out = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+           for k, v in res.items()}
+    # Each round's pair ran back to back, so its ratio is the least
+    # disturbed by other load on the machine.
+    out["round_ratio"] = statistics.median(r[0] / s[0]
+                                           for s, r in zip(res["static"], res["rollout"]))
+    out["cpu_ratio"] = out["rollout"][1] / out["static"][1]
+    return out
 
 
 def staged(binary, nofuss, devices=10000):
@@ -190,10 +196,13 @@ def main():
     print("1. checks/s (wrk -t1 -c50, 10,000 distinct MACs, every check offered; SQLite "
           "store on; medians of %d rounds)" % ROUNDS)
     r = throughput(binary, nofuss)
-    ratio = r["rollout"][0] / r["static"][0]
+    ratio = r["round_ratio"]
     print("   static rule: %.0f checks/s, %.1f us CPU/check" % r["static"])
     print("   rollout:     %.0f checks/s, %.1f us CPU/check" % r["rollout"])
-    print("   ratio %.2fx (target >= 0.90x): %s" % (ratio, "PASS" if ratio >= 0.9 else "MISS"))
+    print("   checks/s ratio, median of the rounds' ratios: %.2fx (target >= 0.90x): %s" %
+          (ratio, "PASS" if ratio >= 0.9 else "MISS"))
+    print("   CPU per check ratio: %.2fx (rollout / static; below 1.11x is the same target)" %
+          r["cpu_ratio"])
     print("2. 10,000-device staged rollout (1/10/50/100%, soak 2 s, checks every 3 s)")
     confirmed, wall, cpu, hwm, state = staged(binary, nofuss)
     print("   %d confirmed, rollout %s: wall %.1f s, nofussd CPU %.1f s, peak RSS %.1f MB" %
