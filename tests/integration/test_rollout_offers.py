@@ -126,6 +126,15 @@ class RolloutFleet(ReleaseServer):
         finally:
             db.close()
 
+    def assert_api_counts(self, rid, per_phase):
+        """The API's per-phase counts are the store's, and add up exactly."""
+        ro = self.rollout(rid)
+        self.assertEqual([p["offered"] for p in ro["phase_counts"]], per_phase)
+        self.assertEqual(ro["counts"]["offered"], sum(per_phase))
+        for k in ("pending", "confirmed", "reverted", "failed", "silent", "withdrawn"):
+            self.assertEqual(sum(p[k] for p in ro["phase_counts"]), ro["counts"][k], k)
+        return ro
+
     def settle(self):
         """Every event the server took is in the store."""
         self.assertEqual(self.srv.stop(), 0, self.srv.stderr())
@@ -145,7 +154,6 @@ class StagedRolloutTest(RolloutFleet):
             "SELECT COUNT(*) FROM devices WHERE version = '2.0.0' AND state = 4") == n)
         done = self.wait_state(rid, ("completed",), timeout=10)
         self.assertEqual(done["phase"], len(phases) - 1)
-        self.settle()
         devices = self.rows("SELECT key, version, state, offer_rule FROM devices")
         self.assertEqual(len(devices), n)
         per_phase = [0] * len(phases)
@@ -154,6 +162,9 @@ class StagedRolloutTest(RolloutFleet):
             self.assertEqual(decode_rule(rule), (rid, phase_of(rid, key, phases)), key)
             per_phase[phase_of(rid, key, phases)] += 1
         self.assertEqual(sum(per_phase), n)
+        ro = self.assert_api_counts(rid, per_phase)
+        self.assertEqual(ro["counts"]["confirmed"], n)
+        self.settle()
         # The first phase is about 10% of the fleet: the bucket hash spreads.
         self.assertTrue(20 <= per_phase[0] <= 60, per_phase)
         print("\nstaged rollout of %d devices: per phase %s" % (n, per_phase))
@@ -162,15 +173,16 @@ class StagedRolloutTest(RolloutFleet):
 class HaltTest(RolloutFleet):
 
     def test_crash_at_boot_halts_in_the_first_phase(self):
-        n = 400
+        n = 10000
         rel = self.upload(self.mkimage("2.0.0", crash=True), device=DEVICE, version="2.0.0")
-        phases = [10, 50, 100]
+        phases = [1, 10, 50, 100]
         ro = self.start_rollout({"release": rel["id"], "phases": phases, "soak": 2,
                                  "silent_after": 60})
         rid = ro["id"]
-        self.fleet(n, lambda: self.rollout(rid)["state"] == "halted", limit=60)
-        # A few more checks after the halt: none of them is offered anything.
-        self.fleet(n, lambda: False, limit=3)
+        self.fleet(n, lambda: self.rollout(rid)["state"] == "halted", "--concurrency", "64",
+                   interval=3, limit=120)
+        # A round of checks after the halt: none of them is offered anything.
+        self.fleet(n, lambda: False, "--concurrency", "64", interval=3, limit=5)
         halted = self.wait_state(rid, ("halted",), timeout=5)
         self.assertEqual(halted["phase"], 0)
         self.assertIn("error gate", halted["reason"])
@@ -210,7 +222,6 @@ class TenThousandTest(RolloutFleet):
             "--concurrency", "64", interval=3, limit=300)
         done = self.wait_state(rid, ("completed",), timeout=10)
         wall = time.monotonic() - t0
-        self.settle()
         per_phase = [0] * len(phases)
         states = {}
         for key, version, state, rule in self.rows(
@@ -221,6 +232,8 @@ class TenThousandTest(RolloutFleet):
             states[(version, state)] = states.get((version, state), 0) + 1
         self.assertEqual(states, {("2.0.0", 4): n})
         self.assertEqual(sum(per_phase), n)
+        self.assertEqual(self.assert_api_counts(rid, per_phase)["counts"]["confirmed"], n)
+        self.settle()
         print("\n10,000-device rollout: completed in %.1f s (phase %d); per phase %s; "
               "fleet summary: %s" % (wall, done["phase"], per_phase,
                                      {k: summary.get(k) for k in ("updated", "failed", "checks")}))
