@@ -241,7 +241,7 @@ static void tick(struct nf_rollwatch *w)
 	int minute = local_minute();
 	bool ok = true;
 
-	if (nf_store_rollout_list(w->store, &list, &count, err, sizeof err) != 0) {
+	if (nf_store_rollout_live(w->store, &list, &count, err, sizeof err) != 0) {
 		store_failed(w, "reading the rollouts", err);
 		return;
 	}

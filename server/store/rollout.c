@@ -181,8 +181,10 @@ int nf_store_rollout_add(struct nf_store *store, struct nf_rollout *r, int64_t *
 
 struct get_ctx {
 	struct rows rows;
-	int64_t id;
+	int64_t id;    /* > 0 one; 0 the newest NF_STORE_MAX_ROLLOUTS; -2 the live ones */
 };
+
+#define LIVE (-2)
 
 static int get_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
 {
@@ -194,6 +196,14 @@ static int get_op(struct nf_db *db, const struct nf_store_options *opt, void *ct
 	if (g->id > 0) {
 		if (nf_db_run(db, -1, ROLLOUT_SELECT " WHERE id = $1", v, 1, on_rollout, &g->rows) !=
 		    0)
+			return -1;
+	} else if (g->id == LIVE) {
+		v[0] = NF_DB_INT_V(NF_STORE_MAX_ROLLOUTS);
+		if (nf_db_run(db, -1,
+		              ROLLOUT_SELECT " WHERE state IN (0, 1) OR id IN (SELECT MAX(id) FROM "
+		                             "rollouts WHERE state = 3 GROUP BY device) "
+		                             "ORDER BY id DESC LIMIT $1",
+		              v, 1, on_rollout, &g->rows) != 0)
 			return -1;
 	} else {
 		v[0] = NF_DB_INT_V(NF_STORE_MAX_ROLLOUTS);
@@ -216,10 +226,10 @@ int nf_store_rollout_get(struct nf_store *store, int64_t id, struct nf_rollout *
 	return nf_store_read(store, get_op, &g, err, errlen);
 }
 
-int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_t *count,
-                          char *err, size_t errlen)
+static int list(struct nf_store *store, int64_t which, struct nf_rollout **out, size_t *count,
+                char *err, size_t errlen)
 {
-	struct get_ctx g = {{0}, 0};
+	struct get_ctx g = {{0}, which};
 
 	*out = NULL;
 	*count = 0;
@@ -230,6 +240,18 @@ int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_
 	*out = g.rows.list;
 	*count = g.rows.count;
 	return 0;
+}
+
+int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_t *count,
+                          char *err, size_t errlen)
+{
+	return list(store, 0, out, count, err, errlen);
+}
+
+int nf_store_rollout_live(struct nf_store *store, struct nf_rollout **out, size_t *count,
+                          char *err, size_t errlen)
+{
+	return list(store, LIVE, out, count, err, errlen);
 }
 
 /* Move ----------------------------------------------------------------------- */

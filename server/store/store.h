@@ -506,6 +506,11 @@ int nf_store_rollout_get(struct nf_store *store, int64_t id, struct nf_rollout *
  * and *count, or -1. */
 int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_t *count,
                           char *err, size_t errlen);
+/* The rollouts that may still offer or move: running and paused ones, and
+ * of each device type the newest completed one, newest first (the rollout
+ * watcher reads these four times a second; finished ones pile up). */
+int nf_store_rollout_live(struct nf_store *store, struct nf_rollout **out, size_t *count,
+                          char *err, size_t errlen);
 /* Moves rollout id from one of the states in the mask from_mask (1 <<
  * state) to state, with reason, at now_ms; advance: the phase goes up by
  * one too (to completed past the last). In one statement, so two nodes
