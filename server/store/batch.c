@@ -49,7 +49,7 @@
 
 #include "store.h"
 
-enum { ST_READ, ST_UPDATE, ST_INSERT, ST_HISTORY };
+enum { ST_READ, ST_READ_KEY, ST_UPDATE, ST_CHECKS, ST_INSERT, ST_HISTORY };
 #define NF_BATCH_MAX_RACES 4 /* attempts when other nodes insert the batch's new devices */
 
 /* A device's inventory columns, from its newest check. With NF_OFFER_COLUMNS
@@ -80,6 +80,9 @@ enum { ST_READ, ST_UPDATE, ST_INSERT, ST_HISTORY };
 static const char read_row[] =
 	READ_COLS "WHERE key = $1 OR ($3 <> '' AND ip = $2 AND " READ_OPEN
 	"AND (img0_path = $3 OR img1_path = $3))";
+/* SQLite: a device that checked, by its key alone (an OR costs it two
+ * index searches a row). */
+static const char read_key[] = READ_COLS "WHERE key = $1";
 static const char read_arrays[] =
 	READ_COLS "WHERE id IN (SELECT d.id FROM devices AS d WHERE d.key = ANY($1::text[]) "
 	"UNION ALL SELECT d.id FROM unnest($2::text[], $3::text[]) AS u (ip, img) "
@@ -165,7 +168,12 @@ struct hrow {
 
 /* The update's and the insert's text, made from the column lists. */
 #define MAX_SQL 16384
-enum { SQL_UPDATE_ROW, SQL_UPDATE_ARRAYS, SQL_INSERT_ROW, SQL_INSERT_ARRAYS, SQL_COUNT };
+enum {
+	SQL_UPDATE_ROW, SQL_UPDATE_ARRAYS,  /* inventory and offer */
+	SQL_CHECKS_ROW, SQL_CHECKS_ARRAYS,  /* inventory only: the offer unchanged */
+	SQL_INSERT_ROW, SQL_INSERT_ARRAYS,
+	SQL_COUNT
+};
 
 struct nf_batch {
 	size_t max;
@@ -452,7 +460,54 @@ static bool put_set(char *sql, int i, const char *name)
 	return false; /* an inventory column without its rule */
 }
 
-/* The update's and the insert's text, for both backends, from the column
+/* src with each x.<column> replaced by that column's parameter in the
+ * update's row form ($2 for the first of the row, after the id): SQLite
+ * runs the update one row at a time, and an UPDATE ... FROM a one-row
+ * subquery costs it twice as much. false when it would not fit. */
+static bool to_params(char *dst, const char *src, char name[][48])
+{
+	size_t n = 0;
+
+	for (const char *p = src; *p != '\0';) {
+		bool ref = p[0] == 'x' && p[1] == '.' && (p == src || p[-1] == ' ' || p[-1] == '(');
+		size_t len = ref ? strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789_") : 0;
+		int i = 0;
+
+		while (ref && i < ROW_NCOLS && (strlen(name[i]) != len || strncmp(name[i], p + 2, len) != 0))
+			i++;
+		if (ref && i == ROW_NCOLS)
+			return false;
+		int w = ref ? snprintf(dst + n, MAX_SQL - n, "$%d", i + 2)
+		            : snprintf(dst + n, MAX_SQL - n, "%c", *p);
+		if (w < 0 || (size_t)w >= MAX_SQL - n)
+			return false;
+		n += (size_t)w;
+		p += ref ? 2 + len : 1;
+	}
+	return true;
+}
+
+/* An update of a device read, in both forms, from the first ncols columns
+ * of the row (name, and v for their types): the id then those columns. */
+static bool make_update(struct nf_batch *b, int form, int ncols, char name[][48],
+                        const struct nf_db_val *v)
+{
+	char *row = b->sql[form], *arrays = b->sql[form + 1];
+	bool ok = put(arrays, "UPDATE devices SET ");
+
+	for (int i = 1; ok && i < ncols; i++)
+		ok = put_set(arrays, i, name[i]);
+	ok = ok && to_params(row, arrays, name) && put(row, " WHERE id = $1 AND key = $2") &&
+	     put(arrays, " FROM unnest($1::bigint[]");
+	for (int i = 0; ok && i < ncols; i++)
+		ok = put(arrays, ", $%d::%s[]", i + 2, v[i].type == NF_DB_TEXT ? "text" : "bigint");
+	ok = ok && put(arrays, ") AS x (id");
+	for (int i = 0; ok && i < ncols; i++)
+		ok = put(arrays, ", %s", name[i]);
+	return ok && put(arrays, ") WHERE devices.id = x.id");
+}
+
+/* The updates' and the insert's text, for both backends, from the column
  * lists (INV_COLUMNS, NF_OFFER_COLUMNS), so that a column added to the
  * offer is written without a change here. PostgreSQL's arrays carry
  * text or bigint, as row_values' values are (an integer column takes a
@@ -465,7 +520,7 @@ static int make_sql(struct nf_batch *b)
 	struct nf_event ev = {0};
 	struct bdev d = {0};
 	const char *p = cols;
-	bool ok = true;
+	bool ok;
 	int i;
 
 	for (i = 0; i < ROW_NCOLS && *p != '\0'; i++) {
@@ -482,25 +537,15 @@ static int make_sql(struct nf_batch *b)
 		return -1;
 	d.m.check = &ev;
 	row_values(&d, v);
-	ok = put(b->sql[SQL_UPDATE_ROW], "UPDATE devices SET ");
-	for (i = 1; ok && i < ROW_NCOLS; i++)
-		ok = put_set(b->sql[SQL_UPDATE_ROW], i, name[i]);
-	ok = ok && put(b->sql[SQL_UPDATE_ARRAYS], "%s FROM unnest($1::bigint[]",
-	               b->sql[SQL_UPDATE_ROW]) &&
-	     put(b->sql[SQL_UPDATE_ROW], " FROM (SELECT $1 AS id") &&
+	ok = make_update(b, SQL_UPDATE_ROW, ROW_NCOLS, name, v) &&
+	     make_update(b, SQL_CHECKS_ROW, INV_NCOLS, name, v) &&
 	     put(b->sql[SQL_INSERT_ROW], "INSERT INTO devices (%s) VALUES (", cols) &&
 	     put(b->sql[SQL_INSERT_ARRAYS], "INSERT INTO devices (%s) SELECT * FROM unnest(", cols);
-	for (i = 0; ok && i < ROW_NCOLS; i++) {
-		const char *type = v[i].type == NF_DB_TEXT ? "text" : "bigint";
-
-		ok = put(b->sql[SQL_UPDATE_ROW], ", $%d AS %s", i + 2, name[i]) &&
-		     put(b->sql[SQL_UPDATE_ARRAYS], ", $%d::%s[]", i + 2, type) &&
-		     put(b->sql[SQL_INSERT_ROW], "%s$%d", i > 0 ? ", " : "", i + 1) &&
-		     put(b->sql[SQL_INSERT_ARRAYS], "%s$%d::%s[]", i > 0 ? ", " : "", i + 1, type);
-	}
-	ok = ok && put(b->sql[SQL_UPDATE_ROW], ") AS x WHERE devices.id = x.id") &&
-	     put(b->sql[SQL_UPDATE_ARRAYS], ") AS x (id, %s) WHERE devices.id = x.id", cols) &&
-	     put(b->sql[SQL_INSERT_ROW], ") ON CONFLICT (key) DO NOTHING RETURNING key, id") &&
+	for (i = 0; ok && i < ROW_NCOLS; i++)
+		ok = put(b->sql[SQL_INSERT_ROW], "%s$%d", i > 0 ? ", " : "", i + 1) &&
+		     put(b->sql[SQL_INSERT_ARRAYS], "%s$%d::%s[]", i > 0 ? ", " : "", i + 1,
+		         v[i].type == NF_DB_TEXT ? "text" : "bigint");
+	ok = ok && put(b->sql[SQL_INSERT_ROW], ") ON CONFLICT (key) DO NOTHING RETURNING key, id") &&
 	     put(b->sql[SQL_INSERT_ARRAYS],
 	         ") AS x ORDER BY 1 ON CONFLICT (key) DO NOTHING RETURNING key, id");
 	return ok ? 0 : -1;
@@ -531,17 +576,18 @@ static int collect(struct nf_batch *b, struct group *g)
 	return 0;
 }
 
-/* The read's rows (key, ip, image), into v from its start: one per device
- * that checked, then one per download of every group; the same download
- * row twice in a row once. Returns their number. */
-static size_t read_values(struct nf_batch *b, struct nf_db_val *v)
+/* The read's rows (key, ip, image), into v from its start: with
+ * checks, one per device that checked; then one per download of every
+ * group, the same row twice in a row once. Returns their number. */
+static size_t read_values(struct nf_batch *b, struct nf_db_val *v, bool checks)
 {
-	size_t n = 0;
+	size_t n = 0, first;
 
-	for (; n < b->nfetch; n++) {
+	for (; checks && n < b->nfetch; n++) {
 		v[n * READ_NCOLS] = NF_DB_TEXT_V(b->bykey[n]->key);
 		v[n * READ_NCOLS + 1] = v[n * READ_NCOLS + 2] = NF_DB_TEXT_V("");
 	}
+	first = n;
 	for (size_t k = 0; k < b->ngroups; k++) {
 		const struct group *g = &b->groups[k];
 
@@ -557,8 +603,8 @@ static size_t read_values(struct nf_batch *b, struct nf_db_val *v)
 			r[0] = NF_DB_TEXT_V(g->by_mac && g->head < 0 ? b->key[i] : "");
 			r[1] = NF_DB_TEXT_V(ev->ip);
 			r[2] = NF_DB_TEXT_V(ev->images[0].path);
-			if (n > b->nfetch && strcmp(r[0].s, r[-3].s) == 0 &&
-			    strcmp(r[1].s, r[-2].s) == 0 && strcmp(r[2].s, r[-1].s) == 0)
+			if (n > first && strcmp(r[0].s, r[-3].s) == 0 && strcmp(r[1].s, r[-2].s) == 0 &&
+			    strcmp(r[2].s, r[-1].s) == 0)
 				continue;
 			n++;
 		}
@@ -567,10 +613,13 @@ static size_t read_values(struct nf_batch *b, struct nf_db_val *v)
 }
 
 /* Reads (and on PostgreSQL locks) every row the batch needs: the devices
- * with a check, and those the downloads may belong to, in one statement.
- * Its rows arrive by nf_db_sync. */
+ * with a check, and those the downloads may belong to, in one statement
+ * (SQLite, one writer at a time, reads the devices that checked by key
+ * first). Its rows arrive by nf_db_sync. */
 static int fetch(struct nf_batch *b, struct nf_db *db)
 {
+	bool pg = nf_db_backend(db) == NF_DB_PG;
+	struct nf_db_val *v = b->vals;
 	size_t nread;
 
 	for (size_t k = 0; k < b->ngroups; k++)
@@ -580,9 +629,16 @@ static int fetch(struct nf_batch *b, struct nf_db *db)
 	for (size_t k = 0; k < b->nfetch; k++)
 		b->bykey[k] = &b->devs[k];
 	qsort(b->bykey, b->nfetch, sizeof *b->bykey, by_key);
-	nread = read_values(b, b->vals);
-	return nf_db_run_rows(db, ST_READ, read_row, read_arrays, b->vals, nread, READ_NCOLS,
-	                      on_read, b);
+	if (!pg) {
+		for (size_t k = 0; k < b->nfetch; k++)
+			v[k] = NF_DB_TEXT_V(b->bykey[k]->key);
+		if (nf_db_run_rows(db, ST_READ_KEY, read_key, NULL, v, b->nfetch, 1, on_read, b) != 0)
+			return -1;
+		v += b->nfetch;
+	}
+	nread = read_values(b, v, pg);
+	return nf_db_run_rows(db, ST_READ, read_row, read_arrays, v, nread, READ_NCOLS, on_read,
+	                      b);
 }
 
 /* After the read: a device that checked and was not found is new (no
@@ -694,27 +750,41 @@ static const char *not_inserted(const struct nf_batch *b)
 }
 
 
-/* Writes each device once: the devices read (and locked), changed, by one
- * update; the new ones by one insert that returns their ids. A new key
+/* Writes each device once: the devices read (and locked) by one update of
+ * those whose offer changed and one of the others' inventory; the new ones
+ * by one insert that returns their ids. A new key
  * another node inserted after the read (its insert conflicts: DO NOTHING)
  * returns no id: nf_batch_write then writes the batch again. */
 static int save_devices(struct nf_batch *b, struct nf_db *db, size_t *nnew)
 {
+	struct nf_db_val row[ROW_NCOLS];
 	size_t n = 0;
 
-	for (size_t k = 0; k < b->ndevs; k++) {
-		struct bdev *d = &b->devs[k];
+	/* First the devices whose offer changed (inventory and offer), then
+	 * the others that checked (inventory only: an offer unchanged is not
+	 * written, which spares SQLite the devices_state index). */
+	for (int only = 0; only <= 1; only++) {
+		int ncols = only ? 1 + INV_NCOLS : UPDATE_NCOLS;
 
-		if (!d->fetched || d->is_new ||
-		    (d->m.checks == 0 && !nf_offer_changed(&d->before, &d->o) && d->seen_ms == 0))
-			continue;
-		b->vals[n * UPDATE_NCOLS] = NF_DB_INT_V(d->id);
-		row_values(d, b->vals + n * UPDATE_NCOLS + 1);
-		n++;
+		n = 0;
+		for (size_t k = 0; k < b->ndevs; k++) {
+			struct bdev *d = &b->devs[k];
+			struct nf_db_val *r = b->vals + n * (size_t)ncols;
+
+			if (!d->fetched || d->is_new || nf_offer_changed(&d->before, &d->o) == only ||
+			    (only && d->m.checks == 0 && d->seen_ms == 0))
+				continue;
+			r[0] = NF_DB_INT_V(d->id);
+			row_values(d, row);
+			memcpy(r + 1, row, (size_t)(ncols - 1) * sizeof *row);
+			n++;
+		}
+		if (nf_db_run_rows(db, only ? ST_CHECKS : ST_UPDATE,
+		                   b->sql[only ? SQL_CHECKS_ROW : SQL_UPDATE_ROW],
+		                   b->sql[only ? SQL_CHECKS_ARRAYS : SQL_UPDATE_ARRAYS], b->vals, n,
+		                   ncols, NULL, NULL) != 0)
+			return -1;
 	}
-	if (nf_db_run_rows(db, ST_UPDATE, b->sql[SQL_UPDATE_ROW], b->sql[SQL_UPDATE_ARRAYS],
-	                   b->vals, n, UPDATE_NCOLS, NULL, NULL) != 0)
-		return -1;
 	n = 0;
 	for (size_t k = 0; k < b->ndevs; k++)
 		if (b->devs[k].is_new)
