@@ -80,9 +80,12 @@ enum { ST_READ, ST_READ_KEY, ST_UPDATE, ST_CHECKS, ST_INSERT, ST_HISTORY };
 static const char read_row[] =
 	READ_COLS "WHERE key = $1 OR ($3 <> '' AND ip = $2 AND " READ_OPEN
 	"AND (img0_path = $3 OR img1_path = $3))";
-/* SQLite: a device that checked, by its key alone (an OR costs it two
- * index searches a row). */
+/* A batch of checks only on PostgreSQL, and SQLite's devices that
+ * checked: by key alone (the IP's part costs a second index search a
+ * row). */
 static const char read_key[] = READ_COLS "WHERE key = $1";
+static const char read_key_arrays[] =
+	READ_COLS "WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE";
 static const char read_arrays[] =
 	READ_COLS "WHERE id IN (SELECT d.id FROM devices AS d WHERE d.key = ANY($1::text[]) "
 	"UNION ALL SELECT d.id FROM unnest($2::text[], $3::text[]) AS u (ip, img) "
@@ -614,8 +617,8 @@ static size_t read_values(struct nf_batch *b, struct nf_db_val *v, bool checks)
 
 /* Reads (and on PostgreSQL locks) every row the batch needs: the devices
  * with a check, and those the downloads may belong to, in one statement
- * (SQLite, one writer at a time, reads the devices that checked by key
- * first). Its rows arrive by nf_db_sync. */
+ * on PostgreSQL (SQLite, one writer at a time, reads the devices that
+ * checked by key first). Its rows arrive by nf_db_sync. */
 static int fetch(struct nf_batch *b, struct nf_db *db)
 {
 	bool pg = nf_db_backend(db) == NF_DB_PG;
@@ -629,11 +632,17 @@ static int fetch(struct nf_batch *b, struct nf_db *db)
 	for (size_t k = 0; k < b->nfetch; k++)
 		b->bykey[k] = &b->devs[k];
 	qsort(b->bykey, b->nfetch, sizeof *b->bykey, by_key);
-	if (!pg) {
+	/* The devices that checked by key: the whole read of a batch without
+	 * downloads on PostgreSQL, the first part on SQLite. */
+	if (!pg || read_values(b, v, true) == b->nfetch) {
+		int rc;
+
 		for (size_t k = 0; k < b->nfetch; k++)
 			v[k] = NF_DB_TEXT_V(b->bykey[k]->key);
-		if (nf_db_run_rows(db, ST_READ_KEY, read_key, NULL, v, b->nfetch, 1, on_read, b) != 0)
-			return -1;
+		rc = nf_db_run_rows(db, ST_READ_KEY, read_key, read_key_arrays, v, b->nfetch, 1,
+		                    on_read, b);
+		if (rc != 0 || pg)
+			return rc;
 		v += b->nfetch;
 	}
 	nread = read_values(b, v, pg);
@@ -882,6 +891,7 @@ static int write_once(struct nf_batch *b, struct nf_db *db, size_t n, unsigned h
 	if (nnew > 0 && (taken = not_inserted(b)) != NULL) {
 		nf_db_fail(db, "device %s was inserted by another node meanwhile", taken);
 		roll_back(b, db);
+		b->txid = 0; /* no COMMIT was sent: it did not commit */
 		if (!nf_db_ok(db))
 			return -1;
 		nf_db_clear(db);
