@@ -15,12 +15,13 @@
  *    posted, each check on its device, each download on the device route()
  *    picks from the offers as applied so far (a path-form device's check
  *    and its download with a MAC may share a batch).
- * 4. Store. Each device is written once: the rows read, by one UPDATE that
+ * 4. Store. Each device is written once: the rows read, by an UPDATE that
  *    merges what the checks told (the newest check wins, checks are added
  *    up, first and last seen are a min and a max) and sets the offer as
- *    applied; the new devices by one INSERT ... ON CONFLICT DO NOTHING
- *    RETURNING their ids. Then each new history entry goes to its device's
- *    ring (slot = seq % history_max), commit.
+ *    applied (one UPDATE for the devices whose offer changed, one of only
+ *    the inventory for the others); the new devices by one INSERT ... ON
+ *    CONFLICT DO NOTHING RETURNING their ids. Then each new history entry
+ *    goes to its device's ring (slot = seq % history_max), commit.
  *
  * Concurrency (PostgreSQL, READ COMMITTED, several nodes): the read takes
  * all the row locks a batch needs in one statement, in key order, so that
