@@ -5,130 +5,117 @@
  * 1. Group. The events are sorted, stably, by MAC, or by "@ip" for those
  *    without one (path-form checks, and MAC-less downloads), so that each
  *    group holds one device's checks in the order they were posted.
- * 2. Fetch. One upsert row per device that checked (INSERT ... ON CONFLICT
- *    DO UPDATE ... RETURNING) records what its checks told (the newest
- *    check wins, checks are added up, first and last seen are a min and a
- *    max) and returns its offer as it was, taking the row's lock until
- *    commit on PostgreSQL: a second node writing the same device waits,
- *    then sees this one's result. The prev_* columns carry the last check
- *    and answer as they were before this upsert. Only checks upsert: a
- *    download never makes a device. When the batch has downloads, one
- *    lookup (FOR UPDATE, in key order as the upsert) fetches the rows they
- *    may belong to: the device keyed by a download's MAC, and the devices at
- *    its IP, without a MAC, whose open offer names its image.
+ * 2. Read. One statement reads every row the batch needs: the devices that
+ *    checked, and the rows the downloads may belong to (the device keyed
+ *    by a download's MAC, and the devices at its IP, without a MAC, whose
+ *    open offer names its image). On PostgreSQL it locks them (FOR UPDATE,
+ *    in key order) until commit. A device that checked and was not found
+ *    is new. Nothing is written yet.
  * 3. Apply. The events run through nf_update_apply in the order they were
  *    posted, each check on its device, each download on the device route()
  *    picks from the offers as applied so far (a path-form device's check
  *    and its download with a MAC may share a batch).
- * 4. Store. The offers that changed are written back, each new history
- *    entry goes to its device's ring (slot = seq % history_max), commit.
+ * 4. Store. Each device is written once: the rows read, by an UPDATE that
+ *    merges what the checks told (the newest check wins, checks are added
+ *    up, first and last seen are a min and a max) and sets the offer as
+ *    applied (one UPDATE for the devices whose offer changed, one of only
+ *    the inventory for the others); the new devices by one INSERT ... ON
+ *    CONFLICT DO NOTHING RETURNING their ids. Then each new history entry
+ *    goes to its device's ring (slot = seq % history_max), commit.
+ *
+ * Concurrency (PostgreSQL, READ COMMITTED, several nodes): the read takes
+ * all the row locks a batch needs in one statement, in key order, so that
+ * two nodes' batches never deadlock on them, and nobody changes a row
+ * between its read and its write. A new device has no row to lock: when
+ * another node inserts the same key between this batch's read and its
+ * insert, the insert waits for that node's transaction and then does
+ * nothing; the batch sees its row missing from RETURNING, rolls back and
+ * is written again (at most NF_BATCH_MAX_RACES times), now reading that
+ * row. The insert waits only on other inserts, each in key order, and a
+ * read waits only on locks: no cycle (docs/STORE.md section 7).
  *
  * Steps 2 and 4 are one statement per kind for the whole batch on
  * PostgreSQL (the rows travel as arrays: nf_db_run_rows), one per row on
  * SQLite (per-row statements would spend the server's time setting up
- * each one); either way each device is written once per statement. Any failure
+ * each one); either way each device is written once per batch. Any failure
  * rolls the whole transaction back; the caller keeps the same events and
  * tries again, except when PostgreSQL's connection was lost: the COMMIT may
  * have committed, and nf_batch_resolve asks the server by the
  * transaction's id (txid_status) whether it did.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
 
-enum { ST_UPSERT, ST_LOOKUP, ST_SAVE, ST_HISTORY };
+enum { ST_READ, ST_READ_KEY, ST_UPDATE, ST_CHECKS, ST_INSERT, ST_HISTORY };
+#define NF_BATCH_MAX_RACES 4 /* attempts when other nodes insert the batch's new devices */
 
-/* The upsert: a device's inventory from its newest check (or, with no
- * check in the batch, only when it was last seen). */
-#define UPSERT_INTO                                                                        \
-	"INSERT INTO devices (key, mac, ip, device, version, build, client, chip_id, "          \
-	"chip_size, free_space, sketch_size, sketch_md5, sdk, first_seen, last_seen, "         \
-	"last_check, checks, answer, answer_target, answer_rule, answer_reason) "
-/* col takes the value of the newest check: a check older than the one
- * stored (from another node, committed later) does not overwrite it. */
-#define NEWER(col)                                                                        \
-	", " col " = CASE WHEN excluded.last_check >= devices.last_check THEN excluded." col \
-	" ELSE devices." col " END"
-#define UPSERT_SET                                                                         \
-	" ON CONFLICT (key) DO UPDATE SET prev_check = devices.last_check, "                   \
-	"prev_answer = devices.answer, prev_target = devices.answer_target, "                  \
-	"prev_reason = devices.answer_reason, "                                                \
-	"first_seen = CASE WHEN excluded.first_seen < devices.first_seen "                     \
-	"THEN excluded.first_seen ELSE devices.first_seen END, "                               \
-	"last_seen = CASE WHEN excluded.last_seen > devices.last_seen "                        \
-	"THEN excluded.last_seen ELSE devices.last_seen END, "                                 \
-	"checks = devices.checks + excluded.checks"                                            \
-	NEWER("mac") NEWER("ip") NEWER("device") NEWER("version") NEWER("build")             \
-	NEWER("client") NEWER("chip_id") NEWER("chip_size") NEWER("free_space")               \
-	NEWER("sketch_size") NEWER("sketch_md5") NEWER("sdk") NEWER("answer")                 \
-	NEWER("answer_target") NEWER("answer_rule") NEWER("answer_reason")                    \
-	", last_check = CASE WHEN excluded.last_check > devices.last_check "                   \
-	"THEN excluded.last_check ELSE devices.last_check END"                                 \
-	" RETURNING key, id, " NF_OFFER_COLUMNS ", prev_check, prev_answer, prev_target, "        \
-	"prev_reason, mac, ip"
-#define UPSERT_NCOLS 21
+/* A device's inventory columns, from its newest check. With NF_OFFER_COLUMNS
+ * they make the row the writer writes (ROW_NCOLS values: row_values). */
+#define INV_COLUMNS                                                                        \
+	"key, mac, ip, device, version, build, client, chip_id, chip_size, free_space, "       \
+	"sketch_size, sketch_md5, sdk, first_seen, last_seen, last_check, checks, answer, "    \
+	"answer_target, answer_rule, answer_reason"
+#define INV_NCOLS 21
+#define ROW_NCOLS (INV_NCOLS + NF_OFFER_NCOLS)
+/* The update's rows: the device's id, then the row. */
+#define UPDATE_NCOLS (1 + ROW_NCOLS)
 
-static const char upsert_row[] =
-	UPSERT_INTO "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-	"$16, $17, $18, $19, $20, $21)" UPSERT_SET;
-/* In key order, so that every node locks rows in the same order. */
-static const char upsert_arrays[] =
-	UPSERT_INTO "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-	"$5::text[], $6::text[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], "
-	"$11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[], "
-	"$17::bigint[], $18::int[], $19::text[], $20::int[], $21::text[]) AS u ORDER BY 1"
-	UPSERT_SET;
-
-/* The rows a batch's downloads may belong to, for each (key, ip, image) of
- * them: the device keyed by the download's MAC ('' when it sent none, or
- * when that device's checks in this batch upserted it), and the devices at
+/* The rows a batch needs, locked, in one statement: for each (key, ip,
+ * image) row, the device keyed by key (a device that checked, or a
+ * download's MAC; '' for none), and for a download's image the devices at
  * its IP, without a MAC, whose open offer names the image. Never inserts:
- * a download makes no row of its own. In key order, as the upsert. */
-#define LOOKUP_NCOLS 3
-#define LOOKUP_COLS                                                                        \
+ * a key not found is a new device (step 4 inserts it). On PostgreSQL FOR
+ * UPDATE in key order: each node takes all of a batch's row locks in this
+ * one statement, in the same order, so that two nodes' reads never
+ * deadlock, and holds them until commit, so that what it read is still
+ * the row when it writes it (docs/STORE.md section 7). */
+#define READ_NCOLS 3
+#define READ_COLS                                                                          \
 	"SELECT key, id, " NF_OFFER_COLUMNS ", last_check, answer, answer_target, "             \
 	"answer_reason, mac, ip FROM devices "
-#define LOOKUP_OPEN "mac = '' AND state IN (1, 2, 3, 6) "
-static const char lookup_row[] =
-	LOOKUP_COLS "WHERE key = $1 OR (ip = $2 AND " LOOKUP_OPEN
+#define READ_OPEN "mac = '' AND state IN (1, 2, 3, 6) "
+static const char read_row[] =
+	READ_COLS "WHERE key = $1 OR ($3 <> '' AND ip = $2 AND " READ_OPEN
 	"AND (img0_path = $3 OR img1_path = $3))";
-static const char lookup_arrays[] =
-	LOOKUP_COLS "WHERE id IN (SELECT d.id FROM devices AS d WHERE d.key = ANY($1::text[]) "
+/* A batch of checks only on PostgreSQL, and SQLite's devices that
+ * checked: by key alone (the IP's part costs a second index search a
+ * row). */
+static const char read_key[] = READ_COLS "WHERE key = $1";
+static const char read_key_arrays[] =
+	READ_COLS "WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE";
+static const char read_arrays[] =
+	READ_COLS "WHERE id IN (SELECT d.id FROM devices AS d WHERE d.key = ANY($1::text[]) "
 	"UNION ALL SELECT d.id FROM unnest($2::text[], $3::text[]) AS u (ip, img) "
-	"JOIN devices AS d ON d.ip = u.ip AND d." LOOKUP_OPEN
+	"JOIN devices AS d ON u.img <> '' AND d.ip = u.ip AND d." READ_OPEN
 	"AND (d.img0_path = u.img OR d.img1_path = u.img)) ORDER BY key FOR UPDATE";
 
-/* The offer written back: id, NF_OFFER_COLUMNS, and the newest download
- * matched by IP for last_seen. */
-#define SAVE_NCOLS (2 + NF_OFFER_NCOLS)
-static const char save_row[] =
-	"UPDATE devices SET state = $2, state_ms = $3, offer_target = $4, offer_rule = $5, "
-	"offer_ms = $6, offer_from = $7, img0_path = $8, img0_md5 = $9, img0_size = $10, "
-	"img0_bytes = $11, img0_done = $12, img1_path = $13, img1_md5 = $14, img1_size = $15, "
-	"img1_bytes = $16, img1_done = $17, early_path = $18, early_md5 = $19, "
-	"early_size = $20, early_bytes = $21, early_done = $22, early_ms = $23, hist_seq = $24, "
-	"offer_reverts = $25, last_seen = CASE WHEN $26 > last_seen THEN $26 ELSE last_seen END "
-	"WHERE id = $1";
-#define IMAGE_TYPES(a, b, c, d, e)                                                          \
-	"$" #a "::text[], $" #b "::text[], $" #c "::bigint[], $" #d "::bigint[], $" #e "::int[], "
-#define IMAGE_NAMES(p) p "_path, " p "_md5, " p "_size, " p "_bytes, " p "_done, "
-#define IMAGE_SET(p)                                                                        \
-	p "_path = u." p "_path, " p "_md5 = u." p "_md5, " p "_size = u." p "_size, " p         \
-	"_bytes = u." p "_bytes, " p "_done = u." p "_done, "
-static const char save_arrays[] =
-	"UPDATE devices AS d SET state = u.state, state_ms = u.state_ms, "
-	"offer_target = u.offer_target, offer_rule = u.offer_rule, offer_ms = u.offer_ms, "
-	"offer_from = u.offer_from, " IMAGE_SET("img0") IMAGE_SET("img1") IMAGE_SET("early")
-	"early_ms = u.early_ms, hist_seq = u.hist_seq, offer_reverts = u.offer_reverts, "
-	"last_seen = CASE WHEN u.seen > d.last_seen THEN u.seen ELSE d.last_seen END "
-	"FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[], $5::int[], $6::bigint[], "
-	"$7::text[], " IMAGE_TYPES(8, 9, 10, 11, 12) IMAGE_TYPES(13, 14, 15, 16, 17)
-	IMAGE_TYPES(18, 19, 20, 21, 22) "$23::bigint[], $24::bigint[], $25::int[], $26::bigint[]) "
-	"AS u (id, state, state_ms, offer_target, offer_rule, offer_ms, offer_from, "
-	IMAGE_NAMES("img0") IMAGE_NAMES("img1") IMAGE_NAMES("early")
-	"early_ms, hist_seq, offer_reverts, seen) WHERE d.id = u.id";
+/* The update of a device read (and locked) by the batch: its offer as
+ * applied, and its inventory merged as checks merge whichever node writes
+ * first: the newest check's values win (a check older than the one stored,
+ * from another node, does not overwrite them), checks are added up, first
+ * and last seen are a min and a max. A device with downloads only
+ * (checks 0) keeps its inventory but last seen. The SET clause is made by
+ * make_sql from the column lists. */
+#define NEWER "x.checks > 0 AND x.last_check >= devices.last_check"
+static const char *const merge_set[] = {
+	"first_seen = CASE WHEN x.checks > 0 AND x.first_seen < devices.first_seen "
+	"THEN x.first_seen ELSE devices.first_seen END",
+	"last_seen = CASE WHEN x.last_seen > devices.last_seen THEN x.last_seen "
+	"ELSE devices.last_seen END",
+	"checks = devices.checks + x.checks",
+	"last_check = CASE WHEN x.last_check > devices.last_check THEN x.last_check "
+	"ELSE devices.last_check END",
+};
+/* Inventory columns that take the newest check's value. */
+static const char *const newer_cols[] = {
+	"mac", "ip", "device", "version", "build", "client", "chip_id", "chip_size",
+	"free_space", "sketch_size", "sketch_md5", "sdk", "answer", "answer_target",
+	"answer_rule", "answer_reason",
+};
 
 /* One history entry into its device's ring. */
 #define HISTORY_NCOLS 13
@@ -162,7 +149,8 @@ struct bdev {
 	char key[NF_STORE_MAX_KEY];
 	char mac[NF_STORE_MAC_LEN]; /* as stored: "" for a device keyed by device@ip */
 	char ip[NF_STORE_IP_LEN];
-	bool fetched;
+	bool fetched;      /* known: read, or new (its checks make it) */
+	bool is_new;       /* not in the table when read: step 4 inserts it */
 	int64_t seen_ms;   /* newest download matched to it (last seen) */
 	long next;         /* next device of the group, -1 */
 	struct merge m;
@@ -182,6 +170,15 @@ struct hrow {
 	struct nf_history h;
 };
 
+/* The update's and the insert's text, made from the column lists. */
+#define MAX_SQL 16384
+enum {
+	SQL_UPDATE_ROW, SQL_UPDATE_ARRAYS,  /* inventory and offer */
+	SQL_CHECKS_ROW, SQL_CHECKS_ARRAYS,  /* inventory only: the offer unchanged */
+	SQL_INSERT_ROW, SQL_INSERT_ARRAYS,
+	SQL_COUNT
+};
+
 struct nf_batch {
 	size_t max;
 	struct nf_event *const *events;
@@ -193,13 +190,16 @@ struct nf_batch {
 	size_t ngroups;
 	struct bdev *devs;
 	size_t ndevs, devcap, nfetch;
-	struct bdev **bykey;   /* the devices to upsert, by key */
+	struct bdev **bykey;   /* the devices that checked, by key */
 	struct hrow *hist;
 	size_t nhist, histcap;
 	struct nf_db_val *vals; /* rows of values for nf_db_run_rows */
+	char (*sql)[MAX_SQL];   /* [SQL_COUNT] */
 	int64_t txid;          /* PostgreSQL: the last transaction's id while its fate is unknown */
 	uint64_t lost;         /* its downloads without a device */
 };
+
+static int make_sql(struct nf_batch *b);
 
 struct nf_batch *nf_batch_new(size_t batch_max)
 {
@@ -211,8 +211,8 @@ struct nf_batch *nf_batch_new(size_t batch_max)
 	b->max = batch_max;
 	b->devcap = 2 * batch_max;
 	b->histcap = NF_UPDATE_MAX_HISTORY * batch_max;
-	nvals = b->devcap * SAVE_NCOLS > b->histcap * HISTORY_NCOLS ? b->devcap * SAVE_NCOLS
-	                                                            : b->histcap * HISTORY_NCOLS;
+	nvals = b->devcap * UPDATE_NCOLS > b->histcap * HISTORY_NCOLS ? b->devcap * UPDATE_NCOLS
+	                                                              : b->histcap * HISTORY_NCOLS;
 	b->order = calloc(batch_max, sizeof *b->order);
 	b->evdev = calloc(batch_max, sizeof *b->evdev);
 	b->sort = calloc(batch_max, sizeof *b->sort);
@@ -222,9 +222,10 @@ struct nf_batch *nf_batch_new(size_t batch_max)
 	b->bykey = calloc(b->devcap, sizeof *b->bykey);
 	b->hist = calloc(b->histcap, sizeof *b->hist);
 	b->vals = calloc(nvals, sizeof *b->vals);
+	b->sql = calloc(SQL_COUNT, sizeof *b->sql);
 	if (b->order == NULL || b->evdev == NULL || b->sort == NULL || b->key == NULL ||
 	    b->groups == NULL || b->devs == NULL || b->bykey == NULL || b->hist == NULL ||
-	    b->vals == NULL) {
+	    b->vals == NULL || b->sql == NULL || make_sql(b) != 0) {
 		nf_batch_free(b);
 		return NULL;
 	}
@@ -244,6 +245,7 @@ void nf_batch_free(struct nf_batch *b)
 	free(b->bykey);
 	free(b->hist);
 	free(b->vals);
+	free(b->sql);
 	free(b);
 }
 
@@ -347,7 +349,7 @@ static void merge(struct merge *m, const struct nf_event *ev)
 	}
 }
 
-/* A fetched row: key, id, the offer, then the last check and answer. */
+/* A row read: key, id, the offer, then the last check and answer. */
 static void read_dev(struct bdev *d, const struct nf_db_row *row)
 {
 	d->id = nf_db_int(row, 1);
@@ -367,27 +369,30 @@ static int by_key(const void *x, const void *y)
 	return strcmp((*(struct bdev *const *)x)->key, (*(struct bdev *const *)y)->key);
 }
 
-static void on_upsert(void *user, const struct nf_db_row *row)
+/* The device with a check in this batch keyed key, or NULL. */
+static struct bdev *checked(const struct nf_batch *b, const char *key)
 {
-	struct nf_batch *b = user;
 	struct bdev probe, *p = &probe, **found;
 
-	nf_db_copy(row, 0, probe.key, sizeof probe.key);
+	snprintf(probe.key, sizeof probe.key, "%s", key);
 	found = bsearch(&p, b->bykey, b->nfetch, sizeof *b->bykey, by_key);
-	if (found != NULL)
-		read_dev(*found, row);
+	return found != NULL ? *found : NULL;
 }
 
-/* A row a download may belong to; each device once (SQLite's per-row
- * lookups may return one twice, and a device with a check in this batch
- * was fetched by the upsert). Beyond the table, rows are left out: their
- * downloads count as unmatched. */
-static void on_lookup(void *user, const struct nf_db_row *row)
+/* A row read: a device that checked, or one a download may belong to; each
+ * device once (SQLite's per-row reads may return one twice). Beyond the
+ * table, rows are left out: their downloads count as unmatched. */
+static void on_read(void *user, const struct nf_db_row *row)
 {
 	struct nf_batch *b = user;
+	struct bdev *d = checked(b, nf_db_text(row, 0));
 	int64_t id = nf_db_int(row, 1);
-	struct bdev *d;
 
+	if (d != NULL) {
+		if (!d->fetched)
+			read_dev(d, row);
+		return;
+	}
 	for (size_t i = 0; i < b->ndevs; i++)
 		if (b->devs[i].fetched && b->devs[i].id == id)
 			return;
@@ -395,14 +400,15 @@ static void on_lookup(void *user, const struct nf_db_row *row)
 		read_dev(d, row);
 }
 
-/* The upsert's values for device d, into v[UPSERT_NCOLS]: from its last
- * check (only checks upsert). */
-static void upsert_values(struct bdev *d, struct nf_db_val *v)
+/* Device d's row, in INV_COLUMNS then NF_OFFER_COLUMNS' order, into
+ * v[ROW_NCOLS]: its inventory from its last check (with downloads only, ''
+ * and 0, which the update does not take, and last seen), and its offer as
+ * applied. */
+static void row_values(const struct bdev *d, struct nf_db_val *v)
 {
-	const struct nf_event *c = d->m.check;
+	static const struct nf_event none;
+	const struct nf_event *c = d->m.check != NULL ? d->m.check : &none;
 
-	if (nf_store_mac_normalize(c->mac, d->mac) != 0)
-		d->mac[0] = '\0';
 	v[0] = NF_DB_TEXT_V(d->key);
 	v[1] = NF_DB_TEXT_V(d->mac);
 	v[2] = NF_DB_TEXT_V(c->ip);
@@ -417,13 +423,136 @@ static void upsert_values(struct bdev *d, struct nf_db_val *v)
 	v[11] = NF_DB_TEXT_V(c->hw.sketch_md5);
 	v[12] = NF_DB_TEXT_V(c->hw.sdk);
 	v[13] = NF_DB_INT_V(d->m.first);
-	v[14] = NF_DB_INT_V(d->m.last);
+	v[14] = NF_DB_INT_V(d->m.last > d->seen_ms ? d->m.last : d->seen_ms);
 	v[15] = NF_DB_INT_V(d->m.last_check);
 	v[16] = NF_DB_INT_V(d->m.checks);
 	v[17] = NF_DB_INT_V(c->answer);
 	v[18] = NF_DB_TEXT_V(c->target);
 	v[19] = NF_DB_INT_V(c->rule);
 	v[20] = NF_DB_TEXT_V(c->reason);
+	nf_offer_values(&d->o, v + INV_NCOLS);
+}
+
+/* Appends to one of b's statements; false once it would overflow. */
+static bool put(char *sql, const char *fmt, ...)
+{
+	size_t len = strlen(sql);
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(sql + len, MAX_SQL - len, fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < MAX_SQL - len;
+}
+
+/* The SET of a column of the update (x is the row's new values). */
+static bool put_set(char *sql, int i, const char *name)
+{
+	const char *sep = i > 1 ? ", " : "";
+
+	if (i >= INV_NCOLS)
+		return put(sql, "%s%s = x.%s", sep, name, name);
+	for (size_t k = 0; k < sizeof newer_cols / sizeof *newer_cols; k++)
+		if (strcmp(newer_cols[k], name) == 0)
+			return put(sql, "%s%s = CASE WHEN " NEWER " THEN x.%s ELSE devices.%s END", sep,
+			           name, name, name);
+	for (size_t k = 0; k < sizeof merge_set / sizeof *merge_set; k++)
+		if (strncmp(merge_set[k], name, strlen(name)) == 0 &&
+		    merge_set[k][strlen(name)] == ' ')
+			return put(sql, "%s%s", sep, merge_set[k]);
+	return false; /* an inventory column without its rule */
+}
+
+/* src with each x.<column> replaced by that column's parameter in the
+ * update's row form ($2 for the first of the row, after the id): SQLite
+ * runs the update one row at a time, and an UPDATE ... FROM a one-row
+ * subquery costs it twice as much. false when it would not fit. */
+static bool to_params(char *dst, const char *src, char name[][48])
+{
+	size_t n = 0;
+
+	for (const char *p = src; *p != '\0';) {
+		bool ref = p[0] == 'x' && p[1] == '.' && (p == src || p[-1] == ' ' || p[-1] == '(');
+		size_t len = ref ? strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789_") : 0;
+		int i = 0;
+
+		while (ref && i < ROW_NCOLS && (strlen(name[i]) != len || strncmp(name[i], p + 2, len) != 0))
+			i++;
+		if (ref && i == ROW_NCOLS)
+			return false;
+		int w = ref ? snprintf(dst + n, MAX_SQL - n, "$%d", i + 2)
+		            : snprintf(dst + n, MAX_SQL - n, "%c", *p);
+		if (w < 0 || (size_t)w >= MAX_SQL - n)
+			return false;
+		n += (size_t)w;
+		p += ref ? 2 + len : 1;
+	}
+	return true;
+}
+
+/* An update of a device read, in both forms, from the first ncols columns
+ * of the row (name, and v for their types): the id then those columns. */
+static bool make_update(struct nf_batch *b, int form, int ncols, char name[][48],
+                        const struct nf_db_val *v)
+{
+	char *row = b->sql[form], *arrays = b->sql[form + 1];
+	bool ok = put(arrays, "UPDATE devices SET ");
+
+	for (int i = 1; ok && i < ncols; i++)
+		ok = put_set(arrays, i, name[i]);
+	ok = ok && to_params(row, arrays, name) && put(row, " WHERE id = $1 AND key = $2") &&
+	     put(arrays, " FROM unnest($1::bigint[]");
+	for (int i = 0; ok && i < ncols; i++)
+		ok = put(arrays, ", $%d::%s[]", i + 2, v[i].type == NF_DB_TEXT ? "text" : "bigint");
+	ok = ok && put(arrays, ") AS x (id");
+	for (int i = 0; ok && i < ncols; i++)
+		ok = put(arrays, ", %s", name[i]);
+	return ok && put(arrays, ") WHERE devices.id = x.id");
+}
+
+/* The updates' and the insert's text, for both backends, from the column
+ * lists (INV_COLUMNS, NF_OFFER_COLUMNS), so that a column added to the
+ * offer is written without a change here. PostgreSQL's arrays carry
+ * text or bigint, as row_values' values are (an integer column takes a
+ * bigint by assignment). 0, or -1 when a text would not fit. */
+static int make_sql(struct nf_batch *b)
+{
+	static const char cols[] = INV_COLUMNS ", " NF_OFFER_COLUMNS;
+	char name[ROW_NCOLS][48];
+	struct nf_db_val v[ROW_NCOLS];
+	struct nf_event ev = {0};
+	struct bdev d = {0};
+	const char *p = cols;
+	bool ok;
+	int i;
+
+	for (i = 0; i < ROW_NCOLS && *p != '\0'; i++) {
+		size_t len = strcspn(p, ",");
+
+		if (len >= sizeof name[i])
+			return -1;
+		memcpy(name[i], p, len);
+		name[i][len] = '\0';
+		p += len;
+		p += strspn(p, ", ");
+	}
+	if (i != ROW_NCOLS || *p != '\0')
+		return -1;
+	d.m.check = &ev;
+	row_values(&d, v);
+	ok = make_update(b, SQL_UPDATE_ROW, ROW_NCOLS, name, v) &&
+	     make_update(b, SQL_CHECKS_ROW, INV_NCOLS, name, v) &&
+	     put(b->sql[SQL_INSERT_ROW], "INSERT INTO devices (%s) VALUES (", cols) &&
+	     put(b->sql[SQL_INSERT_ARRAYS], "INSERT INTO devices (%s) SELECT * FROM unnest(", cols);
+	for (i = 0; ok && i < ROW_NCOLS; i++)
+		ok = put(b->sql[SQL_INSERT_ROW], "%s$%d", i > 0 ? ", " : "", i + 1) &&
+		     put(b->sql[SQL_INSERT_ARRAYS], "%s$%d::%s[]", i > 0 ? ", " : "", i + 1,
+		         v[i].type == NF_DB_TEXT ? "text" : "bigint");
+	ok = ok && put(b->sql[SQL_INSERT_ROW], ") ON CONFLICT (key) DO NOTHING RETURNING key, id") &&
+	     put(b->sql[SQL_INSERT_ARRAYS],
+	         ") AS x ORDER BY 1 ON CONFLICT (key) DO NOTHING RETURNING key, id");
+	return ok ? 0 : -1;
 }
 
 /* The devices group g's checks name (one per key). Downloads name none:
@@ -451,29 +580,34 @@ static int collect(struct nf_batch *b, struct group *g)
 	return 0;
 }
 
-/* The lookup's rows (key, ip, image) for the downloads of every group,
- * into v from its start; the same row twice in a row once. Returns their
- * number. */
-static size_t lookup_values(struct nf_batch *b, struct nf_db_val *v)
+/* The read's rows (key, ip, image), into v from its start: with
+ * checks, one per device that checked; then one per download of every
+ * group, the same row twice in a row once. Returns their number. */
+static size_t read_values(struct nf_batch *b, struct nf_db_val *v, bool checks)
 {
-	size_t n = 0;
+	size_t n = 0, first;
 
+	for (; checks && n < b->nfetch; n++) {
+		v[n * READ_NCOLS] = NF_DB_TEXT_V(b->bykey[n]->key);
+		v[n * READ_NCOLS + 1] = v[n * READ_NCOLS + 2] = NF_DB_TEXT_V("");
+	}
+	first = n;
 	for (size_t k = 0; k < b->ngroups; k++) {
 		const struct group *g = &b->groups[k];
 
 		for (size_t j = g->first; g->downloads && j < g->first + g->count; j++) {
 			size_t i = b->order[j];
 			const struct nf_event *ev = b->events[i];
-			struct nf_db_val *r = v + n * LOOKUP_NCOLS;
+			struct nf_db_val *r = v + n * READ_NCOLS;
 
 			if (!valid_kind(ev) || ev->kind == NF_EVENT_CHECK ||
 			    ev->images[0].path[0] == '\0')
 				continue;
-			/* The MAC's device: fetched already when it checked. */
+			/* The MAC's device: read already when it checked. */
 			r[0] = NF_DB_TEXT_V(g->by_mac && g->head < 0 ? b->key[i] : "");
 			r[1] = NF_DB_TEXT_V(ev->ip);
 			r[2] = NF_DB_TEXT_V(ev->images[0].path);
-			if (n > 0 && strcmp(r[0].s, r[-3].s) == 0 && strcmp(r[1].s, r[-2].s) == 0 &&
+			if (n > first && strcmp(r[0].s, r[-3].s) == 0 && strcmp(r[1].s, r[-2].s) == 0 &&
 			    strcmp(r[2].s, r[-1].s) == 0)
 				continue;
 			n++;
@@ -482,33 +616,62 @@ static size_t lookup_values(struct nf_batch *b, struct nf_db_val *v)
 	return n;
 }
 
-/* Every device with a check, upserted, then the rows the downloads may
- * belong to (lookup), both in key order. Their rows arrive by
- * nf_db_sync. */
+/* Reads (and on PostgreSQL locks) every row the batch needs: the devices
+ * with a check, and those the downloads may belong to, in one statement
+ * on PostgreSQL (SQLite, one writer at a time, reads the devices that
+ * checked by key first). Its rows arrive by nf_db_sync. */
 static int fetch(struct nf_batch *b, struct nf_db *db)
 {
-	struct nf_db_val *lv;
-	size_t nlook;
+	bool pg = nf_db_backend(db) == NF_DB_PG;
+	struct nf_db_val *v = b->vals;
+	size_t nread;
 
 	for (size_t k = 0; k < b->ngroups; k++)
 		if (collect(b, &b->groups[k]) != 0)
 			return nf_db_fail(db, "internal: batch device table full");
 	b->nfetch = b->ndevs;
-	for (size_t k = 0; k < b->nfetch; k++) {
+	for (size_t k = 0; k < b->nfetch; k++)
 		b->bykey[k] = &b->devs[k];
-		upsert_values(&b->devs[k], b->vals + k * UPSERT_NCOLS);
-	}
 	qsort(b->bykey, b->nfetch, sizeof *b->bykey, by_key);
-	if (nf_db_run_rows(db, ST_UPSERT, upsert_row, upsert_arrays, b->vals, b->nfetch,
-	                   UPSERT_NCOLS, on_upsert, b) != 0)
-		return -1;
-	/* After the upsert's values (nf_batch_new sized vals for both). */
-	lv = b->vals + b->nfetch * UPSERT_NCOLS;
-	nlook = lookup_values(b, lv);
-	if (nlook == 0)
-		return 0; /* a batch of checks only: the check path's cost as before */
-	return nf_db_run_rows(db, ST_LOOKUP, lookup_row, lookup_arrays, lv, nlook, LOOKUP_NCOLS,
-	                      on_lookup, b);
+	/* The devices that checked by key: the whole read of a batch without
+	 * downloads on PostgreSQL, the first part on SQLite. */
+	if (!pg || read_values(b, v, true) == b->nfetch) {
+		int rc;
+
+		for (size_t k = 0; k < b->nfetch; k++)
+			v[k] = NF_DB_TEXT_V(b->bykey[k]->key);
+		rc = nf_db_run_rows(db, ST_READ_KEY, read_key, read_key_arrays, v, b->nfetch, 1,
+		                    on_read, b);
+		if (rc != 0 || pg)
+			return rc;
+		v += b->nfetch;
+	}
+	nread = read_values(b, v, pg);
+	return nf_db_run_rows(db, ST_READ, read_row, read_arrays, v, nread, READ_NCOLS, on_read,
+	                      b);
+}
+
+/* After the read: a device that checked and was not found is new (no
+ * offer, nothing applied); one found is at the IP of its newest check when
+ * that is newer than the row's (as the update will store it), for
+ * route(). */
+static void known(struct nf_batch *b)
+{
+	for (size_t k = 0; k < b->nfetch; k++) {
+		struct bdev *d = &b->devs[k];
+		const struct nf_event *c = d->m.check;
+
+		if (!d->fetched) {
+			memset(&d->o, 0, sizeof d->o);
+			d->before = d->o;
+			d->fetched = d->is_new = true;
+			if (nf_store_mac_normalize(c->mac, d->mac) != 0)
+				d->mac[0] = '\0';
+			snprintf(d->ip, sizeof d->ip, "%s", c->ip);
+		} else if (d->m.last_check >= d->o.checked_ms) {
+			snprintf(d->ip, sizeof d->ip, "%s", c->ip);
+		}
+	}
 }
 
 /* Step 3 ------------------------------------------------------------------ */
@@ -578,23 +741,67 @@ static int apply_events(struct nf_batch *b, size_t n, int64_t skew_ms, uint64_t 
 
 /* Step 4 ------------------------------------------------------------------ */
 
-static int save_devices(struct nf_batch *b, struct nf_db *db)
+/* A new device's id, from the insert. */
+static void on_insert(void *user, const struct nf_db_row *row)
 {
+	struct bdev *d = checked(user, nf_db_text(row, 0));
+
+	if (d != NULL && d->is_new)
+		d->id = nf_db_int(row, 1);
+}
+
+/* The key of a new device the insert gave no id (another node's), or NULL. */
+static const char *not_inserted(const struct nf_batch *b)
+{
+	for (size_t k = 0; k < b->nfetch; k++)
+		if (b->devs[k].is_new && b->devs[k].id == 0)
+			return b->devs[k].key;
+	return NULL;
+}
+
+
+/* Writes each device once: the devices read (and locked) by one update of
+ * those whose offer changed and one of the others' inventory; the new ones
+ * by one insert that returns their ids. A new key
+ * another node inserted after the read (its insert conflicts: DO NOTHING)
+ * returns no id: nf_batch_write then writes the batch again. */
+static int save_devices(struct nf_batch *b, struct nf_db *db, size_t *nnew)
+{
+	struct nf_db_val row[ROW_NCOLS];
 	size_t n = 0;
 
-	for (size_t k = 0; k < b->ndevs; k++) {
-		struct bdev *d = &b->devs[k];
-		struct nf_db_val *v = b->vals + n * SAVE_NCOLS;
+	/* First the devices whose offer changed (inventory and offer), then
+	 * the others that checked (inventory only: an offer unchanged is not
+	 * written, which spares SQLite the devices_state index). */
+	for (int only = 0; only <= 1; only++) {
+		int ncols = only ? 1 + INV_NCOLS : UPDATE_NCOLS;
 
-		if (!d->fetched || (!nf_offer_changed(&d->before, &d->o) && d->seen_ms == 0))
-			continue;
-		v[0] = NF_DB_INT_V(d->id);
-		nf_offer_values(&d->o, v + 1);
-		v[1 + NF_OFFER_NCOLS] = NF_DB_INT_V(d->seen_ms);
-		n++;
+		n = 0;
+		for (size_t k = 0; k < b->ndevs; k++) {
+			struct bdev *d = &b->devs[k];
+			struct nf_db_val *r = b->vals + n * (size_t)ncols;
+
+			if (!d->fetched || d->is_new || nf_offer_changed(&d->before, &d->o) == only ||
+			    (only && d->m.checks == 0 && d->seen_ms == 0))
+				continue;
+			r[0] = NF_DB_INT_V(d->id);
+			row_values(d, row);
+			memcpy(r + 1, row, (size_t)(ncols - 1) * sizeof *row);
+			n++;
+		}
+		if (nf_db_run_rows(db, only ? ST_CHECKS : ST_UPDATE,
+		                   b->sql[only ? SQL_CHECKS_ROW : SQL_UPDATE_ROW],
+		                   b->sql[only ? SQL_CHECKS_ARRAYS : SQL_UPDATE_ARRAYS], b->vals, n,
+		                   ncols, NULL, NULL) != 0)
+			return -1;
 	}
-	return nf_db_run_rows(db, ST_SAVE, save_row, save_arrays, b->vals, n, SAVE_NCOLS, NULL,
-	                      NULL);
+	n = 0;
+	for (size_t k = 0; k < b->ndevs; k++)
+		if (b->devs[k].is_new)
+			row_values(&b->devs[k], b->vals + n++ * ROW_NCOLS);
+	*nnew = n;
+	return nf_db_run_rows(db, ST_INSERT, b->sql[SQL_INSERT_ROW], b->sql[SQL_INSERT_ARRAYS],
+	                      b->vals, n, ROW_NCOLS, on_insert, b);
 }
 
 /* The new history entries; of a device with more than history_max new
@@ -651,19 +858,18 @@ static void on_txid(void *user, const struct nf_db_row *row)
 	((struct nf_batch *)user)->txid = nf_db_int(row, 0);
 }
 
-int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const *events,
-                   size_t n, unsigned history_max, int64_t skew_ms, uint64_t *unmatched)
+/* One attempt: 0 committed, -1 failed and rolled back (roll_back), 1 a
+ * new device of the batch was inserted by another node after the read
+ * (rolled back: write the batch again, which then reads that row). */
+static int write_once(struct nf_batch *b, struct nf_db *db, size_t n, unsigned history_max,
+                      int64_t skew_ms)
 {
 	bool pg = nf_db_backend(db) == NF_DB_PG;
+	size_t nnew = 0;
+	const char *taken;
 
 	b->txid = 0;
 	b->lost = 0;
-	if (n == 0)
-		return 0;
-	if (n > b->max)
-		return nf_db_fail(db, "internal: batch of %zu over %zu", n, b->max);
-	nf_db_clear(db);
-	b->events = events;
 	b->ndevs = b->nhist = b->nfetch = 0;
 	make_groups(b, n);
 	/* On PostgreSQL the transaction's id comes in the first round trip, so
@@ -676,14 +882,53 @@ int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const 
 	    (pg && nf_db_run(db, -1, "SELECT txid_current()", NULL, 0, on_txid, b) != 0) ||
 	    fetch(b, db) != 0 || nf_db_sync(db) != 0)
 		return roll_back(b, db);
-	if (apply_events(b, n, skew_ms, &b->lost, db) != 0)
+	known(b);
+	if (apply_events(b, n, skew_ms, &b->lost, db) != 0 || save_devices(b, db, &nnew) != 0)
 		return roll_back(b, db);
-	if (save_devices(b, db) != 0 || save_history(b, db, history_max) != 0 ||
+	/* The history needs the new devices' ids: one more round trip, only
+	 * for a batch with new devices. */
+	if (nnew > 0 && nf_db_sync(db) != 0)
+		return roll_back(b, db);
+	if (nnew > 0 && (taken = not_inserted(b)) != NULL) {
+		nf_db_fail(db, "device %s was inserted by another node meanwhile", taken);
+		roll_back(b, db);
+		b->txid = 0; /* no COMMIT was sent: it did not commit */
+		if (!nf_db_ok(db))
+			return -1;
+		nf_db_clear(db);
+		return 1;
+	}
+	if (save_history(b, db, history_max) != 0 ||
 	    nf_db_run(db, -1, "COMMIT", NULL, 0, NULL, NULL) != 0 || nf_db_sync(db) != 0)
 		return roll_back(b, db);
 	b->txid = 0;
-	*unmatched += b->lost;
 	return 0;
+}
+
+int nf_batch_write(struct nf_batch *b, struct nf_db *db, struct nf_event *const *events,
+                   size_t n, unsigned history_max, int64_t skew_ms, uint64_t *unmatched)
+{
+	int rc = 1;
+
+	b->txid = 0;
+	b->lost = 0;
+	if (n == 0)
+		return 0;
+	if (n > b->max)
+		return nf_db_fail(db, "internal: batch of %zu over %zu", n, b->max);
+	nf_db_clear(db);
+	b->events = events;
+	/* Another node inserting one of the batch's new devices between its
+	 * read and its insert is rare (both saw its first check within one
+	 * batch); a few attempts more, then the writer's own retry. */
+	for (int attempt = 0; rc == 1 && attempt < NF_BATCH_MAX_RACES; attempt++)
+		rc = write_once(b, db, n, history_max, skew_ms);
+	if (rc == 1)
+		return nf_db_fail(db, "new devices of the batch inserted by other nodes %d times",
+		                  NF_BATCH_MAX_RACES);
+	if (rc == 0)
+		*unmatched += b->lost;
+	return rc;
 }
 
 bool nf_batch_cut(const struct nf_batch *b)

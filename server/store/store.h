@@ -687,7 +687,7 @@ struct nf_db_val {
 };
 #define NF_DB_INT_V(v)  ((struct nf_db_val){NF_DB_INT, (int64_t)(v), NULL})
 #define NF_DB_TEXT_V(v) ((struct nf_db_val){NF_DB_TEXT, 0, (v)})
-#define NF_DB_MAX_PARAMS 40
+#define NF_DB_MAX_PARAMS 64
 #define NF_DB_MAX_STMTS  16  /* prepared statements cached per connection */
 struct nf_db;
 /* One result row, handed to an nf_db_row_fn. */

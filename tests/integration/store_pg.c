@@ -297,6 +297,62 @@ static void test_two_nodes_path_form(void **state)
 	nf_store_close(b);
 }
 
+/* Both nodes take the first check of the same new devices at the same
+ * time, both offering the same update: each node's batch reads them
+ * missing and inserts them, and the node that inserts second finds its
+ * insert did nothing (ON CONFLICT DO NOTHING, no id returned) and writes
+ * its batch again, now updating the first node's rows. One row per device,
+ * both checks counted, one offer, and no batch failed. */
+#define NEW_DEVICES 1000
+
+static void test_two_nodes_new_devices(void **state)
+{
+	struct nf_store_options o = {.batch_max = 50};
+	struct nf_store *a = store_check_open(url_of(state), &o);
+	struct nf_store *b = store_check_open(url_of(state), &o);
+	struct nf_device_filter f = {.state = -1, .limit = NF_STORE_MAX_PAGE};
+	struct nf_device_list list;
+	struct nf_store_stats sa, sb;
+	char mac[18], err[512];
+	size_t seen = 0;
+
+	for (int i = 0; i < NEW_DEVICES; i++) {
+		node_mac(mac, i);
+		struct nf_event e = store_check_event(mac, "10.6.0.1", "NEW", "1.0", STORE_T0);
+		store_check_offer(&e, "2.0", "/fw/new-2.0.bin", NULL);
+		assert_int_equal(nf_store_post(a, &e), 0);
+		assert_int_equal(nf_store_post(b, &e), 0);
+	}
+	store_check_sync(a);
+	store_check_sync(b);
+	for (f.offset = 0; seen < NEW_DEVICES; f.offset += list.count) {
+		assert_int_equal(nf_store_devices(a, &f, &list, err, sizeof err), 0);
+		assert_int_equal(list.total, NEW_DEVICES);
+		assert_true(list.count > 0);
+		for (size_t i = 0; i < list.count; i++) {
+			struct nf_history *h;
+			size_t n;
+
+			assert_int_equal(list.devices[i].checks, 2);
+			assert_int_equal(list.devices[i].state, NF_UPDATE_OFFERED);
+			store_check_device(a, list.devices[i].key, STORE_T0 + 1000, &h, &n);
+			assert_int_equal(n, 1);
+			assert_int_equal(h[0].kind, NF_HISTORY_OFFERED);
+			free(h);
+		}
+		seen += list.count;
+		nf_device_list_free(&list);
+	}
+	nf_store_stats(a, &sa);
+	nf_store_stats(b, &sb);
+	assert_int_equal(sa.written + sb.written, 2 * NEW_DEVICES);
+	assert_int_equal(sa.failures + sb.failures, 0);
+	print_message("two nodes, new devices: %d devices in %llu + %llu transactions\n",
+	              NEW_DEVICES, (unsigned long long)sa.batches, (unsigned long long)sb.batches);
+	nf_store_close(a);
+	nf_store_close(b);
+}
+
 /* The server goes away ----------------------------------------------------------- */
 
 /* Asks test_store_pg.py to "stop" or "start" the server; waits for "ok". */
@@ -510,6 +566,7 @@ int main(void)
 		X(test_newer_schema_refused)
 		X(test_two_nodes)
 		X(test_two_nodes_path_form)
+		X(test_two_nodes_new_devices)
 		X(test_outage)
 		X(test_commit_cut)
 		X(test_commit_held)
