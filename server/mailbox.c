@@ -2,12 +2,12 @@
  * mailbox.c - the one place where new snapshots reach the loop.
  *
  * This is the seam between the threads that make snapshots and the thread
- * that serves them. Today one thread posts (builder.c, on SIGHUP or when
- * versions.json changes); a store thread publishing staged rollouts will
- * post here too, with no change to the loop: a poster builds a snapshot
- * (nf_snapshot_build, or its own way), calls nf_mailbox_post, and the loop
- * serves it between two requests. A poster that wants to reuse MD5s asks
- * nf_mailbox_latest for the newest snapshot anyone posted.
+ * that serves them. Two mailboxes are made (main.c): the builder posts
+ * versions.json's snapshots to one (builder.c, on SIGHUP or when the file
+ * changes), the rollout watcher its plans to the other (rollwatch.c). A
+ * poster builds a snapshot, calls nf_mailbox_post, and the loop serves it
+ * between two requests. A poster that wants to reuse MD5s, and the admin
+ * listener (shadowing, explain), ask nf_mailbox_latest for the newest.
  *
  * Mail is one slot under a mutex plus an eventfd that the loop's epoll
  * watches. Posting never waits for the loop: a snapshot posted before the
@@ -16,8 +16,8 @@
  * failure. The loop logs what it takes: the note of the snapshot it serves,
  * or why a build failed while the snapshot served stays whole.
  *
- * The other direction, the loop handing work to a store thread (check
- * events), is not here: it will be a bounded queue of its own.
+ * The other direction, the loop handing check events to the store's
+ * writer, is the store's own bounded queue (store.h).
  */
 #include <errno.h>
 #include <pthread.h>

@@ -674,8 +674,8 @@ void nf_rollwatch_stop(struct nf_rollwatch *w);
 bool nf_rollout_window_open(const struct nf_rollout *r, int minute);
 
 /* mailbox.c: where finished snapshots wait for the loop ------------------- */
-/* The seam between the threads that make snapshots (today the builder,
- * later a store publishing staged rollouts) and the loop that serves them.
+/* The seam between the threads that make snapshots (the builder, the
+ * rollout watcher: one mailbox each) and the loop that serves them.
  * Any thread posts; the loop alone takes, when the mailbox's eventfd is
  * readable. One slot: a newer snapshot replaces one not yet taken (the
  * older is released: it was never served), and a newer failure replaces an

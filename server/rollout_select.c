@@ -1,7 +1,7 @@
 /*
  * rollout_select.c - which devices a rollout offers its release to (issue
- * 10 item 2), as pure functions the check path will call on the loop
- * thread: no I/O, no allocation, no lock, a few hundred nanoseconds.
+ * 10 item 2), as pure functions the check path calls on the loop thread
+ * (plan.c): no I/O, no allocation, no lock, a few hundred nanoseconds.
  *
  * Selection: a device's bucket in a rollout is a hash of the rollout's id
  * and the device's identity (its MAC, or "device@ip" for path-form checks),
