@@ -194,6 +194,11 @@ class ControlsTest(ControlsServer):
         rid = self.start_rollout(soak=3600)
         st, ro, _ = self.request("GET", "/api/v1/rollouts/%d" % rid, token=READ_TOKEN)
         self.assertEqual(ro["shadowed_by"], [0])
+        out = subprocess.run([NOFUSS, "rollout", "show", str(rid), "--server",
+                              "http://127.0.0.1:%d" % self.port, "--token-file", self.token_file()],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("shadowed by    versions.json rules 0 (counted from 0)", out.stdout)
         # The rule answers its device first; the rollout everyone else.
         self.until_offered("2.0.0", mac="5C:CF:7F:00:00:02")
         self.assertEqual(self.offered(), "1.9.0")

@@ -259,8 +259,14 @@ static void print_rollout(json_t *ro)
 	printf("%-14s ", "filters");
 	json_dumpf(json_object_get(ro, "filters"), stdout, JSON_COMPACT);
 	fputc('\n', stdout);
-	if (json_is_string(json_object_get(ro, "note")))
-		printf("note: %s\n", json_string_value(json_object_get(ro, "note")));
+	/* versions.json answers these rules' devices first (docs/ROLLOUTS.md
+	 * section 3): said, so that a rollout that seems stuck is explained. */
+	if (json_array_size(json_object_get(ro, "shadowed_by")) > 0) {
+		printf("%-14s versions.json rules", "shadowed by");
+		json_array_foreach(json_object_get(ro, "shadowed_by"), i, v)
+		    printf(" %lld", (long long)json_integer_value(v));
+		printf(" (counted from 0) answer their devices first\n");
+	}
 }
 
 /* The one progress line of --watch. */
