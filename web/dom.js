@@ -1,6 +1,6 @@
 // dom.js - building the page's elements. Every text goes in as textContent,
 // never as markup: device types, versions, builds and MACs come from devices
-// and are attacker-controlled (docs/WEB.md section 5). There is no innerHTML
+// and are attacker-controlled (docs/WEB.md section 4). There is no innerHTML
 // anywhere in the page.
 
 // h("td", {class: "num"}, "12") -> <td class="num">12</td>. Attributes named
