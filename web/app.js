@@ -42,7 +42,9 @@ async function tick() {
   inflight = true;
   const fn = liveFn;
   try {
+    const focus = focusKey();
     await fn();
+    refocus(focus);
     if (failures) status("");
     failures = 0;
   } catch (e) {
@@ -55,6 +57,21 @@ async function tick() {
     inflight = false;
   }
   plan(failures ? Math.min(MAX_BACKOFF_MS, LIVE_MS * 2 ** failures) : LIVE_MS);
+}
+
+// A refresh redraws the screen: the keyboard's place in it is kept by
+// finding the same control (same action, link or name) in what was drawn.
+function focusKey() {
+  const el = document.activeElement;
+  if (!el || !$("screen").contains(el)) return null;
+  for (const attr of ["data-action", "data-delete", "href", "name"])
+    if (el.hasAttribute(attr)) return "[" + attr + "='" + CSS.escape(el.getAttribute(attr)) + "']";
+  return null;
+}
+
+function refocus(key) {
+  const el = key && !$("screen").contains(document.activeElement) ? $("screen").querySelector(key) : null;
+  if (el) el.focus();
 }
 
 document.addEventListener("visibilitychange", () => {

@@ -143,7 +143,7 @@ export async function one(ctx) {
     const hw = d.hardware || {};
     const info = h("dl", {class: "facts"},
       [["MAC", d.mac || "(none)"], ["Type", d.type], ["Version", d.version], ["Build", d.build || ""],
-       ["Client", d.client], ["IP", d.ip], ["State", d.state + " since " + when(d.state_since)],
+       ["Client", d.client], ["IP", d.ip], ["State", d.state + (d.state_since ? " since " + when(d.state_since) : "")],
        ["Offer", d.offer && d.offer.target ? d.offer.target + " (from " + (d.offer.from_version || "?") + ", " + when(d.offer.offered) + ")" : "none"],
        ["First seen", when(d.first_seen)], ["Last seen", when(d.last_seen)], ["Checks", d.checks],
        ["Chip", hw.chip_id ? hw.chip_id + ", flash " + bytes(hw.chip_size) + ", free " + bytes(hw.free_space) : "not reported"],

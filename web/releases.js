@@ -68,7 +68,7 @@ export async function list(ctx) {
                                                              : "No release yet: an admin token can upload one here."));
       return;
     }
-    const msg = h("p", {class: "error", role: "alert"});
+    const msg = h("p", {class: "error", role: "alert", "data-testid": "release-error"});
     box.replaceChildren(table(["Release", "Device", "Version", "Size", "Digests", "Used by", "Uploaded", ""],
       rels.map((r) => {
         const fw = r.firmware || {};

@@ -264,6 +264,21 @@ class StoryTest(WebCase):
                   "phase 1's reverted count as the API's")
         self.shot("06-rollout-halted")
 
+        # Its release cannot be deleted while the rollout is not over: the
+        # page says why, in the API's words.
+        self.go("#/releases")
+        self.wait(lambda: self.driver.find_element(
+            By.CSS_SELECTOR, "[data-delete='%d']" % rel["id"]), "the delete button").click()
+        self.wait(lambda: self.driver.find_element(
+            By.CSS_SELECTOR, "dialog[open] button.danger"), "the dialog").click()
+        refusal = self.wait(lambda: self.text("[data-testid=release-error]"), "the refusal")
+        st, out, _ = self.request("DELETE", "/api/v1/releases/%d" % rel["id"])
+        self.assertEqual(st, 409, out)
+        self.assertEqual(refusal, "Release #%d cannot be deleted: %s" % (rel["id"], out["error"]))
+        self.shot("06b-release-delete-refused")
+        self.go("#/rollout/%d" % rid)
+        self.wait_text("halted", "[data-testid=rollout-state]")
+
         # Abort, confirmed in the dialog.
         self.driver.find_element(By.CSS_SELECTOR, "button[data-action=abort]").click()
         self.wait(lambda: self.driver.find_element(By.CSS_SELECTOR, "dialog[open]"), "the dialog")
@@ -287,6 +302,11 @@ class StoryTest(WebCase):
         dec = self.api("/api/v1/devices/%s/decision" % key)
         self.assertIn(dec["explanation"], self.text("[data-testid=decision]"))
         self.shot("09-device")
+        # Tag it from the page: the API sees the tag, the page shows it.
+        self.driver.find_element(By.NAME, "tag").send_keys("attic")
+        self.driver.find_element(By.NAME, "tag").submit()
+        self.wait(lambda: "attic" in self.text("ul.tags"), "the tag")
+        self.assertEqual(self.api("/api/v1/devices/%s" % key)["tags"], ["attic"])
 
         # The audit log names the session's token.
         self.go("#/audit")
@@ -313,7 +333,9 @@ class StoryTest(WebCase):
         self.assertEqual(st, 401, out)
         self.shot("12-signed-out")
         self.assertEqual(self.errors("version=no+digits - Failed to load resource: the server "
-                                     "responded with a status of 400"), [])
+                                     "responded with a status of 400",
+                                     "/api/v1/releases/%d - Failed to load resource: the server "
+                                     "responded with a status of 409" % rel["id"]), [])
 
 
 class HostileTest(WebCase):
