@@ -15,15 +15,18 @@ build/test-output/web/ (the path is printed)."""
 import http.client
 import json
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
-from harness import check_headers, get
-from test_releases import ADMIN_TOKEN, NOFUSS, READ_TOKEN
+from harness import DataDir, Server, check_headers, get
+from test_releases import ADMIN_TOKEN, NOFUSS, READ_TOKEN, write_tokens
+from test_tls import OPENSSL, make_cert
 from test_rollout_offers import DEVICE, RolloutFleet
 
 try:
@@ -469,6 +472,52 @@ class ExpiryTest(WebCase):
                   "sign-in after expiry", timeout=20)
         self.assertIn("session has ended", self.text("#signin-error"))
         self.shot("15-expired")
+
+
+@unittest.skipIf(OPENSSL is None, "no openssl command")
+class SecureCookieTest(unittest.TestCase):
+    """Under admin TLS the session cookie is Secure (no browser needed)."""
+
+    def setUp(self):
+        self.data = DataDir()
+        self.certs = tempfile.mkdtemp(prefix="nofuss-webtls-")
+        self.cert, self.key = make_cert(self.certs, "a")
+        tokens = os.path.join(self.data.path, "tokens")
+        write_tokens(tokens, ADMIN_TOKEN + " admin ops\n")
+        self.srv = Server(self.data, "--store", "off", "--admin-port", "0",
+                          "--admin-token-file", tokens, "--admin-tls-cert", self.cert,
+                          "--admin-tls-key", self.key)
+        line = self.srv.wait_for(r"admin API at https://127\.0\.0\.1:(\d+)/")
+        self.port = int(re.search(r":(\d+)/", line).group(1))
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.srv.stop(), 0, self.srv.stderr())
+        finally:
+            shutil.rmtree(self.certs, ignore_errors=True)
+            self.data.cleanup()
+
+    def test_cookie_secure_under_tls(self):
+        ctx = ssl.create_default_context(cafile=self.cert)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
+        try:
+            conn.request("POST", "/api/v1/session", body=json.dumps({"token": ADMIN_TOKEN}))
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            self.assertEqual(r.status, 200, body)
+            attrs = [a.strip() for a in r.getheader("Set-Cookie").split(";")]
+            self.assertIn("Secure", attrs)
+            self.assertIn("HttpOnly", attrs)
+            self.assertIn("SameSite=Strict", attrs)
+            self.assertIn("Max-Age=28800", attrs)
+            # The page is served over TLS too, with its headers.
+            conn.request("GET", "/ui/")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.getheader("X-Frame-Options"), "DENY")
+        finally:
+            conn.close()
 
 
 if __name__ == "__main__":
