@@ -352,6 +352,14 @@ class HostileTest(WebCase):
         self.sign_in(READ_TOKEN)
         self.wait_text(HOSTILE_TYPE)
         self.wait_text(HOSTILE_VERSION)
+        # Live refreshes replace what they drew: the page does not grow.
+        sizes = []
+        for _ in range(3):
+            stamp = self.wait(lambda: self.text("p.hint:last-child"), "the fleet's stamp")
+            self.wait(lambda: self.text("p.hint:last-child") != stamp, "a refresh", timeout=30)
+            sizes.append(self.driver.execute_script(
+                "return document.getElementsByTagName('*').length"))
+        self.assertEqual(len(set(sizes)), 1, sizes)
         self.go("#/devices")
         self.wait_text(HOSTILE_TYPE)
         self.driver.find_element(By.LINK_TEXT, "5C:CF:7F:AA:00:00").click()
