@@ -530,7 +530,7 @@ const char *nf_web_default_dir(void);
  * "csrf", "expires_in"}; 401 for a bad token. */
 int nf_api_session_start(struct nf_admin_request *r);
 /* GET /api/v1/session: the cookie's session ({"role", "name", "csrf",
- * "expires_in"}), 401 when none. DELETE: ends it (CSRF token needed) and
+ * "expires_in"}), or 200 {"role": null, "why"} when none. DELETE: ends it (CSRF token needed) and
  * clears the cookie. */
 int nf_api_session_get(struct nf_admin_request *r);
 int nf_api_session_end(struct nf_admin_request *r);

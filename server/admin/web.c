@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,9 @@ static int redirect(struct nf_admin_request *r)
 	return nf_admin_send(r, MHD_HTTP_FOUND, resp, "no-store");
 }
 
+/* A missing web folder is said once a run, not at every visit. */
+static atomic_bool missing_said;
+
 int nf_web_serve(struct nf_admin_request *r, const char *url)
 {
 	char path[1024 + NF_WEB_MAX_NAME + 2], etag[64];
@@ -113,7 +117,7 @@ int nf_web_serve(struct nf_admin_request *r, const char *url)
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
-		if (strcmp(name, "index.html") == 0)
+		if (strcmp(name, "index.html") == 0 && !atomic_exchange(&missing_said, true))
 			nf_log(NF_LOG_WARN, "web page: %s: %s (set admin-web-dir, docs/WEB.md)", path,
 			       fd < 0 ? strerror(e) : "not a regular file of at most 1 MiB");
 		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, NULL,
@@ -241,9 +245,16 @@ int nf_api_session_get(struct nf_admin_request *r)
 
 	if (nf_admin_no_params(r) != 0)
 		return MHD_YES;
-	role = current(r, &csrf_ok, &left);
-	if (role == NF_ROLE_NONE)
-		return MHD_YES;
+	/* Not a 401 when signed out: the page asks this on every load, and a
+	 * signed-out visitor is not an error (nor a red line in its console). */
+	if (r->session_id[0] == '\0' ||
+	    (role = nf_admin_session_check(nf_admin_sessions(r), r->session_id, NULL, &csrf_ok,
+	                                   r->token_name, &left)) == NF_ROLE_NONE)
+		return nf_admin_json(r, MHD_HTTP_OK,
+		                     json_pack("{s:n,s:s}", "role", "why",
+		                               r->session_id[0] != '\0'
+		                                   ? "the session has expired or was ended"
+		                                   : "not signed in"));
 	return nf_admin_json(r, MHD_HTTP_OK, session_json(r, r->session_id, role, left));
 }
 
