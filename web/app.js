@@ -137,8 +137,10 @@ function showSignIn(msg) {
   $("token").focus();
 }
 
-whenSignedOut((why) => {
-  if (session) showSignIn("Your session has ended (" + (why || "expired") + "). Sign in again.");
+// A 401: the session expired (the browser drops the cookie at its
+// Max-Age, so the server may only see no cookie) or was ended elsewhere.
+whenSignedOut(() => {
+  if (session) showSignIn("Your session has ended (it expired, or was signed out). Sign in again.");
 });
 
 $("signin-form").addEventListener("submit", async (ev) => {

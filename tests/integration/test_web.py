@@ -183,6 +183,7 @@ class StoryTest(WebCase):
         # Sign in.
         self.open()
         self.wait(lambda: self.driver.find_element(By.ID, "token").is_displayed(), "sign-in")
+        self.assertFalse(self.driver.find_element(By.ID, "nav").is_displayed())
         self.shot("01-signin")
         self.sign_in(ADMIN_TOKEN)
         self.assertIn("ops (admin", self.text("#who"))
@@ -479,6 +480,8 @@ class ExpiryTest(WebCase):
         self.wait(lambda: self.driver.find_element(By.ID, "token").is_displayed(),
                   "sign-in after expiry", timeout=20)
         self.assertIn("session has ended", self.text("#signin-error"))
+        self.assertFalse(self.driver.find_element(By.ID, "nav").is_displayed())
+        self.assertFalse(self.driver.find_element(By.ID, "signout").is_displayed())
         self.shot("15-expired")
 
 
