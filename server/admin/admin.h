@@ -15,10 +15,10 @@
  * takes and the role it needs; a handler gets a struct nf_admin_request and
  * answers with nf_admin_json/nf_admin_error. TLS is one more set of MHD
  * options and flags (struct nf_admin_params.mhd_*), passed to the one
- * function that creates the daemon. A web page's session cookie (issue 13)
- * is one more way to a role, beside the bearer token in on_request's one
- * authentication step; a request body (issue 10's uploads) is one more
- * phase for the route that takes one.
+ * function that creates the daemon. The web page's session cookie (issue 13,
+ * session.c and web.c) is one more way to a role, beside the bearer token,
+ * in listener.c's one authentication step; a request body (issue 10's
+ * uploads) is one more phase for the route that takes one.
  */
 #ifndef NOFUSS_ADMIN_H
 #define NOFUSS_ADMIN_H

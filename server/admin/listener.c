@@ -16,7 +16,10 @@
  * checks: the path's length (414), the route (its pattern), the token (401,
  * or 403 when the route needs the admin role), then the method (405) and
  * the path (404). An unauthenticated client learns nothing of the API's
- * shape but the 401.
+ * shape but the 401. The token is a bearer token, or else the web page's
+ * session cookie (session.c), whose writes also need its CSRF token (403);
+ * the page's own files (/, /ui/...) and the session routes come before any
+ * token (web.c, docs/WEB.md).
  */
 #include <errno.h>
 #include <netdb.h>
