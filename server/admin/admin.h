@@ -513,9 +513,11 @@ int nf_api_device_include(struct nf_admin_request *r);
 int nf_api_metrics(struct nf_admin_request *r);
 
 /* web.c: the page and the session endpoints (docs/WEB.md) --------------------- */
-/* Whether url is the page's (/, /ui, /ui/...): served without a token. */
+/* Whether url is the page's (/, /ui, /ui/..., /favicon.ico): served
+ * without a token. */
 bool nf_web_is_page(const char *url);
-/* GET or HEAD of the page's url: / and /ui redirect to /ui/, /ui/ is
+/* GET or HEAD of the page's url: / and /ui redirect to /ui/ (and
+ * /favicon.ico to /ui/icon.svg), /ui/ is
  * index.html, /ui/NAME a file of the web folder ([a-z0-9_.-], a known
  * extension, NF_WEB_MAX_FILE at most) with its Content-Type, ETag and
  * Cache-Control: no-cache (kept, revalidated). 404 for anything else,

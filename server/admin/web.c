@@ -28,7 +28,8 @@
 
 bool nf_web_is_page(const char *url)
 {
-	return strcmp(url, "/") == 0 || strcmp(url, "/ui") == 0 || strncmp(url, "/ui/", 4) == 0;
+	return strcmp(url, "/") == 0 || strcmp(url, "/ui") == 0 || strncmp(url, "/ui/", 4) == 0 ||
+	       strcmp(url, "/favicon.ico") == 0;
 }
 
 const char *nf_web_default_dir(void)
@@ -74,13 +75,13 @@ static bool name_ok(const char *name)
 	return true;
 }
 
-static int redirect(struct nf_admin_request *r)
+static int redirect(struct nf_admin_request *r, const char *to)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 
 	if (resp == NULL)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "/ui/");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, to);
 	return nf_admin_send(r, MHD_HTTP_FOUND, resp, "no-store");
 }
 
@@ -103,8 +104,11 @@ int nf_web_serve(struct nf_admin_request *r, const char *url)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 		return nf_admin_send(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp, "no-store");
 	}
+	/* Browsers ask for /favicon.ico whatever they show (an API answer too). */
+	if (strcmp(url, "/favicon.ico") == 0)
+		return redirect(r, "/ui/icon.svg");
 	if (strncmp(url, "/ui/", 4) != 0)
-		return redirect(r);
+		return redirect(r, "/ui/");
 	if (name[0] == '\0')
 		name = "index.html";
 	type = content_type(name);

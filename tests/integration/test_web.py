@@ -361,6 +361,31 @@ class HostileTest(WebCase):
             sizes.append(self.driver.execute_script(
                 "return document.getElementsByTagName('*').length"))
         self.assertEqual(len(set(sizes)), 1, sizes)
+        # A hidden tab polls nothing: no refresh (each starts with the
+        # summary) starts between hiding and showing it again; a refresh in
+        # flight when it was hidden may finish.
+        self.driver.execute_script(
+            "window.nfTicks = []; const f = window.fetch;"
+            "window.fetch = (u, ...a) => { if (String(u).endsWith('/summary'))"
+            " window.nfTicks.push(Date.now()); return f(u, ...a); };"
+            "document.addEventListener('visibilitychange', () => {"
+            " if (document.hidden) window.nfHiddenAt = Date.now();"
+            " else window.nfShownAt = Date.now(); });")
+        first = self.driver.current_window_handle
+        self.driver.switch_to.new_window("tab")
+        self.driver.get(self.base + "/ui/icon.svg")
+        time.sleep(12)
+        self.driver.switch_to.window(first)
+        self.wait(lambda: self.driver.execute_script("return window.nfShownAt"), "shown again")
+        hidden_at, shown_at = self.driver.execute_script(
+            "return [window.nfHiddenAt, window.nfShownAt]")
+        self.assertIsNotNone(hidden_at, "the tab was never hidden")
+        self.assertGreater(shown_at - hidden_at, 10000)
+        self.wait(lambda: any(t >= shown_at for t in
+                              self.driver.execute_script("return window.nfTicks")),
+                  "polling again once shown", timeout=20)
+        ticks = self.driver.execute_script("return window.nfTicks")
+        self.assertEqual([t for t in ticks if hidden_at <= t < shown_at], [], ticks)
         self.go("#/devices")
         self.wait_text(HOSTILE_TYPE)
         self.driver.find_element(By.LINK_TEXT, "5C:CF:7F:AA:00:00").click()
@@ -463,6 +488,8 @@ class ReadSessionTest(WebCase):
         self.assertIn("frame-ancestors 'none'", r.getheader("Content-Security-Policy"))
         st, _, r = self.raw("GET", "/")
         self.assertEqual((st, r.getheader("Location")), (302, "/ui/"))
+        st, _, r = self.raw("GET", "/favicon.ico")
+        self.assertEqual((st, r.getheader("Location")), (302, "/ui/icon.svg"))
 
 
 class ExpiryTest(WebCase):
