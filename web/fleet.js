@@ -34,7 +34,10 @@ function draw(root, d) {
   parts.push(h("div", {class: "stats", "data-testid": "fleet-stats"},
     stat("devices", s.devices, "#/devices"), stat("seen in 24 h", s.seen_24h),
     stat("not seen for a day", d.day, "#/devices?seen_before=24h"),
-    stat("not seen for a week", d.week, "#/devices?seen_before=7d")));
+    stat("not seen for a week", d.week, "#/devices?seen_before=7d"),
+    stat("held back", s.held_back ?? 0)));
+  parts.push(h("p", {class: "hint"}, "Held back: a rule matched at the device's last check but its image " +
+    "could not be offered (larger than the free space it reported, ...); a device's screen says why."));
 
   const active = d.rollouts.filter((r) => ["running", "paused", "halted"].includes(r.state));
   parts.push(h("h2", {}, "Rollouts not over"));

@@ -84,7 +84,6 @@ class WebCase(RolloutFleet):
                                        webdriver.chrome.service.Service(CHROMEDRIVER),
                                        options=opts)
         self.driver.set_page_load_timeout(30)
-        self.base = "http://127.0.0.1:%d" % self.port
 
     def tearDown(self):
         try:
@@ -95,6 +94,10 @@ class WebCase(RolloutFleet):
             super().tearDown()
 
     # ---- the browser ----
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port  # the admin port (it changes on a restart)
 
     def open(self, hash_=""):
         self.driver.get(self.base + "/ui/" + hash_)
@@ -340,6 +343,40 @@ class StoryTest(WebCase):
                                      "responded with a status of 400",
                                      "/api/v1/releases/%d - Failed to load resource: the server "
                                      "responded with a status of 409" % rel["id"]), [])
+
+
+class FilledFleetTest(WebCase):
+    """The fleet screen against a store filled by admin_fill (many types,
+    versions and states, some held back): every figure the API's."""
+
+    def test_fleet_figures_match_the_api(self):
+        fill = os.path.join(os.path.dirname(os.path.dirname(NOFUSS)), "tests", "integration",
+                            "admin_fill")
+        self.srv.stop()
+        out = subprocess.run([fill, "sqlite://" + self.db, "2000", str(int(time.time() * 1000))],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        plan = [json.loads(line) for line in out.stdout.splitlines()]
+        self.start()
+        summary = self.api("/api/v1/summary")
+        held = sum(1 for d in plan if d["answer"] == "held")
+        self.assertGreater(held, 0)
+        self.assertEqual(summary["held_back"], held)
+        self.sign_in(READ_TOKEN)
+        self.wait(lambda: self.number("[data-testid=fleet-stats] .stat-value") == 2000, "fleet")
+        stats = [int(e.text.replace(",", "")) for e in self.driver.find_elements(
+            By.CSS_SELECTOR, "[data-testid=fleet-stats] .stat-value")]
+        day = self.api("/api/v1/devices?seen_before=24h&limit=1")["total"]
+        week = self.api("/api/v1/devices?seen_before=7d&limit=1")["total"]
+        self.assertEqual(stats, [2000, summary["seen_24h"], day, week, held])
+        for state, n in summary["by_state"].items():
+            self.assertEqual(self.number("td[data-state=%s]" % state), n, state)
+        rows = self.driver.find_elements(By.CSS_SELECTOR, ".table-wrap")[-1].text
+        for r in summary["by_type_version"]:
+            self.assertIn("%s %s %s" % (r["type"], r["version"], format(r["devices"], ",")),
+                          rows)
+        self.shot("16-fleet-filled")
+        self.assertEqual(self.errors(), [])
 
 
 class HostileTest(WebCase):
