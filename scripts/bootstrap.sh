@@ -13,6 +13,8 @@ packages=(
   libmosquitto-dev libsqlite3-dev libpq-dev libcmocka-dev
   # tests and benchmarks (postgresql: the fleet store's PostgreSQL tests)
   mosquitto mosquitto-clients nginx wrk valgrind curl python3 procps postgresql
+  # the web page's browser test (docs/WEB.md section 7)
+  chromium chromium-driver python3-selenium
   # device core size on the ESP8266 CPU
   gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
 )

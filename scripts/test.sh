@@ -26,7 +26,7 @@ cmake -S . -B build-fuzz -DNOFUSS_FUZZ=ON -DCMAKE_C_COMPILER=clang \
   -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
 cmake --build build-fuzz -j"$jobs" >/dev/null
 for harness in router rules checkline vercmp range config answer ota_stream pio_ini image signed_image \
-    api_query api_body esp_header stock_request creds; do
+    api_query api_body api_cookie esp_header stock_request creds; do
   corpus=$(mktemp -d)
   log="build-fuzz/fuzz_$harness.log"
   if ! ./build-fuzz/tests/fuzz/fuzz_$harness -max_total_time="$fuzz_seconds" -timeout=10 \

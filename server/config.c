@@ -37,6 +37,7 @@ void nf_config_defaults(struct nf_config *cfg)
 	snprintf(cfg->admin_listen, sizeof cfg->admin_listen, "127.0.0.1");
 	cfg->admin_port = 8081; /* NF_ADMIN_DEFAULT_PORT (server/admin/admin.h) */
 	cfg->admin_metrics_auth = true;
+	cfg->admin_session_lifetime = 28800; /* NF_ADMIN_SESSION_DEFAULT_S (admin.h) */
 	cfg->store_queue = NF_STORE_DEFAULT_QUEUE;
 	cfg->store_history = NF_STORE_DEFAULT_HISTORY;
 	cfg->store_silent = (unsigned)(NF_STORE_DEFAULT_SILENT_MS / 1000);
@@ -116,6 +117,8 @@ int nf_config_set(struct nf_config *cfg, const char *key, const char *value, cha
 	STR("admin-token-file", admin_token_file);
 	STR("admin-tls-cert", admin_tls_cert);
 	STR("admin-tls-key", admin_tls_key);
+	STR("admin-web-dir", admin_web_dir);
+	NUM("admin-session-lifetime", admin_session_lifetime, 1, 604800);
 	NUM("store-queue", store_queue, NF_MIN_STORE_QUEUE, NF_MAX_STORE_QUEUE);
 	NUM("store-history", store_history, 1, NF_STORE_MAX_HISTORY);
 	NUM("store-silent", store_silent, NF_MIN_STORE_SILENT, NF_MAX_STORE_SILENT);

@@ -89,6 +89,11 @@ static void usage(FILE *out)
 	        "                            certificate chain (PEM); reread on SIGHUP. Without\n"
 	        "                            it, an admin-listen other than loopback is warned of\n"
 	        "      --admin-tls-key FILE  its private key (PEM); priorities: --tls-priorities\n"
+	        "      --admin-web-dir DIR   the back office page's files, served at /ui/ on the\n"
+	        "                            admin listener (docs/WEB.md; default: the installed\n"
+	        "                            " NF_WEB_INSTALL_HINT ", or the source tree's web/\n"
+	        "                            when nofussd runs from its build tree)\n"
+	        "      --admin-session-lifetime SEC  a web sign-in lasts SEC (default 28800, 8 h)\n"
 	        "      --store URL           the fleet store: sqlite:///PATH, postgresql://...,\n"
 	        "                            or off (default sqlite://DATA-DIR/store/fleet.db)\n"
 	        "      --store-queue N       check and download events queued for the store's\n"
@@ -115,7 +120,8 @@ enum { OPT_PUBLIC = 256, OPT_MAXCONN, OPT_PERIP, OPT_MEMLIMIT, OPT_IDLE, OPT_HEA
        OPT_SNDBUF, OPT_NOWATCH, OPT_WATCH, OPT_ADMIN_TOKENS, OPT_ADMIN_LISTEN, OPT_ADMIN_PORT,
        OPT_STORE, OPT_STORE_QUEUE, OPT_STORE_HISTORY, OPT_STORE_SILENT, OPT_PUBKEY, OPT_TLS_CERT,
        OPT_TLS_KEY, OPT_TLS_PRIORITIES, OPT_CREDENTIALS, OPT_AUTH_CHECKS, OPT_HASH_CREDENTIAL,
-       OPT_ADMIN_TLS_CERT, OPT_ADMIN_TLS_KEY, OPT_MAX_DOWNLOADS, OPT_RETRY_AFTER };
+       OPT_ADMIN_TLS_CERT, OPT_ADMIN_TLS_KEY, OPT_MAX_DOWNLOADS, OPT_RETRY_AFTER,
+       OPT_ADMIN_WEB_DIR, OPT_ADMIN_SESSION };
 
 static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, 'd'},
@@ -149,6 +155,8 @@ static const struct option long_options[] = {
     {"admin-port", required_argument, NULL, OPT_ADMIN_PORT},
     {"admin-tls-cert", required_argument, NULL, OPT_ADMIN_TLS_CERT},
     {"admin-tls-key", required_argument, NULL, OPT_ADMIN_TLS_KEY},
+    {"admin-web-dir", required_argument, NULL, OPT_ADMIN_WEB_DIR},
+    {"admin-session-lifetime", required_argument, NULL, OPT_ADMIN_SESSION},
     {"store", required_argument, NULL, OPT_STORE},
     {"store-queue", required_argument, NULL, OPT_STORE_QUEUE},
     {"store-history", required_argument, NULL, OPT_STORE_HISTORY},
@@ -293,6 +301,8 @@ static int start_admin(const struct nf_config *cfg, struct nf_store *store,
 	    .counters = nf_server_counters(srv),
 	    .rules = mail->rules,
 	    .plans = mail->plans,
+	    .web_dir = cfg->admin_web_dir,
+	    .session_lifetime = cfg->admin_session_lifetime,
 	};
 	char err[NF_ERR_LEN];
 	bool v6 = strchr(cfg->admin_listen, ':') != NULL;
@@ -319,7 +329,7 @@ static int start_admin(const struct nf_config *cfg, struct nf_store *store,
 		*tls = NULL;
 		return -1;
 	}
-	nf_log(NF_LOG_INFO, "admin API at %s://%s%s%s:%u/api/v1/%s", *tls != NULL ? "https" : "http",
+	nf_log(NF_LOG_INFO, "admin API at %s://%s%s%s:%u/api/v1/%s; the web page at /ui/", *tls != NULL ? "https" : "http",
 	       v6 ? "[" : "", cfg->admin_listen, v6 ? "]" : "", nf_admin_port(*out),
 	       store != NULL ? "" : " (the fleet store is off: the API answers 503)");
 	return 0;

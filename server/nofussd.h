@@ -118,6 +118,8 @@ struct nf_config {
 	unsigned admin_port;      /* default 8081; 0 picks a free one */
 	char admin_token_file[NF_MAX_PATH]; /* "" = no admin listener */
 	bool admin_metrics_auth;  /* /metrics needs a token (default yes) */
+	char admin_web_dir[NF_MAX_PATH]; /* the web page's files; "" = the default (docs/WEB.md) */
+	unsigned admin_session_lifetime; /* seconds a web session lasts (default 28800) */
 	char pubkey[NF_MAX_PATH]; /* "" or rules may only name images this key verifies */
 	char tls_cert[NF_MAX_PATH];   /* "" = plain HTTP, else the PEM chain (tls.h) */
 	char tls_key[NF_MAX_PATH];    /* its key (PEM); both or neither */

@@ -15,10 +15,10 @@
  * takes and the role it needs; a handler gets a struct nf_admin_request and
  * answers with nf_admin_json/nf_admin_error. TLS is one more set of MHD
  * options and flags (struct nf_admin_params.mhd_*), passed to the one
- * function that creates the daemon. A web page's session cookie (issue 13)
- * is one more way to a role, beside the bearer token in on_request's one
- * authentication step; a request body (issue 10's uploads) is one more
- * phase for the route that takes one.
+ * function that creates the daemon. The web page's session cookie (issue 13,
+ * session.c and web.c) is one more way to a role, beside the bearer token,
+ * in listener.c's one authentication step; a request body (issue 10's
+ * uploads) is one more phase for the route that takes one.
  */
 #ifndef NOFUSS_ADMIN_H
 #define NOFUSS_ADMIN_H
@@ -106,6 +106,65 @@ void nf_admin_tokens_refresh(struct nf_admin_tokens *t);
 enum nf_admin_role nf_admin_tokens_check(struct nf_admin_tokens *t, const char *authorization,
                                          char *name);
 void nf_admin_tokens_free(struct nf_admin_tokens *t);
+
+/* session.c: the web page's sessions (docs/WEB.md section 3) -------------------- */
+#define NF_ADMIN_MAX_SESSIONS      256    /* sessions at once; a new one replaces the oldest */
+#define NF_ADMIN_SESSION_ID_LEN    64     /* hex digits of a session id and of a CSRF token */
+#define NF_ADMIN_SESSION_DEFAULT_S 28800  /* a session's lifetime: 8 hours, a working day */
+#define NF_ADMIN_MAX_SESSION_S     604800 /* admin-session-lifetime's bound: a week */
+#define NF_ADMIN_MAX_COOKIE        4096   /* bytes of a Cookie header looked at */
+#define NF_ADMIN_COOKIE            "nofuss_session"
+#define NF_ADMIN_CSRF_HEADER       "X-CSRF-Token"
+
+struct nf_admin_session {
+	unsigned char id_hash[32];     /* SHA-256 of the id */
+	enum nf_admin_role role;       /* NONE: a free slot */
+	uint64_t expires_ms;           /* monotonic */
+	char name[NF_ADMIN_MAX_TOKEN_NAME]; /* the token's, for the audit log */
+};
+struct nf_admin_sessions {
+	pthread_mutex_t lock;
+	struct nf_admin_session list[NF_ADMIN_MAX_SESSIONS];
+	unsigned char csrf_key[32]; /* random, drawn at start: CSRF = HMAC(key, id) */
+	uint64_t lifetime_ms;
+};
+/* An empty table whose sessions last lifetime_s (0: the default). 0, or -1
+ * when the random generator fails. */
+int nf_admin_sessions_init(struct nf_admin_sessions *s, unsigned lifetime_s);
+void nf_admin_sessions_free(struct nf_admin_sessions *s);
+/* A new session of role and name: its id (64 hex digits from RAND_bytes)
+ * into id. Returns 0, or -1 when the random generator fails. Any thread. */
+int nf_admin_session_create(struct nf_admin_sessions *s, enum nf_admin_role role, const char *name,
+                            char id[NF_ADMIN_SESSION_ID_LEN + 1]);
+/* The CSRF token of session id (HMAC-SHA256, 64 hex digits). */
+void nf_admin_session_csrf(const struct nf_admin_sessions *s, const char *id,
+                           char csrf[NF_ADMIN_SESSION_ID_LEN + 1]);
+/* The role of the live session id, or NF_ROLE_NONE (unknown, expired: an
+ * expired one is dropped). Its token's name into name
+ * (NF_ADMIN_MAX_TOKEN_NAME), the time it has left into *expires_in_ms (may
+ * be NULL), and whether csrf (may be NULL) is its CSRF token into *csrf_ok,
+ * compared in constant time. Any thread. */
+enum nf_admin_role nf_admin_session_check(struct nf_admin_sessions *s, const char *id,
+                                          const char *csrf, bool *csrf_ok, char *name,
+                                          int64_t *expires_in_ms);
+/* Ends session id. True when it was live. */
+bool nf_admin_session_end(struct nf_admin_sessions *s, const char *id);
+uint64_t nf_admin_session_lifetime_ms(const struct nf_admin_sessions *s);
+/* The value of cookie name in a Cookie header (len bytes, outside input)
+ * into out (cap bytes, NUL-terminated): pairs "NAME=VALUE" split by ';'.
+ * Returns its length, or -1: absent, empty, given twice, longer than
+ * cap - 1, or with a byte a cookie value may not hold (controls, blanks,
+ * '"', ',', '\\'). Pure. */
+int nf_admin_cookie_value(const char *header, size_t len, const char *name, char *out, size_t cap);
+
+/* web.c: the page's files and the session endpoints (docs/WEB.md) ------------- */
+#define NF_WEB_MAX_FILE  (1024 * 1024) /* bytes of one file the page is made of */
+#define NF_WEB_MAX_NAME  64            /* a file's name under /ui/ */
+/* The page's security headers, on every answer of the admin listener. */
+#define NF_WEB_CSP                                                                                 \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "             \
+	"frame-ancestors 'none'"
 
 /* filter.c: the devices list's query string, outside input ------------------- */
 /* The filter and the strings it points to. */
@@ -224,6 +283,10 @@ struct nf_admin_params {
 	 * certificate), ending with MHD_OPTION_END; NULL for none. */
 	unsigned mhd_flags;
 	const struct MHD_OptionItem *mhd_options;
+	/* The web page's files (NULL or "": nf_web_default_dir) and a
+	 * session's lifetime in seconds (0: NF_ADMIN_SESSION_DEFAULT_S). */
+	const char *web_dir;
+	unsigned session_lifetime;
 };
 
 struct nf_admin;
@@ -240,6 +303,7 @@ void nf_admin_stop(struct nf_admin *a);
  * Inside the library: between its own files.
  * ======================================================================== */
 struct MHD_Connection;
+struct MHD_Response;
 struct held;
 struct nf_admin_request {
 	struct nf_admin *admin;
@@ -251,6 +315,11 @@ struct nf_admin_request {
 	char args[2][NF_ADMIN_MAX_URL]; /* the route's '*' segments, percent-decoded */
 	enum nf_admin_role role;
 	char token_name[NF_ADMIN_MAX_TOKEN_NAME];
+	/* The session cookie's value ("" for none) and whether the role came
+	 * from it rather than a bearer token. */
+	char session_id[NF_ADMIN_SESSION_ID_LEN + 1];
+	bool via_session;
+	bool csrf_ok; /* via_session: the request carried its CSRF token */
 	/* For the audit log of a write: what it acted on (the handler fills
 	 * it), and the answer sent (nf_admin_json/nf_admin_error fill it). */
 	char target[NF_STORE_MAX_TARGET];
@@ -275,6 +344,21 @@ struct nf_store *nf_admin_store(struct nf_admin_request *r);
 /* The counters, the store's stats and a fleet summary at most
  * NF_ADMIN_SUMMARY_CACHE_MS old, for /metrics; the caller frees nothing. */
 int nf_admin_metrics_text(struct nf_admin *a, struct nf_admin_buf *out);
+
+/* Sends resp (taking it) with status and the headers of every answer
+ * (security headers; cache: the Cache-Control value). */
+int nf_admin_send(struct nf_admin_request *r, unsigned status, struct MHD_Response *resp,
+                  const char *cache);
+/* nf_admin_json with one more header (name, value). */
+int nf_admin_json_with(struct nf_admin_request *r, unsigned status, struct json_t *obj,
+                       const char *name, const char *value);
+/* The listener's sessions, its web folder, and whether it serves TLS. */
+struct nf_admin_sessions *nf_admin_sessions(const struct nf_admin_request *r);
+const char *nf_admin_web_dir(const struct nf_admin_request *r);
+bool nf_admin_tls(const struct nf_admin_request *r);
+/* The role of a bearer token ("Bearer TOKEN"), its name into name. */
+enum nf_admin_role nf_admin_bearer(struct nf_admin_request *r, const char *authorization,
+                                   char *name);
 
 /* The store (NULL when off) without answering. */
 struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r);
@@ -427,5 +511,30 @@ int nf_api_device_unpin(struct nf_admin_request *r);
 int nf_api_device_exclude(struct nf_admin_request *r);
 int nf_api_device_include(struct nf_admin_request *r);
 int nf_api_metrics(struct nf_admin_request *r);
+
+/* web.c: the page and the session endpoints (docs/WEB.md) --------------------- */
+/* Whether url is the page's (/, /ui, /ui/..., /favicon.ico): served
+ * without a token. */
+bool nf_web_is_page(const char *url);
+/* GET or HEAD of the page's url: / and /ui redirect to /ui/ (and
+ * /favicon.ico to /ui/icon.svg), /ui/ is
+ * index.html, /ui/NAME a file of the web folder ([a-z0-9_.-], a known
+ * extension, NF_WEB_MAX_FILE at most) with its Content-Type, ETag and
+ * Cache-Control: no-cache (kept, revalidated). 404 for anything else,
+ * 405 for another method. */
+int nf_web_serve(struct nf_admin_request *r, const char *url);
+/* The web folder when admin-web-dir is not set: the source tree's web/
+ * when nofussd runs from its build tree, else the installed one
+ * (DATADIR/nofuss/web). */
+const char *nf_web_default_dir(void);
+/* POST /api/v1/session {"token": TOKEN}: a session cookie (HttpOnly,
+ * SameSite=Strict, Secure under TLS, Max-Age) and {"role", "name",
+ * "csrf", "expires_in"}; 401 for a bad token. */
+int nf_api_session_start(struct nf_admin_request *r);
+/* GET /api/v1/session: the cookie's session ({"role", "name", "csrf",
+ * "expires_in"}), or 200 {"role": null, "why"} when none. DELETE: ends it (CSRF token needed) and
+ * clears the cookie. */
+int nf_api_session_get(struct nf_admin_request *r);
+int nf_api_session_end(struct nf_admin_request *r);
 
 #endif /* NOFUSS_ADMIN_H */

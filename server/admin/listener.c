@@ -16,7 +16,10 @@
  * checks: the path's length (414), the route (its pattern), the token (401,
  * or 403 when the route needs the admin role), then the method (405) and
  * the path (404). An unauthenticated client learns nothing of the API's
- * shape but the 401.
+ * shape but the 401. The token is a bearer token, or else the web page's
+ * session cookie (session.c), whose writes also need its CSRF token (403);
+ * the page's own files (/, /ui/...) and the session routes come before any
+ * token (web.c, docs/WEB.md).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -37,6 +40,9 @@
 struct nf_admin {
 	struct MHD_Daemon *daemon;
 	struct nf_admin_tokens tokens;
+	struct nf_admin_sessions sessions; /* the web page's (session.c) */
+	char web_dir[1024];
+	bool tls, sessions_ok;
 	struct nf_store *store;
 	const struct nf_counters *counters;
 	char public_dir[1024];
@@ -100,6 +106,11 @@ static const struct route {
     {"POST", "/api/v1/rollouts/*/*", NF_ROLE_ADMIN, nf_api_rollout_action, NULL,
      "rollout.action", false},
     {"GET", "/metrics", NF_ROLE_READ, nf_api_metrics, NULL, NULL, false},
+    /* The web page's sessions: NONE, so no token is asked before them;
+     * they check what they need themselves (web.c). */
+    {"POST", "/api/v1/session", NF_ROLE_NONE, nf_api_session_start, NULL, NULL, true},
+    {"GET", "/api/v1/session", NF_ROLE_NONE, nf_api_session_get, NULL, NULL, false},
+    {"DELETE", "/api/v1/session", NF_ROLE_NONE, nf_api_session_end, NULL, NULL, false},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -136,25 +147,24 @@ struct held {
 	uint64_t dropped; /* body bytes read and dropped since */
 };
 
-/* Queues the answer, or with hold (a body route that reads its body to
- * the end first) keeps it in *hold for on_body to queue. */
-static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned status, const char *type,
-                                     char *body, size_t len, const char *extra_name,
-                                     const char *extra, struct held *hold)
+/* The headers of every answer: the API's and the page's alike, so that
+ * nothing the listener sends can be framed, sniffed or run inline
+ * (docs/WEB.md section 4). */
+static void add_common_headers(struct MHD_Response *resp, const char *cache)
 {
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Content-Security-Policy", NF_WEB_CSP);
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+}
+
+/* Queues resp, or keeps it in hold (see send_response). */
+static enum MHD_Result queue_or_hold(struct MHD_Connection *conn, unsigned status,
+                                     struct MHD_Response *resp, struct held *hold)
+{
 	enum MHD_Result rc;
 
-	if (resp == NULL) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (extra_name != NULL)
-		MHD_add_response_header(resp, extra_name, extra);
 	if (hold != NULL) {
 		hold->resp = resp;
 		hold->status = status;
@@ -163,6 +173,35 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned statu
 	rc = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return rc;
+}
+
+int nf_admin_send(struct nf_admin_request *r, unsigned status, struct MHD_Response *resp,
+                  const char *cache)
+{
+	add_common_headers(resp, cache);
+	r->status = status;
+	snprintf(r->outcome, sizeof r->outcome, "ok");
+	return queue_or_hold(r->conn, status, resp, r->hold);
+}
+
+/* Queues the answer, or with hold (a body route that reads its body to
+ * the end first) keeps it in *hold for on_body to queue. */
+static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned status, const char *type,
+                                     char *body, size_t len, const char *extra_name,
+                                     const char *extra, struct held *hold)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+
+	if (resp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	add_common_headers(resp, "no-store");
+	if (extra_name != NULL)
+		MHD_add_response_header(resp, extra_name, extra);
+	return queue_or_hold(conn, status, resp, hold);
 }
 
 /* Sends obj; extra: one more header (or NULL). */
@@ -196,6 +235,14 @@ int nf_admin_json(struct nf_admin_request *r, unsigned status, json_t *obj)
 	r->status = status;
 	snprintf(r->outcome, sizeof r->outcome, "ok");
 	return send_json(r->conn, status, obj, NULL, NULL, r->hold);
+}
+
+int nf_admin_json_with(struct nf_admin_request *r, unsigned status, json_t *obj, const char *name,
+                       const char *value)
+{
+	r->status = status;
+	snprintf(r->outcome, sizeof r->outcome, "ok");
+	return send_json(r->conn, status, obj, name, value, r->hold);
 }
 
 static json_t *error_body(unsigned status, const char *param, const char *msg)
@@ -232,6 +279,28 @@ struct nf_store *nf_admin_store(struct nf_admin_request *r)
 		               "the fleet store is off: set \"store\" in nofussd's configuration "
 		               "(docs/ADMIN.md section 1)");
 	return r->admin->store;
+}
+
+struct nf_admin_sessions *nf_admin_sessions(const struct nf_admin_request *r)
+{
+	return &r->admin->sessions;
+}
+
+const char *nf_admin_web_dir(const struct nf_admin_request *r)
+{
+	return r->admin->web_dir;
+}
+
+bool nf_admin_tls(const struct nf_admin_request *r)
+{
+	return r->admin->tls;
+}
+
+enum nf_admin_role nf_admin_bearer(struct nf_admin_request *r, const char *authorization,
+                                   char *name)
+{
+	nf_admin_tokens_refresh(&r->admin->tokens);
+	return nf_admin_tokens_check(&r->admin->tokens, authorization, name);
 }
 
 struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r)
@@ -350,17 +419,53 @@ static bool has_body(struct MHD_Connection *conn)
 	       (cl != NULL && strspn(cl, "0") != strlen(cl));
 }
 
-static int unauthorized(struct MHD_Connection *conn, bool token_given, struct held *hold)
+static int unauthorized(struct MHD_Connection *conn, bool token_given, const char *msg,
+                        struct held *hold)
 {
 	unsigned status = MHD_HTTP_UNAUTHORIZED;
-	const char *msg = token_given ? "the bearer token is not valid"
-	                              : "a bearer token is needed: Authorization: Bearer TOKEN";
 
 	return send_json(conn, status, error_body(status, NULL, msg),
 	                 MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 	                 token_given ? "Bearer realm=\"nofussd\", error=\"invalid_token\""
 	                             : "Bearer realm=\"nofussd\"",
 	                 hold);
+}
+
+/* The session cookie's value into r->session_id, "" when none or bad. */
+static void session_cookie(struct nf_admin_request *r)
+{
+	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                                 MHD_HTTP_HEADER_COOKIE);
+
+	if (cookie == NULL ||
+	    nf_admin_cookie_value(cookie, strnlen(cookie, NF_ADMIN_MAX_COOKIE), NF_ADMIN_COOKIE,
+	                          r->session_id, sizeof r->session_id) < 0)
+		r->session_id[0] = '\0';
+}
+
+/* The one authentication step: a bearer token, else the session cookie
+ * (with its CSRF token's verdict in r->csrf_ok). NULL with r->role and
+ * r->token_name set, or why not, for a 401. */
+static const char *authenticate(struct nf_admin_request *r)
+{
+	const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                               MHD_HTTP_HEADER_AUTHORIZATION);
+
+	if (auth != NULL || r->session_id[0] == '\0') {
+		r->role = nf_admin_bearer(r, auth, r->token_name);
+		if (r->role != NF_ROLE_NONE)
+			return NULL;
+		return auth != NULL ? "the bearer token is not valid"
+		                    : "a bearer token is needed: Authorization: Bearer TOKEN";
+	}
+	r->role = nf_admin_session_check(
+	    &r->admin->sessions, r->session_id,
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, NF_ADMIN_CSRF_HEADER),
+	    &r->csrf_ok, r->token_name, NULL);
+	if (r->role == NF_ROLE_NONE)
+		return "the session has expired or was ended: sign in again";
+	r->via_session = true;
+	return NULL;
 }
 
 /* A request's audit entry, once: writes only (r->action set). */
@@ -509,6 +614,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	r->conn = conn;
 	r->method = method;
 	get_like = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	if (nf_web_is_page(url)) { /* the page's files: no token, no route */
+		rc = (enum MHD_Result)nf_web_serve(r, url);
+		goto done;
+	}
+	session_cookie(r);
 	/* In r, not on this stack: a JSON route reads it at the body's end. */
 	q.buf = r->query_buf;
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
@@ -531,13 +641,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			break;
 		}
 	}
-	if (!(found != NULL && found->fn == nf_api_metrics && a->metrics_open)) {
-		const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		                                               MHD_HTTP_HEADER_AUTHORIZATION);
-		nf_admin_tokens_refresh(&a->tokens);
-		r->role = nf_admin_tokens_check(&a->tokens, auth, r->token_name);
-		if (r->role == NF_ROLE_NONE) {
-			rc = unauthorized(conn, auth != NULL, r->hold);
+	if (!(found != NULL && found->fn == nf_api_metrics && a->metrics_open) &&
+	    !(found != NULL && found->role == NF_ROLE_NONE)) {
+		const char *msg = authenticate(r);
+		if (msg != NULL) {
+			rc = unauthorized(conn,
+			                  MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+			                                              MHD_HTTP_HEADER_AUTHORIZATION) !=
+			                      NULL,
+			                  msg, r->hold);
 			goto done;
 		}
 	}
@@ -545,7 +657,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->action = found->action;
 		snprintf(r->target, sizeof r->target, "%s", url);
 	}
-	if (found == NULL && path_known) {
+	if (r->via_session && !get_like && !r->csrf_ok) {
+		rc = nf_admin_error(r, MHD_HTTP_FORBIDDEN, NULL,
+		                    "a write through a session needs its CSRF token in the %s "
+		                    "header (docs/WEB.md section 3)",
+		                    NF_ADMIN_CSRF_HEADER);
+	} else if (found == NULL && path_known) {
 		if (strstr(allow, "GET") != NULL)
 			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), ", HEAD");
 		rc = send_json(
@@ -677,6 +794,14 @@ struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size
 	         p->public_dir != NULL ? p->public_dir : "");
 	pthread_mutex_init(&a->cache_lock, NULL);
 	pthread_mutex_init(&a->release_lock, NULL);
+	snprintf(a->web_dir, sizeof a->web_dir, "%s",
+	         p->web_dir != NULL && p->web_dir[0] != '\0' ? p->web_dir : nf_web_default_dir());
+	a->tls = (p->mhd_flags & MHD_USE_TLS) != 0;
+	if (nf_admin_sessions_init(&a->sessions, p->session_lifetime) != 0) {
+		nf_errf(err, errlen, "admin listener: the random generator failed");
+		goto fail;
+	}
+	a->sessions_ok = true;
 	if (nf_admin_tokens_load(&a->tokens, p->token_file, err, errlen) != 0)
 		goto fail;
 	snprintf(port, sizeof port, "%u", p->port);
@@ -713,6 +838,8 @@ void nf_admin_stop(struct nf_admin *a)
 	if (a->daemon != NULL)
 		MHD_stop_daemon(a->daemon); /* joins every connection's thread */
 	nf_admin_tokens_free(&a->tokens);
+	if (a->sessions_ok)
+		nf_admin_sessions_free(&a->sessions);
 	nf_fleet_summary_free(&a->summary);
 	pthread_mutex_destroy(&a->cache_lock);
 	pthread_mutex_destroy(&a->release_lock);

@@ -239,6 +239,7 @@ json_t *nf_render_summary(const struct nf_fleet_summary *s, int64_t now_ms)
 	nf_render_time(o, "generated", now_ms);
 	json_object_set_new(o, "devices", json_integer((json_int_t)s->devices));
 	json_object_set_new(o, "seen_24h", json_integer((json_int_t)s->seen_24h));
+	json_object_set_new(o, "held_back", json_integer((json_int_t)s->held));
 	for (int st = 0; st < NF_UPDATE_COUNT; st++)
 		json_object_set_new(states, nf_update_state_name(st),
 		                    json_integer((json_int_t)s->by_state[st]));

@@ -364,6 +364,7 @@ static void on_totals(void *user, const struct nf_db_row *row)
 
 	s->devices = (uint64_t)nf_db_int(row, 0);
 	s->seen_24h = (uint64_t)nf_db_int(row, 1);
+	s->held = (uint64_t)nf_db_int(row, 2);
 }
 
 static void on_state(void *user, const struct nf_db_row *row)
@@ -400,6 +401,9 @@ static void on_row(void *user, const struct nf_db_row *row)
 	r->count = (uint64_t)nf_db_int(row, 2);
 }
 
+/* The totals' SQL counts the held back as answer = 2. */
+_Static_assert(NF_ANSWER_HELD == 2, "summary_op's SQL names NF_ANSWER_HELD as 2");
+
 static int summary_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
 {
 	struct summary_ctx *c = ctx;
@@ -413,7 +417,7 @@ static int summary_op(struct nf_db *db, const struct nf_store_options *opt, void
 	c->cap = 0;
 	if (nf_db_run(db, -1,
 	              "SELECT count(*), COALESCE(SUM(CASE WHEN last_seen >= $1 THEN 1 ELSE 0 END), "
-	              "0) FROM devices",
+	              "0), COALESCE(SUM(CASE WHEN answer = 2 THEN 1 ELSE 0 END), 0) FROM devices",
 	              v, 1, on_totals, s) != 0 ||
 	    nf_db_run(db, -1,
 	              "SELECT CASE WHEN state = 3 AND state_ms < $1 THEN 7 ELSE state END AS s, "

@@ -354,6 +354,7 @@ struct nf_summary_row {
 struct nf_fleet_summary {
 	uint64_t devices;                      /* all devices */
 	uint64_t seen_24h;                     /* last seen within 24 h of now */
+	uint64_t held;                         /* last check's answer held back (NF_ANSWER_HELD) */
 	uint64_t by_state[NF_UPDATE_COUNT];
 	size_t count;                          /* rows, largest count first */
 	bool truncated;                        /* more than NF_STORE_MAX_SUMMARY rows */

@@ -121,7 +121,8 @@ static void test_decision(void **state)
 static void test_summary_and_history(void **state)
 {
 	struct nf_summary_row rows[2] = {{"SONOFF", "1.0", 7}, {"bad\xc3", "2.0", 1}};
-	struct nf_fleet_summary s = {.devices = 8, .seen_24h = 5, .count = 2, .rows = rows};
+	struct nf_fleet_summary s = {
+	    .devices = 8, .seen_24h = 5, .held = 3, .count = 2, .rows = rows};
 	struct nf_history h[1];
 	json_t *o;
 
@@ -129,6 +130,7 @@ static void test_summary_and_history(void **state)
 	s.by_state[NF_UPDATE_REVERTED] = 2;
 	o = nf_render_summary(&s, T0);
 	assert_int_equal(json_integer_value(json_object_get(o, "devices")), 8);
+	assert_int_equal(json_integer_value(json_object_get(o, "held_back")), 3);
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_object_get(o, "by_state"), "reverted")), 2);
 	assert_int_equal(json_object_size(json_object_get(o, "by_state")), NF_UPDATE_COUNT);
