@@ -1,7 +1,7 @@
 // fleet.js - the fleet overview: devices by type and version (a chart and
 // the numbers), by update state, not seen for a day or a week, and the
 // rollouts not over with their progress. Live: redrawn on every refresh.
-import {api, q} from "./api.js";
+import {api} from "./api.js";
 import {h, table, when} from "./dom.js";
 import {barChart} from "./chart.js";
 import {rolloutProgress} from "./rollouts.js";
@@ -10,12 +10,9 @@ const STATES = ["none", "offered", "downloading", "downloaded", "confirmed", "re
 const CHART_ROWS = 12, TABLE_ROWS = 200;
 
 async function gather() {
-  // One after the other: one request in flight at most.
-  const summary = await api("GET", "/summary");
-  const day = await api("GET", "/devices" + q({seen_before: "24h", limit: 1}));
-  const week = await api("GET", "/devices" + q({seen_before: "7d", limit: 1}));
-  const ros = await api("GET", "/rollouts");
-  return {summary, day: day.total, week: week.total, rollouts: ros.rollouts};
+  // One aggregate answer (GET /api/v1/overview): one request per refresh.
+  const o = await api("GET", "/overview");
+  return {summary: o.summary, day: o.not_seen.day, week: o.not_seen.week, rollouts: o.rollouts};
 }
 
 function stat(label, value, href) {

@@ -466,6 +466,13 @@ void nf_admin_audit(struct nf_admin_request *r, const char *action);
  * "approval", "window", "rate"}: 201 with the rollout. */
 int nf_api_rollout_start(struct nf_admin_request *r);
 int nf_api_rollouts(struct nf_admin_request *r);
+/* The rollouts not over (running, paused, halted), each as GET
+ * /api/v1/rollouts/{id} answers it, newest first; NULL with err filled
+ * when the store fails. */
+struct json_t *nf_api_rollouts_not_over(struct nf_admin_request *r, int64_t now, char *err,
+                                        size_t errlen);
+/* GET /api/v1/overview: what a fleet page shows, in one answer. */
+int nf_api_overview(struct nf_admin_request *r);
 int nf_api_rollout(struct nf_admin_request *r);
 /* POST /api/v1/rollouts/halt-all: every running or paused rollout halted. */
 int nf_api_rollout_halt_all(struct nf_admin_request *r);

@@ -201,6 +201,57 @@ int nf_api_summary(struct nf_admin_request *r)
 	return nf_admin_json(r, MHD_HTTP_OK, o);
 }
 
+#define NF_DAY_MS (24LL * 3600 * 1000)
+
+/* Devices last seen before now - ago_ms: the total of a one-row page. */
+static int not_seen(struct nf_store *store, int64_t now, int64_t ago_ms, uint64_t *out,
+                    char *err, size_t errlen)
+{
+	struct nf_device_filter f = {.state = -1, .seen_before_ms = now - ago_ms, .limit = 1,
+	                             .now_ms = now};
+	struct nf_device_list list;
+
+	if (nf_store_devices(store, &f, &list, err, errlen) != 0)
+		return -1;
+	*out = list.total;
+	nf_device_list_free(&list);
+	return 0;
+}
+
+int nf_api_overview(struct nf_admin_request *r)
+{
+	struct nf_store *store = nf_admin_store(r);
+	struct nf_fleet_summary s;
+	char err[NF_ERR_LEN];
+	int64_t now = wall_ms();
+	uint64_t day = 0, week = 0;
+	json_t *o, *rollouts;
+
+	if (store == NULL || nf_admin_no_params(r) != 0)
+		return MHD_YES;
+	if (nf_store_summary(store, now, &s, err, sizeof err) != 0)
+		return store_failed(r, err);
+	o = json_object();
+	if (o != NULL)
+		json_object_set_new(o, "summary", nf_render_summary(&s, now));
+	nf_fleet_summary_free(&s);
+	if (not_seen(store, now, NF_DAY_MS, &day, err, sizeof err) != 0 ||
+	    not_seen(store, now, 7 * NF_DAY_MS, &week, err, sizeof err) != 0 ||
+	    (rollouts = nf_api_rollouts_not_over(r, now, err, sizeof err)) == NULL) {
+		json_decref(o);
+		return store_failed(r, err);
+	}
+	if (o == NULL) {
+		json_decref(rollouts);
+		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+	}
+	json_object_set_new(o, "not_seen", json_pack("{s:I, s:I}", "day", (json_int_t)day, "week",
+	                                             (json_int_t)week));
+	json_object_set_new(o, "rollouts", rollouts);
+	nf_render_time(o, "generated", now);
+	return nf_admin_json(r, MHD_HTTP_OK, o);
+}
+
 static int tag(struct nf_admin_request *r, bool add)
 {
 	struct nf_store *store = nf_admin_store(r);

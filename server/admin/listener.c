@@ -87,6 +87,7 @@ static const struct route {
     {"DELETE", "/api/v1/devices/*/exclude", NF_ROLE_ADMIN, nf_api_device_include, NULL,
      "device.include", false},
     {"GET", "/api/v1/summary", NF_ROLE_READ, nf_api_summary, NULL, NULL, false},
+    {"GET", "/api/v1/overview", NF_ROLE_READ, nf_api_overview, NULL, NULL, false},
     {"GET", "/api/v1/releases", NF_ROLE_READ, nf_api_releases, NULL, NULL, false},
     {"POST", "/api/v1/releases", NF_ROLE_ADMIN, NULL, nf_api_release_add, "release.add", false},
     {"GET", "/api/v1/releases/*", NF_ROLE_READ, nf_api_release, NULL, NULL, false},

@@ -323,6 +323,26 @@ int nf_api_rollouts(struct nf_admin_request *r)
 	return nf_admin_json(r, MHD_HTTP_OK, o);
 }
 
+json_t *nf_api_rollouts_not_over(struct nf_admin_request *r, int64_t now, char *err,
+                                 size_t errlen)
+{
+	struct nf_rollout *list;
+	size_t count;
+	json_t *a;
+
+	if (nf_store_rollout_list(nf_admin_peek_store(r), &list, &count, err, errlen) != 0)
+		return NULL;
+	a = json_array();
+	for (size_t i = 0; a != NULL && i < count; i++)
+		if (list[i].state == NF_ROLLOUT_RUNNING || list[i].state == NF_ROLLOUT_PAUSED ||
+		    list[i].state == NF_ROLLOUT_HALTED)
+			json_array_append_new(a, rollout_json(r, &list[i], now));
+	free(list);
+	if (a == NULL)
+		snprintf(err, errlen, "out of memory");
+	return a;
+}
+
 int nf_api_rollout(struct nf_admin_request *r)
 {
 	struct nf_store *store = nf_admin_store(r);

@@ -76,8 +76,16 @@ class ControlsTest(ControlsServer):
         for k in ("state", "phase", "phase_started", "state_since", "percent"):
             self.assertEqual(before.get(k), after.get(k), k)
         self.until_offered("2.0.0")
+        # The overview (one answer for a fleet page) lists it while not over.
+        st, ov, _ = self.request("GET", "/api/v1/overview", token=READ_TOKEN)
+        self.assertEqual(st, 200, ov)
+        self.assertEqual([r["id"] for r in ov["rollouts"]], [rid])
+        self.assertEqual(ov["summary"]["devices"], 1)
+        self.assertEqual(ov["not_seen"], {"day": 0, "week": 0})
         self.act(rid, "abort")
         aborted = self.until_offered(None)
+        self.assertEqual(self.request("GET", "/api/v1/overview", token=READ_TOKEN)[1]["rollouts"],
+                         [])
         print("\noffers stop after pause %.2f s, halt %.2f s, abort %.2f s" %
               (paused, halted, aborted))
         for t in (paused, halted, aborted):

@@ -398,12 +398,12 @@ class HostileTest(WebCase):
             sizes.append(self.driver.execute_script(
                 "return document.getElementsByTagName('*').length"))
         self.assertEqual(len(set(sizes)), 1, sizes)
-        # A hidden tab polls nothing: no refresh (each starts with the
-        # summary) starts between hiding and showing it again; a refresh in
+        # A hidden tab polls nothing: no refresh (each is one request for the
+        # overview) starts between hiding and showing it again; a refresh in
         # flight when it was hidden may finish.
         self.driver.execute_script(
             "window.nfTicks = []; const f = window.fetch;"
-            "window.fetch = (u, ...a) => { if (String(u).endsWith('/summary'))"
+            "window.fetch = (u, ...a) => { if (String(u).endsWith('/overview'))"
             " window.nfTicks.push(Date.now()); return f(u, ...a); };"
             "document.addEventListener('visibilitychange', () => {"
             " if (document.hidden) window.nfHiddenAt = Date.now();"
