@@ -278,16 +278,16 @@ static void explain(const struct nf_device *d, char *out, size_t cap)
 		break;
 	case NF_ANSWER_DEFERRED:
 		snprintf(out, cap,
-		         "At its last check (%s) rule %" PRId32 " of versions.json (counted from 0) "
-		         "would offer version %.63s, but the offer was deferred: %.95s.",
-		         when, d->answer_rule, d->answer_target, d->answer_reason);
+		         "At its last check (%s) %s would offer version %.63s, but the offer was "
+		         "deferred: %.95s.",
+		         when, source, d->answer_target, d->answer_reason);
 		break;
 	default:
 		snprintf(
 		    out, cap,
 		    "At its last check (%s) it got no update: no rule of versions.json offers "
 		    "anything to device type \"%.63s\" at version \"%.63s\"%s, or the rule that "
-		    "matches names the version it already runs.",
+		    "matches names the version it already runs; nor did a pin or a rollout.",
 		    when, d->device, d->version, d->mac[0] ? " and its MAC" : "");
 		break;
 	}
