@@ -174,9 +174,10 @@ static uint64_t fingerprint(const struct nf_plan_entry *e, size_t n, int64_t con
 	uint64_t h = mix(14695981039346656037ull, &controls_gen, sizeof controls_gen);
 
 	for (size_t i = 0; i < n; i++) {
-		int64_t f[7] = {e[i].rollout_id, e[i].release_id, e[i].rollout.state,
+		/* A release may get its filesystem image after its rollout began. */
+		int64_t f[8] = {e[i].rollout_id, e[i].release_id, e[i].rollout.state,
 		                e[i].rollout.phase, e[i].offering, e[i].rollout.rate,
-		                e[i].release.fw.size};
+		                (int64_t)e[i].release.fw.size, (int64_t)e[i].release.fs.size};
 		h = mix(h, f, sizeof f);
 	}
 	return h | 1; /* never 0: that is "nothing published" */
