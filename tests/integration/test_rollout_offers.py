@@ -194,8 +194,11 @@ class HaltTest(RolloutFleet):
             # Only phase 0 devices were ever offered the release.
             self.assertEqual(decode_rule(rule), (rid, 0), key)
             self.assertEqual(phase_of(rid, key, phases), 0, key)
+        # Every device that checked in runs the old version (under a sanitizer
+        # not all 10,000 may have checked in before the halt stopped the fleet).
         versions = self.rows("SELECT version, COUNT(*) FROM devices GROUP BY version")
-        self.assertEqual(versions, [("1.0.0", n)])
+        self.assertEqual([v for v, _ in versions], ["1.0.0"], versions)
+        self.assertGreater(versions[0][1], len({k for k, _ in offered}))
         reverted = self.rows("SELECT COUNT(*) FROM devices WHERE state = 5")[0][0]
         self.assertGreater(reverted, 0)
         print("\ncrash-at-boot release: %d devices offered before the halt, %d reverted; "
