@@ -20,14 +20,9 @@ nofussd=$build/server/nofussd
 fill=$build/tests/integration/admin_fill
 [ -x "$nofussd" ] && [ -x "$fill" ] || { echo "admin.sh: build first: cmake --build build" >&2; exit 1; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/nofuss-admin-bench.XXXXXX")
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-mkdir "$tmp/public"
-echo '[]' >"$tmp/versions.json"
-token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-echo "$token admin bench" >"$tmp/tokens"
-chmod 600 "$tmp/tokens"
+NAME=admin
+# shellcheck source=bench/admin_data.sh
+. "$here/admin_data.sh"
 printf '[nofussd]\nstore = sqlite://%s/fleet.db\n' "$tmp" >"$tmp/nofussd.ini"
 
 echo "bench/admin.sh: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -21,14 +21,9 @@ mib=${2:-4}
 nofussd=$build/server/nofussd
 [ -x "$nofussd" ] || { echo "releases.sh: build first: cmake --build build" >&2; exit 1; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/nofuss-releases-bench.XXXXXX")
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-mkdir "$tmp/public"
-echo '[]' >"$tmp/versions.json"
-token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-echo "$token admin bench" >"$tmp/tokens"
-chmod 600 "$tmp/tokens"
+NAME=releases
+# shellcheck source=bench/admin_data.sh
+. "$here/admin_data.sh"
 printf '[nofussd]\nstore = sqlite://%s/fleet.db\n' "$tmp" >"$tmp/nofussd.ini"
 
 echo "bench/releases.sh: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"

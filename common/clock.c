@@ -1,5 +1,6 @@
 /*
- * clock.c - the monotonic millisecond clock every timeout in nofuss uses.
+ * clock.c - the monotonic millisecond clock every timeout in nofuss uses,
+ * and the wall clock in milliseconds the fleet store keeps its times in.
  */
 #include <time.h>
 
@@ -11,4 +12,12 @@ uint64_t nf_clock_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int64_t nf_clock_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

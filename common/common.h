@@ -16,6 +16,9 @@
 /* Milliseconds on the monotonic clock: for timeouts and durations, never
  * for dates (it does not follow the wall clock). */
 uint64_t nf_clock_ms(void);
+/* Milliseconds since 1970 on the wall clock: the times the fleet store
+ * keeps (several nodes share them). A vDSO call, no system call. */
+int64_t nf_clock_wall_ms(void);
 
 /* errf.c --------------------------------------------------------------- */
 /* Formats a one-line reason into err[cap], as printf does; nothing when err

@@ -8,8 +8,8 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "common.h"
 #include "http.h"
 
 static void ask_of(struct nf_server *srv, const struct nf_query *q, const char *ip,
@@ -56,15 +56,12 @@ void nf_choose_rollout(struct nf_server *srv, const struct nf_query *q, const ch
 {
 	struct nf_plan_ask ask;
 	struct nf_plan_pick pick;
-	struct timespec ts;
 
 	if (c->target >= 0 || c->pinned || nf_plan_count(srv->plan) == 0 ||
 	    q->device_len > NF_MAX_FIELD)
 		return;
 	ask_of(srv, q, ip, c, &ask);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (nf_plan_rollout(srv->plan, &ask, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-	                    &pick) < 0 &&
+	if (nf_plan_rollout(srv->plan, &ask, nf_clock_wall_ms(), &pick) < 0 &&
 	    !pick.deferred)
 		return;
 	c->src = srv->plan;

@@ -17,17 +17,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common.h"
 #include "http.h"
-
-/* Milliseconds since 1970: the store keeps wall-clock times (several
- * nodes share them). clock_gettime is a vDSO call, no system call. */
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void nf_record_image_key(const char *path, char out[NF_STORE_MAX_IMAGE])
 {
@@ -80,7 +71,7 @@ void nf_record_check(struct nf_server *srv, struct MHD_Connection *conn,
 	if (srv->store == NULL)
 		return;
 	memset(&ev, 0, sizeof ev);
-	ev.time_ms = wall_ms();
+	ev.time_ms = nf_clock_wall_ms();
 	ev.kind = NF_EVENT_CHECK;
 	ev.client = (uint8_t)rec->client;
 	ev.answer = (uint8_t)rec->answer;
@@ -167,7 +158,7 @@ static void post_download(struct nf_server *srv, const struct nf_download *d, in
 	struct nf_event ev;
 
 	memset(&ev, 0, sizeof ev);
-	ev.time_ms = wall_ms();
+	ev.time_ms = nf_clock_wall_ms();
 	ev.kind = (uint8_t)kind;
 	ev.client = d->client;
 	ev.rule = -1;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common.h"
 #include "nofussd.h"
 
 struct nf_rollwatch {
@@ -47,14 +48,6 @@ struct nf_rollwatch {
 	uint64_t published;     /* the input's fingerprint the loop has; 0 none */
 	bool failing;           /* the store's last answer was an error (said once) */
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void store_failed(struct nf_rollwatch *w, const char *what, const char *err)
 {
@@ -238,7 +231,7 @@ static void tick(struct nf_rollwatch *w)
 	size_t count = 0, n = 0, cap;
 	struct nf_plan_entry *e;
 	char err[NF_ERR_LEN];
-	int64_t now = wall_ms();
+	int64_t now = nf_clock_wall_ms();
 	int minute = local_minute();
 	bool ok = true;
 

@@ -494,6 +494,9 @@ void nf_rollout_window_format(int start, int end, char out[NF_ROLLOUT_WINDOW_LEN
 
 /* api.c: the /api/v1 handlers ------------------------------------------------ */
 int nf_api_devices(struct nf_admin_request *r);
+/* Answers 200 with the device r->args[0] names, as it is now (with its
+ * history when asked), or the error that says why not. */
+int nf_api_answer_device(struct nf_admin_request *r, bool history);
 int nf_api_device(struct nf_admin_request *r);
 int nf_api_decision(struct nf_admin_request *r);
 int nf_api_summary(struct nf_admin_request *r);

@@ -15,14 +15,6 @@
 #include "common.h"
 #include "nofussd.h"
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int store_failed(struct nf_admin_request *r, const char *err)
 {
 	return nf_admin_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
@@ -43,7 +35,7 @@ int nf_api_devices(struct nf_admin_request *r)
 	q = malloc(sizeof *q);
 	if (q == NULL)
 		return MHD_NO;
-	if (nf_admin_query_parse(r->query, r->query_len, wall_ms(), q, param, err, sizeof err) !=
+	if (nf_admin_query_parse(r->query, r->query_len, nf_clock_wall_ms(), q, param, err, sizeof err) !=
 	    0) {
 		rc = nf_admin_error(r, MHD_HTTP_BAD_REQUEST, param, "%s", err);
 		free(q);
@@ -109,7 +101,7 @@ int nf_api_read_device(struct nf_admin_request *r, int64_t now, struct nf_device
 	return rc;
 }
 
-int nf_api_device(struct nf_admin_request *r)
+int nf_api_answer_device(struct nf_admin_request *r, bool history)
 {
 	struct nf_device *dev = malloc(sizeof *dev);
 	struct nf_history *hist = NULL;
@@ -118,16 +110,21 @@ int nf_api_device(struct nf_admin_request *r)
 
 	if (dev == NULL)
 		return MHD_NO;
-	if (nf_api_read_device(r, wall_ms(), dev, &hist, &count) != 1) {
+	if (nf_api_read_device(r, nf_clock_wall_ms(), dev, &hist, &count) != 1) {
 		free(dev);
 		return MHD_YES;
 	}
 	o = nf_render_device(dev);
-	if (o != NULL)
+	if (o != NULL && history)
 		json_object_set_new(o, "history", nf_render_history(hist, count));
 	free(hist);
 	free(dev);
 	return nf_admin_json(r, MHD_HTTP_OK, o);
+}
+
+int nf_api_device(struct nf_admin_request *r)
+{
+	return nf_api_answer_device(r, true);
 }
 
 static void on_step(void *user, const struct nf_plan_step *st)
@@ -164,7 +161,7 @@ int nf_api_decision(struct nf_admin_request *r)
 	struct nf_device *dev = malloc(sizeof *dev);
 	struct nf_history *hist = NULL;
 	size_t count = 0;
-	int64_t now = wall_ms();
+	int64_t now = nf_clock_wall_ms();
 	json_t *o;
 
 	if (dev == NULL)
@@ -186,7 +183,7 @@ int nf_api_summary(struct nf_admin_request *r)
 	struct nf_store *store = nf_admin_store(r);
 	struct nf_fleet_summary s;
 	char err[NF_ERR_LEN];
-	int64_t now = wall_ms();
+	int64_t now = nf_clock_wall_ms();
 	json_t *o;
 
 	if (store == NULL)
@@ -223,7 +220,7 @@ int nf_api_overview(struct nf_admin_request *r)
 	struct nf_store *store = nf_admin_store(r);
 	struct nf_fleet_summary s;
 	char err[NF_ERR_LEN];
-	int64_t now = wall_ms();
+	int64_t now = nf_clock_wall_ms();
 	uint64_t day = 0, week = 0;
 	json_t *o, *rollouts;
 

@@ -25,34 +25,6 @@ static const struct nf_body_field pin_fields[] = {
     {NULL, 0, false, 0, 0, 0, 0, 0, 0},
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Answers 200 with the device r->args[0] names, as it is now. */
-static int answer_device(struct nf_admin_request *r)
-{
-	struct nf_device *dev = malloc(sizeof *dev);
-	struct nf_history *hist = NULL;
-	size_t count = 0;
-	json_t *o;
-
-	if (dev == NULL)
-		return MHD_NO;
-	if (nf_api_read_device(r, wall_ms(), dev, &hist, &count) != 1) {
-		free(dev);
-		return MHD_YES;
-	}
-	o = nf_render_device(dev);
-	free(hist);
-	free(dev);
-	return nf_admin_json(r, MHD_HTTP_OK, o);
-}
-
 /* Sets the pin (release > 0) or clears it (0), or the exclusion; answers. */
 static int set(struct nf_admin_request *r, bool pin, int64_t value, const char *what)
 {
@@ -71,7 +43,7 @@ static int set(struct nf_admin_request *r, bool pin, int64_t value, const char *
 		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "key",
 		                      "no device %.80s in the inventory", r->args[0]);
 	nf_log(NF_LOG_INFO, "admin: token %s: device %s %s", r->token_name, r->args[0], what);
-	return answer_device(r);
+	return nf_api_answer_device(r, false);
 }
 
 int nf_api_device_pin(struct nf_admin_request *r)
@@ -103,7 +75,7 @@ int nf_api_device_pin(struct nf_admin_request *r)
 		free(rel);
 		return MHD_NO;
 	}
-	if (nf_api_read_device(r, wall_ms(), dev, &hist, &count) != 1) {
+	if (nf_api_read_device(r, nf_clock_wall_ms(), dev, &hist, &count) != 1) {
 		rc = MHD_YES;
 		goto done;
 	}

@@ -27,14 +27,6 @@
 
 #define MAX_PARAMS 4
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Query parameters ------------------------------------------------------------ */
 
 struct param {
@@ -344,7 +336,7 @@ static int save_release(struct nf_admin_request *r, struct add_state *s, char *e
 	int rc;
 
 	s->rel.fw = s->up.image;
-	s->rel.created_ms = wall_ms();
+	s->rel.created_ms = nf_clock_wall_ms();
 	rc = nf_store_release_add(nf_admin_store(r), &s->rel, err, errlen);
 	if (rc == 0)
 		nf_admin_error(r, MHD_HTTP_CONFLICT, "version", "release %s %s was added meanwhile",
@@ -626,7 +618,7 @@ int nf_api_release_edit(struct nf_admin_request *r)
 void nf_admin_audit(struct nf_admin_request *r, const char *action)
 {
 	struct nf_store *store = nf_admin_peek_store(r);
-	struct nf_audit a = {.at_ms = wall_ms(), .status = r->status};
+	struct nf_audit a = {.at_ms = nf_clock_wall_ms(), .status = r->status};
 	char err[NF_ERR_LEN];
 
 	if (store == NULL)

@@ -22,14 +22,6 @@
 #include "common.h"
 #include "nofussd.h"
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const struct nf_body_field start_fields[] = {
     {"release", NF_BODY_INT, true, 1, INT64_MAX / 2, 0, 0, 0, 0},
     {"phases", NF_BODY_INTS, false, 1, 100, 0, 0, 1, NF_ROLLOUT_MAX_PHASES},
@@ -274,12 +266,12 @@ int nf_api_rollout_start(struct nf_admin_request *r)
 	}
 	snprintf(ro->device, sizeof ro->device, "%s", rel->device);
 	snprintf(ro->created_by, sizeof ro->created_by, "%s", r->token_name);
-	ro->created_ms = wall_ms();
+	ro->created_ms = nf_clock_wall_ms();
 	rc = nf_store_rollout_add(store, ro, &other, err, sizeof err);
 	if (rc == 1) {
 		snprintf(r->target, sizeof r->target, "rollout %lld (release %lld)", (long long)ro->id,
 		         (long long)ro->release_id);
-		rc = nf_admin_json(r, MHD_HTTP_CREATED, rollout_json(r, ro, wall_ms()));
+		rc = nf_admin_json(r, MHD_HTTP_CREATED, rollout_json(r, ro, nf_clock_wall_ms()));
 	} else if (rc == 0) {
 		rc = nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "release", "no release %lld (deleted?)",
 		                    (long long)ro->release_id);
@@ -302,7 +294,7 @@ int nf_api_rollouts(struct nf_admin_request *r)
 	struct nf_rollout *list;
 	char err[NF_ERR_LEN];
 	size_t count;
-	int64_t now = wall_ms();
+	int64_t now = nf_clock_wall_ms();
 	json_t *o, *a;
 
 	if (store == NULL || nf_admin_no_params(r) != 0)
@@ -358,7 +350,7 @@ int nf_api_rollout(struct nf_admin_request *r)
 		return store_failed(r, err);
 	if (rc == 0)
 		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "id", "no rollout %lld", (long long)id);
-	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(r, &ro, wall_ms()));
+	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(r, &ro, nf_clock_wall_ms()));
 }
 
 #define S(x) (1u << NF_ROLLOUT_##x)
@@ -406,7 +398,7 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 		advance = false;
 	}
 	snprintf(reason, sizeof reason, "%s by token %s", actions[i].name, r->token_name);
-	rc = nf_store_rollout_move(store, id, actions[i].from, to, advance, reason, wall_ms(), &now,
+	rc = nf_store_rollout_move(store, id, actions[i].from, to, advance, reason, nf_clock_wall_ms(), &now,
 	                           err, sizeof err);
 	if (rc < 0)
 		return store_failed(r, err);
@@ -417,7 +409,7 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 		                      actions[i].name);
 	nf_log(NF_LOG_INFO, "admin: token %s: rollout %lld %s, now %s at phase %u", r->token_name,
 	       (long long)id, actions[i].name, nf_rollout_state_name(now.state), now.phase);
-	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(r, &now, wall_ms()));
+	return nf_admin_json(r, MHD_HTTP_OK, rollout_json(r, &now, nf_clock_wall_ms()));
 }
 
 int nf_api_rollout_halt_all(struct nf_admin_request *r)
@@ -431,7 +423,7 @@ int nf_api_rollout_halt_all(struct nf_admin_request *r)
 		return MHD_YES;
 	snprintf(r->target, sizeof r->target, "every running or paused rollout");
 	snprintf(reason, sizeof reason, "halt-all by token %s", r->token_name);
-	n = nf_store_rollout_halt_all(store, reason, wall_ms(), err, sizeof err);
+	n = nf_store_rollout_halt_all(store, reason, nf_clock_wall_ms(), err, sizeof err);
 	if (n < 0)
 		return store_failed(r, err);
 	nf_log(NF_LOG_WARN, "admin: token %s halted every rollout (%d)", r->token_name, n);
