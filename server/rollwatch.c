@@ -46,6 +46,7 @@ struct nf_rollwatch {
 	int64_t controls_gen;
 	bool controls_read;
 	uint64_t published;     /* the input's fingerprint the loop has; 0 none */
+	uint64_t refused;       /* the input's fingerprint the plan failed on (said once) */
 	bool failing;           /* the store's last answer was an error (said once) */
 };
 
@@ -209,9 +210,16 @@ static void publish(struct nf_rollwatch *w, struct nf_plan_entry *e, size_t n)
 	plan = nf_plan_build(&in, &w->params, prev, err, sizeof err);
 	nf_snapshot_release(prev);
 	if (plan == NULL) {
-		nf_log(NF_LOG_ERROR, "rollouts: %s", err);
+		/* Tried again every tick (an image put back by hand mends it),
+		 * said once per input. */
+		if (fp != w->refused)
+			nf_log(NF_LOG_ERROR, "rollouts: %s (offers go on from the last plan)", err);
+		w->refused = fp;
 		return;
 	}
+	if (w->refused != 0)
+		nf_log(NF_LOG_INFO, "rollouts: the plan builds again");
+	w->refused = 0;
 	size_t pinned = 0;
 	for (size_t i = 0; i < n; i++) {
 		offering += e[i].rollout_id != 0 && nf_plan_entry(plan, i)->offering;

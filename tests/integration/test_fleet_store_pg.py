@@ -13,6 +13,7 @@ as root). The inventory is read with psql afterwards.
 
 Prints SKIPPED and passes only when the PostgreSQL server binaries are
 missing."""
+import collections
 import os
 import re
 import threading
@@ -56,11 +57,11 @@ class PgFleetTest(pgcluster.ClusterPerClass, FleetTest):
         self.others = []
         return written, dropped
 
-    def assert_all_confirmed(self, inv, n, checks, one_node=True):
+    def assert_all_confirmed(self, inv, n, checks, one_node=True, why=None):
         self.assertEqual(set(inv), {mac(i) for i in range(n)})
         # Exactly: a COMMIT cut by an outage is looked up, not written
         # again blindly (docs/STORE.md section 6).
-        self.assertEqual(sum(d.checks for d in inv.values()), checks)
+        self.assertEqual(sum(d.checks for d in inv.values()), checks, why)
         for key, d in inv.items():
             self.assertEqual((d.state, d.version), (CONFIRMED, "0.1.1"), key)
             self.assertEqual(d.history[-1], H_CONFIRMED, key)
@@ -139,9 +140,24 @@ class PgFleetTest(pgcluster.ClusterPerClass, FleetTest):
         node.wait_for(r"store .*: writing again", 30)
         written, dropped = self.stop_all()
         self.assertEqual(dropped, 0)
+        log = node.stderr()
+        # The server's own count of the checks it answered: one check-log
+        # line each, none dropped.
+        self.assertNotIn("lines were dropped", log)
+        per_mac = collections.Counter()
+        with open(node.check_log) as f:
+            for line in f:
+                per_mac[line.split(" MAC: ", 1)[-1].split(" ", 1)[0]] += 1
+        served = sum(per_mac.values())
         inv = pg_inventory(self.bindir, self.db_url)
-        self.assert_all_confirmed(inv, 300, r["checks"])
-        self.assertEqual(written, r["checks"] + 300 * 4)
+        counted = sum(d.checks for d in inv.values())
+        off = ["%s: %d checks served, %d in the store" % (k, per_mac[k], d.checks)
+               for k, d in sorted(inv.items()) if d.checks != per_mac[k]]
+        why = "fleet %d checks, server %d, inventory %d\n%s\n%s" % (
+            r["checks"], served, counted, "\n".join(off[:20]), log)
+        self.assertEqual(served, r["checks"], why)
+        self.assert_all_confirmed(inv, 300, r["checks"], why=why)
+        self.assertEqual(written, r["checks"] + 300 * 4, why)
 
 
 if __name__ == "__main__":
