@@ -101,10 +101,14 @@ int nf_admin_tokens_load(struct nf_admin_tokens *t, const char *path, char *err,
 void nf_admin_tokens_refresh(struct nf_admin_tokens *t);
 /* The role of the token an "Authorization" header value carries ("Bearer
  * TOKEN"), or NF_ROLE_NONE; its name into name (NF_ADMIN_MAX_TOKEN_NAME)
- * when found. Hashes the token and compares with every stored hash in
- * constant time. Any thread. */
+ * and its SHA-256 into hash (may be NULL) when found. Hashes the token and
+ * compares with every stored hash in constant time. Any thread. */
 enum nf_admin_role nf_admin_tokens_check(struct nf_admin_tokens *t, const char *authorization,
-                                         char *name);
+                                         char *name, unsigned char *hash);
+/* The role the token of SHA-256 hash has in the file as last loaded, or
+ * NF_ROLE_NONE when it is no longer there; its name into name. Any thread. */
+enum nf_admin_role nf_admin_tokens_role_of(struct nf_admin_tokens *t, const unsigned char hash[32],
+                                           char *name);
 void nf_admin_tokens_free(struct nf_admin_tokens *t);
 
 /* session.c: the web page's sessions (docs/WEB.md section 3) -------------------- */
@@ -121,6 +125,7 @@ struct nf_admin_session {
 	enum nf_admin_role role;       /* NONE: a free slot */
 	uint64_t expires_ms;           /* monotonic */
 	char name[NF_ADMIN_MAX_TOKEN_NAME]; /* the token's, for the audit log */
+	unsigned char token_hash[32];  /* the token's SHA-256: revoking it ends the session */
 };
 struct nf_admin_sessions {
 	pthread_mutex_t lock;
@@ -132,21 +137,24 @@ struct nf_admin_sessions {
  * when the random generator fails. */
 int nf_admin_sessions_init(struct nf_admin_sessions *s, unsigned lifetime_s);
 void nf_admin_sessions_free(struct nf_admin_sessions *s);
-/* A new session of role and name: its id (64 hex digits from RAND_bytes)
- * into id. Returns 0, or -1 when the random generator fails. Any thread. */
+/* A new session of role and name, made from the token of SHA-256
+ * token_hash: its id (64 hex digits from RAND_bytes) into id. Returns 0, or
+ * -1 when the random generator fails. Any thread. */
 int nf_admin_session_create(struct nf_admin_sessions *s, enum nf_admin_role role, const char *name,
+                            const unsigned char token_hash[32],
                             char id[NF_ADMIN_SESSION_ID_LEN + 1]);
 /* The CSRF token of session id (HMAC-SHA256, 64 hex digits). */
 void nf_admin_session_csrf(const struct nf_admin_sessions *s, const char *id,
                            char csrf[NF_ADMIN_SESSION_ID_LEN + 1]);
 /* The role of the live session id, or NF_ROLE_NONE (unknown, expired: an
  * expired one is dropped). Its token's name into name
- * (NF_ADMIN_MAX_TOKEN_NAME), the time it has left into *expires_in_ms (may
- * be NULL), and whether csrf (may be NULL) is its CSRF token into *csrf_ok,
- * compared in constant time. Any thread. */
+ * (NF_ADMIN_MAX_TOKEN_NAME) and SHA-256 into token_hash (may be NULL), the
+ * time it has left into *expires_in_ms (may be NULL), and whether csrf (may
+ * be NULL) is its CSRF token into *csrf_ok, compared in constant time. Any
+ * thread. */
 enum nf_admin_role nf_admin_session_check(struct nf_admin_sessions *s, const char *id,
                                           const char *csrf, bool *csrf_ok, char *name,
-                                          int64_t *expires_in_ms);
+                                          int64_t *expires_in_ms, unsigned char *token_hash);
 /* Ends session id. True when it was live. */
 bool nf_admin_session_end(struct nf_admin_sessions *s, const char *id);
 uint64_t nf_admin_session_lifetime_ms(const struct nf_admin_sessions *s);
@@ -315,6 +323,7 @@ struct nf_admin_request {
 	char args[2][NF_ADMIN_MAX_URL]; /* the route's '*' segments, percent-decoded */
 	enum nf_admin_role role;
 	char token_name[NF_ADMIN_MAX_TOKEN_NAME];
+	unsigned char token_hash[32]; /* the bearer token's SHA-256 (nf_admin_bearer) */
 	/* The session cookie's value ("" for none) and whether the role came
 	 * from it rather than a bearer token. */
 	char session_id[NF_ADMIN_SESSION_ID_LEN + 1];
@@ -356,9 +365,19 @@ int nf_admin_json_with(struct nf_admin_request *r, unsigned status, struct json_
 struct nf_admin_sessions *nf_admin_sessions(const struct nf_admin_request *r);
 const char *nf_admin_web_dir(const struct nf_admin_request *r);
 bool nf_admin_tls(const struct nf_admin_request *r);
-/* The role of a bearer token ("Bearer TOKEN"), its name into name. */
+/* The role of a bearer token ("Bearer TOKEN"), its name into name, its
+ * SHA-256 into r->token_hash. */
 enum nf_admin_role nf_admin_bearer(struct nf_admin_request *r, const char *authorization,
                                    char *name);
+/* The role of the request's session cookie, or NF_ROLE_NONE: the session
+ * checked against the token file as it is now. A session whose token was
+ * removed from the file ends here (revoking a token signs its sessions
+ * out), and one whose token's role changed takes the new role. The token's
+ * name into r->token_name; whether the request's X-CSRF-Token is the
+ * session's into *csrf_ok when with_csrf; the time left into *left (may be
+ * NULL). */
+enum nf_admin_role nf_admin_session_role(struct nf_admin_request *r, bool with_csrf,
+                                         bool *csrf_ok, int64_t *left);
 
 /* The store (NULL when off) without answering. */
 struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r);

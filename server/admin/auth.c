@@ -269,11 +269,35 @@ void nf_admin_tokens_refresh(struct nf_admin_tokens *t)
 	free(old);
 }
 
+/* The role of the token of SHA-256 hash, its name into name. */
+static enum nf_admin_role lookup(struct nf_admin_tokens *t, const unsigned char hash[32], char *name)
+{
+	enum nf_admin_role role = NF_ROLE_NONE;
+
+	pthread_mutex_lock(&t->lock);
+	/* Every stored hash is compared, whichever matches: the time taken does
+	 * not say which token (or how much of one) was right. */
+	for (size_t i = 0; i < t->count; i++) {
+		if (CRYPTO_memcmp(hash, t->list[i].hash, 32) == 0) {
+			role = t->list[i].role;
+			snprintf(name, NF_ADMIN_MAX_TOKEN_NAME, "%s", t->list[i].name);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return role;
+}
+
+enum nf_admin_role nf_admin_tokens_role_of(struct nf_admin_tokens *t, const unsigned char hash[32],
+                                           char *name)
+{
+	return lookup(t, hash, name);
+}
+
 enum nf_admin_role nf_admin_tokens_check(struct nf_admin_tokens *t, const char *authorization,
-                                         char *name)
+                                         char *name, unsigned char *hash_out)
 {
 	unsigned char hash[32];
-	enum nf_admin_role role = NF_ROLE_NONE;
+	enum nf_admin_role role;
 	const char *token;
 	size_t len;
 
@@ -284,16 +308,10 @@ enum nf_admin_role nf_admin_tokens_check(struct nf_admin_tokens *t, const char *
 	if (len == 0 || len > NF_ADMIN_MAX_TOKEN || token[len + strspn(token + len, " \t")] != '\0')
 		return NF_ROLE_NONE;
 	hash_token(token, len, hash);
-	pthread_mutex_lock(&t->lock);
-	/* Every stored hash is compared, whichever matches: the time taken does
-	 * not say which token (or how much of one) was right. */
-	for (size_t i = 0; i < t->count; i++) {
-		if (CRYPTO_memcmp(hash, t->list[i].hash, sizeof hash) == 0) {
-			role = t->list[i].role;
-			snprintf(name, NF_ADMIN_MAX_TOKEN_NAME, "%s", t->list[i].name);
-		}
-	}
-	pthread_mutex_unlock(&t->lock);
+	role = lookup(t, hash, name);
+	if (role != NF_ROLE_NONE && hash_out != NULL)
+		memcpy(hash_out, hash, sizeof hash);
+	OPENSSL_cleanse(hash, sizeof hash);
 	return role;
 }
 

@@ -301,7 +301,31 @@ enum nf_admin_role nf_admin_bearer(struct nf_admin_request *r, const char *autho
                                    char *name)
 {
 	nf_admin_tokens_refresh(&r->admin->tokens);
-	return nf_admin_tokens_check(&r->admin->tokens, authorization, name);
+	return nf_admin_tokens_check(&r->admin->tokens, authorization, name, r->token_hash);
+}
+
+enum nf_admin_role nf_admin_session_role(struct nf_admin_request *r, bool with_csrf,
+                                         bool *csrf_ok, int64_t *left)
+{
+	const char *csrf = with_csrf ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                                           NF_ADMIN_CSRF_HEADER)
+	                             : NULL;
+	unsigned char hash[32];
+	enum nf_admin_role role;
+
+	*csrf_ok = false;
+	if (r->session_id[0] == '\0')
+		return NF_ROLE_NONE;
+	if (nf_admin_session_check(&r->admin->sessions, r->session_id, csrf, csrf_ok, r->token_name,
+	                           left, hash) == NF_ROLE_NONE)
+		return NF_ROLE_NONE;
+	nf_admin_tokens_refresh(&r->admin->tokens);
+	role = nf_admin_tokens_role_of(&r->admin->tokens, hash, r->token_name);
+	if (role == NF_ROLE_NONE) {
+		nf_admin_session_end(&r->admin->sessions, r->session_id);
+		*csrf_ok = false;
+	}
+	return role;
 }
 
 struct nf_store *nf_admin_peek_store(const struct nf_admin_request *r)
@@ -459,10 +483,7 @@ static const char *authenticate(struct nf_admin_request *r)
 		return auth != NULL ? "the bearer token is not valid"
 		                    : "a bearer token is needed: Authorization: Bearer TOKEN";
 	}
-	r->role = nf_admin_session_check(
-	    &r->admin->sessions, r->session_id,
-	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, NF_ADMIN_CSRF_HEADER),
-	    &r->csrf_ok, r->token_name, NULL);
+	r->role = nf_admin_session_role(r, true, &r->csrf_ok, NULL);
 	if (r->role == NF_ROLE_NONE)
 		return "the session has expired or was ended: sign in again";
 	r->via_session = true;

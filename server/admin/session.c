@@ -10,9 +10,11 @@
  * again (GET /api/v1/session) and nothing more is stored; the role and
  * the name of the token it was made from; and an expiry on the monotonic
  * clock. The table is bounded (NF_ADMIN_MAX_SESSIONS): a new session when it
- * is full takes the place of the one that expires first. The tokens file
- * is not re-read for a session: revoking a token ends new sign-ins with it,
- * and its sessions end with their lifetime or a restart (docs/WEB.md).
+ * is full takes the place of the one that expires first. A session keeps
+ * the SHA-256 of the token it was made from, so that each request checks it
+ * against the token file as it is now (nf_admin_session_role): revoking a
+ * token signs its sessions out, and changing its role changes theirs
+ * (docs/WEB.md).
  */
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +79,7 @@ void nf_admin_sessions_free(struct nf_admin_sessions *s)
 }
 
 int nf_admin_session_create(struct nf_admin_sessions *s, enum nf_admin_role role, const char *name,
+                            const unsigned char token_hash[32],
                             char id[NF_ADMIN_SESSION_ID_LEN + 1])
 {
 	uint64_t now = nf_clock_ms();
@@ -99,6 +102,7 @@ int nf_admin_session_create(struct nf_admin_sessions *s, enum nf_admin_role role
 	slot->role = role;
 	slot->expires_ms = now + s->lifetime_ms;
 	snprintf(slot->name, sizeof slot->name, "%s", name);
+	memcpy(slot->token_hash, token_hash, sizeof slot->token_hash);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -167,7 +171,7 @@ static struct nf_admin_session *find(struct nf_admin_sessions *s, const char *id
 
 enum nf_admin_role nf_admin_session_check(struct nf_admin_sessions *s, const char *id,
                                           const char *csrf, bool *csrf_ok, char *name,
-                                          int64_t *expires_in_ms)
+                                          int64_t *expires_in_ms, unsigned char *token_hash)
 {
 	enum nf_admin_role role = NF_ROLE_NONE;
 	uint64_t now = nf_clock_ms();
@@ -181,6 +185,8 @@ enum nf_admin_role nf_admin_session_check(struct nf_admin_sessions *s, const cha
 		snprintf(name, NF_ADMIN_MAX_TOKEN_NAME, "%s", e->name);
 		if (expires_in_ms != NULL)
 			*expires_in_ms = (int64_t)(e->expires_ms - now);
+		if (token_hash != NULL)
+			memcpy(token_hash, e->token_hash, sizeof e->token_hash);
 		if (csrf != NULL && strlen(csrf) == NF_ADMIN_SESSION_ID_LEN) {
 			char want[NF_ADMIN_SESSION_ID_LEN + 1];
 			nf_admin_session_csrf(s, id, want);

@@ -210,7 +210,8 @@ int nf_api_session_start(struct nf_admin_request *r)
 	if (r->role == NF_ROLE_NONE)
 		return nf_admin_error(r, MHD_HTTP_UNAUTHORIZED, "token",
 		                      "this token is not in the admin token file");
-	if (nf_admin_session_create(nf_admin_sessions(r), r->role, r->token_name, id) != 0)
+	if (nf_admin_session_create(nf_admin_sessions(r), r->role, r->token_name, r->token_hash,
+	                            id) != 0)
 		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
 		                      "the random generator failed");
 	set_cookie(r, id, life / 1000, cookie, sizeof cookie);
@@ -226,13 +227,8 @@ int nf_api_session_start(struct nf_admin_request *r)
  * after answering 401. */
 static enum nf_admin_role current(struct nf_admin_request *r, bool *csrf_ok, int64_t *left)
 {
-	enum nf_admin_role role = NF_ROLE_NONE;
+	enum nf_admin_role role = nf_admin_session_role(r, true, csrf_ok, left);
 
-	if (r->session_id[0] != '\0')
-		role = nf_admin_session_check(
-		    nf_admin_sessions(r), r->session_id,
-		    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, NF_ADMIN_CSRF_HEADER),
-		    csrf_ok, r->token_name, left);
 	if (role == NF_ROLE_NONE)
 		nf_admin_error(r, MHD_HTTP_UNAUTHORIZED, NULL,
 		               r->session_id[0] != '\0'
@@ -251,9 +247,7 @@ int nf_api_session_get(struct nf_admin_request *r)
 		return MHD_YES;
 	/* Not a 401 when signed out: the page asks this on every load, and a
 	 * signed-out visitor is not an error (nor a red line in its console). */
-	if (r->session_id[0] == '\0' ||
-	    (role = nf_admin_session_check(nf_admin_sessions(r), r->session_id, NULL, &csrf_ok,
-	                                   r->token_name, &left)) == NF_ROLE_NONE)
+	if ((role = nf_admin_session_role(r, false, &csrf_ok, &left)) == NF_ROLE_NONE)
 		return nf_admin_json(r, MHD_HTTP_OK,
 		                     json_pack("{s:n,s:s}", "role", "why",
 		                               r->session_id[0] != '\0'

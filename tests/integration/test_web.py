@@ -494,6 +494,40 @@ class ReadSessionTest(WebCase):
         self.assertEqual(st, 401, out)
         self.assertIsNone(r.getheader("Set-Cookie"))
 
+    def test_revoking_a_token_ends_its_sessions(self):
+        sessions = {}
+        for token in (ADMIN_TOKEN, READ_TOKEN):
+            st, sess, r = self.raw("POST", "/api/v1/session",
+                                   {"Content-Type": "application/json"},
+                                   json.dumps({"token": token}))
+            self.assertEqual(st, 200, sess)
+            sessions[sess["role"]] = ({"Cookie": r.getheader("Set-Cookie").split(";")[0]},
+                                      sess["csrf"])
+        admin, admin_csrf = sessions["admin"]
+        reader, _ = sessions["read"]
+        self.assertEqual(self.raw("GET", "/api/v1/summary", reader)[0], 200)
+        # The read token is revoked; the admin token is made read-only.
+        write_tokens(self.tokens, "%s read ops\n" % ADMIN_TOKEN)
+        time.sleep(1.2)  # the file is looked at once a second at most
+        st, out, _ = self.raw("GET", "/api/v1/summary", reader)
+        self.assertEqual(st, 401, out)
+        self.assertIn("ended", out["error"])
+        st, out, _ = self.raw("GET", "/api/v1/session", reader)
+        self.assertEqual((st, out["role"]), (200, None), out)
+        st, out, _ = self.raw("GET", "/api/v1/session", admin)
+        self.assertEqual((st, out["role"], out["name"]), (200, "read", "ops"), out)
+        st, out, _ = self.raw("POST", "/api/v1/rollouts/halt-all",
+                              dict(admin, **{"X-CSRF-Token": admin_csrf}))
+        self.assertEqual(st, 403, out)
+        self.assertIn("read role", out["error"])
+        # Put back, the token signs in again, but the ended session stays ended.
+        write_tokens(self.tokens, "%s admin ops\n%s read grafana\n" % (ADMIN_TOKEN, READ_TOKEN))
+        time.sleep(1.2)
+        self.assertEqual(self.raw("GET", "/api/v1/summary", reader)[0], 401)
+        st, out, _ = self.raw("POST", "/api/v1/rollouts/halt-all",
+                              dict(admin, **{"X-CSRF-Token": admin_csrf}))
+        self.assertEqual(st, 200, out)
+
     def test_headers_of_page_and_api(self):
         st, _, r = self.raw("GET", "/ui/")
         self.assertEqual(st, 200)

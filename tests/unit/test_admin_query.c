@@ -242,19 +242,25 @@ static void test_token_file(void **state)
 	assert_non_null(strstr(err, "readable or writable by others (mode 0644)"));
 	chmod(path, 0640);
 	assert_int_equal(nf_admin_tokens_load(&t, path, err, sizeof err), 0);
-	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmin", name),
+	unsigned char hash[32], nobody[32] = {0};
+	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmin", name, hash),
 	                 NF_ROLE_ADMIN);
 	assert_string_equal(name, "ops");
-	assert_int_equal(nf_admin_tokens_check(&t, "bearer  readerreaderreader ", name),
+	/* A session keeps the hash and asks by it (nf_admin_session_role). */
+	name[0] = '\0';
+	assert_int_equal(nf_admin_tokens_role_of(&t, hash, name), NF_ROLE_ADMIN);
+	assert_string_equal(name, "ops");
+	assert_int_equal(nf_admin_tokens_role_of(&t, nobody, name), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_tokens_check(&t, "bearer  readerreaderreader ", name, NULL),
 	                 NF_ROLE_READ);
 	assert_string_equal(name, "graf");
-	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmiN", name),
+	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmiN", name, NULL),
 	                 NF_ROLE_NONE);
-	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmin x", name),
+	assert_int_equal(nf_admin_tokens_check(&t, "Bearer adminadminadminadmin x", name, NULL),
 	                 NF_ROLE_NONE);
-	assert_int_equal(nf_admin_tokens_check(&t, "Basic YWRtaW46YWRtaW4=", name), NF_ROLE_NONE);
-	assert_int_equal(nf_admin_tokens_check(&t, "Bearer ", name), NF_ROLE_NONE);
-	assert_int_equal(nf_admin_tokens_check(&t, NULL, name), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_tokens_check(&t, "Basic YWRtaW46YWRtaW4=", name, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_tokens_check(&t, "Bearer ", name, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_tokens_check(&t, NULL, name, NULL), NF_ROLE_NONE);
 	/* Only hashes are kept: no stored byte spells the token. */
 	for (size_t i = 0; i < t.count; i++)
 		assert_null(memmem(&t.list[i], sizeof t.list[i], "adminadmin", 10));

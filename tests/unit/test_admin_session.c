@@ -18,6 +18,9 @@
 
 #include "admin.h"
 
+/* A stand-in for a token's SHA-256: 32 bytes told apart by the name. */
+#define TOKEN_HASH(name) ((const unsigned char *)(name "................................"))
+
 static int cookie(const char *header, char *out)
 {
 	return nf_admin_cookie_value(header, strlen(header), NF_ADMIN_COOKIE, out,
@@ -64,36 +67,38 @@ static void test_sessions(void **state)
 
 	(void)state;
 	assert_int_equal(nf_admin_sessions_init(&s, 100), 0);
-	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_READ, "viewer", id), 0);
-	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "ops", id2), 0);
+	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_READ, "viewer", TOKEN_HASH("viewer"), id), 0);
+	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "ops", TOKEN_HASH("ops"), id2), 0);
 	assert_int_equal(strlen(id), NF_ADMIN_SESSION_ID_LEN);
 	assert_string_not_equal(id, id2);
 	nf_admin_session_csrf(&s, id, csrf);
 	assert_int_equal(strlen(csrf), NF_ADMIN_SESSION_ID_LEN);
 
-	assert_int_equal(nf_admin_session_check(&s, id, csrf, &ok, name, &left), NF_ROLE_READ);
+	unsigned char hash[32];
+	assert_int_equal(nf_admin_session_check(&s, id, csrf, &ok, name, &left, hash), NF_ROLE_READ);
 	assert_true(ok);
+	assert_memory_equal(hash, TOKEN_HASH("viewer"), 32); /* the token it was made from */
 	assert_string_equal(name, "viewer");
 	assert_true(left > 99000 && left <= 100000);
-	assert_int_equal(nf_admin_session_check(&s, id2, csrf, &ok, name, NULL), NF_ROLE_ADMIN);
+	assert_int_equal(nf_admin_session_check(&s, id2, csrf, &ok, name, NULL, NULL), NF_ROLE_ADMIN);
 	assert_false(ok); /* another session's CSRF token */
 	assert_string_equal(name, "ops");
-	assert_int_equal(nf_admin_session_check(&s, id, NULL, &ok, name, NULL), NF_ROLE_READ);
+	assert_int_equal(nf_admin_session_check(&s, id, NULL, &ok, name, NULL, NULL), NF_ROLE_READ);
 	assert_false(ok);
 
 	/* An id one digit off, or cut, is nobody. */
 	char wrong[NF_ADMIN_SESSION_ID_LEN + 1];
 	memcpy(wrong, id, sizeof wrong);
 	wrong[10] = wrong[10] == '0' ? '1' : '0';
-	assert_int_equal(nf_admin_session_check(&s, wrong, csrf, &ok, name, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_session_check(&s, wrong, csrf, &ok, name, NULL, NULL), NF_ROLE_NONE);
 	wrong[10] = id[10];
 	wrong[63] = '\0';
-	assert_int_equal(nf_admin_session_check(&s, wrong, csrf, &ok, name, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_session_check(&s, wrong, csrf, &ok, name, NULL, NULL), NF_ROLE_NONE);
 
 	assert_true(nf_admin_session_end(&s, id));
 	assert_false(nf_admin_session_end(&s, id));
-	assert_int_equal(nf_admin_session_check(&s, id, csrf, &ok, name, NULL), NF_ROLE_NONE);
-	assert_int_equal(nf_admin_session_check(&s, id2, NULL, &ok, name, NULL), NF_ROLE_ADMIN);
+	assert_int_equal(nf_admin_session_check(&s, id, csrf, &ok, name, NULL, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_session_check(&s, id2, NULL, &ok, name, NULL, NULL), NF_ROLE_ADMIN);
 	nf_admin_sessions_free(&s);
 }
 
@@ -106,20 +111,20 @@ static void test_expiry_and_bound(void **state)
 
 	(void)state;
 	assert_int_equal(nf_admin_sessions_init(&s, 1), 0);
-	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "ops", first), 0);
-	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL), NF_ROLE_ADMIN);
+	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "ops", TOKEN_HASH("ops"), first), 0);
+	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL, NULL), NF_ROLE_ADMIN);
 	usleep(1100 * 1000);
-	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL, NULL), NF_ROLE_NONE);
 	nf_admin_sessions_free(&s);
 
 	/* Full: the oldest goes, the newest stay. */
 	assert_int_equal(nf_admin_sessions_init(&s, 1000), 0);
-	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "first", first), 0);
+	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "first", TOKEN_HASH("first"), first), 0);
 	usleep(2000);
 	for (int i = 0; i < NF_ADMIN_MAX_SESSIONS; i++)
-		assert_int_equal(nf_admin_session_create(&s, NF_ROLE_READ, "later", id), 0);
-	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL), NF_ROLE_NONE);
-	assert_int_equal(nf_admin_session_check(&s, id, NULL, &ok, name, NULL), NF_ROLE_READ);
+		assert_int_equal(nf_admin_session_create(&s, NF_ROLE_READ, "later", TOKEN_HASH("later"), id), 0);
+	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_session_check(&s, id, NULL, &ok, name, NULL, NULL), NF_ROLE_READ);
 	nf_admin_sessions_free(&s);
 }
 
