@@ -19,7 +19,9 @@ function uploadForm(ctx, onDone) {
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    if (e.dataTransfer.files.length) pick(e.dataTransfer.files[0]);
+    if (!e.dataTransfer.files.length) return;
+    file.files = e.dataTransfer.files; // the picker shows the dropped file's name too
+    pick(e.dataTransfer.files[0]);
   });
   const form = h("form", {class: "card", novalidate: true},
     h("h2", {}, "Upload a release"),

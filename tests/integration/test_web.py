@@ -12,6 +12,8 @@ device names shown as text, a read session refused a write (and shown no
 write control), a write without the CSRF token (403), an expired session
 (401, back to sign-in). A screenshot of every screen goes to
 build/test-output/web/ (the path is printed)."""
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -561,6 +563,56 @@ class ReadSessionTest(WebCase):
         self.assertEqual((st, r.getheader("Location")), (302, "/ui/"))
         st, _, r = self.raw("GET", "/favicon.ico")
         self.assertEqual((st, r.getheader("Location")), (302, "/ui/icon.svg"))
+
+
+class DropTest(WebCase):
+
+    def test_drop_a_file_to_upload_it(self):
+        image = self.mkimage("3.0.0")
+        self.sign_in(ADMIN_TOKEN)
+        self.go("#/releases")
+        self.wait_text("Upload a release")
+        form = self.driver.find_element(By.CSS_SELECTOR, "form.card")
+        form.find_element(By.NAME, "device").send_keys(DEVICE)
+        form.find_element(By.NAME, "version").send_keys("3.0.0")
+        zone = form.find_element(By.CSS_SELECTOR, ".drop")
+        # A file dragged over the zone, as the browser makes one (its own
+        # DataTransfer and File): the zone shows it would take it.
+        self.driver.execute_script("""
+            const [zone, b64, name] = arguments;
+            const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            window.dragged = new DataTransfer();
+            window.dragged.items.add(new File([raw], name, {type: "application/octet-stream"}));
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: window.dragged,
+                                                          bubbles: true, cancelable: true}));
+        """, zone, base64.b64encode(image).decode(), "fw-3.0.0.bin")
+        self.assertIn("over", zone.get_attribute("class").split())
+        self.shot("16-release-drag-over")
+        # Dropped: the page names it; every line of progress is recorded.
+        self.driver.execute_script("""
+            const [zone, form] = arguments;
+            const note = form.querySelector("progress").nextElementSibling;
+            window.notes = [];
+            new MutationObserver(() => window.notes.push(note.textContent))
+                .observe(note, {childList: true, characterData: true, subtree: true});
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: window.dragged,
+                                                      bubbles: true, cancelable: true}));
+        """, zone, form)
+        self.assertNotIn("over", zone.get_attribute("class").split())
+        self.wait(lambda: "fw-3.0.0.bin" in form.text, "the dropped file's name")
+        self.assertEqual(self.driver.execute_script(
+            "return arguments[0].elements.file.files[0].name", form), "fw-3.0.0.bin")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        self.wait_text("uploaded", "#status")
+        rel = self.api("/api/v1/releases")["releases"][0]
+        self.assertEqual((rel["device"], rel["version"]), (DEVICE, "3.0.0"))
+        self.assertEqual(rel["firmware"]["md5"], hashlib.md5(image).hexdigest())
+        # The progress ended at every byte sent ("N of N").
+        sent = [n.split(" of ") for n in self.driver.execute_script("return window.notes")
+                if " of " in n]
+        self.assertTrue(sent, "no progress shown")
+        self.assertEqual(sent[-1][0], sent[-1][1], sent)
+        self.assertEqual(self.errors(), [])
 
 
 class ExpiryTest(WebCase):
