@@ -37,9 +37,20 @@ static uint64_t fnv(uint64_t h, const char *s, size_t len)
 
 unsigned nf_rollout_bucket(int64_t rollout_id, const char *key)
 {
+	/* "ID:" in decimal, as printf's %lld would write it, without printf:
+	 * this runs on every check a rollout could answer. */
 	char id[24];
-	int n = snprintf(id, sizeof id, "%lld:", (long long)rollout_id);
-	uint64_t h = fnv(fnv(FNV_OFFSET, id, (size_t)n), key, strlen(key));
+	size_t n = sizeof id;
+	uint64_t v = rollout_id < 0 ? -(uint64_t)rollout_id : (uint64_t)rollout_id;
+
+	id[--n] = ':';
+	do {
+		id[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (rollout_id < 0)
+		id[--n] = '-';
+	uint64_t h = fnv(fnv(FNV_OFFSET, id + n, sizeof id - n), key, strlen(key));
 
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ULL;

@@ -85,6 +85,11 @@ static void test_fixed_values(void **state)
 	assert_int_equal(nf_rollout_bucket(1, "5C:CF:7F:00:00:01"), 6379);
 	assert_int_equal(nf_rollout_bucket(42, "SONOFF@10.0.0.5"), 3409);
 	assert_int_equal(nf_rollout_bucket(7, ""), 349);
+	/* Ids of every length hash as their decimal text ("10:", ...). */
+	assert_int_equal(nf_rollout_bucket(0, "A"), 2129);
+	assert_int_equal(nf_rollout_bucket(10, "5C:CF:7F:00:00:01"), 771);
+	assert_int_equal(nf_rollout_bucket(100, "A"), 393);
+	assert_int_equal(nf_rollout_bucket(INT64_MAX, "5C:CF:7F:00:00:01"), 669);
 }
 
 static void test_eligibility(void **state)
