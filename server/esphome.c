@@ -5,8 +5,11 @@
  *
  * ESPHome sends nothing that identifies the device, so its name is in the
  * URL the firmware was built with: GET <base>/esphome/NAME/manifest.json.
- * The rules are matched with device NAME, no MAC and an empty version (the
- * device compares versions itself, as strings), and the answer is
+ * Nor does it send the version it runs; a firmware whose URL ends
+ * "?version=${version}" (the YAML's substitution, compiled into each build)
+ * tells it, and is then matched, recorded and confirmed like any other
+ * device. Without it the rules are matched with an empty version (the
+ * device compares versions itself, as strings). The answer is
  *   {"name":NAME,"version":V,"builds":[{"chipFamily":F,"ota":{"path":P,
  *    "md5":M,"summary":S,"release_url":U}}]}
  * where V is the target's version, P the firmware image's path below the
@@ -95,10 +98,12 @@ static void manifest_head(struct out *o, const struct nf_route *route, const cha
 	put_s(o, ",\"builds\":[");
 }
 
-/* "Nothing for you": no version, and a build for every family. */
-static void manifest_none(struct out *o, const struct nf_route *route)
+/* "Nothing for you": a build for every family, no version, or the one the
+ * device runs when it said so (ESPHome compares, finds them equal, and
+ * shows the device as up to date on that version). */
+static void manifest_none(struct out *o, const struct nf_route *route, const char *version)
 {
-	manifest_head(o, route, "");
+	manifest_head(o, route, version);
 	for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
 		put_s(o, i > 0 ? ",{\"chipFamily\":" : "{\"chipFamily\":");
 		put_json_s(o, families[i]);
@@ -167,11 +172,27 @@ static enum MHD_Result send_manifest(struct nf_server *srv, struct MHD_Connectio
 enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection *conn,
                                     const struct nf_route *route)
 {
+	const char *running = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "version");
 	struct nf_query q = {route->name, route->name_len, "", 0, NULL, NULL};
 	struct nf_choice c;
 	char ip[INET6_ADDRSTRLEN];
 
-	/* No MAC and no version: the device is NAME@IP to pins and rollouts. */
+	if (running != NULL && strlen(running) > NF_VERSION_MAX) {
+		static const char why[] = "Bad Request: version= is longer than 128 bytes\n";
+		struct MHD_Response *r = nf_http_response(why, sizeof why - 1, NF_TYPE_TEXT, false);
+		enum MHD_Result ret;
+
+		if (r == NULL)
+			return MHD_NO;
+		ret = MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (running != NULL) {
+		q.version = running;
+		q.version_len = strlen(running);
+	}
+	/* No MAC: the device is NAME@IP to pins and rollouts. */
 	nf_choice_init(srv, &c);
 	nf_http_client_ip(conn, ip);
 	if (!nf_choose_pin(srv, &q, ip, &c)) {
@@ -180,7 +201,12 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	}
 	const struct nf_snapshot *snap = c.src;
 	long target = c.target;
-	const struct nf_image_info *img = nf_stock_image(snap->stock, target, NF_KEY_FIRMWARE);
+	const struct nf_target *t = target >= 0 ? nf_rules_target(snap->rules, (size_t)target) : NULL;
+	/* Current: it said it runs the target's version. */
+	bool current = running != NULL && running[0] != '\0' && t != NULL && t->version != NULL &&
+	               strcmp(t->version, running) == 0;
+	const struct nf_image_info *img =
+	    current ? NULL : nf_stock_image(snap->stock, target, NF_KEY_FIRMWARE);
 	const char *family = NULL, *held = NULL;
 	char buf[NF_MAX_MANIFEST], md5[NF_MD5_HEX];
 	const char *path;
@@ -241,6 +267,6 @@ enum MHD_Result nf_esphome_manifest(struct nf_server *srv, struct MHD_Connection
 	if (answer == NF_ANSWER_OFFERED)
 		manifest_offer(&o, srv, snap, route, target, img, family, md5);
 	else
-		manifest_none(&o, route);
+		manifest_none(&o, route, running != NULL ? running : "");
 	return send_manifest(srv, conn, &o);
 }

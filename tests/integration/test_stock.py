@@ -285,6 +285,37 @@ class StockTest(unittest.TestCase):
         self.assertEqual(json.loads(r.body)["builds"][0]["ota"]["path"],
                          "/nofuss/firmware/livingroom-1.1.0.bin")
 
+    def test_esphome_version_in_the_url(self):
+        """A firmware built with source: .../manifest.json?version=${version}
+        tells the version it runs: an older one is offered the target, the
+        target's own gets a manifest of that version and no build to fetch
+        (ESPHome: "no update", shown as up to date on it), and the version
+        is what the rules see (docs/PROTOCOL.md section 5.3)."""
+        data = fixture("esphome-2025.11-esp8266-manifest.http")
+        m = json.loads(self.send(with_path(
+            data, "/esphome/livingroom/manifest.json?version=1.0.0")).body)
+        self.assertEqual((m["version"], m["builds"][0]["ota"]["md5"]), ("1.1.0", md5(LIVING)))
+        r = self.send(with_path(data, "/esphome/livingroom/manifest.json?version=1.1.0"))
+        self.assertEqual(r.status, 200, r.body)
+        m = json.loads(r.body)
+        self.assertEqual(m["version"], "1.1.0")
+        self.assertEqual({(b["ota"]["path"], b["ota"]["md5"]) for b in m["builds"]}, {("", "")})
+        # A rule with a version range: SONOFF < 1.1.0.
+        m = json.loads(self.send(with_path(data, "/esphome/SONOFF/manifest.json?version=1.0")).body)
+        self.assertEqual(m["version"], "1.1.0")
+        m = json.loads(self.send(with_path(data, "/esphome/SONOFF/manifest.json?version=1.2")).body)
+        self.assertEqual((m["version"], m["builds"][0]["ota"]["path"]), ("1.2", ""))
+        # Percent-encoded, as in any query; an empty one is no version.
+        m = json.loads(self.send(with_path(
+            data, "/esphome/livingroom/manifest.json?version=1.1.0%2Bdev")).body)
+        self.assertEqual(m["version"], "1.1.0")
+        m = json.loads(self.send(with_path(data, "/esphome/livingroom/manifest.json?version=")).body)
+        self.assertEqual(m["version"], "1.1.0")
+        # Longer than any version nofuss takes: refused, saying why.
+        r = self.send(with_path(data, "/esphome/livingroom/manifest.json?version=" + "9" * 129))
+        self.assertEqual(r.status, 400)
+        self.assertIn(b"version= is longer than 128 bytes", r.body)
+
     # Collisions ------------------------------------------------------------
     def test_path_form_device_named_update_stays_a_check(self):
         r = get(self.server.port, "/update/1.0")

@@ -116,6 +116,28 @@ class StockDeviceTest(unittest.TestCase):
         self.assertEqual(d.history[0], H_OFFERED, d.history)
         self.assertEqual(d.history[-2:], [H_DOWNLOADED, H_CONFIRMED], d.history)
 
+    def test_esphome_telling_its_version_is_confirmed(self):
+        """ESPHome sends no version, so its update ends "downloaded"; built
+        with source: .../manifest.json?version=${version} (--url-version) it
+        tells it, and the store sees the update confirmed."""
+        r = self.device("esphome", "TEST", "--url-version")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("/esphome/TEST/manifest.json?version=0.1.0 as esphome 0.1.0", r.stdout)
+        self.assertIn("/esphome/TEST/manifest.json?version=0.1.1 as esphome 0.1.1", r.stdout)
+        self.assertIn("[stock] no update: 0.1.1 is current", r.stdout)
+        bad = nofuss("device", "--flash", os.path.join(self.tmp, "x"), "--device", "TEST",
+                     "--version", "0.1.0", "--server", "http://127.0.0.1:1/",
+                     "--client", "tasmota", "--url-version", "--once")
+        self.assertEqual(bad.returncode, 2, bad.stderr)
+        self.assertIn("--url-version is for --client esphome", bad.stderr)
+        self.assertEqual(self.server.stop(), 0)
+        self.server = Server(self.data)  # for tearDown
+        inv = sqlite_inventory(os.path.join(self.data.path, "store", "fleet.db"))
+        d = inv["TEST@127.0.0.1"]
+        self.assertEqual((d.version, d.state, d.client, d.checks),
+                         ("0.1.1", CONFIRMED, CLIENT_KINDS["esphome"], 2))
+        self.assertEqual(d.history[-2:], [H_DOWNLOADED, H_CONFIRMED], d.history)
+
     def test_stock_requests_carry_the_clients_headers(self):
         r = self.device("esphome")
         self.assertIn("/esphome/TEST/manifest.json as esphome 0.1.0", r.stdout)

@@ -469,8 +469,9 @@ static int idle(struct device *d, long ms)
 static void stock_check(struct device *d)
 {
 	char err[NF_POSIX_ERR_MAX];
-	enum nf_sim_stock res = nf_sim_stock_check(&d->port, d->o.client, d->o.server, d->name,
-	                                           d->client.version, err, sizeof err);
+	enum nf_sim_stock res = nf_sim_stock_check(&d->port, d->o.client, d->o.url_version,
+	                                           d->o.server, d->name, d->client.version, err,
+	                                           sizeof err);
 
 	d->uptodate = res == NF_SIM_STOCK_CURRENT;
 	d->r.last_error = res == NF_SIM_STOCK_FAILED ? (int)NF_ERR_TRANSPORT : -1;

@@ -48,6 +48,8 @@ static void usage(FILE *out)
 	        "      --client KIND        the client the firmware runs: nofuss (default),\n"
 	        "                           nofuss-path, esp8266-updater, esp32-updater,\n"
 	        "                           esphome, tasmota (docs/SIMULATOR.md)\n"
+	        "      --url-version        esphome: the manifest URL ends ?version=VERSION,\n"
+	        "                           the version it runs (docs/PROTOCOL.md 5.3)\n"
 	        "      --pubkey FILE        accept only images signed by this key (PEM)\n"
 	        "      --credential NAME:SECRET  send it as HTTP Basic with every request\n"
 	        "Checks:\n"
@@ -167,6 +169,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_STRING("build", 'b', O, build),
     NF_OPT_FLAG("path-form", 'p', O, path_form),
     NF_OPT_CALL("client", 0, NF_OPT_CALL, set_client),
+    NF_OPT_FLAG("url-version", 0, O, url_version),
     NF_OPT_STRING("pubkey", 0, O, pubkey),
     NF_OPT_STRING("credential", 0, O, credential),
     NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, INTERVAL_MAX_S),
@@ -234,6 +237,10 @@ int nf_device_options(struct nf_device_options *o, int argc, char *argv[])
 	}
 	if (o->ota_auth != NULL && o->ota_ip[0] == '\0') {
 		nf_tool_error("--ota-auth needs --ota");
+		return -1;
+	}
+	if (o->url_version && o->client != NF_SIM_CLIENT_ESPHOME) {
+		nf_tool_error("--url-version is for --client esphome");
 		return -1;
 	}
 	if (o->image != NULL && o->version != NULL) {

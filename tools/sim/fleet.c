@@ -87,6 +87,8 @@ static void usage(FILE *out)
 	        "      --client KIND        the client the devices run: nofuss (default),\n"
 	        "                           nofuss-path, esp8266-updater, esp32-updater,\n"
 	        "                           esphome, tasmota (docs/SIMULATOR.md)\n"
+	        "      --url-version        esphome: the manifest URL ends ?version=VERSION,\n"
+	        "                           the version it runs (docs/PROTOCOL.md 5.3)\n"
 	        "      --pubkey FILE        every device accepts only images signed by this\n"
 	        "                           key (PEM; docs/SIGNING.md), as sketches built\n"
 	        "                           with ARDUINO_SIGNING\n"
@@ -243,6 +245,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_STRING("pubkey", 0, O, pubkey),
     NF_OPT_FLAG("path-form", 'p', O, path_form),
     NF_OPT_CALL("client", 0, NF_OPT_CALL, set_client),
+    NF_OPT_FLAG("url-version", 0, O, url_version),
     NF_OPT_SECONDS("ramp", 'r', O, ramp_ms, 0, FLEET_TIME_MAX_S),
     NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, FLEET_TIME_MAX_S),
     NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, FLEET_TIME_MAX_S),
@@ -286,6 +289,10 @@ static int parse_options(struct nf_fleet_options *o, int argc, char *argv[])
 		return -1;
 	if (o->server == NULL || o->nnames == 0 || o->version == NULL) {
 		nf_tool_error("--server, --device and --version are required (see --help)");
+		return -1;
+	}
+	if (o->url_version && o->client != NF_SIM_CLIENT_ESPHOME) {
+		nf_tool_error("--url-version is for --client esphome");
 		return -1;
 	}
 	if (strlen(o->server) >= NF_CLIENT_URL_MAX) {

@@ -83,8 +83,9 @@ static void stock_start(struct nf_fleet *f, struct nf_fleet_slot *s)
 	struct nf_fleet_device *d = s->d;
 	char err[NF_POSIX_ERR_MAX];
 
-	if (nf_sim_stock_begin(&s->stock, s->easy, &d->port, f->o.client, f->o.server,
-	                       d->client.device, d->client.version, err, sizeof err) != 0)
+	if (nf_sim_stock_begin(&s->stock, s->easy, &d->port, f->o.client, f->o.url_version,
+	                       f->o.server, d->client.device, d->client.version, err,
+	                       sizeof err) != 0)
 		stock_done(f, s, NF_SIM_STOCK_FAILED, err);
 	else
 		stock_add(f, s);

@@ -183,11 +183,12 @@ struct nf_sim_stock_req {
 };
 /* Sets curl (a CURL *, reset here) up for the first request of a check of
  * kind (not NOFUSS or NOFUSS_PATH) against server, as device running
- * version, with p's identity and flash. 0: perform curl, then call
- * nf_sim_stock_end; -1 with err filled. */
+ * version, with p's identity and flash; url_version: ESPHome's manifest URL
+ * ends "?version=VERSION" (a firmware built with that source URL). 0:
+ * perform curl, then call nf_sim_stock_end; -1 with err filled. */
 int nf_sim_stock_begin(struct nf_sim_stock_req *r, void *curl, struct nf_posix *p,
-                       enum nf_sim_client kind, const char *server, const char *device,
-                       const char *version, char *err, size_t cap);
+                       enum nf_sim_client kind, bool url_version, const char *server,
+                       const char *device, const char *version, char *err, size_t cap);
 /* After curl finished with result (its CURLcode): what the client makes of
  * the response (an image is verified, written and committed). AGAIN: curl
  * is set up for the next request; anything else is final and r is freed. */
@@ -197,8 +198,8 @@ enum nf_sim_stock nf_sim_stock_end(struct nf_sim_stock_req *r, void *curl, int r
 void nf_sim_stock_free(struct nf_sim_stock_req *r);
 /* One whole check with a handle of its own (`nofuss device`); blocks. */
 enum nf_sim_stock nf_sim_stock_check(struct nf_posix *p, enum nf_sim_client kind,
-                                     const char *server, const char *device, const char *version,
-                                     char *err, size_t cap);
+                                     bool url_version, const char *server, const char *device,
+                                     const char *version, char *err, size_t cap);
 
 /* What `nofuss device`'s command line says. */
 struct nf_device_options {
@@ -211,6 +212,7 @@ struct nf_device_options {
 	char mqtt_host[NF_ANNOUNCE_TOPIC_MAX]; /* "" without --mqtt */
 	uint16_t mqtt_port;
 	bool path_form, until_current;
+	bool url_version; /* --url-version: ESPHome's manifest URL tells the version */
 	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, timeout_ms, connect_ms;
 	long max_checks; /* -1: no limit */
@@ -264,6 +266,7 @@ struct nf_fleet_options {
 	unsigned long count, concurrency, give_up;
 	unsigned long long mac_base;
 	bool path_form, until_updated, json, quiet, verbose, duration_set;
+	bool url_version; /* --url-version: ESPHome's manifest URL tells the version */
 	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, ramp_ms, duration_ms, timeout_ms, reboot_ms;
 	long progress_ms, request_ms, connect_ms;

@@ -289,8 +289,8 @@ void nf_sim_stock_free(struct nf_sim_stock_req *r)
 }
 
 int nf_sim_stock_begin(struct nf_sim_stock_req *r, void *curl, struct nf_posix *p,
-                       enum nf_sim_client kind, const char *server, const char *device,
-                       const char *version, char *err, size_t cap)
+                       enum nf_sim_client kind, bool url_version, const char *server,
+                       const char *device, const char *version, char *err, size_t cap)
 {
 	size_t n = strlen(server);
 	char url[NF_SIM_URL_MAX];
@@ -301,8 +301,8 @@ int nf_sim_stock_begin(struct nf_sim_stock_req *r, void *curl, struct nf_posix *
 	while (n > 0 && server[n - 1] == '/')
 		n--;
 	if (kind == NF_SIM_CLIENT_ESPHOME)
-		len = snprintf(url, sizeof url, "%.*s/esphome/%s/manifest.json", (int)n, server,
-		               device);
+		len = snprintf(url, sizeof url, "%.*s/esphome/%s/manifest.json%s%s", (int)n, server,
+		               device, url_version ? "?version=" : "", url_version ? version : "");
 	else
 		len = snprintf(url, sizeof url, "%.*s/update/%s%s", (int)n, server, device,
 		               kind == NF_SIM_CLIENT_TASMOTA ? ".bin.gz" : "");
@@ -405,8 +405,8 @@ done:
 }
 
 enum nf_sim_stock nf_sim_stock_check(struct nf_posix *p, enum nf_sim_client kind,
-                                     const char *server, const char *device, const char *version,
-                                     char *err, size_t cap)
+                                     bool url_version, const char *server, const char *device,
+                                     const char *version, char *err, size_t cap)
 {
 	struct nf_sim_stock_req r;
 	enum nf_sim_stock res;
@@ -417,7 +417,8 @@ enum nf_sim_stock nf_sim_stock_check(struct nf_posix *p, enum nf_sim_client kind
 		snprintf(err, cap, "out of memory");
 		return NF_SIM_STOCK_FAILED;
 	}
-	res = nf_sim_stock_begin(&r, curl, p, kind, server, device, version, err, cap) == 0
+	res = nf_sim_stock_begin(&r, curl, p, kind, url_version, server, device, version, err,
+	                         cap) == 0
 	          ? NF_SIM_STOCK_AGAIN
 	          : NF_SIM_STOCK_FAILED;
 	while (res == NF_SIM_STOCK_AGAIN) /* at most twice: ESPHome's manifest, then its image */
