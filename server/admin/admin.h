@@ -113,6 +113,7 @@ void nf_admin_tokens_free(struct nf_admin_tokens *t);
 
 /* session.c: the web page's sessions (docs/WEB.md section 3) -------------------- */
 #define NF_ADMIN_MAX_SESSIONS      256    /* sessions at once; a new one replaces the oldest */
+#define NF_ADMIN_MAX_SESSIONS_PER_TOKEN 32 /* one token's share: past it, its own oldest goes */
 #define NF_ADMIN_SESSION_ID_LEN    64     /* hex digits of a session id and of a CSRF token */
 #define NF_ADMIN_SESSION_DEFAULT_S 28800  /* a session's lifetime: 8 hours, a working day */
 #define NF_ADMIN_MAX_SESSION_S     604800 /* admin-session-lifetime's bound: a week */

@@ -175,6 +175,16 @@ static int read_tokens(const char *path, struct stat *st, struct nf_admin_token 
 		               path, (unsigned)(st->st_mode & 07777)),
 		       -1;
 	}
+	/* Group-readable is the 0640 setup; group-writable would let the
+	 * group add admin tokens. */
+	if ((st->st_mode & 020) != 0) {
+		close(fd);
+		return nf_errf(err, errlen,
+		               "admin token file %s: writable by its group (mode %04o); chmod g-w it "
+		               "(0600 or 0640)",
+		               path, (unsigned)(st->st_mode & 07777)),
+		       -1;
+	}
 	if (st->st_size > NF_ADMIN_MAX_TOKEN_FILE) {
 		close(fd);
 		return nf_errf(err, errlen, "admin token file %s: larger than %d bytes", path,

@@ -10,7 +10,8 @@
  * again (GET /api/v1/session) and nothing more is stored; the role and
  * the name of the token it was made from; and an expiry on the monotonic
  * clock. The table is bounded (NF_ADMIN_MAX_SESSIONS): a new session when it
- * is full takes the place of the one that expires first. A session keeps
+ * is full takes the place of the one that expires first, and one token holds
+ * at most NF_ADMIN_MAX_SESSIONS_PER_TOKEN (past it, its own oldest goes). A session keeps
  * the SHA-256 of the token it was made from, so that each request checks it
  * against the token file as it is now (nf_admin_session_role): revoking a
  * token signs its sessions out, and changing its role changes theirs
@@ -78,26 +79,48 @@ void nf_admin_sessions_free(struct nf_admin_sessions *s)
 	pthread_mutex_destroy(&s->lock);
 }
 
+/* A free or expired slot, else the live one that expires first. */
+static struct nf_admin_session *free_slot(struct nf_admin_sessions *s, uint64_t now)
+{
+	struct nf_admin_session *slot = NULL;
+
+	for (size_t i = 0; i < NF_ADMIN_MAX_SESSIONS; i++) {
+		struct nf_admin_session *e = &s->list[i];
+		if (e->role == NF_ROLE_NONE || e->expires_ms <= now)
+			return e;
+		if (slot == NULL || e->expires_ms < slot->expires_ms)
+			slot = e;
+	}
+	return slot;
+}
+
 int nf_admin_session_create(struct nf_admin_sessions *s, enum nf_admin_role role, const char *name,
                             const unsigned char token_hash[32],
                             char id[NF_ADMIN_SESSION_ID_LEN + 1])
 {
 	uint64_t now = nf_clock_ms();
-	struct nf_admin_session *slot = NULL;
+	struct nf_admin_session *slot, *own = NULL; /* own: the token's that expires first */
+	size_t owned = 0;
 
 	if (random_id(id) != 0)
 		return -1;
+
 	pthread_mutex_lock(&s->lock);
-	/* A free or expired slot, else the one that expires first. */
+	/* A token at its share replaces its own session that expires first, so
+	 * that signing in again and again with one token (a read token, say)
+	 * never signs out the holders of others. Otherwise a free or expired
+	 * slot, else the one that expires first. */
 	for (size_t i = 0; i < NF_ADMIN_MAX_SESSIONS; i++) {
 		struct nf_admin_session *e = &s->list[i];
-		if (e->role == NF_ROLE_NONE || e->expires_ms <= now) {
-			slot = e;
-			break;
+		if (e->role == NF_ROLE_NONE || e->expires_ms <= now)
+			continue;
+		if (memcmp(e->token_hash, token_hash, sizeof e->token_hash) == 0) {
+			owned++;
+			if (own == NULL || e->expires_ms < own->expires_ms)
+				own = e;
 		}
-		if (slot == NULL || e->expires_ms < slot->expires_ms)
-			slot = e;
 	}
+	slot = owned >= NF_ADMIN_MAX_SESSIONS_PER_TOKEN ? own : free_slot(s, now);
 	hash_id(id, NF_ADMIN_SESSION_ID_LEN, slot->id_hash);
 	slot->role = role;
 	slot->expires_ms = now + s->lifetime_ms;

@@ -424,6 +424,7 @@ class AdminStartTest(unittest.TestCase):
     def test_token_file_refused(self):
         for text, mode, words in (
                 (ADMIN_TOKEN + "\n", 0o644, "readable or writable by others (mode 0644)"),
+                (ADMIN_TOKEN + "\n", 0o660, "writable by its group (mode 0660)"),
                 ("short\n", 0o600, "tokens:1: a token must have 16 to 256 characters"),
                 (ADMIN_TOKEN + " root\n", 0o600, "role \"root\" is not admin or read")):
             with self.subTest(words=words):

@@ -240,6 +240,9 @@ static void test_token_file(void **state)
 	chmod(path, 0644);
 	assert_int_equal(nf_admin_tokens_load(&t, path, err, sizeof err), -1);
 	assert_non_null(strstr(err, "readable or writable by others (mode 0644)"));
+	chmod(path, 0660);
+	assert_int_equal(nf_admin_tokens_load(&t, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "writable by its group (mode 0660); chmod g-w it"));
 	chmod(path, 0640);
 	assert_int_equal(nf_admin_tokens_load(&t, path, err, sizeof err), 0);
 	unsigned char hash[32], nobody[32] = {0};

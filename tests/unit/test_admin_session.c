@@ -4,7 +4,7 @@
  * exactly one well-formed nofuss_session value and refuses the rest; a
  * session is found by its id alone, carries its token's role and name,
  * checks its CSRF token, ends when asked or when its lifetime is over, and
- * the table stays bounded.
+ * the table stays bounded, one token's sessions within its share.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -117,12 +117,30 @@ static void test_expiry_and_bound(void **state)
 	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL, NULL), NF_ROLE_NONE);
 	nf_admin_sessions_free(&s);
 
-	/* Full: the oldest goes, the newest stay. */
+	/* One token signing in again and again replaces its own sessions: the
+	 * others' stay. */
+	char own_first[NF_ADMIN_SESSION_ID_LEN + 1];
 	assert_int_equal(nf_admin_sessions_init(&s, 1000), 0);
 	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "first", TOKEN_HASH("first"), first), 0);
 	usleep(2000);
+	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_READ, "later", TOKEN_HASH("later"), own_first), 0);
+	usleep(2000);
 	for (int i = 0; i < NF_ADMIN_MAX_SESSIONS; i++)
 		assert_int_equal(nf_admin_session_create(&s, NF_ROLE_READ, "later", TOKEN_HASH("later"), id), 0);
+	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL, NULL), NF_ROLE_ADMIN);
+	assert_int_equal(nf_admin_session_check(&s, own_first, NULL, &ok, name, NULL, NULL), NF_ROLE_NONE);
+	assert_int_equal(nf_admin_session_check(&s, id, NULL, &ok, name, NULL, NULL), NF_ROLE_READ);
+	nf_admin_sessions_free(&s);
+
+	/* Full, of many tokens' sessions: the oldest goes, the newest stay. */
+	assert_int_equal(nf_admin_sessions_init(&s, 1000), 0);
+	assert_int_equal(nf_admin_session_create(&s, NF_ROLE_ADMIN, "first", TOKEN_HASH("first"), first), 0);
+	usleep(2000);
+	for (int i = 0; i < NF_ADMIN_MAX_SESSIONS; i++) {
+		unsigned char token[32];
+		memset(token, 'a' + i / NF_ADMIN_MAX_SESSIONS_PER_TOKEN, sizeof token);
+		assert_int_equal(nf_admin_session_create(&s, NF_ROLE_READ, "many", token, id), 0);
+	}
 	assert_int_equal(nf_admin_session_check(&s, first, NULL, &ok, name, NULL, NULL), NF_ROLE_NONE);
 	assert_int_equal(nf_admin_session_check(&s, id, NULL, &ok, name, NULL, NULL), NF_ROLE_READ);
 	nf_admin_sessions_free(&s);
