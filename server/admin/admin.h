@@ -47,6 +47,7 @@
 #define NF_ADMIN_MAX_IMAGE   (16u * 1024 * 1024) /* bytes of one uploaded image (16 MiB flash) */
 #define NF_ADMIN_MAX_AUDIT_PAGE 1000             /* audit entries in one answer */
 #define NF_RELEASES_DIR      "releases"         /* below the public folder */
+#define NF_UPLOAD_STALE_S    600                /* an upload's temporary file untouched this long is left over */
 #define NF_ADMIN_MAX_BODY    65536               /* bytes of a JSON request body */
 #define NF_UPLOAD_WRITE      262144              /* bytes an upload gathers per write(2) */
 #define NF_ADMIN_MAX_FIELD   48                  /* a field's name in an error, with the NUL */
@@ -436,6 +437,11 @@ int nf_upload_fd(const struct nf_upload *u);
 void nf_upload_abort(struct nf_upload *u);
 /* "QIO", "QOUT", "DIO", "DOUT", or NULL. */
 const char *nf_upload_flash_mode_name(int mode);
+/* Removes the temporary files of uploads an earlier run left (a crash, a
+ * kill -9) in public_dir/releases: those untouched for
+ * NF_UPLOAD_STALE_S, so that another node's upload in progress on shared
+ * storage is left alone. Returns how many were removed; says so once. */
+size_t nf_upload_sweep(const char *public_dir);
 
 /* releases.c: /api/v1/releases and /api/v1/audit ------------------------------ */
 /* Body routes are called once with data NULL before the body (the headers

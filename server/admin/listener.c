@@ -814,6 +814,8 @@ struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size
 	a->plans = p->plans;
 	snprintf(a->public_dir, sizeof a->public_dir, "%s",
 	         p->public_dir != NULL ? p->public_dir : "");
+	if (a->public_dir[0] != '\0')
+		nf_upload_sweep(a->public_dir);
 	pthread_mutex_init(&a->cache_lock, NULL);
 	pthread_mutex_init(&a->release_lock, NULL);
 	snprintf(a->web_dir, sizeof a->web_dir, "%s",

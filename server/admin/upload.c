@@ -11,9 +11,11 @@
  * nf_upload_finish (a cut connection, a refusal) leaves nothing: the
  * temporary file is unlinked by nf_upload_abort.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,4 +242,32 @@ void nf_upload_abort(struct nf_upload *u)
 	EVP_MD_CTX_free(u->md5);
 	EVP_MD_CTX_free(u->sha);
 	u->md5 = u->sha = NULL;
+}
+
+size_t nf_upload_sweep(const char *public_dir)
+{
+	char dir[NF_MAX_PATH], path[NF_MAX_PATH + 64];
+	time_t now = time(NULL);
+	size_t removed = 0;
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	if ((size_t)snprintf(dir, sizeof dir, "%s/%s", public_dir, NF_RELEASES_DIR) >= sizeof dir ||
+	    (d = opendir(dir)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, ".upload-", 8) != 0 ||
+		    (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
+		    lstat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    now - st.st_mtime < NF_UPLOAD_STALE_S)
+			continue;
+		if (unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	if (removed > 0)
+		nf_log(NF_LOG_INFO, "%s: removed %zu unfinished uploads an earlier run left", dir,
+		       removed);
+	return removed;
 }

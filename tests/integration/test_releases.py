@@ -285,6 +285,22 @@ class ReleasesTest(ReleaseServer):
         # The same release uploads whole afterwards.
         self.upload(fw, version="4.0.0")
 
+    def test_start_removes_uploads_a_crash_left(self):
+        """A kill -9 mid-upload leaves its temporary file; the next start
+        removes it once it is 10 minutes old (a younger one may be another
+        node's upload in progress on shared storage)."""
+        self.assertEqual(self.srv.stop(), 0)
+        os.makedirs(self.releases, exist_ok=True)
+        old, fresh = (os.path.join(self.releases, n) for n in (".upload-Ab12Cd", ".upload-Ef34Gh"))
+        for path in (old, fresh):
+            with open(path, "wb") as f:
+                f.write(b"\xe9" * 4096)
+        hour_ago = time.time() - 3600
+        os.utime(old, (hour_ago, hour_ago))
+        self.start()
+        self.srv.wait_for(r"releases: removed 1 unfinished uploads an earlier run left", 10)
+        self.assertEqual(sorted(os.listdir(self.releases)), [".upload-Ef34Gh"])
+
     def test_read_token_cannot_write_and_audit(self):
         fw = image("a")
         rel = self.upload(fw, version="5.0.0")
