@@ -173,6 +173,9 @@ static uint64_t fingerprint(const struct nf_plan_entry *e, size_t n, int64_t con
 		                e[i].rollout.phase, e[i].offering, e[i].rollout.rate,
 		                (int64_t)e[i].release.fw.size, (int64_t)e[i].release.fs.size};
 		h = mix(h, f, sizeof f);
+		/* Its images by content, not only by size. */
+		h = mix(h, e[i].release.fw.sha256, strlen(e[i].release.fw.sha256));
+		h = mix(h, e[i].release.fs.sha256, strlen(e[i].release.fs.sha256));
 	}
 	return h | 1; /* never 0: that is "nothing published" */
 }

@@ -86,6 +86,8 @@ struct nf_admin_tokens {
 	off_t size;
 	int64_t mtime_ns, ctime_ns;
 	uint64_t checked_ms; /* monotonic time of the last stat */
+	time_t refused_second;   /* refusals said in this second, at most NF_AUTH_LOG_PER_SEC */
+	unsigned refused_said;
 };
 
 /* Parses a token file's text (len bytes) into a new list (free with free()).
@@ -111,6 +113,10 @@ enum nf_admin_role nf_admin_tokens_check(struct nf_admin_tokens *t, const char *
 enum nf_admin_role nf_admin_tokens_role_of(struct nf_admin_tokens *t, const unsigned char hash[32],
                                            char *name);
 void nf_admin_tokens_free(struct nf_admin_tokens *t);
+/* Says that a token presented from ip was refused (what: "a sign-in", "a
+ * bearer token"), at most NF_AUTH_LOG_PER_SEC lines a second: a guessing
+ * run is seen without flooding the log. Any thread. */
+void nf_admin_tokens_refused(struct nf_admin_tokens *t, const char *ip, const char *what);
 
 /* session.c: the web page's sessions (docs/WEB.md section 3) -------------------- */
 #define NF_ADMIN_MAX_SESSIONS      256    /* sessions at once; a new one replaces the oldest */
@@ -371,6 +377,9 @@ bool nf_admin_tls(const struct nf_admin_request *r);
  * SHA-256 into r->token_hash. */
 enum nf_admin_role nf_admin_bearer(struct nf_admin_request *r, const char *authorization,
                                    char *name);
+/* Says (rate-limited) that r presented a token not in the file; what: "a
+ * sign-in", "a bearer token". */
+void nf_admin_refused(struct nf_admin_request *r, const char *what);
 /* The role of the request's session cookie, or NF_ROLE_NONE: the session
  * checked against the token file as it is now. A session whose token was
  * removed from the file ends here (revoking a token signs its sessions

@@ -129,8 +129,9 @@ int nf_api_device(struct nf_admin_request *r)
 
 static void on_step(void *user, const struct nf_plan_step *st)
 {
-	json_t *step = json_pack("{s:s, s:b, s:s}", "step", st->what, "chosen", st->chosen,
-	                         "detail", st->detail);
+	/* The detail may quote a device's type or version: any bytes. */
+	json_t *step = json_pack("{s:s, s:b, s:o}", "step", st->what, "chosen", st->chosen,
+	                         "detail", nf_render_string(st->detail, strlen(st->detail)));
 
 	if (step != NULL && st->rollout != 0)
 		json_object_set_new(step, "rollout", json_integer((json_int_t)st->rollout));

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -323,6 +324,23 @@ enum nf_admin_role nf_admin_tokens_check(struct nf_admin_tokens *t, const char *
 		memcpy(hash_out, hash, sizeof hash);
 	OPENSSL_cleanse(hash, sizeof hash);
 	return role;
+}
+
+void nf_admin_tokens_refused(struct nf_admin_tokens *t, const char *ip, const char *what)
+{
+	time_t now = time(NULL);
+	bool say;
+
+	pthread_mutex_lock(&t->lock);
+	if (now != t->refused_second) {
+		t->refused_second = now;
+		t->refused_said = 0;
+	}
+	say = t->refused_said++ < NF_AUTH_LOG_PER_SEC;
+	pthread_mutex_unlock(&t->lock);
+	if (say)
+		nf_log(NF_LOG_WARN, "admin: 401 to %s for %s: not a token of the token file", ip,
+		       what);
 }
 
 void nf_admin_tokens_free(struct nf_admin_tokens *t)

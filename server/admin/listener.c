@@ -35,6 +35,7 @@
 
 #include "admin.h"
 #include "common.h"
+#include "http.h"
 #include "nofussd.h"
 
 struct nf_admin {
@@ -304,6 +305,14 @@ enum nf_admin_role nf_admin_bearer(struct nf_admin_request *r, const char *autho
 	return nf_admin_tokens_check(&r->admin->tokens, authorization, name, r->token_hash);
 }
 
+void nf_admin_refused(struct nf_admin_request *r, const char *what)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	nf_http_client_ip(r->conn, ip);
+	nf_admin_tokens_refused(&r->admin->tokens, ip, what);
+}
+
 enum nf_admin_role nf_admin_session_role(struct nf_admin_request *r, bool with_csrf,
                                          bool *csrf_ok, int64_t *left)
 {
@@ -480,6 +489,8 @@ static const char *authenticate(struct nf_admin_request *r)
 		r->role = nf_admin_bearer(r, auth, r->token_name);
 		if (r->role != NF_ROLE_NONE)
 			return NULL;
+		if (auth != NULL)
+			nf_admin_refused(r, "a bearer token");
 		return auth != NULL ? "the bearer token is not valid"
 		                    : "a bearer token is needed: Authorization: Bearer TOKEN";
 	}

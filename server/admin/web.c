@@ -207,9 +207,11 @@ int nf_api_session_start(struct nf_admin_request *r)
 	json_decref(body);
 	r->role = nf_admin_bearer(r, auth, r->token_name);
 	OPENSSL_cleanse(auth, sizeof auth);
-	if (r->role == NF_ROLE_NONE)
+	if (r->role == NF_ROLE_NONE) {
+		nf_admin_refused(r, "a sign-in");
 		return nf_admin_error(r, MHD_HTTP_UNAUTHORIZED, "token",
 		                      "this token is not in the admin token file");
+	}
 	if (nf_admin_session_create(nf_admin_sessions(r), r->role, r->token_name, r->token_hash,
 	                            id) != 0)
 		return nf_admin_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,

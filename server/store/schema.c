@@ -112,6 +112,24 @@
 	"ALTER TABLE rollouts ADD COLUMN window_end INTEGER NOT NULL DEFAULT -1;"             \
 	"ALTER TABLE rollouts ADD COLUMN rate INTEGER NOT NULL DEFAULT 0;"
 
+/* Migration 6: a release id is never given again (SQLite). Without
+ * AUTOINCREMENT SQLite hands out the largest id plus one, so deleting the
+ * newest release and uploading another gave the new one the old id, and
+ * whatever still named the old one (a completed rollout that still offers,
+ * an audit entry, a stale page's delete button) now named the new one. The
+ * table is made again with AUTOINCREMENT, its counter set past every id
+ * anything names. PostgreSQL's identity columns never reuse an id. */
+#define RELEASES_AUTOINCREMENT                                                            \
+	"CREATE TABLE releases_new (id INTEGER PRIMARY KEY AUTOINCREMENT, " RELEASE_COLUMNS   \
+	");"                                                                                  \
+	"INSERT INTO releases_new SELECT * FROM releases;"                                   \
+	"DROP TABLE releases;"                                                                \
+	"ALTER TABLE releases_new RENAME TO releases;"                                        \
+	"DELETE FROM sqlite_sequence WHERE name = 'releases';"                                \
+	"INSERT INTO sqlite_sequence (name, seq) SELECT 'releases', COALESCE(MAX(x), 0) FROM " \
+	"(SELECT MAX(id) AS x FROM releases UNION ALL SELECT MAX(release_id) FROM rollouts "  \
+	"UNION ALL SELECT MAX(pin_release) FROM devices);"
+
 struct migration {
 	const char *what;
 	const char *sqlite, *pg;
@@ -133,6 +151,7 @@ static const struct migration migrations[NF_STORE_SCHEMA_VERSION] = {
 	 "CREATE TABLE rollouts (id INTEGER PRIMARY KEY, " ROLLOUT_COLUMNS ");" ROLLOUT_INDEXES,
 	 "CREATE TABLE rollouts (" PG_ID ROLLOUT_COLUMNS ");" ROLLOUT_INDEXES},
 	{"rollout offers: pins, exclusions, windows", ROLLOUT_OFFERS, ROLLOUT_OFFERS},
+	{"release ids never given again", RELEASES_AUTOINCREMENT, "SELECT 1"},
 };
 
 static void get_version(void *user, const struct nf_db_row *row)

@@ -58,7 +58,7 @@
 #define NF_STORE_DEFAULT_RETRY_MS 5000   /* longest pause between retries */
 #define NF_STORE_DEFAULT_CLOSE_MS 10000  /* close keeps retrying a failing database */
 
-#define NF_STORE_SCHEMA_VERSION 5 /* the newest schema this code knows (schema.c) */
+#define NF_STORE_SCHEMA_VERSION 6 /* the newest schema this code knows (schema.c) */
 
 /* Events: what the loop posts -------------------------------------------- */
 enum nf_event_kind {

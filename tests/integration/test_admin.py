@@ -130,6 +130,18 @@ class AdminTest(unittest.TestCase):
                                             "status": 401})
         r = get(self.port, "/api/v1/summary", {"Authorization": "Basic b3BzOm9wcw=="})
         self.assertEqual(r.status, 401)
+        # A wrong token is said in the log, with the address, and a run of
+        # them at most 10 lines a second (NF_AUTH_LOG_PER_SEC).
+        self.srv.wait_for(r"admin: 401 to 127\.0\.0\.1 for a bearer token: not a token", 10)
+        seen = self.srv.line_count()
+        t0 = time.monotonic()
+        for _ in range(60):
+            self.api("/api/v1/summary", token="x" * 20, status=401)
+        self.srv.wait_for(r"for a bearer token", 10, start=seen)
+        time.sleep(0.2)  # the log's reader thread
+        said = sum(1 for line in list(self.srv.lines)[seen:]
+                   if line is not None and "for a bearer token" in line)
+        self.assertLessEqual(said, 10 * (int(time.monotonic() - t0) + 2))
         r = self.api("/api/v1/nothing", status=404)
         self.assertIn("no such endpoint", r.json()["error"])
 

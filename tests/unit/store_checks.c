@@ -1209,3 +1209,52 @@ void check_rollout_counts(void **state)
 	assert_int_equal(c.offered_total, 0);
 	nf_store_close(s);
 }
+
+/* Adds a release of SONOFF at version; returns its id. */
+static int64_t add_release(struct nf_store *s, const char *version)
+{
+	struct nf_release rel = {.created_ms = STORE_T0};
+	char err[512];
+
+	snprintf(rel.device, sizeof rel.device, "SONOFF");
+	snprintf(rel.version, sizeof rel.version, "%s", version);
+	snprintf(rel.fw.path, sizeof rel.fw.path, "/releases/%s.bin", version);
+	assert_int_equal(nf_store_release_add(s, &rel, err, sizeof err), 1);
+	return rel.id;
+}
+
+static void delete_release(struct nf_store *s, int64_t id)
+{
+	char unused[2][NF_STORE_MAX_IMAGE], err[512];
+	int64_t rollout, pinned;
+
+	assert_int_equal(nf_store_release_delete(s, id, unused, &rollout, &pinned, err, sizeof err),
+	                 1);
+}
+
+/* A release id is never given again once the newest release is deleted
+ * (schema 6: before it, SQLite gave the largest id plus one); the migration
+ * keeps the releases there were, ids and all. */
+void check_release_ids_never_reused(void **state)
+{
+	struct nf_store_options o = {.migrate_to = 5};
+	struct nf_store *s = store_check_open(url_of(state), &o);
+	int64_t a = add_release(s, "1.0"), b = add_release(s, "2.0");
+	struct nf_release got;
+	char err[512];
+
+	assert_true(b > a);
+	nf_store_close(s);
+
+	s = store_check_open(url_of(state), NULL);
+	assert_int_equal(nf_store_release_get(s, a, &got, err, sizeof err), 1);
+	assert_string_equal(got.version, "1.0");
+	assert_int_equal(nf_store_release_get(s, b, &got, err, sizeof err), 1);
+	assert_string_equal(got.version, "2.0");
+	delete_release(s, b);
+	int64_t c = add_release(s, "3.0");
+	assert_true(c > b);
+	delete_release(s, c);
+	assert_true(add_release(s, "4.0") > c);
+	nf_store_close(s);
+}

@@ -64,6 +64,7 @@ void check_list(void **state);
 void check_summary(void **state);
 void check_close_writes_all(void **state);
 void check_migrate_old(void **state);
+void check_release_ids_never_reused(void **state);
 
 #define STORE_CHECKS(X)                                                                   \
 	X(check_offer_to_confirmed)                                                       \
@@ -83,6 +84,7 @@ void check_migrate_old(void **state);
 	X(check_list)                                                                     \
 	X(check_summary)                                                                  \
 	X(check_close_writes_all)                                                         \
-	X(check_migrate_old)
+	X(check_migrate_old)                                                               \
+	X(check_release_ids_never_reused)
 
 #endif
