@@ -94,7 +94,8 @@ static void judge(struct nf_rollwatch *w, struct nf_rollout *r, int64_t now)
 	nf_rollout_judge(r, &c, now, &v);
 	if (v.action == NF_GATE_HALT) {
 		rc = nf_store_rollout_move(w->store, r->id,
-		                           1u << NF_ROLLOUT_RUNNING | 1u << NF_ROLLOUT_PAUSED,
+		                           1u << NF_ROLLOUT_RUNNING | 1u << NF_ROLLOUT_PAUSED |
+		                               1u << NF_ROLLOUT_COMPLETED,
 		                           NF_ROLLOUT_HALTED, false, v.why, now, &moved, err,
 		                           sizeof err);
 		if (rc == 1)
@@ -260,7 +261,10 @@ static void tick(struct nf_rollwatch *w)
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct nf_rollout *r = &list[i];
-		if (r->state == NF_ROLLOUT_RUNNING || r->state == NF_ROLLOUT_PAUSED)
+		/* A completed rollout in the list still offers (to late
+		 * devices): its error gate still halts it. */
+		if (r->state == NF_ROLLOUT_RUNNING || r->state == NF_ROLLOUT_PAUSED ||
+		    r->state == NF_ROLLOUT_COMPLETED)
 			judge(w, r, now);
 		if (r->state != NF_ROLLOUT_RUNNING && r->state != NF_ROLLOUT_COMPLETED)
 			continue;

@@ -123,7 +123,7 @@ const ACTIONS = [
   {name: "pause", states: ["running"], q: "Pause this rollout? No new device is offered the release until it is resumed."},
   {name: "resume", states: ["paused", "halted"], q: "Resume this rollout? Devices of its phase are offered the release again."},
   {name: "advance", states: ["running", "paused"], q: "Advance to the next phase now, whatever the gates say?"},
-  {name: "abort", states: ["running", "paused", "halted"], q: "Abort this rollout? It is over for good: no device is offered the release any more."},
+  {name: "abort", states: ["running", "paused", "halted", "completed"], q: "Abort this rollout? It is over for good: no device is offered the release any more."},
 ];
 
 function detail(ctx, r) {

@@ -365,8 +365,10 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 	    {"pause", S(RUNNING), NF_ROLLOUT_PAUSED},
 	    {"resume", S(PAUSED) | S(HALTED), NF_ROLLOUT_RUNNING},
 	    {"advance", S(RUNNING) | S(PAUSED), NF_ROLLOUT_RUNNING},
-	    {"abort", S(RUNNING) | S(PAUSED) | S(HALTED), NF_ROLLOUT_ABORTED},
-	    {"halt", S(RUNNING) | S(PAUSED), NF_ROLLOUT_HALTED},
+	    /* A completed rollout still offers to late devices: it can be
+	     * halted or aborted too. */
+	    {"abort", S(RUNNING) | S(PAUSED) | S(HALTED) | S(COMPLETED), NF_ROLLOUT_ABORTED},
+	    {"halt", S(RUNNING) | S(PAUSED) | S(COMPLETED), NF_ROLLOUT_HALTED},
 	};
 	struct nf_store *store = nf_admin_store(r);
 	struct nf_rollout ro, now;

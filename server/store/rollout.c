@@ -326,7 +326,8 @@ static int halt_all_op(struct nf_db *db, const struct nf_store_options *opt, voi
 	h->halted = 0;
 	if (nf_db_run(db, -1,
 	              "UPDATE rollouts SET state = 2, reason = $1, state_ms = $2 "
-	              "WHERE state IN (0, 1) RETURNING id",
+	              "WHERE state IN (0, 1) OR id IN (SELECT MAX(id) FROM rollouts WHERE state = 3 "
+	              "GROUP BY device) RETURNING id",
 	              v, 2, on_halted, h) != 0 ||
 	    nf_db_sync(db) != 0)
 		return -1;
@@ -414,6 +415,14 @@ static void on_count(void *user, const struct nf_db_row *row)
 	c->out->offered_total += n;
 }
 
+static void on_seen(void *user, const struct nf_db_row *row)
+{
+	struct nf_rollout_counts *out = user;
+
+	out->known = (uint64_t)nf_db_int(row, 0);
+	out->seen = (uint64_t)nf_db_int(row, 1);
+}
+
 static int counts_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
 {
 	struct counts_ctx *c = ctx;
@@ -434,6 +443,18 @@ static int counts_op(struct nf_db *db, const struct nf_store_options *opt, void 
 	              "state, CASE WHEN offer_ms < $3 THEN 1 ELSE 0 END, "
 	              "CASE WHEN offer_reverts > 0 THEN 1 ELSE 0 END",
 	              v, 3, on_count, c) != 0 ||
+	    nf_db_sync(db) != 0)
+		return -1;
+	if (c->out->offered_total > 0)
+		return 0;
+	/* Nothing offered yet: is the phase empty, or the fleet away? */
+	struct nf_db_val w[3] = {NF_DB_TEXT_V(c->r->device), NF_DB_INT_V(c->r->release_id),
+	                         NF_DB_INT_V(c->r->phase_ms)};
+	if (nf_db_run(db, -1,
+	              "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_check >= $3 THEN 1 ELSE 0 END), "
+	              "0) FROM devices WHERE device = $1 AND excluded = 0 AND version <> "
+	              "COALESCE((SELECT version FROM releases WHERE id = $2), '')",
+	              w, 3, on_seen, c->out) != 0 ||
 	    nf_db_sync(db) != 0)
 		return -1;
 	return 0;
@@ -462,6 +483,35 @@ static unsigned basis_points(uint64_t n, uint64_t d)
 	return d == 0 ? 0 : (unsigned)(n * 10000 / d);
 }
 
+/* A rollout that has offered nothing, its phase soaked: whether the phase
+ * is empty (no device of the type picked for it, as with too few devices
+ * for its percentage), which passes it, or the fleet away (devices off, the
+ * server just started), which must not: phases passed with nobody there
+ * would offer the release to the whole fleet at once when it comes back.
+ * Empty once seen of the known devices checked in since the phase began,
+ * where seen is 100 / percent (one device expected in the phase) or half
+ * of those known, whichever is fewer, and at least one. Else the reason
+ * into v->why. */
+static bool phase_shown_empty(const struct nf_rollout *r, const struct nf_rollout_counts *c,
+                              struct nf_gate_verdict *v)
+{
+	unsigned pct = r->phase < r->nphases && r->phases[r->phase] > 0 ? r->phases[r->phase] : 100;
+	uint64_t need = (100 + pct - 1) / pct, half = (c->known + 1) / 2;
+
+	if (half < need)
+		need = half;
+	if (need < 1)
+		need = 1;
+	if (c->seen >= need)
+		return true;
+	snprintf(v->why, sizeof v->why,
+	         "phase %u (%u%%) has offered nothing: %llu of the %llu %s devices known checked in "
+	         "since it began, %llu needed to pass it empty",
+	         r->phase + 1, pct, (unsigned long long)c->seen, (unsigned long long)c->known,
+	         r->device, (unsigned long long)need);
+	return false;
+}
+
 void nf_rollout_judge(const struct nf_rollout *r, const struct nf_rollout_counts *c,
                       int64_t now_ms, struct nf_gate_verdict *v)
 {
@@ -474,7 +524,8 @@ void nf_rollout_judge(const struct nf_rollout *r, const struct nf_rollout_counts
 	v->error_bp = basis_points(errors, offered);
 	v->soak_left_ms = soaked >= r->soak_ms ? 0 : r->soak_ms - soaked;
 	v->action = NF_GATE_WAIT;
-	if (r->state != NF_ROLLOUT_RUNNING && r->state != NF_ROLLOUT_PAUSED)
+	if (r->state != NF_ROLLOUT_RUNNING && r->state != NF_ROLLOUT_PAUSED &&
+	    r->state != NF_ROLLOUT_COMPLETED)
 		return;
 	/* Strictly above: an error threshold of 0 halts on the first error. */
 	if (offered > 0 && errors * 10000 > (uint64_t)r->error_bp * offered) {
@@ -492,9 +543,8 @@ void nf_rollout_judge(const struct nf_rollout *r, const struct nf_rollout_counts
 	}
 	if (r->state != NF_ROLLOUT_RUNNING || v->soak_left_ms > 0)
 		return;
-	/* A phase that offered nothing (no device of it checked in, or too few
-	 * devices for its percentage) has nothing to judge: it passes once
-	 * soaked, and the next, larger phase is judged instead. */
+	if (offered == 0 && !phase_shown_empty(r, c, v))
+		return;
 	if (offered > 0 && c->total[NF_RC_CONFIRMED] * 10000 < (uint64_t)r->success_bp * offered)
 		return;
 	v->action = r->approval ? NF_GATE_APPROVAL : NF_GATE_ADVANCE;

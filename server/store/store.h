@@ -561,6 +561,10 @@ struct nf_rollout_counts {
 	uint64_t offered[NF_ROLLOUT_MAX_PHASES]; /* the sum of each phase's row */
 	uint64_t total[NF_RC_COUNT];
 	uint64_t offered_total;
+	/* Only while offered_total is 0: the devices of the rollout's type not
+	 * on its release's version nor excluded (known), and how many of them
+	 * checked in since its phase began (seen). */
+	uint64_t known, seen;
 };
 /* "pending", "confirmed", ... */
 const char *nf_rollout_count_name(int kind);
@@ -570,10 +574,14 @@ int nf_store_rollout_counts(struct nf_store *store, const struct nf_rollout *r, 
 
 /* The health gates of a rollout's current phase, judged on its counts so
  * far (every phase's offers together): halt when (reverted + failed +
- * silent) / offered is above error_bp; advance once the phase has soaked
- * soak_ms and confirmed / offered is at least success_bp (a phase that
- * offered nothing passes once soaked); with approval, wait for an
- * operator instead. Pure: the watcher and the API judge alike. */
+ * silent) / offered is above error_bp, whether running, paused or
+ * completed (a completed rollout still offers to late devices); advance a
+ * running one once the phase has soaked soak_ms and confirmed / offered is
+ * at least success_bp; with approval, wait for an operator instead. A
+ * rollout that has offered nothing yet passes a phase only once enough
+ * devices of its type checked in since the phase began to show that the
+ * phase is empty, not that the fleet is away (docs/ROLLOUTS.md section 3). Pure:
+ * the watcher and the API judge alike. */
 enum nf_gate_action { NF_GATE_WAIT = 0, NF_GATE_HALT, NF_GATE_ADVANCE, NF_GATE_APPROVAL,
 	              NF_GATE_ACTIONS };
 struct nf_gate_verdict {

@@ -106,6 +106,37 @@ class ControlsTest(ControlsServer):
         self.assertIsNone(self.offered(macs[0], version="2.0.0"))
         self.assertIsNone(self.offered(macs[0], version="3.0.0"))
 
+    def test_empty_phase_passes_only_once_devices_show_it(self):
+        # Six devices known, none of them in the 1% phase (the bucket is a
+        # stable hash of the MAC and the rollout, and this store's first
+        # rollout is always 1). Until enough of them check in, the phase
+        # has offered nothing because the fleet is away, not because it is
+        # empty: passing it would offer the release to all of them at once.
+        macs = ["5C:CF:7F:00:02:%02X" % i for i in range(6)]
+        for m in macs:
+            self.assertIsNone(self.offered(m))
+        self.assertTrue(wait_until(lambda: self.request(
+            "GET", "/api/v1/devices?limit=10", token=READ_TOKEN)[1]["total"] == 6))
+        rid = self.start_rollout(phases=[1, 100], soak=0)
+
+        def rollout():
+            return self.request("GET", "/api/v1/rollouts/%d" % rid, token=READ_TOKEN)[1]
+        self.assertTrue(wait_until(lambda: rollout()["gates"]["why"] is not None, timeout=5))
+        time.sleep(1.5)  # several watcher rounds: still phase 1
+        ro = rollout()
+        self.assertEqual((ro["state"], ro["phase"]), ("running", 0), ro)
+        self.assertIn("phase 1 (1%) has offered nothing: 0 of the 6 SONOFF devices known "
+                      "checked in since it began, 3 needed to pass it empty", ro["gates"]["why"])
+        # Two check in, none picked: not yet.
+        for m in macs[:2]:
+            self.assertIsNone(self.offered(m), "%s is in the 1%% phase: pick another MAC" % m)
+        time.sleep(1.5)
+        self.assertEqual(rollout()["phase"], 0)
+        # The third shows the phase empty: the rollout goes on to 100%.
+        self.assertIsNone(self.offered(macs[2]))
+        self.assertTrue(wait_until(lambda: rollout()["phase"] == 1, timeout=5), rollout())
+        self.until_offered("2.0.0", mac=macs[5])
+
     def decision(self, ok, mac=MAC):
         """The device's decision once ok(decision) holds (the store commits
         a check within its batch interval)."""

@@ -68,12 +68,17 @@ class RolloutsApiTest(ReleaseServer):
         self.assertEqual((last["phase"], last["percent"]), (3, 100))
         done = self.act(rid, "advance")
         self.assertEqual((done["state"], done["phase"]), ("completed", 3))
+        # A completed rollout still offers the release to devices that check in
+        # late: it can be halted, and aborted for good.
+        halted = self.act(rid, "halt")
+        self.assertEqual((halted["state"], halted["phase"]), ("halted", 3))
+        self.assertEqual(self.act(rid, "abort")["state"], "aborted")
         body = self.act(rid, "abort", status=409)
-        self.assertIn("is completed", body["error"])
+        self.assertIn("is aborted", body["error"])
         self.act(rid, "explode", status=404)
         self.act(rid, "pause", token=READ_TOKEN, status=403)
         st, lst, _ = self.request("GET", "/api/v1/releases", token=READ_TOKEN)
-        self.assertEqual(lst["releases"][0]["rollouts"], [{"id": rid, "state": "completed"}])
+        self.assertEqual(lst["releases"][0]["rollouts"], [{"id": rid, "state": "aborted"}])
         # Over: the release may go now.
         st, _, _ = self.request("DELETE", "/api/v1/releases/%d" % rel["id"])
         self.assertEqual(st, 200)
@@ -81,7 +86,8 @@ class RolloutsApiTest(ReleaseServer):
                    if e["action"].startswith("rollout")]
         self.assertEqual(actions, [("rollout.start", 201), ("rollout.start", 409)] +
                          [("rollout.action", s) for s in
-                          (200, 409, 200, 200, 200, 200, 409, 200, 200, 200, 409, 404, 403)])
+                          (200, 409, 200, 200, 200, 200, 409, 200, 200, 200, 200, 200, 409,
+                           404, 403)])
 
     def test_filters_gates_and_restart(self):
         rel = self.upload(image("r2"), version="3.0.0")

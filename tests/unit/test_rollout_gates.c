@@ -3,9 +3,11 @@
  * (nf_rollout_judge, server/store/rollout.c) at their boundaries: errors
  * exactly at the threshold do not halt and one more does; the success gate
  * passes at its threshold only once soaked, and waits for an operator when
- * the rollout asks for approval; a phase that offered nothing passes once
- * soaked; a paused rollout never advances (but still halts); a rollout that
- * is over is never judged; the figures round down.
+ * the rollout asks for approval; a rollout that offered nothing passes a
+ * soaked phase only once enough of its devices checked in to show the phase
+ * empty, not the fleet away; a paused rollout never advances (but still
+ * halts); a completed one still halts; one that is over is never judged;
+ * the figures round down.
  */
 #include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
@@ -142,16 +144,31 @@ static void test_success_gate_and_soak(void **state)
 	assert_int_equal(v.success_bp, 6666);
 }
 
-static void test_nothing_offered_passes_once_soaked(void **state)
+static void test_nothing_offered_passes_once_shown_empty(void **state)
 {
-	struct nf_rollout r = rollout();
+	struct nf_rollout r = rollout(); /* phase 2 of 4: 10% */
 	struct nf_gate_verdict v;
 	struct nf_rollout_counts c = counts(0, 0, 0, 0, 0);
 
 	(void)state;
+	/* Nobody there (no device known, none seen): it waits, saying why. */
+	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
+	assert_string_equal(v.why, "phase 2 (10%) has offered nothing: 0 of the 0  devices known "
+	                           "checked in since it began, 1 needed to pass it empty");
+	/* 1,000 devices known, 9 seen: at 10% one would be expected in 10. */
+	c.known = 1000, c.seen = 9;
+	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
+	c.seen = 10;
 	assert_int_equal(judge(&r, &c, &v), NF_GATE_ADVANCE);
 	assert_int_equal(v.success_bp, 0);
 	assert_int_equal(v.error_bp, 0);
+	/* A fleet too small for the phase: half of it seen is enough. */
+	r.phase = 0; /* 1%: 100 would be needed */
+	c.known = 30, c.seen = 14;
+	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
+	c.seen = 15;
+	assert_int_equal(judge(&r, &c, &v), NF_GATE_ADVANCE);
+	/* Never before the soak. */
 	r.phase_ms = NOW - 1000;
 	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
 	assert_int_equal(v.soak_left_ms, SOAK_MS - 1000);
@@ -171,8 +188,16 @@ static void test_paused_and_over(void **state)
 	assert_int_equal(judge(&r, &good, &v), NF_GATE_WAIT);
 	/* But a paused rollout whose devices fail is halted. */
 	assert_int_equal(judge(&r, &bad, &v), NF_GATE_HALT);
-	/* Halted, completed, aborted: never judged, figures still given. */
+	/* Completed: it still offers to late devices, so its error gate still
+	 * halts it; it never advances. */
+	r.state = NF_ROLLOUT_COMPLETED;
+	r.approval = false;
+	assert_int_equal(judge(&r, &bad, &v), NF_GATE_HALT);
+	assert_int_equal(judge(&r, &good, &v), NF_GATE_WAIT);
+	/* Halted, aborted: never judged, figures still given. */
 	for (int s = NF_ROLLOUT_HALTED; s < NF_ROLLOUT_STATES; s++) {
+		if (s == NF_ROLLOUT_COMPLETED)
+			continue;
 		r.state = s;
 		assert_int_equal(judge(&r, &bad, &v), NF_GATE_WAIT);
 		assert_int_equal(v.error_bp, 5000);
@@ -187,7 +212,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_error_threshold_is_strict),
 	    cmocka_unit_test(test_success_gate_and_soak),
-	    cmocka_unit_test(test_nothing_offered_passes_once_soaked),
+	    cmocka_unit_test(test_nothing_offered_passes_once_shown_empty),
 	    cmocka_unit_test(test_paused_and_over),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
