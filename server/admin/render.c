@@ -258,6 +258,29 @@ json_t *nf_render_summary(const struct nf_fleet_summary *s, int64_t now_ms)
 	return o;
 }
 
+/* What an offer's state means, for the sentence below. */
+static const char *state_meaning(int state)
+{
+	switch (state) {
+	case NF_UPDATE_OFFERED:
+		return "nothing downloaded yet";
+	case NF_UPDATE_DOWNLOADING:
+		return "part of it served so far";
+	case NF_UPDATE_DOWNLOADED:
+		return "every byte served, waiting for a check on the new version";
+	case NF_UPDATE_CONFIRMED:
+		return "a later check reported that version";
+	case NF_UPDATE_REVERTED:
+		return "a check after the download still reported the old version";
+	case NF_UPDATE_FAILED:
+		return "its download was cut or refused";
+	case NF_UPDATE_SILENT:
+		return "downloaded, and no check since for longer than the silent time";
+	default:
+		return "withdrawn before it was downloaded";
+	}
+}
+
 /* The sentence that says why the last check got what it got. */
 static void explain(const struct nf_device *d, char *out, size_t cap)
 {
@@ -267,8 +290,10 @@ static void explain(const struct nf_device *d, char *out, size_t cap)
 	source_text(d->answer_rule, source, sizeof source);
 	switch (d->answer) {
 	case NF_ANSWER_OFFERED:
-		snprintf(out, cap, "At its last check (%s) %s offered version %.63s; the offer is now %s.",
-		         when, source, d->answer_target, nf_update_state_name(d->state));
+		snprintf(out, cap,
+		         "At its last check (%s) %s offered version %.63s; the offer is now %s: %s.",
+		         when, source, d->answer_target, nf_update_state_name(d->state),
+		         state_meaning(d->state));
 		break;
 	case NF_ANSWER_HELD:
 		snprintf(out, cap,

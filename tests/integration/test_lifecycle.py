@@ -132,6 +132,20 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("nofussd.conf:3: unknown setting \"bogus\"", r.stderr)
 
+    def test_shipped_config_file(self):
+        # dist/nofussd.conf is valid as shipped, and names every setting
+        # CONFIGURATION.md documents (set, or commented out).
+        top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        conf = os.path.join(top, "dist", "nofussd.conf")
+        r = run("-c", conf, "--check", "-d", self.data.path, "--store", "off")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        shipped = set(re.findall(r"^;?\s*([a-z-]+) =", read_text(conf), re.M))
+        documented = set(re.findall(r"^\| (?:`-\w`, )?`--[a-z-]+(?: [A-Z.-]+)?` \| `([a-z-]+)",
+                                    read_text(os.path.join(top, "docs", "CONFIGURATION.md")),
+                                    re.M))
+        self.assertGreater(len(documented), 30)
+        self.assertEqual(documented - shipped, set())
+
     def test_start_line(self):
         server = Server(self.data)
         try:

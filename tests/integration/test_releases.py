@@ -444,8 +444,17 @@ class ReleasesTest(ReleaseServer):
         out = run("add", "--device", "SONOFF", "--version", "6.0.1", "--fs", empty, fw_path,
                   rc=1)
         self.assertIn("filesystem is empty", out.stderr)
+        # One that cannot be read is said before anything is sent.
+        missing = os.path.join(self.data.path, "missing.bin")
+        out = run("add", "--device", "SONOFF", "--version", "6.0.2", "--fs", missing, fw_path,
+                  rc=1)
+        self.assertIn("missing.bin: No such file or directory", out.stderr)
+        self.assertNotIn("deleted again", out.stderr)
         st, lst, _ = self.request("GET", "/api/v1/releases")
         self.assertEqual([r["version"] for r in lst["releases"]], ["6.0.0"])
+        # Nothing reached the server: three uploads (6.0.0 twice, 6.0.1), not four.
+        adds = [e for e in self.audit() if e["action"] == "release.add"]
+        self.assertEqual(len(adds), 3, adds)
         out = run("delete", str(rel["id"]), rc=4, token=READ_TOKEN)
         self.assertIn("read role", out.stderr)
         run("delete", str(rel["id"]))

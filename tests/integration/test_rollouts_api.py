@@ -136,8 +136,14 @@ class RolloutsApiTest(ReleaseServer):
                           ro["gates"]["soak"], ro["approval"]),
                          ([2, 20, 100], ["attic"], 97.5, 60, True))
         rid = str(ro["id"])
-        self.assertIn("running", run("list").stdout)
-        self.assertIn("percent        20", run("advance", rid).stdout)
+        # Phases count from 1 for people (the API's "phase" from 0).
+        self.assertIn("phase          1 of 3\n", run("show", rid).stdout)
+        listed = [l.split() for l in run("list").stdout.splitlines()]
+        self.assertEqual(listed[0], ["ID", "RELEASE", "DEVICE", "STATE", "PHASE", "PERCENT"])
+        self.assertEqual(listed[1], [rid, str(rel["id"]), "SONOFF", "running", "1", "2%"])
+        advanced = run("advance", rid).stdout
+        self.assertIn("percent        20", advanced)
+        self.assertIn("phase          2 of 3\n", advanced)
         self.assertIn("state          paused", run("pause", rid).stdout)
         out = run("pause", rid, rc=1)
         self.assertIn("is paused: it cannot be told to pause", out.stderr)

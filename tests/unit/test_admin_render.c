@@ -103,7 +103,7 @@ static void test_decision(void **state)
 	o = nf_render_decision(&d, T0 + 5000);
 	s = json_string_value(json_object_get(o, "explanation"));
 	assert_non_null(strstr(s, "rule 3 of versions.json (counted from 0) offered version 2.0.0; "
-	                          "the offer is now downloading."));
+	                          "the offer is now downloading: part of it served so far."));
 	assert_int_equal(json_integer_value(json_object_get(o, "offer_rule")), 3);
 	json_decref(o);
 

@@ -89,6 +89,19 @@ static size_t on_read(char *ptr, size_t size, size_t nmemb, void *user)
 	return fread(ptr, size, nmemb, user);
 }
 
+FILE *nf_inv_open_upload(const char *file, struct stat *st)
+{
+	FILE *f = fopen(file, "rb");
+
+	if (f == NULL || fstat(fileno(f), st) != 0 || !S_ISREG(st->st_mode)) {
+		nf_tool_error("%s: %s", file, f == NULL ? strerror(errno) : "not a regular file");
+		if (f != NULL)
+			fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
 int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *path,
                    const char *upload, json_t **out)
 {
@@ -118,12 +131,8 @@ int nf_inv_send(const struct nf_inv_conn *c, const char *method, const char *pat
 	}
 	if (upload != NULL) {
 		struct stat st;
-		file = fopen(upload, "rb");
-		if (file == NULL || fstat(fileno(file), &st) != 0 || !S_ISREG(st.st_mode)) {
-			nf_tool_error("%s: %s", upload,
-			              file == NULL ? strerror(errno) : "not a regular file");
-			if (file != NULL)
-				fclose(file);
+		file = nf_inv_open_upload(upload, &st);
+		if (file == NULL) {
 			curl_easy_cleanup(curl);
 			free(text);
 			return NF_INV_EXIT_ERROR;

@@ -76,7 +76,7 @@ int nf_cmd_explain(int argc, char *argv[], char *prog_argv[])
 	static const char *const fields[] = {
 	    "key",         "type",          "version",       "client", "last_check",  "answer",
 	    "answer_rule", "answer_target", "answer_reason", "state",  "state_since", "target",
-	    NULL};
+	    "offer_source", NULL};
 	struct options o = {.server = NF_INV_DEFAULT_SERVER};
 	struct nf_inv_conn c;
 	char path[NF_INV_MAX_URL], enc[NF_INV_MAX_URL / 2], buf[64];

@@ -19,6 +19,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -64,6 +66,9 @@ int nf_inv_get(const struct nf_inv_conn *c, const char *path, json_t **out);
  * be read is NF_INV_EXIT_ERROR. */
 int nf_inv_request(const struct nf_inv_conn *c, const char *method, const char *path,
                    const char *upload, json_t **out);
+/* The file to upload, opened, a regular file (its size in *st); NULL after
+ * saying why it cannot be read. */
+FILE *nf_inv_open_upload(const char *file, struct stat *st);
 /* As nf_inv_request, with body (when not NULL) sent as JSON (a POST). */
 int nf_inv_send(const struct nf_inv_conn *c, const char *method, const char *path,
                 const char *upload, json_t *body, json_t **out);

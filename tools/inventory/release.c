@@ -97,6 +97,19 @@ static int output(const struct options *o, json_t *obj, bool one)
 	return 0;
 }
 
+/* Before anything is sent: an image that cannot be read is said at once,
+ * and a missing filesystem image never leaves its firmware uploaded. */
+static bool readable_file(const char *file)
+{
+	struct stat st;
+	FILE *f = nf_inv_open_upload(file, &st);
+
+	if (f == NULL)
+		return false;
+	fclose(f);
+	return true;
+}
+
 static int add(const struct nf_inv_conn *c, const struct options *o, const char *fw)
 {
 	char path[NF_INV_MAX_URL] = "/api/v1/releases";
@@ -110,6 +123,8 @@ static int add(const struct nf_inv_conn *c, const struct options *o, const char 
 		nf_tool_error("the device, version and notes are too long");
 		return NF_EXIT_USAGE;
 	}
+	if (!readable_file(fw) || (o->fs != NULL && !readable_file(o->fs)))
+		return NF_INV_EXIT_ERROR;
 	if ((rc = nf_inv_request(c, "POST", path, fw, &rel)) != 0)
 		return rc;
 	id = (long long)json_integer_value(json_object_get(rel, "id"));

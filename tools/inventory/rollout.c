@@ -240,8 +240,16 @@ static void print_rollout(json_t *ro)
 
 	for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 		printf("%-14s ", keys[k]);
-		nf_inv_print(stdout, nf_inv_text(ro, keys[k], buf, sizeof buf), 0);
-		fputc('\n', stdout);
+		/* The API counts phases from 0; people, the table below and the
+		 * watch line from 1. */
+		if (strcmp(keys[k], "phase") == 0 && json_is_integer(json_object_get(ro, "phase")))
+			printf("%lld of %zu\n",
+			       (long long)json_integer_value(json_object_get(ro, "phase")) + 1,
+			       json_array_size(json_object_get(ro, "phases")));
+		else {
+			nf_inv_print(stdout, nf_inv_text(ro, keys[k], buf, sizeof buf), 0);
+			fputc('\n', stdout);
+		}
 	}
 	printf("%-14s %s\n", "window",
 	       json_is_string(json_object_get(ro, "window"))
@@ -372,7 +380,8 @@ static int list(const struct nf_inv_conn *c, const struct options *o)
 			printf("%-8s ", nf_inv_text(ro, "release", buf, sizeof buf));
 			nf_inv_print(stdout, nf_inv_text(ro, "device", buf, sizeof buf), 16);
 			printf(" %-10s ", nf_inv_text(ro, "state", buf, sizeof buf));
-			printf("%-6s ", nf_inv_text(ro, "phase", buf, sizeof buf));
+			printf("%-6lld ",
+			       (long long)json_integer_value(json_object_get(ro, "phase")) + 1);
 			printf("%s%%\n", nf_inv_text(ro, "percent", buf, sizeof buf));
 		}
 	}

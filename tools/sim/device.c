@@ -551,7 +551,17 @@ int nf_cmd_device(int argc, char *argv[], char *prog_argv[])
 	if (rc != 0)
 		goto done;
 	switch (nf_posix_flash_open(&d->port.flash, d->o.flash, err, sizeof err)) {
-	case 0: break;
+	case 0:
+		/* At power-on (not a reboot, which passes the same arguments):
+		 * the flash wins over what would only provision an empty one. */
+		if (d->r.boots == 0 && (d->o.version != NULL || d->o.image != NULL ||
+		                        d->o.fs_version != NULL || d->o.fs_image != NULL))
+			nf_posix_logf(&d->port, "[sim] ",
+			              "%s already holds a firmware: it boots that, and --version, "
+			              "--fs-version, --image and --fs-image are ignored (they only "
+			              "provision an empty flash directory; remove it to start again)",
+			              d->o.flash);
+		break;
 	case 1:
 		rc = provision(d);
 		if (rc != 0)
