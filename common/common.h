@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "vercmp.h" /* vercmp.c: PHP version_compare, exactly */
 
@@ -19,6 +20,9 @@ uint64_t nf_clock_ms(void);
 /* Milliseconds since 1970 on the wall clock: the times the fleet store
  * keeps (several nodes share them). A vDSO call, no system call. */
 int64_t nf_clock_wall_ms(void);
+/* The monotonic time ms from now, for pthread_cond_timedwait on a
+ * condition made with CLOCK_MONOTONIC (pthread_condattr_setclock). */
+struct timespec nf_clock_deadline(unsigned ms);
 
 /* errf.c --------------------------------------------------------------- */
 /* Formats a one-line reason into err[cap], as printf does; nothing when err

@@ -314,10 +314,7 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		tick(w);
 		pthread_mutex_lock(&w->lock);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += (long)NF_ROLLWATCH_MS * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
+		until = nf_clock_deadline(NF_ROLLWATCH_MS);
 		while (!w->stop && pthread_cond_timedwait(&w->wake, &w->lock, &until) == 0)
 			;
 	}

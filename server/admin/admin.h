@@ -55,9 +55,36 @@
 /* Tuning -------------------------------------------------------------------- */
 #define NF_ADMIN_DEFAULT_PORT     8081
 #define NF_ADMIN_IDLE_TIMEOUT     30   /* seconds a connection may stay idle */
+#define NF_ADMIN_HEAD_TIMEOUT     10   /* seconds a request head may take (guard.c) */
+#define NF_ADMIN_GUARD_SWEEP_MS   100  /* the guard sweeps this often, at least: each sweep at the limit frees a slot */
+#define NF_ADMIN_PER_IP_CONNECTIONS 16 /* connections from one address (a browser uses 6) */
 #define NF_ADMIN_TOKEN_RECHECK_MS 1000 /* the token file is checked for changes this often */
 #define NF_ADMIN_SUMMARY_CACHE_MS 5000 /* /metrics reuses a fleet summary this long */
 #define NF_ADMIN_DEFAULT_PAGE     100  /* devices per page when no limit is asked */
+
+/* guard.c: the request-head deadline of admin connections --------------------- */
+/* conns.c behind a lock, swept by a thread of its own: a connection's head
+ * is due NF_ADMIN_HEAD_TIMEOUT seconds after it opened (or after its last
+ * answer plus the idle timeout), and near the limit the oldest still
+ * waiting are closed. Never one whose head is complete. */
+struct nf_admin_guard {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool stop;
+	struct nf_conns *conns; /* NULL: not started */
+	struct nf_conns_stats reported;
+	uint64_t reported_ms;
+};
+int nf_admin_guard_start(struct nf_admin_guard *g, char *err, size_t errlen);
+void nf_admin_guard_stop(struct nf_admin_guard *g);
+/* A connection opened (its libmicrohttpd connection): its entry, the
+ * socket context to give the other calls (NULL: not tracked); closed;
+ * its request head complete; answered and kept alive. */
+struct nf_conn *nf_admin_guard_opened(struct nf_admin_guard *g, void *conn);
+void nf_admin_guard_closed(struct nf_admin_guard *g, struct nf_conn *entry);
+void nf_admin_guard_head_done(struct nf_admin_guard *g, struct nf_conn *entry);
+void nf_admin_guard_answered(struct nf_admin_guard *g, struct nf_conn *entry);
 
 /* auth.c: the token file ------------------------------------------------------ */
 /*

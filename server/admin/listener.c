@@ -40,6 +40,7 @@
 
 struct nf_admin {
 	struct MHD_Daemon *daemon;
+	struct nf_admin_guard guard; /* request-head deadlines (guard.c) */
 	struct nf_admin_tokens tokens;
 	struct nf_admin_sessions sessions; /* the web page's (session.c) */
 	char web_dir[1024];
@@ -607,6 +608,27 @@ static enum MHD_Result answer_held(struct pending *p, size_t *upload_data_size)
 	return rc;
 }
 
+/* The connection's entry in the guard (guard.c), NULL when not tracked. */
+static struct nf_conn *connection_entry(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* Every connection is tracked from accept to close (guard.c). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct nf_admin *a = cls;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_context = nf_admin_guard_opened(&a->guard, conn);
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+		nf_admin_guard_closed(&a->guard, *socket_context);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -632,6 +654,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return answer_held(p, upload_data_size);
 	}
 	*req_cls = a;
+	/* The head is complete: its deadline no longer applies (guard.c). */
+	nf_admin_guard_head_done(&a->guard, connection_entry(conn));
 	r = calloc(1, sizeof *r); /* args are large: not on a thread's stack */
 	p = calloc(1, sizeof *p);
 	if (r == NULL || p == NULL) {
@@ -754,7 +778,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	struct nf_admin *a = cls;
 	struct pending *p = *req_cls;
 
-	(void)conn;
+	/* Kept alive or not: if it is, its next head is due (guard.c). */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		nf_admin_guard_answered(&a->guard, connection_entry(conn));
 	if (p == NULL || (void *)p == (void *)a)
 		return;
 	*req_cls = NULL;
@@ -800,8 +826,9 @@ static struct MHD_Daemon *start_daemon(struct nf_admin *a, const struct nf_admin
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)NF_ADMIN_MAX_REQUEST_MEM,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NF_ADMIN_IDLE_TIMEOUT,
 	    MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_SOCK_ADDR, addr,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-	    p->mhd_options != NULL ? MHD_OPTION_ARRAY : MHD_OPTION_END, p->mhd_options,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, a, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)NF_ADMIN_PER_IP_CONNECTIONS, p->mhd_options != NULL ? MHD_OPTION_ARRAY : MHD_OPTION_END, p->mhd_options,
 	    MHD_OPTION_END);
 }
 
@@ -839,6 +866,8 @@ struct nf_admin *nf_admin_start(const struct nf_admin_params *p, char *err, size
 	a->sessions_ok = true;
 	if (nf_admin_tokens_load(&a->tokens, p->token_file, err, errlen) != 0)
 		goto fail;
+	if (nf_admin_guard_start(&a->guard, err, errlen) != 0)
+		goto fail;
 	snprintf(port, sizeof port, "%u", p->port);
 	gai = getaddrinfo(p->listen, port, &hints, &res);
 	if (gai != 0) {
@@ -872,6 +901,7 @@ void nf_admin_stop(struct nf_admin *a)
 		return;
 	if (a->daemon != NULL)
 		MHD_stop_daemon(a->daemon); /* joins every connection's thread */
+	nf_admin_guard_stop(&a->guard);   /* after: closing connections tells it */
 	nf_admin_tokens_free(&a->tokens);
 	if (a->sessions_ok)
 		nf_admin_sessions_free(&a->sessions);

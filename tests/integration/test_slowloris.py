@@ -10,6 +10,7 @@ import time
 import unittest
 
 from harness import ServerTest, connect, esp_image, get, read_response
+from test_releases import READ_TOKEN, ReleaseServer
 
 IMAGE = esp_image("fw-2.0.0", 400000)
 RULES = [{"origin": {"device": "LAMP", "min": "1.0", "max": "1.9"},
@@ -23,8 +24,10 @@ class Dripper:
     opened again (as an attacker would). Runs in a thread for at most
     max_s seconds."""
 
-    def __init__(self, port, n, every=1.0, max_s=120.0, reopen=True):
+    def __init__(self, port, n, every=1.0, max_s=120.0, reopen=True, source="127.0.0.1",
+                 prefix=PREFIX):
         self.port, self.n, self.every, self.max_s, self.reopen = port, n, every, max_s, reopen
+        self.source, self.prefix = source, prefix
         self.socks = [None] * n
         self.closed_by_server = 0
         self.stop = threading.Event()
@@ -32,6 +35,7 @@ class Dripper:
 
     def open_one(self, i):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((self.source, 0))
         s.setblocking(False)
         err = s.connect_ex(("127.0.0.1", self.port))
         if err not in (0, errno.EINPROGRESS):
@@ -68,7 +72,7 @@ class Dripper:
                         self.open_one(i)
                     continue
                 if not entry[1]:
-                    entry[1] = self.send(i, PREFIX) and True
+                    entry[1] = self.send(i, self.prefix) and True
                 else:
                     self.send(i, b"a")
             self.stop.wait(self.every)
@@ -100,6 +104,16 @@ def wait_closed(s, every, max_s):
         return False
     finally:
         s.setblocking(True)
+
+
+def seconds_to_close(test, port, prefix, every, max_s):
+    """Sends prefix on a new connection, then a byte every `every` seconds
+    (the idle timeout never ends it): the seconds until the server closed it."""
+    with connect(port, timeout=max_s + 5) as s:
+        t0 = time.monotonic()
+        s.sendall(prefix)
+        test.assertTrue(wait_closed(s, every, max_s), "a dripping head lived on")
+        return time.monotonic() - t0
 
 
 def timed_check(port, timeout=10.0):
@@ -143,13 +157,7 @@ class SlowlorisTest(ServerTest):
 
     def test_drip_closed_after_header_timeout(self):
         self.start("--header-timeout", "2", "--idle-timeout", "30")
-        port = self.server.port
-        with connect(port) as s:
-            t0 = time.monotonic()
-            s.sendall(PREFIX)
-            # a byte every 0.1 s: the idle timeout never ends it
-            self.assertTrue(wait_closed(s, 0.1, 8.0), "a dripping head lived on")
-            closed_after = time.monotonic() - t0
+        closed_after = seconds_to_close(self, self.server.port, PREFIX, 0.1, 8.0)
         self.assertGreaterEqual(closed_after, 1.9)
         self.assertLess(closed_after, 4.0)
 
@@ -189,6 +197,79 @@ class SlowlorisTest(ServerTest):
             self.assertGreater(time.monotonic() - t0, 1.5)
             self.assertLess(time.monotonic() - t0, 4.0)
         self.assertEqual(get(self.server.port, "/LAMP/1.0").status, 200)
+
+
+
+ADMIN_PREFIX = b"GET /api/v1/summary HTTP/1.1\r\nHost: x\r\nX-Drip: "
+
+
+class AdminSlowlorisTest(ReleaseServer):
+    """The admin listener (32 connections, a thread each) against the same
+    drip: a head is due 10 s after the connection opened, near the limit
+    the oldest heads still dripping are closed, and one address holds 16
+    connections at most (docs/ADMIN.md section 1)."""
+
+    def summary(self, timeout=10.0):
+        """A real API call on a new connection: (answered 200, seconds)."""
+        t0 = time.monotonic()
+        try:
+            st, body, _ = self.request("GET", "/api/v1/summary", token=READ_TOKEN)
+            ok = st == 200 and "devices" in body
+        except (OSError, ValueError):
+            ok = False
+        return ok, time.monotonic() - t0
+
+    def test_dripping_head_closed_after_10s(self):
+        # A byte every 0.5 s: the 30 s idle timeout never ends it.
+        closed_after = seconds_to_close(self, self.port, ADMIN_PREFIX, 0.5, 16.0)
+        self.assertGreaterEqual(closed_after, 9.5)
+        self.assertLess(closed_after, 12.5)
+
+    def test_operators_answered_with_every_slot_dripped(self):
+        # 48 dripping connections from three addresses (16 each, the most
+        # one address may hold) against 32 slots.
+        drippers = [Dripper(self.port, 16, every=0.5, max_s=60, source="127.0.0.%d" % i,
+                            prefix=ADMIN_PREFIX).start() for i in (2, 3, 4)]
+        try:
+            time.sleep(2)
+            took = []
+            for _ in range(8):
+                ok, t = self.summary()
+                self.assertTrue(ok, "not answered with every slot dripped (%d before)" % len(took))
+                took.append(t)
+            print("\nadmin API with every slot dripped: slowest of 8 calls %.2f s" % max(took))
+            self.assertLess(max(took), 3.0, took)
+        finally:
+            for d in drippers:
+                d.close()
+        self.assertGreater(sum(d.closed_by_server for d in drippers), 0)
+        self.assertIn("admin: slow request heads:", self.srv.stderr())
+
+    def test_one_address_holds_16_connections(self):
+        socks = []
+        try:
+            for _ in range(20):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind(("127.0.0.5", 0))
+                s.settimeout(5)
+                s.connect(("127.0.0.1", self.port))
+                socks.append(s)
+            time.sleep(0.5)
+            closed = 0
+            for s in socks:
+                s.setblocking(False)
+                try:
+                    closed += s.recv(1) == b""
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed += 1
+            self.assertEqual(closed, 4)
+            # Another address is served all the while.
+            self.assertTrue(self.summary()[0])
+        finally:
+            for s in socks:
+                s.close()
 
 
 if __name__ == "__main__":
