@@ -66,6 +66,13 @@ static size_t append_value(char *out, size_t n, size_t cap, const char *s, size_
 	return n;
 }
 
+size_t nf_log_value(char *out, size_t cap, const char *s)
+{
+	if (cap == 0)
+		return 0;
+	return append_value(out, 0, cap, s, s != NULL ? strlen(s) : 0);
+}
+
 static size_t append_text(char *out, size_t n, size_t cap, const char *s)
 {
 	size_t len = strlen(s);

@@ -440,6 +440,10 @@ int nf_creds_hash_line(const char *name, const char *secret, char *out, size_t c
                        size_t errlen);
 
 /* checkline.c: the text of one check-log line, docs/PEERS.md section 4 ---- */
+/* One value from outside (a device key in the admin listener's log lines)
+ * escaped as the check log's values are, into out[cap]: printable ASCII,
+ * never a line break. Returns its length. */
+size_t nf_log_value(char *out, size_t cap, const char *s);
 /* "[YYYY/MM/DD HH:MM:SS]" in server local time, as the original wrote it. */
 void nf_checkline_stamp(char *out, size_t cap, time_t now);
 /* One line with its '\n' into out, values escaped as %XX (every byte that

@@ -253,7 +253,7 @@ int nf_api_overview(struct nf_admin_request *r)
 static int tag(struct nf_admin_request *r, bool add)
 {
 	struct nf_store *store = nf_admin_store(r);
-	char err[NF_ERR_LEN];
+	char err[NF_ERR_LEN], key[3 * NF_MAX_FIELD + 1];
 	json_t *o;
 	int rc;
 
@@ -270,8 +270,9 @@ static int tag(struct nf_admin_request *r, bool add)
 	if (rc == 0)
 		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "key",
 		                      "no device %.80s in the inventory", r->args[0]);
+	nf_log_value(key, sizeof key, r->args[0]); /* a device's own text: escaped */
 	nf_log(NF_LOG_INFO, "admin: token %s %s tag %s %s %s", r->token_name,
-	       add ? "added" : "removed", r->args[1], add ? "to" : "from", r->args[0]);
+	       add ? "added" : "removed", r->args[1], add ? "to" : "from", key);
 	o = json_object();
 	if (o != NULL) {
 		json_object_set_new(o, "key", nf_render_string(r->args[0], NF_ADMIN_MAX_URL));

@@ -29,7 +29,7 @@ static const struct nf_body_field pin_fields[] = {
 static int set(struct nf_admin_request *r, bool pin, int64_t value, const char *what)
 {
 	struct nf_store *store = nf_admin_store(r);
-	char err[NF_ERR_LEN];
+	char err[NF_ERR_LEN], key[3 * NF_MAX_FIELD + 1];
 	int rc;
 
 	if (store == NULL)
@@ -42,7 +42,8 @@ static int set(struct nf_admin_request *r, bool pin, int64_t value, const char *
 	if (rc == 0)
 		return nf_admin_error(r, MHD_HTTP_NOT_FOUND, "key",
 		                      "no device %.80s in the inventory", r->args[0]);
-	nf_log(NF_LOG_INFO, "admin: token %s: device %s %s", r->token_name, r->args[0], what);
+	nf_log_value(key, sizeof key, r->args[0]); /* a device's own text: escaped */
+	nf_log(NF_LOG_INFO, "admin: token %s: device %s %s", r->token_name, key, what);
 	return nf_api_answer_device(r, false);
 }
 

@@ -200,42 +200,81 @@ static void write_store(struct nf_admin_buf *b, const struct nf_store_stats *s)
 	write_rows(b, rows, sizeof rows / sizeof rows[0]);
 }
 
-static bool is_other(const struct nf_summary_row *r)
+/* One nofuss_devices series: its labels, rendered, in a buffer of them. */
+struct series {
+	size_t at, len;
+	uint64_t count;
+};
+
+/* The index of the series whose rendered labels are labels[at..at+len) among
+ * the n before, or n. Two rows can render alike (invalid UTF-8 becomes
+ * U+FFFD): they are one series. */
+static size_t same_series(const struct nf_admin_buf *labels, const struct series *shown, size_t n,
+                          size_t at, size_t len)
 {
-	return strcmp(r->device, "other") == 0 && strcmp(r->version, "other") == 0;
+	for (size_t k = 0; k < n; k++)
+		if (shown[k].len == len && memcmp(labels->data + shown[k].at, labels->data + at, len) == 0)
+			return k;
+	return n;
 }
 
 static void write_fleet(struct nf_admin_buf *b, const struct nf_fleet_summary *s)
 {
+	static const char other_labels[] = "type=\"other\",version=\"other\"";
+	struct series shown[NF_ADMIN_MAX_METRIC_SERIES];
+	struct nf_admin_buf labels = {0};
 	uint64_t other = 0, listed = 0;
 	bool any_other = false;
-	size_t shown = 0;
+	size_t n = 0;
 
 	family(b, "nofuss_devices", "gauge",
 	       "Devices by device type and version (the largest series; the rest as other).");
 	for (size_t i = 0; i < s->count; i++) {
 		const struct nf_summary_row *r = &s->rows[i];
+		size_t at = labels.len, k;
+
 		listed += r->count;
-		/* A real "other"/"other" row joins the sum, so no series repeats. */
-		if (shown == NF_ADMIN_MAX_METRIC_SERIES || is_other(r)) {
+		if (n == NF_ADMIN_MAX_METRIC_SERIES) {
 			other += r->count;
 			any_other = true;
 			continue;
 		}
-		nf_admin_buf_printf(b, "nofuss_devices{type=\"");
-		nf_metrics_label(b, r->device, sizeof r->device);
-		nf_admin_buf_printf(b, "\",version=\"");
-		nf_metrics_label(b, r->version, sizeof r->version);
-		nf_admin_buf_printf(b, "\"} %" PRIu64 "\n", r->count);
-		shown++;
+		nf_admin_buf_printf(&labels, "type=\"");
+		nf_metrics_label(&labels, r->device, sizeof r->device);
+		nf_admin_buf_printf(&labels, "\",version=\"");
+		nf_metrics_label(&labels, r->version, sizeof r->version);
+		nf_admin_buf_printf(&labels, "\"");
+		if (labels.failed)
+			break;
+		/* A real "other"/"other" row joins the sum, so no series repeats. */
+		if (labels.len - at == sizeof other_labels - 1 &&
+		    memcmp(labels.data + at, other_labels, sizeof other_labels - 1) == 0) {
+			other += r->count;
+			any_other = true;
+			labels.len = at;
+			continue;
+		}
+		k = same_series(&labels, shown, n, at, labels.len - at);
+		if (k < n) {
+			shown[k].count += r->count;
+			labels.len = at;
+			continue;
+		}
+		shown[n++] = (struct series){at, labels.len - at, r->count};
 	}
+	for (size_t k = 0; k < n && !labels.failed; k++)
+		nf_admin_buf_printf(b, "nofuss_devices{%.*s} %" PRIu64 "\n", (int)shown[k].len,
+		                    labels.data + shown[k].at, shown[k].count);
+	if (labels.failed)
+		b->failed = true;
+	nf_admin_buf_free(&labels);
 	if (s->truncated && s->devices > listed) {
 		other += s->devices - listed;
 		any_other = true;
 	}
 	if (any_other)
 		nf_admin_buf_printf(
-		    b, "nofuss_devices{type=\"other\",version=\"other\"} %" PRIu64 "\n", other);
+		    b, "nofuss_devices{%s} %" PRIu64 "\n", other_labels, other);
 	family(b, "nofuss_devices_by_state", "gauge",
 	       "Devices by the update state of their offer.");
 	for (int st = 0; st < NF_UPDATE_COUNT; st++)

@@ -198,6 +198,25 @@ static void test_escaping(void **state)
 	                         "version:1%C2%852%E2%80%A83 update:none\n");
 }
 
+/* A value from outside in an ordinary log line: one line, printable. */
+static void test_log_value(void **state)
+{
+	char out[3 * NF_MAX_FIELD + 1], small[8], big[NF_MAX_FIELD + 40];
+
+	(void)state;
+	assert_int_equal(nf_log_value(out, sizeof out, "LAMP\n[fake] x%@1.2.3.4"), 28);
+	assert_string_equal(out, "LAMP%0A[fake]%20x%25@1.2.3.4");
+	assert_int_equal(nf_log_value(out, sizeof out, NULL), 0);
+	assert_string_equal(out, "");
+	/* Never past cap, never an escape cut in two. */
+	assert_int_equal(nf_log_value(small, sizeof small, "ab\x01\x02"), 5);
+	assert_string_equal(small, "ab%01");
+	/* At most NF_MAX_FIELD bytes of it. */
+	memset(big, 'k', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(nf_log_value(out, sizeof out, big), NF_MAX_FIELD);
+}
+
 static void test_truncation(void **state)
 {
 	(void)state;
@@ -632,6 +651,7 @@ int main(void)
 		cmocka_unit_test(test_local_time),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_log_value),
 		FILE_TEST(test_write_and_flush),
 		FILE_TEST(test_buffer_fills),
 		FILE_TEST(test_reopen_after_rename),
