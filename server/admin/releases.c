@@ -12,6 +12,7 @@
  * Files and rows change together under the listener's release lock, so a
  * delete never removes a file an upload just linked.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,11 +367,15 @@ int nf_admin_no_params(struct nf_admin_request *r)
 int nf_admin_path_id(struct nf_admin_request *r, const char *what, int64_t *id)
 {
 	char *end;
-	long long v = strtoll(r->args[0], &end, 10);
+	long long v;
 
-	if (r->args[0][0] < '1' || r->args[0][0] > '9' || *end != '\0' || v <= 0) {
+	errno = 0;
+	v = strtoll(r->args[0], &end, 10);
+	/* ERANGE: past 2^63 - 1, which strtoll would clamp to an id that may exist. */
+	if (r->args[0][0] < '1' || r->args[0][0] > '9' || *end != '\0' || v <= 0 || errno == ERANGE) {
 		nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "id",
-		               "\"%.40s\" is not a %s id (a positive integer)", r->args[0], what);
+		               "\"%.40s\" is not a %s id (a positive integer below 2^63)", r->args[0],
+		               what);
 		return -1;
 	}
 	*id = v;
@@ -645,9 +650,11 @@ int nf_api_audit(struct nf_admin_request *r)
 
 	if (store == NULL || parse_params(r, params, 2) != 0)
 		return MHD_YES;
-	if (before[0] != '\0' && ((b = strtoll(before, &end, 10)) <= 0 || *end != '\0'))
+	errno = 0;
+	if (before[0] != '\0' &&
+	    ((b = strtoll(before, &end, 10)) <= 0 || *end != '\0' || errno == ERANGE))
 		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "before",
-		                      "before is an audit entry's id (a positive integer)");
+		                      "before is an audit entry's id (a positive integer below 2^63)");
 	if (limit[0] != '\0' &&
 	    ((l = strtoll(limit, &end, 10)) <= 0 || *end != '\0' || l > NF_ADMIN_MAX_AUDIT_PAGE))
 		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "limit", "limit is 1 to %d",

@@ -207,6 +207,19 @@ class RolloutsApiTest(ReleaseServer):
         self.assertEqual(lst["count"], 0)
         out = self.start_rollout(good, token=READ_TOKEN, status=403)
         self.assertIn("read role", out["error"])
+        # Ids in the path: past 2^63 - 1 is refused, never read as the
+        # largest id there is.
+        for path in ("/api/v1/rollouts/9223372036854775808", "/api/v1/rollouts/0",
+                     "/api/v1/releases/99999999999999999999", "/api/v1/rollouts/1x",
+                     "/api/v1/audit?before=9223372036854775808"):
+            with self.subTest(path=path):
+                st, out, _ = self.request("GET", path, token=READ_TOKEN)
+                self.assertEqual((st, out["parameter"]), (400, "before" if "audit" in path
+                                                           else "id"), out)
+                self.assertIn("positive integer below 2^63", out["error"])
+        st, out, _ = self.request("GET", "/api/v1/rollouts/9223372036854775807",
+                                  token=READ_TOKEN)
+        self.assertEqual(st, 404, out)
 
 
 if __name__ == "__main__":
