@@ -393,13 +393,28 @@ static int audit_add_op(struct nf_db *db, const struct nf_store_options *opt, vo
 	                         NF_DB_TEXT_V(a->action), NF_DB_TEXT_V(a->target),
 	                         NF_DB_INT_V(a->status),  NF_DB_TEXT_V(a->outcome)};
 
-	(void)opt;
+	int64_t id = 0;
+	uint64_t keep = opt->audit_keep_refused, every = keep / 16 + 1;
+
 	if (nf_db_run(db, -1,
 	              "INSERT INTO audit (at_ms, token, action, target, status, outcome) "
-	              "VALUES ($1, $2, $3, $4, $5, $6)",
-	              v, 6, NULL, NULL) != 0 ||
+	              "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+	              v, 6, on_id, &id) != 0 ||
 	    nf_db_sync(db) != 0)
 		return -1;
+	/* Refused writes are kept to the newest keep (and up to keep / 16 more
+	 * between prunings): a read token sending refused writes in a loop
+	 * cannot grow the store without bound. Writes that went through are
+	 * the operators' own, and all kept. */
+	if (a->status >= 400 && (uint64_t)id % every == 0) {
+		struct nf_db_val k[1] = {NF_DB_INT_V((int64_t)keep)};
+		if (nf_db_run(db, -1,
+		              "DELETE FROM audit WHERE status >= 400 AND id <= (SELECT id FROM audit "
+		              "WHERE status >= 400 ORDER BY id DESC LIMIT 1 OFFSET $1)",
+		              k, 1, NULL, NULL) != 0 ||
+		    nf_db_sync(db) != 0)
+			return -1;
+	}
 	return 0;
 }
 

@@ -337,6 +337,8 @@ static void defaults(struct nf_store_options *o)
 		o->close_timeout_ms = NF_STORE_DEFAULT_CLOSE_MS;
 	if (o->busy_timeout_ms == 0)
 		o->busy_timeout_ms = DEFAULT_BUSY_MS;
+	if (o->audit_keep_refused == 0)
+		o->audit_keep_refused = NF_STORE_DEFAULT_AUDIT_REFUSED;
 }
 
 /* The databases: the writer's (migrated, its history fitted to

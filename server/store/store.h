@@ -53,6 +53,7 @@
 #define NF_STORE_DEFAULT_BATCH    1024   /* events per transaction at most */
 #define NF_STORE_DEFAULT_BATCH_MS 200    /* a batch is started at least this often */
 #define NF_STORE_DEFAULT_HISTORY  32     /* history entries kept per device */
+#define NF_STORE_DEFAULT_AUDIT_REFUSED 10000 /* refused admin writes kept in the audit log */
 #define NF_STORE_DEFAULT_SILENT_MS (24LL * 3600 * 1000) /* downloaded, then no check */
 #define NF_STORE_DEFAULT_SKEW_MS  2000   /* clock difference tolerated between nodes */
 #define NF_STORE_DEFAULT_RETRY_MS 5000   /* longest pause between retries */
@@ -182,6 +183,7 @@ struct nf_store_options {
 	unsigned close_timeout_ms;  /* nf_store_close retries a failing database this long */
 	unsigned busy_timeout_ms;   /* SQLite: wait this long for a lock (default 1000) */
 	int migrate_to;             /* stop migrating at this schema version (tests); 0 = newest */
+	unsigned audit_keep_refused; /* refused writes kept in the audit log (0 = 10,000) */
 	/* Messages (failures, recoveries); NULL = stderr. Called from the
 	 * writer thread and from nf_store_open/close. */
 	void (*log)(void *ctx, enum nf_store_log_level level, const char *msg);
@@ -450,7 +452,9 @@ struct nf_audit {
 	unsigned status;
 	char outcome[NF_STORE_MAX_OUTCOME];
 };
-/* Appends a (its id ignored) at once. 0, or -1 with a message in err. */
+/* Appends a (its id ignored) at once; of the refused (status 400 or more),
+ * only the newest audit_keep_refused are kept. 0, or -1 with a message in
+ * err. */
 int nf_store_audit_add(struct nf_store *store, const struct nf_audit *a, char *err,
                        size_t errlen);
 /* Entries with id < before_id (0: the newest), newest first, at most limit

@@ -1258,3 +1258,40 @@ void check_release_ids_never_reused(void **state)
 	assert_true(add_release(s, "4.0") > c);
 	nf_store_close(s);
 }
+
+/* Refused writes are kept to the newest audit_keep_refused (and up to a
+ * sixteenth more between prunings); every write that went through stays. */
+void check_audit_refusals_bounded(void **state)
+{
+	struct nf_store_options o = {.audit_keep_refused = 32};
+	struct nf_store *s = store_check_open(url_of(state), &o);
+	struct nf_audit a = {0}, *list = NULL;
+	size_t count = 0, refused = 0, ok = 0;
+	int64_t newest_refused = 0;
+	char err[512];
+
+	for (int i = 0; i < 400; i++) {
+		a.at_ms = STORE_T0 + i;
+		a.status = i % 50 == 0 ? 200 : 403;
+		snprintf(a.token, sizeof a.token, "reader");
+		snprintf(a.action, sizeof a.action, "device.pin");
+		snprintf(a.target, sizeof a.target, "write %d", i);
+		snprintf(a.outcome, sizeof a.outcome, a.status == 200 ? "ok" : "the read role");
+		assert_int_equal(nf_store_audit_add(s, &a, err, sizeof err), 0);
+	}
+	assert_int_equal(nf_store_audit_list(s, 0, 1000, &list, &count, err, sizeof err), 0);
+	for (size_t i = 0; i < count; i++) {
+		if (list[i].status == 200) {
+			ok++;
+			continue;
+		}
+		refused++;
+		if (newest_refused == 0)
+			newest_refused = list[i].at_ms;
+	}
+	assert_int_equal(ok, 8);
+	assert_true(refused >= 32 && refused <= 32 + 32 / 16 + 1);
+	assert_int_equal(newest_refused, STORE_T0 + 399);
+	free(list);
+	nf_store_close(s);
+}

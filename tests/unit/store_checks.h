@@ -65,6 +65,7 @@ void check_summary(void **state);
 void check_close_writes_all(void **state);
 void check_migrate_old(void **state);
 void check_release_ids_never_reused(void **state);
+void check_audit_refusals_bounded(void **state);
 
 #define STORE_CHECKS(X)                                                                   \
 	X(check_offer_to_confirmed)                                                       \
@@ -85,6 +86,7 @@ void check_release_ids_never_reused(void **state);
 	X(check_summary)                                                                  \
 	X(check_close_writes_all)                                                         \
 	X(check_migrate_old)                                                               \
-	X(check_release_ids_never_reused)
+	X(check_release_ids_never_reused)                                                   \
+	X(check_audit_refusals_bounded)
 
 #endif
