@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from harness import SOURCE, DataDir, Server, get, read_text
+from harness import NOFUSSD, SOURCE, DataDir, Server, get, read_text
 
 NOFUSS = os.environ.get("NOFUSS", os.path.join(SOURCE, "build", "tools", "nofuss"))
 RUN_TIMEOUT = 120.0  # one device run, reboots included; every run is far shorter
@@ -456,6 +456,33 @@ class CommandLineTest(unittest.TestCase):
             man = man_exit_table(f.read())
         self.assertEqual(man.pop("any command"), usage)
         self.assertEqual(man, {"nofuss " + cmd: rows for cmd, rows in table.items()})
+
+    def test_man_pages_name_every_option(self):
+        """Every long option a command's --help lists is in that command's
+        section of nofuss(1), every NOFUSS_ variable in ENVIRONMENT, and
+        every option of nofussd --help in nofussd(8)."""
+        with open(os.path.join(SOURCE, "docs", "man", "nofuss.1")) as f:
+            man = f.read().replace("\\-", "-")
+        sections = dict(re.findall(r'^\.SS "nofuss ([a-z-]+)"\n(.*?)(?=^\.S[SH] )', man,
+                                   re.M | re.S))
+        environment = man[man.index(".SH ENVIRONMENT"):man.index(".SH FILES")]
+        self.assertEqual(sorted(sections), sorted(COMMANDS))
+        option = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+        for cmd in COMMANDS:
+            with self.subTest(cmd=cmd):
+                text = nofuss(cmd, "--help").stdout
+                missing = sorted(o for o in set(option.findall(text)) - {"help"}
+                                 if "--" + o not in sections[cmd])
+                self.assertEqual(missing, [], "options missing from nofuss(1)")
+                self.assertEqual([v for v in re.findall(r"NOFUSS_[A-Z_]+", text)
+                                  if v not in environment], [])
+        with open(os.path.join(SOURCE, "docs", "man", "nofussd.8")) as f:
+            man8 = f.read().replace("\\-", "-")
+        text = subprocess.run([NOFUSSD, "--help"], capture_output=True, text=True,
+                              timeout=20).stdout
+        self.assertIn("--store", text)
+        self.assertEqual(sorted(o for o in set(option.findall(text)) - {"help"}
+                                if "--" + o not in man8), [])
 
     def test_bad_usage_exit_2(self):
         flash = os.path.join(self.tmp, "flash")
