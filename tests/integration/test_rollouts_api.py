@@ -150,6 +150,10 @@ class RolloutsApiTest(ReleaseServer):
         out = run("start", "--release", str(rel["id"]), "--phases", "10,5", rc=1)
         self.assertIn("phases[1]", out.stderr)
         run("start", "--release", "x", rc=2)
+        for args, words in ((["explode", rid], 'unknown action "explode": start, list, show'),
+                            (["pause"], "pause takes one rollout ID"),
+                            (["list", rid], "list takes no argument")):
+            self.assertIn(words, run(*args, rc=2).stderr.splitlines()[0])
         run("show", "999", rc=5)
         self.assertIn("state          aborted", run("abort", rid).stdout)
         # Halt everything: every running or paused rollout, none other.

@@ -27,6 +27,9 @@
 #include "args.h"
 
 /* Exit statuses shared by the two commands (beside args.h's 0 and 2). */
+/* The API's bounds on a page of devices (docs/ADMIN.md section 3). */
+#define NF_INV_MAX_LIMIT  1000
+#define NF_INV_MAX_OFFSET 100000000
 #define NF_INV_EXIT_ERROR     1 /* the server answered with an error */
 #define NF_INV_EXIT_CONNECT   3 /* the server cannot be reached, or it is not the admin API */
 #define NF_INV_EXIT_AUTH      4 /* no token, or the server refused it */

@@ -411,10 +411,19 @@ int nf_cmd_rollout(int argc, char *argv[], char *prog_argv[])
 	    : move || strcmp(action, "show") == 0
 	        ? optind + 2 != argc || nf_inv_escape(argv[optind + 1], enc, sizeof enc) != 0
 	        : true) {
-		nf_tool_error("%s", action[0] == '\0' ? "which action? start, list, show, pause, "
-		                                        "resume, advance, abort or halt"
-		                    : strcmp(action, "start") == 0 ? "start takes --release ID"
-		                                                   : "bad usage of this action");
+		bool known = move || strcmp(action, "start") == 0 || strcmp(action, "list") == 0 ||
+		             strcmp(action, "halt-all") == 0 || strcmp(action, "show") == 0;
+		if (!known)
+			nf_tool_error("%s%s%s start, list, show, pause, resume, advance, abort, halt "
+			              "or halt-all",
+			              action[0] == '\0' ? "which action?" : "unknown action \"", action,
+			              action[0] == '\0' ? "" : "\":");
+		else if (strcmp(action, "start") == 0)
+			nf_tool_error("start takes --release ID and nothing else");
+		else if (strcmp(action, "list") == 0 || strcmp(action, "halt-all") == 0)
+			nf_tool_error("%s takes no argument", action);
+		else
+			nf_tool_error("%s takes one rollout ID", action);
 		usage(stderr);
 		return NF_EXIT_USAGE;
 	}
