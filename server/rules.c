@@ -377,6 +377,35 @@ static int compile_build_not(json_t *origin, struct rule *rule, char *err, size_
 	return 0;
 }
 
+/* Warns when no version can pass the rule's bounds (min above max, gt equal
+ * to lt, eq outside them...): served as written, as the original did, but
+ * the rule never matches, which is most likely a typo. A lower bound above
+ * an upper one, or equal to it where either is strict, leaves no version. */
+static void warn_empty_range(const struct rule *rule, const char *name, size_t r)
+{
+	static const int lows[] = {OP_MIN, OP_GE, OP_GT, OP_EQ};
+	static const int highs[] = {OP_MAX, OP_LE, OP_LT, OP_EQ};
+
+	for (size_t i = 0; i < sizeof lows / sizeof lows[0]; i++) {
+		const char *low = rule->op[lows[i]];
+		for (size_t k = 0; low != NULL && low[0] != '\0' && k < sizeof highs / sizeof highs[0];
+		     k++) {
+			const char *high = rule->op[highs[k]];
+			int c;
+			if (high == NULL || high[0] == '\0' || lows[i] == highs[k])
+				continue;
+			c = nf_vercmp(low, high);
+			if (c > 0 || (c == 0 && (lows[i] == OP_GT || highs[k] == OP_LT))) {
+				nf_log(NF_LOG_WARN,
+				       "%s: rule %zu: origin: no version is both %s \"%s\" and %s "
+				       "\"%s\", so the rule never matches; check its bounds",
+				       name, r, op_names[lows[i]], low, op_names[highs[k]], high);
+				return;
+			}
+		}
+	}
+}
+
 static int compile_origin(json_t *origin, struct rule *rule, char *err, size_t errlen,
                           const char *name, size_t r)
 {
@@ -421,6 +450,7 @@ static int compile_origin(json_t *origin, struct rule *rule, char *err, size_t e
 	for (int i = 0; i < OP_COUNT; i++)
 		if (get_version_field(origin, i, &rule->op[i], err, errlen, name, r) != 0)
 			return -1;
+	warn_empty_range(rule, name, r);
 	if (compile_build_not(origin, rule, err, errlen, name, r) != 0)
 		return -1;
 	return compile_macs(origin, rule, err, errlen, name, r);

@@ -904,6 +904,9 @@ static void test_nested_target_value_warns(void **state)
 	        "tried for the checks it matches; the original NoFUSS server sent [], which " \
 	        "NoFUSS clients reject; remove the rule, or give the target a version and an " \
 	        "image\n"
+#define EMPTY_RANGE(n, low, high) \
+	WARN(n) "origin: no version is both " low " and " high ", so the rule never matches; " \
+	        "check its bounds\n"
 /* Answers of the original servers' sample files, and of file 8. */
 #define BODY_011 "{\"version\":\"0.1.1\",\"firmware\":\"/firmware/test-0.1.1.bin\",\"spiffs\":\"\"}"
 #define BODY_010 "{\"version\":\"0.1.0\",\"firmware\":\"/firmware/test-0.1.0.bin\",\"spiffs\":\"\"}"
@@ -1275,6 +1278,23 @@ static const struct legacy_file legacy[] = {
 	  {"ESPURNA_H801", "1.0", MAC, "", 3,
 	   "{\"version\":\"2.0\",\"firmware\":\"/firmware/h801-2.0.bin\",\"spiffs\":\"\"}", "2.0"},
 	  {"ESPURNA_H801", "2.0", NULL, NULL, 0, "{}", NULL}}},
+	/* Bounds no version passes: served as written (the rule never matches),
+	 * with a warning, as a typo most likely; a single version (min = max) and
+	 * an open interval between two versions are ranges. */
+	{"[{'origin':{'device':'A','min':'2.0','max':'1.0'},'target':{'version':'3','firmware':'/3'}},"
+	 " {'origin':{'device':'B','gt':'1.0','lt':'1.0'},'target':{'version':'3','firmware':'/3'}},"
+	 " {'origin':{'device':'C','min':'1.0','max':'1.0'},'target':{'version':'3','firmware':'/3'}},"
+	 " {'origin':{'device':'D','eq':'3.0','le':'2.0'},'target':{'version':'3','firmware':'/3'}},"
+	 " {'origin':{'device':'E','gt':'1.0','lt':'2.0'},'target':{'version':'3','firmware':'/3'}},"
+	 " {'origin':{'device':'F','ge':'1.10','max':'1.9'},'target':{'version':'3','firmware':'/3'}}]",
+	 EMPTY_RANGE(1, "min \"2.0\"", "max \"1.0\"") EMPTY_RANGE(2, "gt \"1.0\"", "lt \"1.0\"")
+	 EMPTY_RANGE(4, "eq \"3.0\"", "le \"2.0\"") EMPTY_RANGE(6, "ge \"1.10\"", "max \"1.9\""),
+	 {{"A", "1.5", NULL, NULL, 0, "{}", NULL},
+	  {"B", "1.0", NULL, NULL, 0, "{}", NULL},
+	  {"C", "1.0", NULL, NULL, 3, BODY_FW("3"), "3"},
+	  {"D", "3.0", NULL, NULL, 0, "{}", NULL},
+	  {"E", "1.5", NULL, NULL, 5, BODY_FW("3"), "3"},
+	  {"F", "1.9", NULL, NULL, 0, "{}", NULL}}},
 };
 
 /* One check of a legacy file: the rule, the body and the check log's field. */
