@@ -225,6 +225,19 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 	return t->p->cancel ? 0 : len;
 }
 
+int nf_posix_curl_source(void *curl, const struct nf_posix *p)
+{
+	char iface[32];
+
+	if (p->source_ip == 0)
+		return 0;
+	/* "host!": an address to bind to, never an interface name. */
+	snprintf(iface, sizeof iface, "host!%u.%u.%u.%u", (unsigned)(p->source_ip >> 24),
+	         (unsigned)(p->source_ip >> 16) & 255u, (unsigned)(p->source_ip >> 8) & 255u,
+	         (unsigned)p->source_ip & 255u);
+	return curl_easy_setopt(curl, CURLOPT_INTERFACE, iface) == CURLE_OK ? 0 : -1;
+}
+
 /* Sets every option for one request; 0 or -1. */
 static int setup(CURL *curl, const struct nf_request *req, struct nf_posix *p,
                  struct curl_slist *headers, struct nf_posix_transfer *t, char *errbuf)
@@ -242,6 +255,8 @@ static int setup(CURL *curl, const struct nf_request *req, struct nf_posix *p,
 	rc |= curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
 	rc |= curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
 	rc |= curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	if (nf_posix_curl_source(curl, p) != 0)
+		rc |= CURLE_BAD_FUNCTION_ARGUMENT;
 	/* Sent with every request, checks and images, without a challenge first. */
 	rc |= curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 	rc |= curl_easy_setopt(curl, CURLOPT_USERPWD, p->credential);

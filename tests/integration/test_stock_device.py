@@ -14,7 +14,7 @@ import tempfile
 import unittest
 
 from fleetstore import CONFIRMED, H_CONFIRMED, H_DOWNLOADED, H_OFFERED, sqlite_inventory
-from harness import DataDir, Server
+from harness import DataDir, Server, wait_until
 from test_device import BOOT_RX, HALT_RX, mkimage, nofuss
 
 KINDS = ("nofuss", "nofuss-path", "esp8266-updater", "esp32-updater", "tasmota", "esphome")
@@ -169,6 +169,37 @@ class StockDeviceTest(unittest.TestCase):
                 summary = json.loads(r.stdout)
                 self.assertEqual((summary["updated"], summary["failed"], summary["unfinished"]),
                                  (50, 0, 0), r.stdout)
+
+    def test_fleet_from_source_ips_is_a_device_each(self):
+        # Without a MAC, a check is known by device type and IP: with
+        # --source-ips each of the 40 devices connects from its own loopback
+        # address and is a device of its own, confirmed (ESPHome tells its
+        # version with --url-version). Device type TEST in path form, then
+        # TEST2 as ESPHome (the same addresses, other records).
+        db = os.path.join(self.data.path, "store", "fleet.db")
+        self.data.write_rules([
+            {"origin": {"device": "*", "lt": "0.1.1"},
+             "target": {"version": "0.1.1", "firmware": "/firmware/test-0.1.1.bin"}}])
+        self.server.wait_for("reloaded", 10)
+        for kind, name, extra in (("nofuss-path", "TEST", []),
+                                  ("esphome", "TEST2", ["--url-version"])):
+            with self.subTest(kind=kind):
+                r = nofuss("fleet", "--server", "http://127.0.0.1:%d/" % self.server.port,
+                           "--devices", 40, "--device", name, "--version", "0.1.0",
+                           "--client", kind, "--source-ips", "--until-updated", "--ramp", "0.2",
+                           "--reboot-delay", "0.05", "--interval", "0.1", "--json",
+                           "--timeout", 60, "--seed", 1, *extra)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+                self.assertEqual(json.loads(r.stdout)["updated"], 40, r.stdout)
+                want = {"%s@127.1.0.%d" % (name, i + 1) for i in range(40)}
+
+                def records():
+                    inv = sqlite_inventory(db)
+                    return {k: (d.version, d.state, d.client) for k, d in inv.items()
+                            if k.startswith(name + "@")}
+                self.assertTrue(wait_until(lambda: records() == {
+                    k: ("0.1.1", CONFIRMED, CLIENT_KINDS[kind]) for k in want}, timeout=10),
+                    records())
 
     def test_bad_client_name(self):
         r = nofuss("device", "--flash", os.path.join(self.tmp, "x"), "--client", "espurna",

@@ -89,6 +89,10 @@ static void usage(FILE *out)
 	        "                           esphome, tasmota (docs/SIMULATOR.md)\n"
 	        "      --url-version        esphome: the manifest URL ends ?version=VERSION,\n"
 	        "                           the version it runs (docs/PROTOCOL.md 5.3)\n"
+	        "      --source-ips         device i connects from 127.1.0.1 + i, not\n"
+	        "                           127.0.0.1: clients without a MAC (path form,\n"
+	        "                           esphome) are each a device of their own to the\n"
+	        "                           server (loopback servers only)\n"
 	        "      --pubkey FILE        every device accepts only images signed by this\n"
 	        "                           key (PEM; docs/SIGNING.md), as sketches built\n"
 	        "                           with ARDUINO_SIGNING\n"
@@ -246,6 +250,7 @@ static const struct nf_opt opts[] = {
     NF_OPT_FLAG("path-form", 'p', O, path_form),
     NF_OPT_CALL("client", 0, NF_OPT_CALL, set_client),
     NF_OPT_FLAG("url-version", 0, O, url_version),
+    NF_OPT_FLAG("source-ips", 0, O, source_ips),
     NF_OPT_SECONDS("ramp", 'r', O, ramp_ms, 0, FLEET_TIME_MAX_S),
     NF_OPT_SECONDS("interval", 'i', O, interval_ms, 0, FLEET_TIME_MAX_S),
     NF_OPT_SECONDS("jitter", 'j', O, jitter_ms, 0, FLEET_TIME_MAX_S),
@@ -422,6 +427,8 @@ static int setup(struct nf_fleet *f)
 		d->port.connect_timeout_ms = o->connect_ms;
 		format_mac(o->mac_base + i, mac);
 		nf_posix_set_mac(&d->port, mac);
+		if (o->source_ips)
+			d->port.source_ip = FLEET_SOURCE_IP_BASE + (uint32_t)i;
 		nf_posix_share_pubkey(&d->port, f->sign_key);
 		if (o->verbose) {
 			char *prefix = f->prefixes + i * FLEET_PREFIX_MAX;

@@ -213,6 +213,7 @@ struct nf_device_options {
 	uint16_t mqtt_port;
 	bool path_form, until_current;
 	bool url_version; /* --url-version: ESPHome's manifest URL tells the version */
+	bool source_ips;  /* --source-ips: device i connects from FLEET_SOURCE_IP_BASE + i */
 	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, timeout_ms, connect_ms;
 	long max_checks; /* -1: no limit */
@@ -257,6 +258,10 @@ enum nf_fleet_result {
 	FLEET_RES_FAILED,   /* the last check (or update) failed; error says why */
 };
 
+/* --source-ips: 127.1.0.1, then one address a device, all on loopback
+ * (127.0.0.0/8): 100,000 devices end at 127.2.134.161. */
+#define FLEET_SOURCE_IP_BASE 0x7F010001u
+
 struct nf_fleet_options {
 	const char *server, *version, *fs_version, *build, *mac_base_text;
 	const char *pubkey; /* every device accepts only images this key signed */
@@ -267,6 +272,7 @@ struct nf_fleet_options {
 	unsigned long long mac_base;
 	bool path_form, until_updated, json, quiet, verbose, duration_set;
 	bool url_version; /* --url-version: ESPHome's manifest URL tells the version */
+	bool source_ips;  /* --source-ips: device i connects from FLEET_SOURCE_IP_BASE + i */
 	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, ramp_ms, duration_ms, timeout_ms, reboot_ms;
 	long progress_ms, request_ms, connect_ms;

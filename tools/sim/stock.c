@@ -272,6 +272,7 @@ static int prepare(struct nf_sim_stock_req *r, void *curl, const char *url, size
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, r->p->timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, r->p->connect_timeout_ms);
+	nf_posix_curl_source(curl, r->p);
 	/* ESPHome follows up to 3 redirects; the updaters follow none. */
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, r->kind == NF_SIM_CLIENT_ESPHOME ? 1L : 0L);
 	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);

@@ -367,6 +367,8 @@ struct nf_posix {
 	long timeout_ms;              /* one whole request */
 	const char *credential;       /* "NAME:SECRET" sent as HTTP Basic (as an ESP updater
 	                               * given setAuthorization), or NULL; not copied */
+	uint32_t source_ip;           /* IPv4 address (host order) to connect from, for
+	                               * many devices on loopback; 0: the system's choice */
 	char sta_mac[18], ap_mac[18]; /* upper-case hex with colons */
 	uint32_t chip_id;             /* the ESP8266's: the MAC's last three bytes */
 	const char *sdk_version;      /* static string */
@@ -488,6 +490,11 @@ struct nf_posix_transfer {
  * core's order (docs/PEERS.md section 9.1). Returns 0, or -1 when out of
  * memory. Shared by the NoFUSS downloads and the stock clients. */
 int nf_posix_updater_headers(struct nf_posix *p, void *list);
+
+/* Binds curl's (a CURL *) connections to p->source_ip, when set, so that
+ * each simulated device connects from an address of its own. Returns 0, or
+ * -1 when libcurl refuses the option. */
+int nf_posix_curl_source(void *curl, const struct nf_posix *p);
 
 /* Sets up curl (a CURL * easy handle, reset here) to perform req, the
  * core's request for c on the device p, and to feed the response into c
