@@ -170,6 +170,33 @@ class StagedRolloutTest(RolloutFleet):
         print("\nstaged rollout of %d devices: per phase %s" % (n, per_phase))
 
 
+    def test_esphome_devices_from_their_own_addresses(self):
+        # ESPHome sends no MAC: each device is ROLL@ITS-IP. With --source-ips
+        # the 200 have 200 addresses, so the rollout picks among them by
+        # their own buckets, as among devices on a real network; they tell
+        # their version in the manifest URL, so every update is confirmed.
+        n = 200
+        rel = self.upload(self.mkimage("2.0.0"), device=DEVICE, version="2.0.0")
+        phases = [10, 100]
+        rid = self.start_rollout({"release": rel["id"], "phases": phases, "soak": 2,
+                                  "silent_after": 60})["id"]
+        self.fleet(n, lambda: self.count(
+            "SELECT COUNT(*) FROM devices WHERE version = '2.0.0' AND state = 4") == n,
+            "--client", "esphome", "--url-version", "--source-ips")
+        self.wait_state(rid, ("completed",), timeout=10)
+        devices = self.rows("SELECT key, version, state, offer_rule FROM devices")
+        self.assertEqual(sorted(k for k, _, _, _ in devices),
+                         sorted("%s@127.1.0.%d" % (DEVICE, i + 1) for i in range(n)))
+        per_phase = [0] * len(phases)
+        for key, version, state, rule in devices:
+            self.assertEqual((version, state), ("2.0.0", 4), key)
+            self.assertEqual(decode_rule(rule), (rid, phase_of(rid, key, phases)), key)
+            per_phase[phase_of(rid, key, phases)] += 1
+        self.assert_api_counts(rid, per_phase)
+        self.assertTrue(5 <= per_phase[0] <= 40, per_phase)
+        print("\nESPHome rollout of %d devices: per phase %s" % (n, per_phase))
+
+
 class HaltTest(RolloutFleet):
 
     def test_crash_at_boot_halts_in_the_first_phase(self):
