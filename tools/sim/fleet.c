@@ -64,7 +64,7 @@
 #define FLEET_FDS_SPARE           64ul /* descriptors besides one socket per transfer */
 #define FLEET_PREFIX_MAX          24u  /* "[5C:CF:7F:00:00:01] " */
 #define FLEET_MAC_MAX             0xFFFFFFFFFFFFull
-#define FLEET_MAC_BASE_DEFAULT    "5C:CF:7F:00:00:00"
+#define FLEET_MAC_BASE_DEFAULT    "5C:CF:7F:10:00:00" /* never nofuss device's default MAC */
 
 static void usage(FILE *out)
 {
