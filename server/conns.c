@@ -23,7 +23,8 @@
  * (http.c: shutdown(2) of the socket); libmicrohttpd then notices and closes
  * the connection through its normal path, which calls nf_conns_closed.
  *
- * Loop thread only; every call is O(1) except the sweep, which does at most
+ * One thread at a time (the device loop; the admin listener's guard.c
+ * calls it under a lock); every call is O(1) except the sweep, which does at most
  * NF_SWEEP_MAX closings per call. Entries come from one array of max
  * entries, taken on demand, so nothing is allocated per connection.
  */

@@ -296,7 +296,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		nf_conns_closed(srv->conns, *socket_context);
 }
 
-void nf_http_shut_connection(void *owner)
+/* conns.c's close: shut the socket down; libmicrohttpd sees it at once
+ * (the socket turns readable) and closes the connection its usual way. */
+static void shut_connection(void *owner)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(owner, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -497,7 +499,7 @@ struct nf_server *nf_server_start(const struct nf_config *cfg, struct nf_snapsho
 		goto fail;
 	}
 	srv->conns = nf_conns_new(cfg->max_connections, cfg->header_timeout, cfg->idle_timeout,
-	                          nf_http_shut_connection);
+	                          shut_connection);
 	if (srv->conns == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

@@ -59,10 +59,6 @@ const char *nf_http_header(struct MHD_Connection *conn, const char *name);
 /* http.c: the peer's address as text ("-" when unknown); IPv4-mapped IPv6
  * shown as IPv4. */
 void nf_http_client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN]);
-/* conns.c's close (a struct MHD_Connection as owner): shut the socket down;
- * libmicrohttpd sees it at once (the socket turns readable) and closes the
- * connection its usual way. */
-void nf_http_shut_connection(void *owner);
 
 /* headlimits.c: request heads too large to answer in libmicrohttpd's pool --- */
 /* The req_cls of a request already refused with 414. */

@@ -813,7 +813,7 @@ void nf_server_stop(struct nf_server *srv);
  * their deadline, and near the limit the oldest of them, are handed to the
  * close function given (http.c shuts their socket down; libmicrohttpd then
  * closes them and nf_conns_closed follows). Never a connection whose head
- * is complete: a download is never cut. Loop thread only. */
+ * is complete: a download is never cut. One thread at a time (guard.c: a lock). */
 struct nf_conns;
 struct nf_conn;
 struct nf_conns_stats {

@@ -78,10 +78,10 @@ struct nf_admin_guard {
 };
 int nf_admin_guard_start(struct nf_admin_guard *g, char *err, size_t errlen);
 void nf_admin_guard_stop(struct nf_admin_guard *g);
-/* A connection opened (its libmicrohttpd connection): its entry, the
- * socket context to give the other calls (NULL: not tracked); closed;
+/* A connection opened (its socket, read once when it opened): its entry,
+ * the socket context to give the other calls (NULL: not tracked); closed;
  * its request head complete; answered and kept alive. */
-struct nf_conn *nf_admin_guard_opened(struct nf_admin_guard *g, void *conn);
+struct nf_conn *nf_admin_guard_opened(struct nf_admin_guard *g, int fd);
 void nf_admin_guard_closed(struct nf_admin_guard *g, struct nf_conn *entry);
 void nf_admin_guard_head_done(struct nf_admin_guard *g, struct nf_conn *entry);
 void nf_admin_guard_answered(struct nf_admin_guard *g, struct nf_conn *entry);

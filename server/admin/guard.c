@@ -13,20 +13,32 @@
  * a long answer) is never cut here.
  *
  * conns.c is single-threaded: every call goes through one lock, taken by
- * libmicrohttpd's connection threads (opened, head complete, answered,
- * closed) and by the sweeping thread. Closing is shutdown(2) of the socket
- * under that lock; libmicrohttpd then closes the connection its usual way,
- * and its CLOSED notice (which needs the lock) comes before it closes the
- * socket, so a socket shut down here is never one that was closed and
- * reused.
+ * libmicrohttpd's threads (opened, head complete, answered, closed) and by
+ * the sweeping thread. Closing is shutdown(2) of the socket under that
+ * lock; libmicrohttpd then closes the connection its usual way, and its
+ * CLOSED notice (which needs the lock) comes before it closes the socket,
+ * so a socket shut down here is never one that was closed and reused.
+ *
+ * The sweep never asks libmicrohttpd about a connection: the socket is
+ * read once, when the connection opens, and kept as the entry's owner.
+ * From libmicrohttpd 1.0 on, MHD_get_connection_info answers every
+ * question through one field per connection, so asking from this thread
+ * while the connection's own thread asks would race.
  */
 #include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "admin.h"
 #include "common.h"
-#include "http.h"
 #include "nofussd.h"
+
+/* conns.c's close: the owner is the socket plus one (never NULL). */
+static void shut_socket(void *owner)
+{
+	shutdown((int)((intptr_t)owner - 1), SHUT_RDWR);
+}
 
 static void *sweep(void *arg)
 {
@@ -43,12 +55,15 @@ static void *sweep(void *arg)
 		              shed = s.shed - g->reported.shed;
 
 		if ((expired > 0 || shed > 0) && now - g->reported_ms >= NF_SLOW_REPORT_MS) {
+			g->reported = s;
+			g->reported_ms = now;
+			/* Not under the lock: every connection's thread needs it. */
+			pthread_mutex_unlock(&g->lock);
 			nf_log(NF_LOG_WARN,
 			       "admin: slow request heads: %lu connections closed at the %us head "
 			       "deadline and %lu at the connection limit (%u open)",
 			       expired, NF_ADMIN_HEAD_TIMEOUT, shed, s.open);
-			g->reported = s;
-			g->reported_ms = now;
+			pthread_mutex_lock(&g->lock);
 		}
 		if (due > NF_ADMIN_GUARD_SWEEP_MS)
 			due = NF_ADMIN_GUARD_SWEEP_MS;
@@ -65,7 +80,7 @@ int nf_admin_guard_start(struct nf_admin_guard *g, char *err, size_t errlen)
 	pthread_condattr_t attr;
 
 	g->conns = nf_conns_new(NF_ADMIN_MAX_CONNECTIONS, NF_ADMIN_HEAD_TIMEOUT,
-	                        NF_ADMIN_IDLE_TIMEOUT, nf_http_shut_connection);
+	                        NF_ADMIN_IDLE_TIMEOUT, shut_socket);
 	if (g->conns == NULL) {
 		nf_errf(err, errlen, "admin listener: out of memory");
 		return -1;
@@ -103,12 +118,12 @@ void nf_admin_guard_stop(struct nf_admin_guard *g)
 	g->conns = NULL;
 }
 
-struct nf_conn *nf_admin_guard_opened(struct nf_admin_guard *g, void *conn)
+struct nf_conn *nf_admin_guard_opened(struct nf_admin_guard *g, int fd)
 {
 	struct nf_conn *entry;
 
 	pthread_mutex_lock(&g->lock);
-	entry = nf_conns_opened(g->conns, conn, nf_clock_ms());
+	entry = nf_conns_opened(g->conns, (void *)((intptr_t)fd + 1), nf_clock_ms());
 	pthread_mutex_unlock(&g->lock);
 	return entry;
 }

@@ -623,9 +623,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
 	struct nf_admin *a = cls;
 
-	if (code == MHD_CONNECTION_NOTIFY_STARTED)
-		*socket_context = nf_admin_guard_opened(&a->guard, conn);
-	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* Here, before its thread exists, nothing else asks about it. */
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = ci != NULL ? nf_admin_guard_opened(&a->guard, ci->connect_fd) : NULL;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
 		nf_admin_guard_closed(&a->guard, *socket_context);
 }
 
