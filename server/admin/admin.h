@@ -536,7 +536,8 @@ struct json_t *nf_api_rollouts_not_over(struct nf_admin_request *r, int64_t now,
 /* GET /api/v1/overview: what a fleet page shows, in one answer. */
 int nf_api_overview(struct nf_admin_request *r);
 int nf_api_rollout(struct nf_admin_request *r);
-/* POST /api/v1/rollouts/halt-all: every running or paused rollout halted. */
+/* POST /api/v1/rollouts/halt-all: every running or paused rollout halted,
+ * and every completed one still offering to late devices. */
 int nf_api_rollout_halt_all(struct nf_admin_request *r);
 /* POST /api/v1/rollouts/{id}/{pause|resume|advance|abort|halt}. */
 int nf_api_rollout_action(struct nf_admin_request *r);

@@ -13,10 +13,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store.h"
 
 #define ACTIVE_STATES "(0, 1, 2)" /* running, paused, halted */
+/* The completed rollout that still offers its release to devices that
+ * check in late: of a device type's rollouts that are halted, completed or
+ * aborted, the newest, when it is completed. Halting or aborting it (or a
+ * newer rollout of the type) ends those offers; an older completed rollout
+ * never offers again, so that "halt" means no offer from the rollouts
+ * before it either. */
+#define OFFERING_COMPLETED                                                                   \
+	"(state = 3 AND id IN (SELECT MAX(id) FROM rollouts WHERE state IN (2, 3, 4) "           \
+	"GROUP BY device))"
 #define ROLLOUT_SELECT                                                                     \
 	"SELECT id, release_id, device, state, state_ms, reason, phases, phase, phase_ms, "  \
 	"min_version, max_version, tags, macs, success_bp, error_bp, soak_ms, silent_ms, "   \
@@ -200,9 +210,8 @@ static int get_op(struct nf_db *db, const struct nf_store_options *opt, void *ct
 	} else if (g->id == LIVE) {
 		v[0] = NF_DB_INT_V(NF_STORE_MAX_ROLLOUTS);
 		if (nf_db_run(db, -1,
-		              ROLLOUT_SELECT " WHERE state IN (0, 1) OR id IN (SELECT MAX(id) FROM "
-		                             "rollouts WHERE state = 3 GROUP BY device) "
-		                             "ORDER BY id DESC LIMIT $1",
+		              ROLLOUT_SELECT " WHERE state IN (0, 1) OR " OFFERING_COMPLETED
+		                             " ORDER BY id DESC LIMIT $1",
 		              v, 1, on_rollout, &g->rows) != 0)
 			return -1;
 	} else {
@@ -326,8 +335,7 @@ static int halt_all_op(struct nf_db *db, const struct nf_store_options *opt, voi
 	h->halted = 0;
 	if (nf_db_run(db, -1,
 	              "UPDATE rollouts SET state = 2, reason = $1, state_ms = $2 "
-	              "WHERE state IN (0, 1) OR id IN (SELECT MAX(id) FROM rollouts WHERE state = 3 "
-	              "GROUP BY device) RETURNING id",
+	              "WHERE state IN (0, 1) OR " OFFERING_COMPLETED " RETURNING id",
 	              v, 2, on_halted, h) != 0 ||
 	    nf_db_sync(db) != 0)
 		return -1;
@@ -421,6 +429,30 @@ static void on_seen(void *user, const struct nf_db_row *row)
 
 	out->known = (uint64_t)nf_db_int(row, 0);
 	out->seen = (uint64_t)nf_db_int(row, 1);
+	out->all = (uint64_t)nf_db_int(row, 2);
+}
+
+/* For a rollout with a window (the server's local time): when its window
+ * last opened, in wall-clock ms, while it is open now; -1 while it is
+ * closed; 0 without a window. */
+static int64_t window_opened_ms(const struct nf_rollout *r, int64_t now_ms)
+{
+	time_t now = (time_t)(now_ms / 1000);
+	struct tm tm;
+	int minute, since;
+	bool open;
+
+	if (r->window_start < 0 || r->window_end < 0 || r->window_start == r->window_end)
+		return 0;
+	localtime_r(&now, &tm);
+	minute = tm.tm_hour * 60 + tm.tm_min;
+	open = r->window_start <= r->window_end
+	           ? minute >= r->window_start && minute < r->window_end
+	           : minute >= r->window_start || minute < r->window_end; /* over midnight */
+	if (!open)
+		return -1;
+	since = (minute - r->window_start + 24 * 60) % (24 * 60); /* whole minutes open */
+	return now_ms - now_ms % 60000 - (int64_t)since * 60000;
 }
 
 static int counts_op(struct nf_db *db, const struct nf_store_options *opt, void *ctx)
@@ -445,15 +477,25 @@ static int counts_op(struct nf_db *db, const struct nf_store_options *opt, void 
 	              v, 3, on_count, c) != 0 ||
 	    nf_db_sync(db) != 0)
 		return -1;
-	if (c->out->offered_total > 0)
+	/* Nothing offered yet: is the phase empty, or the fleet away? Asked
+	 * only once the phase has soaked (the gates wait for that anyway), and
+	 * only of check-ins while the window was open: a device that checked
+	 * in while it was closed was not offered because of the window, which
+	 * shows nothing about the phase. */
+	if (c->out->offered_total > 0 || c->now - c->r->phase_ms < c->r->soak_ms)
 		return 0;
-	/* Nothing offered yet: is the phase empty, or the fleet away? */
+	int64_t opened = window_opened_ms(c->r, c->now);
+	if (opened < 0) {
+		c->out->window_closed = true;
+		return 0;
+	}
 	struct nf_db_val w[3] = {NF_DB_TEXT_V(c->r->device), NF_DB_INT_V(c->r->release_id),
-	                         NF_DB_INT_V(c->r->phase_ms)};
+	                         NF_DB_INT_V(opened > c->r->phase_ms ? opened : c->r->phase_ms)};
 	if (nf_db_run(db, -1,
-	              "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_check >= $3 THEN 1 ELSE 0 END), "
-	              "0) FROM devices WHERE device = $1 AND excluded = 0 AND version <> "
-	              "COALESCE((SELECT version FROM releases WHERE id = $2), '')",
+	              "SELECT COALESCE(SUM(CASE WHEN version <> rv.v THEN 1 ELSE 0 END), 0), "
+	              "COALESCE(SUM(CASE WHEN version <> rv.v AND last_check >= $3 THEN 1 ELSE 0 END), "
+	              "0), COUNT(*) FROM devices, (SELECT COALESCE((SELECT version FROM releases "
+	              "WHERE id = $2), '') AS v) AS rv WHERE device = $1 AND excluded = 0",
 	              w, 3, on_seen, c->out) != 0 ||
 	    nf_db_sync(db) != 0)
 		return -1;
@@ -502,6 +544,16 @@ static bool phase_shown_empty(const struct nf_rollout *r, const struct nf_rollou
 		need = half;
 	if (need < 1)
 		need = 1;
+	if (c->window_closed) {
+		snprintf(v->why, sizeof v->why,
+		         "phase %u (%u%%) has offered nothing, and its window is closed: it passes "
+		         "empty only on check-ins while the window is open",
+		         r->phase + 1, pct);
+		return false;
+	}
+	/* Every device of the type runs the release already: nothing to offer. */
+	if (c->all > 0 && c->known == 0)
+		return true;
 	if (c->seen >= need)
 		return true;
 	snprintf(v->why, sizeof v->why,

@@ -512,8 +512,10 @@ int nf_store_rollout_get(struct nf_store *store, int64_t id, struct nf_rollout *
 int nf_store_rollout_list(struct nf_store *store, struct nf_rollout **out, size_t *count,
                           char *err, size_t errlen);
 /* The rollouts that may still offer or move: running and paused ones, and
- * of each device type the newest completed one, newest first (the rollout
- * watcher reads these four times a second; finished ones pile up). */
+ * of each device type the completed one that still offers to late devices
+ * (the newest of the type's halted, completed and aborted rollouts, when it
+ * is completed), newest first (the rollout watcher reads these four times a
+ * second; finished ones pile up). */
 int nf_store_rollout_live(struct nf_store *store, struct nf_rollout **out, size_t *count,
                           char *err, size_t errlen);
 /* Moves rollout id from one of the states in the mask from_mask (1 <<
@@ -525,7 +527,8 @@ int nf_store_rollout_live(struct nf_store *store, struct nf_rollout **out, size_
 int nf_store_rollout_move(struct nf_store *store, int64_t id, unsigned from_mask, int state,
                           bool advance, const char *reason, int64_t now_ms,
                           struct nf_rollout *out, char *err, size_t errlen);
-/* Halts every running or paused rollout with reason, at now_ms, in one
+/* Halts every running or paused rollout, and every completed one still
+ * offering (nf_store_rollout_live), with reason, at now_ms, in one
  * statement. Returns how many it halted, or -1. */
 int nf_store_rollout_halt_all(struct nf_store *store, const char *reason, int64_t now_ms,
                               char *err, size_t errlen);
@@ -565,10 +568,13 @@ struct nf_rollout_counts {
 	uint64_t offered[NF_ROLLOUT_MAX_PHASES]; /* the sum of each phase's row */
 	uint64_t total[NF_RC_COUNT];
 	uint64_t offered_total;
-	/* Only while offered_total is 0: the devices of the rollout's type not
-	 * on its release's version nor excluded (known), and how many of them
-	 * checked in since its phase began (seen). */
-	uint64_t known, seen;
+	/* Only while offered_total is 0 and the phase has soaked: the devices
+	 * of the rollout's type not excluded (all), of those the ones not on
+	 * its release's version (known), and how many of them checked in since
+	 * its phase began, while its window was open (seen); window_closed: the
+	 * window is closed now (the rest is then 0). */
+	uint64_t known, seen, all;
+	bool window_closed;
 };
 /* "pending", "confirmed", ... */
 const char *nf_rollout_count_name(int kind);

@@ -106,6 +106,31 @@ class ControlsTest(ControlsServer):
         self.assertIsNone(self.offered(macs[0], version="2.0.0"))
         self.assertIsNone(self.offered(macs[0], version="3.0.0"))
 
+    def test_completed_rollouts_offer_late_devices_until_halted(self):
+        # A completed rollout offers its release to devices that check in
+        # late; a newer completed one takes over; halting it ends every
+        # offer, and never brings the older one's release back.
+        first = self.start_rollout(soak=0)
+        self.assertEqual(self.act(first, "advance")["state"], "completed")
+        self.until_offered("2.0.0", mac="5C:CF:7F:00:03:01")
+        rel3 = self.upload(image("fw-3.0.0"), device=DEVICE, version="3.0.0")
+        second = self.start_rollout(release=rel3["id"], soak=0)
+        self.assertEqual(self.act(second, "advance")["state"], "completed")
+        self.until_offered("3.0.0", mac="5C:CF:7F:00:03:02")
+        self.act(second, "halt")
+        self.until_offered(None, mac="5C:CF:7F:00:03:03")
+        time.sleep(1)  # several watcher rounds: still nothing
+        self.assertIsNone(self.offered(mac="5C:CF:7F:00:03:03"))
+        # The first offers nothing any more: there is nothing to halt.
+        st, out, _ = self.request("POST", "/api/v1/rollouts/%d/halt" % first, b"")
+        self.assertEqual(st, 409, out)
+        self.assertIn("offers nothing any more", out["error"])
+        st, out, _ = self.request("POST", "/api/v1/rollouts/halt-all", b"")
+        self.assertEqual((st, out["halted"]), (200, 0), out)
+        # Resumed, the second completes again and offers again.
+        self.act(second, "resume")
+        self.until_offered("3.0.0", mac="5C:CF:7F:00:03:04")
+
     def test_empty_phase_passes_only_once_devices_show_it(self):
         # Six devices known, none of them in the 1% phase (the bucket is a
         # stable hash of the MAC and the rollout, and this store's first
@@ -136,6 +161,21 @@ class ControlsTest(ControlsServer):
         self.assertIsNone(self.offered(macs[2]))
         self.assertTrue(wait_until(lambda: rollout()["phase"] == 1, timeout=5), rollout())
         self.until_offered("2.0.0", mac=macs[5])
+
+    def test_empty_phase_never_passes_while_its_window_is_closed(self):
+        # Devices checking in while the window is closed were not offered
+        # because of the window: they show nothing about the phase.
+        t = time.localtime(time.time() + 7200)
+        end_t = time.localtime(time.time() + 7800)
+        window = "%02d:%02d-%02d:%02d" % (t.tm_hour, t.tm_min, end_t.tm_hour, end_t.tm_min)
+        rid = self.start_rollout(phases=[1, 100], soak=0, window=window)
+        macs = ["5C:CF:7F:00:04:%02X" % i for i in range(6)]
+        for m in macs:
+            self.assertIsNone(self.offered(m))
+        time.sleep(1.5)  # several watcher rounds
+        ro = self.request("GET", "/api/v1/rollouts/%d" % rid, token=READ_TOKEN)[1]
+        self.assertEqual((ro["state"], ro["phase"]), ("running", 0), ro)
+        self.assertIn("has offered nothing, and its window is closed", ro["gates"]["why"])
 
     def decision(self, ok, mac=MAC):
         """The device's decision once ok(decision) holds (the store commits

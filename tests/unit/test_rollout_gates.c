@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "store.h"
@@ -29,6 +30,7 @@ static struct nf_rollout rollout(void)
 
 	memset(&r, 0, sizeof r);
 	r.id = 7;
+	snprintf(r.device, sizeof r.device, "LAMP");
 	r.state = NF_ROLLOUT_RUNNING;
 	r.nphases = 4;
 	r.phases[0] = 1, r.phases[1] = 10, r.phases[2] = 50, r.phases[3] = 100;
@@ -153,7 +155,7 @@ static void test_nothing_offered_passes_once_shown_empty(void **state)
 	(void)state;
 	/* Nobody there (no device known, none seen): it waits, saying why. */
 	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
-	assert_string_equal(v.why, "phase 2 (10%) has offered nothing: 0 of the 0  devices known "
+	assert_string_equal(v.why, "phase 2 (10%) has offered nothing: 0 of the 0 LAMP devices known "
 	                           "checked in since it began, 1 needed to pass it empty");
 	/* 1,000 devices known, 9 seen: at 10% one would be expected in 10. */
 	c.known = 1000, c.seen = 9;
@@ -168,7 +170,17 @@ static void test_nothing_offered_passes_once_shown_empty(void **state)
 	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
 	c.seen = 15;
 	assert_int_equal(judge(&r, &c, &v), NF_GATE_ADVANCE);
+	/* Its window closed (the store then counts nothing): never. */
+	c = counts(0, 0, 0, 0, 0);
+	c.window_closed = true;
+	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
+	assert_non_null(strstr(v.why, "has offered nothing, and its window is closed"));
+	/* Every device of the type already on the release: nothing to offer. */
+	c = counts(0, 0, 0, 0, 0);
+	c.all = 40;
+	assert_int_equal(judge(&r, &c, &v), NF_GATE_ADVANCE);
 	/* Never before the soak. */
+	c.all = 0, c.known = 30, c.seen = 15;
 	r.phase_ms = NOW - 1000;
 	assert_int_equal(judge(&r, &c, &v), NF_GATE_WAIT);
 	assert_int_equal(v.soak_left_ms, SOAK_MS - 1000);
