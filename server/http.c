@@ -61,6 +61,14 @@ static void format_ipv4(const unsigned char *a, char *out)
 	}
 }
 
+void *nf_http_socket_context(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
 void nf_http_client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
 {
 	const union MHD_ConnectionInfo *ci =
@@ -236,11 +244,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*req_cls == NULL || *req_cls == &nf_head_refused) {
 		unsigned status;
 		struct MHD_Response *refusal;
-		const union MHD_ConnectionInfo *ci =
-		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
 		/* The head is complete: its deadline no longer applies. */
-		nf_conns_head_done(srv->conns, ci != NULL ? ci->socket_context : NULL);
+		nf_conns_head_done(srv->conns, nf_http_socket_context(conn));
 		if (nf_head_refuse(srv, conn, *req_cls)) {
 			*req_cls = NULL;
 			return MHD_NO; /* answered on the socket; libmicrohttpd closes it */
@@ -270,12 +276,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
 	struct nf_server *srv = cls;
 
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
 	/* Kept alive or not: if it is, its next head is due (conns.c). */
-	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && ci != NULL)
-		nf_conns_answered(srv->conns, ci->socket_context, nf_clock_ms());
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		nf_conns_answered(srv->conns, nf_http_socket_context(conn), nf_clock_ms());
 	if (*req_cls == NULL || *req_cls == &nf_head_refused) /* never counted */
 		return;
 	if (*req_cls != &request_seen)

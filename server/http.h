@@ -59,6 +59,10 @@ const char *nf_http_header(struct MHD_Connection *conn, const char *name);
 /* http.c: the peer's address as text ("-" when unknown); IPv4-mapped IPv6
  * shown as IPv4. */
 void nf_http_client_ip(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN]);
+/* http.c: the socket context the connection's NOTIFY_CONNECTION callback
+ * set (its conns.c entry), or NULL. From the connection's own thread only
+ * (libmicrohttpd 1.0 answers through one field per connection). */
+void *nf_http_socket_context(struct MHD_Connection *conn);
 
 /* headlimits.c: request heads too large to answer in libmicrohttpd's pool --- */
 /* The req_cls of a request already refused with 414. */

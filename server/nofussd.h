@@ -675,9 +675,6 @@ struct nf_rollwatch *nf_rollwatch_start(struct nf_store *store, struct nf_mailbo
                                         size_t errlen);
 /* Stops the thread (a tick under way ends first) and frees w; NULL is a no-op. */
 void nf_rollwatch_stop(struct nf_rollwatch *w);
-/* Whether minute (0..1439 of the server's local day) is inside r's window
- * (always, without one; windows may wrap midnight). */
-bool nf_rollout_window_open(const struct nf_rollout *r, int minute);
 
 /* mailbox.c: where finished snapshots wait for the loop ------------------- */
 /* The seam between the threads that make snapshots (the builder, the

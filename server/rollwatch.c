@@ -58,17 +58,6 @@ static void store_failed(struct nf_rollwatch *w, const char *what, const char *e
 	w->failing = true;
 }
 
-/* Whether minute (of the local day) is inside r's window. */
-bool nf_rollout_window_open(const struct nf_rollout *r, int minute)
-{
-	/* No window; an empty one is refused by the API, and means none here. */
-	if (r->window_start < 0 || r->window_end < 0 || r->window_start == r->window_end)
-		return true;
-	if (r->window_start <= r->window_end)
-		return minute >= r->window_start && minute < r->window_end;
-	return minute >= r->window_start || minute < r->window_end; /* over midnight */
-}
-
 static int local_minute(void)
 {
 	time_t now = time(NULL);

@@ -608,15 +608,6 @@ static enum MHD_Result answer_held(struct pending *p, size_t *upload_data_size)
 	return rc;
 }
 
-/* The connection's entry in the guard (guard.c), NULL when not tracked. */
-static struct nf_conn *connection_entry(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-	return ci != NULL ? ci->socket_context : NULL;
-}
-
 /* Every connection is tracked from accept to close (guard.c). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -658,7 +649,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	*req_cls = a;
 	/* The head is complete: its deadline no longer applies (guard.c). */
-	nf_admin_guard_head_done(&a->guard, connection_entry(conn));
+	nf_admin_guard_head_done(&a->guard, nf_http_socket_context(conn));
 	r = calloc(1, sizeof *r); /* args are large: not on a thread's stack */
 	p = calloc(1, sizeof *p);
 	if (r == NULL || p == NULL) {
@@ -783,7 +774,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 
 	/* Kept alive or not: if it is, its next head is due (guard.c). */
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		nf_admin_guard_answered(&a->guard, connection_entry(conn));
+		nf_admin_guard_answered(&a->guard, nf_http_socket_context(conn));
 	if (p == NULL || (void *)p == (void *)a)
 		return;
 	*req_cls = NULL;

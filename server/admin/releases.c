@@ -364,15 +364,24 @@ int nf_admin_no_params(struct nf_admin_request *r)
 	return parse_params(r, NULL, 0);
 }
 
-int nf_admin_path_id(struct nf_admin_request *r, const char *what, int64_t *id)
+/* An id: decimal digits, no sign or leading zero, below 2^63 (strtoll
+ * would clamp a larger one to an id that may exist). */
+static bool parse_id(const char *text, long long *out)
 {
 	char *end;
+
+	if (text[0] < '1' || text[0] > '9')
+		return false;
+	errno = 0;
+	*out = strtoll(text, &end, 10);
+	return *end == '\0' && errno != ERANGE;
+}
+
+int nf_admin_path_id(struct nf_admin_request *r, const char *what, int64_t *id)
+{
 	long long v;
 
-	errno = 0;
-	v = strtoll(r->args[0], &end, 10);
-	/* ERANGE: past 2^63 - 1, which strtoll would clamp to an id that may exist. */
-	if (r->args[0][0] < '1' || r->args[0][0] > '9' || *end != '\0' || v <= 0 || errno == ERANGE) {
+	if (!parse_id(r->args[0], &v)) {
 		nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "id",
 		               "\"%.40s\" is not a %s id (a positive integer below 2^63)", r->args[0],
 		               what);
@@ -650,9 +659,7 @@ int nf_api_audit(struct nf_admin_request *r)
 
 	if (store == NULL || parse_params(r, params, 2) != 0)
 		return MHD_YES;
-	errno = 0;
-	if (before[0] != '\0' &&
-	    ((b = strtoll(before, &end, 10)) <= 0 || *end != '\0' || errno == ERANGE))
+	if (before[0] != '\0' && !parse_id(before, &b))
 		return nf_admin_error(r, MHD_HTTP_BAD_REQUEST, "before",
 		                      "before is an audit entry's id (a positive integer below 2^63)");
 	if (limit[0] != '\0' &&

@@ -355,22 +355,6 @@ int nf_api_rollout(struct nf_admin_request *r)
 
 #define S(x) (1u << NF_ROLLOUT_##x)
 
-/* Whether rollout id is in the store's live list (a completed one there
- * still offers to late devices): 1, 0, or -1 with err. */
-static int offering(struct nf_store *store, int64_t id, char *err, size_t errlen)
-{
-	struct nf_rollout *list = NULL;
-	size_t count = 0;
-	int found = 0;
-
-	if (nf_store_rollout_live(store, &list, &count, err, errlen) != 0)
-		return -1;
-	for (size_t k = 0; k < count; k++)
-		found = found || list[k].id == id;
-	free(list);
-	return found;
-}
-
 int nf_api_rollout_action(struct nf_admin_request *r)
 {
 	static const struct {
@@ -382,8 +366,8 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 	    {"resume", S(PAUSED) | S(HALTED), NF_ROLLOUT_RUNNING},
 	    {"advance", S(RUNNING) | S(PAUSED), NF_ROLLOUT_RUNNING},
 	    /* A completed rollout still offers to late devices (the newest
-	     * of its type that is over, OFFERING_COMPLETED): it can be halted
-	     * or aborted too; an older one offers nothing, and is refused. */
+	     * of its type that is over): it can be halted or aborted too; the
+	     * store refuses an older one, which offers nothing. */
 	    {"abort", S(RUNNING) | S(PAUSED) | S(HALTED) | S(COMPLETED), NF_ROLLOUT_ABORTED},
 	    {"halt", S(RUNNING) | S(PAUSED) | S(COMPLETED), NF_ROLLOUT_HALTED},
 	};
@@ -410,16 +394,6 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 		return rc < 0 ? store_failed(r, err)
 		              : nf_admin_error(r, MHD_HTTP_NOT_FOUND, "id", "no rollout %lld",
 		                               (long long)id);
-	if (ro.state == NF_ROLLOUT_COMPLETED && (actions[i].from & S(COMPLETED)) != 0) {
-		rc = offering(store, id, err, sizeof err);
-		if (rc < 0)
-			return store_failed(r, err);
-		if (rc == 0)
-			return nf_admin_error(r, MHD_HTTP_CONFLICT, "state",
-			                      "rollout %lld is completed and offers nothing any more (a "
-			                      "newer rollout of %s is over): there is nothing to %s",
-			                      (long long)id, ro.device, actions[i].name);
-	}
 	to = actions[i].to;
 	advance = strcmp(actions[i].name, "advance") == 0;
 	if (advance && ro.phase + 1 >= ro.nphases) {
@@ -431,6 +405,12 @@ int nf_api_rollout_action(struct nf_admin_request *r)
 	                           err, sizeof err);
 	if (rc < 0)
 		return store_failed(r, err);
+	if (rc == 0 && now.id != 0 && now.state == NF_ROLLOUT_COMPLETED &&
+	    (actions[i].from & S(COMPLETED)) != 0) /* the store moves only the offering one */
+		return nf_admin_error(r, MHD_HTTP_CONFLICT, "state",
+		                      "rollout %lld is completed and offers nothing any more (a "
+		                      "newer rollout of %s is over): there is nothing to %s",
+		                      (long long)id, now.device, actions[i].name);
 	if (rc == 0)
 		return nf_admin_error(r, MHD_HTTP_CONFLICT, "state",
 		                      "rollout %lld is %s: it cannot be told to %s", (long long)id,

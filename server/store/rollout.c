@@ -292,10 +292,13 @@ static int move_op(struct nf_db *db, const struct nf_store_options *opt, void *c
 			         from[0] ? ", " : "", s);
 	if (from[0] == '\0')
 		return nf_db_fail(db, "internal: no state to move from");
-	/* The SQL text is made of the fixed fragments above and digits only. */
+	/* The SQL text is made of the fixed fragments above and digits only.
+	 * A completed rollout moves only while it still offers: an older one,
+	 * moved, would be active again beside the one that replaced it. */
 	snprintf(sql, sizeof sql,
 	         "UPDATE rollouts SET state = $2, reason = $3, state_ms = $4%s "
-	         "WHERE id = $1 AND state IN (%s) RETURNING id",
+	         "WHERE id = $1 AND state IN (%s) AND (state <> 3 OR " OFFERING_COMPLETED ") "
+	         "RETURNING id",
 	         m->advance ? ", phase = phase + 1, phase_ms = $4" : "", from);
 	memset(m->out, 0, sizeof *m->out);
 	if (nf_db_run(db, -1, sql, v, 4, on_id, &moved) != 0 ||
@@ -432,6 +435,21 @@ static void on_seen(void *user, const struct nf_db_row *row)
 	out->all = (uint64_t)nf_db_int(row, 2);
 }
 
+static bool has_window(const struct nf_rollout *r)
+{
+	/* An empty window is refused by the API, and means none here. */
+	return r->window_start >= 0 && r->window_end >= 0 && r->window_start != r->window_end;
+}
+
+bool nf_rollout_window_open(const struct nf_rollout *r, int minute)
+{
+	if (!has_window(r))
+		return true;
+	if (r->window_start <= r->window_end)
+		return minute >= r->window_start && minute < r->window_end;
+	return minute >= r->window_start || minute < r->window_end; /* over midnight */
+}
+
 /* For a rollout with a window (the server's local time): when its window
  * last opened, in wall-clock ms, while it is open now; -1 while it is
  * closed; 0 without a window. */
@@ -440,16 +458,12 @@ static int64_t window_opened_ms(const struct nf_rollout *r, int64_t now_ms)
 	time_t now = (time_t)(now_ms / 1000);
 	struct tm tm;
 	int minute, since;
-	bool open;
 
-	if (r->window_start < 0 || r->window_end < 0 || r->window_start == r->window_end)
+	if (!has_window(r))
 		return 0;
 	localtime_r(&now, &tm);
 	minute = tm.tm_hour * 60 + tm.tm_min;
-	open = r->window_start <= r->window_end
-	           ? minute >= r->window_start && minute < r->window_end
-	           : minute >= r->window_start || minute < r->window_end; /* over midnight */
-	if (!open)
+	if (!nf_rollout_window_open(r, minute))
 		return -1;
 	since = (minute - r->window_start + 24 * 60) % (24 * 60); /* whole minutes open */
 	return now_ms - now_ms % 60000 - (int64_t)since * 60000;
@@ -540,10 +554,6 @@ static bool phase_shown_empty(const struct nf_rollout *r, const struct nf_rollou
 	unsigned pct = r->phase < r->nphases && r->phases[r->phase] > 0 ? r->phases[r->phase] : 100;
 	uint64_t need = (100 + pct - 1) / pct, half = (c->known + 1) / 2;
 
-	if (half < need)
-		need = half;
-	if (need < 1)
-		need = 1;
 	if (c->window_closed) {
 		snprintf(v->why, sizeof v->why,
 		         "phase %u (%u%%) has offered nothing, and its window is closed: it passes "
@@ -554,6 +564,10 @@ static bool phase_shown_empty(const struct nf_rollout *r, const struct nf_rollou
 	/* Every device of the type runs the release already: nothing to offer. */
 	if (c->all > 0 && c->known == 0)
 		return true;
+	if (half < need)
+		need = half;
+	if (need < 1)
+		need = 1;
 	if (c->seen >= need)
 		return true;
 	snprintf(v->why, sizeof v->why,

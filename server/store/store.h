@@ -520,7 +520,8 @@ int nf_store_rollout_live(struct nf_store *store, struct nf_rollout **out, size_
                           char *err, size_t errlen);
 /* Moves rollout id from one of the states in the mask from_mask (1 <<
  * state) to state, with reason, at now_ms; advance: the phase goes up by
- * one too (to completed past the last). In one statement, so two nodes
+ * one too (to completed past the last). A completed rollout moves only
+ * while it still offers (nf_store_rollout_live). In one statement, so two nodes
  * never both move it. Returns 1 moved (the row as it is now in *out), 0 no
  * such rollout or not in a from state (*out holds it as it is, out->id 0
  * when none), -1. */
@@ -576,6 +577,9 @@ struct nf_rollout_counts {
 	uint64_t known, seen, all;
 	bool window_closed;
 };
+/* Whether minute (0..1439 of the server's local day) is inside r's window
+ * (always, without one; windows may wrap midnight). */
+bool nf_rollout_window_open(const struct nf_rollout *r, int minute);
 /* "pending", "confirmed", ... */
 const char *nf_rollout_count_name(int kind);
 /* Counts rollout r's offers as of now_ms. 0, or -1 with err filled. */

@@ -405,9 +405,9 @@ class AdminTest(unittest.TestCase):
         r = self.cli("devices", "show")
         self.assertEqual(r.returncode, 2)
         # Bad numbers are bad usage, said before a token is even read.
-        for args, words in ((["--limit", "abc"], "--limit is a number from 1 to 1000"),
-                            (["--limit", "1001"], "--limit is a number from 1 to 1000"),
-                            (["--offset", "-1"], "--offset is a number from 0")):
+        for args, words in ((["--limit", "abc"], "--limit: 'abc' is not a number"),
+                            (["--limit", "1001"], "--limit: '1001' is out of range (1 to 1000)"),
+                            (["--offset", "-1"], "--offset: '-1' is not a number")):
             r = self.cli("devices", *args, token_file=False)
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn(words, r.stderr)

@@ -383,18 +383,12 @@ static const struct nf_opt options_table[] = {
     NF_OPT_END,
 };
 
-/* NULL (not given), or decimal digits only, from min to max. */
-static bool count_ok(const char *text, unsigned long long min, unsigned long long max)
+/* NULL (not given), or a count from min to max (nf_parse_count says why not). */
+static bool count_ok(const char *what, const char *text, unsigned long min, unsigned long max)
 {
-	char *end;
-	unsigned long long v;
+	unsigned long v;
 
-	if (text == NULL)
-		return true;
-	if (text[0] < '0' || text[0] > '9' || strlen(text) > 12)
-		return false;
-	v = strtoull(text, &end, 10);
-	return *end == '\0' && v >= min && v <= max;
+	return text == NULL || nf_parse_count(what, text, min, max, &v) == 0;
 }
 
 int nf_cmd_devices(int argc, char *argv[], char *prog_argv[])
@@ -410,12 +404,9 @@ int nf_cmd_devices(int argc, char *argv[], char *prog_argv[])
 	filtered = o.type || o.version || o.state || o.seen_after || o.seen_before || o.mac ||
 	           o.ip || o.tag || o.pin || o.excluded || o.sort || o.order || o.offset || o.limit || o.all;
 	/* The numbers are checked here too: bad usage before any token is read. */
-	if (!count_ok(o.limit, 1, NF_INV_MAX_LIMIT) || !count_ok(o.offset, 0, NF_INV_MAX_OFFSET)) {
-		nf_tool_error("%s", !count_ok(o.limit, 1, NF_INV_MAX_LIMIT)
-		                        ? "--limit is a number from 1 to 1000"
-		                        : "--offset is a number from 0 to 100000000");
+	if (!count_ok("--limit", o.limit, 1, NF_INV_MAX_LIMIT) ||
+	    !count_ok("--offset", o.offset, 0, NF_INV_MAX_OFFSET))
 		return NF_EXIT_USAGE;
-	}
 	const struct write *w = optind < argc ? find_write(argv[optind]) : NULL;
 	int want = w != NULL ? w->args + 2 : 2; /* the action, KEY and its arguments */
 	if (optind < argc && ((w == NULL && strcmp(argv[optind], "show") != 0) ||

@@ -213,7 +213,6 @@ struct nf_device_options {
 	uint16_t mqtt_port;
 	bool path_form, until_current;
 	bool url_version; /* --url-version: ESPHome's manifest URL tells the version */
-	bool source_ips;  /* --source-ips: device i connects from FLEET_SOURCE_IP_BASE + i */
 	enum nf_sim_client client; /* --client; NOFUSS_PATH also sets path_form */
 	long interval_ms, jitter_ms, timeout_ms, connect_ms;
 	long max_checks; /* -1: no limit */
